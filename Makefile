@@ -1,0 +1,48 @@
+# Two commands on a fresh machine with Python 3.11+ and make: `make run`, `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export HOST PORT
+
+.PHONY: run test install dev migrate openapi lint typecheck check clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+dev: $(VENV)/.installed-dev
+
+run: install ## migrate and serve on HOST:PORT (embedded PostgreSQL unless DATABASE_URL is set)
+	$(BIN)/leadflow serve --host $(HOST) --port $(PORT)
+
+test: dev ## the whole suite (embedded PostgreSQL unless DATABASE_URL is set)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+migrate: install
+	$(BIN)/leadflow migrate
+
+openapi: install ## regenerate openapi/openapi.json from the app
+	$(BIN)/leadflow openapi --output openapi/openapi.json
+
+lint: dev
+	$(BIN)/ruff check src tests migrations
+	$(BIN)/ruff format --check src tests
+
+typecheck: dev
+	$(BIN)/mypy src
+
+check: lint typecheck test
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

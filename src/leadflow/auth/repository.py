@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.auth.models import ApiToken, Company, User, UserGroup
+from leadflow.auth.tokens import hash_token, new_token
+from leadflow.pagination import Keyset, PageRequest, paginate
+from leadflow.tenancy import Caller, in_company
+
+
+class CompanyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, name: str, max_open_deals: int | None) -> Company:
+        company = Company(name=name, max_open_deals=max_open_deals)
+        self.session.add(company)
+        await self.session.flush()
+        await self.session.refresh(company)
+        return company
+
+    async def get(self, company_id: uuid.UUID) -> Company | None:
+        return await self.session.get(Company, company_id)
+
+
+class UserRepository:
+    """Users of one company; `company_id` comes from the caller, never from input."""
+
+    def __init__(self, session: AsyncSession, company_id: uuid.UUID) -> None:
+        self.session = session
+        self.company_id = company_id
+
+    async def get(self, user_id: uuid.UUID) -> User | None:
+        return await self.session.scalar(
+            select(User).where(User.company_id == self.company_id, User.id == user_id)
+        )
+
+    async def email_taken(self, email: str) -> bool:
+        found = await self.session.scalar(
+            select(User.id).where(User.company_id == self.company_id, User.email == email)
+        )
+        return found is not None
+
+    async def existing_ids(self, user_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+        rows = await self.session.scalars(
+            select(User.id).where(User.company_id == self.company_id, User.id.in_(user_ids))
+        )
+        return set(rows)
+
+    async def add(
+        self, email: str, name: str | None, role: str, group_id: uuid.UUID | None
+    ) -> tuple[User, str]:
+        """A new user and its first API token, returned in clear this once."""
+        user = User(company_id=self.company_id, email=email, name=name, role=role, group_id=group_id)
+        self.session.add(user)
+        await self.session.flush()
+        token = new_token()
+        self.session.add(
+            ApiToken(company_id=self.company_id, user_id=user.id, token_hash=hash_token(token))
+        )
+        await self.session.flush()
+        await self.session.refresh(user)
+        return user, token
+
+    async def list(self, page: PageRequest) -> tuple[list[User], str | None]:
+        stmt = select(User).where(User.company_id == self.company_id)
+        return await paginate(self.session, stmt, Keyset(User.created_at, User.id), page)
+
+
+class GroupRepository:
+    def __init__(self, session: AsyncSession, caller: Caller) -> None:
+        self.session = session
+        self.caller = caller
+
+    async def get(self, group_id: uuid.UUID) -> UserGroup | None:
+        return await self.session.scalar(
+            select(UserGroup).where(in_company(UserGroup, self.caller), UserGroup.id == group_id)
+        )
+
+    async def add(self, name: str) -> UserGroup:
+        group = UserGroup(company_id=self.caller.company_id, name=name)
+        self.session.add(group)
+        await self.session.flush()
+        await self.session.refresh(group)
+        return group
+
+    async def list(self, page: PageRequest) -> tuple[list[UserGroup], str | None]:
+        stmt = select(UserGroup).where(in_company(UserGroup, self.caller))
+        return await paginate(self.session, stmt, Keyset(UserGroup.name, UserGroup.id), page)

@@ -1,0 +1,208 @@
+"""The `leadflow` command: serve, migrate, create-company, openapi."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from leadflow.config import Settings, get_settings
+from leadflow.localdb import (
+    DEFAULT_DATABASE,
+    DatabaseUnavailable,
+    EmbeddedPostgres,
+    describe,
+    ensure_database,
+    migrate,
+)
+
+
+def _fail(message: str) -> int:
+    print(f"leadflow: {message}", file=sys.stderr)
+    return 2
+
+
+def _resolve_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    """DATABASE_URL when set, else the embedded server (started now) under the data dir."""
+    if settings.database_url:
+        asyncio.run(ensure_database(settings.database_url))
+        return settings.database_url, None
+    embedded = EmbeddedPostgres(settings.data_dir)
+    url = embedded.url(DEFAULT_DATABASE)
+    asyncio.run(ensure_database(url))
+    return url, embedded
+
+
+def _local_admin_token(data_dir: Path) -> str:
+    path = data_dir / "admin_token"
+    if path.exists():
+        return path.read_text().strip()
+    token = "lfop_" + secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(token + "\n")
+    return token
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    url, embedded = _resolve_database(settings)
+    try:
+        os.environ["DATABASE_URL"] = url
+        if embedded is not None and settings.admin_token is None:
+            token = _local_admin_token(settings.data_dir)
+            os.environ["LEADFLOW_ADMIN_TOKEN"] = token
+            _print_banner(args.host, args.port, token)
+        get_settings.cache_clear()
+        if not args.no_migrate:
+            migrate(url)
+        import uvicorn
+
+        print(f"leadflow: serving on http://{args.host}:{args.port} (database {describe(url)})", file=sys.stderr)
+        uvicorn.run(
+            "leadflow.main:app_factory",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            loop="uvloop",
+            http="httptools",
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            proxy_headers=True,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def _print_banner(host: str, port: int, token: str) -> None:
+    body = json.dumps({"name": "Acme", "admin_email": "you@example.com"})
+    print(
+        "\nleadflow: local operator token (kept in .data/admin_token):\n"
+        f"  {token}\n"
+        "Create a company:\n"
+        f"  curl -s -X POST http://{host}:{port}/api/v1/companies "
+        f"-H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{body}'\n",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    url, embedded = _resolve_database(get_settings())
+    try:
+        migrate(url)
+        print(f"leadflow: database {describe(url)} is at the latest migration", file=sys.stderr)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def cmd_create_company(args: argparse.Namespace) -> int:
+    from leadflow.auth.schemas import CompanyCreate
+
+    try:
+        data = CompanyCreate(
+            name=args.name,
+            admin_email=args.admin_email,
+            admin_name=args.admin_name,
+            max_open_deals=args.max_open_deals,
+        )
+    except ValidationError as exc:
+        return _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    url, embedded = _resolve_database(get_settings())
+    try:
+        migrate(url)
+        print(json.dumps(asyncio.run(_create_company(url, data)), indent=2))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+async def _create_company(url: str, data: object) -> object:
+    from leadflow.auth import service
+    from leadflow.auth.schemas import CompanyCreate, CompanyCreated, CompanyRead, UserRead
+    from leadflow.db import make_engine, make_session_factory
+
+    assert isinstance(data, CompanyCreate)
+    engine = make_engine(url)
+    try:
+        async with make_session_factory(engine)() as session, session.begin():
+            company, user, token = await service.create_company(session, data)
+            created = CompanyCreated(
+                company=CompanyRead.model_validate(company),
+                user=UserRead.model_validate(user),
+                api_token=token,
+            )
+        return created.model_dump(mode="json")
+    finally:
+        await engine.dispose()
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from leadflow.main import create_app
+    from leadflow.openapi import render
+
+    text = render(create_app(Settings(database_url=None)))
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="leadflow", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate, then serve the API (embedded DB when DATABASE_URL is unset)")
+    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
+    serve.add_argument("--no-migrate", action="store_true")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="apply the database migrations").set_defaults(func=cmd_migrate)
+
+    company = sub.add_parser("create-company", help="create a company and print its admin token")
+    company.add_argument("--name", required=True)
+    company.add_argument("--admin-email", required=True)
+    company.add_argument("--admin-name")
+    company.add_argument("--max-open-deals", type=int)
+    company.set_defaults(func=cmd_create_company)
+
+    openapi = sub.add_parser("openapi", help="write the OpenAPI document")
+    openapi.add_argument("--output", default="openapi/openapi.json")
+    openapi.set_defaults(func=cmd_openapi)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        get_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        return _fail(f"invalid setting {'.'.join(map(str, first['loc'])).upper()}: {first['msg']}")
+    try:
+        result: int = args.func(args)
+    except DatabaseUnavailable as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

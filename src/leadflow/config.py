@@ -1,0 +1,48 @@
+"""Settings, read once from the environment and validated at start."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ASYNC_SCHEME = "postgresql+asyncpg"
+
+
+def to_async_url(url: str) -> str:
+    """Accept `postgresql://` and `postgres://` as operators write them; we speak asyncpg."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return f"{ASYNC_SCHEME}://{url[len(prefix):]}"
+    raise ValueError(
+        "DATABASE_URL must start with postgresql:// or postgresql+asyncpg:// "
+        f"(got {url.split('://', 1)[0]!r}://...)"
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEADFLOW_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "LEADFLOW_DATABASE_URL")
+    )
+    admin_token: SecretStr | None = None
+    data_dir: Path = Path(".data")
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    default_phone_region: str | None = Field(default=None, min_length=2, max_length=2)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_url(cls, value: str | None) -> str | None:
+        return to_async_url(value) if value else None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

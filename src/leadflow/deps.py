@@ -1,0 +1,77 @@
+"""Dependencies every router uses: the request's session and the authenticated caller."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow import idempotency
+from leadflow.auth.models import ApiToken, User
+from leadflow.auth.tokens import hash_token
+from leadflow.config import Settings
+from leadflow.errors import Forbidden, Unauthorized
+from leadflow.tenancy import Caller, Role
+
+
+def get_session(request: Request) -> AsyncSession:
+    """The session of the request's one transaction (opened by the request envelope)."""
+    session: AsyncSession = request.state.db
+    return session
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API token of a user (`lf_...`).")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def current_caller(request: Request, session: Session, credentials: Credentials) -> Caller:
+    if credentials is None:
+        raise Unauthorized("Send `Authorization: Bearer <api token>`.")
+    row = (
+        await session.execute(
+            select(User.id, User.company_id, User.role, User.group_id)
+            .join(ApiToken, ApiToken.user_id == User.id)
+            .where(ApiToken.token_hash == hash_token(credentials.credentials))
+        )
+    ).one_or_none()
+    if row is None:
+        raise Unauthorized("The API token is not valid.")
+    caller = Caller(company_id=row.company_id, user_id=row.id, role=Role(row.role), group_id=row.group_id)
+    await idempotency.claim(request, session, caller.company_id)
+    return caller
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+
+
+async def admin_caller(caller: CurrentCaller) -> Caller:
+    if not caller.is_admin:
+        raise Forbidden("Only an admin of the company may do this.")
+    return caller
+
+
+AdminCaller = Annotated[Caller, Depends(admin_caller)]
+
+
+async def operator(
+    request: Request, session: Session, settings: AppSettings, credentials: Credentials
+) -> None:
+    """The operator of the service (token from LEADFLOW_ADMIN_TOKEN), above all companies."""
+    expected = settings.admin_token.get_secret_value() if settings.admin_token else None
+    if credentials is None or not expected:
+        raise Unauthorized("Send the operator token as `Authorization: Bearer <token>`.")
+    if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
+        raise Unauthorized("The operator token is not valid.")
+    await idempotency.claim(request, session, None)

@@ -1,0 +1,220 @@
+"""Domain errors and their one translation into RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_BASE = "https://leadflow.dev/problems/"
+PROBLEM_JSON = "application/problem+json"
+
+log = logging.getLogger("leadflow.errors")
+
+
+class DomainError(Exception):
+    """A business rule refused the request. Subclasses carry status, slug and title."""
+
+    status: ClassVar[int] = 409
+    slug: ClassVar[str] = "conflict"
+    title: ClassVar[str] = "The request conflicts with the current state"
+    headers: ClassVar[dict[str, str] | None] = None
+
+    def __init__(self, detail: str | None = None, **extensions: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extensions = extensions
+
+
+class NotFound(DomainError):
+    status = 404
+    slug = "not-found"
+    title = "Resource not found"
+
+    def __init__(self, resource: str, detail: str | None = None) -> None:
+        super().__init__(detail or f"No {resource} with this id is visible to you.")
+
+
+class Unauthorized(DomainError):
+    status = 401
+    slug = "unauthorized"
+    title = "Missing or invalid API token"
+    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 - read-only class data
+
+
+class Forbidden(DomainError):
+    status = 403
+    slug = "forbidden"
+    title = "Not allowed"
+
+
+class Conflict(DomainError):
+    status = 409
+    slug = "conflict"
+    title = "The request conflicts with the current state"
+
+
+class InvalidInput(DomainError):
+    """A rule on the input that the schema alone cannot express (422)."""
+
+    status = 422
+    slug = "validation-error"
+    title = "The request is invalid"
+
+    def __init__(self, loc: Sequence[str | int], msg: str) -> None:
+        super().__init__(msg, errors=[{"loc": list(loc), "msg": msg, "type": "value_error"}])
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Request body too large"
+
+
+class IdempotencyKeyReused(DomainError):
+    status = 422
+    slug = "idempotency-key-reused"
+    title = "Idempotency-Key was already used with a different request"
+
+
+class IdempotencyKeyInFlight(DomainError):
+    status = 409
+    slug = "idempotency-key-in-flight"
+    title = "A request with this Idempotency-Key is still being processed"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; extension members appear beside these fields."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "example": {
+                "type": "https://leadflow.dev/problems/not-found",
+                "title": "Resource not found",
+                "status": 404,
+                "detail": "No person with this id is visible to you.",
+            }
+        },
+    )
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **extensions,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_for(error: DomainError) -> JSONResponse:
+    return problem_response(
+        error.status, error.slug, error.title, error.detail, error.headers, **error.extensions
+    )
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for a route: each listed status answers problem+json."""
+    described = {
+        401: "Missing or invalid API token",
+        403: "Not allowed",
+        404: "Not found, or not visible to the caller",
+        409: "Refused by a business rule",
+        410: "Gone",
+        413: "Request body too large",
+        422: "Invalid request",
+        429: "Too many requests",
+    }
+    return {
+        status: {
+            "model": Problem,
+            "description": described.get(status, "Problem"),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+_HTTP_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Missing or invalid API token"),
+    403: ("forbidden", "Not allowed"),
+    404: ("not-found", "Resource not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    413: ("payload-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+def _loc(loc: Sequence[Any]) -> list[str | int]:
+    return [part if isinstance(part, int) else str(part) for part in loc]
+
+
+async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return problem_for(exc)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "No such resource or route."
+    return problem_response(exc.status_code, slug, title, detail, headers=exc.headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": _loc(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
+        for err in exc.errors()
+    ]
+    return problem_response(
+        422,
+        "validation-error",
+        "The request is invalid",
+        "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5]),
+        errors=errors,
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    request_id = request.headers.get("x-request-id") or getattr(request.state, "request_id", None)
+    log.exception("unhandled error", extra={"request_id": request_id, "path": request.url.path})
+    return problem_response(
+        500,
+        "internal-error",
+        "Internal server error",
+        "The server failed to handle this request; it has been logged.",
+        request_id=request_id,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)

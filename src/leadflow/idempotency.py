@@ -1,0 +1,166 @@
+"""`Idempotency-Key` on every POST.
+
+The guard takes a transaction-scoped advisory lock on (company, key): a second request
+with the key while the first runs cannot take it and gets 409 at once. The first
+response (status < 500) is stored in the same transaction as the request's own writes,
+so a stored response always matches what was committed, and a request that crashed
+leaves no key behind. Business errors (4xx) roll back to a savepoint taken after the
+guard, so their writes vanish while their answer is still stored and replayed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from sqlalchemy import DateTime, ForeignKey, Index, LargeBinary, SmallInteger, String, delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
+from sqlalchemy.orm import Mapped, mapped_column
+
+from leadflow.db import Base, new_id
+from leadflow.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidInput
+
+HEADER = "Idempotency-Key"
+RETENTION = timedelta(hours=24)
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyRecord(Base):
+    __tablename__ = "idempotency_key"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    # NULL for operator requests, which belong to no company.
+    company_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("company.id", ondelete="CASCADE")
+    )
+    key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(SmallInteger)
+    content_type: Mapped[str] = mapped_column(String(100))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    __table_args__ = (
+        Index(
+            "uq_idempotency_key_company_id_key",
+            "company_id",
+            "key",
+            unique=True,
+            postgresql_nulls_not_distinct=True,
+        ),
+        Index("ix_idempotency_key_created_at", "created_at"),
+    )
+
+
+class IdempotentReplay(Exception):  # noqa: N818 - a signal, not an error
+    def __init__(self, record: IdempotencyRecord) -> None:
+        self.record = record
+
+
+@dataclass(slots=True)
+class IdempotencyClaim:
+    company_id: uuid.UUID | None
+    key: str
+    fingerprint: str
+    savepoint: AsyncSessionTransaction
+
+    async def finish(
+        self, session: AsyncSession, status: int, body: bytes, content_type: str
+    ) -> None:
+        """Called by the request envelope once the response is known; commits."""
+        if status >= 500:
+            await session.rollback()
+            return
+        if status >= 400:
+            await self.savepoint.rollback()
+        elif self.savepoint.is_active:
+            await self.savepoint.commit()
+        values = {
+            "company_id": self.company_id,
+            "key": self.key,
+            "fingerprint": self.fingerprint,
+            "status": status,
+            "content_type": content_type[:100],
+            "body": body,
+        }
+        await session.execute(
+            insert(IdempotencyRecord)
+            .values(id=new_id(), **values)
+            .on_conflict_do_update(
+                index_elements=["company_id", "key"],
+                set_={**values, "created_at": func.now()},
+            )
+        )
+        await session.commit()
+
+
+def _lock_id(company_id: uuid.UUID | None, key: str) -> int:
+    digest = hashlib.sha256(f"idempotency:{company_id}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def claim(request: Request, session: AsyncSession, company_id: uuid.UUID | None) -> None:
+    """Run before a POST's work. Replays, refuses, or lets the request proceed."""
+    if request.method != "POST":
+        return
+    key = request.headers.get(HEADER)
+    if key is None:
+        return
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidInput(["header", HEADER], f"must be 1 to {MAX_KEY_LENGTH} printable characters")
+    body = await request.body()
+    fingerprint = hashlib.sha256(
+        request.method.encode() + b" " + request.url.path.encode() + b"\n" + body
+    ).hexdigest()
+
+    locked = await session.scalar(select(func.pg_try_advisory_xact_lock(_lock_id(company_id, key))))
+    if not locked:
+        raise IdempotencyKeyInFlight(f"A request with Idempotency-Key {key!r} is still running; retry later.")
+    record = await session.scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.company_id.is_not_distinct_from(company_id),
+            IdempotencyRecord.key == key,
+            IdempotencyRecord.created_at > func.now() - RETENTION,
+        )
+    )
+    if record is not None:
+        if record.fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                f"Idempotency-Key {key!r} was first used with a different request."
+            )
+        raise IdempotentReplay(record)
+    request.state.idempotency = IdempotencyClaim(
+        company_id=company_id,
+        key=key,
+        fingerprint=fingerprint,
+        savepoint=await session.begin_nested(),
+    )
+
+
+async def purge_expired(session: AsyncSession) -> int:
+    result = await session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < func.now() - RETENTION)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def _replay(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, IdempotentReplay)
+    record = exc.record
+    return Response(
+        content=record.body,
+        status_code=record.status,
+        media_type=record.content_type,
+        headers={"Idempotent-Replayed": "true"},
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(IdempotentReplay, _replay)

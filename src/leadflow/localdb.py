@@ -1,0 +1,107 @@
+"""Where the database is: the server named by DATABASE_URL, or an embedded one.
+
+The embedded PostgreSQL (the `pgserver` wheel) keeps its data under `.data/pg` between
+runs and stops when the last process using it exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from leadflow.config import to_async_url
+
+DEFAULT_DATABASE = "leadflow"
+
+
+class DatabaseUnavailable(Exception):
+    """One clear line for the operator, instead of a driver traceback."""
+
+
+class EmbeddedPostgres:
+    def __init__(self, data_dir: Path) -> None:
+        import pgserver  # imported lazily: production images never start it
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._server: Any = pgserver.get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
+        except Exception as exc:
+            raise DatabaseUnavailable(f"could not start the embedded PostgreSQL: {exc}") from exc
+
+    def url(self, database: str = DEFAULT_DATABASE) -> str:
+        return to_async_url(self._server.get_uri(database))
+
+    def stop(self) -> None:
+        self._server.cleanup()
+
+
+def describe(url: str) -> str:
+    parsed = make_url(url)
+    host = parsed.host or parsed.query.get("host") or "localhost"
+    return f"{host}:{parsed.port or 5432}/{parsed.database}"
+
+
+def _dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+async def _connect(dsn: str) -> asyncpg.Connection:
+    return await asyncpg.connect(dsn, timeout=10)
+
+
+async def ensure_database(url: str) -> None:
+    """Create the database of `url` on its server when missing; fail with one clear line."""
+    name = make_url(url).database
+    try:
+        conn = await _connect(_dsn(url))
+    except asyncpg.InvalidCatalogNameError:
+        conn = None
+    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
+        raise DatabaseUnavailable(f"cannot reach the database at {describe(url)}: {exc}") from exc
+    if conn is not None:
+        await conn.close()
+        return
+    try:
+        admin = await _connect(_dsn(url, "postgres"))
+    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
+        raise DatabaseUnavailable(f"cannot reach the database server of {describe(url)}: {exc}") from exc
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    except asyncpg.DuplicateDatabaseError:
+        pass
+    finally:
+        await admin.close()
+
+
+async def drop_database(url: str) -> None:
+    name = make_url(url).database
+    admin = await _connect(_dsn(url, "postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def migrate(url: str) -> None:
+    """`alembic upgrade head` on `url` (synchronously; call it outside a running loop)."""
+    from alembic import command
+    from alembic.config import Config
+
+    root = next(
+        (d for d in (Path(__file__).resolve().parents[2], Path.cwd()) if (d / "alembic.ini").exists()),
+        None,
+    )
+    if root is None:
+        raise DatabaseUnavailable("alembic.ini not found beside the source tree or in the current directory")
+    config = Config(str(root / "alembic.ini"))
+    config.set_main_option("script_location", str(root / "migrations"))
+    config.attributes["database_url"] = url
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, "head")

@@ -1,0 +1,100 @@
+"""create_app(): routers, the one error handler, the request envelope, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
+
+from leadflow import errors, idempotency, ops
+from leadflow.auth.router import router as auth_router
+from leadflow.config import Settings, get_settings
+from leadflow.db import make_engine, make_session_factory
+from leadflow.logs import configure_logging
+from leadflow.middleware import RequestEnvelope
+
+API_PREFIX = "/api/v1"
+
+DESCRIPTION = """
+leadflow keeps unqualified **leads** in an inbox apart from qualified **deals** in a
+pipeline, and converts between them under strict capability rules.
+
+Errors are RFC 9457 `application/problem+json`. Lists are keyset-paginated
+(`limit`, `cursor` → `next_cursor`). Every POST accepts an `Idempotency-Key` header.
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    """Readable operation ids: the route's name, e.g. `persons:create`."""
+    return route.name
+
+
+def api_router() -> APIRouter:
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(auth_router)
+    return api
+
+
+def body_limit_for(settings: Settings) -> Any:
+    def limit(path: str) -> int:
+        return settings.max_body_bytes
+
+    return limit
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if getattr(app.state, "session_factory", None) is not None:
+            yield  # tests provide their own session factory
+            return
+        if not settings.database_url:
+            raise RuntimeError(
+                "DATABASE_URL is not set. Run `leadflow serve` to use the embedded PostgreSQL."
+            )
+        engine = make_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
+        app.state.engine = engine
+        app.state.session_factory = make_session_factory(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPIOffline(
+        title="leadflow",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+        redoc_url=None,
+        static_url="/docs-assets",
+    )
+    app.state.settings = settings
+    app.state.session_factory = None
+    app.include_router(ops.router)
+    app.include_router(api_router())
+    errors.install_error_handlers(app)
+    idempotency.install(app)
+    app.add_middleware(
+        RequestEnvelope,
+        session_factory=lambda: app.state.session_factory,
+        body_limit=body_limit_for(settings),
+    )
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for uvicorn (`--factory`)."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(settings)

@@ -1,0 +1,207 @@
+"""The request envelope: request id, body limit, the one transaction, access log, metrics.
+
+Owning the transaction here, rather than in a yield dependency, makes the ordering
+explicit: the response start is held back until the transaction has committed, so a
+client never sees a success for a write that failed to commit, and any status >= 400
+rolls back everything the request wrote (nothing half-written).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+from fastapi import HTTPException
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from leadflow import metrics
+from leadflow.errors import PROBLEM_BASE, PROBLEM_JSON
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+access_log = logging.getLogger("leadflow.access")
+
+BodyLimit = Callable[[str], int]
+
+
+class PayloadTooLargeError(HTTPException):
+    """Raised from `receive` when a streamed body passes the limit.
+
+    It is an HTTPException so that FastAPI's body reader lets it through to the
+    problem+json handler instead of turning it into a 400.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The body may not exceed {limit} bytes.")
+
+
+def _problem(status: int, slug: str, title: str, detail: str, request_id: str) -> bytes:
+    return json.dumps(
+        {
+            "type": PROBLEM_BASE + slug,
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "request_id": request_id,
+        }
+    ).encode()
+
+
+class RequestEnvelope:
+    def __init__(
+        self,
+        app: ASGIApp,
+        session_factory: Callable[[], Callable[[], AsyncSession]],
+        body_limit: BodyLimit,
+    ) -> None:
+        self.app = app
+        self.session_factory = session_factory
+        self.body_limit = body_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        headers = dict(scope["headers"])
+        request_id = _clean_request_id(headers.get(b"x-request-id")) or uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status_seen = 500
+        try:
+            limit = self.body_limit(scope["path"])
+            declared = headers.get(b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                status_seen = 413
+                await self._send_problem(
+                    send, 413, "payload-too-large", "Request body too large",
+                    f"The body may not exceed {limit} bytes.", request_id,
+                )
+                return
+            status_seen = await self._run_in_transaction(
+                scope, _limited(receive, limit), send, request_id
+            )
+        except PayloadTooLargeError:
+            status_seen = 413
+            await self._send_problem(
+                send, 413, "payload-too-large", "Request body too large",
+                "The body exceeded the size limit.", request_id,
+            )
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "<unmatched>"
+            metrics.observe_request(scope["method"], template, status_seen, elapsed)
+            access_log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": template,
+                    "status": status_seen,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
+            request_id_var.reset(token)
+
+    async def _run_in_transaction(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str
+    ) -> int:
+        session = self.session_factory()()
+        state = scope.setdefault("state", {})
+        state["db"] = session
+        state["request_id"] = request_id
+        held: dict[str, Any] = {"start": None, "body": [], "done": False}
+        status = 500
+
+        async def send_after_commit(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                held["start"] = message
+                return
+            if message["type"] == "http.response.body" and not held["done"]:
+                claim = state.get("idempotency")
+                if claim is not None:
+                    # Idempotent POSTs: the response is stored in the same transaction.
+                    held["body"].append(message.get("body", b""))
+                    if message.get("more_body", False):
+                        return
+                    body = b"".join(held["body"])
+                    await claim.finish(session, status, body, _content_type(held["start"]))
+                    message = {"type": "http.response.body", "body": body, "more_body": False}
+                else:
+                    await _finish(session, status)
+                held["done"] = True
+                await send(held["start"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_after_commit)
+        except BaseException:
+            await session.rollback()
+            raise
+        finally:
+            await session.close()
+        return status
+
+    @staticmethod
+    async def _send_problem(
+        send: Send, status: int, slug: str, title: str, detail: str, request_id: str
+    ) -> None:
+        body = _problem(status, slug, title, detail, request_id)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", request_id.encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _finish(session: AsyncSession, status: int) -> None:
+    if status < 400:
+        await session.commit()
+    else:
+        await session.rollback()
+
+
+def _content_type(start: Message) -> str:
+    for name, value in start.get("headers", []):
+        if name.lower() == b"content-type":
+            return bytes(value).decode("latin-1")
+    return "application/json"
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise PayloadTooLargeError(limit)
+        return message
+
+    return wrapped
+
+
+def _clean_request_id(raw: bytes | None) -> str | None:
+    if not raw or len(raw) > 128:
+        return None
+    text = raw.decode("latin-1")
+    return text if text.isprintable() and " " not in text else None

@@ -1,0 +1,73 @@
+"""Who is calling, and the one place that decides which rows they may see.
+
+Every repository filters through `Tenant.scope()` (company) and, for records that
+have `owner_id`/`visible_to`, through `Tenant.visible()`. Keeping both here makes
+forgetting them a visible omission in review rather than a silent leak.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select
+
+from leadflow.auth.models import User
+
+
+class Visibility(enum.StrEnum):
+    owner = "owner"
+    group = "group"
+    company = "company"
+
+
+class Role(enum.StrEnum):
+    admin = "admin"
+    regular = "regular"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    company_id: uuid.UUID
+    user_id: uuid.UUID
+    role: Role
+    group_id: uuid.UUID | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.admin
+
+
+def in_company(model: Any, caller: Caller) -> ColumnElement[bool]:
+    """Rows of the caller's company only."""
+    return model.company_id == caller.company_id  # type: ignore[no-any-return]
+
+
+def visible_to_caller(model: Any, caller: Caller) -> ColumnElement[bool]:
+    """Rows of the caller's company that `visible_to` lets the caller see.
+
+    Admins see everything in the company; a regular user sees what they own, what is
+    shared with the company, and group records whose owner is in the caller's group.
+    """
+    same_company = in_company(model, caller)
+    if caller.is_admin:
+        return same_company
+    seen: list[ColumnElement[bool]] = [
+        model.owner_id == caller.user_id,
+        model.visible_to == Visibility.company.value,
+    ]
+    if caller.group_id is not None:
+        seen.append(
+            and_(
+                model.visible_to == Visibility.group.value,
+                model.owner_id.in_(
+                    select(User.id).where(
+                        User.company_id == caller.company_id, User.group_id == caller.group_id
+                    )
+                ),
+            )
+        )
+    return and_(same_company, or_(*seen))
+

@@ -1,0 +1,70 @@
+"""Small async factories that build data through the public API."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+OPERATOR_TOKEN = "test-operator-token"
+OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+API = "/api/v1"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A user of a company, as a test sees it: ids and the auth header."""
+
+    company_id: str
+    user_id: str
+    token: str
+    role: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def create_company(
+    client: httpx.AsyncClient, name: str | None = None, **extra: Any
+) -> Actor:
+    """A new company; returns its first admin."""
+    body = {
+        "name": name or f"Company {uuid.uuid4().hex[:6]}",
+        "admin_email": f"admin-{uuid.uuid4().hex[:8]}@example.com",
+        **extra,
+    }
+    response = await client.post(f"{API}/companies", json=body, headers=OPERATOR)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    return Actor(
+        company_id=created["company"]["id"],
+        user_id=created["user"]["id"],
+        token=created["api_token"],
+        role="admin",
+    )
+
+
+async def create_user(
+    client: httpx.AsyncClient, admin: Actor, role: str = "regular", group_id: str | None = None
+) -> Actor:
+    body: dict[str, Any] = {"email": f"user-{uuid.uuid4().hex[:8]}@example.com", "role": role}
+    if group_id is not None:
+        body["group_id"] = group_id
+    response = await client.post(f"{API}/users", json=body, headers=admin.headers)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    return Actor(
+        company_id=created["user"]["company_id"],
+        user_id=created["user"]["id"],
+        token=created["api_token"],
+        role=role,
+    )
+
+
+async def create_group(client: httpx.AsyncClient, admin: Actor, name: str = "Team") -> str:
+    response = await client.post(f"{API}/groups", json={"name": name}, headers=admin.headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
