@@ -25,6 +25,7 @@ from leadflow.errors import PROBLEM_BASE, PROBLEM_JSON
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 access_log = logging.getLogger("leadflow.access")
+error_log = logging.getLogger("leadflow.errors")
 
 BodyLimit = Callable[[str], int]
 
@@ -123,7 +124,10 @@ class RequestEnvelope:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
                 held["start"] = message
                 return
             if message["type"] == "http.response.body" and not held["done"]:
@@ -144,6 +148,23 @@ class RequestEnvelope:
 
         try:
             await self.app(scope, receive, send_after_commit)
+        except PayloadTooLargeError:
+            await session.rollback()
+            raise
+        except Exception:
+            await session.rollback()
+            if held["done"]:
+                raise  # the response has begun; the server can only drop the connection
+            # Answered here rather than by Starlette's ServerErrorMiddleware, so that the
+            # 500 carries the request id and the failure is logged once, with that id.
+            error_log.exception(
+                "unhandled error", extra={"path": scope["path"], "request_id": request_id}
+            )
+            await self._send_problem(
+                send, 500, "internal-error", "Internal server error",
+                "The server failed to handle this request; it has been logged.", request_id,
+            )
+            return 500
         except BaseException:
             await session.rollback()
             raise

@@ -1,0 +1,169 @@
+"""Every error, including the framework's own, is RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from leadflow.config import Settings
+from leadflow.main import create_app
+from tests.factories import API, OPERATOR, OPERATOR_TOKEN
+
+PROBLEMS = "https://leadflow.dev/problems/"
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["type"] == PROBLEMS + slug
+    assert body["status"] == status
+    assert isinstance(body["title"], str) and body["title"]
+    return dict(body)
+
+
+async def test_unknown_route_is_404_problem(client: httpx.AsyncClient) -> None:
+    response = await client.get("/no/such/route")
+    assert_problem(response, 404, "not-found")
+    assert_problem(await client.get(f"{API}/no-such-collection"), 404, "not-found")
+
+
+async def test_wrong_method_is_405_problem_with_allow(client: httpx.AsyncClient) -> None:
+    response = await client.delete("/healthz")
+    assert_problem(response, 405, "method-not-allowed")
+    assert "GET" in response.headers["allow"]
+    users = await client.put(f"{API}/users/me", headers=OPERATOR)
+    assert_problem(users, 405, "method-not-allowed")
+    assert "GET" in users.headers["allow"]
+
+
+async def test_validation_error_is_422_with_errors_list(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        f"{API}/companies", json={"admin_email": "not-an-email"}, headers=OPERATOR
+    )
+    body = assert_problem(response, 422, "validation-error")
+    errors = body["errors"]
+    assert isinstance(errors, list) and errors
+    for error in errors:
+        assert isinstance(error["loc"], list) and error["loc"]
+        assert isinstance(error["msg"], str) and error["msg"]
+    locs = [tuple(error["loc"]) for error in errors]
+    assert ("body", "name") in locs
+
+
+async def test_malformed_json_is_422_problem(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        f"{API}/companies",
+        content=b'{"name": "Acme", ',
+        headers={**OPERATOR, "Content-Type": "application/json"},
+    )
+    body = assert_problem(response, 422, "validation-error")
+    assert body["errors"]
+
+
+async def test_bad_query_parameter_is_422_problem(client: httpx.AsyncClient) -> None:
+    from tests.factories import create_company
+
+    admin = await create_company(client)
+    response = await client.get(f"{API}/users", params={"limit": 0}, headers=admin.headers)
+    body = assert_problem(response, 422, "validation-error")
+    assert any(error["loc"][-1] == "limit" for error in body["errors"])  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def small_client(connection: AsyncConnection) -> AsyncIterator[httpx.AsyncClient]:
+    """An app whose body limit is 2 KiB."""
+    app = create_app(
+        Settings(database_url=None, admin_token=OPERATOR_TOKEN, log_json=False, max_body_bytes=2048)
+    )
+    app.state.session_factory = lambda: AsyncSession(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+def _big_company(size: int) -> bytes:
+    return b'{"name": "' + b"x" * size + b'", "admin_email": "a@example.com"}'
+
+
+async def test_body_over_the_limit_by_content_length_is_413(
+    small_client: httpx.AsyncClient,
+) -> None:
+    response = await small_client.post(
+        f"{API}/companies",
+        content=_big_company(4096),
+        headers={**OPERATOR, "Content-Type": "application/json"},
+    )
+    body = assert_problem(response, 413, "payload-too-large")
+    assert "2048" in str(body["detail"])
+
+
+async def test_streamed_body_over_the_limit_is_413(small_client: httpx.AsyncClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(8):
+            yield b" " * 1024  # JSON whitespace: only the size makes it wrong
+
+    response = await small_client.post(
+        f"{API}/companies",
+        content=chunks(),
+        headers={**OPERATOR, "Content-Type": "application/json"},
+    )
+    assert "content-length" not in response.request.headers
+    assert_problem(response, 413, "payload-too-large")
+
+
+async def test_body_under_the_limit_passes(small_client: httpx.AsyncClient) -> None:
+    response = await small_client.post(
+        f"{API}/companies",
+        content=_big_company(100),
+        headers={**OPERATOR, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 201, response.text
+
+
+async def test_unexpected_error_is_500_problem_without_internals(
+    app: FastAPI, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def explode() -> None:
+        raise RuntimeError("secret internals: password=hunter2")
+
+    app.add_api_route("/test-explode", explode, methods=["GET"])
+    with caplog.at_level(logging.ERROR):
+        response = await client.get("/test-explode", headers={"X-Request-ID": "req-boom-1"})
+    body = assert_problem(response, 500, "internal-error")
+    assert body["request_id"] == "req-boom-1"
+    assert response.headers["x-request-id"] == "req-boom-1"
+    assert "hunter2" not in response.text
+    assert "RuntimeError" not in response.text
+    assert "Traceback" not in response.text
+    logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert logged, "the failure is logged"
+    assert any(getattr(r, "request_id", None) == "req-boom-1" for r in logged)
+    assert any(r.exc_info for r in logged), "the log keeps the traceback"
+
+
+async def test_unexpected_error_without_incoming_id_gets_a_generated_one(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    async def explode() -> None:
+        raise ValueError("boom")
+
+    app.add_api_route("/test-explode", explode, methods=["POST"])
+    response = await client.post("/test-explode")
+    body = assert_problem(response, 500, "internal-error")
+    assert body["request_id"]
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+async def test_docs_and_openapi_json_still_answer(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/openapi.json")).status_code == 200
+    docs = await client.get("/docs")
+    assert docs.status_code == 200
+    assert "text/html" in docs.headers["content-type"]
