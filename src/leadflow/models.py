@@ -1,12 +1,28 @@
 """Every ORM module, imported so that `Base.metadata` knows all tables (alembic, tests)."""
 
+from leadflow.activities.models import Activity, Note, NoteComment
 from leadflow.auth.models import ApiToken, Company, User, UserGroup
 from leadflow.contacts.models import Organization, Person
+from leadflow.conversion.models import Conversion
 from leadflow.db import Base
+from leadflow.deals.models import Deal, DealChange, DealFile, DealParticipant, DealProduct, Product
 from leadflow.idempotency import IdempotencyRecord
+from leadflow.leads.models import Lead, LeadLabel
 from leadflow.pipelines.models import Pipeline, Stage
 
 __all__ = [
+    "Activity",
+    "Conversion",
+    "Deal",
+    "DealChange",
+    "DealFile",
+    "DealParticipant",
+    "DealProduct",
+    "Lead",
+    "LeadLabel",
+    "Note",
+    "NoteComment",
+    "Product",
     "ApiToken",
     "Base",
     "Company",

@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from leadflow.db import Base, Timestamps, new_id
+from leadflow.money import AMOUNT, MoneyColumns, money_check
+
+VISIBLE_TO_CHECK = "visible_to IN ('owner', 'group', 'company')"
+# Open and not converted back to a lead: what counts against `max_open_deals`.
+COUNTS_AS_OPEN = text("status = 'open' AND converted_lead_id IS NULL")
+
+
+class Deal(Timestamps, MoneyColumns, Base):
+    __tablename__ = "deal"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(300))
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL")
+    )
+    person_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("person.id", ondelete="SET NULL")
+    )
+    organization_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("organization.id", ondelete="SET NULL")
+    )
+    pipeline_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pipeline.id", ondelete="RESTRICT"))
+    stage_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("stage.id", ondelete="RESTRICT"))
+    status: Mapped[str] = mapped_column(String(8), default="open", server_default="open")
+    lost_reason: Mapped[str | None] = mapped_column(String(500))
+    probability: Mapped[int | None] = mapped_column(Integer)
+    expected_close_date: Mapped[date | None] = mapped_column(Date)
+    won_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lost_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stage_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    label_ids: Mapped[list[uuid.UUID]] = mapped_column(
+        ARRAY(UUID(as_uuid=True)), default=list, server_default=text("'{}'")
+    )
+    visible_to: Mapped[str] = mapped_column(String(16), default="company")
+    # When on, `value` follows the sum of the deal's line items.
+    value_from_products: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    source_lead_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("lead.id", ondelete="SET NULL")
+    )
+    # Set when this deal went back to the inbox: it leaves the deal lists, kept as history.
+    converted_lead_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("lead.id", ondelete="SET NULL")
+    )
+    converted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        money_check(),
+        CheckConstraint(VISIBLE_TO_CHECK, name="visible_to"),
+        CheckConstraint("status IN ('open', 'won', 'lost')", name="status"),
+        CheckConstraint("lost_reason IS NULL OR status = 'lost'", name="lost_reason"),
+        CheckConstraint("probability IS NULL OR probability BETWEEN 0 AND 100", name="probability"),
+        Index("ix_deal_company_id_created_at", "company_id", text("created_at DESC"), text("id DESC")),
+        Index("ix_deal_company_id_status", "company_id", "status", text("created_at DESC"), text("id DESC")),
+        Index("ix_deal_company_id_owner_id", "company_id", "owner_id", text("created_at DESC"), text("id DESC")),
+        Index("ix_deal_pipeline_id", "pipeline_id", "status"),
+        Index("ix_deal_stage_id", "stage_id", "status", text("created_at DESC"), text("id DESC")),
+        Index("ix_deal_person_id", "person_id"),
+        Index("ix_deal_organization_id", "organization_id"),
+        Index("ix_deal_source_lead_id", "source_lead_id"),
+        Index("ix_deal_open", "company_id", postgresql_where=COUNTS_AS_OPEN),
+        Index("ix_deal_label_ids", "label_ids", postgresql_using="gin"),
+    )
+
+
+class Product(Timestamps, Base):
+    """The company's product catalog; deals hold line items of it."""
+
+    __tablename__ = "product"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(300))
+    code: Mapped[str | None] = mapped_column(String(100))
+    unit_price: Mapped[Decimal | None] = mapped_column(AMOUNT)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+
+    __table_args__ = (
+        Index("ix_product_company_id_name", "company_id", "name", "id"),
+        Index(
+            "uq_product_company_id_code", "company_id", "code", unique=True,
+            postgresql_where=text("code IS NOT NULL"),
+        ),
+    )
+
+
+class DealProduct(Timestamps, Base):
+    """A line item: quantity x unit price, less discount, plus tax (`sum` is stored)."""
+
+    __tablename__ = "deal_product"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
+    deal_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deal.id", ondelete="CASCADE"))
+    product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("product.id", ondelete="RESTRICT"))
+    quantity: Mapped[Decimal] = mapped_column(Numeric(18, 4))
+    unit_price: Mapped[Decimal] = mapped_column(AMOUNT)
+    currency: Mapped[str] = mapped_column(String(3))
+    discount_percent: Mapped[Decimal] = mapped_column(Numeric(5, 2), default=Decimal(0))
+    tax_percent: Mapped[Decimal] = mapped_column(Numeric(5, 2), default=Decimal(0))
+    sum: Mapped[Decimal] = mapped_column(AMOUNT)
+
+    __table_args__ = (
+        Index("ix_deal_product_deal_id", "deal_id", "created_at", "id"),
+        Index("ix_deal_product_product_id", "product_id"),
+        CheckConstraint("quantity > 0", name="quantity"),
+        CheckConstraint("discount_percent BETWEEN 0 AND 100", name="discount_percent"),
+        CheckConstraint("tax_percent BETWEEN 0 AND 100", name="tax_percent"),
+    )
+
+
+class DealParticipant(Base):
+    __tablename__ = "deal_participant"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
+    deal_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deal.id", ondelete="CASCADE"))
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        Index("uq_deal_participant_deal_id_person_id", "deal_id", "person_id", unique=True),
+        Index("ix_deal_participant_person_id", "person_id"),
+    )
+
+
+class DealFile(Base):
+    """Metadata of a file stored by the file storage under an unguessable key."""
+
+    __tablename__ = "deal_file"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
+    deal_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deal.id", ondelete="CASCADE"))
+    file_name: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(255), unique=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_deal_file_deal_id", "deal_id", "created_at", "id"),)
+
+
+class DealChange(Base):
+    """The changelog: one row per changed field, values as they appear in the deal's JSON."""
+
+    __tablename__ = "deal_change"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
+    deal_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deal.id", ondelete="CASCADE"))
+    field: Mapped[str] = mapped_column(String(64))
+    old: Mapped[Any] = mapped_column(JSONB(none_as_null=False))
+    new: Mapped[Any] = mapped_column(JSONB(none_as_null=False))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_deal_change_deal_id", "deal_id", "at", "id"),)

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from leadflow.db import Base, Timestamps, new_id
+from leadflow.money import MoneyColumns, money_check
+
+VISIBLE_TO_CHECK = "visible_to IN ('owner', 'group', 'company')"
+# The inbox: neither archived nor converted. Its indexes are partial on this predicate.
+IN_INBOX = text("NOT is_archived AND converted_deal_id IS NULL")
+
+
+class LeadLabel(Timestamps, Base):
+    """Labels for leads (deals use the same set, so conversion carries them over)."""
+
+    __tablename__ = "lead_label"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    color: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (Index("ix_lead_label_company_id_name", "company_id", "name", "id"),)
+
+
+class Lead(Timestamps, MoneyColumns, Base):
+    __tablename__ = "lead"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(300))
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL")
+    )
+    person_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("person.id", ondelete="SET NULL")
+    )
+    organization_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("organization.id", ondelete="SET NULL")
+    )
+    # Prospect details: someone not yet in contacts (form captures). Conversion turns
+    # them into contacts after a duplicate search.
+    prospect_person_name: Mapped[str | None] = mapped_column(String(300))
+    prospect_email: Mapped[str | None] = mapped_column(String(254))  # normalized
+    prospect_phone: Mapped[str | None] = mapped_column(String(64))  # as given
+    prospect_phone_e164: Mapped[str | None] = mapped_column(String(20))
+    prospect_organization_name: Mapped[str | None] = mapped_column(String(300))
+    expected_close_date: Mapped[date | None] = mapped_column(Date)
+    label_ids: Mapped[list[uuid.UUID]] = mapped_column(
+        ARRAY(UUID(as_uuid=True)), default=list, server_default=text("'{}'")
+    )
+    source: Mapped[str] = mapped_column(String(32))
+    # Extra captured fields (form tools), kept as submitted.
+    fields: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
+    is_archived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    was_seen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    visible_to: Mapped[str] = mapped_column(String(16), default="company")
+    # Set when this lead was made from a deal (deal -> lead conversion).
+    source_deal_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("deal.id", ondelete="SET NULL", use_alter=True)
+    )
+    # Set when this lead was converted: it leaves the inbox and stays as history.
+    converted_deal_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("deal.id", ondelete="SET NULL", use_alter=True)
+    )
+    converted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        money_check(),
+        CheckConstraint(VISIBLE_TO_CHECK, name="visible_to"),
+        CheckConstraint("is_archived = (archived_at IS NOT NULL)", name="archived_at"),
+        Index("ix_lead_inbox", "company_id", text("created_at DESC"), text("id DESC"), postgresql_where=IN_INBOX),
+        Index(
+            "ix_lead_inbox_owner",
+            "company_id", "owner_id", text("created_at DESC"), text("id DESC"),
+            postgresql_where=IN_INBOX,
+        ),
+        Index(
+            "ix_lead_inbox_source",
+            "company_id", "source", text("created_at DESC"), text("id DESC"),
+            postgresql_where=IN_INBOX,
+        ),
+        Index(
+            "ix_lead_archived",
+            "company_id", text("created_at DESC"), text("id DESC"),
+            postgresql_where=text("is_archived"),
+        ),
+        Index("ix_lead_label_ids", "label_ids", postgresql_using="gin"),
+        Index("ix_lead_person_id", "person_id"),
+        Index("ix_lead_organization_id", "organization_id"),
+        Index("ix_lead_converted_deal_id", "converted_deal_id"),
+        Index("ix_lead_source_deal_id", "source_deal_id"),
+    )
