@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
 from leadflow.normalize import MAX_EMAIL_LENGTH, normalize_email
 
@@ -26,3 +27,30 @@ class Input(BaseModel):
 
 class Output(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+Currency = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{3}$"),
+    Field(description="ISO 4217 code", examples=["EUR"]),
+]
+
+
+class Money(BaseModel):
+    """`{"amount": "1500.00", "currency": "EUR"}`: the one money shape of the API."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"amount": "1500.00", "currency": "EUR"}})
+
+    amount: Annotated[
+        Decimal,
+        Field(ge=0, max_digits=16, decimal_places=2, description="Decimal string, up to 2 decimals"),
+        PlainSerializer(lambda d: f"{d:.2f}", return_type=str, when_used="json"),
+    ]
+    currency: Currency
+
+    @classmethod
+    def of(cls, amount: Decimal | None, currency: str | None) -> Money | None:
+        """From the `value_amount` / `value_currency` columns (both null means no value)."""
+        if amount is None or currency is None:
+            return None
+        return cls(amount=amount, currency=currency)
