@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+
+# The `_created` gauges double the exposition for a timestamp Prometheus does not use.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -19,6 +32,33 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     registry=REGISTRY,
 )
+
+
+UNMATCHED = "<unmatched>"
+
+
+def route_template(scope: Mapping[str, Any], root_path: str = "") -> str:
+    """The route template that handled a request ("/api/v1/users/{user_id}"), never the
+    concrete path, so that label values stay few whatever ids clients send.
+
+    `root_path` is the scope's root path as the request entered the app; a mount
+    (the docs assets) appends to it.
+    """
+    # FastAPI >= 0.130 keeps included routers nested; the full template of the matched
+    # APIRoute is on its effective route context, and `scope["route"].path` lacks the
+    # router prefixes.
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    template = getattr(context, "path_format", None)
+    if isinstance(template, str) and template:
+        return template
+    params = scope.get("path_params") or {}
+    mounted = str(scope.get("root_path", ""))[len(root_path) :]
+    if mounted:
+        return mounted + "/{path}"
+    if scope.get("endpoint") is not None and not params:
+        return str(scope["path"])  # a route without parameters is its own template
+    route_path = getattr(scope.get("route"), "path", None)
+    return route_path if isinstance(route_path, str) and route_path else UNMATCHED
 
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:

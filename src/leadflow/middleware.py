@@ -73,6 +73,7 @@ class RequestEnvelope:
         request_id = _clean_request_id(headers.get(b"x-request-id")) or uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
+        root_path = scope.get("root_path", "")
         status_seen = 500
         try:
             limit = self.body_limit(scope["path"])
@@ -95,8 +96,7 @@ class RequestEnvelope:
             )
         finally:
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "<unmatched>"
+            template = metrics.route_template(scope, root_path)
             metrics.observe_request(scope["method"], template, status_seen, elapsed)
             access_log.info(
                 "request",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import text
@@ -11,6 +14,11 @@ from leadflow import metrics
 from leadflow.errors import problem_response, responses
 
 router = APIRouter(tags=["operations"])
+log = logging.getLogger("leadflow.ops")
+
+# A readiness probe that hangs is worse than one that says no: an unroutable database
+# host would otherwise hold this request for the driver's 60 s connect timeout.
+READY_TIMEOUT_SECONDS = 2.0
 
 
 class Health(BaseModel):
@@ -28,9 +36,10 @@ async def readyz(request: Request) -> Response | Health:
     """The database answers; a balancer may send traffic here."""
     engine: AsyncEngine = request.app.state.engine
     try:
-        async with engine.connect() as conn:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS), engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
-    except Exception:  # noqa: BLE001 - any failure means not ready
+    except Exception as exc:  # any failure means not ready
+        log.warning("not ready: the database does not answer (%s)", type(exc).__name__)
         return problem_response(503, "not-ready", "Not ready", "The database is not reachable.")
     return Health(status="ok")
 
