@@ -1,0 +1,77 @@
+"""The committed OpenAPI document is the app's, and every operation is well described."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from leadflow.config import Settings
+from leadflow.main import create_app
+from leadflow.openapi import render
+
+COMMITTED = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+OPS_PATHS = {"/healthz", "/readyz", "/metrics"}
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    return dict(json.loads(render(create_app(Settings(database_url=None)))))
+
+
+def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in HTTP_METHODS
+    ]
+
+
+def test_committed_openapi_document_is_current() -> None:
+    assert COMMITTED.exists(), "openapi/openapi.json is missing: run `make openapi`"
+    rendered = render(create_app(Settings(database_url=None)))
+    assert COMMITTED.read_text() == rendered, (
+        "openapi/openapi.json is stale: run `make openapi` and commit the result"
+    )
+
+
+async def test_live_document_equals_the_committed_one(client: httpx.AsyncClient) -> None:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.json() == json.loads(COMMITTED.read_text())
+
+
+def test_every_operation_has_a_readable_unique_operation_id(document: dict[str, Any]) -> None:
+    ids = []
+    for path, method, operation in _operations(document):
+        operation_id = operation.get("operationId", "")
+        assert ":" in operation_id, f"{method.upper()} {path}: operationId {operation_id!r}"
+        ids.append(operation_id)
+    assert len(ids) == len(set(ids)), "operation ids are unique"
+
+
+def test_every_api_operation_declares_its_error_responses(document: dict[str, Any]) -> None:
+    missing = [
+        f"{method.upper()} {path}"
+        for path, method, operation in _operations(document)
+        if path not in OPS_PATHS
+        and not any(str(status).startswith("4") for status in operation.get("responses", {}))
+    ]
+    assert not missing, f"operations without a 4xx response: {missing}"
+
+
+def test_api_error_responses_are_problem_json(document: dict[str, Any]) -> None:
+    wrong = []
+    for path, method, operation in _operations(document):
+        for status, response in operation.get("responses", {}).items():
+            if str(status).startswith("4") and "application/problem+json" not in response.get(
+                "content", {}
+            ):
+                wrong.append(f"{method.upper()} {path} {status}")
+    assert not wrong, f"error responses not described as problem+json: {wrong}"
+
