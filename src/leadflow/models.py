@@ -2,6 +2,7 @@
 
 from leadflow.activities.models import Activity, Note, NoteComment
 from leadflow.auth.models import ApiToken, Company, User, UserGroup
+from leadflow.capture.models import CaptureDelivery, Form
 from leadflow.contacts.models import Organization, Person
 from leadflow.conversion.models import Conversion
 from leadflow.db import Base
@@ -12,6 +13,8 @@ from leadflow.pipelines.models import Pipeline, Stage
 
 __all__ = [
     "Activity",
+    "CaptureDelivery",
+    "Form",
     "Conversion",
     "Deal",
     "DealChange",
