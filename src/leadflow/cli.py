@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import secrets
 import sys
@@ -22,6 +23,9 @@ from leadflow.localdb import (
     ensure_database,
     migrate,
 )
+from leadflow.logs import configure_logging
+
+log = logging.getLogger("leadflow.cli")
 
 
 def _fail(message: str) -> int:
@@ -34,6 +38,10 @@ def _resolve_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]
     if settings.database_url:
         asyncio.run(ensure_database(settings.database_url))
         return settings.database_url, None
+    if settings.require_database_url:
+        raise DatabaseUnavailable(
+            "DATABASE_URL is not set; it is required here (LEADFLOW_REQUIRE_DATABASE_URL=1)"
+        )
     embedded = EmbeddedPostgres(settings.data_dir)
     url = embedded.url(DEFAULT_DATABASE)
     asyncio.run(ensure_database(url))
@@ -53,6 +61,7 @@ def _local_admin_token(data_dir: Path) -> str:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
     url, embedded = _resolve_database(settings)
     try:
         os.environ["DATABASE_URL"] = url
@@ -65,7 +74,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             migrate(url)
         import uvicorn
 
-        print(f"leadflow: serving on http://{args.host}:{args.port} (database {describe(url)})", file=sys.stderr)
+        log.info(
+            "serving on http://%s:%s (database %s)", args.host, args.port, describe(url)
+        )
         uvicorn.run(
             "leadflow.main:app_factory",
             factory=True,
@@ -77,6 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_level=settings.log_level.lower(),
             access_log=False,
             proxy_headers=True,
+            log_config=None,  # our JSON handler (configure_logging) formats uvicorn's lines too
         )
     finally:
         if embedded is not None:
@@ -98,7 +110,9 @@ def _print_banner(host: str, port: int, token: str) -> None:
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
-    url, embedded = _resolve_database(get_settings())
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    url, embedded = _resolve_database(settings)
     try:
         migrate(url)
         print(f"leadflow: database {describe(url)} is at the latest migration", file=sys.stderr)
@@ -166,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leadflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="migrate, then serve the API (embedded DB when DATABASE_URL is unset)")
+    serve = sub.add_parser(
+        "serve", help="migrate, then serve the API (embedded DB when DATABASE_URL is unset)"
+    )
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     serve.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))

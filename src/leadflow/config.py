@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     default_phone_region: str | None = Field(default=None, min_length=2, max_length=2)
     log_level: str = "INFO"
     log_json: bool = True
+    # Set in the container image: there, a missing DATABASE_URL is a mistake, not a
+    # request for the embedded PostgreSQL.
+    require_database_url: bool = False
 
     @field_validator("database_url")
     @classmethod
