@@ -74,4 +74,3 @@ def test_api_error_responses_are_problem_json(document: dict[str, Any]) -> None:
             ):
                 wrong.append(f"{method.upper()} {path} {status}")
     assert not wrong, f"error responses not described as problem+json: {wrong}"
-

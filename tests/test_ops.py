@@ -152,4 +152,3 @@ async def test_docs_work_offline_with_local_assets(client: httpx.AsyncClient) ->
         assert fetched.content
     assert "/openapi.json" in html
     assert (await client.get("/openapi.json")).json()["info"]["title"] == "leadflow"
-

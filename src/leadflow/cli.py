@@ -74,9 +74,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             migrate(url)
         import uvicorn
 
-        log.info(
-            "serving on http://%s:%s (database %s)", args.host, args.port, describe(url)
-        )
+        log.info("serving on http://%s:%s (database %s)", args.host, args.port, describe(url))
         uvicorn.run(
             "leadflow.main:app_factory",
             factory=True,

@@ -15,7 +15,7 @@ def to_async_url(url: str) -> str:
     """Accept `postgresql://` and `postgres://` as operators write them; we speak asyncpg."""
     for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return f"{ASYNC_SCHEME}://{url[len(prefix):]}"
+            return f"{ASYNC_SCHEME}://{url[len(prefix) :]}"
     raise ValueError(
         "DATABASE_URL must start with postgresql:// or postgresql+asyncpg:// "
         f"(got {url.split('://', 1)[0]!r}://...)"

@@ -6,11 +6,10 @@ runs and stops when the last process using it exits.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # no stubs or py.typed
 from sqlalchemy.engine import make_url
 
 from leadflow.config import to_async_url
@@ -28,7 +27,9 @@ class EmbeddedPostgres:
 
         data_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self._server: Any = pgserver.get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
+            self._server: Any = pgserver.get_server(  # type: ignore[attr-defined]
+                data_dir.resolve() / "pg", cleanup_mode="stop"
+            )
         except Exception as exc:
             raise DatabaseUnavailable(f"could not start the embedded PostgreSQL: {exc}") from exc
 
@@ -63,15 +64,17 @@ async def ensure_database(url: str) -> None:
         conn = await _connect(_dsn(url))
     except asyncpg.InvalidCatalogNameError:
         conn = None
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise DatabaseUnavailable(f"cannot reach the database at {describe(url)}: {exc}") from exc
     if conn is not None:
         await conn.close()
         return
     try:
         admin = await _connect(_dsn(url, "postgres"))
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
-        raise DatabaseUnavailable(f"cannot reach the database server of {describe(url)}: {exc}") from exc
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseUnavailable(
+            f"cannot reach the database server of {describe(url)}: {exc}"
+        ) from exc
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     except asyncpg.DuplicateDatabaseError:
@@ -95,11 +98,17 @@ def migrate(url: str) -> None:
     from alembic.config import Config
 
     root = next(
-        (d for d in (Path(__file__).resolve().parents[2], Path.cwd()) if (d / "alembic.ini").exists()),
+        (
+            d
+            for d in (Path(__file__).resolve().parents[2], Path.cwd())
+            if (d / "alembic.ini").exists()
+        ),
         None,
     )
     if root is None:
-        raise DatabaseUnavailable("alembic.ini not found beside the source tree or in the current directory")
+        raise DatabaseUnavailable(
+            "alembic.ini not found beside the source tree or in the current directory"
+        )
     config = Config(str(root / "alembic.ini"))
     config.set_main_option("script_location", str(root / "migrations"))
     config.attributes["database_url"] = url
