@@ -113,7 +113,7 @@ def cmd_migrate(_: argparse.Namespace) -> int:
     url, embedded = _resolve_database(settings)
     try:
         migrate(url)
-        print(f"leadflow: database {describe(url)} is at the latest migration", file=sys.stderr)
+        log.info("database %s is at the latest migration", describe(url))
     finally:
         if embedded is not None:
             embedded.stop()
