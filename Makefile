@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run test install dev migrate openapi lint typecheck check clean
+.PHONY: run test install dev migrate openapi lint format typecheck check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,9 +35,11 @@ migrate: install
 openapi: install ## regenerate openapi/openapi.json from the app
 	$(BIN)/leadflow openapi --output openapi/openapi.json
 
-lint: dev
+lint: dev ## ruff check (the formatter is offered by `make format`, not enforced)
 	$(BIN)/ruff check src tests migrations
-	$(BIN)/ruff format --check src tests
+
+format: dev
+	$(BIN)/ruff format src tests migrations
 
 typecheck: dev
 	$(BIN)/mypy src
