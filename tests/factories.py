@@ -68,3 +68,23 @@ async def create_group(client: httpx.AsyncClient, admin: Actor, name: str = "Tea
     response = await client.post(f"{API}/groups", json={"name": name}, headers=admin.headers)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
+
+
+async def create_organization(
+    client: httpx.AsyncClient, actor: Actor, name: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    body = {"name": name or f"Organization {uuid.uuid4().hex[:6]}", **fields}
+    response = await client.post(f"{API}/organizations", json=body, headers=actor.headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def create_person(
+    client: httpx.AsyncClient, actor: Actor, name: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    body = {"name": name or f"Person {uuid.uuid4().hex[:6]}", **fields}
+    response = await client.post(f"{API}/persons", json=body, headers=actor.headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created

@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 from leadflow import errors, idempotency, ops
 from leadflow.auth.router import router as auth_router
 from leadflow.config import Settings, get_settings
+from leadflow.contacts.router import router as contacts_router
 from leadflow.db import make_engine, make_session_factory
 from leadflow.logs import configure_logging
 from leadflow.middleware import RequestEnvelope
@@ -36,6 +37,7 @@ def _operation_id(route: APIRoute) -> str:
 def api_router() -> APIRouter:
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(auth_router)
+    api.include_router(contacts_router)
     return api
 
 

@@ -1,0 +1,214 @@
+"""Persons and organizations the caller may see; every statement goes through
+`visible_to_caller`, so other companies' rows and invisible rows simply do not exist here."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, false, func, literal_column, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.contacts.models import Organization, Person
+from leadflow.normalize import (
+    normalize_email,
+    normalize_organization_name,
+    normalize_phone,
+    search_words,
+)
+from leadflow.pagination import Keyset, PageRequest, paginate
+from leadflow.tenancy import Caller, visible_to_caller
+
+_SIMPLE: ColumnElement[Any] = literal_column("'simple'::regconfig")
+# Digits with the usual separators, at least five digits: worth trying as a phone number.
+_PHONE_LIKE = re.compile(r"^\+?[\d\s().\-/]*$")
+# Normalizing can lengthen a name ("&" becomes "and"); the column holds 300.
+_NORMALIZED_NAME_MAX = 300
+
+
+def name_search(model: Any, q: str) -> ColumnElement[bool]:
+    """Every word of `q` is a prefix of a word of the name (the `*_name_search` GIN index).
+
+    A `q` without any word matches nothing.
+    """
+    words = search_words(q)
+    if not words:
+        return false()
+    query = " & ".join(f"{word}:*" for word in words)
+    return func.to_tsvector(_SIMPLE, model.name).bool_op("@@")(func.to_tsquery(_SIMPLE, query))
+
+
+def _as_email(q: str) -> str | None:
+    if "@" not in q:
+        return None
+    try:
+        return normalize_email(q)
+    except ValueError:
+        return None
+
+
+def _as_phone(q: str, region: str | None) -> str | None:
+    if not _PHONE_LIKE.match(q) or sum(c.isdigit() for c in q) < 5:
+        return None
+    try:
+        return normalize_phone(q, region)
+    except ValueError:
+        return None
+
+
+class OrganizationRepository:
+    def __init__(self, session: AsyncSession, caller: Caller) -> None:
+        self.session = session
+        self.caller = caller
+
+    async def get(self, organization_id: uuid.UUID) -> Organization | None:
+        return await self.session.scalar(
+            select(Organization).where(
+                visible_to_caller(Organization, self.caller), Organization.id == organization_id
+            )
+        )
+
+    async def get_for_update(self, organization_id: uuid.UUID) -> Organization | None:
+        return await self.session.scalar(
+            select(Organization)
+            .where(visible_to_caller(Organization, self.caller), Organization.id == organization_id)
+            .with_for_update()
+        )
+
+    async def search(
+        self, page: PageRequest, *, q: str | None = None
+    ) -> tuple[list[Organization], str | None]:
+        stmt = select(Organization).where(visible_to_caller(Organization, self.caller))
+        if q is not None:
+            stmt = stmt.where(name_search(Organization, q))
+        return await paginate(self.session, stmt, Keyset(Organization.name, Organization.id), page)
+
+    async def add(
+        self,
+        *,
+        name: str,
+        address: str | None,
+        website: str | None,
+        owner_id: uuid.UUID,
+        visible_to: str,
+    ) -> Organization:
+        organization = Organization(
+            company_id=self.caller.company_id,
+            name=name,
+            name_normalized=normalize_organization_name(name)[:_NORMALIZED_NAME_MAX],
+            address=address,
+            website=website,
+            owner_id=owner_id,
+            visible_to=visible_to,
+        )
+        self.session.add(organization)
+        await self.session.flush()
+        await self.session.refresh(organization)
+        return organization
+
+    async def update(self, organization: Organization, changes: dict[str, Any]) -> Organization:
+        """Apply `changes` (column -> value) to a row got with `get_for_update`."""
+        for column, value in changes.items():
+            setattr(organization, column, value)
+        if "name" in changes:
+            normalized = normalize_organization_name(changes["name"])
+            organization.name_normalized = normalized[:_NORMALIZED_NAME_MAX]
+        await self.session.flush()
+        await self.session.refresh(organization)
+        return organization
+
+    async def delete(self, organization_id: uuid.UUID) -> bool:
+        """False when no such organization is visible to the caller."""
+        deleted = await self.session.scalar(
+            delete(Organization)
+            .where(visible_to_caller(Organization, self.caller), Organization.id == organization_id)
+            .returning(Organization.id)
+        )
+        return deleted is not None
+
+
+class PersonRepository:
+    def __init__(self, session: AsyncSession, caller: Caller) -> None:
+        self.session = session
+        self.caller = caller
+
+    async def get(self, person_id: uuid.UUID) -> Person | None:
+        return await self.session.scalar(
+            select(Person).where(visible_to_caller(Person, self.caller), Person.id == person_id)
+        )
+
+    async def get_for_update(self, person_id: uuid.UUID) -> Person | None:
+        return await self.session.scalar(
+            select(Person)
+            .where(visible_to_caller(Person, self.caller), Person.id == person_id)
+            .with_for_update()
+        )
+
+    async def search(
+        self,
+        page: PageRequest,
+        *,
+        q: str | None = None,
+        email: str | None = None,
+        organization_id: uuid.UUID | None = None,
+        phone_region: str | None = None,
+    ) -> tuple[list[Person], str | None]:
+        """`q` matches name word prefixes, or an exact email or phone when it reads as one;
+        `email` must be normalized already."""
+        stmt = select(Person).where(visible_to_caller(Person, self.caller))
+        if q is not None:
+            matches = [name_search(Person, q)]
+            if (as_email := _as_email(q)) is not None:
+                matches.append(Person.emails.contains([as_email]))
+            if (as_phone := _as_phone(q, phone_region)) is not None:
+                matches.append(Person.phones_e164.contains([as_phone]))
+            stmt = stmt.where(or_(*matches))
+        if email is not None:
+            stmt = stmt.where(Person.emails.contains([email]))
+        if organization_id is not None:
+            stmt = stmt.where(Person.organization_id == organization_id)
+        return await paginate(self.session, stmt, Keyset(Person.name, Person.id), page)
+
+    async def add(
+        self,
+        *,
+        name: str,
+        emails: list[str],
+        phones: list[str],
+        phones_e164: list[str],
+        organization_id: uuid.UUID | None,
+        owner_id: uuid.UUID,
+        visible_to: str,
+    ) -> Person:
+        person = Person(
+            company_id=self.caller.company_id,
+            name=name,
+            emails=emails,
+            phones=phones,
+            phones_e164=phones_e164,
+            organization_id=organization_id,
+            owner_id=owner_id,
+            visible_to=visible_to,
+        )
+        self.session.add(person)
+        await self.session.flush()
+        await self.session.refresh(person)
+        return person
+
+    async def update(self, person: Person, changes: dict[str, Any]) -> Person:
+        """Apply `changes` (column -> value) to a row got with `get_for_update`."""
+        for column, value in changes.items():
+            setattr(person, column, value)
+        await self.session.flush()
+        await self.session.refresh(person)
+        return person
+
+    async def delete(self, person_id: uuid.UUID) -> bool:
+        """False when no such person is visible to the caller."""
+        deleted = await self.session.scalar(
+            delete(Person)
+            .where(visible_to_caller(Person, self.caller), Person.id == person_id)
+            .returning(Person.id)
+        )
+        return deleted is not None

@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from leadflow.contacts import service
+from leadflow.contacts.repository import OrganizationRepository, PersonRepository
+from leadflow.contacts.schemas import (
+    OrganizationCreate,
+    OrganizationRead,
+    OrganizationUpdate,
+    PersonCreate,
+    PersonRead,
+    PersonUpdate,
+)
+from leadflow.deps import AppSettings, CurrentCaller, Session
+from leadflow.errors import NotFound, responses
+from leadflow.pagination import Page, PageParams
+from leadflow.schemas import Email
+
+router = APIRouter(tags=["contacts"])
+
+SearchText = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=200,
+        description="Words that start words of the name, in any order.",
+        examples=["ana sil"],
+    ),
+]
+
+
+@router.post(
+    "/persons",
+    name="persons:create",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PersonRead,
+    responses=responses(401, 409, 422),
+)
+async def create_person(
+    data: PersonCreate, session: Session, caller: CurrentCaller, settings: AppSettings
+) -> PersonRead:
+    """Create a person."""
+    person = await service.create_person(session, caller, data, settings.default_phone_region)
+    return PersonRead.model_validate(person)
+
+
+@router.get(
+    "/persons", name="persons:list", response_model=Page[PersonRead], responses=responses(401, 422)
+)
+async def list_persons(
+    session: Session,
+    caller: CurrentCaller,
+    settings: AppSettings,
+    page: PageParams,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description=(
+                "Words that start words of the name, in any order; a whole email address "
+                "or phone number also matches persons that have it."
+            ),
+            examples=["ana sil"],
+        ),
+    ] = None,
+    email: Annotated[
+        Email | None, Query(description="Persons with this email address (any case).")
+    ] = None,
+    organization_id: Annotated[
+        uuid.UUID | None, Query(description="Persons of this organization.")
+    ] = None,
+) -> Page[PersonRead]:
+    """List the persons visible to the caller, by name."""
+    persons, cursor = await PersonRepository(session, caller).search(
+        page,
+        q=q,
+        email=email,
+        organization_id=organization_id,
+        phone_region=settings.default_phone_region,
+    )
+    return Page(data=[PersonRead.model_validate(p) for p in persons], next_cursor=cursor)
+
+
+@router.get(
+    "/persons/{person_id}",
+    name="persons:get",
+    response_model=PersonRead,
+    responses=responses(401, 404, 422),
+)
+async def get_person(person_id: uuid.UUID, session: Session, caller: CurrentCaller) -> PersonRead:
+    """One person."""
+    person = await PersonRepository(session, caller).get(person_id)
+    if person is None:
+        raise NotFound("person")
+    return PersonRead.model_validate(person)
+
+
+@router.patch(
+    "/persons/{person_id}",
+    name="persons:update",
+    response_model=PersonRead,
+    responses=responses(401, 404, 422),
+)
+async def update_person(
+    person_id: uuid.UUID,
+    data: PersonUpdate,
+    session: Session,
+    caller: CurrentCaller,
+    settings: AppSettings,
+) -> PersonRead:
+    """Change the fields sent; null clears `organization_id`."""
+    person = await service.update_person(
+        session, caller, person_id, data, settings.default_phone_region
+    )
+    return PersonRead.model_validate(person)
+
+
+@router.delete(
+    "/persons/{person_id}",
+    name="persons:delete",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=responses(401, 404, 422),
+)
+async def delete_person(person_id: uuid.UUID, session: Session, caller: CurrentCaller) -> None:
+    """Delete a person."""
+    if not await PersonRepository(session, caller).delete(person_id):
+        raise NotFound("person")
+
+
+@router.post(
+    "/organizations",
+    name="organizations:create",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrganizationRead,
+    responses=responses(401, 409, 422),
+)
+async def create_organization(
+    data: OrganizationCreate, session: Session, caller: CurrentCaller
+) -> OrganizationRead:
+    """Create an organization."""
+    organization = await service.create_organization(session, caller, data)
+    return OrganizationRead.model_validate(organization)
+
+
+@router.get(
+    "/organizations",
+    name="organizations:list",
+    response_model=Page[OrganizationRead],
+    responses=responses(401, 422),
+)
+async def list_organizations(
+    session: Session, caller: CurrentCaller, page: PageParams, q: SearchText = None
+) -> Page[OrganizationRead]:
+    """List the organizations visible to the caller, by name."""
+    organizations, cursor = await OrganizationRepository(session, caller).search(page, q=q)
+    return Page(
+        data=[OrganizationRead.model_validate(o) for o in organizations], next_cursor=cursor
+    )
+
+
+@router.get(
+    "/organizations/{organization_id}",
+    name="organizations:get",
+    response_model=OrganizationRead,
+    responses=responses(401, 404, 422),
+)
+async def get_organization(
+    organization_id: uuid.UUID, session: Session, caller: CurrentCaller
+) -> OrganizationRead:
+    """One organization."""
+    organization = await OrganizationRepository(session, caller).get(organization_id)
+    if organization is None:
+        raise NotFound("organization")
+    return OrganizationRead.model_validate(organization)
+
+
+@router.patch(
+    "/organizations/{organization_id}",
+    name="organizations:update",
+    response_model=OrganizationRead,
+    responses=responses(401, 404, 422),
+)
+async def update_organization(
+    organization_id: uuid.UUID, data: OrganizationUpdate, session: Session, caller: CurrentCaller
+) -> OrganizationRead:
+    """Change the fields sent; null clears `address` and `website`."""
+    organization = await service.update_organization(session, caller, organization_id, data)
+    return OrganizationRead.model_validate(organization)
+
+
+@router.delete(
+    "/organizations/{organization_id}",
+    name="organizations:delete",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=responses(401, 404, 422),
+)
+async def delete_organization(
+    organization_id: uuid.UUID, session: Session, caller: CurrentCaller
+) -> None:
+    """Delete an organization; its persons stay, without an organization."""
+    if not await OrganizationRepository(session, caller).delete(organization_id):
+        raise NotFound("organization")

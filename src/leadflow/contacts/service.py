@@ -1,0 +1,123 @@
+"""Use cases of contacts: the rules on input that need the database or the settings."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.auth.repository import UserRepository
+from leadflow.contacts.models import Organization, Person
+from leadflow.contacts.repository import OrganizationRepository, PersonRepository
+from leadflow.contacts.schemas import (
+    OrganizationCreate,
+    OrganizationUpdate,
+    PersonCreate,
+    PersonUpdate,
+)
+from leadflow.errors import InvalidInput, NotFound
+from leadflow.normalize import normalize_phone
+from leadflow.tenancy import Caller
+
+
+def normalized_phones(phones: list[str], region: str | None) -> tuple[list[str], list[str]]:
+    """(as written, E.164) in the same order; a number given twice is kept once."""
+    by_e164: dict[str, str] = {}
+    for index, raw in enumerate(phones):
+        try:
+            e164 = normalize_phone(raw, region)
+        except ValueError as exc:
+            raise InvalidInput(["body", "phones", index], str(exc)) from exc
+        by_e164.setdefault(e164, raw)
+    return list(by_e164.values()), list(by_e164.keys())
+
+
+async def _check_organization(
+    session: AsyncSession, caller: Caller, organization_id: uuid.UUID | None
+) -> None:
+    if organization_id is None:
+        return
+    if await OrganizationRepository(session, caller).get(organization_id) is None:
+        raise InvalidInput(["body", "organization_id"], "No such organization is visible to you.")
+
+
+async def _check_owner(session: AsyncSession, caller: Caller, owner_id: uuid.UUID) -> None:
+    if owner_id == caller.user_id:
+        return
+    if await UserRepository(session, caller.company_id).get(owner_id) is None:
+        raise InvalidInput(["body", "owner_id"], "No such user in your company.")
+
+
+def _changes(data: PersonUpdate | OrganizationUpdate) -> dict[str, Any]:
+    changes = data.model_dump(exclude_unset=True)
+    if "visible_to" in changes:
+        changes["visible_to"] = changes["visible_to"].value
+    return changes
+
+
+async def create_person(
+    session: AsyncSession, caller: Caller, data: PersonCreate, phone_region: str | None
+) -> Person:
+    phones, phones_e164 = normalized_phones(data.phones, phone_region)
+    owner_id = data.owner_id or caller.user_id
+    await _check_organization(session, caller, data.organization_id)
+    await _check_owner(session, caller, owner_id)
+    return await PersonRepository(session, caller).add(
+        name=data.name,
+        emails=data.emails,
+        phones=phones,
+        phones_e164=phones_e164,
+        organization_id=data.organization_id,
+        owner_id=owner_id,
+        visible_to=data.visible_to.value,
+    )
+
+
+async def update_person(
+    session: AsyncSession,
+    caller: Caller,
+    person_id: uuid.UUID,
+    data: PersonUpdate,
+    phone_region: str | None,
+) -> Person:
+    persons = PersonRepository(session, caller)
+    person = await persons.get_for_update(person_id)
+    if person is None:
+        raise NotFound("person")
+    changes = _changes(data)
+    if "phones" in changes:
+        changes["phones"], changes["phones_e164"] = normalized_phones(data.phones, phone_region)
+    # A reference sent back unchanged is not re-checked: a client may resend what it read.
+    if changes.get("organization_id", person.organization_id) != person.organization_id:
+        await _check_organization(session, caller, data.organization_id)
+    if changes.get("owner_id", person.owner_id) != person.owner_id:
+        await _check_owner(session, caller, data.owner_id)
+    return await persons.update(person, changes)
+
+
+async def create_organization(
+    session: AsyncSession, caller: Caller, data: OrganizationCreate
+) -> Organization:
+    owner_id = data.owner_id or caller.user_id
+    await _check_owner(session, caller, owner_id)
+    return await OrganizationRepository(session, caller).add(
+        name=data.name,
+        address=data.address,
+        website=data.website,
+        owner_id=owner_id,
+        visible_to=data.visible_to.value,
+    )
+
+
+async def update_organization(
+    session: AsyncSession, caller: Caller, organization_id: uuid.UUID, data: OrganizationUpdate
+) -> Organization:
+    organizations = OrganizationRepository(session, caller)
+    organization = await organizations.get_for_update(organization_id)
+    if organization is None:
+        raise NotFound("organization")
+    changes = _changes(data)
+    if changes.get("owner_id", organization.owner_id) != organization.owner_id:
+        await _check_owner(session, caller, data.owner_id)
+    return await organizations.update(organization, changes)
