@@ -6,6 +6,7 @@ runs and stops when the last process using it exits.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,20 @@ class DatabaseUnavailable(Exception):
 
 class EmbeddedPostgres:
     def __init__(self, data_dir: Path) -> None:
-        import pgserver  # imported lazily: production images never start it
-
         data_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            self._server: Any = pgserver.get_server(  # type: ignore[attr-defined]
-                data_dir.resolve() / "pg", cleanup_mode="stop"
-            )
-        except Exception as exc:
-            raise DatabaseUnavailable(f"could not start the embedded PostgreSQL: {exc}") from exc
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless.
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+            try:
+                import pgserver  # imported lazily: production images never start it
+
+                self._server: Any = pgserver.get_server(  # type: ignore[attr-defined]
+                    data_dir.resolve() / "pg", cleanup_mode="stop"
+                )
+            except Exception as exc:
+                raise DatabaseUnavailable(
+                    f"could not start the embedded PostgreSQL: {exc}"
+                ) from exc
 
     def url(self, database: str = DEFAULT_DATABASE) -> str:
         return to_async_url(self._server.get_uri(database))

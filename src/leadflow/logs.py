@@ -43,4 +43,6 @@ def configure_logging(level: str = "INFO", as_json: bool = True) -> None:
     # ... but its access log would duplicate ours (leadflow.access carries the request id).
     logging.getLogger("uvicorn.access").handlers[:] = []
     logging.getLogger("uvicorn.access").propagate = False
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # Chatty at INFO: each plugin set up, each command the embedded PostgreSQL runs.
+    for name in ("alembic.runtime.plugins", "pgserver"):
+        logging.getLogger(name).setLevel(logging.WARNING)
