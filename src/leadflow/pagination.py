@@ -90,7 +90,7 @@ def _decode(cursor: str, keyset: Keyset) -> tuple[Any, uuid.UUID]:
 
 
 async def paginate(
-    session: AsyncSession, stmt: Select[tuple[Row]], keyset: Keyset, page: PageRequest
+    session: AsyncSession, stmt: Select[Row], keyset: Keyset, page: PageRequest
 ) -> tuple[list[Row], str | None]:
     """Run `stmt` (one entity per row) for one page; returns the rows and the next cursor."""
     if page.cursor is not None:
@@ -107,3 +107,9 @@ async def paginate(
     rows = rows[: page.limit]
     last = rows[-1]
     return rows, _encode([getattr(last, keyset.key.key), getattr(last, keyset.id.key)])
+
+
+def cursor_after(row: Any, keyset: Keyset) -> str:
+    """The cursor of a page ending with `row`, for pages built outside `paginate`
+    (e.g. several first pages fetched in one query) that `paginate` then continues."""
+    return _encode([getattr(row, keyset.key.key), getattr(row, keyset.id.key)])
