@@ -88,3 +88,27 @@ async def create_person(
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
+
+
+async def create_pipeline(
+    client: httpx.AsyncClient, actor: Actor, name: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    body = {"name": name or f"Pipeline {uuid.uuid4().hex[:6]}", **fields}
+    response = await client.post(f"{API}/pipelines", json=body, headers=actor.headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def create_stage(
+    client: httpx.AsyncClient,
+    actor: Actor,
+    pipeline_id: str,
+    name: str | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    body = {"pipeline_id": pipeline_id, "name": name or f"Stage {uuid.uuid4().hex[:6]}", **fields}
+    response = await client.post(f"{API}/stages", json=body, headers=actor.headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created

@@ -1,0 +1,113 @@
+"""Rules of pipelines and stages: a company keeps a pipeline, a pipeline keeps a stage.
+
+A deal always sits in a stage, so the last pipeline of a company and the last stage of
+a pipeline cannot be deleted (nor the last stage moved away).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.errors import Conflict, InvalidInput, NotFound
+from leadflow.pipelines.models import Pipeline, Stage
+from leadflow.pipelines.repository import PipelineRepository, StageRepository
+from leadflow.pipelines.schemas import PipelineCreate, PipelineUpdate, StageCreate, StageUpdate
+from leadflow.tenancy import Caller
+
+
+class LastPipeline(Conflict):
+    slug = "last-pipeline"
+    title = "A company keeps at least one pipeline"
+
+
+class LastStage(Conflict):
+    slug = "last-stage"
+    title = "A pipeline keeps at least one stage"
+
+
+async def ensure_no_open_deals(
+    session: AsyncSession,
+    caller: Caller,
+    *,
+    pipeline_id: uuid.UUID | None = None,
+    stage_id: uuid.UUID | None = None,
+) -> None:
+    """Refuse (409) deleting a pipeline or stage that still holds open deals.
+
+    Deals do not exist yet: the deals issue fills this in (count open deals of the
+    pipeline or stage under the lock `delete_pipeline`/`delete_stage` already hold, and
+    raise a Conflict subclass). Note that `deal.pipeline_id` and `deal.stage_id` are
+    ON DELETE RESTRICT, so won and lost deals block the delete too unless handled there.
+    """
+
+
+async def create_pipeline(session: AsyncSession, caller: Caller, data: PipelineCreate) -> Pipeline:
+    pipelines = PipelineRepository(session, caller)
+    position = data.position if data.position is not None else await pipelines.next_position()
+    return await pipelines.add(data.name, position)
+
+
+async def update_pipeline(
+    session: AsyncSession, caller: Caller, pipeline_id: uuid.UUID, data: PipelineUpdate
+) -> Pipeline:
+    pipelines = PipelineRepository(session, caller)
+    pipeline = await pipelines.get(pipeline_id)
+    if pipeline is None:
+        raise NotFound("pipeline")
+    return await pipelines.update(pipeline, data.model_dump(exclude_unset=True))
+
+
+async def delete_pipeline(session: AsyncSession, caller: Caller, pipeline_id: uuid.UUID) -> None:
+    pipelines = PipelineRepository(session, caller)
+    company_pipelines = await pipelines.lock_all()
+    if pipeline_id not in company_pipelines:
+        raise NotFound("pipeline")
+    if len(company_pipelines) == 1:
+        raise LastPipeline("This is the company's only pipeline; create another one first.")
+    await ensure_no_open_deals(session, caller, pipeline_id=pipeline_id)
+    await pipelines.delete(pipeline_id)
+
+
+async def create_stage(session: AsyncSession, caller: Caller, data: StageCreate) -> Stage:
+    if not await PipelineRepository(session, caller).share_lock(data.pipeline_id):
+        raise InvalidInput(["body", "pipeline_id"], "No such pipeline in this company.")
+    stages = StageRepository(session, caller)
+    position = (
+        data.position if data.position is not None else await stages.next_position(data.pipeline_id)
+    )
+    return await stages.add(
+        data.pipeline_id, data.name, position, data.probability, data.rotten_days
+    )
+
+
+async def update_stage(
+    session: AsyncSession, caller: Caller, stage_id: uuid.UUID, data: StageUpdate
+) -> Stage:
+    changes = data.model_dump(exclude_unset=True)
+    moving = "pipeline_id" in changes
+    company_pipelines = await PipelineRepository(session, caller).lock_all() if moving else []
+    stages = StageRepository(session, caller)
+    stage = await stages.get(stage_id)
+    if stage is None:
+        raise NotFound("stage")
+    if moving:
+        target = changes["pipeline_id"]
+        if target not in company_pipelines:
+            raise InvalidInput(["body", "pipeline_id"], "No such pipeline in this company.")
+        if target != stage.pipeline_id and await stages.count_in(stage.pipeline_id) == 1:
+            raise LastStage("This is its pipeline's only stage; it cannot be moved away.")
+    return await stages.update(stage, changes)
+
+
+async def delete_stage(session: AsyncSession, caller: Caller, stage_id: uuid.UUID) -> None:
+    await PipelineRepository(session, caller).lock_all()
+    stages = StageRepository(session, caller)
+    stage = await stages.get(stage_id)
+    if stage is None:
+        raise NotFound("stage")
+    if await stages.count_in(stage.pipeline_id) == 1:
+        raise LastStage("This is its pipeline's only stage; add another stage first.")
+    await ensure_no_open_deals(session, caller, stage_id=stage_id)
+    await stages.delete(stage_id)
