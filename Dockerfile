@@ -22,9 +22,14 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     LEADFLOW_REQUIRE_DATABASE_URL=1 \
+    LEADFLOW_DATA_DIR=/var/lib/leadflow \
+    LEADFLOW_FILES_DIR=/var/lib/leadflow/files \
     PORT=8000
+# The one writable place: uploaded deal files. Mount a volume there to keep them.
 RUN groupadd --system --gid 10001 leadflow \
- && useradd --system --uid 10001 --gid leadflow --no-create-home --shell /usr/sbin/nologin leadflow
+ && useradd --system --uid 10001 --gid leadflow --no-create-home --shell /usr/sbin/nologin leadflow \
+ && mkdir -p /var/lib/leadflow/files \
+ && chown -R leadflow:leadflow /var/lib/leadflow
 COPY --from=builder /opt/venv /opt/venv
 # `leadflow migrate` finds alembic.ini and migrations/ in the working directory.
 WORKDIR /app

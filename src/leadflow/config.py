@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Deal files: stored under random keys in this directory (local storage).
+    files_dir: Path = Path(".data/files")
+    max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
     default_phone_region: str | None = Field(default=None, min_length=2, max_length=2)
     log_level: str = "INFO"
     log_json: bool = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,9 +16,13 @@ from leadflow.auth.router import router as auth_router
 from leadflow.config import Settings, get_settings
 from leadflow.contacts.router import router as contacts_router
 from leadflow.db import make_engine, make_session_factory
+from leadflow.deals.files import router as deal_files_router
+from leadflow.deals.line_items import router as deal_products_router
+from leadflow.deals.participants import router as deal_participants_router
 from leadflow.logs import configure_logging
 from leadflow.middleware import RequestEnvelope
 from leadflow.pipelines.router import router as pipelines_router
+from leadflow.products.router import router as products_router
 
 API_PREFIX = "/api/v1"
 
@@ -39,12 +44,23 @@ def api_router() -> APIRouter:
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(auth_router)
     api.include_router(contacts_router)
+    api.include_router(products_router)
+    api.include_router(deal_products_router)
+    api.include_router(deal_participants_router)
+    api.include_router(deal_files_router)
     api.include_router(pipelines_router)
     return api
 
 
+# Room for the multipart boundaries and part headers around an uploaded file.
+MULTIPART_OVERHEAD = 64 * 1024
+_FILE_UPLOAD_PATH = re.compile(rf"^{API_PREFIX}/deals/[^/]+/files/?$")
+
+
 def body_limit_for(settings: Settings) -> Any:
     def limit(path: str) -> int:
+        if _FILE_UPLOAD_PATH.match(path):
+            return settings.max_upload_bytes + MULTIPART_OVERHEAD
         return settings.max_body_bytes
 
     return limit

@@ -58,4 +58,5 @@ def normalize_organization_name(raw: str) -> str:
 
 def search_words(q: str) -> list[str]:
     """Words of a free-text query, safe to pass to to_tsquery as prefixes."""
-    return [w for w in re.findall(r"\w+", q.casefold())][:8]
+    # lower(), not casefold(): to_tsvector lower-cases and would never match a folded "ß" -> "ss".
+    return re.findall(r"\w+", q.lower())[:8]

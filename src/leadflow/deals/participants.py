@@ -1,0 +1,181 @@
+"""Participants of a deal: persons of the company involved in it besides its main contact.
+
+A person takes part in a deal once (409 `participant-exists`); only a person visible to
+the caller can be added. Listing shows every participant of the deal, with the person's
+name only when the caller may see that person.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from fastapi import APIRouter, Response, status
+from pydantic import Field
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.contacts.models import Person
+from leadflow.db import new_id
+from leadflow.deals.access import visible_deal
+from leadflow.deals.models import DealParticipant
+from leadflow.deps import CurrentCaller, Session
+from leadflow.errors import Conflict, InvalidInput, NotFound, responses
+from leadflow.pagination import Keyset, Page, PageParams, PageRequest, paginate
+from leadflow.schemas import Input, Output
+from leadflow.tenancy import Caller, in_company, visible_to_caller
+
+
+class ParticipantExists(Conflict):
+    slug = "participant-exists"
+    title = "This person already takes part in the deal"
+
+
+class ParticipantCreate(Input):
+    person_id: uuid.UUID = Field(description="A person visible to the caller.")
+
+
+class ParticipantPerson(Output):
+    id: uuid.UUID
+    name: str = Field(examples=["Ana Silva"])
+
+
+class ParticipantRead(Output):
+    id: uuid.UUID
+    deal_id: uuid.UUID
+    person_id: uuid.UUID
+    person: ParticipantPerson | None = Field(
+        description="The person's id and name; null when the person is not visible to you."
+    )
+    created_at: datetime
+
+
+class ParticipantRepository:
+    """Participants of one deal of the caller's company (the deal is checked by the caller)."""
+
+    def __init__(self, session: AsyncSession, caller: Caller, deal_id: uuid.UUID) -> None:
+        self.session = session
+        self.caller = caller
+        self.deal_id = deal_id
+
+    async def add(self, person_id: uuid.UUID) -> DealParticipant | None:
+        """None when the person already takes part (the unique index decides, race-free)."""
+        return await self.session.scalar(
+            insert(DealParticipant)
+            .values(
+                id=new_id(),
+                company_id=self.caller.company_id,
+                deal_id=self.deal_id,
+                person_id=person_id,
+            )
+            .on_conflict_do_nothing(index_elements=["deal_id", "person_id"])
+            .returning(DealParticipant)
+        )
+
+    async def list(self, page: PageRequest) -> tuple[list[DealParticipant], str | None]:
+        stmt = select(DealParticipant).where(
+            in_company(DealParticipant, self.caller), DealParticipant.deal_id == self.deal_id
+        )
+        return await paginate(
+            self.session, stmt, Keyset(DealParticipant.created_at, DealParticipant.id), page
+        )
+
+    async def delete(self, participant_id: uuid.UUID) -> bool:
+        deleted = await self.session.scalar(
+            delete(DealParticipant)
+            .where(
+                in_company(DealParticipant, self.caller),
+                DealParticipant.deal_id == self.deal_id,
+                DealParticipant.id == participant_id,
+            )
+            .returning(DealParticipant.id)
+        )
+        return deleted is not None
+
+    async def visible_persons(self, person_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Names of those of `person_ids` the caller may see."""
+        if not person_ids:
+            return {}
+        rows = await self.session.execute(
+            select(Person.id, Person.name).where(
+                visible_to_caller(Person, self.caller), Person.id.in_(person_ids)
+            )
+        )
+        return {row.id: row.name for row in rows}
+
+
+def _read(participant: DealParticipant, names: dict[uuid.UUID, str]) -> ParticipantRead:
+    name = names.get(participant.person_id)
+    return ParticipantRead(
+        id=participant.id,
+        deal_id=participant.deal_id,
+        person_id=participant.person_id,
+        person=None if name is None else ParticipantPerson(id=participant.person_id, name=name),
+        created_at=participant.created_at,
+    )
+
+
+async def add_participant(
+    session: AsyncSession, caller: Caller, deal_id: uuid.UUID, data: ParticipantCreate
+) -> ParticipantRead:
+    deal = await visible_deal(session, caller, deal_id)
+    participants = ParticipantRepository(session, caller, deal.id)
+    names = await participants.visible_persons([data.person_id])
+    if data.person_id not in names:
+        raise InvalidInput(["body", "person_id"], "No such person is visible to you.")
+    participant = await participants.add(data.person_id)
+    if participant is None:
+        raise ParticipantExists("This person already takes part in the deal.")
+    return _read(participant, names)
+
+
+router = APIRouter(tags=["deals"])
+
+
+@router.post(
+    "/deals/{deal_id}/participants",
+    name="deals:participants:create",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ParticipantRead,
+    responses=responses(401, 404, 409, 410, 422),
+)
+async def create_participant(
+    deal_id: uuid.UUID, data: ParticipantCreate, session: Session, caller: CurrentCaller
+) -> ParticipantRead:
+    """Add a person to a deal's participants; the same person twice is 409."""
+    return await add_participant(session, caller, deal_id, data)
+
+
+@router.get(
+    "/deals/{deal_id}/participants",
+    name="deals:participants:list",
+    response_model=Page[ParticipantRead],
+    responses=responses(401, 404, 410, 422),
+)
+async def list_participants(
+    deal_id: uuid.UUID, session: Session, caller: CurrentCaller, page: PageParams
+) -> Page[ParticipantRead]:
+    """List the participants of a deal, in the order they were added."""
+    deal = await visible_deal(session, caller, deal_id)
+    participants = ParticipantRepository(session, caller, deal.id)
+    rows, cursor = await participants.list(page)
+    names = await participants.visible_persons([p.person_id for p in rows])
+    return Page(data=[_read(p, names) for p in rows], next_cursor=cursor)
+
+
+@router.delete(
+    "/deals/{deal_id}/participants/{participant_id}",
+    name="deals:participants:delete",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=responses(401, 404, 410, 422),
+)
+async def delete_participant(
+    deal_id: uuid.UUID, participant_id: uuid.UUID, session: Session, caller: CurrentCaller
+) -> None:
+    """Remove a participant from a deal (the person stays in contacts)."""
+    deal = await visible_deal(session, caller, deal_id)
+    if not await ParticipantRepository(session, caller, deal.id).delete(participant_id):
+        raise NotFound("participant")

@@ -1,0 +1,99 @@
+"""The company's product catalog; every statement is scoped by `in_company`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import delete, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.deals.models import DealProduct, Product
+from leadflow.pagination import Keyset, PageRequest, paginate
+from leadflow.tenancy import Caller, in_company
+
+
+class ProductRepository:
+    def __init__(self, session: AsyncSession, caller: Caller) -> None:
+        self.session = session
+        self.caller = caller
+
+    async def get(self, product_id: uuid.UUID) -> Product | None:
+        return await self.session.scalar(
+            select(Product).where(in_company(Product, self.caller), Product.id == product_id)
+        )
+
+    async def get_for_update(self, product_id: uuid.UUID) -> Product | None:
+        return await self.session.scalar(
+            select(Product)
+            .where(in_company(Product, self.caller), Product.id == product_id)
+            .with_for_update()
+        )
+
+    async def get_for_key_share(self, product_id: uuid.UUID) -> Product | None:
+        """The product, locked against deletion until the transaction ends.
+
+        Taken before adding a line item: a concurrent delete then waits for us and sees
+        the new line item (409) instead of failing on the foreign key.
+        """
+        return await self.session.scalar(
+            select(Product)
+            .where(in_company(Product, self.caller), Product.id == product_id)
+            .with_for_update(read=True, key_share=True)
+        )
+
+    async def code_taken(self, code: str, *, other_than: uuid.UUID | None = None) -> bool:
+        stmt = select(Product.id).where(in_company(Product, self.caller), Product.code == code)
+        if other_than is not None:
+            stmt = stmt.where(Product.id != other_than)
+        return await self.session.scalar(select(exists(stmt))) or False
+
+    async def in_use(self, product_id: uuid.UUID) -> bool:
+        """Whether any deal (open, closed or converted) holds a line item of the product."""
+        stmt = select(DealProduct.id).where(
+            in_company(DealProduct, self.caller), DealProduct.product_id == product_id
+        )
+        return await self.session.scalar(select(exists(stmt))) or False
+
+    async def list(
+        self, page: PageRequest, *, active: bool | None = None
+    ) -> tuple[list[Product], str | None]:
+        stmt = select(Product).where(in_company(Product, self.caller))
+        if active is not None:
+            stmt = stmt.where(Product.active.is_(active))
+        return await paginate(self.session, stmt, Keyset(Product.name, Product.id), page)
+
+    async def add(
+        self,
+        *,
+        name: str,
+        code: str | None,
+        unit_price: Any,
+        currency: str | None,
+        active: bool,
+    ) -> Product:
+        product = Product(
+            company_id=self.caller.company_id,
+            name=name,
+            code=code,
+            unit_price=unit_price,
+            currency=currency,
+            active=active,
+        )
+        self.session.add(product)
+        await self.session.flush()
+        await self.session.refresh(product)
+        return product
+
+    async def update(self, product: Product, changes: dict[str, Any]) -> Product:
+        """Apply `changes` (column -> value) to a row got with `get_for_update`."""
+        for column, value in changes.items():
+            setattr(product, column, value)
+        await self.session.flush()
+        await self.session.refresh(product)
+        return product
+
+    async def delete(self, product_id: uuid.UUID) -> None:
+        await self.session.execute(
+            delete(Product).where(in_company(Product, self.caller), Product.id == product_id)
+        )

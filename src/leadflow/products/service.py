@@ -1,0 +1,92 @@
+"""Rules of the product catalog: codes are unique in a company, a product in use stays."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.deals.models import Product
+from leadflow.errors import Conflict, InvalidInput, NotFound
+from leadflow.products.repository import ProductRepository
+from leadflow.products.schemas import ProductCreate, ProductUpdate
+from leadflow.tenancy import Caller
+
+T = TypeVar("T")
+
+_CODE_INDEX = "uq_product_company_id_code"
+
+
+class ProductCodeTaken(Conflict):
+    slug = "product-code-taken"
+    title = "Another product of the company has this code"
+
+
+class ProductInUse(Conflict):
+    slug = "product-in-use"
+    title = "The product is used by line items of deals"
+
+
+async def _unique_code(
+    session: AsyncSession, code: str | None, write: Callable[[], Awaitable[T]]
+) -> T:
+    """Run `write` in a savepoint; the unique index (not a prior look-up) decides, so two
+    concurrent requests for one code cannot both succeed."""
+    try:
+        async with session.begin_nested():
+            return await write()
+    except IntegrityError as exc:
+        if _CODE_INDEX in str(exc.orig):
+            raise ProductCodeTaken(f"A product with code {code!r} already exists.") from exc
+        raise
+
+
+async def create_product(session: AsyncSession, caller: Caller, data: ProductCreate) -> Product:
+    products = ProductRepository(session, caller)
+    return await _unique_code(
+        session,
+        data.code,
+        lambda: products.add(
+            name=data.name,
+            code=data.code,
+            unit_price=data.unit_price,
+            currency=data.currency,
+            active=data.active,
+        ),
+    )
+
+
+async def update_product(
+    session: AsyncSession, caller: Caller, product_id: uuid.UUID, data: ProductUpdate
+) -> Product:
+    products = ProductRepository(session, caller)
+    product = await products.get_for_update(product_id)
+    if product is None:
+        raise NotFound("product")
+    changes: dict[str, Any] = data.model_dump(exclude_unset=True)
+    price = changes.get("unit_price", product.unit_price)
+    currency = changes.get("currency", product.currency)
+    if (price is None) != (currency is None):
+        raise InvalidInput(
+            ["body", "currency" if price is not None else "unit_price"],
+            "unit_price and currency are set together or cleared together",
+        )
+    return await _unique_code(
+        session, changes.get("code"), lambda: products.update(product, changes)
+    )
+
+
+async def delete_product(session: AsyncSession, caller: Caller, product_id: uuid.UUID) -> None:
+    products = ProductRepository(session, caller)
+    # The row lock makes a concurrent line item wait (it takes a key-share lock on the
+    # product) or be waited for, so the look-up below cannot miss one.
+    if await products.get_for_update(product_id) is None:
+        raise NotFound("product")
+    if await products.in_use(product_id):
+        raise ProductInUse(
+            "Deals hold line items of this product; remove them or set the product inactive."
+        )
+    await products.delete(product_id)
