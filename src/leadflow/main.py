@@ -13,9 +13,12 @@ from fastapi_offline import FastAPIOffline
 
 from leadflow import errors, idempotency, ops
 from leadflow.auth.router import router as auth_router
+from leadflow.capabilities_router import router as capabilities_router
 from leadflow.config import Settings, get_settings
 from leadflow.contacts.router import router as contacts_router
 from leadflow.db import make_engine, make_session_factory
+from leadflow.leads.router import labels_router as lead_labels_router
+from leadflow.leads.router import router as leads_router
 from leadflow.deals.files import router as deal_files_router
 from leadflow.deals.line_items import router as deal_products_router
 from leadflow.deals.participants import router as deal_participants_router
@@ -49,6 +52,9 @@ def api_router() -> APIRouter:
     api.include_router(deal_participants_router)
     api.include_router(deal_files_router)
     api.include_router(pipelines_router)
+    api.include_router(leads_router)
+    api.include_router(lead_labels_router)
+    api.include_router(capabilities_router)
     return api
 
 

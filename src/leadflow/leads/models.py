@@ -12,7 +12,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     String,
-    Text,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -88,7 +87,11 @@ class Lead(Timestamps, MoneyColumns, Base):
         money_check(),
         CheckConstraint(VISIBLE_TO_CHECK, name="visible_to"),
         CheckConstraint("is_archived = (archived_at IS NOT NULL)", name="archived_at"),
-        Index("ix_lead_inbox", "company_id", text("created_at DESC"), text("id DESC"), postgresql_where=IN_INBOX),
+        Index(
+            "ix_lead_inbox",
+            "company_id", text("created_at DESC"), text("id DESC"),
+            postgresql_where=IN_INBOX,
+        ),
         Index(
             "ix_lead_inbox_owner",
             "company_id", "owner_id", text("created_at DESC"), text("id DESC"),

@@ -1,0 +1,308 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from leadflow.capabilities import Capability, Entity, require
+from leadflow.deps import AppSettings, CurrentCaller, Session
+from leadflow.errors import NotFound, Problem, responses
+from leadflow.leads import service
+from leadflow.leads.access import visible_lead
+from leadflow.leads.models import Lead
+from leadflow.leads.repository import LeadLabelRepository, LeadRepository
+from leadflow.leads.schemas import (
+    LeadCreate,
+    LeadLabelCreate,
+    LeadLabelRead,
+    LeadLabelUpdate,
+    LeadRead,
+    LeadUpdate,
+)
+from leadflow.pagination import Page, PageParams
+
+router = APIRouter(tags=["leads"])
+labels_router = APIRouter(tags=["lead labels"])
+
+# Sub-resources of a deal; whether a lead has them is the capability table's answer.
+DEAL_SUBRESOURCES = (
+    Capability.products,
+    Capability.participants,
+    Capability.files,
+    Capability.changelog,
+    Capability.invoices,
+)
+
+
+async def _pipeline_fields_refused(request: Request) -> None:
+    """Checked on the raw body, before the schema would call them unknown fields (422)."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return  # not JSON: body validation answers
+    service.refuse_pipeline_fields(body)
+
+
+async def _new_lead_body(request: Request, caller: CurrentCaller) -> None:
+    await _pipeline_fields_refused(request)
+
+
+async def _lead_to_update(
+    lead_id: uuid.UUID, request: Request, session: Session, caller: CurrentCaller
+) -> Lead:
+    """The lead first (404, 410), then its body's pipeline fields (409)."""
+    lead = await visible_lead(session, caller, lead_id, for_update=True)
+    await _pipeline_fields_refused(request)
+    return lead
+
+
+LeadToUpdate = Annotated[Lead, Depends(_lead_to_update)]
+
+
+@router.post(
+    "/leads",
+    name="leads:create",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LeadRead,
+    responses=responses(401, 409, 422),
+    dependencies=[Depends(_new_lead_body)],
+)
+async def create_lead(
+    data: LeadCreate, session: Session, caller: CurrentCaller, settings: AppSettings
+) -> LeadRead:
+    """Add a lead to the inbox."""
+    lead = await service.create_lead(session, caller, data, settings.default_phone_region)
+    return LeadRead.of(lead)
+
+
+@router.get(
+    "/leads", name="leads:list", response_model=Page[LeadRead], responses=responses(401, 422)
+)
+async def list_leads(
+    session: Session,
+    caller: CurrentCaller,
+    page: PageParams,
+    archived: Annotated[
+        bool, Query(description="true: the archive instead of the inbox.")
+    ] = False,
+    owner_id: Annotated[uuid.UUID | None, Query(description="Leads of this owner.")] = None,
+    label_id: Annotated[
+        list[uuid.UUID] | None,
+        Query(
+            max_length=20,
+            description="Leads carrying this label; repeat it to require several.",
+        ),
+    ] = None,
+    person_id: Annotated[
+        uuid.UUID | None, Query(description="Leads linked to this person.")
+    ] = None,
+    organization_id: Annotated[
+        uuid.UUID | None, Query(description="Leads linked to this organization.")
+    ] = None,
+    source: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=32,
+            description="Leads that arrived this way.",
+            examples=["api"],
+        ),
+    ] = None,
+) -> Page[LeadRead]:
+    """The inbox: leads neither archived nor converted, newest first."""
+    leads, cursor = await LeadRepository(session, caller).list_inbox(
+        page,
+        archived=archived,
+        owner_id=owner_id,
+        label_ids=label_id,
+        person_id=person_id,
+        organization_id=organization_id,
+        source=source,
+    )
+    return Page(data=[LeadRead.of(lead) for lead in leads], next_cursor=cursor)
+
+
+@router.get(
+    "/leads/{lead_id}",
+    name="leads:get",
+    response_model=LeadRead,
+    responses=responses(401, 404, 410, 422),
+)
+async def get_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) -> LeadRead:
+    """One lead; its owner opening it marks it seen. A converted lead is 410 with `deal_id`."""
+    lead = await visible_lead(session, caller, lead_id)
+    if lead.owner_id == caller.user_id and not lead.was_seen:
+        await LeadRepository(session, caller).mark_seen(lead)
+    return LeadRead.of(lead)
+
+
+@router.patch(
+    "/leads/{lead_id}",
+    name="leads:update",
+    response_model=LeadRead,
+    responses=responses(401, 404, 409, 410, 422),
+)
+async def update_lead(
+    lead: LeadToUpdate,
+    data: LeadUpdate,
+    session: Session,
+    caller: CurrentCaller,
+    settings: AppSettings,
+) -> LeadRead:
+    """Change the fields sent; `source` never changes."""
+    updated = await service.update_lead(session, caller, lead, data, settings.default_phone_region)
+    return LeadRead.of(updated)
+
+
+@router.delete(
+    "/leads/{lead_id}",
+    name="leads:delete",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=responses(401, 404, 410, 422),
+)
+async def delete_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) -> None:
+    """Delete a lead with its notes and activities; a converted lead stays as history (410)."""
+    lead = await visible_lead(session, caller, lead_id, for_update=True)
+    await LeadRepository(session, caller).delete(lead.id)
+
+
+@router.post(
+    "/leads/{lead_id}/archive",
+    name="leads:archive",
+    response_model=LeadRead,
+    responses=responses(401, 404, 410, 422),
+)
+async def archive_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) -> LeadRead:
+    """Move a lead out of the inbox into the archive; sets `archived_at`."""
+    lead = await visible_lead(session, caller, lead_id, for_update=True)
+    return LeadRead.of(await service.archive_lead(session, caller, lead))
+
+
+@router.post(
+    "/leads/{lead_id}/unarchive",
+    name="leads:unarchive",
+    response_model=LeadRead,
+    responses=responses(401, 404, 410, 422),
+)
+async def unarchive_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) -> LeadRead:
+    """Bring an archived lead back to the inbox; clears `archived_at`."""
+    lead = await visible_lead(session, caller, lead_id, for_update=True)
+    return LeadRead.of(await service.unarchive_lead(session, caller, lead))
+
+
+def _deal_only(capability: Capability) -> Callable[..., Awaitable[None]]:
+    async def refuse(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) -> None:
+        # A lead the caller cannot see is 404 like everywhere; a converted lead is still a
+        # lead (history), and still has no such capability.
+        await visible_lead(session, caller, lead_id, allow_converted=True)
+        require(Entity.lead, capability, asked_as=capability.value)
+        raise NotFound(capability.value)
+
+    refuse.__doc__ = (
+        f"Refused with 409 `capability-not-supported`: {capability.value} belong to deals, "
+        "not leads (any method)."
+    )
+    return refuse
+
+
+_WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
+_ALL_METHODS = ["GET", *_WRITE_METHODS]
+
+for _capability in DEAL_SUBRESOURCES:
+    _path = f"/leads/{{lead_id}}/{_capability.value}"
+    router.add_api_route(
+        _path,
+        _deal_only(_capability),
+        methods=["GET"],
+        name=f"leads:{_capability.value}",
+        status_code=status.HTTP_409_CONFLICT,
+        response_model=Problem,
+        responses=responses(401, 404, 409, 422),
+    )
+    # The other methods, and sub-paths such as a file's, answer the same; the document
+    # lists the GET only, so that clients are not generated 25 operations that always fail.
+    router.add_api_route(
+        _path,
+        _deal_only(_capability),
+        methods=_WRITE_METHODS,
+        name=f"leads:{_capability.value}:write",
+        include_in_schema=False,
+    )
+    router.add_api_route(
+        _path + "/{rest:path}",
+        _deal_only(_capability),
+        methods=_ALL_METHODS,
+        name=f"leads:{_capability.value}:item",
+        include_in_schema=False,
+    )
+
+
+@labels_router.post(
+    "/lead-labels",
+    name="lead-labels:create",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LeadLabelRead,
+    responses=responses(401, 409, 422),
+)
+async def create_label(
+    data: LeadLabelCreate, session: Session, caller: CurrentCaller
+) -> LeadLabelRead:
+    """Create a lead label (names are unique in the company, ignoring case)."""
+    return LeadLabelRead.model_validate(await service.create_label(session, caller, data))
+
+
+@labels_router.get(
+    "/lead-labels",
+    name="lead-labels:list",
+    response_model=Page[LeadLabelRead],
+    responses=responses(401, 422),
+)
+async def list_labels(
+    session: Session, caller: CurrentCaller, page: PageParams
+) -> Page[LeadLabelRead]:
+    """List the company's lead labels, by name."""
+    labels, cursor = await LeadLabelRepository(session, caller).list_by_name(page)
+    return Page(data=[LeadLabelRead.model_validate(label) for label in labels], next_cursor=cursor)
+
+
+@labels_router.get(
+    "/lead-labels/{label_id}",
+    name="lead-labels:get",
+    response_model=LeadLabelRead,
+    responses=responses(401, 404, 422),
+)
+async def get_label(label_id: uuid.UUID, session: Session, caller: CurrentCaller) -> LeadLabelRead:
+    """One lead label."""
+    label = await LeadLabelRepository(session, caller).get(label_id)
+    if label is None:
+        raise NotFound("lead label")
+    return LeadLabelRead.model_validate(label)
+
+
+@labels_router.patch(
+    "/lead-labels/{label_id}",
+    name="lead-labels:update",
+    response_model=LeadLabelRead,
+    responses=responses(401, 404, 409, 422),
+)
+async def update_label(
+    label_id: uuid.UUID, data: LeadLabelUpdate, session: Session, caller: CurrentCaller
+) -> LeadLabelRead:
+    """Rename or recolor a lead label."""
+    return LeadLabelRead.model_validate(await service.update_label(session, caller, label_id, data))
+
+
+@labels_router.delete(
+    "/lead-labels/{label_id}",
+    name="lead-labels:delete",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=responses(401, 404, 422),
+)
+async def delete_label(label_id: uuid.UUID, session: Session, caller: CurrentCaller) -> None:
+    """Delete a lead label; it is taken off every lead and deal that carried it."""
+    if not await LeadLabelRepository(session, caller).delete(label_id):
+        raise NotFound("lead label")
