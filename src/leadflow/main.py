@@ -17,11 +17,11 @@ from leadflow.capabilities_router import router as capabilities_router
 from leadflow.config import Settings, get_settings
 from leadflow.contacts.router import router as contacts_router
 from leadflow.db import make_engine, make_session_factory
-from leadflow.leads.router import labels_router as lead_labels_router
-from leadflow.leads.router import router as leads_router
 from leadflow.deals.files import router as deal_files_router
 from leadflow.deals.line_items import router as deal_products_router
 from leadflow.deals.participants import router as deal_participants_router
+from leadflow.leads.router import labels_router as lead_labels_router
+from leadflow.leads.router import router as leads_router
 from leadflow.logs import configure_logging
 from leadflow.middleware import RequestEnvelope
 from leadflow.pipelines.router import router as pipelines_router
