@@ -20,6 +20,7 @@ from leadflow.db import make_engine, make_session_factory
 from leadflow.deals.files import router as deal_files_router
 from leadflow.deals.line_items import router as deal_products_router
 from leadflow.deals.participants import router as deal_participants_router
+from leadflow.deals.router import router as deals_router
 from leadflow.leads.router import labels_router as lead_labels_router
 from leadflow.leads.router import router as leads_router
 from leadflow.logs import configure_logging
@@ -55,6 +56,7 @@ def api_router() -> APIRouter:
     api.include_router(leads_router)
     api.include_router(lead_labels_router)
     api.include_router(capabilities_router)
+    api.include_router(deals_router)
     return api
 
 

@@ -33,7 +33,11 @@ async def visible_deal(
     stmt = select(Deal).where(visible_to_caller(Deal, caller), Deal.id == deal_id)
     if for_update:
         stmt = stmt.with_for_update()
-    deal = await session.scalar(stmt)
+    return found_deal(await session.scalar(stmt), allow_converted=allow_converted)
+
+
+def found_deal(deal: Deal | None, *, allow_converted: bool = False) -> Deal:
+    """What a visible-deal query found: 404 when nothing, 410 when converted unless allowed."""
     if deal is None:
         raise NotFound("deal")
     if deal.converted_lead_id is not None and not allow_converted:

@@ -12,7 +12,29 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.db import new_id
-from leadflow.deals.models import DealChange
+from leadflow.deals.models import Deal, DealChange
+
+# The deal fields the changelog follows (`updated_at` and computed fields are left out).
+TRACKED_FIELDS = (
+    "title",
+    "owner_id",
+    "person_id",
+    "organization_id",
+    "pipeline_id",
+    "stage_id",
+    "status",
+    "lost_reason",
+    "value",
+    "value_from_products",
+    "probability",
+    "expected_close_date",
+    "won_at",
+    "lost_at",
+    "closed_at",
+    "stage_changed_at",
+    "label_ids",
+    "visible_to",
+)
 
 
 def json_value(value: Any) -> Any:
@@ -56,3 +78,43 @@ async def record_changes(
     ]
     if rows:
         await session.execute(insert(DealChange), rows)
+
+
+def snapshot(deal: Deal) -> dict[str, Any]:
+    """The tracked fields of a loaded deal, as they appear in the deal's JSON."""
+    values: dict[str, Any] = {}
+    for field in TRACKED_FIELDS:
+        if field == "value":
+            values[field] = (
+                None
+                if deal.value_amount is None or deal.value_currency is None
+                else {"amount": deal.value_amount, "currency": deal.value_currency}
+            )
+        else:
+            values[field] = getattr(deal, field)
+    return json_value(values)  # type: ignore[no-any-return]
+
+
+async def record_snapshot_changes(
+    session: AsyncSession, deal: Deal, before: Mapping[str, Any], user_id: uuid.UUID | None
+) -> None:
+    """Compare `before` (a `snapshot`) with the deal as it is now; one row per changed field."""
+    after = snapshot(deal)
+    await record_changes(
+        session,
+        company_id=deal.company_id,
+        deal_id=deal.id,
+        user_id=user_id,
+        changes={field: (before.get(field), after[field]) for field in TRACKED_FIELDS},
+    )
+
+
+async def record_creation(session: AsyncSession, deal: Deal, user_id: uuid.UUID | None) -> None:
+    """The first entry of a deal: field `created`, old null, new the tracked fields."""
+    await record_changes(
+        session,
+        company_id=deal.company_id,
+        deal_id=deal.id,
+        user_id=user_id,
+        changes={"created": (None, snapshot(deal))},
+    )

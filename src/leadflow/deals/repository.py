@@ -1,0 +1,285 @@
+"""Deals the caller may see; every statement on `deal` goes through `visible_to_caller`."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from leadflow.auth.models import User
+from leadflow.contacts.models import Organization, Person
+from leadflow.deals.access import found_deal, visible_deal
+from leadflow.deals.models import Deal, DealChange
+from leadflow.errors import NotFound
+from leadflow.leads.models import LeadLabel
+from leadflow.pagination import Keyset, PageRequest, paginate
+from leadflow.pipelines.models import Pipeline, Stage
+from leadflow.tenancy import Caller, in_company, visible_to_caller
+
+# Deal lists and board columns: newest first (ix_deal_*_created_at and ix_deal_stage_id).
+NEWEST_FIRST = Keyset(Deal.created_at, Deal.id, descending=True)
+CHANGELOG_ORDER = Keyset(DealChange.at, DealChange.id)
+
+
+@dataclass(frozen=True, slots=True)
+class DealFilters:
+    status: str | None = None
+    pipeline_id: uuid.UUID | None = None
+    stage_id: uuid.UUID | None = None
+    owner_id: uuid.UUID | None = None
+    person_id: uuid.UUID | None = None
+    organization_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StageTotal:
+    """Open deals of one stage in one currency (`currency` None: deals without a value)."""
+
+    stage_id: uuid.UUID
+    currency: str | None
+    count: int
+    amount: Decimal | None
+
+
+class DealRepository:
+    def __init__(self, session: AsyncSession, caller: Caller) -> None:
+        self.session = session
+        self.caller = caller
+
+    def _open(self) -> Any:
+        """Open deals the caller sees, still in the deal lists (not converted back to leads)."""
+        return (
+            visible_to_caller(Deal, self.caller),
+            Deal.status == "open",
+            Deal.converted_lead_id.is_(None),
+        )
+
+    async def get(
+        self, deal_id: uuid.UUID, *, for_update: bool = False, allow_converted: bool = False
+    ) -> Deal:
+        """The deal, 404 if not visible, 410 if converted back to a lead (unless allowed)."""
+        return await visible_deal(
+            self.session,
+            self.caller,
+            deal_id,
+            for_update=for_update,
+            allow_converted=allow_converted,
+        )
+
+    async def get_with_rotten_days(self, deal_id: uuid.UUID) -> tuple[Deal, int | None]:
+        """The deal and its stage's `rotten_days` in one statement (404 / 410 as `get`)."""
+        row = (
+            await self.session.execute(
+                select(Deal, Stage.rotten_days)
+                .join(Stage, Stage.id == Deal.stage_id)
+                .where(visible_to_caller(Deal, self.caller), Deal.id == deal_id)
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFound("deal")
+        return found_deal(row[0]), row[1]
+
+    async def list_deals(
+        self, filters: DealFilters, page: PageRequest
+    ) -> tuple[list[Deal], str | None]:
+        stmt = select(Deal).where(
+            visible_to_caller(Deal, self.caller), Deal.converted_lead_id.is_(None)
+        )
+        if filters.status is not None:
+            stmt = stmt.where(Deal.status == filters.status)
+        if filters.pipeline_id is not None:
+            stmt = stmt.where(Deal.pipeline_id == filters.pipeline_id)
+        if filters.stage_id is not None:
+            stmt = stmt.where(Deal.stage_id == filters.stage_id)
+        if filters.owner_id is not None:
+            stmt = stmt.where(Deal.owner_id == filters.owner_id)
+        if filters.person_id is not None:
+            stmt = stmt.where(Deal.person_id == filters.person_id)
+        if filters.organization_id is not None:
+            stmt = stmt.where(Deal.organization_id == filters.organization_id)
+        return await paginate(self.session, stmt, NEWEST_FIRST, page)
+
+    async def rotten_days(self, stage_ids: set[uuid.UUID]) -> dict[uuid.UUID, int | None]:
+        """`rotten_days` of the given stages (of the caller's company)."""
+        if not stage_ids:
+            return {}
+        rows = await self.session.execute(
+            select(Stage.id, Stage.rotten_days).where(
+                in_company(Stage, self.caller), Stage.id.in_(stage_ids)
+            )
+        )
+        return {stage_id: days for stage_id, days in rows}
+
+    async def add(self, **values: Any) -> Deal:
+        deal = Deal(company_id=self.caller.company_id, **values)
+        self.session.add(deal)
+        await self.session.flush()
+        await self.session.refresh(deal)
+        return deal
+
+    async def update(self, deal: Deal, values: dict[str, Any]) -> Deal:
+        for field, value in values.items():
+            setattr(deal, field, value)
+        await self.session.flush()
+        await self.session.refresh(deal)
+        return deal
+
+    async def delete(self, deal_id: uuid.UUID) -> None:
+        """Delete the deal; its line items, participants, files and changelog go with it."""
+        await self.session.execute(
+            delete(Deal).where(visible_to_caller(Deal, self.caller), Deal.id == deal_id)
+        )
+
+    async def changelog(
+        self, deal_id: uuid.UUID, page: PageRequest
+    ) -> tuple[list[DealChange], str | None]:
+        """The deal's changes, oldest first (ix_deal_change_deal_id)."""
+        stmt = select(DealChange).where(
+            in_company(DealChange, self.caller), DealChange.deal_id == deal_id
+        )
+        return await paginate(self.session, stmt, CHANGELOG_ORDER, page)
+
+    # Where a deal goes. The stage and its pipeline are share-locked (FOR KEY SHARE) until
+    # commit: deleting them takes FOR UPDATE on the company's pipelines first, so a delete
+    # either waits and then counts this deal, or commits first and the stage is not found.
+
+    async def stage(self, stage_id: uuid.UUID) -> Stage | None:
+        return await self.session.scalar(
+            select(Stage)
+            .join(Pipeline, Pipeline.id == Stage.pipeline_id)
+            .where(in_company(Stage, self.caller), Stage.id == stage_id)
+            .with_for_update(key_share=True, read=True)
+        )
+
+    async def first_stage(self, pipeline_id: uuid.UUID) -> Stage | None:
+        """The pipeline's stage with the lowest position (ties: lowest id)."""
+        return await self.session.scalar(
+            select(Stage)
+            .join(Pipeline, Pipeline.id == Stage.pipeline_id)
+            .where(in_company(Stage, self.caller), Stage.pipeline_id == pipeline_id)
+            .order_by(Stage.position, Stage.id)
+            .limit(1)
+            .with_for_update(key_share=True, read=True)
+        )
+
+    async def default_pipeline_id(self) -> uuid.UUID | None:
+        """The pipeline with the lowest position (ties: lowest id)."""
+        return await self.session.scalar(
+            select(Pipeline.id)
+            .where(in_company(Pipeline, self.caller))
+            .order_by(Pipeline.position, Pipeline.id)
+            .limit(1)
+        )
+
+    async def pipeline(self, pipeline_id: uuid.UUID) -> Pipeline | None:
+        return await self.session.scalar(
+            select(Pipeline).where(in_company(Pipeline, self.caller), Pipeline.id == pipeline_id)
+        )
+
+    # References a deal may hold.
+
+    async def user_in_company(self, user_id: uuid.UUID) -> bool:
+        found = await self.session.scalar(
+            select(User.id).where(User.company_id == self.caller.company_id, User.id == user_id)
+        )
+        return found is not None
+
+    async def person_visible(self, person_id: uuid.UUID) -> bool:
+        found = await self.session.scalar(
+            select(Person.id).where(visible_to_caller(Person, self.caller), Person.id == person_id)
+        )
+        return found is not None
+
+    async def organization_visible(self, organization_id: uuid.UUID) -> bool:
+        found = await self.session.scalar(
+            select(Organization.id).where(
+                visible_to_caller(Organization, self.caller), Organization.id == organization_id
+            )
+        )
+        return found is not None
+
+    async def existing_label_ids(self, label_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        rows = await self.session.scalars(
+            select(LeadLabel.id).where(
+                in_company(LeadLabel, self.caller), LeadLabel.id.in_(label_ids)
+            )
+        )
+        return set(rows)
+
+    # The pipeline board.
+
+    async def stages_of(self, pipeline_id: uuid.UUID) -> list[Stage]:
+        rows = await self.session.scalars(
+            select(Stage)
+            .where(in_company(Stage, self.caller), Stage.pipeline_id == pipeline_id)
+            .order_by(Stage.position, Stage.id)
+        )
+        return list(rows)
+
+    async def open_totals(self, stage_ids: list[uuid.UUID]) -> list[StageTotal]:
+        """Count and value per (stage, currency) of the open deals: one grouped query."""
+        if not stage_ids:
+            return []
+        rows = await self.session.execute(
+            select(
+                Deal.stage_id,
+                Deal.value_currency,
+                func.count(),
+                func.sum(Deal.value_amount),
+            )
+            .where(*self._open(), Deal.stage_id.in_(stage_ids))
+            .group_by(Deal.stage_id, Deal.value_currency)
+        )
+        return [StageTotal(*row) for row in rows]
+
+    async def open_first_pages(self, pipeline_id: uuid.UUID, per_stage: int) -> list[Deal]:
+        """The newest `per_stage` open deals of every stage of the pipeline, in one query.
+
+        A LATERAL subquery per stage walks ix_deal_stage_id (stage, status, created_at
+        DESC, id DESC) and stops after `per_stage` rows, however many deals a stage holds.
+        """
+        stages = (
+            select(Stage.id.label("stage_id"))
+            .where(in_company(Stage, self.caller), Stage.pipeline_id == pipeline_id)
+            .subquery("board_stage")
+        )
+        first_page = (
+            select(Deal)
+            .where(*self._open(), Deal.stage_id == stages.c.stage_id)
+            .order_by(Deal.created_at.desc(), Deal.id.desc())
+            .limit(per_stage)
+            .lateral("first_page")
+        )
+        deal = aliased(Deal, first_page)
+        rows = await self.session.scalars(select(deal).select_from(stages).join(first_page, true()))
+        return list(rows)
+
+    async def count_in(
+        self, *, pipeline_id: uuid.UUID | None = None, stage_id: uuid.UUID | None = None
+    ) -> tuple[int, int]:
+        """(open, all) deals of the company in a pipeline or stage, whoever may see them.
+
+        Converted deals count in `all`: they stay as history and still reference the stage.
+        """
+        stmt = select(
+            func.count().filter(Deal.status == "open", Deal.converted_lead_id.is_(None)),
+            func.count(),
+        ).where(in_company(Deal, self.caller))
+        if pipeline_id is not None:
+            # The pipeline's stages go with it, so deals in them count even if their
+            # `pipeline_id` were stale.
+            stmt = stmt.where(
+                or_(
+                    Deal.pipeline_id == pipeline_id,
+                    Deal.stage_id.in_(select(Stage.id).where(Stage.pipeline_id == pipeline_id)),
+                )
+            )
+        if stage_id is not None:
+            stmt = stmt.where(Deal.stage_id == stage_id)
+        row = (await self.session.execute(stmt)).one()
+        return int(row[0]), int(row[1])

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from leadflow.deals import service
+from leadflow.deals.repository import DealFilters, DealRepository
+from leadflow.deals.schemas import (
+    BOARD_PAGE_DEFAULT,
+    BOARD_PAGE_MAX,
+    BoardRead,
+    DealChangeRead,
+    DealCreate,
+    DealRead,
+    DealStatus,
+    DealUpdate,
+)
+from leadflow.deps import CurrentCaller, Session
+from leadflow.errors import responses
+from leadflow.pagination import Page, PageParams
+
+router = APIRouter(tags=["deals"])
+
+@router.post(
+    "/deals",
+    name="deals:create",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DealRead,
+    responses=responses(401, 403, 422),
+)
+async def create_deal(data: DealCreate, session: Session, caller: CurrentCaller) -> DealRead:
+    """Create a deal in a stage (default: first stage of the default pipeline)."""
+    deal, rotten_days = await service.create_deal(session, caller, data)
+    return service.deal_read(deal, rotten_days)
+
+
+@router.get(
+    "/deals",
+    name="deals:list",
+    response_model=Page[DealRead],
+    responses=responses(401, 422),
+)
+async def list_deals(
+    session: Session,
+    caller: CurrentCaller,
+    page: PageParams,
+    status: Annotated[DealStatus | None, Query(description="Only deals with this status.")] = None,
+    pipeline_id: Annotated[uuid.UUID | None, Query(description="Only this pipeline.")] = None,
+    stage_id: Annotated[uuid.UUID | None, Query(description="Only this stage.")] = None,
+    owner_id: Annotated[uuid.UUID | None, Query(description="Only deals this user owns.")] = None,
+    person_id: Annotated[uuid.UUID | None, Query(description="Only this person's deals.")] = None,
+    organization_id: Annotated[
+        uuid.UUID | None, Query(description="Only this organization's deals.")
+    ] = None,
+) -> Page[DealRead]:
+    """List the deals visible to the caller, newest first."""
+    deals = DealRepository(session, caller)
+    filters = DealFilters(
+        status=status.value if status is not None else None,
+        pipeline_id=pipeline_id,
+        stage_id=stage_id,
+        owner_id=owner_id,
+        person_id=person_id,
+        organization_id=organization_id,
+    )
+    rows, cursor = await deals.list_deals(filters, page)
+    rotten_days = await deals.rotten_days({deal.stage_id for deal in rows})
+    now = datetime.now(UTC)
+    return Page(
+        data=[service.deal_read(deal, rotten_days.get(deal.stage_id), now) for deal in rows],
+        next_cursor=cursor,
+    )
+
+
+@router.get(
+    "/deals/{deal_id}",
+    name="deals:get",
+    response_model=DealRead,
+    responses=responses(401, 404, 410, 422),
+)
+async def get_deal(deal_id: uuid.UUID, session: Session, caller: CurrentCaller) -> DealRead:
+    """One deal; 410 when it was converted back into a lead."""
+    deal, rotten_days = await DealRepository(session, caller).get_with_rotten_days(deal_id)
+    return service.deal_read(deal, rotten_days)
+
+
+@router.patch(
+    "/deals/{deal_id}",
+    name="deals:update",
+    response_model=DealRead,
+    responses=responses(401, 403, 404, 410, 422),
+)
+async def update_deal(
+    deal_id: uuid.UUID, data: DealUpdate, session: Session, caller: CurrentCaller
+) -> DealRead:
+    """Change a deal, move it to another stage, win, lose or reopen it."""
+    deal, rotten_days = await service.update_deal(session, caller, deal_id, data)
+    return service.deal_read(deal, rotten_days)
+
+
+@router.delete(
+    "/deals/{deal_id}",
+    name="deals:delete",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401, 404, 410, 422),
+)
+async def delete_deal(deal_id: uuid.UUID, session: Session, caller: CurrentCaller) -> None:
+    """Delete a deal with its line items, participants, files and changelog."""
+    await service.delete_deal(session, caller, deal_id)
+
+
+@router.post(
+    "/deals/{deal_id}/archive",
+    name="deals:archive",
+    response_description="Never: archiving is refused for every deal.",
+    responses=responses(401, 404, 409, 410, 422),
+)
+async def archive_deal(deal_id: uuid.UUID, session: Session, caller: CurrentCaller) -> None:
+    """Always refused (409 capability-not-supported): deals are not archived, leads are."""
+    await service.archive_deal(session, caller, deal_id)
+
+
+@router.get(
+    "/deals/{deal_id}/changelog",
+    name="deals:changelog",
+    response_model=Page[DealChangeRead],
+    responses=responses(401, 404, 422),
+)
+async def deal_changelog(
+    deal_id: uuid.UUID, session: Session, caller: CurrentCaller, page: PageParams
+) -> Page[DealChangeRead]:
+    """The deal's field-level history, oldest first (kept for deals converted to leads)."""
+    deals = DealRepository(session, caller)
+    await deals.get(deal_id, allow_converted=True)
+    rows, cursor = await deals.changelog(deal_id, page)
+    return Page(data=[DealChangeRead.model_validate(row) for row in rows], next_cursor=cursor)
+
+
+@router.get(
+    "/pipelines/{pipeline_id}/board",
+    name="pipelines:board",
+    response_model=BoardRead,
+    responses=responses(401, 404, 422),
+)
+async def pipeline_board(
+    pipeline_id: uuid.UUID,
+    session: Session,
+    caller: CurrentCaller,
+    limit: Annotated[
+        int,
+        Query(ge=1, le=BOARD_PAGE_MAX, description="Open deals shown per stage, newest first."),
+    ] = BOARD_PAGE_DEFAULT,
+) -> BoardRead:
+    """The pipeline board: each stage with its open deals' count, totals and first page."""
+    return await service.board(session, caller, pipeline_id, limit)

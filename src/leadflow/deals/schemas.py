@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, ConfigDict, Field
+
+from leadflow.schemas import Input, LongName, Money, Output, ShortText
+from leadflow.tenancy import Visibility
+
+
+class DealStatus(enum.StrEnum):
+    open = "open"
+    won = "won"
+    lost = "lost"
+
+
+def _unique(values: list[uuid.UUID]) -> list[uuid.UUID]:
+    return list(dict.fromkeys(values))
+
+
+MAX_LABELS = 50
+BOARD_PAGE_DEFAULT = 20
+BOARD_PAGE_MAX = 100
+
+Probability = Annotated[
+    int, Field(ge=0, le=100, description="Chance (percent) that the deal is won.", examples=[40])
+]
+LabelIds = Annotated[
+    list[uuid.UUID],
+    AfterValidator(_unique),
+    Field(
+        max_length=MAX_LABELS,
+        description="Lead label ids of the caller's company (deals share the lead label set).",
+    ),
+]
+LostReason = Annotated[ShortText, Field(examples=["Chose a competitor"])]
+
+_OWNER = "A user of the caller's company; defaults to the caller."
+_PERSON = "A person visible to the caller."
+_ORGANIZATION = "An organization visible to the caller."
+_STAGE = (
+    "A stage of the caller's company; the deal's pipeline follows it. Omit to use the first "
+    "stage (lowest position) of `pipeline_id`, or of the default pipeline."
+)
+_PIPELINE = "Omit to use the default pipeline (lowest position), or the pipeline of `stage_id`."
+_PROBABILITY = "Defaults to the stage's probability."
+_LOST_REASON = "Only when `status` is (or becomes) `lost`; otherwise 422."
+_VALUE_FROM_PRODUCTS = "When true, `value` follows the sum of the deal's line items."
+
+# Update fields that may be omitted but not set to null default to None without allowing
+# it in their type: an explicit null then fails validation, like any wrong type.
+_UNSET: Any = None
+
+
+def _drop_defaults(schema: dict[str, Any]) -> None:
+    for field in schema.get("properties", {}).values():
+        field.pop("default", None)
+
+
+class Patch(Input):
+    """A PATCH body: an omitted field is left unchanged, so no field has a default."""
+
+    model_config = ConfigDict(json_schema_extra=_drop_defaults)
+
+
+class DealCreate(Input):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "title": "Pipes for the new plant",
+                "value": {"amount": "1500.00", "currency": "EUR"},
+                "organization_id": "0191c3a4-8f2e-7c1a-9b3d-5e6f7a8b9c0d",
+                "expected_close_date": "2026-12-15",
+            }
+        }
+    )
+
+    title: LongName = Field(examples=["Pipes for the new plant"])
+    owner_id: uuid.UUID | None = Field(default=None, description=_OWNER)
+    person_id: uuid.UUID | None = Field(default=None, description=_PERSON)
+    organization_id: uuid.UUID | None = Field(default=None, description=_ORGANIZATION)
+    pipeline_id: uuid.UUID | None = Field(default=None, description=_PIPELINE)
+    stage_id: uuid.UUID | None = Field(default=None, description=_STAGE)
+    status: DealStatus = Field(
+        default=DealStatus.open,
+        description="A deal created won or lost is closed at once and does not count as open.",
+    )
+    lost_reason: LostReason | None = Field(default=None, description=_LOST_REASON)
+    value: Money | None = None
+    probability: Probability | None = Field(default=None, description=_PROBABILITY)
+    expected_close_date: date | None = Field(default=None, examples=["2026-12-15"])
+    label_ids: LabelIds = Field(default_factory=list)
+    visible_to: Visibility = Visibility.company
+    value_from_products: bool = Field(default=False, description=_VALUE_FROM_PRODUCTS)
+
+
+class DealUpdate(Patch):
+    """Only the fields sent change; null clears a nullable field.
+
+    A new `stage_id` must belong to the deal's pipeline unless `pipeline_id` changes with
+    it; a new `pipeline_id` alone moves the deal to that pipeline's first stage. A stage
+    move without `probability` takes the new stage's probability. `status` won or lost
+    sets `won_at`/`lost_at` and `closed_at`; `open` clears them and `lost_reason`.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={"example": {"status": "lost", "lost_reason": "Chose a competitor"}}
+    )
+
+    title: LongName = Field(default=_UNSET, examples=["Pipes for the new plant"])
+    owner_id: uuid.UUID = Field(default=_UNSET, description="A user of the caller's company.")
+    person_id: uuid.UUID | None = Field(default=None, description=_PERSON)
+    organization_id: uuid.UUID | None = Field(default=None, description=_ORGANIZATION)
+    pipeline_id: uuid.UUID = Field(default=_UNSET, description="A pipeline of the company.")
+    stage_id: uuid.UUID = Field(default=_UNSET, description="A stage of the deal's pipeline.")
+    status: DealStatus = Field(default=_UNSET)
+    lost_reason: LostReason | None = Field(default=None, description=_LOST_REASON)
+    value: Money | None = None
+    probability: Probability | None = None
+    expected_close_date: date | None = Field(default=None, examples=["2026-12-15"])
+    label_ids: LabelIds = Field(default=_UNSET)
+    visible_to: Visibility = Field(default=_UNSET)
+    value_from_products: bool = Field(default=_UNSET, description=_VALUE_FROM_PRODUCTS)
+
+
+class DealRead(Output):
+    id: uuid.UUID
+    title: str = Field(examples=["Pipes for the new plant"])
+    owner_id: uuid.UUID | None = Field(description="Null once the owner's user is deleted.")
+    person_id: uuid.UUID | None
+    organization_id: uuid.UUID | None
+    pipeline_id: uuid.UUID
+    stage_id: uuid.UUID
+    status: DealStatus
+    lost_reason: str | None = Field(examples=[None])
+    value: Money | None
+    value_from_products: bool
+    probability: int | None = Field(examples=[40])
+    expected_close_date: date | None = Field(examples=["2026-12-15"])
+    won_at: datetime | None
+    lost_at: datetime | None
+    closed_at: datetime | None = Field(description="When the deal was last won or lost.")
+    stage_changed_at: datetime | None = Field(description="When the deal entered its stage.")
+    rotten: bool = Field(
+        description=(
+            "Open, and longer in its stage (since `stage_changed_at`, else `created_at`) than "
+            "the stage's `rotten_days`."
+        )
+    )
+    label_ids: list[uuid.UUID]
+    visible_to: Visibility
+    source_lead_id: uuid.UUID | None = Field(description="The lead this deal was converted from.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class DealChangeRead(Output):
+    """One changed field of a deal; `old` and `new` are as they appear in the deal's JSON.
+
+    Creating a deal writes one entry with `field: "created"`, `old: null` and as `new` the
+    deal's tracked fields at creation.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "field": "stage_id",
+                "old": "0191c3a4-8f2e-7c1a-9b3d-5e6f7a8b9c0d",
+                "new": "0191c3a4-9a10-7c1a-9b3d-5e6f7a8b9c0e",
+                "user_id": "0191c3a4-7000-7c1a-9b3d-5e6f7a8b9c01",
+                "at": "2026-11-22T10:00:00Z",
+            }
+        }
+    )
+
+    field: str
+    old: Any
+    new: Any
+    user_id: uuid.UUID | None = Field(description="Who made the change; null once deleted.")
+    at: datetime
+
+
+class BoardStageRead(Output):
+    id: uuid.UUID
+    name: str = Field(examples=["Demo scheduled"])
+    position: int = Field(examples=[3])
+    probability: int = Field(examples=[40])
+    rotten_days: int | None = Field(examples=[14])
+
+
+class BoardColumn(Output):
+    stage: BoardStageRead
+    count: int = Field(description="Open deals in the stage visible to the caller.")
+    totals: list[Money] = Field(
+        description="Sum of the open deals' values, one entry per currency (deals without "
+        "a value are counted but not summed)."
+    )
+    deals: list[DealRead] = Field(description="The newest open deals of the stage.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to `GET /deals?stage_id=…&status=open` for the next page."
+    )
+
+
+class BoardRead(Output):
+    pipeline_id: uuid.UUID
+    stages: list[BoardColumn] = Field(description="The pipeline's stages by position.")

@@ -1,0 +1,364 @@
+"""Use cases of deals: placing them in a pipeline, moving and closing them, the board.
+
+Every change of a tracked field is written to the changelog in the request's
+transaction; opening a deal (creating it open, reopening it) first takes a slot under
+the company's open-deal limit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow import capabilities
+from leadflow.capabilities import Capability, Entity
+from leadflow.deals.changelog import record_creation, record_snapshot_changes, snapshot
+from leadflow.deals.limits import OpenDealLimit, ensure_open_deal_slot
+from leadflow.deals.models import Deal
+from leadflow.deals.repository import NEWEST_FIRST, DealRepository
+from leadflow.deals.schemas import (
+    BoardColumn,
+    BoardRead,
+    BoardStageRead,
+    DealCreate,
+    DealRead,
+    DealStatus,
+    DealUpdate,
+)
+from leadflow.errors import Conflict, InvalidInput, NotFound
+from leadflow.pagination import cursor_after
+from leadflow.pipelines.models import Stage
+from leadflow.schemas import Money
+from leadflow.tenancy import Caller
+
+__all__ = [
+    "DealsInTheWay",
+    "OpenDealLimit",
+    "archive_deal",
+    "board",
+    "create_deal",
+    "deal_read",
+    "ensure_no_deals_in",
+    "ensure_open_deal_slot",
+    "update_deal",
+]
+
+
+class DealsInTheWay(Conflict):
+    slug = "holds-deals"
+    title = "The pipeline or stage still holds deals"
+
+    def __init__(self, what: str, open_deals: int, deals: int) -> None:
+        if open_deals:
+            detail = f"The {what} holds {open_deals} open deals; move or close them first."
+        else:
+            detail = (
+                f"The {what} holds {deals} won, lost or converted deals, kept as history; "
+                "move them to another stage first."
+            )
+        super().__init__(detail, open_deals=open_deals, deals=deals)
+
+
+def is_rotten(deal: Deal, rotten_days: int | None, now: datetime) -> bool:
+    """Open and in its stage (since it entered it, else since created) over `rotten_days`."""
+    if deal.status != DealStatus.open or rotten_days is None:
+        return False
+    since = deal.stage_changed_at or deal.created_at
+    return now - since > timedelta(days=rotten_days)
+
+
+def deal_read(deal: Deal, rotten_days: int | None, now: datetime | None = None) -> DealRead:
+    return DealRead(
+        id=deal.id,
+        title=deal.title,
+        owner_id=deal.owner_id,
+        person_id=deal.person_id,
+        organization_id=deal.organization_id,
+        pipeline_id=deal.pipeline_id,
+        stage_id=deal.stage_id,
+        status=DealStatus(deal.status),
+        lost_reason=deal.lost_reason,
+        value=Money.of(deal.value_amount, deal.value_currency),
+        value_from_products=deal.value_from_products,
+        probability=deal.probability,
+        expected_close_date=deal.expected_close_date,
+        won_at=deal.won_at,
+        lost_at=deal.lost_at,
+        closed_at=deal.closed_at,
+        stage_changed_at=deal.stage_changed_at,
+        rotten=is_rotten(deal, rotten_days, now or datetime.now(UTC)),
+        label_ids=deal.label_ids,
+        visible_to=deal.visible_to,
+        source_lead_id=deal.source_lead_id,
+        created_at=deal.created_at,
+        updated_at=deal.updated_at,
+    )
+
+
+async def _stage_of_new_deal(
+    deals: DealRepository, pipeline_id: uuid.UUID | None, stage_id: uuid.UUID | None
+) -> Stage:
+    if stage_id is not None:
+        stage = await deals.stage(stage_id)
+        if stage is None:
+            raise InvalidInput(["body", "stage_id"], "No such stage in your company.")
+        if pipeline_id is not None and stage.pipeline_id != pipeline_id:
+            raise InvalidInput(["body", "stage_id"], "The stage is not a stage of `pipeline_id`.")
+        return stage
+    if pipeline_id is not None:
+        return await _first_stage(deals, pipeline_id, ["body", "pipeline_id"])
+    default_id = await deals.default_pipeline_id()
+    if default_id is None:
+        raise InvalidInput(["body", "pipeline_id"], "The company has no pipeline; create one.")
+    return await _first_stage(deals, default_id, ["body", "pipeline_id"])
+
+
+async def _first_stage(deals: DealRepository, pipeline_id: uuid.UUID, loc: list[str]) -> Stage:
+    stage = await deals.first_stage(pipeline_id)
+    if stage is not None:
+        return stage
+    if await deals.pipeline(pipeline_id) is None:
+        raise InvalidInput(loc, "No such pipeline in your company.")
+    raise InvalidInput(loc, "The pipeline has no stages; add one or choose `stage_id`.")
+
+
+async def _check_references(deals: DealRepository, fields: dict[str, Any]) -> None:
+    """Owner in the company, person and organization visible, labels of the company."""
+    owner_id = fields.get("owner_id")
+    if (
+        owner_id is not None
+        and owner_id != deals.caller.user_id
+        and not await deals.user_in_company(owner_id)
+    ):
+        raise InvalidInput(["body", "owner_id"], "No such user in your company.")
+    person_id = fields.get("person_id")
+    if person_id is not None and not await deals.person_visible(person_id):
+        raise InvalidInput(["body", "person_id"], "No such person is visible to you.")
+    organization_id = fields.get("organization_id")
+    if organization_id is not None and not await deals.organization_visible(organization_id):
+        raise InvalidInput(["body", "organization_id"], "No such organization is visible to you.")
+    label_ids = fields.get("label_ids")
+    if label_ids:
+        unknown = [i for i in label_ids if i not in await deals.existing_label_ids(label_ids)]
+        if unknown:
+            raise InvalidInput(
+                ["body", "label_ids"], f"No such lead label in your company: {unknown[0]}."
+            )
+
+
+def _check_lost_reason(status: str, lost_reason: str | None) -> None:
+    if lost_reason is not None and status != DealStatus.lost:
+        raise InvalidInput(
+            ["body", "lost_reason"], "`lost_reason` is only for a deal whose status is `lost`."
+        )
+
+
+def _closing(status: str) -> dict[str, Any]:
+    """The timestamps that a status sets (transaction time) and clears."""
+    now = func.now()
+    if status == DealStatus.won:
+        return {"won_at": now, "lost_at": None, "closed_at": now, "lost_reason": None}
+    if status == DealStatus.lost:
+        return {"won_at": None, "lost_at": now, "closed_at": now}
+    return {"won_at": None, "lost_at": None, "closed_at": None, "lost_reason": None}
+
+
+async def create_deal(
+    session: AsyncSession, caller: Caller, data: DealCreate
+) -> tuple[Deal, int | None]:
+    """The new deal and its stage's `rotten_days`."""
+    deals = DealRepository(session, caller)
+    stage = await _stage_of_new_deal(deals, data.pipeline_id, data.stage_id)
+    owner_id = data.owner_id or caller.user_id
+    await _check_references(
+        deals,
+        {
+            "owner_id": owner_id,
+            "person_id": data.person_id,
+            "organization_id": data.organization_id,
+            "label_ids": data.label_ids,
+        },
+    )
+    _check_lost_reason(data.status, data.lost_reason)
+    if data.status == DealStatus.open:
+        await ensure_open_deal_slot(session, caller.company_id)
+    closing = _closing(data.status) if data.status != DealStatus.open else {}
+    deal = await deals.add(
+        title=data.title,
+        owner_id=owner_id,
+        person_id=data.person_id,
+        organization_id=data.organization_id,
+        pipeline_id=stage.pipeline_id,
+        stage_id=stage.id,
+        status=data.status.value,
+        lost_reason=data.lost_reason,
+        value_amount=data.value.amount if data.value else None,
+        value_currency=data.value.currency if data.value else None,
+        value_from_products=data.value_from_products,
+        probability=data.probability if data.probability is not None else stage.probability,
+        expected_close_date=data.expected_close_date,
+        stage_changed_at=func.now(),
+        label_ids=data.label_ids,
+        visible_to=data.visible_to.value,
+        **closing,
+    )
+    await record_creation(session, deal, caller.user_id)
+    return deal, stage.rotten_days
+
+
+async def update_deal(
+    session: AsyncSession, caller: Caller, deal_id: uuid.UUID, data: DealUpdate
+) -> tuple[Deal, int | None]:
+    """Apply the fields sent; returns the deal and its stage's `rotten_days`."""
+    deals = DealRepository(session, caller)
+    deal = await deals.get(deal_id, for_update=True)
+    sent = data.model_dump(exclude_unset=True)
+    values: dict[str, Any] = {
+        field: sent[field]
+        for field in ("title", "person_id", "organization_id", "probability",
+                      "expected_close_date", "label_ids", "value_from_products", "owner_id")
+        if field in sent
+    }
+    if "visible_to" in sent:
+        values["visible_to"] = data.visible_to.value
+    if "value" in sent:
+        values["value_amount"] = data.value.amount if data.value else None
+        values["value_currency"] = data.value.currency if data.value else None
+    # A reference sent back unchanged is not re-checked: a client may resend what it read.
+    await _check_references(
+        deals,
+        {field: value for field, value in values.items() if value != getattr(deal, field, None)},
+    )
+
+    stage = await _stage_after_move(deals, deal, sent.get("pipeline_id"), sent.get("stage_id"))
+    if stage is not None and stage.id != deal.stage_id:
+        values.update(pipeline_id=stage.pipeline_id, stage_id=stage.id, stage_changed_at=func.now())
+        if "probability" not in sent:
+            values["probability"] = stage.probability
+
+    status = data.status.value if "status" in sent else deal.status
+    _check_lost_reason(status, sent.get("lost_reason"))
+    if status != deal.status:
+        values["status"] = status
+        values.update(_closing(status))
+        if status == DealStatus.open:
+            await ensure_open_deal_slot(session, caller.company_id)
+    if "lost_reason" in sent:
+        values["lost_reason"] = sent["lost_reason"]
+
+    if stage is not None:
+        rotten_days = stage.rotten_days
+    else:
+        rotten_days = (await deals.rotten_days({deal.stage_id})).get(deal.stage_id)
+    if not values:
+        return deal, rotten_days
+    before = snapshot(deal)
+    deal = await deals.update(deal, values)
+    await record_snapshot_changes(session, deal, before, caller.user_id)
+    return deal, rotten_days
+
+
+async def _stage_after_move(
+    deals: DealRepository,
+    deal: Deal,
+    pipeline_id: uuid.UUID | None,
+    stage_id: uuid.UUID | None,
+) -> Stage | None:
+    """The stage a PATCH moves the deal to, or None when it names no move."""
+    if stage_id is not None:
+        stage = await deals.stage(stage_id)
+        if stage is None:
+            raise InvalidInput(["body", "stage_id"], "No such stage in your company.")
+        if stage.pipeline_id != (pipeline_id or deal.pipeline_id):
+            raise InvalidInput(
+                ["body", "stage_id"],
+                "The stage is not in the deal's pipeline; send `pipeline_id` with it to move "
+                "the deal to another pipeline."
+                if pipeline_id is None
+                else "The stage is not a stage of `pipeline_id`.",
+            )
+        return stage
+    if pipeline_id is not None and pipeline_id != deal.pipeline_id:
+        return await _first_stage(deals, pipeline_id, ["body", "pipeline_id"])
+    return None
+
+
+async def delete_deal(session: AsyncSession, caller: Caller, deal_id: uuid.UUID) -> None:
+    deals = DealRepository(session, caller)
+    await deals.get(deal_id, for_update=True)
+    await deals.delete(deal_id)
+
+
+async def archive_deal(session: AsyncSession, caller: Caller, deal_id: uuid.UUID) -> None:
+    """Deals are never archived: 404/410 for a deal the caller cannot use, else 409."""
+    await DealRepository(session, caller).get(deal_id)
+    capabilities.require(Entity.deal, Capability.archiving, "archive")
+
+
+async def board(
+    session: AsyncSession, caller: Caller, pipeline_id: uuid.UUID, per_stage: int
+) -> BoardRead:
+    """Each stage with its open deals' count, totals per currency and first page.
+
+    Four statements whatever the number of stages or deals: the pipeline, its stages,
+    one grouped aggregate and one LATERAL query for all first pages.
+    """
+    deals = DealRepository(session, caller)
+    if await deals.pipeline(pipeline_id) is None:
+        raise NotFound("pipeline")
+    stages = await deals.stages_of(pipeline_id)
+    counts: dict[uuid.UUID, int] = defaultdict(int)
+    totals: dict[uuid.UUID, list[Money]] = defaultdict(list)
+    for total in await deals.open_totals([stage.id for stage in stages]):
+        counts[total.stage_id] += total.count
+        if total.currency is not None:
+            totals[total.stage_id].append(
+                Money(amount=total.amount or Decimal(0), currency=total.currency)
+            )
+    pages: dict[uuid.UUID, list[Deal]] = defaultdict(list)
+    for deal in await deals.open_first_pages(pipeline_id, per_stage + 1):
+        pages[deal.stage_id].append(deal)
+    now = datetime.now(UTC)
+    columns = []
+    for stage in stages:
+        page = pages[stage.id]
+        more = len(page) > per_stage
+        page = page[:per_stage]
+        columns.append(
+            BoardColumn(
+                stage=BoardStageRead.model_validate(stage),
+                count=counts[stage.id],
+                totals=sorted(totals[stage.id], key=lambda money: money.currency),
+                deals=[deal_read(deal, stage.rotten_days, now) for deal in page],
+                next_cursor=cursor_after(page[-1], NEWEST_FIRST) if more else None,
+            )
+        )
+    return BoardRead(pipeline_id=pipeline_id, stages=columns)
+
+
+async def ensure_no_deals_in(
+    session: AsyncSession,
+    caller: Caller,
+    *,
+    pipeline_id: uuid.UUID | None = None,
+    stage_id: uuid.UUID | None = None,
+) -> None:
+    """Refuse (409) deleting a pipeline or stage that deals still sit in.
+
+    Open deals are the contract's rule. Won, lost and converted deals are history that
+    keeps its stage (the foreign keys are ON DELETE RESTRICT), so they refuse it too,
+    rather than failing on the constraint. The caller holds the company's pipelines
+    FOR UPDATE, which waits for deals being placed (they share-lock their stage's
+    pipeline), so the count stays true until the delete commits.
+    """
+    open_deals, all_deals = await DealRepository(session, caller).count_in(
+        pipeline_id=pipeline_id, stage_id=stage_id
+    )
+    if all_deals:
+        raise DealsInTheWay("stage" if stage_id is not None else "pipeline", open_deals, all_deals)
