@@ -90,6 +90,54 @@ async def create_person(
     return created
 
 
+async def create_pipeline(
+    client: httpx.AsyncClient, actor: Actor, name: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    body = {"name": name or f"Pipeline {uuid.uuid4().hex[:6]}", **fields}
+    response = await client.post(f"{API}/pipelines", json=body, headers=actor.headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def create_stage(
+    client: httpx.AsyncClient,
+    actor: Actor,
+    pipeline_id: str,
+    name: str | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    body = {"pipeline_id": pipeline_id, "name": name or f"Stage {uuid.uuid4().hex[:6]}", **fields}
+    response = await client.post(f"{API}/stages", json=body, headers=actor.headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def create_lead(
+    client: httpx.AsyncClient, actor: Actor, title: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    """A lead; names a prospect person unless `fields` links or names someone."""
+    body: dict[str, Any] = {"title": title or f"Lead {uuid.uuid4().hex[:6]}", **fields}
+    naming = {"person_id", "organization_id", "prospect"}
+    if not naming & body.keys():
+        body["prospect"] = {"person_name": "Ana Silva"}
+    response = await client.post(f"{API}/leads", json=body, headers=actor.headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def create_lead_label(
+    client: httpx.AsyncClient, actor: Actor, name: str | None = None, color: str = "blue"
+) -> dict[str, Any]:
+    body = {"name": name or f"Label {uuid.uuid4().hex[:6]}", "color": color}
+    response = await client.post(f"{API}/lead-labels", json=body, headers=actor.headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
 async def create_deal(
     client: httpx.AsyncClient, actor: Actor, title: str | None = None, **fields: Any
 ) -> dict[str, Any]:
