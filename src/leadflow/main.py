@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
 from leadflow import errors, idempotency, ops
+from leadflow.activities.router import router as activities_router
 from leadflow.auth.router import router as auth_router
 from leadflow.capabilities_router import router as capabilities_router
 from leadflow.config import Settings, get_settings
@@ -47,6 +48,7 @@ def _operation_id(route: APIRoute) -> str:
 def api_router() -> APIRouter:
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(auth_router)
+    api.include_router(activities_router)
     api.include_router(contacts_router)
     api.include_router(products_router)
     api.include_router(deal_products_router)

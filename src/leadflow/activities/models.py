@@ -47,7 +47,9 @@ class Note(Timestamps, ParentColumns, Base):
     company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
     # Sanitized HTML (a safe subset) or plain text; front ends render it.
     content: Mapped[str] = mapped_column(Text)
-    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL")
+    )
     mentions: Mapped[list[uuid.UUID]] = mapped_column(
         ARRAY(UUID(as_uuid=True)), default=list, server_default=text("'{}'")
     )
@@ -55,9 +57,18 @@ class Note(Timestamps, ParentColumns, Base):
     __table_args__ = (
         CheckConstraint(ONE_PARENT, name="one_parent"),
         Index("ix_note_company_id_created_at", "company_id", "created_at", "id"),
-        Index("ix_note_lead_id", "lead_id", "created_at", "id", postgresql_where=text("lead_id IS NOT NULL")),
-        Index("ix_note_deal_id", "deal_id", "created_at", "id", postgresql_where=text("deal_id IS NOT NULL")),
-        Index("ix_note_person_id", "person_id", "created_at", "id", postgresql_where=text("person_id IS NOT NULL")),
+        Index(
+            "ix_note_lead_id", "lead_id", "created_at", "id",
+            postgresql_where=text("lead_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_note_deal_id", "deal_id", "created_at", "id",
+            postgresql_where=text("deal_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_note_person_id", "person_id", "created_at", "id",
+            postgresql_where=text("person_id IS NOT NULL"),
+        ),
         Index(
             "ix_note_organization_id", "organization_id", "created_at", "id",
             postgresql_where=text("organization_id IS NOT NULL"),
@@ -71,7 +82,9 @@ class NoteComment(Timestamps, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
     note_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("note.id", ondelete="CASCADE"))
-    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL")
+    )
     content: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (Index("ix_note_comment_note_id", "note_id", "created_at", "id"),)
@@ -89,7 +102,9 @@ class Activity(Timestamps, ParentColumns, Base):
     due_time: Mapped[time | None] = mapped_column(Time)
     done: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL")
+    )
 
     __table_args__ = (
         CheckConstraint(ONE_PARENT, name="one_parent"),
@@ -100,9 +115,18 @@ class Activity(Timestamps, ParentColumns, Base):
         Index("ix_activity_company_id_created_at", "company_id", "created_at", "id"),
         Index("ix_activity_company_id_owner_id_due_date", "company_id", "owner_id", "due_date"),
         Index("ix_activity_company_id_due_date", "company_id", "due_date"),
-        Index("ix_activity_lead_id", "lead_id", "created_at", "id", postgresql_where=text("lead_id IS NOT NULL")),
-        Index("ix_activity_deal_id", "deal_id", "created_at", "id", postgresql_where=text("deal_id IS NOT NULL")),
-        Index("ix_activity_person_id", "person_id", "created_at", "id", postgresql_where=text("person_id IS NOT NULL")),
+        Index(
+            "ix_activity_lead_id", "lead_id", "created_at", "id",
+            postgresql_where=text("lead_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_activity_deal_id", "deal_id", "created_at", "id",
+            postgresql_where=text("deal_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_activity_person_id", "person_id", "created_at", "id",
+            postgresql_where=text("person_id IS NOT NULL"),
+        ),
         Index(
             "ix_activity_organization_id", "organization_id", "created_at", "id",
             postgresql_where=text("organization_id IS NOT NULL"),

@@ -1,0 +1,281 @@
+"""Notes, their comments, and activities the caller may see.
+
+Every read goes through `parent_visible` (a note or an activity is visible exactly when
+its parent is). The module-level `move_*` and `count_*` functions serve conversion:
+they work on a whole record's notes or activities by company id, one statement each,
+and leave visibility checks to the caller, which has already locked both records.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.activities.models import Activity, Note, NoteComment
+from leadflow.activities.parents import Parent, parent_visible
+from leadflow.pagination import Keyset, PageRequest, paginate
+from leadflow.tenancy import Caller, in_company
+
+NEWEST_NOTES_FIRST = Keyset(Note.created_at, Note.id, descending=True)
+OLDEST_COMMENTS_FIRST = Keyset(NoteComment.created_at, NoteComment.id)
+NEWEST_ACTIVITIES_FIRST = Keyset(Activity.created_at, Activity.id, descending=True)
+
+
+class NoteRepository:
+    def __init__(self, session: AsyncSession, caller: Caller) -> None:
+        self.session = session
+        self.caller = caller
+
+    async def get(self, note_id: uuid.UUID, *, for_update: bool = False) -> Note | None:
+        stmt = select(Note).where(parent_visible(Note, self.caller), Note.id == note_id)
+        if for_update:
+            stmt = stmt.with_for_update(of=Note)
+        return await self.session.scalar(stmt)
+
+    async def add(self, *, content: str, parent: Parent, mentions: list[uuid.UUID]) -> Note:
+        note = Note(
+            company_id=self.caller.company_id,
+            user_id=self.caller.user_id,
+            content=content,
+            mentions=mentions,
+            **parent.columns(),
+        )
+        self.session.add(note)
+        await self.session.flush()
+        await self.session.refresh(note)
+        return note
+
+    async def update(self, note: Note, changes: dict[str, Any]) -> Note:
+        """Apply `changes` (column -> value) to a row got with `get(..., for_update=True)`."""
+        for column, value in changes.items():
+            setattr(note, column, value)
+        await self.session.flush()
+        await self.session.refresh(note)
+        return note
+
+    async def delete(self, note_id: uuid.UUID) -> bool:
+        """Delete a visible note (its comments go with it); False if there is none."""
+        deleted = await self.session.scalar(
+            delete(Note)
+            .where(parent_visible(Note, self.caller), Note.id == note_id)
+            .returning(Note.id)
+        )
+        return deleted is not None
+
+    async def list(
+        self, page: PageRequest, *, parent: Parent | None = None
+    ) -> tuple[list[Note], str | None]:
+        """Newest first; all the notes the caller may see, or those of one parent."""
+        stmt = select(Note).where(parent_visible(Note, self.caller))
+        if parent is not None:
+            stmt = stmt.where(getattr(Note, parent.kind.column) == parent.id)
+        return await paginate(self.session, stmt, NEWEST_NOTES_FIRST, page)
+
+
+class CommentRepository:
+    """Comments of one note; the caller has already been shown to see that note."""
+
+    def __init__(self, session: AsyncSession, caller: Caller, note_id: uuid.UUID) -> None:
+        self.session = session
+        self.caller = caller
+        self.note_id = note_id
+
+    async def get(self, comment_id: uuid.UUID, *, for_update: bool = False) -> NoteComment | None:
+        stmt = select(NoteComment).where(
+            in_company(NoteComment, self.caller),
+            NoteComment.note_id == self.note_id,
+            NoteComment.id == comment_id,
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        return await self.session.scalar(stmt)
+
+    async def add(self, content: str) -> NoteComment:
+        comment = NoteComment(
+            company_id=self.caller.company_id,
+            note_id=self.note_id,
+            user_id=self.caller.user_id,
+            content=content,
+        )
+        self.session.add(comment)
+        await self.session.flush()
+        await self.session.refresh(comment)
+        return comment
+
+    async def update(self, comment: NoteComment, changes: dict[str, Any]) -> NoteComment:
+        for column, value in changes.items():
+            setattr(comment, column, value)
+        await self.session.flush()
+        await self.session.refresh(comment)
+        return comment
+
+    async def delete(self, comment_id: uuid.UUID) -> None:
+        await self.session.execute(
+            delete(NoteComment).where(
+                in_company(NoteComment, self.caller),
+                NoteComment.note_id == self.note_id,
+                NoteComment.id == comment_id,
+            )
+        )
+
+    async def list(self, page: PageRequest) -> tuple[list[NoteComment], str | None]:
+        """Oldest first: a conversation reads top down."""
+        stmt = select(NoteComment).where(
+            in_company(NoteComment, self.caller), NoteComment.note_id == self.note_id
+        )
+        return await paginate(self.session, stmt, OLDEST_COMMENTS_FIRST, page)
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityFilters:
+    parent: Parent | None = None
+    owner_id: uuid.UUID | None = None
+    done: bool | None = None
+    due_from: date | None = None
+    due_to: date | None = None
+
+
+class ActivityRepository:
+    def __init__(self, session: AsyncSession, caller: Caller) -> None:
+        self.session = session
+        self.caller = caller
+
+    async def get(self, activity_id: uuid.UUID, *, for_update: bool = False) -> Activity | None:
+        stmt = select(Activity).where(
+            parent_visible(Activity, self.caller), Activity.id == activity_id
+        )
+        if for_update:
+            stmt = stmt.with_for_update(of=Activity)
+        return await self.session.scalar(stmt)
+
+    async def add(self, values: dict[str, Any], parent: Parent) -> Activity:
+        activity = Activity(company_id=self.caller.company_id, **values, **parent.columns())
+        self.session.add(activity)
+        await self.session.flush()
+        await self.session.refresh(activity)
+        return activity
+
+    async def update(self, activity: Activity, changes: dict[str, Any]) -> Activity:
+        for column, value in changes.items():
+            setattr(activity, column, value)
+        await self.session.flush()
+        await self.session.refresh(activity)
+        return activity
+
+    async def delete(self, activity_id: uuid.UUID) -> bool:
+        deleted = await self.session.scalar(
+            delete(Activity)
+            .where(parent_visible(Activity, self.caller), Activity.id == activity_id)
+            .returning(Activity.id)
+        )
+        return deleted is not None
+
+    async def list(
+        self, page: PageRequest, filters: ActivityFilters
+    ) -> tuple[list[Activity], str | None]:
+        """Newest first; a due range keeps only activities with a due date inside it."""
+        stmt = select(Activity).where(parent_visible(Activity, self.caller))
+        if filters.parent is not None:
+            stmt = stmt.where(getattr(Activity, filters.parent.kind.column) == filters.parent.id)
+        if filters.owner_id is not None:
+            stmt = stmt.where(Activity.owner_id == filters.owner_id)
+        if filters.done is not None:
+            stmt = stmt.where(Activity.done.is_(filters.done))
+        if filters.due_from is not None:
+            stmt = stmt.where(Activity.due_date >= filters.due_from)
+        if filters.due_to is not None:
+            stmt = stmt.where(Activity.due_date <= filters.due_to)
+        return await paginate(self.session, stmt, NEWEST_ACTIVITIES_FIRST, page)
+
+
+@dataclass(frozen=True, slots=True)
+class Moves:
+    """How many notes and activities a record holds, i.e. what a conversion would move."""
+
+    notes: int
+    activities: int
+
+
+async def _move(
+    session: AsyncSession,
+    model: type[Note] | type[Activity],
+    company_id: uuid.UUID,
+    source: tuple[str, uuid.UUID],
+    target: tuple[str, uuid.UUID],
+) -> int:
+    """One UPDATE moving every row of `model` from one parent column/id to another."""
+    (from_column, from_id), (to_column, to_id) = source, target
+    result = await session.execute(
+        update(model)
+        .where(model.company_id == company_id, getattr(model, from_column) == from_id)
+        # Being carried over by a conversion is not an edit: keep `updated_at`.
+        .values({from_column: None, to_column: to_id, "updated_at": model.updated_at})
+        .execution_options(synchronize_session="fetch")
+    )
+    return cast(CursorResult[Any], result).rowcount
+
+
+async def move_notes(
+    session: AsyncSession, company_id: uuid.UUID, from_lead_id: uuid.UUID, to_deal_id: uuid.UUID
+) -> int:
+    """Move every note of a lead to a deal in one UPDATE; comments and mentions follow."""
+    return await _move(
+        session, Note, company_id, ("lead_id", from_lead_id), ("deal_id", to_deal_id)
+    )
+
+
+async def move_notes_to_lead(
+    session: AsyncSession, company_id: uuid.UUID, from_deal_id: uuid.UUID, to_lead_id: uuid.UUID
+) -> int:
+    """Move every note of a deal to a lead in one UPDATE (deal -> lead conversion)."""
+    return await _move(
+        session, Note, company_id, ("deal_id", from_deal_id), ("lead_id", to_lead_id)
+    )
+
+
+async def move_activities(
+    session: AsyncSession, company_id: uuid.UUID, from_lead_id: uuid.UUID, to_deal_id: uuid.UUID
+) -> int:
+    """Move every activity of a lead to a deal in one UPDATE."""
+    return await _move(
+        session, Activity, company_id, ("lead_id", from_lead_id), ("deal_id", to_deal_id)
+    )
+
+
+async def move_activities_to_lead(
+    session: AsyncSession, company_id: uuid.UUID, from_deal_id: uuid.UUID, to_lead_id: uuid.UUID
+) -> int:
+    """Move every activity of a deal to a lead in one UPDATE (deal -> lead conversion)."""
+    return await _move(
+        session, Activity, company_id, ("deal_id", from_deal_id), ("lead_id", to_lead_id)
+    )
+
+
+async def _count(
+    session: AsyncSession, company_id: uuid.UUID, column: str, record_id: uuid.UUID
+) -> Moves:
+    def count(model: type[Note] | type[Activity]) -> Any:
+        return (
+            select(func.count())
+            .select_from(model)
+            .where(model.company_id == company_id, getattr(model, column) == record_id)
+            .scalar_subquery()
+        )
+
+    row = (await session.execute(select(count(Note), count(Activity)))).one()
+    return Moves(notes=row[0], activities=row[1])
+
+
+async def count_for_lead(session: AsyncSession, company_id: uuid.UUID, lead_id: uuid.UUID) -> Moves:
+    """Notes and activities of a lead: what converting it would move (one query)."""
+    return await _count(session, company_id, "lead_id", lead_id)
+
+
+async def count_for_deal(session: AsyncSession, company_id: uuid.UUID, deal_id: uuid.UUID) -> Moves:
+    """Notes and activities of a deal: what converting it back to a lead would move."""
+    return await _count(session, company_id, "deal_id", deal_id)

@@ -1,0 +1,158 @@
+"""Rules for notes, comments and activities beyond what the schemas check: the parent
+must be visible, mentioned users and owners must belong to the company, `done_at`
+follows `done`, and only a comment's author edits it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.activities.models import Activity, Note, NoteComment
+from leadflow.activities.parents import ensure_visible
+from leadflow.activities.repository import ActivityRepository, CommentRepository, NoteRepository
+from leadflow.activities.schemas import (
+    ActivityCreate,
+    ActivityUpdate,
+    CommentCreate,
+    CommentUpdate,
+    NoteCreate,
+    NoteUpdate,
+)
+from leadflow.auth.repository import UserRepository
+from leadflow.errors import Forbidden, InvalidInput, NotFound
+from leadflow.tenancy import Caller
+
+
+async def _ensure_mentions(
+    session: AsyncSession, caller: Caller, user_ids: Sequence[uuid.UUID]
+) -> None:
+    """422 pointing at the first mentioned id that is not a user of the caller's company."""
+    if not user_ids:
+        return
+    known = await UserRepository(session, caller.company_id).existing_ids(set(user_ids))
+    for index, user_id in enumerate(user_ids):
+        if user_id not in known:
+            raise InvalidInput(["body", "mentions", index], "Not a user of your company.")
+
+
+async def _ensure_owner(session: AsyncSession, caller: Caller, owner_id: uuid.UUID) -> None:
+    if not await UserRepository(session, caller.company_id).existing_ids({owner_id}):
+        raise InvalidInput(["body", "owner_id"], "Not a user of your company.")
+
+
+async def get_note(
+    session: AsyncSession, caller: Caller, note_id: uuid.UUID, *, for_update: bool = False
+) -> Note:
+    note = await NoteRepository(session, caller).get(note_id, for_update=for_update)
+    if note is None:
+        raise NotFound("note")
+    return note
+
+
+async def create_note(session: AsyncSession, caller: Caller, data: NoteCreate) -> Note:
+    await ensure_visible(session, caller, data.parent)
+    await _ensure_mentions(session, caller, data.mentions)
+    return await NoteRepository(session, caller).add(
+        content=data.content, parent=data.parent, mentions=data.mentions
+    )
+
+
+async def update_note(
+    session: AsyncSession, caller: Caller, note_id: uuid.UUID, data: NoteUpdate
+) -> Note:
+    note = await get_note(session, caller, note_id, for_update=True)
+    changes = data.model_dump(exclude_unset=True)
+    if "mentions" in changes:
+        await _ensure_mentions(session, caller, changes["mentions"])
+    return await NoteRepository(session, caller).update(note, changes)
+
+
+async def create_comment(
+    session: AsyncSession, caller: Caller, note_id: uuid.UUID, data: CommentCreate
+) -> NoteComment:
+    await get_note(session, caller, note_id)
+    return await CommentRepository(session, caller, note_id).add(data.content)
+
+
+async def _own_comment(
+    session: AsyncSession, caller: Caller, note_id: uuid.UUID, comment_id: uuid.UUID, action: str
+) -> tuple[CommentRepository, NoteComment]:
+    await get_note(session, caller, note_id)
+    comments = CommentRepository(session, caller, note_id)
+    comment = await comments.get(comment_id, for_update=True)
+    if comment is None:
+        raise NotFound("comment")
+    # An admin may remove any comment (moderation) but never puts words in someone's mouth.
+    if comment.user_id != caller.user_id and not (action == "delete" and caller.is_admin):
+        raise Forbidden(f"Only the author of a comment may {action} it.")
+    return comments, comment
+
+
+async def update_comment(
+    session: AsyncSession,
+    caller: Caller,
+    note_id: uuid.UUID,
+    comment_id: uuid.UUID,
+    data: CommentUpdate,
+) -> NoteComment:
+    comments, comment = await _own_comment(session, caller, note_id, comment_id, "edit")
+    return await comments.update(comment, data.model_dump(exclude_unset=True))
+
+
+async def delete_comment(
+    session: AsyncSession, caller: Caller, note_id: uuid.UUID, comment_id: uuid.UUID
+) -> None:
+    comments, comment = await _own_comment(session, caller, note_id, comment_id, "delete")
+    await comments.delete(comment.id)
+
+
+async def get_activity(
+    session: AsyncSession, caller: Caller, activity_id: uuid.UUID, *, for_update: bool = False
+) -> Activity:
+    activity = await ActivityRepository(session, caller).get(activity_id, for_update=for_update)
+    if activity is None:
+        raise NotFound("activity")
+    return activity
+
+
+async def create_activity(session: AsyncSession, caller: Caller, data: ActivityCreate) -> Activity:
+    await ensure_visible(session, caller, data.parent)
+    owner_id = data.owner_id or caller.user_id
+    await _ensure_owner(session, caller, owner_id)
+    values: dict[str, Any] = {
+        "type": data.type.value,
+        "subject": data.subject,
+        "note": data.note,
+        "due_date": data.due_date,
+        "due_time": data.due_time,
+        "done": data.done,
+        "done_at": func.now() if data.done else None,
+        "owner_id": owner_id,
+    }
+    return await ActivityRepository(session, caller).add(values, data.parent)
+
+
+async def update_activity(
+    session: AsyncSession, caller: Caller, activity_id: uuid.UUID, data: ActivityUpdate
+) -> Activity:
+    activity = await get_activity(session, caller, activity_id, for_update=True)
+    changes = data.model_dump(exclude_unset=True)
+    if "owner_id" in changes:
+        await _ensure_owner(session, caller, changes["owner_id"])
+    if "type" in changes:
+        changes["type"] = changes["type"].value
+    due_date = changes.get("due_date", activity.due_date)
+    due_time = changes.get("due_time", activity.due_time)
+    if due_time is not None and due_date is None:
+        field = "due_time" if "due_time" in changes else "due_date"
+        raise InvalidInput(["body", field], "due_time needs a due_date: clear both or neither.")
+    if "done" in changes:
+        if not changes["done"]:
+            changes["done_at"] = None
+        elif not activity.done:
+            changes["done_at"] = func.now()
+    return await ActivityRepository(session, caller).update(activity, changes)
