@@ -42,6 +42,23 @@ class Settings(BaseSettings):
     # Set in the container image: there, a missing DATABASE_URL is a mistake, not a
     # request for the embedded PostgreSQL.
     require_database_url: bool = False
+    # Seals form signing secrets (AES-GCM) and signs hosted-form tokens. Every API
+    # process must share it; without it a local key is kept in <data_dir>/secret_key.
+    secret_key: SecretStr | None = Field(default=None, min_length=32)
+    # Where capture rate-limit counters live: memory:// counts per process;
+    # redis://host:6379 shares them across API processes (for several replicas).
+    rate_limit_storage: str = "memory://"
+    capture_rate_per_form: str = "600/minute"
+    capture_rate_per_client: str = "120/minute"
+    form_page_min_fill_seconds: float = Field(default=2.0, ge=0, le=600)
+
+    @field_validator("capture_rate_per_form", "capture_rate_per_client")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse  # imported here: only these two settings need it
+
+        parse(value)  # "600/minute", "10/second", "5 per 10 seconds"; raises ValueError
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -15,6 +15,9 @@ from leadflow import errors, idempotency, ops
 from leadflow.activities.router import router as activities_router
 from leadflow.auth.router import router as auth_router
 from leadflow.capabilities_router import router as capabilities_router
+from leadflow.capture.pages import router as capture_pages_router
+from leadflow.capture.router import CAPTURE_BODY_PATHS, CAPTURE_MAX_BODY_BYTES
+from leadflow.capture.router import router as capture_router
 from leadflow.config import Settings, get_settings
 from leadflow.contacts.router import router as contacts_router
 from leadflow.db import make_engine, make_session_factory
@@ -59,6 +62,7 @@ def api_router() -> APIRouter:
     api.include_router(lead_labels_router)
     api.include_router(capabilities_router)
     api.include_router(deals_router)
+    api.include_router(capture_router)
     return api
 
 
@@ -71,6 +75,8 @@ def body_limit_for(settings: Settings) -> Any:
     def limit(path: str) -> int:
         if _FILE_UPLOAD_PATH.match(path):
             return settings.max_upload_bytes + MULTIPART_OVERHEAD
+        if path.startswith(CAPTURE_BODY_PATHS):
+            return CAPTURE_MAX_BODY_BYTES
         return settings.max_body_bytes
 
     return limit
@@ -113,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = None
     app.include_router(ops.router)
     app.include_router(api_router())
+    app.include_router(capture_pages_router)
     errors.install_error_handlers(app)
     idempotency.install(app)
     app.add_middleware(

@@ -1,0 +1,206 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.auth.models import User
+from leadflow.capture.models import CaptureDelivery, Form
+from leadflow.contacts.models import Organization, Person
+from leadflow.deals.models import Deal
+from leadflow.leads.models import Lead, LeadLabel
+from leadflow.pagination import Keyset, PageRequest, paginate
+from leadflow.pipelines.models import Stage
+from leadflow.tenancy import Caller, Role, in_company
+
+
+class FormRepository:
+    """Forms of the caller's company (forms carry no owner visibility: company settings)."""
+
+    def __init__(self, session: AsyncSession, caller: Caller) -> None:
+        self.session = session
+        self.caller = caller
+
+    async def get(self, form_id: uuid.UUID, *, for_update: bool = False) -> Form | None:
+        stmt = select(Form).where(in_company(Form, self.caller), Form.id == form_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return await self.session.scalar(stmt)
+
+    async def list(self, page: PageRequest) -> tuple[list[Form], str | None]:
+        stmt = select(Form).where(in_company(Form, self.caller))
+        return await paginate(self.session, stmt, Keyset(Form.name, Form.id), page)
+
+    async def add(self, form: Form) -> Form:
+        self.session.add(form)
+        await self.session.flush()
+        await self.session.refresh(form)
+        return form
+
+    async def save(self, form: Form) -> Form:
+        await self.session.flush()
+        await self.session.refresh(form)  # updated_at comes from the database
+        return form
+
+    async def delete(self, form: Form) -> None:
+        await self.session.execute(
+            delete(Form).where(in_company(Form, self.caller), Form.id == form.id)
+        )
+
+    async def stage(self, stage_id: uuid.UUID) -> Stage | None:
+        return await self.session.scalar(
+            select(Stage).where(in_company(Stage, self.caller), Stage.id == stage_id)
+        )
+
+    async def user_exists(self, user_id: uuid.UUID) -> bool:
+        found = await self.session.scalar(
+            select(User.id).where(in_company(User, self.caller), User.id == user_id)
+        )
+        return found is not None
+
+    async def existing_label_ids(self, label_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        rows = await self.session.scalars(
+            select(LeadLabel.id).where(
+                in_company(LeadLabel, self.caller), LeadLabel.id.in_(label_ids)
+            )
+        )
+        return set(rows)
+
+
+class CaptureRepository:
+    """What a capture reads and writes. There is no caller: the form names the company,
+    and every statement below is bound to that company."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def form_and_owner(self, form_id: uuid.UUID) -> tuple[Form, uuid.UUID | None] | None:
+        """The form and who will own what it captures: its owner, else the first admin."""
+        first_admin = (
+            select(User.id)
+            .where(User.company_id == Form.company_id, User.role == Role.admin.value)
+            .order_by(User.created_at, User.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        row = (
+            await self.session.execute(
+                select(Form, func.coalesce(Form.owner_id, first_admin)).where(Form.id == form_id)
+            )
+        ).one_or_none()
+        return None if row is None else (row[0], row[1])
+
+    async def claim_delivery(self, form: Form, webhook_id: str) -> uuid.UUID | None:
+        """Record the delivery; None if this webhook id was already delivered to the form.
+
+        A concurrent delivery of the same id waits here on the unique index until the
+        first one's transaction ends, then sees the conflict (or, if the first rolled
+        back, takes its place).
+        """
+        return await self.session.scalar(
+            pg_insert(CaptureDelivery)
+            .values(company_id=form.company_id, form_id=form.id, webhook_id=webhook_id)
+            .on_conflict_do_nothing(index_elements=["form_id", "webhook_id"])
+            .returning(CaptureDelivery.id)
+        )
+
+    async def delivered(
+        self, form_id: uuid.UUID, webhook_id: str
+    ) -> tuple[uuid.UUID | None, uuid.UUID | None]:
+        """(lead id, deal id) of the delivery that came first."""
+        row = (
+            await self.session.execute(
+                select(CaptureDelivery.lead_id, CaptureDelivery.deal_id).where(
+                    CaptureDelivery.form_id == form_id, CaptureDelivery.webhook_id == webhook_id
+                )
+            )
+        ).one()
+        return row.lead_id, row.deal_id
+
+    async def record_outcome(
+        self, delivery_id: uuid.UUID, lead_id: uuid.UUID | None, deal_id: uuid.UUID | None
+    ) -> None:
+        await self.session.execute(
+            update(CaptureDelivery)
+            .where(CaptureDelivery.id == delivery_id)
+            .values(lead_id=lead_id, deal_id=deal_id)
+        )
+
+    async def existing_label_ids(
+        self, company_id: uuid.UUID, label_ids: list[uuid.UUID]
+    ) -> list[uuid.UUID]:
+        """The form's labels that still exist, in the form's order."""
+        rows = set(
+            await self.session.scalars(
+                select(LeadLabel.id).where(
+                    LeadLabel.company_id == company_id, LeadLabel.id.in_(label_ids)
+                )
+            )
+        )
+        return [label_id for label_id in label_ids if label_id in rows]
+
+    async def add_lead(self, **values: Any) -> uuid.UUID:
+        lead_id: uuid.UUID = (
+            await self.session.execute(insert(Lead).values(**values).returning(Lead.id))
+        ).scalar_one()
+        return lead_id
+
+    async def stage(self, company_id: uuid.UUID, stage_id: uuid.UUID) -> Stage | None:
+        return await self.session.scalar(
+            select(Stage).where(Stage.company_id == company_id, Stage.id == stage_id)
+        )
+
+    async def add_deal(self, **values: Any) -> Deal:
+        deal = Deal(**values)
+        self.session.add(deal)
+        await self.session.flush()
+        await self.session.refresh(deal)
+        return deal
+
+    async def person_matching(
+        self, company_id: uuid.UUID, email: str | None, phone_e164: str | None
+    ) -> uuid.UUID | None:
+        """A person with this email, else with this phone (never matched by name alone)."""
+        for column, value in ((Person.emails, email), (Person.phones_e164, phone_e164)):
+            if value is None:
+                continue
+            found = await self.session.scalar(
+                select(Person.id)
+                .where(and_(Person.company_id == company_id, column.contains([value])))
+                .order_by(Person.created_at, Person.id)
+                .limit(1)
+            )
+            if found is not None:
+                return found
+        return None
+
+    async def organization_named(
+        self, company_id: uuid.UUID, name_normalized: str
+    ) -> uuid.UUID | None:
+        return await self.session.scalar(
+            select(Organization.id)
+            .where(
+                Organization.company_id == company_id,
+                Organization.name_normalized == name_normalized,
+            )
+            .order_by(Organization.created_at, Organization.id)
+            .limit(1)
+        )
+
+    async def add_person(self, **values: Any) -> uuid.UUID:
+        person_id: uuid.UUID = (
+            await self.session.execute(insert(Person).values(**values).returning(Person.id))
+        ).scalar_one()
+        return person_id
+
+    async def add_organization(self, **values: Any) -> uuid.UUID:
+        organization_id: uuid.UUID = (
+            await self.session.execute(
+                insert(Organization).values(**values).returning(Organization.id)
+            )
+        ).scalar_one()
+        return organization_id

@@ -1,0 +1,378 @@
+"""Use cases of lead capture: forms and their secrets, and what one capture creates."""
+
+from __future__ import annotations
+
+import html
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.activities.models import Note
+from leadflow.capture.models import Form
+from leadflow.capture.repository import CaptureRepository, FormRepository
+from leadflow.capture.schemas import CaptureBody, FieldMap, FormCreate, FormCreates, FormUpdate
+from leadflow.capture.signing import Keyring, new_signing_secret
+from leadflow.db import new_id
+from leadflow.deals.changelog import record_creation
+from leadflow.deals.limits import ensure_open_deal_slot
+from leadflow.errors import Conflict, InvalidInput, NotFound
+from leadflow.normalize import normalize_email, normalize_organization_name, normalize_phone
+from leadflow.schemas import Money
+from leadflow.tenancy import Caller
+
+# After a rotation the previous secret keeps working this long, so that senders can
+# switch to the new one without losing deliveries.
+ROTATION_GRACE = timedelta(hours=24)
+_NAMES_NO_ONE = "Give at least one of person_name, email or organization_name."
+_AMOUNT = r"\d+(?:\.\d{1,2})?"
+# "1500.00 EUR" or "EUR 1500.00"
+_MONEY_TEXT = re.compile(
+    rf"^\s*(?:(?P<c1>[A-Za-z]{{3}})\s*(?P<a1>{_AMOUNT})|(?P<a2>{_AMOUNT})\s*(?P<c2>[A-Za-z]{{3}}))\s*$"
+)
+_MAX_LENGTHS = {
+    "title": 300,
+    "person_name": 300,
+    "organization_name": 300,
+    "email": 254,
+    "phone": 64,
+}
+
+
+# Forms
+
+
+async def create_form(
+    session: AsyncSession, caller: Caller, data: FormCreate, keyring: Keyring
+) -> tuple[Form, str]:
+    """The new form and its signing secret, in clear this once."""
+    forms = FormRepository(session, caller)
+    await _check_references(forms, data.model_dump(exclude_unset=True))
+    form_id = new_id()
+    secret = new_signing_secret()
+    form = Form(
+        id=form_id,
+        company_id=caller.company_id,
+        name=data.name,
+        creates=data.creates.value,
+        stage_id=data.stage_id,
+        owner_id=data.owner_id,
+        label_ids=data.label_ids,
+        field_map=data.field_map.model_dump(exclude_none=True),
+        signing_secret_sealed=keyring.seal(secret, form_id),
+    )
+    return await forms.add(form), secret
+
+
+async def get_form(session: AsyncSession, caller: Caller, form_id: uuid.UUID) -> Form:
+    form = await FormRepository(session, caller).get(form_id)
+    if form is None:
+        raise NotFound("form")
+    return form
+
+
+async def update_form(
+    session: AsyncSession, caller: Caller, form_id: uuid.UUID, data: FormUpdate
+) -> Form:
+    forms = FormRepository(session, caller)
+    form = await forms.get(form_id, for_update=True)
+    if form is None:
+        raise NotFound("form")
+    changes = data.model_dump(exclude_unset=True)
+    await _check_references(forms, changes)
+    if "creates" in changes:
+        changes["creates"] = changes["creates"].value
+    if "field_map" in changes:
+        changes["field_map"] = data.field_map.model_dump(exclude_none=True)
+    creates = changes.get("creates", form.creates)
+    stage_id = changes.get("stage_id", form.stage_id)
+    if creates == FormCreates.deal.value and stage_id is None:
+        raise InvalidInput(["body", "stage_id"], "A form that creates deals needs a stage_id.")
+    for name, value in changes.items():
+        setattr(form, name, value)
+    return await forms.save(form)
+
+
+async def rotate_secret(
+    session: AsyncSession, caller: Caller, form_id: uuid.UUID, keyring: Keyring
+) -> tuple[Form, str]:
+    """A new secret; the current one stays valid for ROTATION_GRACE (replacing any older)."""
+    forms = FormRepository(session, caller)
+    form = await forms.get(form_id, for_update=True)
+    if form is None:
+        raise NotFound("form")
+    secret = new_signing_secret()
+    form.previous_secret_sealed = form.signing_secret_sealed
+    form.previous_secret_expires_at = datetime.now(UTC) + ROTATION_GRACE
+    form.signing_secret_sealed = keyring.seal(secret, form.id)
+    return await forms.save(form), secret
+
+
+async def delete_form(session: AsyncSession, caller: Caller, form_id: uuid.UUID) -> None:
+    """Deliveries go with the form; the leads and deals it captured stay."""
+    forms = FormRepository(session, caller)
+    form = await forms.get(form_id)
+    if form is None:
+        raise NotFound("form")
+    await forms.delete(form)
+
+
+async def _check_references(forms: FormRepository, fields: dict[str, Any]) -> None:
+    if fields.get("stage_id") is not None and await forms.stage(fields["stage_id"]) is None:
+        raise InvalidInput(["body", "stage_id"], "No such stage in your company.")
+    if fields.get("owner_id") is not None and not await forms.user_exists(fields["owner_id"]):
+        raise InvalidInput(["body", "owner_id"], "No such user in your company.")
+    label_ids = fields.get("label_ids") or []
+    if label_ids:
+        known = await forms.existing_label_ids(label_ids)
+        for index, label_id in enumerate(label_ids):
+            if label_id not in known:
+                raise InvalidInput(
+                    ["body", "label_ids", index], "No such lead label in your company."
+                )
+
+
+def signing_secrets(form: Form, keyring: Keyring, now: datetime) -> list[str]:
+    """The secrets a capture may be signed with: the current one, and the previous one
+    while its grace period lasts."""
+    valid = [keyring.unseal(form.signing_secret_sealed, form.id)]
+    if (
+        form.previous_secret_sealed is not None
+        and form.previous_secret_expires_at is not None
+        and form.previous_secret_expires_at > now
+    ):
+        valid.append(keyring.unseal(form.previous_secret_sealed, form.id))
+    return valid
+
+
+# Captures
+
+
+@dataclass(slots=True)
+class Prospect:
+    """Validated prospect details of one capture, ready to store."""
+
+    person_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    phone_e164: str | None = None
+    organization_name: str | None = None
+    title: str | None = None
+    message: str | None = None
+    value: Money | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def names_someone(self) -> bool:
+        return any((self.person_name, self.email, self.organization_name))
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    lead_id: uuid.UUID | None
+    deal_id: uuid.UUID | None
+    created: bool
+
+
+def prospect_from_capture(
+    body: CaptureBody, field_map: dict[str, str], phone_region: str | None
+) -> Prospect:
+    """The body's details, completed from `fields` through the form's field map."""
+    prospect = Prospect(
+        person_name=body.person_name,
+        email=body.email,
+        phone=body.phone,
+        organization_name=body.organization_name,
+        title=body.title,
+        message=body.message,
+        value=body.value,
+        fields=dict(body.fields),
+    )
+    known = FieldMap.model_fields.keys()
+    for attribute, source in field_map.items():
+        if attribute not in known or getattr(prospect, attribute) is not None:
+            continue
+        raw = body.fields.get(source)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            continue
+        setattr(prospect, attribute, _mapped_value(attribute, source, raw))
+    if prospect.phone is not None:
+        try:
+            prospect.phone_e164 = normalize_phone(prospect.phone, phone_region)
+        except ValueError as exc:
+            loc = ["body", "phone"] if body.phone else ["body", "fields", field_map["phone"]]
+            raise InvalidInput(loc, str(exc)) from exc
+    if not prospect.names_someone():
+        raise InvalidInput(["body"], _NAMES_NO_ONE)
+    return prospect
+
+
+def _mapped_value(attribute: str, source: str, raw: Any) -> Any:
+    loc = ["body", "fields", source]
+    if not isinstance(raw, str):
+        raise InvalidInput(loc, f"must be a string to fill {attribute}")
+    text = raw.strip()
+    if attribute == "value":
+        match = _MONEY_TEXT.match(text)
+        if match is None:
+            raise InvalidInput(loc, 'must be an amount and a currency, like "1500.00 EUR"')
+        amount = match["a1"] or match["a2"]
+        currency = (match["c1"] or match["c2"]).upper()
+        try:
+            return Money(amount=Decimal(amount), currency=currency)
+        except ValidationError as exc:
+            raise InvalidInput(loc, "not a valid amount") from exc
+    if len(text) > _MAX_LENGTHS[attribute]:
+        raise InvalidInput(loc, f"at most {_MAX_LENGTHS[attribute]} characters to fill {attribute}")
+    if attribute == "email":
+        try:
+            return normalize_email(text)
+        except ValueError as exc:
+            raise InvalidInput(loc, str(exc)) from exc
+    return text
+
+
+async def deliver(
+    session: AsyncSession,
+    form: Form,
+    owner_id: uuid.UUID | None,
+    delivery_key: str,
+    prospect: Prospect,
+    source: str,
+) -> Captured:
+    """Create what the form creates, once per `delivery_key` (the webhook id)."""
+    captures = CaptureRepository(session)
+    delivery_id = await captures.claim_delivery(form, delivery_key)
+    if delivery_id is None:
+        lead_id, deal_id = await captures.delivered(form.id, delivery_key)
+        return Captured(lead_id=lead_id, deal_id=deal_id, created=False)
+    if form.creates == FormCreates.deal.value:
+        deal_id = await create_captured_deal(session, form, owner_id, prospect)
+        await captures.record_outcome(delivery_id, None, deal_id)
+        return Captured(lead_id=None, deal_id=deal_id, created=True)
+    lead_id = await create_captured_lead(session, form, owner_id, prospect, source)
+    await captures.record_outcome(delivery_id, lead_id, None)
+    return Captured(lead_id=lead_id, deal_id=None, created=True)
+
+
+def _title(prospect: Prospect, kind: str) -> str:
+    if prospect.title:
+        return prospect.title
+    who = prospect.person_name or prospect.organization_name or prospect.email or "Captured"
+    return f"{who[:290]} {kind}"
+
+
+async def create_captured_lead(
+    session: AsyncSession,
+    form: Form,
+    owner_id: uuid.UUID | None,
+    prospect: Prospect,
+    source: str,
+) -> uuid.UUID:
+    """A lead in the inbox with prospect details (not contacts: conversion makes those)."""
+    captures = CaptureRepository(session)
+    extra: dict[str, Any] = {}
+    if prospect.message:
+        extra["message"] = prospect.message
+    if prospect.fields:
+        extra["fields"] = prospect.fields
+    label_ids = (
+        await captures.existing_label_ids(form.company_id, form.label_ids) if form.label_ids else []
+    )
+    return await captures.add_lead(
+        id=new_id(),
+        company_id=form.company_id,
+        title=_title(prospect, "lead"),
+        owner_id=owner_id,
+        prospect_person_name=prospect.person_name,
+        prospect_email=prospect.email,
+        prospect_phone=prospect.phone,
+        prospect_phone_e164=prospect.phone_e164,
+        prospect_organization_name=prospect.organization_name,
+        value_amount=prospect.value.amount if prospect.value else None,
+        value_currency=prospect.value.currency if prospect.value else None,
+        label_ids=label_ids,
+        source=source,
+        fields=extra,
+        visible_to="company",
+    )
+
+
+async def create_captured_deal(
+    session: AsyncSession, form: Form, owner_id: uuid.UUID | None, prospect: Prospect
+) -> uuid.UUID:
+    """An open deal in the form's stage. A deal has no prospect details, so the person and
+    organization are contacts: an existing one matched by email or phone (a person) or
+    by normalized name (an organization), else a new one. The message and extra fields
+    become a note on the deal."""
+    captures = CaptureRepository(session)
+    assert form.stage_id is not None  # the deal_form_stage check constraint
+    stage = await captures.stage(form.company_id, form.stage_id)
+    if stage is None:
+        raise Conflict("The form's stage no longer exists; choose another stage for the form.")
+    await ensure_open_deal_slot(session, form.company_id)
+    contact = {"company_id": form.company_id, "owner_id": owner_id, "visible_to": "company"}
+    organization_id = None
+    if prospect.organization_name:
+        normalized = normalize_organization_name(prospect.organization_name)
+        organization_id = await captures.organization_named(form.company_id, normalized)
+        if organization_id is None:
+            organization_id = await captures.add_organization(
+                id=new_id(), name=prospect.organization_name, name_normalized=normalized, **contact
+            )
+    person_id = await captures.person_matching(form.company_id, prospect.email, prospect.phone_e164)
+    if person_id is None and (prospect.person_name or prospect.email):
+        person_id = await captures.add_person(
+            id=new_id(),
+            name=prospect.person_name or prospect.email,
+            emails=[prospect.email] if prospect.email else [],
+            phones=[prospect.phone] if prospect.phone else [],
+            phones_e164=[prospect.phone_e164] if prospect.phone_e164 else [],
+            organization_id=organization_id,
+            **contact,
+        )
+    label_ids = (
+        await captures.existing_label_ids(form.company_id, form.label_ids) if form.label_ids else []
+    )
+    deal = await captures.add_deal(
+        company_id=form.company_id,
+        title=_title(prospect, "deal"),
+        owner_id=owner_id,
+        person_id=person_id,
+        organization_id=organization_id,
+        pipeline_id=stage.pipeline_id,
+        stage_id=stage.id,
+        status="open",
+        probability=stage.probability,
+        stage_changed_at=func.now(),
+        label_ids=label_ids,
+        value_amount=prospect.value.amount if prospect.value else None,
+        value_currency=prospect.value.currency if prospect.value else None,
+        visible_to="company",
+    )
+    await record_creation(session, deal, None)
+    if prospect.message or prospect.fields:
+        session.add(
+            Note(company_id=form.company_id, deal_id=deal.id, content=_note_content(prospect))
+        )
+        await session.flush()
+    return deal.id
+
+
+def _note_content(prospect: Prospect) -> str:
+    """The captured message and fields as escaped HTML (notes hold a safe HTML subset)."""
+    parts = []
+    if prospect.message:
+        parts.append(f"<p>{html.escape(prospect.message)}</p>")
+    if prospect.fields:
+        items = "".join(
+            f"<li>{html.escape(name)}: {html.escape(str(value))}</li>"
+            for name, value in prospect.fields.items()
+        )
+        parts.append(f"<ul>{items}</ul>")
+    return "".join(parts)
