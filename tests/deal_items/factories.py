@@ -114,7 +114,7 @@ async def deal_value(connection: AsyncConnection, deal_id: str) -> dict[str, str
             select(Deal.value_amount, Deal.value_currency).where(Deal.id == uuid.UUID(deal_id))
         )
     ).one()
-    if amount is None:
+    if amount is None or currency is None:
         return None
     return {"amount": f"{amount:.2f}", "currency": currency}
 

@@ -133,9 +133,19 @@ async def test_deleting_a_product_used_by_line_items_is_409(
     response = await client.delete(f"{API}/products/{product['id']}", headers=admin.headers)
     assert response.status_code == 409
     assert response.json()["type"].endswith("/product-in-use")
-    assert (await client.get(f"{API}/products/{product['id']}", headers=admin.headers)).status_code == 200
+    assert (
+        await client.get(f"{API}/products/{product['id']}", headers=admin.headers)
+    ).status_code == 200
 
-    assert (await client.delete(f"{API}/products/{unused['id']}", headers=admin.headers)).status_code == 204
-    assert (await client.get(f"{API}/products/{unused['id']}", headers=admin.headers)).status_code == 404
-    await client.delete(f"{API}/deals/{deal_id}/products/{item.json()['id']}", headers=admin.headers)
-    assert (await client.delete(f"{API}/products/{product['id']}", headers=admin.headers)).status_code == 204
+    assert (
+        await client.delete(f"{API}/products/{unused['id']}", headers=admin.headers)
+    ).status_code == 204
+    assert (
+        await client.get(f"{API}/products/{unused['id']}", headers=admin.headers)
+    ).status_code == 404
+    await client.delete(
+        f"{API}/deals/{deal_id}/products/{item.json()['id']}", headers=admin.headers
+    )
+    assert (
+        await client.delete(f"{API}/products/{product['id']}", headers=admin.headers)
+    ).status_code == 204

@@ -73,7 +73,8 @@ def media_type(raw: str | None) -> str:
 
 def content_disposition(file_name: str) -> str:
     """`attachment` with an ASCII fallback name and the exact name in RFC 5987 form."""
-    ascii_name = unicodedata.normalize("NFKD", file_name).encode("ascii", "ignore").decode()
+    decomposed = unicodedata.normalize("NFKD", file_name)
+    ascii_name = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     ascii_name = _ASCII_UNSAFE.sub("_", ascii_name).strip() or "file"
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(file_name, safe='')}"
 
