@@ -189,6 +189,7 @@ async def create_deal(
     if data.status == DealStatus.open:
         await ensure_open_deal_slot(session, caller.company_id)
     closing = _closing(data.status) if data.status != DealStatus.open else {}
+    closing.pop("lost_reason", None)  # a won deal has none; a lost one keeps the one given
     deal = await deals.add(
         title=data.title,
         owner_id=owner_id,

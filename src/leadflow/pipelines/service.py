@@ -10,6 +10,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.deals.service import ensure_no_deals_in
 from leadflow.errors import Conflict, InvalidInput, NotFound
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.pipelines.repository import PipelineRepository, StageRepository
@@ -34,13 +35,13 @@ async def ensure_no_open_deals(
     pipeline_id: uuid.UUID | None = None,
     stage_id: uuid.UUID | None = None,
 ) -> None:
-    """Refuse (409) deleting a pipeline or stage that still holds open deals.
+    """Refuse (409 `holds-deals`) deleting a pipeline or stage that deals sit in.
 
-    Deals do not exist yet: the deals issue fills this in (count open deals of the
-    pipeline or stage under the lock `delete_pipeline`/`delete_stage` already hold, and
-    raise a Conflict subclass). Note that `deal.pipeline_id` and `deal.stage_id` are
-    ON DELETE RESTRICT, so won and lost deals block the delete too unless handled there.
+    Called under the lock `delete_pipeline`/`delete_stage` already hold. Open deals are
+    the contract's rule; won, lost and converted deals refuse it too, since
+    `deal.pipeline_id` and `deal.stage_id` are ON DELETE RESTRICT (history keeps its stage).
     """
+    await ensure_no_deals_in(session, caller, pipeline_id=pipeline_id, stage_id=stage_id)
 
 
 async def create_pipeline(session: AsyncSession, caller: Caller, data: PipelineCreate) -> Pipeline:
