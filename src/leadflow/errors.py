@@ -183,7 +183,7 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No such resource or route."
-    return problem_response(exc.status_code, slug, title, detail, headers=exc.headers)
+    return problem_response(exc.status_code, slug, title, detail, headers=dict(exc.headers or {}))
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
