@@ -5,7 +5,9 @@ import httpx
 from tests.factories import API, OPERATOR, create_company, create_group, create_user
 
 
-async def test_operator_creates_company_with_admin_and_default_pipeline(client: httpx.AsyncClient) -> None:
+async def test_operator_creates_company_with_admin_and_default_pipeline(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.post(
         f"{API}/companies",
         json={"name": "Pipes and More", "admin_email": "Ana@Example.com", "admin_name": "Ana"},
@@ -70,7 +72,9 @@ async def test_user_email_is_unique_within_a_company(client: httpx.AsyncClient) 
     admin = await create_company(client)
     body = {"email": "dup@example.com", "role": "regular"}
     assert (await client.post(f"{API}/users", json=body, headers=admin.headers)).status_code == 201
-    again = await client.post(f"{API}/users", json={**body, "email": "DUP@example.com"}, headers=admin.headers)
+    again = await client.post(
+        f"{API}/users", json={**body, "email": "DUP@example.com"}, headers=admin.headers
+    )
     assert again.status_code == 409
     assert again.json()["type"].endswith("/email-taken")
     other = await create_company(client)

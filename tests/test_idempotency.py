@@ -20,7 +20,9 @@ async def _group_names(client: httpx.AsyncClient, headers: dict[str, str]) -> li
     return [g["name"] for g in listed.json()["data"]]
 
 
-async def test_repeated_post_with_same_key_replays_first_response(client: httpx.AsyncClient) -> None:
+async def test_repeated_post_with_same_key_replays_first_response(
+    client: httpx.AsyncClient,
+) -> None:
     admin = await create_company(client)
     headers = {**admin.headers, **_key()}
     first = await client.post(f"{API}/groups", json={"name": "North"}, headers=headers)
@@ -46,7 +48,9 @@ async def test_keys_are_scoped_per_company(client: httpx.AsyncClient) -> None:
     a = await create_company(client)
     b = await create_company(client)
     key = _key()
-    assert (await client.post(f"{API}/groups", json={"name": "A"}, headers={**a.headers, **key})).status_code == 201
+    assert (
+        await client.post(f"{API}/groups", json={"name": "A"}, headers={**a.headers, **key})
+    ).status_code == 201
     from_b = await client.post(f"{API}/groups", json={"name": "B"}, headers={**b.headers, **key})
     assert from_b.status_code == 201
     assert from_b.json()["name"] == "B"
@@ -73,7 +77,9 @@ async def test_operator_requests_are_idempotent_too(client: httpx.AsyncClient) -
     assert second.json()["company"]["id"] == first.json()["company"]["id"]
 
 
-async def test_keys_expire_after_24_hours(client: httpx.AsyncClient, connection: AsyncConnection) -> None:
+async def test_keys_expire_after_24_hours(
+    client: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
     admin = await create_company(client)
     headers = {**admin.headers, **_key()}
     await client.post(f"{API}/groups", json={"name": "Old"}, headers=headers)
@@ -86,7 +92,9 @@ async def test_keys_expire_after_24_hours(client: httpx.AsyncClient, connection:
     assert fresh.json()["name"] == "New"
 
 
-async def test_request_while_first_is_in_flight_is_409(live_client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+async def test_request_while_first_is_in_flight_is_409(
+    live_client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
     admin = await create_company(live_client)
     headers = {**admin.headers, **_key()}
     lock = _lock_id(uuid.UUID(admin.company_id), headers["Idempotency-Key"])
@@ -105,7 +113,10 @@ async def test_concurrent_duplicates_create_one_resource(live_client: httpx.Asyn
     admin = await create_company(live_client)
     headers = {**admin.headers, **_key()}
     responses = await asyncio.gather(
-        *(live_client.post(f"{API}/groups", json={"name": "Race"}, headers=headers) for _ in range(8))
+        *(
+            live_client.post(f"{API}/groups", json={"name": "Race"}, headers=headers)
+            for _ in range(8)
+        )
     )
     statuses = sorted(r.status_code for r in responses)
     assert set(statuses) <= {201, 409}

@@ -47,7 +47,8 @@ TABLE: Final[dict[Capability, tuple[frozenset[Entity], str]]] = {
     Capability.labels: (_BOTH, "Labels (leads use lead labels)."),
     Capability.lead_capture: (
         _BOTH,
-        "Created by lead-capture tools (forms, webhooks); deals only when a form is set to create deals.",
+        "Created by lead-capture tools (forms, webhooks); "
+        "deals only when a form is set to create deals.",
     ),
     Capability.archiving: (_LEAD, "Can be archived."),
     Capability.pipeline: (_DEAL, "Enters a pipeline and a stage; won / lost."),

@@ -48,7 +48,9 @@ async def current_caller(request: Request, session: Session, credentials: Creden
     ).one_or_none()
     if row is None:
         raise Unauthorized("The API token is not valid.")
-    caller = Caller(company_id=row.company_id, user_id=row.id, role=Role(row.role), group_id=row.group_id)
+    caller = Caller(
+        company_id=row.company_id, user_id=row.id, role=Role(row.role), group_id=row.group_id
+    )
     await idempotency.claim(request, session, caller.company_id)
     return caller
 

@@ -17,7 +17,17 @@ from datetime import datetime, timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from sqlalchemy import DateTime, ForeignKey, Index, LargeBinary, SmallInteger, String, delete, func, select
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    SmallInteger,
+    String,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 from sqlalchemy.orm import Mapped, mapped_column
@@ -43,9 +53,7 @@ class IdempotencyRecord(Base):
     status: Mapped[int] = mapped_column(SmallInteger)
     content_type: Mapped[str] = mapped_column(String(100))
     body: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (
         Index(
@@ -59,7 +67,7 @@ class IdempotencyRecord(Base):
     )
 
 
-class IdempotentReplay(Exception):  # noqa: N818 - a signal, not an error
+class IdempotentReplay(Exception):
     def __init__(self, record: IdempotencyRecord) -> None:
         self.record = record
 
@@ -114,7 +122,9 @@ async def claim(request: Request, session: AsyncSession, company_id: uuid.UUID |
     if key is None:
         return
     if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
-        raise InvalidInput(["header", HEADER], f"must be 1 to {MAX_KEY_LENGTH} printable characters")
+        raise InvalidInput(
+            ["header", HEADER], f"must be 1 to {MAX_KEY_LENGTH} printable characters"
+        )
     body = await request.body()
     fingerprint = hashlib.sha256(
         request.method.encode() + b" " + request.url.path.encode() + b"\n" + body
@@ -122,7 +132,9 @@ async def claim(request: Request, session: AsyncSession, company_id: uuid.UUID |
 
     locked = await session.scalar(select(func.pg_try_advisory_xact_lock(_lock_id(company_id, key))))
     if not locked:
-        raise IdempotencyKeyInFlight(f"A request with Idempotency-Key {key!r} is still running; retry later.")
+        raise IdempotencyKeyInFlight(
+            f"A request with Idempotency-Key {key!r} is still running; retry later."
+        )
     record = await session.scalar(
         select(IdempotencyRecord).where(
             IdempotencyRecord.company_id.is_not_distinct_from(company_id),

@@ -35,12 +35,44 @@ def normalize_phone(raw: str, default_region: str | None = None) -> str:
 
 # Legal forms that do not tell two organizations apart ("Acme Inc" is "ACME").
 _LEGAL_SUFFIXES = (
-    "incorporated", "inc", "corporation", "corp", "company", "co", "limited", "ltd", "llc",
-    "llp", "plc", "gmbh", "ag", "kg", "ug", "bv", "nv", "sa", "sas", "sarl", "sl", "srl",
-    "spa", "sp zoo", "spzoo", "sp j", "ab", "as", "oy", "kk", "pty", "pte", "bhd",
+    "incorporated",
+    "inc",
+    "corporation",
+    "corp",
+    "company",
+    "co",
+    "limited",
+    "ltd",
+    "llc",
+    "llp",
+    "plc",
+    "gmbh",
+    "ag",
+    "kg",
+    "ug",
+    "bv",
+    "nv",
+    "sa",
+    "sas",
+    "sarl",
+    "sl",
+    "srl",
+    "spa",
+    "sp zoo",
+    "spzoo",
+    "sp j",
+    "ab",
+    "as",
+    "oy",
+    "kk",
+    "pty",
+    "pte",
+    "bhd",
 )
 _SUFFIX_RE = re.compile(
-    r"(?:\s+(?:" + "|".join(re.escape(s) for s in sorted(_LEGAL_SUFFIXES, key=len, reverse=True)) + r"))+$"
+    r"(?:\s+(?:"
+    + "|".join(re.escape(s) for s in sorted(_LEGAL_SUFFIXES, key=len, reverse=True))
+    + r"))+$"
 )
 
 

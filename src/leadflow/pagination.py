@@ -66,7 +66,14 @@ class Keyset:
 
 
 def _encode(values: Sequence[Any]) -> str:
-    plain = [v.isoformat() if isinstance(v, date | datetime) else str(v) if isinstance(v, uuid.UUID) else v for v in values]
+    plain = [
+        v.isoformat()
+        if isinstance(v, date | datetime)
+        else str(v)
+        if isinstance(v, uuid.UUID)
+        else v
+        for v in values
+    ]
     raw = json.dumps(plain, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -86,7 +93,9 @@ def _decode(cursor: str, keyset: Keyset) -> tuple[Any, uuid.UUID]:
             raise TypeError
         return key, uuid.UUID(row_id)
     except (ValueError, TypeError, binascii.Error, NotImplementedError) as exc:
-        raise InvalidInput(["query", "cursor"], "Invalid cursor; use a next_cursor as given.") from exc
+        raise InvalidInput(
+            ["query", "cursor"], "Invalid cursor; use a next_cursor as given."
+        ) from exc
 
 
 async def paginate(
@@ -96,7 +105,9 @@ async def paginate(
     if page.cursor is not None:
         key, row_id = _decode(page.cursor, keyset)
         after = tuple_(keyset.key, keyset.id)
-        stmt = stmt.where(after < tuple_(key, row_id) if keyset.descending else after > tuple_(key, row_id))
+        stmt = stmt.where(
+            after < tuple_(key, row_id) if keyset.descending else after > tuple_(key, row_id)
+        )
     if keyset.descending:
         stmt = stmt.order_by(keyset.key.desc(), keyset.id.desc())
     else:

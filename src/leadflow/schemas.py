@@ -5,7 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
 
 from leadflow.normalize import MAX_EMAIL_LENGTH, normalize_email
 
@@ -39,11 +46,15 @@ Currency = Annotated[
 class Money(BaseModel):
     """`{"amount": "1500.00", "currency": "EUR"}`: the one money shape of the API."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"amount": "1500.00", "currency": "EUR"}})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"example": {"amount": "1500.00", "currency": "EUR"}}
+    )
 
     amount: Annotated[
         Decimal,
-        Field(ge=0, max_digits=16, decimal_places=2, description="Decimal string, up to 2 decimals"),
+        Field(
+            ge=0, max_digits=16, decimal_places=2, description="Decimal string, up to 2 decimals"
+        ),
         PlainSerializer(lambda d: f"{d:.2f}", return_type=str, when_used="json"),
     ]
     currency: Currency

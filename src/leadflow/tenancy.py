@@ -70,4 +70,3 @@ def visible_to_caller(model: Any, caller: Caller) -> ColumnElement[bool]:
             )
         )
     return and_(same_company, or_(*seen))
-

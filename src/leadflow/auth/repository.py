@@ -54,7 +54,9 @@ class UserRepository:
         self, email: str, name: str | None, role: str, group_id: uuid.UUID | None
     ) -> tuple[User, str]:
         """A new user and its first API token, returned in clear this once."""
-        user = User(company_id=self.company_id, email=email, name=name, role=role, group_id=group_id)
+        user = User(
+            company_id=self.company_id, email=email, name=name, role=role, group_id=group_id
+        )
         self.session.add(user)
         await self.session.flush()
         token = new_token()

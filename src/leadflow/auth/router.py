@@ -56,7 +56,9 @@ async def create_user(data: UserCreate, session: Session, caller: AdminCaller) -
     return UserCreated(user=UserRead.model_validate(user), api_token=token)
 
 
-@router.get("/users", name="users:list", response_model=Page[UserRead], responses=responses(401, 422))
+@router.get(
+    "/users", name="users:list", response_model=Page[UserRead], responses=responses(401, 422)
+)
 async def list_users(session: Session, caller: CurrentCaller, page: PageParams) -> Page[UserRead]:
     """List the users of the caller's company, oldest first."""
     users, cursor = await UserRepository(session, caller.company_id).list(page)
@@ -73,7 +75,10 @@ async def me(session: Session, caller: CurrentCaller) -> UserRead:
 
 
 @router.get(
-    "/users/{user_id}", name="users:get", response_model=UserRead, responses=responses(401, 404, 422)
+    "/users/{user_id}",
+    name="users:get",
+    response_model=UserRead,
+    responses=responses(401, 404, 422),
 )
 async def get_user(user_id: uuid.UUID, session: Session, caller: CurrentCaller) -> UserRead:
     """One user of the caller's company."""
@@ -95,7 +100,9 @@ async def create_group(data: GroupCreate, session: Session, caller: AdminCaller)
     return GroupRead.model_validate(await GroupRepository(session, caller).add(data.name))
 
 
-@router.get("/groups", name="groups:list", response_model=Page[GroupRead], responses=responses(401, 422))
+@router.get(
+    "/groups", name="groups:list", response_model=Page[GroupRead], responses=responses(401, 422)
+)
 async def list_groups(session: Session, caller: CurrentCaller, page: PageParams) -> Page[GroupRead]:
     """List the visibility groups of the company, by name."""
     groups, cursor = await GroupRepository(session, caller).list(page)

@@ -30,6 +30,9 @@ async def create_user(session: AsyncSession, caller: Caller, data: UserCreate) -
     users = UserRepository(session, caller.company_id)
     if await users.email_taken(data.email):
         raise EmailTaken(f"{data.email} is already a user of this company.")
-    if data.group_id is not None and await GroupRepository(session, caller).get(data.group_id) is None:
+    if (
+        data.group_id is not None
+        and await GroupRepository(session, caller).get(data.group_id) is None
+    ):
         raise InvalidInput(["body", "group_id"], "No such group in this company.")
     return await users.add(data.email, data.name, data.role.value, data.group_id)

@@ -21,7 +21,9 @@ class Form(Timestamps, Base):
     name: Mapped[str] = mapped_column(String(200))
     creates: Mapped[str] = mapped_column(String(8), default="lead")
     stage_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("stage.id", ondelete="RESTRICT"))
-    owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL")
+    )
     label_ids: Mapped[list[uuid.UUID]] = mapped_column(
         ARRAY(UUID(as_uuid=True)), default=list, server_default=text("'{}'")
     )

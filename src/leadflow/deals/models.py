@@ -16,7 +16,6 @@ from sqlalchemy import (
     Integer,
     Numeric,
     String,
-    Text,
     func,
     text,
 )
@@ -79,9 +78,23 @@ class Deal(Timestamps, MoneyColumns, Base):
         CheckConstraint("status IN ('open', 'won', 'lost')", name="status"),
         CheckConstraint("lost_reason IS NULL OR status = 'lost'", name="lost_reason"),
         CheckConstraint("probability IS NULL OR probability BETWEEN 0 AND 100", name="probability"),
-        Index("ix_deal_company_id_created_at", "company_id", text("created_at DESC"), text("id DESC")),
-        Index("ix_deal_company_id_status", "company_id", "status", text("created_at DESC"), text("id DESC")),
-        Index("ix_deal_company_id_owner_id", "company_id", "owner_id", text("created_at DESC"), text("id DESC")),
+        Index(
+            "ix_deal_company_id_created_at", "company_id", text("created_at DESC"), text("id DESC")
+        ),
+        Index(
+            "ix_deal_company_id_status",
+            "company_id",
+            "status",
+            text("created_at DESC"),
+            text("id DESC"),
+        ),
+        Index(
+            "ix_deal_company_id_owner_id",
+            "company_id",
+            "owner_id",
+            text("created_at DESC"),
+            text("id DESC"),
+        ),
         Index("ix_deal_pipeline_id", "pipeline_id", "status"),
         Index("ix_deal_stage_id", "stage_id", "status", text("created_at DESC"), text("id DESC")),
         Index("ix_deal_person_id", "person_id"),
@@ -108,7 +121,10 @@ class Product(Timestamps, Base):
     __table_args__ = (
         Index("ix_product_company_id_name", "company_id", "name", "id"),
         Index(
-            "uq_product_company_id_code", "company_id", "code", unique=True,
+            "uq_product_company_id_code",
+            "company_id",
+            "code",
+            unique=True,
             postgresql_where=text("code IS NOT NULL"),
         ),
     )
@@ -167,7 +183,9 @@ class DealFile(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     storage_key: Mapped[str] = mapped_column(String(255), unique=True)
-    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (Index("ix_deal_file_deal_id", "deal_id", "created_at", "id"),)
@@ -184,7 +202,9 @@ class DealChange(Base):
     field: Mapped[str] = mapped_column(String(64))
     old: Mapped[Any] = mapped_column(JSONB(none_as_null=False))
     new: Mapped[Any] = mapped_column(JSONB(none_as_null=False))
-    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL")
+    )
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (Index("ix_deal_change_deal_id", "deal_id", "at", "id"),)
