@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
-from leadflow import errors, idempotency, ops
+from leadflow import errors, idempotency, openapi, ops
 from leadflow.activities.router import router as activities_router
 from leadflow.auth.router import router as auth_router
 from leadflow.capabilities_router import router as capabilities_router
@@ -53,15 +53,15 @@ def api_router() -> APIRouter:
     api.include_router(auth_router)
     api.include_router(activities_router)
     api.include_router(contacts_router)
-    api.include_router(products_router)
-    api.include_router(deal_products_router)
-    api.include_router(deal_participants_router)
-    api.include_router(deal_files_router)
     api.include_router(pipelines_router)
     api.include_router(leads_router)
     api.include_router(lead_labels_router)
     api.include_router(capabilities_router)
     api.include_router(deals_router)
+    api.include_router(products_router)
+    api.include_router(deal_products_router)
+    api.include_router(deal_participants_router)
+    api.include_router(deal_files_router)
     api.include_router(capture_router)
     return api
 
@@ -120,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(api_router())
     app.include_router(capture_pages_router)
+    app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
     errors.install_error_handlers(app)
     idempotency.install(app)
     app.add_middleware(

@@ -1,10 +1,110 @@
-"""The committed OpenAPI document is this function's output; a test compares them."""
+"""The OpenAPI document: FastAPI's, finished by the conventions every route shares.
+
+- A route's one-line docstring is its summary (the rest of the docstring, its description).
+- Every error response is `application/problem+json`; 422 carries the `errors` list.
+- Every POST documents the `Idempotency-Key` header.
+
+The committed `openapi/openapi.json` is `render(app)`; a test compares them.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from leadflow.errors import PROBLEM_JSON
+from leadflow.idempotency import HEADER as IDEMPOTENCY_HEADER
+from leadflow.idempotency import MAX_KEY_LENGTH
+
+_PROBLEM = {"$ref": "#/components/schemas/Problem"}
+_VALIDATION_PROBLEM = {"$ref": "#/components/schemas/ValidationProblem"}
+
+VALIDATION_PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "ValidationProblem",
+    "description": "A 422 problem: `errors` says which input failed and why.",
+    "allOf": [
+        _PROBLEM,
+        {
+            "type": "object",
+            "required": ["errors"],
+            "properties": {
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["loc", "msg"],
+                        "properties": {
+                            "loc": {
+                                "type": "array",
+                                "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                            },
+                            "msg": {"type": "string"},
+                            "type": {"type": ["string", "null"]},
+                        },
+                    },
+                }
+            },
+        },
+    ],
+}
+
+IDEMPOTENCY_PARAMETER: dict[str, Any] = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": (
+        "Makes the POST safe to retry: the first response for a key is stored for 24 h and "
+        "replayed for the same body; a different body is 422, a repeat while the first runs 409."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+}
+
+
+def _finish_operation(method: str, operation: dict[str, Any]) -> None:
+    description = (operation.get("description") or "").strip()
+    if description:
+        first, _, rest = description.partition("\n")
+        operation["summary"] = first.strip()
+        if rest.strip():
+            operation["description"] = rest.strip()
+        else:
+            operation.pop("description", None)
+    for status, response in operation.get("responses", {}).items():
+        if status.isdigit() and int(status) >= 400:
+            schema = _VALIDATION_PROBLEM if status == "422" else _PROBLEM
+            response["content"] = {PROBLEM_JSON: {"schema": schema}}
+    if method == "post":
+        parameters = operation.setdefault("parameters", [])
+        if not any(p.get("name") == IDEMPOTENCY_HEADER for p in parameters):
+            parameters.append(IDEMPOTENCY_PARAMETER)
+
+
+def build(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        servers=app.servers,
+    )
+    for path_item in schema.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if isinstance(operation, dict) and "responses" in operation:
+                _finish_operation(method, operation)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["ValidationProblem"] = VALIDATION_PROBLEM_SCHEMA
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if unused in components and f'"#/components/schemas/{unused}"' not in json.dumps(
+            {k: v for k, v in schema.items() if k != "components"}
+        ):
+            components.pop(unused)
+    app.openapi_schema = schema
+    return schema
 
 
 def render(app: FastAPI) -> str:
