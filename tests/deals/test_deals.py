@@ -447,3 +447,30 @@ async def test_other_company_gets_404_on_deals_board_and_changelog(
     for body in ({"stage_id": deal["stage_id"]}, {"pipeline_id": deal["pipeline_id"]}):
         response = await client.post(f"{API}/deals", json={"title": "x", **body}, headers=b.headers)
         assert response.status_code == 422
+
+
+async def test_value_following_products_cannot_be_set_by_hand(client: httpx.AsyncClient) -> None:
+    admin = await create_company(client)
+    follows = await create_deal(
+        client, admin, value={"amount": "1500", "currency": "EUR"}, value_from_products=True
+    )
+    assert follows["value"] == {"amount": "0.00", "currency": "EUR"}  # no line items yet
+    refused = await _patch(client, admin, follows["id"], value={"amount": "9", "currency": "EUR"})
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["loc"] == ["body", "value"]
+    echoed = await _patch(client, admin, follows["id"], value=follows["value"], title="Echo")
+    assert echoed.status_code == 200
+
+    by_hand = await create_deal(client, admin, value={"amount": "1500", "currency": "EUR"})
+    switched = await _patch(client, admin, by_hand["id"], value_from_products=True)
+    assert switched.status_code == 200
+    assert switched.json()["value"] == {"amount": "0.00", "currency": "EUR"}
+    assert switched.json()["value_from_products"] is True
+    freed = await _patch(
+        client,
+        admin,
+        by_hand["id"],
+        value_from_products=False,
+        value={"amount": "20.00", "currency": "EUR"},
+    )
+    assert freed.json()["value"] == {"amount": "20.00", "currency": "EUR"}

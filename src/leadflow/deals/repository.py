@@ -129,6 +129,10 @@ class DealRepository:
         await self.session.refresh(deal)
         return deal
 
+    async def reload(self, deal: Deal) -> None:
+        """Read the deal's row again (after a change that expired its attributes)."""
+        await self.session.refresh(deal)
+
     async def delete(self, deal_id: uuid.UUID) -> None:
         """Delete the deal; its line items, participants, files and changelog go with it."""
         await self.session.execute(

@@ -48,7 +48,10 @@ _STAGE = (
 _PIPELINE = "Omit to use the default pipeline (lowest position), or the pipeline of `stage_id`."
 _PROBABILITY = "Defaults to the stage's probability."
 _LOST_REASON = "Only when `status` is (or becomes) `lost`; otherwise 422."
-_VALUE_FROM_PRODUCTS = "When true, `value` follows the sum of the deal's line items."
+_VALUE_FROM_PRODUCTS = (
+    "When true, `value` follows the sum of the deal's line items (0.00 in the value's "
+    "currency while it has none) and cannot be set by hand."
+)
 
 # Update fields that may be omitted but not set to null default to None without allowing
 # it in their type: an explicit null then fails validation, like any wrong type.

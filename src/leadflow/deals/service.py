@@ -20,6 +20,7 @@ from leadflow import capabilities
 from leadflow.capabilities import Capability, Entity
 from leadflow.deals.changelog import record_creation, record_snapshot_changes, snapshot
 from leadflow.deals.limits import OpenDealLimit, ensure_open_deal_slot
+from leadflow.deals.line_items import sync_deal_value
 from leadflow.deals.models import Deal
 from leadflow.deals.repository import NEWEST_FIRST, DealRepository
 from leadflow.deals.schemas import (
@@ -188,6 +189,9 @@ async def create_deal(
     _check_lost_reason(data.status, data.lost_reason)
     if data.status == DealStatus.open:
         await ensure_open_deal_slot(session, caller.company_id)
+    amount = data.value.amount if data.value else None
+    if amount is not None and data.value_from_products:
+        amount = Decimal(0)  # the total of its line items, of which it has none yet
     closing = _closing(data.status) if data.status != DealStatus.open else {}
     closing.pop("lost_reason", None)  # a won deal has none; a lost one keeps the one given
     deal = await deals.add(
@@ -199,7 +203,7 @@ async def create_deal(
         stage_id=stage.id,
         status=data.status.value,
         lost_reason=data.lost_reason,
-        value_amount=data.value.amount if data.value else None,
+        value_amount=amount,
         value_currency=data.value.currency if data.value else None,
         value_from_products=data.value_from_products,
         probability=data.probability if data.probability is not None else stage.probability,
@@ -231,6 +235,17 @@ async def update_deal(
     if "value" in sent:
         values["value_amount"] = data.value.amount if data.value else None
         values["value_currency"] = data.value.currency if data.value else None
+        follows_products = sent.get("value_from_products", deal.value_from_products)
+        unchanged = (values["value_amount"], values["value_currency"]) == (
+            deal.value_amount,
+            deal.value_currency,
+        )
+        if follows_products and not unchanged:
+            raise InvalidInput(
+                ["body", "value"],
+                "The value follows the deal's products; set `value_from_products` to false "
+                "to set it by hand.",
+            )
     # A reference sent back unchanged is not re-checked: a client may resend what it read.
     await _check_references(
         deals,
@@ -260,8 +275,13 @@ async def update_deal(
     if not values:
         return deal, rotten_days
     before = snapshot(deal)
+    starts_following = values.get("value_from_products") is True and not deal.value_from_products
     deal = await deals.update(deal, values)
     await record_snapshot_changes(session, deal, before, caller.user_id)
+    if starts_following:
+        # Logs its own `value` change when the products' total differs.
+        await sync_deal_value(session, caller, deal)
+        await deals.reload(deal)
     return deal, rotten_days
 
 
