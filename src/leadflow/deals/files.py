@@ -214,7 +214,7 @@ _UPLOAD_BODY = {
     name="deals:files:create",
     status_code=status.HTTP_201_CREATED,
     response_model=FileRead,
-    responses=responses(400, 401, 404, 410, 413, 422),
+    responses=responses(400, 401, 404, 409, 410, 413, 422),
     openapi_extra=_UPLOAD_BODY,
 )
 async def upload_file(
