@@ -474,3 +474,15 @@ async def test_value_following_products_cannot_be_set_by_hand(client: httpx.Asyn
         value={"amount": "20.00", "currency": "EUR"},
     )
     assert freed.json()["value"] == {"amount": "20.00", "currency": "EUR"}
+
+
+async def test_repeated_create_with_the_same_idempotency_key_makes_one_deal(
+    client: httpx.AsyncClient,
+) -> None:
+    admin = await create_company(client)
+    headers = {**admin.headers, "Idempotency-Key": "deal-1"}
+    first = await client.post(f"{API}/deals", json={"title": "Once"}, headers=headers)
+    again = await client.post(f"{API}/deals", json={"title": "Once"}, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json()
+    assert [d["id"] for d in await _list(client, admin)] == [first.json()["id"]]

@@ -47,7 +47,9 @@ async def list_deals(
     session: Session,
     caller: CurrentCaller,
     page: PageParams,
-    status: Annotated[DealStatus | None, Query(description="Only deals with this status.")] = None,
+    deal_status: Annotated[
+        DealStatus | None, Query(alias="status", description="Only deals with this status.")
+    ] = None,
     pipeline_id: Annotated[uuid.UUID | None, Query(description="Only this pipeline.")] = None,
     stage_id: Annotated[uuid.UUID | None, Query(description="Only this stage.")] = None,
     owner_id: Annotated[uuid.UUID | None, Query(description="Only deals this user owns.")] = None,
@@ -59,7 +61,7 @@ async def list_deals(
     """List the deals visible to the caller, newest first."""
     deals = DealRepository(session, caller)
     filters = DealFilters(
-        status=status.value if status is not None else None,
+        status=deal_status.value if deal_status is not None else None,
         pipeline_id=pipeline_id,
         stage_id=stage_id,
         owner_id=owner_id,

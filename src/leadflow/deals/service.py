@@ -146,7 +146,8 @@ async def _check_references(deals: DealRepository, fields: dict[str, Any]) -> No
         raise InvalidInput(["body", "organization_id"], "No such organization is visible to you.")
     label_ids = fields.get("label_ids")
     if label_ids:
-        unknown = [i for i in label_ids if i not in await deals.existing_label_ids(label_ids)]
+        existing = await deals.existing_label_ids(label_ids)
+        unknown = [label_id for label_id in label_ids if label_id not in existing]
         if unknown:
             raise InvalidInput(
                 ["body", "label_ids"], f"No such lead label in your company: {unknown[0]}."
@@ -217,6 +218,19 @@ async def create_deal(
     return deal, stage.rotten_days
 
 
+# Fields a PATCH stores as sent; the others are translated or have rules of their own.
+_AS_SENT = (
+    "title",
+    "owner_id",
+    "person_id",
+    "organization_id",
+    "probability",
+    "expected_close_date",
+    "label_ids",
+    "value_from_products",
+)
+
+
 async def update_deal(
     session: AsyncSession, caller: Caller, deal_id: uuid.UUID, data: DealUpdate
 ) -> tuple[Deal, int | None]:
@@ -224,12 +238,7 @@ async def update_deal(
     deals = DealRepository(session, caller)
     deal = await deals.get(deal_id, for_update=True)
     sent = data.model_dump(exclude_unset=True)
-    values: dict[str, Any] = {
-        field: sent[field]
-        for field in ("title", "person_id", "organization_id", "probability",
-                      "expected_close_date", "label_ids", "value_from_products", "owner_id")
-        if field in sent
-    }
+    values: dict[str, Any] = {field: sent[field] for field in _AS_SENT if field in sent}
     if "visible_to" in sent:
         values["visible_to"] = data.visible_to.value
     if "value" in sent:
