@@ -48,3 +48,7 @@ check: lint typecheck test
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: bench-inbox
+bench-inbox: install ## inbox first page vs deep page with 1,000,000 leads (own database on DATABASE_URL's server)
+	$(BIN)/python bench/inbox.py $(BENCH_ARGS)

@@ -85,7 +85,8 @@ async def list_leads(
     caller: CurrentCaller,
     page: PageParams,
     archived: Annotated[
-        bool, Query(description="true: the archive instead of the inbox.")
+        bool,
+        Query(description="true: the archive (archived leads not converted) instead of the inbox."),
     ] = False,
     owner_id: Annotated[uuid.UUID | None, Query(description="Leads of this owner.")] = None,
     label_id: Annotated[

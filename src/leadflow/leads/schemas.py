@@ -16,7 +16,7 @@ MAX_PHONE_LENGTH = 40
 
 
 class LeadSource(enum.StrEnum):
-    """How a lead arrived. Set once at creation, never changed afterwards."""
+    """How a lead arrived, set once at creation; capture, import and conversion use theirs."""
 
     manual = "manual"
     api = "api"
@@ -203,8 +203,8 @@ class LeadRead(Output):
     label_ids: list[uuid.UUID]
     source: str = Field(
         description=(
-            "How the lead arrived: `manual`, `api`, `web_form`, `webhook`, `import`, `deal`, "
-            "... (more may be added). Never changes."
+            f"How the lead arrived: {', '.join(f'`{s.value}`' for s in LeadSource)}, ... "
+            "(more may be added). Never changes."
         ),
         examples=["api"],
     )
