@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, literal, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.activities.models import Activity, Note, NoteComment
@@ -279,3 +281,40 @@ async def count_for_lead(session: AsyncSession, company_id: uuid.UUID, lead_id: 
 async def count_for_deal(session: AsyncSession, company_id: uuid.UUID, deal_id: uuid.UUID) -> Moves:
     """Notes and activities of a deal: what converting it back to a lead would move."""
     return await _count(session, company_id, "deal_id", deal_id)
+
+
+async def move_leads_to_deals(
+    session: AsyncSession, company_id: uuid.UUID, deal_of_lead: dict[uuid.UUID, uuid.UUID]
+) -> dict[uuid.UUID, Moves]:
+    """Bulk conversion: every lead's notes and activities to its deal, one UPDATE per table.
+
+    Returns what moved per lead. Comments and mentions follow their notes.
+    """
+    if not deal_of_lead:
+        return {}
+    lead_ids = list(deal_of_lead)
+    pairs = select(
+        func.unnest(literal(lead_ids, ARRAY(PgUUID(as_uuid=True)))).label("lead_id"),
+        func.unnest(
+            literal([deal_of_lead[i] for i in lead_ids], ARRAY(PgUUID(as_uuid=True)))
+        ).label("deal_id"),
+    ).subquery("pairs")
+    moved: dict[str, dict[uuid.UUID, int]] = {}
+    for name, model in (("notes", Note), ("activities", Activity)):
+        rows = await session.execute(
+            update(model)
+            .where(model.company_id == company_id, model.lead_id == pairs.c.lead_id)
+            .values(lead_id=None, deal_id=pairs.c.deal_id, updated_at=model.updated_at)
+            .returning(pairs.c.lead_id)
+            .execution_options(synchronize_session=False)
+        )
+        counts: dict[uuid.UUID, int] = {}
+        for (lead_id,) in rows:
+            counts[lead_id] = counts.get(lead_id, 0) + 1
+        moved[name] = counts
+    return {
+        lead_id: Moves(
+            notes=moved["notes"].get(lead_id, 0), activities=moved["activities"].get(lead_id, 0)
+        )
+        for lead_id in lead_ids
+    }

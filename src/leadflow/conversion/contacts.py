@@ -1,0 +1,265 @@
+"""Prospect details become contacts at conversion, after a duplicate search.
+
+A person is a duplicate when a normalized email or E.164 phone matches (never by name
+alone); an organization when its normalized name matches (case, spacing, accents and
+legal suffixes ignored). Searches are set-based: one query for persons and one for
+organizations, whatever the number of leads being converted.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, model_validator
+from sqlalchemy import insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.contacts.models import Organization, Person
+from leadflow.db import new_id
+from leadflow.leads.models import Lead
+from leadflow.normalize import normalize_organization_name
+from leadflow.schemas import Input
+from leadflow.tenancy import Caller, visible_to_caller
+
+Match = Literal["email", "phone", "name"]
+
+
+class ContactChoice(Input):
+    """`{"id": "<existing contact>"}` links it; `{"create": true}` makes a new one."""
+
+    id: uuid.UUID | None = None
+    create: Literal[True] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ContactChoice:
+        if (self.id is None) == (self.create is None):
+            raise ValueError('give either "id" of an existing contact or "create": true')
+        return self
+
+
+class Resolution(Input):
+    person: ContactChoice | None = None
+    organization: ContactChoice | None = None
+
+
+class Candidate(BaseModel):
+    id: uuid.UUID
+    name: str
+    match: Match
+
+
+class Duplicates(BaseModel):
+    person: list[Candidate] = []
+    organization: list[Candidate] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.person or self.organization)
+
+
+def needs_person(lead: Lead) -> bool:
+    return lead.person_id is None and bool(
+        lead.prospect_person_name or lead.prospect_email or lead.prospect_phone_e164
+    )
+
+
+def needs_organization(lead: Lead) -> bool:
+    return lead.organization_id is None and bool(lead.prospect_organization_name)
+
+
+async def find_duplicates(
+    session: AsyncSession, caller: Caller, leads: Sequence[Lead]
+) -> dict[uuid.UUID, Duplicates]:
+    """Candidates per lead (only leads with some), among contacts the caller may see."""
+    emails = {lead.prospect_email for lead in leads if needs_person(lead) and lead.prospect_email}
+    phones = {
+        lead.prospect_phone_e164
+        for lead in leads
+        if needs_person(lead) and lead.prospect_phone_e164
+    }
+    org_names = {
+        normalize_organization_name(lead.prospect_organization_name)
+        for lead in leads
+        if needs_organization(lead) and lead.prospect_organization_name
+    }
+    persons: list[tuple[uuid.UUID, str, list[str], list[str]]] = []
+    if emails or phones:
+        rows = await session.execute(
+            select(Person.id, Person.name, Person.emails, Person.phones_e164)
+            .where(
+                visible_to_caller(Person, caller),
+                or_(
+                    Person.emails.overlap(sorted(emails)),
+                    Person.phones_e164.overlap(sorted(phones)),
+                ),
+            )
+            .order_by(Person.name, Person.id)
+            .limit(200)
+        )
+        persons = [(r.id, r.name, r.emails, r.phones_e164) for r in rows]
+    organizations: list[tuple[uuid.UUID, str, str]] = []
+    if org_names:
+        rows = await session.execute(
+            select(Organization.id, Organization.name, Organization.name_normalized)
+            .where(
+                visible_to_caller(Organization, caller),
+                Organization.name_normalized.in_(org_names),
+            )
+            .order_by(Organization.name, Organization.id)
+            .limit(200)
+        )
+        organizations = [(r.id, r.name, r.name_normalized) for r in rows]
+
+    found: dict[uuid.UUID, Duplicates] = {}
+    for lead in leads:
+        dups = Duplicates()
+        if needs_person(lead):
+            for person_id, name, person_emails, person_phones in persons:
+                if lead.prospect_email and lead.prospect_email in person_emails:
+                    dups.person.append(Candidate(id=person_id, name=name, match="email"))
+                elif lead.prospect_phone_e164 and lead.prospect_phone_e164 in person_phones:
+                    dups.person.append(Candidate(id=person_id, name=name, match="phone"))
+        if needs_organization(lead) and lead.prospect_organization_name:
+            wanted = normalize_organization_name(lead.prospect_organization_name)
+            dups.organization.extend(
+                Candidate(id=org_id, name=name, match="name")
+                for org_id, name, normalized in organizations
+                if normalized == wanted
+            )
+        if dups:
+            found[lead.id] = dups
+    return found
+
+
+@dataclass
+class ContactPlan:
+    """What conversion does about one lead's contacts, decided before any write."""
+
+    person_id: uuid.UUID | None
+    organization_id: uuid.UUID | None
+    create_person: bool = False
+    create_organization: bool = False
+    unresolved: Duplicates = field(default_factory=Duplicates)
+    invalid: list[str] = field(default_factory=list)
+
+
+async def plan_contacts(
+    session: AsyncSession,
+    caller: Caller,
+    leads: Sequence[Lead],
+    resolutions: dict[uuid.UUID, Resolution],
+) -> dict[uuid.UUID, ContactPlan]:
+    duplicates = await find_duplicates(session, caller, leads)
+    chosen_persons = {
+        r.person.id
+        for r in resolutions.values()
+        if r.person is not None and r.person.id is not None
+    }
+    chosen_orgs = {
+        r.organization.id
+        for r in resolutions.values()
+        if r.organization is not None and r.organization.id is not None
+    }
+    visible_persons = (
+        set(
+            await session.scalars(
+                select(Person.id).where(
+                    visible_to_caller(Person, caller), Person.id.in_(chosen_persons)
+                )
+            )
+        )
+        if chosen_persons
+        else set()
+    )
+    visible_orgs = (
+        set(
+            await session.scalars(
+                select(Organization.id).where(
+                    visible_to_caller(Organization, caller), Organization.id.in_(chosen_orgs)
+                )
+            )
+        )
+        if chosen_orgs
+        else set()
+    )
+
+    plans: dict[uuid.UUID, ContactPlan] = {}
+    for lead in leads:
+        resolution = resolutions.get(lead.id, Resolution())
+        dups = duplicates.get(lead.id, Duplicates())
+        plan = ContactPlan(person_id=lead.person_id, organization_id=lead.organization_id)
+        if needs_person(lead) or resolution.person is not None:
+            choice = resolution.person
+            if choice is not None and choice.id is not None:
+                if choice.id in visible_persons:
+                    plan.person_id = choice.id
+                else:
+                    plan.invalid.append("person")
+            elif choice is not None or not dups.person:
+                plan.create_person = needs_person(lead)
+            else:
+                plan.unresolved.person = dups.person
+        if needs_organization(lead) or resolution.organization is not None:
+            choice = resolution.organization
+            if choice is not None and choice.id is not None:
+                if choice.id in visible_orgs:
+                    plan.organization_id = choice.id
+                else:
+                    plan.invalid.append("organization")
+            elif choice is not None or not dups.organization:
+                plan.create_organization = needs_organization(lead)
+            else:
+                plan.unresolved.organization = dups.organization
+        plans[lead.id] = plan
+    return plans
+
+
+async def create_planned_contacts(
+    session: AsyncSession,
+    caller: Caller,
+    leads: Sequence[Lead],
+    plans: dict[uuid.UUID, ContactPlan],
+) -> None:
+    """Insert the planned organizations, then persons (linked to them), in two statements."""
+    org_rows = []
+    for lead in leads:
+        plan = plans[lead.id]
+        if plan.create_organization and lead.prospect_organization_name:
+            plan.organization_id = new_id()
+            org_rows.append(
+                {
+                    "id": plan.organization_id,
+                    "company_id": caller.company_id,
+                    "name": lead.prospect_organization_name,
+                    "name_normalized": normalize_organization_name(lead.prospect_organization_name),
+                    "owner_id": lead.owner_id,
+                    "visible_to": lead.visible_to,
+                }
+            )
+    if org_rows:
+        await session.execute(insert(Organization), org_rows)
+    person_rows = []
+    for lead in leads:
+        plan = plans[lead.id]
+        if plan.create_person:
+            plan.person_id = new_id()
+            person_rows.append(
+                {
+                    "id": plan.person_id,
+                    "company_id": caller.company_id,
+                    "name": lead.prospect_person_name
+                    or lead.prospect_email
+                    or lead.prospect_phone
+                    or "Unknown",
+                    "emails": [lead.prospect_email] if lead.prospect_email else [],
+                    "phones": [lead.prospect_phone] if lead.prospect_phone else [],
+                    "phones_e164": [lead.prospect_phone_e164] if lead.prospect_phone_e164 else [],
+                    "organization_id": plan.organization_id,
+                    "owner_id": lead.owner_id,
+                    "visible_to": lead.visible_to,
+                }
+            )
+    if person_rows:
+        await session.execute(insert(Person), person_rows)

@@ -1,0 +1,101 @@
+"""Deal to lead: an open deal that was qualified too early goes back to the inbox.
+
+Notes and activities move to the new lead. Deal-only data (products, participants,
+files, changelog) cannot live on a lead: it stays on the original deal, which leaves
+the deal lists and is kept as history, linked from the lead by `source_deal_id`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.activities.repository import move_activities_to_lead, move_notes_to_lead
+from leadflow.capabilities import TABLE, Capability, Entity
+from leadflow.conversion.errors import DealNotOpen
+from leadflow.conversion.models import Conversion
+from leadflow.db import new_id
+from leadflow.deals.access import visible_deal
+from leadflow.deals.changelog import record_changes
+from leadflow.deals.models import DealFile, DealParticipant, DealProduct
+from leadflow.leads.models import Lead
+from leadflow.tenancy import Caller
+
+# What stays behind is read off the capability table: deal-only capabilities with data.
+_LEFT_BEHIND: dict[Capability, type[DealProduct] | type[DealParticipant] | type[DealFile]] = {
+    Capability.products: DealProduct,
+    Capability.participants: DealParticipant,
+    Capability.files: DealFile,
+}
+assert all(Entity.lead not in TABLE[c][0] for c in _LEFT_BEHIND)
+
+
+@dataclass
+class ConvertedToLead:
+    conversion: Conversion
+    lead: Lead
+
+
+async def _left_on_deal(session: AsyncSession, deal_id: uuid.UUID) -> dict[str, int]:
+    counts = [
+        select(func.count()).select_from(model).where(model.deal_id == deal_id).scalar_subquery()
+        for model in _LEFT_BEHIND.values()
+    ]
+    row = (await session.execute(select(*counts))).one()
+    return {capability.value: int(n) for capability, n in zip(_LEFT_BEHIND, row, strict=True)}
+
+
+async def convert_deal(
+    session: AsyncSession, caller: Caller, deal_id: uuid.UUID
+) -> ConvertedToLead:
+    deal = await visible_deal(session, caller, deal_id, for_update=True)
+    if deal.status != "open":
+        raise DealNotOpen(deal.status)
+    lead = Lead(
+        id=new_id(),
+        company_id=caller.company_id,
+        title=deal.title,
+        owner_id=deal.owner_id,
+        person_id=deal.person_id,
+        organization_id=deal.organization_id,
+        value_amount=deal.value_amount,
+        value_currency=deal.value_currency,
+        expected_close_date=deal.expected_close_date,
+        label_ids=list(deal.label_ids),
+        source="deal",
+        visible_to=deal.visible_to,
+        source_deal_id=deal.id,
+    )
+    session.add(lead)
+    await session.flush()
+    notes = await move_notes_to_lead(session, caller.company_id, deal.id, lead.id)
+    activities = await move_activities_to_lead(session, caller.company_id, deal.id, lead.id)
+    left = await _left_on_deal(session, deal.id)
+    deal.converted_lead_id = lead.id
+    deal.converted_at = func.now()
+    await record_changes(
+        session,
+        company_id=caller.company_id,
+        deal_id=deal.id,
+        user_id=caller.user_id,
+        changes={"converted_lead_id": (None, lead.id)},
+    )
+    conversion = Conversion(
+        id=new_id(),
+        company_id=caller.company_id,
+        direction="deal_to_lead",
+        lead_id=lead.id,
+        deal_id=deal.id,
+        status="completed",
+        moved={"notes": notes, "activities": activities},
+        left_on_deal=left,
+        user_id=caller.user_id,
+    )
+    session.add(conversion)
+    await session.flush()
+    await session.refresh(conversion)
+    await session.refresh(lead)
+    return ConvertedToLead(conversion=conversion, lead=lead)

@@ -1,0 +1,360 @@
+"""Lead to deal: single, preview, bulk and into an existing deal, in the caller's transaction.
+
+One set-based path serves a single conversion and a bulk of 500: the leads are locked
+(`FOR UPDATE`, in id order so concurrent bulks cannot deadlock), every check runs before
+the first write, and the writes are a fixed number of statements whatever the number of
+leads: contacts, deals, changelog, note and activity moves, lead updates, conversion
+rows. Nothing here commits: the request's transaction makes it all-or-nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.activities.repository import Moves, count_for_lead, move_leads_to_deals
+from leadflow.auth.models import User
+from leadflow.conversion.contacts import (
+    ContactPlan,
+    Resolution,
+    create_planned_contacts,
+    plan_contacts,
+)
+from leadflow.conversion.errors import (
+    ConversionsFailed,
+    DealNotOpen,
+    DuplicateContacts,
+    LeadAlreadyConverted,
+)
+from leadflow.conversion.models import Conversion
+from leadflow.conversion.schemas import (
+    ConversionPreview,
+    DealPreview,
+    LeadConversionCreate,
+    Moved,
+)
+from leadflow.db import new_id
+from leadflow.deals.access import visible_deal
+from leadflow.deals.changelog import snapshot
+from leadflow.deals.limits import ensure_open_deal_slot
+from leadflow.deals.models import Deal, DealChange
+from leadflow.deals.repository import DealRepository
+from leadflow.deals.service import stage_of_new_deal
+from leadflow.errors import DomainError, InvalidInput, NotFound
+from leadflow.leads.models import Lead
+from leadflow.pipelines.models import Stage
+from leadflow.schemas import Money
+from leadflow.tenancy import Caller, Visibility, visible_to_caller
+
+
+@dataclass
+class Order:
+    """One lead to convert and the caller's choices for it."""
+
+    lead_id: uuid.UUID
+    choices: LeadConversionCreate = field(default_factory=LeadConversionCreate)
+
+
+@dataclass
+class Prepared:
+    lead: Lead
+    stage: Stage | None
+    plan: ContactPlan
+    choices: LeadConversionCreate
+    into_deal: Deal | None = None
+
+    @property
+    def title(self) -> str:
+        return self.choices.title or self.lead.title
+
+    @property
+    def value(self) -> Money | None:
+        if "value" in self.choices.model_fields_set:
+            return self.choices.value
+        return Money.of(self.lead.value_amount, self.lead.value_currency)
+
+    @property
+    def owner_id(self) -> uuid.UUID | None:
+        return self.choices.owner_id or self.lead.owner_id
+
+    @property
+    def visible_to(self) -> str:
+        return (self.choices.visible_to or Visibility(self.lead.visible_to)).value
+
+    @property
+    def expected_close_date(self) -> date | None:
+        if "expected_close_date" in self.choices.model_fields_set:
+            return self.choices.expected_close_date
+        return self.lead.expected_close_date
+
+
+@dataclass
+class Converted:
+    conversion: Conversion
+    deal: Deal
+    rotten_days: int | None
+
+
+async def _leads(
+    session: AsyncSession, caller: Caller, lead_ids: Sequence[uuid.UUID], lock: bool
+) -> dict[uuid.UUID, Lead]:
+    stmt = (
+        select(Lead).where(visible_to_caller(Lead, caller), Lead.id.in_(lead_ids)).order_by(Lead.id)
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    return {lead.id: lead for lead in await session.scalars(stmt)}
+
+
+async def _check_owners(session: AsyncSession, caller: Caller, orders: Sequence[Order]) -> None:
+    wanted = {o.choices.owner_id for o in orders if o.choices.owner_id is not None}
+    if not wanted:
+        return
+    found = set(
+        await session.scalars(
+            select(User.id).where(User.company_id == caller.company_id, User.id.in_(wanted))
+        )
+    )
+    if wanted - found:
+        raise InvalidInput(["body", "owner_id"], "No such user in your company.")
+
+
+async def _prepare(
+    session: AsyncSession, caller: Caller, orders: Sequence[Order], *, lock: bool
+) -> tuple[list[Prepared], dict[uuid.UUID, DomainError]]:
+    """Everything a conversion decides, before any write; failures per lead id."""
+    leads = await _leads(session, caller, [o.lead_id for o in orders], lock)
+    failures: dict[uuid.UUID, DomainError] = {}
+    for order in orders:
+        lead = leads.get(order.lead_id)
+        if lead is None:
+            failures[order.lead_id] = NotFound("lead")
+        elif lead.converted_deal_id is not None:
+            failures[order.lead_id] = LeadAlreadyConverted(lead.id, lead.converted_deal_id)
+    await _check_owners(session, caller, orders)
+
+    deals = DealRepository(session, caller)
+    stages: dict[tuple[uuid.UUID | None, uuid.UUID | None], Stage] = {}
+    usable = [o for o in orders if o.lead_id not in failures]
+    resolutions = {
+        o.lead_id: Resolution(person=o.choices.person, organization=o.choices.organization)
+        for o in usable
+    }
+    plans = await plan_contacts(session, caller, [leads[o.lead_id] for o in usable], resolutions)
+    prepared: list[Prepared] = []
+    for order in usable:
+        choices = order.choices
+        into_deal = None
+        stage = None
+        if choices.deal_id is not None:
+            into_deal = await visible_deal(session, caller, choices.deal_id, for_update=lock)
+            if into_deal.status != "open":
+                raise DealNotOpen(into_deal.status)
+            stage = await deals.stage(into_deal.stage_id)  # for its rotten_days
+        else:
+            key = (choices.pipeline_id, choices.stage_id)
+            if key not in stages:
+                stages[key] = await stage_of_new_deal(deals, *key)
+            stage = stages[key]
+        prepared.append(
+            Prepared(leads[order.lead_id], stage, plans[order.lead_id], choices, into_deal)
+        )
+    return prepared, failures
+
+
+def _contact_failures(prepared: Sequence[Prepared]) -> dict[uuid.UUID, DomainError]:
+    failures: dict[uuid.UUID, DomainError] = {}
+    for item in prepared:
+        if item.plan.invalid:
+            which = item.plan.invalid[0]
+            failures[item.lead.id] = InvalidInput(
+                ["body", which, "id"], f"No such {which} is visible to you."
+            )
+        elif item.plan.unresolved:
+            failures[item.lead.id] = DuplicateContacts(item.plan.unresolved)
+    return failures
+
+
+def _failure(lead_id: uuid.UUID, error: DomainError) -> dict[str, Any]:
+    return {"lead_id": str(lead_id), "type": error.slug, "detail": error.detail, **error.extensions}
+
+
+async def convert_leads(
+    session: AsyncSession,
+    caller: Caller,
+    orders: Sequence[Order],
+    *,
+    rule_id: uuid.UUID | None = None,
+) -> list[Converted]:
+    """Convert every lead or none: a single failure raises its own problem, a bulk one lists all."""
+    prepared, failures = await _prepare(session, caller, orders, lock=True)
+    failures |= _contact_failures(prepared)
+    if failures:
+        if len(orders) == 1:
+            raise next(iter(failures.values()))
+        raise ConversionsFailed(
+            [_failure(o.lead_id, failures[o.lead_id]) for o in orders if o.lead_id in failures]
+        )
+    new_deals = [p for p in prepared if p.into_deal is None]
+    await ensure_open_deal_slot(session, caller.company_id, adding=len(new_deals))
+    await create_planned_contacts(session, caller, [p.lead for p in prepared], _plans(prepared))
+
+    deals = _new_deals(caller, new_deals)
+    session.add_all(deals.values())
+    await session.flush()
+    await _record_creations(session, caller, list(deals.values()))
+
+    deal_of_lead = {
+        p.lead.id: (p.into_deal.id if p.into_deal is not None else deals[p.lead.id].id)
+        for p in prepared
+    }
+    moves = await move_leads_to_deals(session, caller.company_id, deal_of_lead)
+    await _mark_converted(session, prepared, deal_of_lead)
+    conversions = await _record_conversions(session, caller, deal_of_lead, moves, rule_id)
+    return [
+        Converted(
+            conversion=conversions[p.lead.id],
+            deal=p.into_deal if p.into_deal is not None else deals[p.lead.id],
+            rotten_days=p.stage.rotten_days if p.stage is not None else None,
+        )
+        for p in prepared
+    ]
+
+
+def _plans(prepared: Sequence[Prepared]) -> dict[uuid.UUID, ContactPlan]:
+    return {p.lead.id: p.plan for p in prepared}
+
+
+def _new_deals(caller: Caller, prepared: Sequence[Prepared]) -> dict[uuid.UUID, Deal]:
+    deals: dict[uuid.UUID, Deal] = {}
+    for p in prepared:
+        assert p.stage is not None
+        value = p.value
+        deals[p.lead.id] = Deal(
+            id=new_id(),
+            company_id=caller.company_id,
+            title=p.title,
+            owner_id=p.owner_id,
+            person_id=p.plan.person_id,
+            organization_id=p.plan.organization_id,
+            pipeline_id=p.stage.pipeline_id,
+            stage_id=p.stage.id,
+            status="open",
+            value_amount=value.amount if value else None,
+            value_currency=value.currency if value else None,
+            probability=p.stage.probability,
+            expected_close_date=p.expected_close_date,
+            stage_changed_at=func.now(),
+            label_ids=list(p.lead.label_ids),
+            visible_to=p.visible_to,
+            source_lead_id=p.lead.id,
+        )
+    return deals
+
+
+async def _record_creations(session: AsyncSession, caller: Caller, deals: list[Deal]) -> None:
+    """The first changelog entry of each new deal, in one statement."""
+    if not deals:
+        return
+    for deal in deals:
+        await session.refresh(deal)
+    await session.execute(
+        insert(DealChange),
+        [
+            {
+                "id": new_id(),
+                "company_id": caller.company_id,
+                "deal_id": deal.id,
+                "field": "created",
+                "old": None,
+                "new": snapshot(deal),
+                "user_id": caller.user_id,
+            }
+            for deal in deals
+        ],
+    )
+
+
+async def _mark_converted(
+    session: AsyncSession, prepared: Sequence[Prepared], deal_of_lead: dict[uuid.UUID, uuid.UUID]
+) -> None:
+    for p in prepared:
+        p.lead.converted_deal_id = deal_of_lead[p.lead.id]
+        p.lead.converted_at = func.now()
+    await session.flush()
+
+
+async def _record_conversions(
+    session: AsyncSession,
+    caller: Caller,
+    deal_of_lead: dict[uuid.UUID, uuid.UUID],
+    moves: dict[uuid.UUID, Moves],
+    rule_id: uuid.UUID | None,
+) -> dict[uuid.UUID, Conversion]:
+    conversions = {
+        lead_id: Conversion(
+            id=new_id(),
+            company_id=caller.company_id,
+            direction="lead_to_deal",
+            lead_id=lead_id,
+            deal_id=deal_id,
+            status="completed",
+            moved={"notes": moves[lead_id].notes, "activities": moves[lead_id].activities},
+            left_on_deal={},
+            rule_id=rule_id,
+            user_id=caller.user_id,
+        )
+        for lead_id, deal_id in deal_of_lead.items()
+    }
+    session.add_all(conversions.values())
+    await session.flush()
+    for conversion in conversions.values():
+        await session.refresh(conversion)
+    return conversions
+
+
+async def preview_conversion(
+    session: AsyncSession, caller: Caller, lead_id: uuid.UUID, choices: LeadConversionCreate
+) -> ConversionPreview:
+    """What `convert` would do with these choices; reads only."""
+    prepared, failures = await _prepare(session, caller, [Order(lead_id, choices)], lock=False)
+    if failures:
+        raise failures[lead_id]
+    p = prepared[0]
+    moves = await count_for_lead(session, caller.company_id, lead_id)
+    target = p.into_deal
+    stage = p.stage
+    value = p.value
+    deal = DealPreview(
+        title=target.title if target else p.title,
+        value=Money.of(target.value_amount, target.value_currency) if target else value,
+        owner_id=target.owner_id if target else p.owner_id,
+        person_id=p.plan.person_id if not target else (target.person_id or p.plan.person_id),
+        organization_id=p.plan.organization_id
+        if not target
+        else (target.organization_id or p.plan.organization_id),
+        pipeline_id=target.pipeline_id if target else _stage(stage).pipeline_id,
+        stage_id=target.stage_id if target else _stage(stage).id,
+        probability=target.probability if target else _stage(stage).probability,
+        expected_close_date=target.expected_close_date if target else p.expected_close_date,
+        label_ids=list(target.label_ids) if target else list(p.lead.label_ids),
+        visible_to=Visibility(target.visible_to if target else p.visible_to),
+        creates_person=p.plan.create_person and not p.plan.unresolved.person,
+        creates_organization=p.plan.create_organization and not p.plan.unresolved.organization,
+    )
+    return ConversionPreview(
+        deal=deal,
+        duplicates=p.plan.unresolved,
+        moves=Moved(notes=moves.notes, activities=moves.activities),
+    )
+
+
+def _stage(stage: Stage | None) -> Stage:
+    assert stage is not None
+    return stage
