@@ -20,6 +20,7 @@ from leadflow.capture.router import CAPTURE_BODY_PATHS, CAPTURE_MAX_BODY_BYTES
 from leadflow.capture.router import router as capture_router
 from leadflow.config import Settings, get_settings
 from leadflow.contacts.router import router as contacts_router
+from leadflow.conversion.router import router as conversion_router
 from leadflow.db import make_engine, make_session_factory
 from leadflow.deals.files import router as deal_files_router
 from leadflow.deals.line_items import router as deal_products_router
@@ -62,6 +63,7 @@ def api_router() -> APIRouter:
     api.include_router(deal_products_router)
     api.include_router(deal_participants_router)
     api.include_router(deal_files_router)
+    api.include_router(conversion_router)
     api.include_router(capture_router)
     return api
 

@@ -102,7 +102,7 @@ def deal_read(deal: Deal, rotten_days: int | None, now: datetime | None = None) 
     )
 
 
-async def _stage_of_new_deal(
+async def stage_of_new_deal(
     deals: DealRepository, pipeline_id: uuid.UUID | None, stage_id: uuid.UUID | None
 ) -> Stage:
     if stage_id is not None:
@@ -176,7 +176,7 @@ async def create_deal(
 ) -> tuple[Deal, int | None]:
     """The new deal and its stage's `rotten_days`."""
     deals = DealRepository(session, caller)
-    stage = await _stage_of_new_deal(deals, data.pipeline_id, data.stage_id)
+    stage = await stage_of_new_deal(deals, data.pipeline_id, data.stage_id)
     owner_id = data.owner_id or caller.user_id
     await _check_references(
         deals,
