@@ -10,12 +10,14 @@ from leadflow.deals.models import Deal, DealChange, DealFile, DealParticipant, D
 from leadflow.idempotency import IdempotencyRecord
 from leadflow.leads.models import Lead, LeadLabel
 from leadflow.pipelines.models import Pipeline, Stage
+from leadflow.rules.models import ConversionRule, LeadReadiness
 
 __all__ = [
     "Activity",
     "ApiToken",
     "Base",
     "CaptureDelivery",
+    "ConversionRule",
     "Company",
     "Conversion",
     "Deal",
@@ -27,6 +29,7 @@ __all__ = [
     "IdempotencyRecord",
     "Lead",
     "LeadLabel",
+    "LeadReadiness",
     "Note",
     "NoteComment",
     "Organization",

@@ -28,8 +28,10 @@ class Conversion(Base):
     left_on_deal: Mapped[dict[str, Any]] = mapped_column(
         JSONB, default=dict, server_default=text("'{}'::jsonb")
     )
-    # The conversion rule that made it, when a rule did (no FK yet: rules come later).
-    rule_id: Mapped[uuid.UUID | None] = mapped_column()
+    # The conversion rule that made it, when a rule did.
+    rule_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("conversion_rule.id", ondelete="SET NULL")
+    )
     user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("app_user.id", ondelete="SET NULL")
     )
