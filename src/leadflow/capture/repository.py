@@ -4,13 +4,14 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.auth.models import User
 from leadflow.capture.models import CaptureDelivery, Form
 from leadflow.contacts.models import Organization, Person
+from leadflow.db import new_id
 from leadflow.deals.models import Deal
 from leadflow.leads.models import Lead, LeadLabel
 from leadflow.pagination import Keyset, PageRequest, paginate
@@ -143,10 +144,45 @@ class CaptureRepository:
         )
         return [label_id for label_id in label_ids if label_id in rows]
 
-    async def add_lead(self, **values: Any) -> uuid.UUID:
-        lead_id: uuid.UUID = (
-            await self.session.execute(insert(Lead).values(**values).returning(Lead.id))
-        ).scalar_one()
+    async def claim_delivery_with_lead(
+        self, form: Form, webhook_id: str, lead: dict[str, Any]
+    ) -> uuid.UUID | None:
+        """Record the delivery and insert its lead in one statement; None, and neither
+        row, when this webhook id was already delivered to the form.
+
+        The lead is inserted only from the claim's RETURNING row, so a conflict writes
+        nothing; the delivery names the lead's id up front, and its foreign key is
+        checked at the end of the statement, when the lead exists.
+        """
+        claim = (
+            pg_insert(CaptureDelivery)
+            .values(
+                id=new_id(),
+                company_id=form.company_id,
+                form_id=form.id,
+                webhook_id=webhook_id,
+                lead_id=lead["id"],
+            )
+            .on_conflict_do_nothing(index_elements=["form_id", "webhook_id"])
+            .returning(CaptureDelivery.id)
+            .cte("claim")
+        )
+        names = list(lead)
+        columns = Lead.__table__.c
+        created = (
+            insert(Lead)
+            .from_select(
+                names,
+                select(*(literal(lead[name], columns[name].type) for name in names)).select_from(
+                    claim
+                ),
+                # The caller gives every column it means; the rest take server defaults.
+                include_defaults=False,
+            )
+            .returning(Lead.id)
+            .cte("created")
+        )
+        lead_id: uuid.UUID | None = await self.session.scalar(select(created.c.id))
         return lead_id
 
     async def stage(self, company_id: uuid.UUID, stage_id: uuid.UUID) -> Stage | None:

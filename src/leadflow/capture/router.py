@@ -36,11 +36,12 @@ CAPTURE_MAX_BODY_BYTES = 64 * 1024
 CAPTURE_BODY_PATHS = ("/api/v1/capture/", "/f/")
 
 
-def get_keyring(request: Request) -> Keyring:
+# async, though they never wait: FastAPI runs plain-def dependencies in a thread pool.
+async def get_keyring(request: Request) -> Keyring:
     return keyring_for(request.app.state)
 
 
-def get_limiter(request: Request) -> CaptureLimiter:
+async def get_limiter(request: Request) -> CaptureLimiter:
     return limiter_for(request.app.state)
 
 

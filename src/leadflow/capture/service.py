@@ -245,19 +245,29 @@ async def deliver(
     prospect: Prospect,
     source: str,
 ) -> Captured:
-    """Create what the form creates, once per `delivery_key` (the webhook id)."""
+    """Create what the form creates, once per `delivery_key` (the webhook id).
+
+    A concurrent delivery of the same key waits on the delivery's unique index until
+    the first one's transaction ends, then sees the conflict (or, if the first rolled
+    back, takes its place) and answers with the first one's ids.
+    """
     captures = CaptureRepository(session)
-    delivery_id = await captures.claim_delivery(form, delivery_key)
-    if delivery_id is None:
-        lead_id, deal_id = await captures.delivered(form.id, delivery_key)
-        return Captured(lead_id=lead_id, deal_id=deal_id, created=False)
     if form.creates == FormCreates.deal.value:
+        delivery_id = await captures.claim_delivery(form, delivery_key)
+        if delivery_id is None:
+            return await _first_delivery(captures, form, delivery_key)
         deal_id = await create_captured_deal(session, form, owner_id, prospect)
         await captures.record_outcome(delivery_id, None, deal_id)
         return Captured(lead_id=None, deal_id=deal_id, created=True)
-    lead_id = await create_captured_lead(session, form, owner_id, prospect, source)
-    await captures.record_outcome(delivery_id, lead_id, None)
+    lead_id = await create_captured_lead(session, form, owner_id, prospect, source, delivery_key)
+    if lead_id is None:
+        return await _first_delivery(captures, form, delivery_key)
     return Captured(lead_id=lead_id, deal_id=None, created=True)
+
+
+async def _first_delivery(captures: CaptureRepository, form: Form, delivery_key: str) -> Captured:
+    lead_id, deal_id = await captures.delivered(form.id, delivery_key)
+    return Captured(lead_id=lead_id, deal_id=deal_id, created=False)
 
 
 def _title(prospect: Prospect, kind: str) -> str:
@@ -273,8 +283,10 @@ async def create_captured_lead(
     owner_id: uuid.UUID | None,
     prospect: Prospect,
     source: str,
-) -> uuid.UUID:
-    """A lead in the inbox with prospect details (not contacts: conversion makes those)."""
+    delivery_key: str,
+) -> uuid.UUID | None:
+    """A lead in the inbox with prospect details (not contacts: conversion makes those),
+    written with its delivery record; None if `delivery_key` was delivered before."""
     captures = CaptureRepository(session)
     extra: dict[str, Any] = {}
     if prospect.message:
@@ -284,23 +296,26 @@ async def create_captured_lead(
     label_ids = (
         await captures.existing_label_ids(form.company_id, form.label_ids) if form.label_ids else []
     )
-    return await captures.add_lead(
-        id=new_id(),
-        company_id=form.company_id,
-        title=_title(prospect, "lead"),
-        owner_id=owner_id,
-        prospect_person_name=prospect.person_name,
-        prospect_email=prospect.email,
-        prospect_phone=prospect.phone,
-        prospect_phone_e164=prospect.phone_e164,
-        prospect_organization_name=prospect.organization_name,
-        value_amount=prospect.value.amount if prospect.value else None,
-        value_currency=prospect.value.currency if prospect.value else None,
-        label_ids=label_ids,
-        source=source,
-        fields=extra,
-        visible_to="company",
-    )
+    lead = {
+        "id": new_id(),
+        "company_id": form.company_id,
+        "title": _title(prospect, "lead"),
+        "owner_id": owner_id,
+        "prospect_person_name": prospect.person_name,
+        "prospect_email": prospect.email,
+        "prospect_phone": prospect.phone,
+        "prospect_phone_e164": prospect.phone_e164,
+        "prospect_organization_name": prospect.organization_name,
+        "value_amount": prospect.value.amount if prospect.value else None,
+        "value_currency": prospect.value.currency if prospect.value else None,
+        "label_ids": label_ids,
+        "source": source,
+        "fields": extra,
+        "visible_to": "company",
+        "is_archived": False,
+        "was_seen": False,
+    }
+    return await captures.claim_delivery_with_lead(form, delivery_key, lead)
 
 
 async def create_captured_deal(
