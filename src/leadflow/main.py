@@ -32,6 +32,7 @@ from leadflow.logs import configure_logging
 from leadflow.middleware import RequestEnvelope
 from leadflow.pipelines.router import router as pipelines_router
 from leadflow.products.router import router as products_router
+from leadflow.rules.router import router as rules_router
 
 API_PREFIX = "/api/v1"
 
@@ -64,6 +65,7 @@ def api_router() -> APIRouter:
     api.include_router(deal_participants_router)
     api.include_router(deal_files_router)
     api.include_router(conversion_router)
+    api.include_router(rules_router)
     api.include_router(capture_router)
     return api
 

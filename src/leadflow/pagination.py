@@ -120,6 +120,11 @@ async def paginate(
     return rows, _encode([getattr(last, keyset.key.key), getattr(last, keyset.id.key)])
 
 
+def decode_cursor(cursor: str, keyset: Keyset) -> tuple[Any, uuid.UUID]:
+    """The (sort key, id) of a cursor, for pages built outside `paginate`; 422 if invalid."""
+    return _decode(cursor, keyset)
+
+
 def cursor_after(row: Any, keyset: Keyset) -> str:
     """The cursor of a page ending with `row`, for pages built outside `paginate`
     (e.g. several first pages fetched in one query) that `paginate` then continues."""

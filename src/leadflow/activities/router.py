@@ -260,5 +260,4 @@ async def update_activity(
 )
 async def delete_activity(activity_id: uuid.UUID, session: Session, caller: CurrentCaller) -> None:
     """Delete an activity."""
-    if not await ActivityRepository(session, caller).delete(activity_id):
-        raise NotFound("activity")
+    await service.delete_activity(session, caller, activity_id)

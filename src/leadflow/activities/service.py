@@ -24,6 +24,7 @@ from leadflow.activities.schemas import (
 )
 from leadflow.auth.repository import UserRepository
 from leadflow.errors import Forbidden, InvalidInput, NotFound
+from leadflow.rules.evaluate import evaluate_lead
 from leadflow.tenancy import Caller
 
 
@@ -133,7 +134,10 @@ async def create_activity(session: AsyncSession, caller: Caller, data: ActivityC
         "done_at": func.now() if data.done else None,
         "owner_id": owner_id,
     }
-    return await ActivityRepository(session, caller).add(values, data.parent)
+    activity = await ActivityRepository(session, caller).add(values, data.parent)
+    if activity.lead_id is not None and activity.done:  # conversion rules look at done ones
+        await evaluate_lead(session, caller, activity.lead_id)
+    return activity
 
 
 async def update_activity(
@@ -155,4 +159,15 @@ async def update_activity(
             changes["done_at"] = None
         elif not activity.done:
             changes["done_at"] = func.now()
-    return await ActivityRepository(session, caller).update(activity, changes)
+    lead_id = activity.lead_id
+    activity = await ActivityRepository(session, caller).update(activity, changes)
+    if lead_id is not None and {"done", "type"} & changes.keys():
+        await evaluate_lead(session, caller, lead_id)
+    return activity
+
+
+async def delete_activity(session: AsyncSession, caller: Caller, activity_id: uuid.UUID) -> None:
+    activity = await get_activity(session, caller, activity_id, for_update=True)
+    await ActivityRepository(session, caller).delete(activity.id)
+    if activity.lead_id is not None and activity.done:
+        await evaluate_lead(session, caller, activity.lead_id)

@@ -9,6 +9,7 @@ from leadflow.auth.repository import CompanyRepository, GroupRepository, UserRep
 from leadflow.auth.schemas import CompanyCreate, UserCreate
 from leadflow.errors import Conflict, InvalidInput
 from leadflow.pipelines.repository import create_default_pipeline
+from leadflow.rules.service import add_example_rule
 from leadflow.tenancy import Caller, Role
 
 
@@ -23,6 +24,7 @@ async def create_company(session: AsyncSession, data: CompanyCreate) -> tuple[Co
         data.admin_email, data.admin_name, Role.admin.value, None
     )
     await create_default_pipeline(session, company.id)
+    await add_example_rule(session, company.id)
     return company, user, token
 
 

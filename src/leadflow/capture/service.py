@@ -24,6 +24,7 @@ from leadflow.deals.changelog import record_creation
 from leadflow.deals.limits import ensure_open_deal_slot
 from leadflow.errors import Conflict, InvalidInput, NotFound
 from leadflow.normalize import normalize_email, normalize_organization_name, normalize_phone
+from leadflow.rules.evaluate import evaluate_lead
 from leadflow.schemas import Money
 from leadflow.tenancy import Caller
 
@@ -262,6 +263,7 @@ async def deliver(
     lead_id = await create_captured_lead(session, form, owner_id, prospect, source, delivery_key)
     if lead_id is None:
         return await _first_delivery(captures, form, delivery_key)
+    await evaluate_lead(session, form.company_id, lead_id, user_id=owner_id)
     return Captured(lead_id=lead_id, deal_id=None, created=True)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.contacts.models import Organization, Person
 from leadflow.leads.models import Lead, LeadLabel
 from leadflow.pagination import Keyset, PageRequest, paginate
+from leadflow.rules.repository import ready_page
 from leadflow.tenancy import Caller, in_company, visible_to_caller
 
 INBOX_ORDER = Keyset(Lead.created_at, Lead.id, descending=True)
@@ -48,8 +49,10 @@ class LeadRepository:
         person_id: uuid.UUID | None = None,
         organization_id: uuid.UUID | None = None,
         source: str | None = None,
+        ready: bool = False,
     ) -> tuple[list[Lead], str | None]:
-        """The inbox (or the archive), newest first; every filter given must hold."""
+        """The inbox (or the archive), newest first; every filter given must hold.
+        `ready`: only leads with readiness, oldest readiness first (see `ready_page`)."""
         stmt = select(Lead).where(
             visible_to_caller(Lead, self.caller), _in_archive() if archived else _in_inbox()
         )
@@ -63,6 +66,8 @@ class LeadRepository:
             stmt = stmt.where(Lead.organization_id == organization_id)
         if source is not None:
             stmt = stmt.where(Lead.source == source)
+        if ready:
+            return await ready_page(self.session, self.caller, stmt, page)
         return await paginate(self.session, stmt, INBOX_ORDER, page)
 
     async def add(self, lead: Lead) -> Lead:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from leadflow.capabilities import Capability, Entity, require
 from leadflow.deps import AppSettings, CurrentCaller, Session
-from leadflow.errors import NotFound, Problem, responses
+from leadflow.errors import InvalidInput, NotFound, Problem, responses
 from leadflow.leads import service
 from leadflow.leads.access import visible_lead
 from leadflow.leads.models import Lead
@@ -22,6 +22,7 @@ from leadflow.leads.schemas import (
     LeadUpdate,
 )
 from leadflow.pagination import Page, PageParams
+from leadflow.rules.repository import read_lead, read_leads
 
 router = APIRouter(tags=["leads"])
 labels_router = APIRouter(tags=["lead labels"])
@@ -74,7 +75,7 @@ async def create_lead(
 ) -> LeadRead:
     """Add a lead to the inbox."""
     lead = await service.create_lead(session, caller, data, settings.default_phone_region)
-    return LeadRead.of(lead)
+    return await read_lead(session, caller.company_id, lead)
 
 
 @router.get(
@@ -111,8 +112,19 @@ async def list_leads(
             examples=["api"],
         ),
     ] = None,
+    ready: Annotated[
+        bool,
+        Query(
+            description=(
+                "true: only inbox leads that conversion rules mark ready, oldest readiness "
+                "first (by each lead's earliest `readiness.since`)."
+            )
+        ),
+    ] = False,
 ) -> Page[LeadRead]:
     """The inbox: leads neither archived nor converted, newest first."""
+    if ready and archived:
+        raise InvalidInput(["query", "ready"], "Readiness lists inbox leads, not the archive.")
     leads, cursor = await LeadRepository(session, caller).list_inbox(
         page,
         archived=archived,
@@ -121,8 +133,9 @@ async def list_leads(
         person_id=person_id,
         organization_id=organization_id,
         source=source,
+        ready=ready,
     )
-    return Page(data=[LeadRead.of(lead) for lead in leads], next_cursor=cursor)
+    return Page(data=await read_leads(session, caller.company_id, leads), next_cursor=cursor)
 
 
 @router.get(
@@ -136,7 +149,7 @@ async def get_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) 
     lead = await visible_lead(session, caller, lead_id)
     if lead.owner_id == caller.user_id and not lead.was_seen:
         await LeadRepository(session, caller).mark_seen(lead)
-    return LeadRead.of(lead)
+    return await read_lead(session, caller.company_id, lead)
 
 
 @router.patch(
@@ -154,7 +167,7 @@ async def update_lead(
 ) -> LeadRead:
     """Change the fields sent; `source` never changes."""
     updated = await service.update_lead(session, caller, lead, data, settings.default_phone_region)
-    return LeadRead.of(updated)
+    return await read_lead(session, caller.company_id, updated)
 
 
 @router.delete(
@@ -179,7 +192,9 @@ async def delete_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCalle
 async def archive_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) -> LeadRead:
     """Move a lead out of the inbox into the archive; sets `archived_at`."""
     lead = await visible_lead(session, caller, lead_id, for_update=True)
-    return LeadRead.of(await service.archive_lead(session, caller, lead))
+    return await read_lead(
+        session, caller.company_id, await service.archive_lead(session, caller, lead)
+    )
 
 
 @router.post(
@@ -191,7 +206,9 @@ async def archive_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCall
 async def unarchive_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) -> LeadRead:
     """Bring an archived lead back to the inbox; clears `archived_at`."""
     lead = await visible_lead(session, caller, lead_id, for_update=True)
-    return LeadRead.of(await service.unarchive_lead(session, caller, lead))
+    return await read_lead(
+        session, caller.company_id, await service.unarchive_lead(session, caller, lead)
+    )
 
 
 def _deal_only(capability: Capability) -> Callable[..., Awaitable[None]]:

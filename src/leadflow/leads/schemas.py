@@ -187,8 +187,20 @@ class Readiness(Output):
     """A conversion rule whose conditions the lead meets."""
 
     rule_id: uuid.UUID
-    name: str
-    since: datetime
+    name: str = Field(description="The rule's name.", examples=["First email sent"])
+    since: datetime = Field(description="When the rule started to hold for the lead.")
+    blocked_reason: str | None = Field(
+        default=None,
+        description=(
+            "Set when a `convert` rule holds but could not convert the lead: the problem "
+            "type's slug, e.g. `duplicate-contacts` or `open-deal-limit`."
+        ),
+        examples=["duplicate-contacts"],
+    )
+    blocked_detail: dict[str, Any] | None = Field(
+        default=None,
+        description="The refusal's `detail` and extension members (e.g. `duplicates`).",
+    )
 
 
 class LeadRead(Output):
@@ -227,7 +239,7 @@ class LeadRead(Output):
     updated_at: datetime
 
     @classmethod
-    def of(cls, lead: Lead) -> LeadRead:
+    def of(cls, lead: Lead, readiness: list[Readiness] | None = None) -> LeadRead:
         return cls(
             id=lead.id,
             title=lead.title,
@@ -250,7 +262,7 @@ class LeadRead(Output):
             was_seen=lead.was_seen,
             visible_to=Visibility(lead.visible_to),
             source_deal_id=lead.source_deal_id,
-            readiness=[],
+            readiness=readiness or [],
             fields=dict(lead.fields),
             created_at=lead.created_at,
             updated_at=lead.updated_at,

@@ -15,6 +15,7 @@ from leadflow.leads.models import Lead, LeadLabel
 from leadflow.leads.repository import LeadLabelRepository, LeadRepository
 from leadflow.leads.schemas import LeadCreate, LeadLabelCreate, LeadLabelUpdate, LeadUpdate
 from leadflow.normalize import normalize_phone
+from leadflow.rules.evaluate import evaluate_lead
 from leadflow.schemas import Money
 from leadflow.tenancy import Caller
 
@@ -126,7 +127,9 @@ async def create_lead(
     await _check_owner(session, caller, columns["owner_id"])
     await _check_links(leads, data.person_id, data.organization_id)
     await _check_labels(session, caller, data.label_ids)
-    return await leads.add(Lead(**columns))
+    lead = await leads.add(Lead(**columns))
+    await evaluate_lead(session, caller, lead.id)
+    return lead
 
 
 async def update_lead(
@@ -174,7 +177,9 @@ async def update_lead(
     if "label_ids" in changes:
         added = [label for label in changes["label_ids"] if label not in set(lead.label_ids)]
         await _check_labels(session, caller, added)
-    return await leads.update(lead, changes)
+    lead = await leads.update(lead, changes)
+    await evaluate_lead(session, caller, lead.id)
+    return lead
 
 
 async def archive_lead(session: AsyncSession, caller: Caller, lead: Lead) -> Lead:

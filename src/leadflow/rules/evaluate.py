@@ -1,0 +1,480 @@
+"""Evaluating conversion rules for one lead, inside the transaction of the write that
+could change a condition.
+
+Each condition type is written twice, side by side: `holds` decides it in Python over
+the facts of one lead (the per-write path: one query for the company's enabled rules,
+one for the lead's facts, whatever the number of rules), and `matches_sql` decides it in
+SQL over many leads (dry-run and apply). Both use the same regular expressions, which
+Python's `re` and PostgreSQL's ARE read alike.
+
+A `convert` rule that holds runs the conversion use case (`convert_leads`) in a
+SAVEPOINT: when the conversion is refused (duplicate contacts that need a choice, the
+open-deal limit, any domain error) only the savepoint rolls back, the triggering write
+stands, and the lead is marked ready with the reason instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from fastapi.encoders import jsonable_encoder
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    delete,
+    distinct,
+    exists,
+    false,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.activities.models import Activity
+from leadflow.auth.models import User
+from leadflow.contacts.models import Organization
+from leadflow.conversion import lead_to_deal
+from leadflow.conversion.errors import LeadAlreadyConverted
+from leadflow.conversion.schemas import LeadConversionCreate
+from leadflow.errors import DomainError
+from leadflow.leads.models import Lead
+from leadflow.rules.models import ConversionRule, LeadReadiness
+from leadflow.tenancy import Caller, Role
+
+_WORD = re.compile(r"\w+")
+
+
+# The patterns both engines run (case-insensitively).
+
+
+@functools.lru_cache(maxsize=1024)
+def keywords_pattern(keywords: tuple[str, ...]) -> str:
+    """Any keyword as whole words: its words in order, separated by any non-word run."""
+    alternatives = [r"\W+".join(_WORD.findall(keyword.lower())) for keyword in keywords]
+    return r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)"
+
+
+@functools.lru_cache(maxsize=1024)
+def host_pattern(host: str) -> str:
+    """The host or a subdomain of it, as a host name: not inside a longer name
+    (`notlinkedin.com`, `linkedin.com.evil.org`) nor after an `@` (an e-mail address)."""
+    escaped = host.lower().replace(".", r"\.")
+    return r"(?<![\w.@-])(?:[\w-]+\.)*" + escaped + r"(?![\w-]|\.[\w-])"
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+# The facts of one lead, and the conditions in Python.
+
+
+@dataclass(frozen=True, slots=True)
+class LeadFacts:
+    id: uuid.UUID
+    company_id: uuid.UUID
+    in_inbox: bool
+    source: str
+    label_ids: frozenset[uuid.UUID]
+    value_amount: Decimal | None
+    value_currency: str | None
+    organization_name: str | None
+    prospect_person_name: str | None
+    prospect_organization_name: str | None
+    fields: Any
+    done_types: frozenset[str]
+    ready_rule_ids: frozenset[uuid.UUID]
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string value inside captured JSON, at any depth (keys are not values)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def holds(condition: dict[str, Any], lead: LeadFacts) -> bool:
+    kind = condition["type"]
+    if kind == "activity_done":
+        return condition["activity_type"] in lead.done_types
+    if kind == "organization_matches":
+        regex = _compiled(keywords_pattern(tuple(condition["keywords"])))
+        names = (lead.organization_name, lead.prospect_organization_name)
+        return any(name is not None and regex.search(name) for name in names)
+    if kind == "has_label":
+        return uuid.UUID(str(condition["label_id"])) in lead.label_ids
+    if kind == "source_is":
+        return bool(lead.source == condition["source"])
+    if kind == "has_link":
+        regex = _compiled(host_pattern(condition["host"]))
+        texts = (lead.prospect_person_name, lead.prospect_organization_name)
+        return any(t is not None and regex.search(t) for t in texts) or any(
+            regex.search(t) for t in _strings(lead.fields)
+        )
+    if kind == "value_at_least":
+        return (
+            lead.value_amount is not None
+            and lead.value_currency == condition["currency"]
+            and lead.value_amount >= Decimal(str(condition["amount"]))
+        )
+    return False  # a type this version does not know never holds
+
+
+def rule_holds(conditions: Sequence[dict[str, Any]], lead: LeadFacts) -> bool:
+    return bool(conditions) and all(holds(c, lead) for c in conditions)
+
+
+# The same conditions in SQL, over `lead` rows.
+
+
+def _regex(column: Any, pattern: str) -> ColumnElement[bool]:
+    matched: ColumnElement[bool] = column.op("~*", is_comparison=True)(literal(pattern))
+    return matched
+
+
+def _organization_name() -> Any:
+    return (
+        select(Organization.name)
+        .where(Organization.id == Lead.organization_id, Organization.company_id == Lead.company_id)
+        .scalar_subquery()
+    )
+
+
+def _field_strings_match(pattern: str) -> ColumnElement[bool]:
+    values = (
+        func.jsonb_path_query(Lead.fields, literal_column("'strict $.**'::jsonpath"))
+        .table_valued("value")
+        .render_derived()
+    )
+    return exists(
+        select(literal(1))
+        .select_from(values)
+        .where(
+            func.jsonb_typeof(values.c.value) == "string",
+            _regex(values.c.value.op("#>>")(literal_column("'{}'")), pattern),
+        )
+    )
+
+
+def matches_sql(condition: dict[str, Any]) -> ColumnElement[bool]:
+    kind = condition["type"]
+    if kind == "activity_done":
+        return exists(
+            select(Activity.id).where(
+                Activity.lead_id == Lead.id,
+                Activity.done,
+                Activity.type == condition["activity_type"],
+            )
+        )
+    if kind == "organization_matches":
+        pattern = keywords_pattern(tuple(condition["keywords"]))
+        return or_(
+            _regex(_organization_name(), pattern),
+            _regex(Lead.prospect_organization_name, pattern),
+        )
+    if kind == "has_label":
+        label = literal([uuid.UUID(str(condition["label_id"]))], ARRAY(UUID(as_uuid=True)))
+        carries: ColumnElement[bool] = Lead.label_ids.contains(label)
+        return carries
+    if kind == "source_is":
+        return Lead.source == str(condition["source"])
+    if kind == "has_link":
+        pattern = host_pattern(condition["host"])
+        return or_(
+            _regex(Lead.prospect_person_name, pattern),
+            _regex(Lead.prospect_organization_name, pattern),
+            _field_strings_match(pattern),
+        )
+    if kind == "value_at_least":
+        return and_(
+            Lead.value_currency == condition["currency"],
+            Lead.value_amount >= Decimal(str(condition["amount"])),
+        )
+    return false()
+
+
+def rule_matches_sql(conditions: Sequence[dict[str, Any]]) -> ColumnElement[bool]:
+    if not conditions:
+        return false()
+    return and_(*(matches_sql(c) for c in conditions))
+
+
+# Evaluating one lead.
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: uuid.UUID
+    name: str
+    action: str
+    pipeline_id: uuid.UUID | None
+    stage_id: uuid.UUID | None
+    conditions: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What an evaluation did; `deal_id` is set when a rule converted the lead."""
+
+    marked: list[uuid.UUID]
+    cleared: list[uuid.UUID]
+    blocked: dict[uuid.UUID, str]
+    deal_id: uuid.UUID | None = None
+
+
+async def enabled_rules(session: AsyncSession, company_id: uuid.UUID) -> list[Rule]:
+    """The company's enabled rules, oldest first (the order `convert` rules are tried in)."""
+    rows = await session.execute(
+        select(
+            ConversionRule.id,
+            ConversionRule.name,
+            ConversionRule.action,
+            ConversionRule.pipeline_id,
+            ConversionRule.stage_id,
+            ConversionRule.conditions,
+        )
+        .where(ConversionRule.company_id == company_id, ConversionRule.enabled)
+        .order_by(ConversionRule.created_at, ConversionRule.id)
+    )
+    return [Rule(*row) for row in rows]
+
+
+async def lead_facts(
+    session: AsyncSession, company_id: uuid.UUID, lead_id: uuid.UUID
+) -> LeadFacts | None:
+    """Everything the conditions look at, in one statement."""
+    done_types = (
+        select(func.array_agg(distinct(Activity.type)))
+        .where(Activity.lead_id == Lead.id, Activity.done)
+        .scalar_subquery()
+    )
+    ready = (
+        select(func.array_agg(LeadReadiness.rule_id))
+        .where(LeadReadiness.lead_id == Lead.id)
+        .scalar_subquery()
+    )
+    row = (
+        await session.execute(
+            select(
+                Lead.id,
+                Lead.company_id,
+                Lead.is_archived,
+                Lead.converted_deal_id,
+                Lead.source,
+                Lead.label_ids,
+                Lead.value_amount,
+                Lead.value_currency,
+                _organization_name(),
+                Lead.prospect_person_name,
+                Lead.prospect_organization_name,
+                Lead.fields,
+                done_types,
+                ready,
+            ).where(Lead.company_id == company_id, Lead.id == lead_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return LeadFacts(
+        id=row[0],
+        company_id=row[1],
+        in_inbox=not row[2] and row[3] is None,
+        source=row[4],
+        label_ids=frozenset(row[5] or ()),
+        value_amount=row[6],
+        value_currency=row[7],
+        organization_name=row[8],
+        prospect_person_name=row[9],
+        prospect_organization_name=row[10],
+        fields=row[11],
+        done_types=frozenset(row[12] or ()),
+        ready_rule_ids=frozenset(row[13] or ()),
+    )
+
+
+async def _first_admin(session: AsyncSession, company_id: uuid.UUID) -> uuid.UUID | None:
+    return await session.scalar(
+        select(User.id)
+        .where(User.company_id == company_id, User.role == Role.admin.value)
+        .order_by(User.created_at, User.id)
+        .limit(1)
+    )
+
+
+async def _acting(
+    session: AsyncSession, actor: Caller | uuid.UUID, user_id: uuid.UUID | None
+) -> Caller | None:
+    """Who a rule's conversion acts as: the triggering caller, else (capture) the given
+    user or the company's first admin, with an admin's view of the company's records."""
+    if isinstance(actor, Caller):
+        return actor
+    user_id = user_id or await _first_admin(session, actor)
+    if user_id is None:
+        return None
+    return Caller(company_id=actor, user_id=user_id, role=Role.admin, group_id=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Why a `convert` rule could not convert a lead: the refusal's slug and its body."""
+
+    reason: str
+    detail: dict[str, Any]
+
+    @classmethod
+    def of(cls, error: DomainError) -> Block:
+        return cls(error.slug, jsonable_encoder({"detail": error.detail, **error.extensions}))
+
+    @classmethod
+    def of_failure(cls, failure: dict[str, Any]) -> Block:
+        """One lead's entry of a bulk refusal (`ConversionsFailed.failures`)."""
+        detail = {k: v for k, v in failure.items() if k not in ("lead_id", "type")}
+        return cls(str(failure["type"]), jsonable_encoder(detail))
+
+
+async def reload_expired(session: AsyncSession) -> None:
+    """Load again what a conversion or a rolled-back savepoint left expired.
+
+    The triggering write's objects (the lead, the activity) are still in the session and
+    about to be serialized; an expired attribute would need a lazy load, which an async
+    session cannot do there.
+    """
+    for obj in list(session.sync_session.identity_map.values()):
+        state = sa_inspect(obj)
+        if state.expired_attributes:
+            try:
+                await session.refresh(obj)
+            except sa_exc.InvalidRequestError:  # its row is gone
+                session.expunge(obj)
+
+
+async def convert_by_rule(
+    session: AsyncSession, caller: Caller, lead_id: uuid.UUID, rule: Rule
+) -> uuid.UUID | DomainError:
+    """The deal a `convert` rule made, or why it could not; in a savepoint either way."""
+    choices = LeadConversionCreate(pipeline_id=rule.pipeline_id, stage_id=rule.stage_id)
+    try:
+        async with session.begin_nested():
+            converted = await lead_to_deal.convert_leads(
+                session, caller, [lead_to_deal.Order(lead_id, choices)], rule_id=rule.id
+            )
+    except DomainError as error:
+        return error
+    return converted[0].deal.id
+
+
+def readiness_row(
+    company_id: uuid.UUID, lead_id: uuid.UUID, rule_id: uuid.UUID, block: Block | None = None
+) -> dict[str, Any]:
+    return {
+        "lead_id": lead_id,
+        "rule_id": rule_id,
+        "company_id": company_id,
+        "blocked_reason": block.reason if block is not None else None,
+        "blocked_detail": block.detail if block is not None else null(),
+    }
+
+
+async def upsert_readiness(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+    """Mark leads ready (keeping `since` of rows already there); returns new rows only."""
+    if not rows:
+        return 0
+    insert = pg_insert(LeadReadiness).values(rows)
+    upsert: Any = insert.on_conflict_do_update(
+        index_elements=[LeadReadiness.lead_id, LeadReadiness.rule_id],
+        set_={
+            "blocked_reason": insert.excluded.blocked_reason,
+            "blocked_detail": insert.excluded.blocked_detail,
+        },
+    ).returning(literal_column("xmax = 0"))  # true for an insert, false for an update
+    return sum(1 for inserted in await session.scalars(upsert) if inserted)
+
+
+async def evaluate_lead(
+    session: AsyncSession,
+    actor: Caller | uuid.UUID,
+    lead_id: uuid.UUID,
+    *,
+    user_id: uuid.UUID | None = None,
+) -> Outcome | None:
+    """Apply the company's enabled rules to one lead, in the caller's transaction.
+
+    `actor` is the caller of the triggering write, or a company id when there is none
+    (capture), with `user_id` the user a conversion acts as (default: the first admin).
+    Returns None when the company has no enabled rule or the lead is not in the inbox.
+    """
+    company_id = actor.company_id if isinstance(actor, Caller) else actor
+    rules = await enabled_rules(session, company_id)
+    if not rules:
+        return None
+    lead = await lead_facts(session, company_id, lead_id)
+    if lead is None or not lead.in_inbox:
+        return None
+    holding = [rule for rule in rules if rule_holds(rule.conditions, lead)]
+    outcome = Outcome(marked=[], cleared=[], blocked={})
+    blocked: dict[uuid.UUID, Block] = {}
+    converting = [rule for rule in holding if rule.action == "convert"]
+    left_inbox = False
+    if converting:
+        caller = await _acting(session, actor, user_id)
+        for rule in converting:
+            if caller is None:
+                break
+            result = await convert_by_rule(session, caller, lead_id, rule)
+            if isinstance(result, LeadAlreadyConverted):
+                left_inbox = True  # a concurrent request converted it first
+                break
+            if isinstance(result, DomainError):
+                blocked[rule.id] = Block.of(result)
+                continue
+            outcome.deal_id = result
+            left_inbox = True
+            break
+        await reload_expired(session)
+    if left_inbox:
+        # Readiness is for inbox leads: a converted lead keeps none.
+        await session.execute(delete(LeadReadiness).where(LeadReadiness.lead_id == lead_id))
+        outcome.cleared = sorted(lead.ready_rule_ids)
+        return outcome
+    held = {rule.id for rule in holding}
+    stale = lead.ready_rule_ids - held
+    if stale:
+        await session.execute(
+            delete(LeadReadiness).where(
+                LeadReadiness.lead_id == lead_id, LeadReadiness.rule_id.in_(stale)
+            )
+        )
+        outcome.cleared = sorted(stale)
+    new = [rule for rule in holding if rule.id not in lead.ready_rule_ids]
+    to_mark = [
+        rule
+        for rule in holding
+        if rule.id in blocked or (rule.action == "mark_ready" and rule in new)
+    ]
+    await upsert_readiness(
+        session,
+        [readiness_row(company_id, lead_id, rule.id, blocked.get(rule.id)) for rule in to_mark],
+    )
+    outcome.marked = [rule.id for rule in to_mark if rule.id not in lead.ready_rule_ids]
+    outcome.blocked = {rule_id: block.reason for rule_id, block in blocked.items()}
+    return outcome

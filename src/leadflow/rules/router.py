@@ -1,0 +1,131 @@
+"""`/conversion-rules`: admins write, everyone reads; dry-run and apply."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from leadflow.deps import AdminCaller, CurrentCaller, Session
+from leadflow.errors import NotFound, responses
+from leadflow.pagination import MAX_LIMIT, Page, PageParams, PageRequest
+from leadflow.rules import service
+from leadflow.rules.repository import RuleRepository
+from leadflow.rules.schemas import (
+    Applied,
+    ConversionRuleCreate,
+    ConversionRuleRead,
+    ConversionRuleUpdate,
+    DryRun,
+)
+
+router = APIRouter(tags=["conversion rules"])
+
+
+@router.post(
+    "/conversion-rules",
+    name="conversion-rules:create",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ConversionRuleRead,
+    responses=responses(401, 403, 422),
+)
+async def create_rule(
+    data: ConversionRuleCreate, session: Session, caller: AdminCaller
+) -> ConversionRuleRead:
+    """Create a conversion rule (admins): when all its conditions hold for a lead, the
+    lead is marked ready, or converted into a deal."""
+    rule = await service.create_rule(session, caller, data)
+    return ConversionRuleRead.model_validate(rule)
+
+
+@router.get(
+    "/conversion-rules",
+    name="conversion-rules:list",
+    response_model=Page[ConversionRuleRead],
+    responses=responses(401, 422),
+)
+async def list_rules(
+    session: Session, caller: CurrentCaller, page: PageParams
+) -> Page[ConversionRuleRead]:
+    """The company's conversion rules, oldest first (the order `convert` rules are tried in)."""
+    rules, cursor = await RuleRepository(session, caller).list(page)
+    return Page(data=[ConversionRuleRead.model_validate(r) for r in rules], next_cursor=cursor)
+
+
+@router.get(
+    "/conversion-rules/{rule_id}",
+    name="conversion-rules:get",
+    response_model=ConversionRuleRead,
+    responses=responses(401, 404, 422),
+)
+async def get_rule(
+    rule_id: uuid.UUID, session: Session, caller: CurrentCaller
+) -> ConversionRuleRead:
+    """One conversion rule."""
+    return ConversionRuleRead.model_validate(await service.get_rule(session, caller, rule_id))
+
+
+@router.patch(
+    "/conversion-rules/{rule_id}",
+    name="conversion-rules:update",
+    response_model=ConversionRuleRead,
+    responses=responses(401, 403, 404, 422),
+)
+async def update_rule(
+    rule_id: uuid.UUID, data: ConversionRuleUpdate, session: Session, caller: AdminCaller
+) -> ConversionRuleRead:
+    """Change the fields sent (admins). New conditions, a new action or disabling clear the
+    readiness the rule gave; `apply` marks the inbox again."""
+    rule = await service.update_rule(session, caller, rule_id, data)
+    return ConversionRuleRead.model_validate(rule)
+
+
+@router.delete(
+    "/conversion-rules/{rule_id}",
+    name="conversion-rules:delete",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=responses(401, 403, 404, 422),
+)
+async def delete_rule(rule_id: uuid.UUID, session: Session, caller: AdminCaller) -> None:
+    """Delete a rule (admins) with the readiness it gave; conversions it made keep a null
+    `rule_id`."""
+    if not await RuleRepository(session, caller).delete(rule_id):
+        raise NotFound("conversion rule")
+
+
+@router.post(
+    "/conversion-rules/{rule_id}/dry-run",
+    name="conversion-rules:dry-run",
+    response_model=DryRun,
+    responses=responses(401, 404, 422),
+)
+async def dry_run(
+    rule_id: uuid.UUID,
+    session: Session,
+    caller: CurrentCaller,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="How many matching leads to return.")
+    ] = 50,
+) -> DryRun:
+    """Which inbox leads (visible to the caller) the rule would match now, enabled or not:
+    their number and the newest of them. Writes nothing."""
+    rule = await service.get_rule(session, caller, rule_id)
+    return await service.dry_run(session, caller, rule, PageRequest(limit, None))
+
+
+@router.post(
+    "/conversion-rules/{rule_id}/apply",
+    name="conversion-rules:apply",
+    response_model=Applied,
+    responses=responses(401, 403, 404, 409, 422),
+)
+async def apply_rule(
+    rule_id: uuid.UUID, request: Request, session: Session, caller: AdminCaller
+) -> Applied:
+    """Run an enabled rule over the company's inbox now (admins): mark the leads it matches
+    ready, or convert them. Batches of 200 leads, each its own transaction: a failure
+    midway keeps the batches done before it; running it again is safe."""
+    rule = await service.get_rule(session, caller, rule_id)
+    return await service.apply_rule(request.app.state.session_factory, caller, rule)
