@@ -44,7 +44,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.activities.models import Activity
+from leadflow.activities.models import Activity, Note
 from leadflow.auth.models import User
 from leadflow.contacts.models import Organization
 from leadflow.conversion import lead_to_deal
@@ -352,16 +352,19 @@ class Block:
         return cls(str(failure["type"]), jsonable_encoder(detail))
 
 
-async def reload_expired(session: AsyncSession) -> None:
-    """Load again what a conversion or a rolled-back savepoint left expired.
+async def reload_stale(session: AsyncSession, *, converted: bool) -> None:
+    """Load again what a conversion or a rolled-back savepoint left stale.
 
     The triggering write's objects (the lead, the activity) are still in the session and
-    about to be serialized; an expired attribute would need a lazy load, which an async
-    session cannot do there.
+    about to be serialized. A rolled-back savepoint expires what it touched, and an
+    expired attribute would need a lazy load, which an async session cannot do there; a
+    conversion moves notes and activities and updates the lead with bulk statements that
+    leave the session's copies as they were.
     """
+    moved_by_conversion = (Lead, Activity, Note)
     for obj in list(session.sync_session.identity_map.values()):
         state = sa_inspect(obj)
-        if state.expired_attributes:
+        if state.expired_attributes or (converted and isinstance(obj, moved_by_conversion)):
             try:
                 await session.refresh(obj)
             except sa_exc.InvalidRequestError:  # its row is gone
@@ -450,7 +453,7 @@ async def evaluate_lead(
             outcome.deal_id = result
             left_inbox = True
             break
-        await reload_expired(session)
+        await reload_stale(session, converted=left_inbox)
     if left_inbox:
         # Readiness is for inbox leads: a converted lead keeps none.
         await session.execute(delete(LeadReadiness).where(LeadReadiness.lead_id == lead_id))

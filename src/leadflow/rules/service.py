@@ -180,13 +180,14 @@ def _as_rule(rule: ConversionRule) -> Rule:
 
 
 async def apply_rule(
-    new_session: SessionFactory, caller: Caller, rule: ConversionRule, batch: int = APPLY_BATCH
+    new_session: SessionFactory, caller: Caller, rule: ConversionRule, batch: int | None = None
 ) -> Applied:
     """Run a rule over the company's inbox in batches of `batch` leads (in lead id order),
     each batch in its own transaction, so that a large inbox never holds one long
     transaction or its locks. A lead that stopped matching loses the rule's readiness."""
     if not rule.enabled:
         raise RuleDisabled("Enable the rule before applying it; a dry-run works on any rule.")
+    batch = batch or APPLY_BATCH
     target = _as_rule(rule)
     counts = Applied(matched=0, marked_ready=0, converted=0, blocked=0)
     after: uuid.UUID | None = None
