@@ -18,13 +18,13 @@ from leadflow.errors import Forbidden, Unauthorized
 from leadflow.tenancy import Caller, Role
 
 
-def get_session(request: Request) -> AsyncSession:
+async def get_session(request: Request) -> AsyncSession:
     """The session of the request's one transaction (opened by the request envelope)."""
     session: AsyncSession = request.state.db
     return session
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

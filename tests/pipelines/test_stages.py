@@ -271,3 +271,18 @@ async def test_another_company_cannot_read_list_change_or_delete_a_stage(
     still = await client.get(url, headers=owner.headers)
     assert still.status_code == 200
     assert still.json()["name"] == "Secret"
+
+
+async def test_a_stage_holding_deals_cannot_move_to_another_pipeline(
+    client: httpx.AsyncClient,
+) -> None:
+    from tests.factories import create_deal
+
+    admin = await create_company(client)
+    other = await create_pipeline(client, admin)
+    deal = await create_deal(client, admin)
+    moved = await client.patch(
+        f"{API}/stages/{deal['stage_id']}", json={"pipeline_id": other["id"]}, headers=admin.headers
+    )
+    assert moved.status_code == 409
+    assert moved.json()["type"].endswith("/holds-deals")

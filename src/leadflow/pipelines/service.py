@@ -99,6 +99,9 @@ async def update_stage(
             raise InvalidInput(["body", "pipeline_id"], "No such pipeline in this company.")
         if target != stage.pipeline_id and await stages.count_in(stage.pipeline_id) == 1:
             raise LastStage("This is its pipeline's only stage; it cannot be moved away.")
+        if target != stage.pipeline_id:
+            # A deal's pipeline is its stage's: moving a stage that holds deals would split them.
+            await ensure_no_open_deals(session, caller, stage_id=stage.id)
     return await stages.update(stage, changes)
 
 
