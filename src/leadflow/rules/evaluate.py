@@ -2,8 +2,8 @@
 could change a condition.
 
 Each condition type is written twice, side by side: `holds` decides it in Python over
-the facts of one lead (the per-write path: one query for the company's enabled rules,
-one for the lead's facts, whatever the number of rules), and `matches_sql` decides it in
+the facts of one lead (the per-write path: one statement loads the company's enabled
+rules and the lead's facts, whatever the number of rules), and `matches_sql` decides it in
 SQL over many leads (dry-run and apply). Both use the same regular expressions, which
 Python's `re` and PostgreSQL's ARE read alike.
 
@@ -16,6 +16,7 @@ stands, and the lead is marked ready with the reason instead.
 from __future__ import annotations
 
 import functools
+import json
 import re
 import uuid
 from collections.abc import Iterator, Sequence
@@ -26,7 +27,9 @@ from typing import Any
 from fastapi.encoders import jsonable_encoder
 from sqlalchemy import (
     ColumnElement,
+    Text,
     and_,
+    cast,
     delete,
     distinct,
     exists,
@@ -40,7 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -229,7 +232,7 @@ class Rule:
     action: str
     pipeline_id: uuid.UUID | None
     stage_id: uuid.UUID | None
-    conditions: list[dict[str, Any]]
+    conditions: Sequence[dict[str, Any]]  # read-only: parsed rules are shared (cached)
 
 
 @dataclass(slots=True)
@@ -242,9 +245,34 @@ class Outcome:
     deal_id: uuid.UUID | None = None
 
 
-async def enabled_rules(session: AsyncSession, company_id: uuid.UUID) -> list[Rule]:
-    """The company's enabled rules, oldest first (the order `convert` rules are tried in)."""
-    rows = await session.execute(
+@functools.lru_cache(maxsize=256)
+def _parse_rules(document: str) -> tuple[Rule, ...]:
+    """The enabled rules from their JSON text. Cached by that text: a company's rules
+    rarely change while its leads are written all day, and the text is their content."""
+    return tuple(
+        Rule(
+            id=uuid.UUID(rule_id),
+            name=name,
+            action=action,
+            pipeline_id=uuid.UUID(pipeline_id) if pipeline_id else None,
+            stage_id=uuid.UUID(stage_id) if stage_id else None,
+            conditions=tuple(conditions),
+        )
+        for rule_id, name, action, pipeline_id, stage_id, conditions in json.loads(document)
+    )
+
+
+async def rules_and_facts(
+    session: AsyncSession, company_id: uuid.UUID, lead_id: uuid.UUID
+) -> tuple[tuple[Rule, ...], LeadFacts] | None:
+    """The company's enabled rules (oldest first: the order `convert` rules are tried in)
+    and everything their conditions look at on the lead, in one statement.
+
+    None when the company has no enabled rule or no such lead. Without enabled rules the
+    lead is not even read: the EXISTS on the rules is a one-time filter (an InitPlan)
+    that PostgreSQL checks before scanning anything else.
+    """
+    rules = (
         select(
             ConversionRule.id,
             ConversionRule.name,
@@ -252,17 +280,30 @@ async def enabled_rules(session: AsyncSession, company_id: uuid.UUID) -> list[Ru
             ConversionRule.pipeline_id,
             ConversionRule.stage_id,
             ConversionRule.conditions,
+            ConversionRule.created_at,
         )
         .where(ConversionRule.company_id == company_id, ConversionRule.enabled)
-        .order_by(ConversionRule.created_at, ConversionRule.id)
+        .cte("rules")
     )
-    return [Rule(*row) for row in rows]
-
-
-async def lead_facts(
-    session: AsyncSession, company_id: uuid.UUID, lead_id: uuid.UUID
-) -> LeadFacts | None:
-    """Everything the conditions look at, in one statement."""
+    rules_json = select(
+        cast(
+            func.json_agg(
+                aggregate_order_by(
+                    func.json_build_array(
+                        rules.c.id,
+                        rules.c.name,
+                        rules.c.action,
+                        rules.c.pipeline_id,
+                        rules.c.stage_id,
+                        rules.c.conditions,
+                    ),
+                    rules.c.created_at,
+                    rules.c.id,
+                )
+            ),
+            Text,
+        )
+    ).scalar_subquery()
     done_types = (
         select(func.array_agg(distinct(Activity.type)))
         .where(Activity.lead_id == Lead.id, Activity.done)
@@ -276,6 +317,7 @@ async def lead_facts(
     row = (
         await session.execute(
             select(
+                rules_json,
                 Lead.id,
                 Lead.company_id,
                 Lead.is_archived,
@@ -287,29 +329,36 @@ async def lead_facts(
                 _organization_name(),
                 Lead.prospect_person_name,
                 Lead.prospect_organization_name,
-                Lead.fields,
+                cast(Lead.fields, Text),  # parsed only if a has_link condition needs it
                 done_types,
                 ready,
-            ).where(Lead.company_id == company_id, Lead.id == lead_id)
+            ).where(
+                Lead.company_id == company_id,
+                Lead.id == lead_id,
+                exists(select(rules.c.id)),
+            )
         )
     ).one_or_none()
     if row is None:
         return None
-    return LeadFacts(
-        id=row[0],
-        company_id=row[1],
-        in_inbox=not row[2] and row[3] is None,
-        source=row[4],
-        label_ids=frozenset(row[5] or ()),
-        value_amount=row[6],
-        value_currency=row[7],
-        organization_name=row[8],
-        prospect_person_name=row[9],
-        prospect_organization_name=row[10],
-        fields=row[11],
-        done_types=frozenset(row[12] or ()),
-        ready_rule_ids=frozenset(row[13] or ()),
+    parsed = _parse_rules(row[0])
+    links = any(c["type"] == "has_link" for rule in parsed for c in rule.conditions)
+    facts = LeadFacts(
+        id=row[1],
+        company_id=row[2],
+        in_inbox=not row[3] and row[4] is None,
+        source=row[5],
+        label_ids=frozenset(row[6] or ()),
+        value_amount=row[7],
+        value_currency=row[8],
+        organization_name=row[9],
+        prospect_person_name=row[10],
+        prospect_organization_name=row[11],
+        fields=json.loads(row[12]) if links and row[12] else {},
+        done_types=frozenset(row[13] or ()),
+        ready_rule_ids=frozenset(row[14] or ()),
     )
+    return parsed, facts
 
 
 async def _first_admin(session: AsyncSession, company_id: uuid.UUID) -> uuid.UUID | None:
@@ -427,11 +476,11 @@ async def evaluate_lead(
     Returns None when the company has no enabled rule or the lead is not in the inbox.
     """
     company_id = actor.company_id if isinstance(actor, Caller) else actor
-    rules = await enabled_rules(session, company_id)
-    if not rules:
+    loaded = await rules_and_facts(session, company_id, lead_id)
+    if loaded is None:
         return None
-    lead = await lead_facts(session, company_id, lead_id)
-    if lead is None or not lead.in_inbox:
+    rules, lead = loaded
+    if not lead.in_inbox:
         return None
     holding = [rule for rule in rules if rule_holds(rule.conditions, lead)]
     outcome = Outcome(marked=[], cleared=[], blocked={})
@@ -468,11 +517,13 @@ async def evaluate_lead(
             )
         )
         outcome.cleared = sorted(stale)
-    new = [rule for rule in holding if rule.id not in lead.ready_rule_ids]
+    # Rows to write: new mark_ready readiness, and every blocked conversion (its reason
+    # may have changed); rows already there keep their `since`.
     to_mark = [
         rule
         for rule in holding
-        if rule.id in blocked or (rule.action == "mark_ready" and rule in new)
+        if rule.id in blocked
+        or (rule.action == "mark_ready" and rule.id not in lead.ready_rule_ids)
     ]
     await upsert_readiness(
         session,
