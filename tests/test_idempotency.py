@@ -124,3 +124,19 @@ async def test_concurrent_duplicates_create_one_resource(live_client: httpx.Asyn
     assert created
     assert len({r.json()["id"] for r in created}) == 1
     assert await _group_names(live_client, admin.headers) == ["Race"]
+
+
+async def test_stored_responses_do_not_keep_api_tokens_in_clear(
+    client: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    admin = await create_company(client)
+    headers = {**admin.headers, **_key()}
+    body = {"email": "sealed@example.com", "role": "regular"}
+    first = await client.post(f"{API}/users", json=body, headers=headers)
+    token = first.json()["api_token"]
+    stored = await connection.scalar(
+        text("SELECT body FROM idempotency_key WHERE key = :k"), {"k": headers["Idempotency-Key"]}
+    )
+    assert token.encode() not in stored
+    replay = await client.post(f"{API}/users", json=body, headers=headers)
+    assert replay.json()["api_token"] == token

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cryptography.exceptions import InvalidTag
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from sqlalchemy import (
@@ -32,6 +33,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 from sqlalchemy.orm import Mapped, mapped_column
 
+from leadflow.capture.signing import Keyring, keyring_for
 from leadflow.db import Base, new_id
 from leadflow.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidInput
 
@@ -68,8 +70,9 @@ class IdempotencyRecord(Base):
 
 
 class IdempotentReplay(Exception):
-    def __init__(self, record: IdempotencyRecord) -> None:
+    def __init__(self, record: IdempotencyRecord, body: bytes) -> None:
         self.record = record
+        self.body = body
 
 
 @dataclass(slots=True)
@@ -78,6 +81,7 @@ class IdempotencyClaim:
     key: str
     fingerprint: str
     savepoint: AsyncSessionTransaction
+    keyring: Keyring
 
     async def finish(
         self, session: AsyncSession, status: int, body: bytes, content_type: str
@@ -96,7 +100,8 @@ class IdempotencyClaim:
             "fingerprint": self.fingerprint,
             "status": status,
             "content_type": content_type[:100],
-            "body": body,
+            # Sealed: a stored answer may hold a secret shown once (API token, signing secret).
+            "body": self.keyring.seal_bytes(body, _context(self.company_id, self.key)),
         }
         await session.execute(
             insert(IdempotencyRecord)
@@ -107,6 +112,10 @@ class IdempotencyClaim:
             )
         )
         await session.commit()
+
+
+def _context(company_id: uuid.UUID | None, key: str) -> bytes:
+    return f"{company_id}:{key}".encode()
 
 
 def _lock_id(company_id: uuid.UUID | None, key: str) -> int:
@@ -125,6 +134,7 @@ async def claim(request: Request, session: AsyncSession, company_id: uuid.UUID |
         raise InvalidInput(
             ["header", HEADER], f"must be 1 to {MAX_KEY_LENGTH} printable characters"
         )
+    keyring = keyring_for(request.app.state)
     body = await request.body()
     fingerprint = hashlib.sha256(
         request.method.encode() + b" " + request.url.path.encode() + b"\n" + body
@@ -147,12 +157,18 @@ async def claim(request: Request, session: AsyncSession, company_id: uuid.UUID |
             raise IdempotencyKeyReused(
                 f"Idempotency-Key {key!r} was first used with a different request."
             )
-        raise IdempotentReplay(record)
+        try:
+            body = keyring.unseal_bytes(record.body, _context(company_id, key))
+        except InvalidTag:
+            body = None  # sealed under a previous server key: treat the key as unused
+        if body is not None:
+            raise IdempotentReplay(record, body)
     request.state.idempotency = IdempotencyClaim(
         company_id=company_id,
         key=key,
         fingerprint=fingerprint,
         savepoint=await session.begin_nested(),
+        keyring=keyring,
     )
 
 
@@ -167,7 +183,7 @@ async def _replay(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, IdempotentReplay)
     record = exc.record
     return Response(
-        content=record.body,
+        content=exc.body,
         status_code=record.status,
         media_type=record.content_type,
         headers={"Idempotent-Replayed": "true"},

@@ -119,6 +119,15 @@ class Keyring:
     def __init__(self, server_key: bytes) -> None:
         self._seal = AESGCM(_derive(server_key, b"leadflow form signing secret seal v1"))
         self._page = _derive(server_key, b"leadflow hosted form page token v1")
+        self._stored = AESGCM(_derive(server_key, b"leadflow stored response seal v1"))
+
+    def seal_bytes(self, data: bytes, context: bytes) -> bytes:
+        """AES-GCM for data kept at rest (stored idempotent responses carry API tokens)."""
+        nonce = os.urandom(12)
+        return nonce + self._stored.encrypt(nonce, data, context)
+
+    def unseal_bytes(self, sealed: bytes, context: bytes) -> bytes:
+        return self._stored.decrypt(sealed[:12], sealed[12:], context)
 
     def seal(self, secret: str, form_id: uuid.UUID) -> str:
         nonce = os.urandom(12)
