@@ -157,6 +157,7 @@ async def claim(request: Request, session: AsyncSession, company_id: uuid.UUID |
             raise IdempotencyKeyReused(
                 f"Idempotency-Key {key!r} was first used with a different request."
             )
+        body: bytes | None
         try:
             body = keyring.unseal_bytes(record.body, _context(company_id, key))
         except InvalidTag:
