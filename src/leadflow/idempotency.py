@@ -157,13 +157,12 @@ async def claim(request: Request, session: AsyncSession, company_id: uuid.UUID |
             raise IdempotencyKeyReused(
                 f"Idempotency-Key {key!r} was first used with a different request."
             )
-        body: bytes | None
         try:
-            body = keyring.unseal_bytes(record.body, _context(company_id, key))
+            stored = keyring.unseal_bytes(record.body, _context(company_id, key))
         except InvalidTag:
-            body = None  # sealed under a previous server key: treat the key as unused
-        if body is not None:
-            raise IdempotentReplay(record, body)
+            stored = None  # sealed under a previous server key: treat the key as unused
+        if stored is not None:
+            raise IdempotentReplay(record, stored)
     request.state.idempotency = IdempotencyClaim(
         company_id=company_id,
         key=key,
