@@ -80,6 +80,11 @@ async def test_rule_crud(client: httpx.AsyncClient) -> None:
     admin = await create_company(client)
     rule = await create_rule(client, admin, SOURCE_MANUAL, name="Typed in")
     assert (rule["enabled"], rule["pipeline_id"], rule["stage_id"]) == (True, None, None)
+    valued = await create_rule(
+        client, admin, {"type": "value_at_least", "amount": "1000", "currency": "EUR"}
+    )
+    assert valued["conditions"][0]["amount"] == "1000.00", "the Money amount shape"
+    await client.delete(f"{RULES}/{valued['id']}", headers=admin.headers)
     path = f"{RULES}/{rule['id']}"
 
     updated = await client.patch(
@@ -210,11 +215,12 @@ async def test_apply_marks_the_existing_inbox_ready_in_batches(
 
 
 async def test_apply_converts_the_inbox_and_marks_the_blocked_ones_ready(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, connection: AsyncConnection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(service, "APPLY_BATCH", 3)
     admin = await create_company(client)
     await create_person(client, admin, "Ana Silva", emails=["ana@example.com"])
+    marking = await create_rule(client, admin, SOURCE_MANUAL)  # ready before the conversion
     leads = [await create_lead(client, admin, source="manual") for _ in range(4)]
     duplicate = await create_lead(
         client, admin, source="manual", prospect={"email": "ana@example.com"}
@@ -231,8 +237,15 @@ async def test_apply_converts_the_inbox_and_marks_the_blocked_ones_ready(
     assert response.json() == {"matched": 5, "marked_ready": 0, "converted": 4, "blocked": 1}
     for lead in leads:
         assert (await get_lead(client, admin, lead["id"])).status_code == 410
-    [ready] = await readiness(client, admin, duplicate["id"])
-    assert ready["blocked_reason"] == "duplicate-contacts"
+    reasons = {
+        r["rule_id"]: r["blocked_reason"] for r in await readiness(client, admin, duplicate["id"])
+    }
+    assert reasons == {marking["id"]: None, rule["id"]: "duplicate-contacts"}
+    rows = await connection.scalar(
+        text("SELECT count(*) FROM lead_readiness WHERE company_id = :c"),
+        {"c": uuid.UUID(admin.company_id)},
+    )
+    assert rows == 2, "converted leads keep no readiness: the duplicate's two rows are left"
     conversions = (
         await client.get(f"{API}/conversions", params={"limit": 10}, headers=admin.headers)
     ).json()["data"]

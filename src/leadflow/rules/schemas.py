@@ -9,12 +9,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    TypeAdapter,
+)
 from pydantic.config import JsonDict
 
 from leadflow.activities.schemas import ActivityType
-from leadflow.leads.schemas import LeadRead, LeadSource, Patch
-from leadflow.schemas import Currency, Input, Name, Output
+from leadflow.leads.schemas import LeadRead, LeadSource
+from leadflow.schemas import Currency, Input, Name, Output, Patch
 
 MAX_CONDITIONS = 20
 MAX_KEYWORDS = 20
@@ -94,9 +101,11 @@ class ValueAtLeast(Input):
     currencies: a value in another currency does not match)."""
 
     type: Literal["value_at_least"]
-    amount: Annotated[Decimal, Field(ge=0, max_digits=16, decimal_places=2)] = Field(
-        examples=["1000.00"]
-    )
+    amount: Annotated[
+        Decimal,
+        Field(ge=0, max_digits=16, decimal_places=2, description="Decimal string, as in Money"),
+        PlainSerializer(lambda d: f"{d:.2f}", return_type=str, when_used="json"),
+    ] = Field(examples=["1000.00"])
     currency: Currency
 
 

@@ -247,7 +247,7 @@ async def _convert_batch(
     choices = LeadConversionCreate(pipeline_id=rule.pipeline_id, stage_id=rule.stage_id)
     pending = list(lead_ids)
     blocked: dict[uuid.UUID, Block] = {}
-    converted = 0
+    converted: list[uuid.UUID] = []
     for _ in range(2):
         if len(pending) <= 1:
             break
@@ -259,7 +259,7 @@ async def _convert_batch(
                     [lead_to_deal.Order(lead_id, choices) for lead_id in pending],
                     rule_id=rule.id,
                 )
-            converted += len(done)
+            converted += [c.conversion.lead_id for c in done]
             pending = []
         except ConversionsFailed as failed:
             for failure in failed.extensions["failures"]:
@@ -275,7 +275,7 @@ async def _convert_batch(
                 await lead_to_deal.convert_leads(
                     session, caller, [lead_to_deal.Order(lead_id, choices)], rule_id=rule.id
                 )
-            converted += 1
+            converted.append(lead_id)
         except LeadAlreadyConverted:
             continue
         except DomainError as error:
@@ -287,7 +287,9 @@ async def _convert_batch(
             for lead_id, block in blocked.items()
         ],
     )
-    return converted, len(blocked)
+    if converted:  # readiness is for inbox leads
+        await session.execute(delete(LeadReadiness).where(LeadReadiness.lead_id.in_(converted)))
+    return len(converted), len(blocked)
 
 
 async def add_example_rule(session: AsyncSession, company_id: uuid.UUID) -> None:
@@ -311,4 +313,3 @@ async def add_example_rule(session: AsyncSession, company_id: uuid.UUID) -> None
         )
     )
     await session.flush()
-
