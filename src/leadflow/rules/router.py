@@ -33,8 +33,12 @@ router = APIRouter(tags=["conversion rules"])
 async def create_rule(
     data: ConversionRuleCreate, session: Session, caller: AdminCaller
 ) -> ConversionRuleRead:
-    """Create a conversion rule (admins): when all its conditions hold for a lead, the
-    lead is marked ready, or converted into a deal."""
+    """Create a conversion rule (admins only).
+
+    When all its conditions hold for an inbox lead, the lead is marked ready (`readiness`)
+    or converted into a deal. Rules are evaluated in the transaction of every write that
+    can change a condition: a lead created or updated, an activity created, marked done
+    or deleted, a capture."""
     rule = await service.create_rule(session, caller, data)
     return ConversionRuleRead.model_validate(rule)
 
@@ -48,7 +52,9 @@ async def create_rule(
 async def list_rules(
     session: Session, caller: CurrentCaller, page: PageParams
 ) -> Page[ConversionRuleRead]:
-    """The company's conversion rules, oldest first (the order `convert` rules are tried in)."""
+    """List the company's conversion rules.
+
+    Oldest first: the order in which `convert` rules are tried."""
     rules, cursor = await RuleRepository(session, caller).list(page)
     return Page(data=[ConversionRuleRead.model_validate(r) for r in rules], next_cursor=cursor)
 
@@ -75,7 +81,9 @@ async def get_rule(
 async def update_rule(
     rule_id: uuid.UUID, data: ConversionRuleUpdate, session: Session, caller: AdminCaller
 ) -> ConversionRuleRead:
-    """Change the fields sent (admins). New conditions, a new action or disabling clear the
+    """Change a conversion rule (admins only).
+
+    Only the fields sent change. New conditions, a new action or disabling clear the
     readiness the rule gave; `apply` marks the inbox again."""
     rule = await service.update_rule(session, caller, rule_id, data)
     return ConversionRuleRead.model_validate(rule)
@@ -89,8 +97,9 @@ async def update_rule(
     responses=responses(401, 403, 404, 422),
 )
 async def delete_rule(rule_id: uuid.UUID, session: Session, caller: AdminCaller) -> None:
-    """Delete a rule (admins) with the readiness it gave; conversions it made keep a null
-    `rule_id`."""
+    """Delete a conversion rule (admins only).
+
+    The readiness it gave goes with it; conversions it made keep a null `rule_id`."""
     if not await RuleRepository(session, caller).delete(rule_id):
         raise NotFound("conversion rule")
 
@@ -109,8 +118,10 @@ async def dry_run(
         int, Query(ge=1, le=MAX_LIMIT, description="How many matching leads to return.")
     ] = 50,
 ) -> DryRun:
-    """Which inbox leads (visible to the caller) the rule would match now, enabled or not:
-    their number and the newest of them. Writes nothing."""
+    """Try a conversion rule on the inbox without writing anything.
+
+    Which inbox leads visible to the caller the rule matches now, enabled or not: their
+    number and the newest of them."""
     rule = await service.get_rule(session, caller, rule_id)
     return await service.dry_run(session, caller, rule, PageRequest(limit, None))
 
@@ -124,8 +135,10 @@ async def dry_run(
 async def apply_rule(
     rule_id: uuid.UUID, request: Request, session: Session, caller: AdminCaller
 ) -> Applied:
-    """Run an enabled rule over the company's inbox now (admins): mark the leads it matches
-    ready, or convert them. Batches of 200 leads, each its own transaction: a failure
-    midway keeps the batches done before it; running it again is safe."""
+    """Apply an enabled conversion rule to the whole inbox now (admins only).
+
+    Marks the leads it matches ready, or converts them (a blocked conversion marks the
+    lead ready with the reason). Runs in batches of 200 leads, each its own transaction:
+    a failure midway keeps the batches done before it, and running it again is safe."""
     rule = await service.get_rule(session, caller, rule_id)
     return await service.apply_rule(request.app.state.session_factory, caller, rule)
