@@ -52,3 +52,7 @@ clean:
 .PHONY: bench-inbox
 bench-inbox: install ## inbox first page vs deep page with 1,000,000 leads (own database on DATABASE_URL's server)
 	$(BIN)/python bench/inbox.py $(BENCH_ARGS)
+
+.PHONY: bench-conversion
+bench-conversion: install ## lead to deal: singles at concurrency 8 vs bulk of 500 (own database on DATABASE_URL's server)
+	$(BIN)/python bench/conversion.py $(BENCH_ARGS)

@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from leadflow.activities.repository import Moves, count_for_lead, move_leads_to_deals
 from leadflow.auth.models import User
@@ -205,9 +208,7 @@ async def convert_leads(
     await ensure_open_deal_slot(session, caller.company_id, adding=len(new_deals))
     await create_planned_contacts(session, caller, [p.lead for p in prepared], _plans(prepared))
 
-    deals = _new_deals(caller, new_deals)
-    session.add_all(deals.values())
-    await session.flush()
+    deals = await _insert_deals(session, caller, new_deals)
     await _record_creations(session, caller, list(deals.values()))
 
     deal_of_lead = {
@@ -231,39 +232,53 @@ def _plans(prepared: Sequence[Prepared]) -> dict[uuid.UUID, ContactPlan]:
     return {p.lead.id: p.plan for p in prepared}
 
 
-def _new_deals(caller: Caller, prepared: Sequence[Prepared]) -> dict[uuid.UUID, Deal]:
-    deals: dict[uuid.UUID, Deal] = {}
+async def _insert_deals(
+    session: AsyncSession, caller: Caller, prepared: Sequence[Prepared]
+) -> dict[uuid.UUID, Deal]:
+    """The new deals in one INSERT ... RETURNING: loaded objects, server defaults included."""
+    if not prepared:
+        return {}
+    rows: list[dict[str, Any]] = []
     for p in prepared:
         assert p.stage is not None
         value = p.value
-        deals[p.lead.id] = Deal(
-            id=new_id(),
-            company_id=caller.company_id,
-            title=p.title,
-            owner_id=p.owner_id,
-            person_id=p.plan.person_id,
-            organization_id=p.plan.organization_id,
-            pipeline_id=p.stage.pipeline_id,
-            stage_id=p.stage.id,
-            status="open",
-            value_amount=value.amount if value else None,
-            value_currency=value.currency if value else None,
-            probability=p.stage.probability,
-            expected_close_date=p.expected_close_date,
-            stage_changed_at=func.now(),
-            label_ids=list(p.lead.label_ids),
-            visible_to=p.visible_to,
-            source_lead_id=p.lead.id,
+        rows.append(
+            {
+                "id": new_id(),
+                "company_id": caller.company_id,
+                "title": p.title,
+                "owner_id": p.owner_id,
+                "person_id": p.plan.person_id,
+                "organization_id": p.plan.organization_id,
+                "pipeline_id": p.stage.pipeline_id,
+                "stage_id": p.stage.id,
+                "status": "open",
+                "value_amount": value.amount if value else None,
+                "value_currency": value.currency if value else None,
+                "probability": p.stage.probability,
+                "expected_close_date": p.expected_close_date,
+                "label_ids": list(p.lead.label_ids),
+                "visible_to": p.visible_to,
+                "source_lead_id": p.lead.id,
+            }
         )
-    return deals
+    # One statement for all rows (insertmanyvalues), back in parameter order. `render_nulls`
+    # keeps every row's column set identical (otherwise the ORM omits None values and runs
+    # one INSERT per run of rows with the same columns); no None here has a default.
+    deals = await session.scalars(
+        insert(Deal)
+        .values(stage_changed_at=func.now())
+        .returning(Deal, sort_by_parameter_order=True)
+        .execution_options(render_nulls=True),
+        rows,
+    )
+    return {p.lead.id: deal for p, deal in zip(prepared, deals, strict=True)}
 
 
 async def _record_creations(session: AsyncSession, caller: Caller, deals: list[Deal]) -> None:
     """The first changelog entry of each new deal, in one statement."""
     if not deals:
         return
-    for deal in deals:
-        await session.refresh(deal)
     await session.execute(
         insert(DealChange),
         [
@@ -281,13 +296,35 @@ async def _record_creations(session: AsyncSession, caller: Caller, deals: list[D
     )
 
 
+def _uuids(values: Sequence[uuid.UUID]) -> Any:
+    return func.unnest(literal(list(values), ARRAY(PgUUID(as_uuid=True))))
+
+
 async def _mark_converted(
     session: AsyncSession, prepared: Sequence[Prepared], deal_of_lead: dict[uuid.UUID, uuid.UUID]
 ) -> None:
-    for p in prepared:
-        p.lead.converted_deal_id = deal_of_lead[p.lead.id]
-        p.lead.converted_at = func.now()
-    await session.flush()
+    """Every lead converted into its deal in one UPDATE; the loaded leads get the new values."""
+    if not prepared:
+        return
+    lead_ids = [p.lead.id for p in prepared]
+    pairs = select(
+        _uuids(lead_ids).label("lead_id"),
+        _uuids([deal_of_lead[i] for i in lead_ids]).label("deal_id"),
+    ).subquery("pairs")
+    # "fetch": the session counts the leads as changed in this transaction (a savepoint
+    # rolled back expires them, as after a flush); the values come back by RETURNING.
+    rows = await session.execute(
+        update(Lead)
+        .where(Lead.company_id == prepared[0].lead.company_id, Lead.id == pairs.c.lead_id)
+        .values(converted_deal_id=pairs.c.deal_id, converted_at=func.now())
+        .returning(Lead.id, Lead.converted_deal_id, Lead.converted_at, Lead.updated_at)
+        .execution_options(synchronize_session="fetch")
+    )
+    leads = {p.lead.id: p.lead for p in prepared}
+    for row in rows:
+        lead = leads[row.id]
+        for column in ("converted_deal_id", "converted_at", "updated_at"):
+            set_committed_value(lead, column, getattr(row, column))
 
 
 async def _record_conversions(
@@ -297,26 +334,31 @@ async def _record_conversions(
     moves: dict[uuid.UUID, Moves],
     rule_id: uuid.UUID | None,
 ) -> dict[uuid.UUID, Conversion]:
-    conversions = {
-        lead_id: Conversion(
-            id=new_id(),
-            company_id=caller.company_id,
-            direction="lead_to_deal",
-            lead_id=lead_id,
-            deal_id=deal_id,
-            status="completed",
-            moved={"notes": moves[lead_id].notes, "activities": moves[lead_id].activities},
-            left_on_deal={},
-            rule_id=rule_id,
-            user_id=caller.user_id,
-        )
+    """One conversion row per lead in one INSERT ... RETURNING, rows back in order."""
+    rows = [
+        {
+            "id": new_id(),
+            "company_id": caller.company_id,
+            "direction": "lead_to_deal",
+            "lead_id": lead_id,
+            "deal_id": deal_id,
+            "status": "completed",
+            "moved": {"notes": moves[lead_id].notes, "activities": moves[lead_id].activities},
+            "left_on_deal": {},
+            "rule_id": rule_id,
+            "user_id": caller.user_id,
+        }
         for lead_id, deal_id in deal_of_lead.items()
-    }
-    session.add_all(conversions.values())
-    await session.flush()
-    for conversion in conversions.values():
-        await session.refresh(conversion)
-    return conversions
+    ]
+    if not rows:
+        return {}
+    conversions = await session.scalars(
+        insert(Conversion)
+        .returning(Conversion, sort_by_parameter_order=True)
+        .execution_options(render_nulls=True),
+        rows,
+    )
+    return dict(zip(deal_of_lead, conversions, strict=True))
 
 
 async def preview_conversion(
