@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -15,6 +15,8 @@ from pydantic import (
 )
 
 from leadflow.normalize import MAX_EMAIL_LENGTH, normalize_email
+
+T = TypeVar("T")
 
 Email = Annotated[
     str,
@@ -65,3 +67,23 @@ class Money(BaseModel):
         if amount is None or currency is None:
             return None
         return cls(amount=amount, currency=currency)
+
+
+def drop_defaults(schema: dict[str, Any]) -> None:
+    for field in schema.get("properties", {}).values():
+        field.pop("default", None)
+
+
+class Patch(Input):
+    """A PATCH body: an omitted field is left unchanged, so no field has a default.
+
+    Fields that may be omitted but not cleared default to None without allowing it in
+    their type, so an explicit null fails validation like any wrong type.
+    """
+
+    model_config = ConfigDict(json_schema_extra=drop_defaults)
+
+
+def unique(values: list[T]) -> list[T]:
+    """The values in their first order, each once."""
+    return list(dict.fromkeys(values))

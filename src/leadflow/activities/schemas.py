@@ -11,7 +11,7 @@ from pydantic import AfterValidator, ConfigDict, Field, model_validator
 from leadflow.activities.models import ACTIVITY_TYPES
 from leadflow.activities.parents import PARENT_FIELDS, Parent, parent_of
 from leadflow.activities.sanitize import ALLOWED_TAGS, sanitize_html
-from leadflow.schemas import Input, LongName, Output
+from leadflow.schemas import Input, LongName, Output, drop_defaults, unique
 
 MAX_CONTENT_LENGTH = 100_000
 MAX_MENTIONS = 50
@@ -34,10 +34,6 @@ def _safe_html(value: str) -> str:
     if not cleaned:
         raise ValueError("nothing is left once unsafe HTML is removed")
     return cleaned
-
-
-def _unique(values: list[uuid.UUID]) -> list[uuid.UUID]:
-    return list(dict.fromkeys(values))
 
 
 def _utc_time(value: time) -> time:
@@ -66,7 +62,7 @@ SafeHtml = Annotated[
 ]
 Mentions = Annotated[
     list[uuid.UUID],
-    AfterValidator(_unique),
+    AfterValidator(unique),
     Field(
         max_length=MAX_MENTIONS,
         description="Ids of users of the caller's company mentioned in the note; kept once each.",
@@ -82,14 +78,9 @@ _UNSET: Any = None
 _PARENT = "One of `lead_id`, `deal_id`, `person_id`, `organization_id`: exactly one is set."
 
 
-def _drop_defaults(schema: dict[str, Any]) -> None:
-    for field in schema.get("properties", {}).values():
-        field.pop("default", None)
-
-
 def _patch_schema(example: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
     def extra(schema: dict[str, Any]) -> None:
-        _drop_defaults(schema)
+        drop_defaults(schema)
         schema["example"] = example
 
     return extra
@@ -103,7 +94,7 @@ class Patch(Input):
     not a field: a note or an activity cannot be moved to another record by PATCH.
     """
 
-    model_config = ConfigDict(json_schema_extra=_drop_defaults)
+    model_config = ConfigDict(json_schema_extra=drop_defaults)
 
 
 class ParentInput(Input):

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
-from leadflow.schemas import Email, Input, LongName, Money, Name, Output
+from leadflow.schemas import Email, Input, LongName, Money, Name, Output, Patch
 
 MAX_LABELS = 50
 MAX_EXTRA_FIELDS = 100
@@ -106,15 +106,8 @@ class FormCreate(Input):
 _UNSET: Any = None
 
 
-def _drop_defaults(schema: dict[str, Any]) -> None:
-    for field in schema.get("properties", {}).values():
-        field.pop("default", None)
-
-
-class FormUpdate(Input):
+class FormUpdate(Patch):
     """Only the fields sent change; `null` clears `stage_id` or `owner_id`."""
-
-    model_config = ConfigDict(json_schema_extra=_drop_defaults)
 
     name: Name = _UNSET
     creates: FormCreates = _UNSET

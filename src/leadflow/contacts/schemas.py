@@ -4,9 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
-from leadflow.schemas import Email, Input, LongName, Output, ShortText
+from leadflow.schemas import Email, Input, LongName, Output, Patch, ShortText, unique
 from leadflow.tenancy import Visibility
 
 MAX_EMAILS = 20
@@ -20,13 +20,9 @@ Phone = Annotated[
 ]
 
 
-def _unique(values: list[str]) -> list[str]:
-    return list(dict.fromkeys(values))
-
-
 Emails = Annotated[
     list[Email],
-    AfterValidator(_unique),
+    AfterValidator(unique),
     Field(
         max_length=MAX_EMAILS,
         description="Validated and stored lower-cased; duplicates are kept once.",
@@ -51,17 +47,6 @@ _ORGANIZATION = "An organization visible to the caller."
 # Update fields that may be omitted but not set to null default to None without allowing
 # it in their type: an explicit null then fails validation, like any wrong type.
 _UNSET: Any = None
-
-
-def _drop_defaults(schema: dict[str, Any]) -> None:
-    for field in schema.get("properties", {}).values():
-        field.pop("default", None)
-
-
-class Patch(Input):
-    """A PATCH body: an omitted field is left unchanged, so no field has a default."""
-
-    model_config = ConfigDict(json_schema_extra=_drop_defaults)
 
 
 class PersonCreate(Input):

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict, Field
 
-from leadflow.schemas import Input, LongName, Money, Output, ShortText
+from leadflow.schemas import Input, LongName, Money, Output, Patch, ShortText, unique
 from leadflow.tenancy import Visibility
 
 
@@ -15,10 +15,6 @@ class DealStatus(enum.StrEnum):
     open = "open"
     won = "won"
     lost = "lost"
-
-
-def _unique(values: list[uuid.UUID]) -> list[uuid.UUID]:
-    return list(dict.fromkeys(values))
 
 
 MAX_LABELS = 50
@@ -30,7 +26,7 @@ Probability = Annotated[
 ]
 LabelIds = Annotated[
     list[uuid.UUID],
-    AfterValidator(_unique),
+    AfterValidator(unique),
     Field(
         max_length=MAX_LABELS,
         description="Lead label ids of the caller's company (deals share the lead label set).",
@@ -56,17 +52,6 @@ _VALUE_FROM_PRODUCTS = (
 # Update fields that may be omitted but not set to null default to None without allowing
 # it in their type: an explicit null then fails validation, like any wrong type.
 _UNSET: Any = None
-
-
-def _drop_defaults(schema: dict[str, Any]) -> None:
-    for field in schema.get("properties", {}).values():
-        field.pop("default", None)
-
-
-class Patch(Input):
-    """A PATCH body: an omitted field is left unchanged, so no field has a default."""
-
-    model_config = ConfigDict(json_schema_extra=_drop_defaults)
 
 
 class DealCreate(Input):

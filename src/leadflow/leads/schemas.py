@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
 from leadflow.leads.models import Lead
-from leadflow.schemas import Email, Input, LongName, Money, Output
+from leadflow.schemas import Email, Input, LongName, Money, Output, Patch, unique
 from leadflow.tenancy import Visibility
 
 MAX_LABELS_PER_LEAD = 50
@@ -56,13 +56,9 @@ Phone = Annotated[
 ]
 
 
-def _unique(values: list[uuid.UUID]) -> list[uuid.UUID]:
-    return list(dict.fromkeys(values))
-
-
 LabelIds = Annotated[
     list[uuid.UUID],
-    AfterValidator(_unique),
+    AfterValidator(unique),
     Field(
         max_length=MAX_LABELS_PER_LEAD,
         description="Lead labels of the caller's company; an id given twice is kept once.",
@@ -75,17 +71,6 @@ _UNSET: Any = None
 _OWNER = "A user of the caller's company; defaults to the caller."
 _PERSON = "A person visible to the caller."
 _ORGANIZATION = "An organization visible to the caller."
-
-
-def _drop_defaults(schema: dict[str, Any]) -> None:
-    for field in schema.get("properties", {}).values():
-        field.pop("default", None)
-
-
-class Patch(Input):
-    """A PATCH body: an omitted field is left unchanged, so no field has a default."""
-
-    model_config = ConfigDict(json_schema_extra=_drop_defaults)
 
 
 class Prospect(Input):

@@ -4,9 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
-from leadflow.schemas import Input, Name, Output
+from leadflow.schemas import Input, Name, Output, Patch
 
 # Appending adds 1 to the highest position, so inputs stay far below the int4 column limit.
 MAX_POSITION = 1_000_000_000
@@ -46,17 +46,6 @@ _PIPELINE = "A pipeline of the caller's company."
 # Update fields that may be omitted but not set to null default to None without allowing
 # it in their type: an explicit null then fails validation, like any wrong type.
 _UNSET: Any = None
-
-
-def _drop_defaults(schema: dict[str, Any]) -> None:
-    for field in schema.get("properties", {}).values():
-        field.pop("default", None)
-
-
-class Patch(Input):
-    """A PATCH body: an omitted field is left unchanged, so no field has a default."""
-
-    model_config = ConfigDict(json_schema_extra=_drop_defaults)
 
 
 class PipelineCreate(Input):

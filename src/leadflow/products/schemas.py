@@ -5,9 +5,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, PlainSerializer, StringConstraints, model_validator
+from pydantic import Field, PlainSerializer, StringConstraints, model_validator
 
-from leadflow.schemas import Currency, Input, LongName, Output
+from leadflow.schemas import Currency, Input, LongName, Output, Patch
 
 # An amount of money as a decimal string with two decimals (the `amount` of Money).
 Amount = Annotated[
@@ -25,11 +25,6 @@ _PRICE = "Price of one unit, a decimal string; set together with `currency`."
 _UNSET: Any = None
 
 
-def _drop_defaults(schema: dict[str, Any]) -> None:
-    for field in schema.get("properties", {}).values():
-        field.pop("default", None)
-
-
 class ProductCreate(Input):
     name: LongName = Field(examples=["Copper pipe 25 mm"])
     code: ProductCode | None = None
@@ -44,10 +39,8 @@ class ProductCreate(Input):
         return self
 
 
-class ProductUpdate(Input):
+class ProductUpdate(Patch):
     """Only the fields sent change; null clears `code`, and `unit_price` with `currency`."""
-
-    model_config = ConfigDict(json_schema_extra=_drop_defaults)
 
     name: LongName = Field(default=_UNSET, examples=["Copper pipe 25 mm"])
     code: ProductCode | None = None
