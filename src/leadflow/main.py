@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
-from leadflow import errors, idempotency, openapi, ops
+from leadflow import errors, idempotency, models, openapi, ops
 from leadflow.activities.router import router as activities_router
 from leadflow.auth.router import router as auth_router
 from leadflow.capabilities_router import router as capabilities_router
@@ -88,6 +88,8 @@ def body_limit_for(settings: Settings) -> Any:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Every table must be known before the first query resolves a foreign key.
+    assert models.Base.metadata.tables
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

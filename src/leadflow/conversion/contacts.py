@@ -59,6 +59,14 @@ class Duplicates(BaseModel):
         return bool(self.person or self.organization)
 
 
+# A dialog lists a handful; more candidates than this for one lead are not shown.
+MAX_CANDIDATES = 20
+
+
+def _by_name(candidate: Candidate) -> tuple[str, str]:
+    return candidate.name.casefold(), str(candidate.id)
+
+
 def needs_person(lead: Lead) -> bool:
     return lead.person_id is None and bool(
         lead.prospect_person_name or lead.prospect_email or lead.prospect_phone_e164
@@ -95,8 +103,6 @@ async def find_duplicates(
                     Person.phones_e164.overlap(sorted(phones)),
                 ),
             )
-            .order_by(Person.name, Person.id)
-            .limit(200)
         )
         persons = [(r.id, r.name, r.emails, r.phones_e164) for r in rows]
     organizations: list[tuple[uuid.UUID, str, str]] = []
@@ -107,8 +113,6 @@ async def find_duplicates(
                 visible_to_caller(Organization, caller),
                 Organization.name_normalized.in_(org_names),
             )
-            .order_by(Organization.name, Organization.id)
-            .limit(200)
         )
         organizations = [(r.id, r.name, r.name_normalized) for r in rows]
 
@@ -129,6 +133,8 @@ async def find_duplicates(
                 if normalized == wanted
             )
         if dups:
+            dups.person = sorted(dups.person, key=_by_name)[:MAX_CANDIDATES]
+            dups.organization = sorted(dups.organization, key=_by_name)[:MAX_CANDIDATES]
             found[lead.id] = dups
     return found
 
