@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# pytest-xdist processes; each gets its own freshly migrated database.
+TEST_WORKERS ?= 2
 export HOST PORT
 
 .PHONY: run test install dev migrate openapi lint format typecheck check clean
@@ -27,7 +29,7 @@ run: install ## migrate and serve on HOST:PORT (embedded PostgreSQL unless DATAB
 	$(BIN)/leadflow serve --host $(HOST) --port $(PORT)
 
 test: dev ## the whole suite (embedded PostgreSQL unless DATABASE_URL is set)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 migrate: install
 	$(BIN)/leadflow migrate
