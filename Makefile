@@ -58,3 +58,15 @@ bench-inbox: install ## inbox first page vs deep page with 1,000,000 leads (own 
 .PHONY: bench-conversion
 bench-conversion: install ## lead to deal: singles at concurrency 8 vs bulk of 500 (own database on DATABASE_URL's server)
 	$(BIN)/python bench/conversion.py $(BENCH_ARGS)
+
+.PHONY: bench-board
+bench-board: install ## pipeline board with 100,000 open deals; deal by id vs a raw asyncpg select
+	$(BIN)/python bench/board.py $(BENCH_ARGS)
+
+.PHONY: bench-capture
+bench-capture: install ## signed captures/s at concurrency 16 vs a raw asyncpg insert endpoint
+	$(BIN)/python bench/capture.py $(BENCH_ARGS)
+
+.PHONY: bench-rules
+bench-rules: install ## marking an activity done with 0 and with 50 enabled conversion rules
+	$(BIN)/python bench/rules.py $(BENCH_ARGS)
