@@ -215,6 +215,7 @@ OWNER_SCOPED = {
     "item_id",
     "participant_id",
     "file_id",
+    "conversion_id",
     "rest",
 }
 # Lists of owner-visible records (the other lists hold company-wide resources whose
@@ -246,7 +247,6 @@ OWNER_SCENARIO_EXCLUDED_PARAMS = {
     "product_id": "catalog products have no visible_to",
     "rule_id": "conversion rules have no visible_to (admin-managed)",
     "form_id": "forms have no visible_to (admin-managed)",
-    "conversion_id": "a conversion record has no visible_to of its own",
 }
 
 
