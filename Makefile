@@ -46,6 +46,10 @@ format: dev
 typecheck: dev
 	$(BIN)/mypy src
 
+.PHONY: fuzz
+fuzz: dev ## schemathesis against every operation of the live app (embedded PostgreSQL unless DATABASE_URL is set)
+	$(BIN)/pytest -m fuzz -p no:randomly -q tests/test_schemathesis.py $(PYTEST_ARGS)
+
 check: lint typecheck test
 
 clean:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -40,6 +41,10 @@ async def test_wrong_method_is_405_problem_with_allow(client: httpx.AsyncClient)
     users = await client.put(f"{API}/users/me", headers=OPERATOR)
     assert_problem(users, 405, "method-not-allowed")
     assert "GET" in users.headers["allow"]
+    # Allow names every method of the path, not only the first matching route's.
+    person = await client.options(f"{API}/persons/{uuid4()}", headers=OPERATOR)
+    assert_problem(person, 405, "method-not-allowed")
+    assert set(person.headers["allow"].split(", ")) == {"GET", "PATCH", "DELETE"}
 
 
 async def test_validation_error_is_422_with_errors_list(client: httpx.AsyncClient) -> None:

@@ -41,6 +41,7 @@ async def test_same_key_with_a_different_body_is_422(client: httpx.AsyncClient) 
     changed = await client.post(f"{API}/groups", json={"name": "South"}, headers=headers)
     assert changed.status_code == 422
     assert changed.json()["type"] == "https://leadflow.dev/problems/idempotency-key-reused"
+    assert changed.json()["errors"][0]["loc"] == ["header", "Idempotency-Key"]  # like any 422
     assert await _group_names(client, admin.headers) == ["North"]
 
 

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_BASE = "https://leadflow.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
@@ -177,13 +178,32 @@ async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     return problem_for(exc)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette's 405 names only the first
+    matching route's, e.g. `GET` for a path that also has PATCH and DELETE routes)."""
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No such resource or route."
-    return problem_response(exc.status_code, slug, title, detail, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and request.scope.get("type") == "http":
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    return problem_response(exc.status_code, slug, title, detail, headers=headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

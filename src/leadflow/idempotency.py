@@ -154,8 +154,13 @@ async def claim(request: Request, session: AsyncSession, company_id: uuid.UUID |
     )
     if record is not None:
         if record.fingerprint != fingerprint:
+            message = f"Idempotency-Key {key!r} was first used with a different request."
+            # A 422 like any other: the `errors` list names the header (ValidationProblem).
             raise IdempotencyKeyReused(
-                f"Idempotency-Key {key!r} was first used with a different request."
+                message,
+                errors=[
+                    {"loc": ["header", HEADER], "msg": message, "type": "idempotency_key_reused"}
+                ],
             )
         try:
             stored = keyring.unseal_bytes(record.body, _context(company_id, key))

@@ -32,7 +32,7 @@ router = APIRouter(tags=["conversion"])
     name="leads:convert-bulk",
     status_code=status.HTTP_201_CREATED,
     response_model=LeadsConverted,
-    responses=responses(401, 403, 409, 422),
+    responses=responses(401, 403, 404, 409, 422),
 )
 async def convert_leads(
     data: BulkConversionCreate, session: Session, caller: CurrentCaller
