@@ -71,6 +71,18 @@ async def test_malformed_json_is_422_problem(client: httpx.AsyncClient) -> None:
     assert body["errors"]
 
 
+async def test_body_that_is_not_utf8_json_is_422_problem(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        f"{API}/companies",
+        content=b'{"name": "\xff\xfe"}',
+        headers={**OPERATOR, "Content-Type": "application/json"},
+    )
+    body = assert_problem(response, 422, "validation-error")
+    assert body["errors"] == [
+        {"loc": ["body"], "msg": "not valid UTF-8 JSON", "type": "json_invalid"}
+    ]
+
+
 async def test_bad_query_parameter_is_422_problem(client: httpx.AsyncClient) -> None:
     from tests.factories import create_company
 

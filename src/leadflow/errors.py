@@ -194,12 +194,24 @@ def _allowed_methods(request: Request) -> str:
     )
 
 
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No such resource or route."
+    if exc.status_code == 400 and detail == _UNPARSABLE_BODY:
+        # FastAPI's answer to a body that is not UTF-8 JSON: as invalid as malformed JSON.
+        return problem_response(
+            422,
+            "validation-error",
+            "The request is invalid",
+            "The body is not valid UTF-8 JSON.",
+            errors=[{"loc": ["body"], "msg": "not valid UTF-8 JSON", "type": "json_invalid"}],
+        )
     headers = dict(exc.headers or {})
     if exc.status_code == 405 and request.scope.get("type") == "http":
         headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
