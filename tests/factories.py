@@ -13,6 +13,16 @@ OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 API = "/api/v1"
 
 
+async def _created(
+    client: httpx.AsyncClient, actor: Actor, path: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """POST `body` to `path` as `actor`; the new resource (201 asserted)."""
+    response = await client.post(f"{API}{path}", json=body, headers=actor.headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
 @dataclass(frozen=True)
 class Actor:
     """A user of a company, as a test sees it: ids and the auth header."""
@@ -74,30 +84,21 @@ async def create_organization(
     client: httpx.AsyncClient, actor: Actor, name: str | None = None, **fields: Any
 ) -> dict[str, Any]:
     body = {"name": name or f"Organization {uuid.uuid4().hex[:6]}", **fields}
-    response = await client.post(f"{API}/organizations", json=body, headers=actor.headers)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
+    return await _created(client, actor, "/organizations", body)
 
 
 async def create_person(
     client: httpx.AsyncClient, actor: Actor, name: str | None = None, **fields: Any
 ) -> dict[str, Any]:
     body = {"name": name or f"Person {uuid.uuid4().hex[:6]}", **fields}
-    response = await client.post(f"{API}/persons", json=body, headers=actor.headers)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
+    return await _created(client, actor, "/persons", body)
 
 
 async def create_pipeline(
     client: httpx.AsyncClient, actor: Actor, name: str | None = None, **fields: Any
 ) -> dict[str, Any]:
     body = {"name": name or f"Pipeline {uuid.uuid4().hex[:6]}", **fields}
-    response = await client.post(f"{API}/pipelines", json=body, headers=actor.headers)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
+    return await _created(client, actor, "/pipelines", body)
 
 
 async def create_stage(
@@ -108,10 +109,7 @@ async def create_stage(
     **fields: Any,
 ) -> dict[str, Any]:
     body = {"pipeline_id": pipeline_id, "name": name or f"Stage {uuid.uuid4().hex[:6]}", **fields}
-    response = await client.post(f"{API}/stages", json=body, headers=actor.headers)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
+    return await _created(client, actor, "/stages", body)
 
 
 async def create_lead(
@@ -122,20 +120,14 @@ async def create_lead(
     naming = {"person_id", "organization_id", "prospect"}
     if not naming & body.keys():
         body["prospect"] = {"person_name": "Ana Silva"}
-    response = await client.post(f"{API}/leads", json=body, headers=actor.headers)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
+    return await _created(client, actor, "/leads", body)
 
 
 async def create_lead_label(
     client: httpx.AsyncClient, actor: Actor, name: str | None = None, color: str = "blue"
 ) -> dict[str, Any]:
     body = {"name": name or f"Label {uuid.uuid4().hex[:6]}", "color": color}
-    response = await client.post(f"{API}/lead-labels", json=body, headers=actor.headers)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
+    return await _created(client, actor, "/lead-labels", body)
 
 
 async def create_deal(
@@ -143,7 +135,4 @@ async def create_deal(
 ) -> dict[str, Any]:
     """A deal; without `stage_id`/`pipeline_id` it lands in the default pipeline's first stage."""
     body: dict[str, Any] = {"title": title or f"Deal {uuid.uuid4().hex[:6]}", **fields}
-    response = await client.post(f"{API}/deals", json=body, headers=actor.headers)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
+    return await _created(client, actor, "/deals", body)
