@@ -184,3 +184,15 @@ async def test_docs_and_openapi_json_still_answer(client: httpx.AsyncClient) -> 
     docs = await client.get("/docs")
     assert docs.status_code == 200
     assert "text/html" in docs.headers["content-type"]
+
+
+async def test_allow_names_the_documented_methods(client: httpx.AsyncClient) -> None:
+    # A lead's deal-only sub-path refuses every method with 409 but documents only GET.
+    lead_products = await client.options(f"{API}/leads/{uuid4()}/products", headers=OPERATOR)
+    assert_problem(lead_products, 405, "method-not-allowed")
+    assert lead_products.headers["allow"] == "GET"
+    # `/leads/convert` is the bulk conversion, not a lead id of `/leads/{lead_id}`.
+    for method in ("GET", "PATCH", "DELETE", "PUT"):
+        convert = await client.request(method, f"{API}/leads/convert", headers=OPERATOR)
+        assert_problem(convert, 405, "method-not-allowed")
+        assert convert.headers["allow"] == "POST"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -181,9 +182,27 @@ async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
+def _documented_methods(app: FastAPI, path: str) -> list[str] | None:
+    """The methods the OpenAPI document lists for `path` (its most literal template:
+    `/leads/convert` rather than `/leads/{lead_id}`), or None for a path it does not list."""
+    best: tuple[int, list[str]] | None = None
+    for template, item in app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            params = template.count("{")
+            if best is None or params < best[0]:
+                best = (params, [m for m in _METHODS if m.lower() in item])
+    return best[1] if best else None
+
+
 def _allowed_methods(request: Request) -> str:
-    """Every method some route serves at this path (Starlette's 405 names only the first
-    matching route's, e.g. `GET` for a path that also has PATCH and DELETE routes)."""
+    """The methods the document lists for this path; for a path it does not list, every
+    method some route serves there (Starlette's 405 names only the first matching route's,
+    e.g. `GET` for a path that also has PATCH and DELETE routes). Hidden routes (a lead's
+    deal-only sub-paths refuse every method with 409) are not advertised."""
+    documented = _documented_methods(request.app, request.url.path)
+    if documented:
+        return ", ".join(documented)
     return ", ".join(
         method
         for method in _METHODS

@@ -5,6 +5,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from starlette.exceptions import HTTPException
 
 from leadflow.capabilities import Capability, Entity, require
 from leadflow.deps import AppSettings, CurrentCaller, Session
@@ -136,6 +137,18 @@ async def list_leads(
         ready=ready,
     )
     return Page(data=await read_leads(session, caller.company_id, leads), next_cursor=cursor)
+
+
+@router.api_route(
+    "/leads/convert",
+    methods=["GET", "PATCH", "DELETE"],
+    name="leads:convert:other-methods",
+    include_in_schema=False,
+)
+async def _convert_is_not_a_lead_id() -> None:
+    """`/leads/convert` (POST, the bulk conversion) is no lead id: its other methods are
+    405, not the 422 of `/leads/{lead_id}` given a malformed id."""
+    raise HTTPException(status.HTTP_405_METHOD_NOT_ALLOWED)
 
 
 @router.get(
