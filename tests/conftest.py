@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from leadflow.config import Settings, to_async_url
-from leadflow.db import make_engine, make_session_factory
+from leadflow.db import make_engine, make_reader_factory, make_session_factory
 from leadflow.localdb import EmbeddedPostgres, drop_database, ensure_database, migrate
 from leadflow.main import create_app
 from tests.factories import OPERATOR_TOKEN
@@ -100,6 +100,7 @@ def live_app(engine: AsyncEngine, settings: Settings) -> FastAPI:
     app = create_app(settings)
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.reader_factory = make_reader_factory(engine)
     return app
 
 

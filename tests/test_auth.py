@@ -1,7 +1,13 @@
 from __future__ import annotations
 
-import httpx
+import asyncio
 
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from leadflow.auth.callers import CallerLookup
 from tests.factories import API, OPERATOR, create_company, create_group, create_user
 
 
@@ -100,3 +106,31 @@ async def test_users_of_another_company_are_not_found(client: httpx.AsyncClient)
     assert (await client.get(f"{API}/users/{b.user_id}", headers=a.headers)).status_code == 404
     listed = await client.get(f"{API}/users", headers=a.headers)
     assert [u["id"] for u in listed.json()["data"]] == [a.user_id]
+
+
+async def test_a_token_removed_outside_the_api_stops_working_after_the_cache_ttl(
+    client: httpx.AsyncClient, app: FastAPI, connection: AsyncConnection
+) -> None:
+    """Callers of known tokens are cached per process for LEADFLOW_AUTH_CACHE_SECONDS; a
+    token row deleted in SQL is refused once that time has passed, never later."""
+    app.state.callers = CallerLookup(ttl_seconds=0.3)
+    admin = await create_company(client)
+    assert (await client.get(f"{API}/users/me", headers=admin.headers)).status_code == 200
+    await connection.execute(
+        text("DELETE FROM api_token WHERE user_id = :user"), {"user": admin.user_id}
+    )
+    await asyncio.sleep(0.4)
+    refused = await client.get(f"{API}/users/me", headers=admin.headers)
+    assert refused.status_code == 401
+
+
+async def test_without_the_cache_a_removed_token_is_refused_at_once(
+    client: httpx.AsyncClient, app: FastAPI, connection: AsyncConnection
+) -> None:
+    app.state.callers = CallerLookup(ttl_seconds=0)
+    admin = await create_company(client)
+    assert (await client.get(f"{API}/users/me", headers=admin.headers)).status_code == 200
+    await connection.execute(
+        text("DELETE FROM api_token WHERE user_id = :user"), {"user": admin.user_id}
+    )
+    assert (await client.get(f"{API}/users/me", headers=admin.headers)).status_code == 401

@@ -30,8 +30,13 @@ class Settings(BaseSettings):
     )
     admin_token: SecretStr | None = None
     data_dir: Path = Path(".data")
-    db_pool_size: int = Field(default=10, ge=1, le=200)
-    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    # One process keeps this many connections open. Connections beyond the pool
+    # ("overflow") are closed again as soon as they are returned, so under sustained load
+    # they are opened and closed per request; the default has none.
+    db_pool_size: int = Field(default=20, ge=1, le=200)
+    db_max_overflow: int = Field(default=0, ge=0, le=200)
+    # Seconds a known API token's caller is remembered per process (0: look up every time).
+    auth_cache_seconds: float = Field(default=10.0, ge=0, le=3600)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Deal files: stored under random keys in this directory (local storage).
     files_dir: Path = Path(".data/files")

@@ -53,3 +53,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def make_reader_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for safe methods (GET, HEAD): autocommit, so a read is its statements
+    alone, without the BEGIN and COMMIT round trips of a transaction. The one write a
+    read makes (a lead's owner opening it marks it seen) is a single idempotent UPDATE."""
+    return make_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))

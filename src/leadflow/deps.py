@@ -7,15 +7,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow import idempotency
-from leadflow.auth.models import ApiToken, User
-from leadflow.auth.tokens import hash_token
+from leadflow.auth.callers import CallerLookup
 from leadflow.config import Settings
 from leadflow.errors import Forbidden, Unauthorized
-from leadflow.tenancy import Caller, Role
+from leadflow.tenancy import Caller
 
 
 async def get_session(request: Request) -> AsyncSession:
@@ -39,18 +37,10 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 async def current_caller(request: Request, session: Session, credentials: Credentials) -> Caller:
     if credentials is None:
         raise Unauthorized("Send `Authorization: Bearer <api token>`.")
-    row = (
-        await session.execute(
-            select(User.id, User.company_id, User.role, User.group_id)
-            .join(ApiToken, ApiToken.user_id == User.id)
-            .where(ApiToken.token_hash == hash_token(credentials.credentials))
-        )
-    ).one_or_none()
-    if row is None:
+    callers: CallerLookup = request.app.state.callers
+    caller = await callers.caller(session, credentials.credentials)
+    if caller is None:
         raise Unauthorized("The API token is not valid.")
-    caller = Caller(
-        company_id=row.company_id, user_id=row.id, role=Role(row.role), group_id=row.group_id
-    )
     await idempotency.claim(request, session, caller.company_id)
     return caller
 

@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 
 from leadflow import errors, idempotency, models, openapi, ops
 from leadflow.activities.router import router as activities_router
+from leadflow.auth.callers import CallerLookup
 from leadflow.auth.router import router as auth_router
 from leadflow.capabilities_router import router as capabilities_router
 from leadflow.capture.pages import router as capture_pages_router
@@ -21,7 +22,7 @@ from leadflow.capture.router import router as capture_router
 from leadflow.config import Settings, get_settings
 from leadflow.contacts.router import router as contacts_router
 from leadflow.conversion.router import router as conversion_router
-from leadflow.db import make_engine, make_session_factory
+from leadflow.db import make_engine, make_reader_factory, make_session_factory
 from leadflow.deals.files import router as deal_files_router
 from leadflow.deals.line_items import router as deal_products_router
 from leadflow.deals.participants import router as deal_participants_router
@@ -32,6 +33,7 @@ from leadflow.logs import configure_logging
 from leadflow.middleware import RequestEnvelope
 from leadflow.pipelines.router import router as pipelines_router
 from leadflow.products.router import router as products_router
+from leadflow.routing import add_routes
 from leadflow.rules.router import router as rules_router
 
 API_PREFIX = "/api/v1"
@@ -50,24 +52,24 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def api_router() -> APIRouter:
-    api = APIRouter(prefix=API_PREFIX)
-    api.include_router(auth_router)
-    api.include_router(activities_router)
-    api.include_router(contacts_router)
-    api.include_router(pipelines_router)
-    api.include_router(leads_router)
-    api.include_router(lead_labels_router)
-    api.include_router(capabilities_router)
-    api.include_router(deals_router)
-    api.include_router(products_router)
-    api.include_router(deal_products_router)
-    api.include_router(deal_participants_router)
-    api.include_router(deal_files_router)
-    api.include_router(conversion_router)
-    api.include_router(rules_router)
-    api.include_router(capture_router)
-    return api
+# In matching order: a router whose paths would shadow another's comes after it.
+API_ROUTERS: tuple[APIRouter, ...] = (
+    auth_router,
+    activities_router,
+    contacts_router,
+    pipelines_router,
+    leads_router,
+    lead_labels_router,
+    capabilities_router,
+    deals_router,
+    products_router,
+    deal_products_router,
+    deal_participants_router,
+    deal_files_router,
+    conversion_router,
+    rules_router,
+    capture_router,
+)
 
 
 # Room for the multipart boundaries and part headers around an uploaded file.
@@ -107,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
+        app.state.reader_factory = make_reader_factory(engine)
         try:
             yield
         finally:
@@ -122,16 +125,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         static_url="/docs-assets",
     )
     app.state.settings = settings
+    app.state.callers = CallerLookup(settings.auth_cache_seconds)
     app.state.session_factory = None
-    app.include_router(ops.router)
-    app.include_router(api_router())
-    app.include_router(capture_pages_router)
+    app.state.reader_factory = None
+    add_routes(app, [ops.router])
+    add_routes(app, API_ROUTERS, prefix=API_PREFIX)
+    add_routes(app, [capture_pages_router])
     app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
     errors.install_error_handlers(app)
     idempotency.install(app)
     app.add_middleware(
         RequestEnvelope,
         session_factory=lambda: app.state.session_factory,
+        reader_factory=lambda: app.state.reader_factory,
         body_limit=body_limit_for(settings),
     )
     return app

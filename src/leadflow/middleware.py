@@ -28,6 +28,10 @@ access_log = logging.getLogger("leadflow.access")
 error_log = logging.getLogger("leadflow.errors")
 
 BodyLimit = Callable[[str], int]
+SessionFactory = Callable[[], AsyncSession]
+# Requests that change nothing (RFC 9110 safe methods) run without a transaction when the
+# app has a reader factory (see db.make_reader_factory).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class PayloadTooLargeError(HTTPException):
@@ -57,11 +61,13 @@ class RequestEnvelope:
     def __init__(
         self,
         app: ASGIApp,
-        session_factory: Callable[[], Callable[[], AsyncSession]],
+        session_factory: Callable[[], SessionFactory],
         body_limit: BodyLimit,
+        reader_factory: Callable[[], SessionFactory | None] = lambda: None,
     ) -> None:
         self.app = app
         self.session_factory = session_factory
+        self.reader_factory = reader_factory
         self.body_limit = body_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -113,7 +119,8 @@ class RequestEnvelope:
     async def _run_in_transaction(
         self, scope: Scope, receive: Receive, send: Send, request_id: str
     ) -> int:
-        session = self.session_factory()()
+        reader = self.reader_factory() if scope["method"] in SAFE_METHODS else None
+        session = (reader or self.session_factory())()
         state = scope.setdefault("state", {})
         state["db"] = session
         state["request_id"] = request_id
