@@ -86,6 +86,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_level=settings.log_level.lower(),
             access_log=False,
             proxy_headers=True,
+            server_header=False,  # no `server: uvicorn`: the stack's name helps no client
+            date_header=True,  # RFC 9110: an origin server with a clock sends Date
             log_config=None,  # our JSON handler (configure_logging) formats uvicorn's lines too
         )
     finally:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ASYNC_SCHEME = "postgresql+asyncpg"
+_ORIGIN = re.compile(r"^https?://[^/\s*]+$")
 
 
 def to_async_url(url: str) -> str:
@@ -56,11 +60,33 @@ class Settings(BaseSettings):
     capture_rate_per_form: str = "600/minute"
     capture_rate_per_client: str = "120/minute"
     form_page_min_fill_seconds: float = Field(default=2.0, ge=0, le=600)
+    # Failed authentications (401) per client address and per presented token, counted
+    # in the same storage; past it, 429 until the window frees up.
+    auth_failure_rate: str = "20/minute"
+    # Browser origins allowed to call the API (CORS); none by default.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Strict-Transport-Security max-age in seconds; 0 sends none (set it behind TLS).
+    hsts_max_age: int = Field(default=0, ge=0, le=63_072_000)
 
-    @field_validator("capture_rate_per_form", "capture_rate_per_client")
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        """A JSON list or comma-separated origins, each `scheme://host[:port]`."""
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        if not isinstance(value, list):
+            return value
+        origins = [str(origin).strip().rstrip("/") for origin in value if str(origin).strip()]
+        for origin in origins:
+            if not _ORIGIN.match(origin):
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+        return origins
+
+    @field_validator("capture_rate_per_form", "capture_rate_per_client", "auth_failure_rate")
     @classmethod
     def _rate(cls, value: str) -> str:
-        from limits import parse  # imported here: only these two settings need it
+        from limits import parse  # imported here: only the rate settings need it
 
         parse(value)  # "600/minute", "10/second", "5 per 10 seconds"; raises ValueError
         return value

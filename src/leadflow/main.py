@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
+from starlette.middleware.cors import CORSMiddleware
 
 from leadflow import errors, idempotency, models, openapi, ops
 from leadflow.activities.router import router as activities_router
@@ -35,6 +36,7 @@ from leadflow.pipelines.router import router as pipelines_router
 from leadflow.products.router import router as products_router
 from leadflow.routing import add_routes
 from leadflow.rules.router import router as rules_router
+from leadflow.security import SecurityHeaders
 
 API_PREFIX = "/api/v1"
 
@@ -134,11 +136,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
     errors.install_error_handlers(app)
     idempotency.install(app)
+    if settings.cors_origins:
+        # Inside the envelope: preflights get a request id and are logged like the rest.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["X-Request-Id", "Retry-After", "Idempotent-Replayed"],
+            max_age=600,
+        )
     app.add_middleware(
         RequestEnvelope,
         session_factory=lambda: app.state.session_factory,
         reader_factory=lambda: app.state.reader_factory,
         body_limit=body_limit_for(settings),
+    )
+    app.add_middleware(
+        SecurityHeaders,
+        docs_path="/docs",
+        api_prefix=API_PREFIX,
+        hsts_max_age=settings.hsts_max_age,
     )
     return app
 

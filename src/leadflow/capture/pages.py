@@ -41,15 +41,9 @@ MAX_TOKEN_AGE_SECONDS = 24 * 3600
 # Clocks of several API processes may differ a little.
 CLOCK_SKEW_SECONDS = 60
 HONEYPOT = "website"
-_HEADERS = {
-    # No script, no outside asset: only our inline style, and posting back to us.
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'"
-    ),
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
+# The security headers (a policy of no script, only our inline style, posting back to
+# us) are set for every response by leadflow.security; pages hold a single-use token.
+_HEADERS = {"Cache-Control": "no-store"}
 
 _templates = Environment(
     loader=PackageLoader("leadflow.capture", "templates"),
