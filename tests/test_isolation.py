@@ -13,6 +13,9 @@ has a path parameter no builder can fill, or has no path parameter and is in nei
   `visible_to: "owner"` owned by the admin: always 404, never data, nothing changed.
 - Routes without path parameters: lists filtered by A's ids answer B with an empty
   list (or 404/422), creates naming A's resources answer B 404/422.
+- Group visibility: records `visible_to: "group"` owned by a member of group G1 answer
+  a regular user of group G2 404 on the same routes, while another member of G1 reads
+  every one of them.
 """
 
 from __future__ import annotations
@@ -114,6 +117,7 @@ NOT_TENANT_DATA: dict[str, str] = {
     "companies:create": "operator token only (LEADFLOW_ADMIN_TOKEN); creates a new tenant",
     "users:me": "returns the caller itself; takes no id",
     "capabilities:get": "the static lead/deal capability table, the same for every company",
+    "leads:convert:other-methods": "405 for GET/PATCH/DELETE /leads/convert; reads nothing",
     # --- path parameter, but the form id itself is the public capability ---
     "capture:deliver": (
         "no bearer token by design: authenticated by the form's Standard Webhooks "
@@ -293,10 +297,18 @@ async def _post(client: httpx.AsyncClient, actor: Actor, path: str, **kw: Any) -
 
 
 async def _build_world(
-    client: httpx.AsyncClient, admin: Actor, member: Actor, mark: str, visible_to: str
+    client: httpx.AsyncClient,
+    admin: Actor,
+    member: Actor,
+    mark: str,
+    visible_to: str,
+    owner: Actor | None = None,
 ) -> dict[str, str]:
-    """One of everything in the admin's company; `mark` is in every name."""
-    private = {"visible_to": visible_to}
+    """One of everything in the admin's company; `mark` is in every name. The records
+    with `visible_to` are owned by `owner` (default: the admin, who creates them all)."""
+    private: dict[str, str] = {"visible_to": visible_to}
+    if owner is not None:
+        private["owner_id"] = owner.user_id
     label = await create_lead_label(client, admin, name=f"{mark} label")
     organization = await create_organization(client, admin, name=f"{mark} org", **private)
     person = await create_person(
@@ -362,6 +374,7 @@ async def _build_world(
     group = await create_group(client, admin, name=f"{mark} group")
     return {
         "admin": admin.user_id,
+        "owner": (owner or admin).user_id,
         "user": member.user_id,
         "group": group,
         "label": label["id"],
@@ -551,13 +564,13 @@ async def _probe_creates(
 
 
 async def _control(
-    client: httpx.AsyncClient, admin: Actor, world: dict[str, str], selected: list[Endpoint]
+    client: httpx.AsyncClient, reader: Actor, world: dict[str, str], selected: list[Endpoint]
 ) -> None:
-    """The same GET URLs answer A's admin (not 404): the 404s above are about the caller."""
+    """The same GET URLs answer `reader` (not 404): the 404s above are about the caller."""
     for endpoint in selected:
         if endpoint.method != "GET":
             continue
-        response = await client.get(_url(endpoint, world), headers=admin.headers)
+        response = await client.get(_url(endpoint, world), headers=reader.headers)
         assert response.status_code != 404, (endpoint, response.text)
 
 
@@ -607,4 +620,36 @@ async def test_regular_user_gets_404_on_owner_only_records(client: httpx.AsyncCl
     failures += await _probe_creates(client, member, world, OWNER_CREATE_PROBES)
     assert not failures, "\n".join(failures)
     await _control(client, admin, world, routes)
+    await _assert_unchanged(client, admin, world, before)
+
+
+async def test_a_user_of_another_group_gets_404_on_group_records(
+    client: httpx.AsyncClient,
+) -> None:
+    admin = await create_company(client)
+    first, second = await create_group(client, admin, "G1"), await create_group(client, admin, "G2")
+    owner = await create_user(client, admin, group_id=first)
+    colleague = await create_user(client, admin, group_id=first)
+    outsider = await create_user(client, admin, group_id=second)
+    mark = f"alpha{uuid.uuid4().hex[:12]}"
+    world = await _build_world(client, admin, outsider, mark, "group", owner=owner)
+    await _snapshot(client, admin, world)
+    before = await _snapshot(client, admin, world)
+
+    routes = [
+        e
+        for e in endpoints()
+        if _classify(e) == "path" and e.params and set(e.params) <= OWNER_SCOPED
+    ]
+    assert len(routes) > 50
+    failures = await _probe_paths(client, outsider, world, routes)
+    failures += await _probe_lists(client, outsider, world, OWNER_SCOPED_LISTS)
+    failures += await _probe_creates(client, outsider, world, OWNER_CREATE_PROBES)
+    assert not failures, "\n".join(failures)
+
+    # A member of G1 other than the owner reads every one of them, lists included.
+    await _control(client, colleague, world, routes)
+    for path, key in (("/leads", "lead"), ("/deals", "deal"), ("/persons", "person")):
+        listed = await client.get(f"{API}{path}", headers=colleague.headers)
+        assert world[key] in {row["id"] for row in listed.json()["data"]}, path
     await _assert_unchanged(client, admin, world, before)
