@@ -161,7 +161,7 @@ async def _plan_of_list_request(
     captured: list[tuple[str, Any]] = []
 
     def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().startswith("SELECT lead."):
+        if statement.lstrip().startswith("SELECT") and "\nFROM lead \n" in statement:
             captured.append((statement, parameters))
 
     sync = connection.sync_connection

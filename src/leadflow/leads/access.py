@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.interfaces import ORMOption
 
 from leadflow.errors import DomainError, NotFound
 from leadflow.leads.models import Lead
@@ -28,9 +30,10 @@ async def visible_lead(
     *,
     for_update: bool = False,
     allow_converted: bool = False,
+    options: Sequence[ORMOption] = (),
 ) -> Lead:
     """The lead if the caller may see it, else 404; a converted lead is 410 unless allowed."""
-    stmt = select(Lead).where(visible_to_caller(Lead, caller), Lead.id == lead_id)
+    stmt = select(Lead).options(*options).where(visible_to_caller(Lead, caller), Lead.id == lead_id)
     if for_update:
         stmt = stmt.with_for_update()
     lead = await session.scalar(stmt)

@@ -15,7 +15,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, query_expression
 
 from leadflow.db import Base, Timestamps, new_id
 from leadflow.money import MoneyColumns, money_check
@@ -72,6 +72,9 @@ class Lead(Timestamps, MoneyColumns, Base):
     is_archived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     was_seen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # The lead's readiness as JSON rows, loaded only by reads that ask for it with
+    # `rules.repository.with_readiness()`: a lead and its readiness in one statement.
+    readiness_rows: Mapped[list[dict[str, Any]] | None] = query_expression()
     visible_to: Mapped[str] = mapped_column(String(16), default="company")
     # Set when this lead was made from a deal (deal -> lead conversion).
     source_deal_id: Mapped[uuid.UUID | None] = mapped_column(

@@ -9,11 +9,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, literal, not_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from leadflow.contacts.models import Organization, Person
 from leadflow.leads.models import Lead, LeadLabel
 from leadflow.pagination import Keyset, PageRequest, paginate
-from leadflow.rules.repository import ready_page
+from leadflow.rules.repository import ready_page, with_readiness
 from leadflow.tenancy import Caller, in_company, visible_to_caller
 
 INBOX_ORDER = Keyset(Lead.created_at, Lead.id, descending=True)
@@ -53,8 +54,10 @@ class LeadRepository:
     ) -> tuple[list[Lead], str | None]:
         """The inbox (or the archive), newest first; every filter given must hold.
         `ready`: only leads with readiness, oldest readiness first (see `ready_page`)."""
-        stmt = select(Lead).where(
-            visible_to_caller(Lead, self.caller), _in_archive() if archived else _in_inbox()
+        stmt = (
+            select(Lead)
+            .options(with_readiness())
+            .where(visible_to_caller(Lead, self.caller), _in_archive() if archived else _in_inbox())
         )
         if owner_id is not None:
             stmt = stmt.where(Lead.owner_id == owner_id)
@@ -93,7 +96,7 @@ class LeadRepository:
             .values(was_seen=True, updated_at=Lead.updated_at)
             .execution_options(synchronize_session=False)
         )
-        await self.session.refresh(lead)
+        set_committed_value(lead, "was_seen", True)  # the only column the UPDATE changed
 
     async def delete(self, lead_id: uuid.UUID) -> bool:
         deleted = await self.session.scalar(

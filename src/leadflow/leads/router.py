@@ -23,7 +23,7 @@ from leadflow.leads.schemas import (
     LeadUpdate,
 )
 from leadflow.pagination import Page, PageParams
-from leadflow.rules.repository import read_lead, read_leads
+from leadflow.rules.repository import read_lead, read_leads, with_readiness
 
 router = APIRouter(tags=["leads"])
 labels_router = APIRouter(tags=["lead labels"])
@@ -159,7 +159,7 @@ async def _convert_is_not_a_lead_id() -> None:
 )
 async def get_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) -> LeadRead:
     """One lead; its owner opening it marks it seen. A converted lead is 410 with `deal_id`."""
-    lead = await visible_lead(session, caller, lead_id)
+    lead = await visible_lead(session, caller, lead_id, options=[with_readiness()])
     if lead.owner_id == caller.user_id and not lead.was_seen:
         await LeadRepository(session, caller).mark_seen(lead)
     return await read_lead(session, caller.company_id, lead)

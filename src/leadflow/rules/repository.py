@@ -7,9 +7,23 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, not_, select, tuple_
+from sqlalchemy import (
+    UUID,
+    ColumnElement,
+    Select,
+    any_,
+    cast,
+    delete,
+    func,
+    literal_column,
+    not_,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, with_expression
+from sqlalchemy.orm.interfaces import ORMOption
 
 from leadflow.leads.models import Lead
 from leadflow.leads.schemas import LeadRead, Readiness
@@ -22,6 +36,47 @@ RULES_ORDER = Keyset(ConversionRule.created_at, ConversionRule.id)
 # readiness row, so the list walks ix_lead_readiness_company_id_since (company_id,
 # since, lead_id) in order and keeps each lead's earliest row only.
 READY_ORDER = Keyset(LeadReadiness.since, LeadReadiness.lead_id)
+
+
+# A lead's readiness, oldest first, as one JSON array (`since` spelled in UTC, as the
+# API writes it), for `with_readiness()`.
+_READINESS_ROWS = (
+    select(
+        func.coalesce(
+            func.jsonb_agg(
+                aggregate_order_by(
+                    func.jsonb_build_object(
+                        "rule_id",
+                        LeadReadiness.rule_id,
+                        "name",
+                        ConversionRule.name,
+                        "since",
+                        func.to_char(
+                            func.timezone("UTC", LeadReadiness.since),
+                            'YYYY-MM-DD"T"HH24:MI:SS.US"Z"',
+                        ),
+                        "blocked_reason",
+                        LeadReadiness.blocked_reason,
+                        "blocked_detail",
+                        LeadReadiness.blocked_detail,
+                    ),
+                    LeadReadiness.since,
+                    LeadReadiness.rule_id,
+                )
+            ),
+            literal_column("'[]'::jsonb"),
+            type_=JSONB,
+        )
+    )
+    .join(ConversionRule, ConversionRule.id == LeadReadiness.rule_id)
+    .where(LeadReadiness.lead_id == Lead.id, LeadReadiness.company_id == Lead.company_id)
+    .scalar_subquery()
+)
+
+
+def with_readiness() -> ORMOption:
+    """Loader option for a select of leads: their readiness comes in the same statement."""
+    return with_expression(Lead.readiness_rows, _READINESS_ROWS)
 
 
 def in_inbox() -> ColumnElement[bool]:
@@ -102,7 +157,10 @@ async def readiness_by_lead(
             LeadReadiness.blocked_detail,
         )
         .join(ConversionRule, ConversionRule.id == LeadReadiness.rule_id)
-        .where(LeadReadiness.company_id == company_id, LeadReadiness.lead_id.in_(set(lead_ids)))
+        .where(
+            LeadReadiness.company_id == company_id,
+            LeadReadiness.lead_id == any_(cast(list(set(lead_ids)), ARRAY(UUID))),
+        )
         .order_by(LeadReadiness.since, LeadReadiness.rule_id)
     )
     for lead_id, rule_id, name, since, reason, detail in rows:
@@ -121,9 +179,20 @@ async def readiness_by_lead(
 async def read_leads(
     session: AsyncSession, company_id: uuid.UUID, leads: Sequence[Lead]
 ) -> list[LeadRead]:
-    """Leads as the API shows them, with their readiness (one query for all of them)."""
-    readiness = await readiness_by_lead(session, company_id, [lead.id for lead in leads])
-    return [LeadRead.of(lead, readiness.get(lead.id, [])) for lead in leads]
+    """Leads as the API shows them, with their readiness: as loaded with them
+    (`with_readiness()`), else in one query for all of them."""
+    readiness = await readiness_by_lead(
+        session, company_id, [lead.id for lead in leads if lead.readiness_rows is None]
+    )
+    return [
+        LeadRead.of(
+            lead,
+            [Readiness.model_validate(row) for row in lead.readiness_rows]
+            if lead.readiness_rows is not None
+            else readiness.get(lead.id, []),
+        )
+        for lead in leads
+    ]
 
 
 async def read_lead(session: AsyncSession, company_id: uuid.UUID, lead: Lead) -> LeadRead:
