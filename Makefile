@@ -74,3 +74,7 @@ bench-capture: install ## signed captures/s at concurrency 16 vs a raw asyncpg i
 .PHONY: bench-rules
 bench-rules: install ## marking an activity done with 0 and with 50 enabled conversion rules
 	$(BIN)/python bench/rules.py $(BENCH_ARGS)
+
+.PHONY: soak
+soak: install ## SOAK_SECONDS (600) of mixed traffic at SOAK_RPS (60) against `leadflow serve`: fails on any 5xx, RSS or DB connection growth
+	$(BIN)/python bench/soak.py $(BENCH_ARGS)
