@@ -262,3 +262,64 @@ def test_the_served_app_names_no_server_or_version(database_url: str) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# ------------------------------------------------------------ failed authentications
+
+
+async def _client_from(app: FastAPI, address: str) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(address, 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+BAD_TOKEN = {"Authorization": "Bearer lf_not-a-token"}
+
+
+async def test_repeated_failed_authentications_are_429_with_retry_after(
+    connection: AsyncConnection,
+) -> None:
+    app = _app(connection, auth_failure_rate="3/minute")
+    async for client in _client_from(app, "203.0.113.7"):
+        admin = await create_company(client)
+        first = await client.get(f"{API}/persons", headers=BAD_TOKEN)
+        assert first.status_code == 401
+        # Successes do not use up the budget, whatever their number.
+        for _ in range(10):
+            assert (await client.get(f"{API}/users/me", headers=admin.headers)).status_code == 200
+        assert (await client.get(f"{API}/persons")).status_code == 401, "no token counts too"
+        assert (await client.get(f"{API}/leads", headers=BAD_TOKEN)).status_code == 401
+
+        refused = await client.get(f"{API}/persons", headers=BAD_TOKEN)
+        assert refused.status_code == 429
+        assert refused.headers["content-type"] == "application/problem+json"
+        problem = refused.json()
+        assert problem["type"].endswith("/too-many-requests")
+        retry_after = int(refused.headers["retry-after"])
+        assert 1 <= retry_after <= 60
+        assert problem["retry_after"] == retry_after
+        _assert_common(refused)
+        operator = await client.post(
+            f"{API}/companies", headers=BAD_TOKEN, json={"name": "x", "admin_email": "a@b.co"}
+        )
+        assert operator.status_code == 429, "a wrong operator token is a failure as well"
+
+        # The holder of a valid token is not locked out by failures from its address.
+        assert (await client.get(f"{API}/users/me", headers=admin.headers)).status_code == 200
+
+    async for other in _client_from(app, "198.51.100.9"):
+        assert (await other.get(f"{API}/persons", headers=BAD_TOKEN)).status_code == 401
+
+
+async def test_an_unreachable_rate_limit_store_still_answers_401(
+    connection: AsyncConnection,
+) -> None:
+    app = _app(connection, auth_failure_rate="1/minute", rate_limit_storage="redis://127.0.0.1:1")
+    async for client in _client(app):
+        for _ in range(3):
+            assert (await client.get(f"{API}/persons", headers=BAD_TOKEN)).status_code == 401
+
+
+def test_a_bad_auth_failure_rate_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="auth_failure_rate"):
+        Settings(auth_failure_rate="lots")

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow import idempotency
 from leadflow.auth.callers import CallerLookup
+from leadflow.auth.failures import failed
 from leadflow.config import Settings
 from leadflow.errors import Forbidden, Unauthorized
 from leadflow.tenancy import Caller
@@ -36,11 +37,11 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 async def current_caller(request: Request, session: Session, credentials: Credentials) -> Caller:
     if credentials is None:
-        raise Unauthorized("Send `Authorization: Bearer <api token>`.")
+        raise await failed(request, Unauthorized("Send `Authorization: Bearer <api token>`."))
     callers: CallerLookup = request.app.state.callers
     caller = await callers.caller(session, credentials.credentials)
     if caller is None:
-        raise Unauthorized("The API token is not valid.")
+        raise await failed(request, Unauthorized("The API token is not valid."))
     await idempotency.claim(request, session, caller.company_id)
     return caller
 
@@ -63,7 +64,9 @@ async def operator(
     """The operator of the service (token from LEADFLOW_ADMIN_TOKEN), above all companies."""
     expected = settings.admin_token.get_secret_value() if settings.admin_token else None
     if credentials is None or not expected:
-        raise Unauthorized("Send the operator token as `Authorization: Bearer <token>`.")
+        raise await failed(
+            request, Unauthorized("Send the operator token as `Authorization: Bearer <token>`.")
+        )
     if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
-        raise Unauthorized("The operator token is not valid.")
+        raise await failed(request, Unauthorized("The operator token is not valid."))
     await idempotency.claim(request, session, None)

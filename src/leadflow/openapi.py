@@ -3,6 +3,8 @@
 - A route's one-line docstring is its summary (the rest of the docstring, its description).
 - Every error response is `application/problem+json`; 422 carries the `errors` list.
 - Every POST documents the `Idempotency-Key` header.
+- Every operation that may answer 401 may also answer 429: a client past its budget of
+  failed authentications (leadflow.auth.failures).
 
 The committed `openapi/openapi.json` is `render(app)`; a test compares them.
 """
@@ -62,6 +64,16 @@ IDEMPOTENCY_PARAMETER: dict[str, Any] = {
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
 }
 
+TOO_MANY_FAILURES: dict[str, Any] = {
+    "description": "Too many failed authentications from this client",
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds until the client may try again.",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
+
 
 def _finish_operation(method: str, operation: dict[str, Any]) -> None:
     description = (operation.get("description") or "").strip()
@@ -72,7 +84,10 @@ def _finish_operation(method: str, operation: dict[str, Any]) -> None:
             operation["description"] = rest.strip()
         else:
             operation.pop("description", None)
-    for status, response in operation.get("responses", {}).items():
+    answers = operation.get("responses", {})
+    if "401" in answers and "429" not in answers:
+        answers["429"] = dict(TOO_MANY_FAILURES)
+    for status, response in answers.items():
         if status.isdigit() and int(status) >= 400:
             schema = _VALIDATION_PROBLEM if status == "422" else _PROBLEM
             response["content"] = {PROBLEM_JSON: {"schema": schema}}

@@ -30,11 +30,11 @@ from leadflow.capture import service
 from leadflow.capture.models import Form
 from leadflow.capture.ratelimit import TooManyRequests, limiter_for
 from leadflow.capture.repository import CaptureRepository
-from leadflow.capture.router import client_address
 from leadflow.capture.signing import keyring_for
 from leadflow.deps import AppSettings, Session
 from leadflow.errors import DomainError
 from leadflow.normalize import normalize_email, normalize_phone
+from leadflow.ratelimit import client_address
 
 # A page left open longer than this asks to be submitted again.
 MAX_TOKEN_AGE_SECONDS = 24 * 3600

@@ -27,6 +27,7 @@ from leadflow.capture.signing import Keyring, keyring_for, verify_webhook
 from leadflow.deps import AdminCaller, AppSettings, CurrentCaller, Session
 from leadflow.errors import NotFound, responses
 from leadflow.pagination import Page, PageParams
+from leadflow.ratelimit import client_address
 
 CAPTURE_PATH = "/api/v1/capture/{form_id}"
 PAGE_PATH = "/f/{form_id}"
@@ -47,11 +48,6 @@ async def get_limiter(request: Request) -> CaptureLimiter:
 
 Keys = Annotated[Keyring, Depends(get_keyring)]
 Limiter = Annotated[CaptureLimiter, Depends(get_limiter)]
-
-
-def client_address(request: Request) -> str:
-    """The peer address (behind a balancer, uvicorn's proxy headers make it the client's)."""
-    return request.client.host if request.client else "unknown"
 
 
 router = APIRouter(tags=["lead capture"])
