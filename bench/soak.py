@@ -22,6 +22,11 @@ per-client limit is that of real visitors), person and organization searches and
 activity lists. Conversions take leads from a pool that lead creates and captures
 keep filling; reads and writes pick among all known leads, so some race with a
 conversion of the same lead (409/404/410 answers are part of the mix, a 5xx is not).
+Some requests race on purpose, as retrying clients do: 3% of lead creates are sent
+twice at once with the same Idempotency-Key (`lead_create_retry`: 201 replayed or 409
+in flight, never a second lead), 5% of captures twice at once with the same
+webhook-id (`capture_retry`: one lead), 3% of single conversions hit a lead converted
+just before (410).
 
 Every 10 s it samples the API process's RSS (/proc/<pid>/status) and the number of
 connections to the soak database (pg_stat_activity, this monitor's own excluded). It
@@ -30,10 +35,12 @@ exits non-zero when:
 - any answer is a 5xx, or a request fails at the transport level (timeout, reset);
 - RSS at the end is more than 10% above RSS at the warm-up mark (60 s, or a quarter
   of a shorter run): the first minute (imports, caches, pool) is excluded;
-- database connections grow: after the warm-up mark a sample is above both the
-  pool size (LEADFLOW_DB_POOL_SIZE, the connections a pool keeps) and the highest
-  count of the warm-up, or more than the pool size remain 60 s after the load stopped
-  (requests the client gave up on may still be running on the server until then).
+- database connections grow: more than the pool size (LEADFLOW_DB_POOL_SIZE, the
+  connections the pool keeps; overflow connections are closed when returned) remain
+  once the load has stopped (waiting up to 60 s: requests the client gave up on may
+  still be running on the server). A connection checked out and never returned, or
+  one opened beside the pool and never closed, stays counted there; peaks under load
+  are printed, not judged.
 
 A request due while MAX_IN_FLIGHT are still open is not sent and counts as "skipped",
 a failure like a 5xx: the server did not keep up with the rate. The report also gives
@@ -270,9 +277,18 @@ class Traffic:
             payload["value"] = {"amount": f"{self.rng.randint(100, 90000)}.00", "currency": "EUR"}
         key = uuid.uuid4().hex
         body = json.dumps(payload).encode()
-        response = await self.api.post(
-            f"{API}/leads", content=body, headers=self._json_headers(**{"Idempotency-Key": key})
-        )
+        headers = self._json_headers(**{"Idempotency-Key": key})
+        if self.rng.random() < 0.03:
+            # A client retrying at once, the first attempt still running: 201 (replayed) or 409.
+            response, twin = await asyncio.gather(
+                self.api.post(f"{API}/leads", content=body, headers=headers),
+                self.api.post(f"{API}/leads", content=body, headers=headers),
+            )
+            response.extensions["twin"] = twin
+            if twin.status_code == 201 == response.status_code and twin.json() != response.json():
+                response.extensions["surprise"] = "idempotent lead create retry made a second lead"
+        else:
+            response = await self.api.post(f"{API}/leads", content=body, headers=headers)
         if response.status_code == 201:
             lead_id = response.json()["id"]
             self.w.leads.append(lead_id)
@@ -328,6 +344,12 @@ class Traffic:
         return taken
 
     async def convert_single(self) -> httpx.Response:
+        if self.w.taken and self.rng.random() < 0.03:
+            # Converting a lead again (a stale screen): 410, nothing written.
+            lead_id = self.rng.choice(self.w.taken)
+            return await self.api.post(
+                f"{API}/leads/{lead_id}/convert", json={}, headers=self.w.headers
+            )
         taken = self._take(1)
         if not taken:
             return await self.lead_create()
@@ -377,9 +399,19 @@ class Traffic:
         }
         body = json.dumps(payload).encode()
         client = self.rng.choice(self.capture_clients)
-        response = await client.post(
-            f"{API}/capture/{form_id}", content=body, headers=_signed(secret, body)
-        )
+        url = f"{API}/capture/{form_id}"
+        headers = _signed(secret, body)
+        if self.rng.random() < 0.05:
+            # A form tool redelivering while the first delivery runs: one lead, 201 and 200.
+            response, twin = await asyncio.gather(
+                client.post(url, content=body, headers=headers),
+                client.post(url, content=body, headers=headers),
+            )
+            response.extensions["twin"] = twin
+            if twin.status_code in (200, 201) and twin.json() != response.json():
+                response.extensions["surprise"] = "capture redelivery made a second lead"
+        else:
+            response = await client.post(url, content=body, headers=headers)
         if response.status_code == 201:
             lead_id = response.json()["lead_id"]
             self.w.leads.append(lead_id)
@@ -513,14 +545,21 @@ async def _soak(
     """Run the load; returns stats, samples, connections once quiet, and achieved duration."""
     stats = Stats()
     samples: list[Sample] = []
-    limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=64)
+    # Idle connections are dropped by the client before uvicorn's 5 s keep-alive timeout:
+    # with equal timeouts a request can go out on a connection the server is closing
+    # (a ReadError that says nothing about the service).
+    limits = httpx.Limits(
+        max_connections=MAX_IN_FLIGHT, max_keepalive_connections=64, keepalive_expiry=2.0
+    )
     timeout = httpx.Timeout(30.0)
     api = httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout)
     capture = [
         httpx.AsyncClient(
             base_url=base,
             timeout=timeout,
-            transport=httpx.AsyncHTTPTransport(local_address=address),
+            transport=httpx.AsyncHTTPTransport(
+                local_address=address, limits=httpx.Limits(keepalive_expiry=2.0)
+            ),
         )
         for address in CAPTURE_ADDRESSES
     ]
@@ -556,6 +595,8 @@ async def _soak(
         stats.record(kind, str(response.status_code), loop.time() - due, response.text)
         if surprise := response.extensions.get("surprise"):
             stats.surprises[surprise] += 1
+        if twin := response.extensions.get("twin"):
+            stats.record(f"{kind}_retry", str(twin.status_code), loop.time() - due, twin.text)
 
     sampling = asyncio.create_task(sampler())
     try:
@@ -621,7 +662,7 @@ def _serve(url: str, port: int, data_dir: Path, log: IO[bytes]) -> subprocess.Po
     )
 
 
-def _wait_ready(base: str, process: subprocess.Popen[bytes], log: IO[bytes]) -> None:
+def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 120
     while True:
         try:
@@ -630,8 +671,7 @@ def _wait_ready(base: str, process: subprocess.Popen[bytes], log: IO[bytes]) -> 
         except httpx.TransportError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
-            log.seek(0)
-            raise SystemExit(f"leadflow serve did not start:\n{log.read().decode()[-4000:]}")
+            raise SystemExit("leadflow serve did not start (its log is printed above)")
         time.sleep(0.2)
 
 
@@ -653,7 +693,7 @@ def _report(
     )
     print(f"\n{'kind':<16} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}  statuses")
     everything: list[float] = []
-    for kind in MIX:
+    for kind in [*MIX, *sorted(k for k in stats.latencies if k not in MIX)]:
         latencies = stats.latencies.get(kind, [])
         everything.extend(latencies)
         statuses = ", ".join(f"{s}: {n}" for s, n in sorted(stats.statuses.get(kind, {}).items()))
@@ -693,8 +733,6 @@ def _report(
         f"({cpu / elapsed * 100:.0f}% of one core, {cpu / max(total, 1) * 1000:.1f} ms per request)"
     )
     at_mark = next(s for s in samples if s.at >= warmup - 1e-6) if samples else None
-    warm = [s for s in samples if s.at < warmup]
-    after = [s for s in samples if s.at >= warmup]
     last = samples[-1]
     rss = [s.rss_kib for s in samples]
     conns = [s.connections for s in samples]
@@ -720,11 +758,10 @@ def _report(
         if growth > RSS_GROWTH_LIMIT:
             print("FAIL: RSS grew")
             ok = False
-    ceiling = max([POOL_SIZE, *(s.connections for s in warm)])
-    if any(s.connections > ceiling for s in after) or quiet > POOL_SIZE:
+    if quiet > POOL_SIZE:
         print(
-            f"FAIL: DB connections grew (after warm-up above {ceiling}, or {quiet} "
-            f"left once quiet, above the pool size {POOL_SIZE})"
+            f"FAIL: DB connections grew: {quiet} left 60 s after the load, above the "
+            f"{POOL_SIZE} a pool keeps (peaks under load are overflow, closed on return)"
         )
         ok = False
     print("PASS" if ok else "FAILED")
@@ -759,7 +796,7 @@ def main() -> None:
         with open(workdir / "server.log", "w+b") as log:
             process = _serve(url, port, workdir, log)
             try:
-                _wait_ready(base, process, log)
+                _wait_ready(base, process)
                 seeded = time.monotonic()
                 world = asyncio.run(_seed(base, args.leads))
                 print(
