@@ -768,6 +768,16 @@ def _report(
     return ok
 
 
+def _log_errors(log: IO[bytes]) -> None:
+    """The server's ERROR lines (it logs at WARNING): a failure answered 2xx shows here."""
+    log.seek(0)
+    lines = log.read().decode(errors="replace").splitlines()
+    errors = [line for line in lines if '"level": "ERROR"' in line or '"CRITICAL"' in line]
+    print(f"server log: {len(lines)} lines, {len(errors)} at ERROR or above")
+    for line in errors[:5]:
+        print(f"  {line[:400]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("SOAK_SECONDS", 600)))
@@ -814,6 +824,7 @@ def main() -> None:
                 ok = _report(
                     stats, samples, quiet, elapsed, args.rps, warmup, (load_start, os.getloadavg())
                 )
+                _log_errors(log)
             finally:
                 process.terminate()
                 try:
