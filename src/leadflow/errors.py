@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -252,6 +253,27 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# PostgreSQL refuses text it cannot store: NUL (U+0000) in text, `\u0000` in jsonb.
+_UNSTORABLE_TEXT = {"22021", "22P05"}  # character_not_in_repertoire, untranslatable_character
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """Input PostgreSQL cannot store is the client's mistake (422), wherever it came in
+    (a body, a filter, an id); every other database error goes on as it would have."""
+    assert isinstance(exc, DBAPIError)
+    if getattr(exc.orig, "sqlstate", None) not in _UNSTORABLE_TEXT:
+        raise exc
+    where = "query" if b"%00" in request.scope.get("query_string", b"").lower() else "body"
+    msg = "text may not contain NUL characters (U+0000)"
+    return problem_response(
+        422,
+        "validation-error",
+        "The request is invalid",
+        f"{where}: {msg}",
+        errors=[{"loc": [where], "msg": msg, "type": "string_nul"}],
+    )
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     request_id = request.headers.get("x-request-id") or getattr(request.state, "request_id", None)
     log.exception("unhandled error", extra={"request_id": request_id, "path": request.url.path})
@@ -268,4 +290,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)
