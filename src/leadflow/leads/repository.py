@@ -74,10 +74,11 @@ class LeadRepository:
         return await paginate(self.session, stmt, INBOX_ORDER, page)
 
     async def add(self, lead: Lead) -> Lead:
+        """Insert the lead; the INSERT returns the columns the database fills (`Lead`'s
+        eager defaults), so the new lead is complete without a re-select."""
         lead.company_id = self.caller.company_id
         self.session.add(lead)
         await self.session.flush()
-        await self.session.refresh(lead)
         return lead
 
     async def update(self, lead: Lead, changes: dict[str, Any]) -> Lead:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from leadflow.auth.repository import UserRepository
 from leadflow.capabilities import PIPELINE_FIELDS, Capability, Entity, require
@@ -128,7 +129,9 @@ async def create_lead(
     await _check_links(leads, data.person_id, data.organization_id)
     await _check_labels(session, caller, data.label_ids)
     lead = await leads.add(Lead(**columns))
-    await evaluate_lead(session, caller, lead.id)
+    if await evaluate_lead(session, caller, lead.id) is None:
+        # No enabled rule looked at it: a new lead has no readiness (no query to find out).
+        set_committed_value(lead, "readiness_rows", [])
     return lead
 
 
