@@ -28,7 +28,7 @@ FORM_PAGE_POLICY = (
     "frame-ancestors 'none'"
 )
 DOCS_POLICY = (
-    "default-src 'none'; script-src 'self' {scripts}; style-src 'self' 'unsafe-inline'; "
+    "default-src 'none'; script-src 'self' {scripts}; style-src 'self'; "
     "img-src 'self' data:; connect-src 'self'; form-action 'none'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )

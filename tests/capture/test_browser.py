@@ -128,6 +128,7 @@ def _browser(javascript: bool) -> Any:
         f"--user-data-dir={tempfile.mkdtemp(prefix='leadflow-chromium-')}",
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console, CSP reports
     if not javascript:
         options.add_experimental_option(
             "prefs", {"profile.managed_default_content_settings.javascript": 2}
