@@ -764,6 +764,21 @@ def _report(
             f"{POOL_SIZE} a pool keeps (peaks under load are overflow, closed on return)"
         )
         ok = False
+    commit = subprocess.run(
+        ["git", "describe", "--always", "--dirty", "--abbrev=7"],  # noqa: S607 - read-only
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    print(
+        f"\nsummary: commit {commit or '?'}, {total} requests in {elapsed:.0f} s at {rps:g} rps, "
+        f"{server_errors} 5xx, p99 {_pct(everything, 0.99):.0f} ms (p50 "
+        f"{_pct(everything, 0.5):.0f} ms), RSS {at_mark.rss_kib / 1024 if at_mark else 0:.0f} "
+        f"MiB at {warmup:.0f} s -> {last.rss_kib / 1024:.0f} MiB at the end, DB connections "
+        f"{conns[0]} -> {conns[-1]} ({quiet} once quiet), load average "
+        f"{load[0][0]:.1f} -> {load[1][0]:.1f}"
+    )
     print("PASS" if ok else "FAILED")
     return ok
 
