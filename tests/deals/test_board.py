@@ -166,3 +166,70 @@ async def test_board_of_unknown_pipeline_is_404(client: httpx.AsyncClient) -> No
         f"{API}/pipelines/00000000-0000-7000-8000-000000000000/board", headers=admin.headers
     )
     assert response.status_code == 404
+
+
+async def test_board_totals_read_only_the_covering_index(
+    client: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    """The board's count and totals per stage walk ix_deal_open_stage_totals, which
+    carries every column they read (an index-only scan once the table is vacuumed), for
+    an admin and for a regular user, while the company's other pipeline holds most deals."""
+    admin = await create_company(client)
+    regular = await create_user(client, admin, role="regular")
+    pipeline = await create_pipeline(client, admin)
+    stage = await create_stage(client, admin, pipeline["id"])
+    await create_deal(client, admin, stage_id=stage["id"])
+    busy = await create_pipeline(client, admin)
+    busy_stage = await create_stage(client, admin, busy["id"])
+    await connection.execute(
+        text(
+            "INSERT INTO deal (id, company_id, title, owner_id, pipeline_id, stage_id, status,"
+            " probability, value_amount, value_currency, visible_to, stage_changed_at,"
+            " created_at, updated_at)"
+            " SELECT gen_random_uuid(), :company_id, 'Bulk ' || i, :owner_id, :pipeline_id,"
+            " :stage_id, CASE WHEN i % 4 = 0 THEN 'won' ELSE 'open' END, 50, i, 'EUR',"
+            " 'company', now(), now(), now() FROM generate_series(1, :n) AS i"
+        ),
+        [
+            {
+                "company_id": admin.company_id,
+                "owner_id": admin.user_id,
+                "pipeline_id": pipeline_id,
+                "stage_id": stage_id,
+                "n": n,
+            }
+            for pipeline_id, stage_id, n in (
+                (pipeline["id"], stage["id"], 400),
+                (busy["id"], busy_stage["id"], 8000),
+            )
+        ],
+    )
+    await connection.execute(text("ANALYZE deal"))
+    for actor in (admin, regular):
+        captured: list[tuple[str, Any]] = []
+
+        def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+            if "count(*)" in statement and "GROUP BY deal.stage_id" in statement:
+                captured.append((statement, parameters))
+
+        sync = connection.sync_connection
+        assert sync is not None
+        event.listen(sync, "before_cursor_execute", capture)
+        try:
+            board = await _board(client, actor, pipeline["id"])
+        finally:
+            event.remove(sync, "before_cursor_execute", capture)
+        assert board["stages"][0]["count"] == 301  # 300 open of the 400, and one more
+        statement, parameters = captured[-1]
+        plan = (
+            await connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
+        ).scalar()[0]["Plan"]
+        nodes = _nodes(plan)
+        assert {n["Index Name"] for n in nodes if "Index Name" in n} == {
+            "ix_deal_open_stage_totals"
+        }, plan
+        assert "Seq Scan" not in {n["Node Type"] for n in nodes}, plan
+
+
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [plan, *(node for child in plan.get("Plans", []) for node in _nodes(child))]
