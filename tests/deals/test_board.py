@@ -205,13 +205,13 @@ async def test_board_totals_read_only_the_covering_index(
         ],
     )
     await connection.execute(text("ANALYZE deal"))
+    captured: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "count(*)" in statement and "GROUP BY deal.stage_id" in statement:
+            captured.append((statement, parameters))
+
     for actor in (admin, regular):
-        captured: list[tuple[str, Any]] = []
-
-        def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-            if "count(*)" in statement and "GROUP BY deal.stage_id" in statement:
-                captured.append((statement, parameters))
-
         sync = connection.sync_connection
         assert sync is not None
         event.listen(sync, "before_cursor_execute", capture)
