@@ -50,6 +50,10 @@ typecheck: dev
 fuzz: dev ## schemathesis against every operation of the live app (embedded PostgreSQL unless DATABASE_URL is set)
 	$(BIN)/pytest -m fuzz -p no:randomly -q tests/test_schemathesis.py $(PYTEST_ARGS)
 
+.PHONY: reliability
+reliability: dev ## fault tests: a throwaway PostgreSQL cluster and `leadflow serve` processes (not in `make test`)
+	$(BIN)/pytest -m reliability -q tests/reliability $(PYTEST_ARGS)
+
 check: lint typecheck test
 
 clean:
@@ -70,6 +74,10 @@ bench-board: install ## pipeline board with 100,000 open deals; deal by id vs a 
 .PHONY: bench-capture
 bench-capture: install ## signed captures/s at concurrency 16 vs a raw asyncpg insert endpoint
 	$(BIN)/python bench/capture.py $(BENCH_ARGS)
+
+.PHONY: bench-checkout
+bench-checkout: install ## a pool checkout with pool_pre_ping vs the closed-connection check
+	$(BIN)/python bench/pool_checkout.py $(BENCH_ARGS)
 
 .PHONY: bench-rules
 bench-rules: install ## marking an activity done with 0 and with 50 enabled conversion rules

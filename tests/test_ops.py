@@ -55,6 +55,21 @@ async def test_readyz_is_503_problem_when_the_database_is_down(
     assert (await unready_client.get("/healthz")).status_code == 200
 
 
+async def test_a_request_while_the_database_is_down_is_503_with_retry_after(
+    unready_client: httpx.AsyncClient,
+) -> None:
+    response = await unready_client.post(
+        f"{API}/persons", json={"name": "Ana Silva"}, headers={"Authorization": "Bearer lf_x"}
+    )
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert int(response.headers["retry-after"]) > 0
+    body = response.json()
+    assert body["type"] == "https://leadflow.dev/problems/database-unavailable"
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert "127.0.0.1" not in response.text, "no connection details leak"
+
+
 def _samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
     found = []
     for line in text.splitlines():

@@ -8,9 +8,11 @@ import json
 import logging
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from pydantic import ValidationError
 
@@ -59,9 +61,30 @@ def _local_admin_token(data_dir: Path) -> str:
     return token
 
 
+class _Terminated(Exception):
+    """SIGTERM asked the process to stop."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
+    # While serving, uvicorn takes SIGTERM over: it stops accepting connections, lets the
+    # requests in flight finish (at most LEADFLOW_SHUTDOWN_TIMEOUT seconds), runs the
+    # lifespan shutdown, then raises the signal again, which lands here: the process
+    # stops the embedded database (if any) and exits 0, as for any requested stop.
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _serve(args, settings)
+    except _Terminated:
+        log.info("stopped on SIGTERM")
+        return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
     url, embedded = _resolve_database(settings)
     try:
         os.environ["DATABASE_URL"] = url
@@ -88,6 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             proxy_headers=True,
             server_header=False,  # no `server: uvicorn`: the stack's name helps no client
             date_header=True,  # RFC 9110: an origin server with a clock sends Date
+            timeout_graceful_shutdown=settings.shutdown_timeout,
             log_config=None,  # our JSON handler (configure_logging) formats uvicorn's lines too
         )
     finally:

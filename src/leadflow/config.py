@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=0, ge=0, le=200)
     # Seconds a known API token's caller is remembered per process (0: look up every time).
     auth_cache_seconds: float = Field(default=10.0, ge=0, le=3600)
+    # Seconds a request waits for a database connection (a free one of the pool, then
+    # again to open one) before it is answered 503.
+    db_pool_timeout: float = Field(default=5.0, gt=0, le=300)
+    # PostgreSQL cancels a statement running longer (answered 503); 0 turns it off.
+    statement_timeout_ms: int = Field(default=30_000, ge=0)
+    # PostgreSQL ends a session idle inside a transaction this long; 0 turns it off.
+    idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
+    # On SIGTERM, seconds in-flight requests may take to finish before the process exits.
+    shutdown_timeout: int = Field(default=25, ge=1, le=3600)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Deal files: stored under random keys in this directory (local storage).
     files_dir: Path = Path(".data/files")

@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any
 
 import uuid_utils
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, MetaData, event, func
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -48,7 +49,20 @@ class Timestamps:
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    return create_async_engine(url, pool_pre_ping=False, **kwargs)
+    """The engine, with no ping per checkout (pool_pre_ping costs a round trip per
+    request): a pooled connection the server has closed (a restart, an idle timeout) is
+    known as closed by asyncpg and replaced at checkout, with no round trip; one that
+    dies in use fails its request, which is answered 503, and SQLAlchemy then recycles
+    every connection opened before that failure."""
+    engine = create_async_engine(url, **{"pool_pre_ping": False, **kwargs})
+    event.listen(engine.sync_engine, "checkout", _replace_closed_connection)
+    return engine
+
+
+def _replace_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    if dbapi_connection.driver_connection.is_closed():
+        # The pool discards this one and checks out (or opens) another.
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -12,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -92,6 +94,90 @@ class IdempotencyKeyInFlight(DomainError):
     title = "A request with this Idempotency-Key is still being processed"
 
 
+# How long a client should wait before retrying a 503 (the database restarting, every
+# connection in use, a statement cut by the statement timeout).
+RETRY_AFTER_SECONDS = 5
+
+
+class ServiceUnavailable(DomainError):
+    """The database cannot serve the request now; nothing was written. Retry later."""
+
+    status = 503
+    slug = "database-unavailable"
+    title = "The database is not reachable"
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}  # noqa: RUF012 - read-only class data
+
+
+class DatabaseBusy(ServiceUnavailable):
+    slug = "database-busy"
+    title = "Every database connection is in use"
+
+
+class StatementTimeout(ServiceUnavailable):
+    slug = "statement-timeout"
+    title = "A database statement took too long and was cancelled"
+
+
+# SQLSTATE classes and codes that say "not now", not "not this request": connection
+# exceptions (08), the server shutting down or starting up (57P01..57P03), too many
+# connections (53300).
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+_QUERY_CANCELED = "57014"
+
+
+def unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    """The 503 for a failure of the database rather than of the request, else None.
+
+    SQLAlchemy wraps driver errors (DBAPIError, with the SQLSTATE on `.orig`), raises its
+    own TimeoutError when the pool has no free connection within pool_timeout, and lets
+    a refused or timed-out connect through as the OSError it is. The failure may arrive
+    as the cause of another exception: Starlette turns an error raised while the
+    response is sent (a failed commit) into a RuntimeError when a handler exists for it.
+    """
+    cause: BaseException | None = exc
+    for _ in range(4):
+        if cause is None:
+            return None
+        found = _unavailable(cause)
+        if found is not None:
+            return found
+        cause = cause.__cause__
+    return None
+
+
+def _unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    if isinstance(exc, PoolTimeout):
+        return DatabaseBusy(
+            "Every database connection stayed in use for the pool timeout; "
+            "nothing was written. Retry after the Retry-After seconds."
+        )
+    if isinstance(exc, DBAPIError):
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+        if sqlstate == _QUERY_CANCELED:
+            return StatementTimeout(
+                "A database statement ran past the statement timeout and was cancelled; "
+                "the request was rolled back."
+            )
+        if exc.connection_invalidated or sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return _database_unavailable()
+        return None
+    if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
+        return _database_unavailable()
+    postgres_error = getattr(exc, "sqlstate", None)  # asyncpg errors raised while connecting
+    if isinstance(postgres_error, str) and postgres_error.startswith(_UNAVAILABLE_SQLSTATES):
+        return _database_unavailable()
+    return None
+
+
+def _database_unavailable() -> ServiceUnavailable:
+    # Not "nothing was written": a connection lost during COMMIT leaves the outcome
+    # unknown. A retry with the same Idempotency-Key is answered once either way.
+    return ServiceUnavailable(
+        "The database did not answer. Retry after the Retry-After seconds "
+        "(with the same Idempotency-Key for a write)."
+    )
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details; extension members appear beside these fields."""
 
@@ -148,6 +234,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "Request body too large",
         422: "Invalid request",
         429: "Too many requests",
+        503: "The database is unavailable; retry after `Retry-After` seconds",
     }
     return {
         status: {

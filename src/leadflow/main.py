@@ -108,6 +108,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.database_url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout,
+            connect_args={
+                "timeout": settings.db_pool_timeout,
+                "server_settings": {
+                    "statement_timeout": str(settings.statement_timeout_ms),
+                    "idle_in_transaction_session_timeout": str(
+                        settings.idle_in_transaction_timeout_ms
+                    ),
+                },
+            },
         )
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)

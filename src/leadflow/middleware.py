@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadflow import metrics
-from leadflow.errors import PROBLEM_BASE, PROBLEM_JSON
+from leadflow.errors import PROBLEM_BASE, PROBLEM_JSON, unavailable
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 access_log = logging.getLogger("leadflow.access")
@@ -158,12 +158,26 @@ class RequestEnvelope:
         except PayloadTooLargeError:
             await session.rollback()
             raise
-        except Exception:
-            await session.rollback()
+        except Exception as exc:
+            await _rollback(session)
             if held["done"]:
                 raise  # the response has begun; the server can only drop the connection
-            # Answered here rather than by Starlette's ServerErrorMiddleware, so that the
-            # 500 carries the request id and the failure is logged once, with that id.
+            # Answered here rather than by an exception handler: this is the one place that
+            # also sees a failed commit. The database being down, the pool exhausted or a
+            # statement cut by the statement timeout are 503 with Retry-After, logged as
+            # one line; anything else is a 500 carrying the request id, logged once.
+            down = unavailable(exc)
+            if down is not None:
+                error_log.warning(
+                    "database unavailable: %s",
+                    _describe(exc),
+                    extra={"path": scope["path"], "problem": down.slug},
+                )
+                await self._send_problem(
+                    send, down.status, down.slug, down.title, down.detail, request_id,
+                    down.headers,
+                )
+                return down.status
             error_log.exception(
                 "unhandled error", extra={"path": scope["path"], "request_id": request_id}
             )
@@ -181,7 +195,13 @@ class RequestEnvelope:
 
     @staticmethod
     async def _send_problem(
-        send: Send, status: int, slug: str, title: str, detail: str, request_id: str
+        send: Send,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str,
+        request_id: str,
+        headers: dict[str, str] | None = None,
     ) -> None:
         body = _problem(status, slug, title, detail, request_id)
         await send(
@@ -193,10 +213,26 @@ class RequestEnvelope:
                     (b"content-length", str(len(body)).encode()),
                     (b"x-request-id", request_id.encode()),
                     (b"connection", b"close"),
+                    *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items()),
                 ],
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+async def _rollback(session: AsyncSession) -> None:
+    """Roll back after a failure; on a connection the failure killed there is nothing to
+    roll back (the server ended the transaction), and that must not mask the failure."""
+    try:
+        await session.rollback()
+    except Exception as exc:
+        if unavailable(exc) is None:
+            raise
+
+
+def _describe(exc: BaseException) -> str:
+    cause = getattr(exc, "orig", None) or exc
+    return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
 
 
 async def _finish(session: AsyncSession, status: int) -> None:
