@@ -33,6 +33,7 @@ from starlette.routing import Mount
 
 from leadflow.config import Settings
 from leadflow.main import create_app
+from leadflow.routing import RouteGroup
 from tests.factories import (
     API,
     Actor,
@@ -66,7 +67,9 @@ def _walk(routes: list[Any], prefix: str = "") -> Iterator[Endpoint]:
     """Every (method, path) of the app; included routers are nested in this FastAPI."""
     for route in routes:
         included = getattr(route, "original_router", None)
-        if included is not None:
+        if isinstance(route, RouteGroup):
+            yield from _walk(route.routes, prefix)
+        elif included is not None:
             yield from _walk(included.routes, prefix + route.include_context.prefix)
         elif isinstance(route, Mount):
             yield Endpoint("MOUNT", prefix + route.path, route.name or "")

@@ -34,7 +34,7 @@ from leadflow.logs import configure_logging
 from leadflow.middleware import RequestEnvelope
 from leadflow.pipelines.router import router as pipelines_router
 from leadflow.products.router import router as products_router
-from leadflow.routing import add_routes
+from leadflow.routing import add_routes, index_routes
 from leadflow.rules.router import router as rules_router
 from leadflow.security import SecurityHeaders
 
@@ -143,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_routes(app, [ops.router])
     add_routes(app, API_ROUTERS, prefix=API_PREFIX)
     add_routes(app, [capture_pages_router])
+    index_routes(app)
     app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
     errors.install_error_handlers(app)
     idempotency.install(app)

@@ -20,6 +20,7 @@ from fastapi.openapi.utils import get_openapi
 from leadflow.errors import PROBLEM_JSON
 from leadflow.idempotency import HEADER as IDEMPOTENCY_HEADER
 from leadflow.idempotency import MAX_KEY_LENGTH
+from leadflow.routing import path_operations
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 _VALIDATION_PROBLEM = {"$ref": "#/components/schemas/ValidationProblem"}
@@ -104,7 +105,7 @@ def build(app: FastAPI) -> dict[str, Any]:
         title=app.title,
         version=app.version,
         description=app.description,
-        routes=app.routes,
+        routes=list(path_operations(app.routes)),
         servers=app.servers,
     )
     for path_item in schema.get("paths", {}).values():
