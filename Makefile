@@ -61,19 +61,19 @@ clean:
 
 .PHONY: bench-inbox
 bench-inbox: install ## inbox first page vs deep page with 1,000,000 leads (own database on DATABASE_URL's server)
-	$(BIN)/python bench/inbox.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.inbox $(BENCH_ARGS)
 
 .PHONY: bench-conversion
 bench-conversion: install ## lead to deal: singles at concurrency 8 vs bulk of 500 (own database on DATABASE_URL's server)
-	$(BIN)/python bench/conversion.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.conversion $(BENCH_ARGS)
 
 .PHONY: bench-board
 bench-board: install ## pipeline board with 100,000 open deals; deal by id vs a raw asyncpg select
-	$(BIN)/python bench/board.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.board $(BENCH_ARGS)
 
 .PHONY: bench-capture
 bench-capture: install ## signed captures/s at concurrency 16 vs a raw asyncpg insert endpoint
-	$(BIN)/python bench/capture.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.capture $(BENCH_ARGS)
 
 .PHONY: bench-checkout
 bench-checkout: install ## a pool checkout with pool_pre_ping vs the closed-connection check
@@ -81,8 +81,12 @@ bench-checkout: install ## a pool checkout with pool_pre_ping vs the closed-conn
 
 .PHONY: bench-rules
 bench-rules: install ## marking an activity done with 0 and with 50 enabled conversion rules
-	$(BIN)/python bench/rules.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.rules $(BENCH_ARGS)
 
 .PHONY: soak
 soak: install ## SOAK_SECONDS (600) of mixed traffic at SOAK_RPS (60) against `leadflow serve`: fails on any 5xx, RSS or DB connection growth
 	$(BIN)/python bench/soak.py $(BENCH_ARGS)
+
+.PHONY: bench
+bench: install ## leadflow vs its raw-asyncpg ceiling at 1,000,000 leads, with wrk: one table (BENCH_SECONDS, BENCH_QUICK=1)
+	$(BIN)/python -m bench.suite

@@ -1,6 +1,6 @@
 """Pipeline board and deal-by-id benchmark (not part of `make test`).
 
-    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python bench/board.py
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python -m bench.board
 
 On a dedicated database (`leadflow_bench_deals` on the DATABASE_URL server, recreated
 and migrated each run) it makes one company whose pipeline holds 100,000 open deals,
@@ -17,31 +17,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs or py.typed
 import httpx
+from bench.common import API, OPERATOR_TOKEN, BenchDatabase, pct, table
 from sqlalchemy.engine import make_url
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from leadflow.config import Settings, to_async_url
+from leadflow.config import Settings
 from leadflow.db import make_engine, make_session_factory
-from leadflow.localdb import drop_database, ensure_database, migrate
 from leadflow.main import create_app
 
 DATABASE = "leadflow_bench_deals"
-OPERATOR_TOKEN = "bench-operator-token"  # noqa: S105 - a local benchmark's own token
-API = "/api/v1"
 
 FILL = """
 INSERT INTO deal (
@@ -60,11 +52,6 @@ SELECT
     now() - make_interval(secs => g * 30)
 FROM generate_series(1, $5) AS g
 """
-
-
-def _pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def _throughput(
@@ -170,16 +157,13 @@ async def run(url: str, deals: int, board_requests: int, concurrency: int, secon
             f"GET /pipelines/{{id}}/board p50 ({board_requests} requests)",
             f"{statistics.median(board_ms):.1f} ms",
         ),
-        ("GET /pipelines/{id}/board p99", f"{_pct(board_ms, 0.99):.1f} ms"),
+        ("GET /pipelines/{id}/board p99", f"{pct(board_ms, 0.99):.1f} ms"),
         (f"GET /deals/{{id}} through the app ({concurrency} in flight)", f"{app_rps:,.0f} req/s"),
         (f"raw asyncpg SELECT by id ({concurrency} in flight)", f"{raw_rps:,.0f} req/s"),
         ("app / raw asyncpg", f"{app_rps / raw_rps:.3f}"),
     ]
-    width = max(len(name) for name, _ in rows)
-    print(f"\n{'measure'.ljust(width)}  value")
-    print(f"{'-' * width}  {'-' * 14}")
-    for name, value in rows:
-        print(f"{name.ljust(width)}  {value}")
+    print()
+    print(table([("measure", "value"), *rows]))
 
 
 def main() -> None:
@@ -189,18 +173,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    server = to_async_url(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
-    url = make_url(server).set(database=DATABASE).render_as_string(hide_password=False)
-
-    def prepare() -> None:
-        asyncio.run(drop_database(url))
-        asyncio.run(ensure_database(url))
-        migrate(url)
-
-    # alembic's env runs its own event loop: keep it out of ours.
-    thread = threading.Thread(target=prepare)
-    thread.start()
-    thread.join()
+    db = BenchDatabase(DATABASE)
+    db.recreate()
+    url = db.url
     asyncio.run(run(url, args.deals, args.board_requests, args.concurrency, args.seconds))
 
 

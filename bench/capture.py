@@ -1,6 +1,6 @@
 """Signed lead captures per second, as a ratio to a raw asyncpg insert (not part of `make test`).
 
-    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python bench/capture.py
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python -m bench.capture
 
 On a dedicated database (`leadflow_bench_capture` on the DATABASE_URL server, recreated
 and migrated each run) two servers run under uvicorn, one worker each, uvloop and
@@ -25,38 +25,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 import httpx
-from sqlalchemy.engine import make_url
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from leadflow.config import to_async_url  # noqa: E402
-from leadflow.localdb import drop_database, ensure_database, migrate  # noqa: E402
+from bench.common import (
+    API,
+    OPERATOR_TOKEN,
+    BenchDatabase,
+    free_port,
+    leadflow_env,
+    serve,
+    signed,
+    uvicorn_command,
+)
 
 DATABASE = "leadflow_bench_capture"
-OPERATOR_TOKEN = "bench-operator-token"  # noqa: S105 - a local benchmark's own token
-SERVER_KEY = "bench-server-key-0123456789abcdefghijklmnop"
 POOL_SIZE = 10  # leadflow's default db_pool_size; the raw app gets the same
-API = "/api/v1"
 
 
 @dataclass
@@ -74,75 +63,6 @@ class Result:
     def pct(self, q: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _serve(app: str, env: dict[str, str], factory: bool) -> Iterator[str]:
-    port = _free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    if factory:
-        args.append("--factory")
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            args, env={**os.environ, **env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(base + "/healthz", timeout=1)
-                    break
-                except httpx.TransportError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        log.seek(0)
-                        raise SystemExit(f"{app} did not start:\n{log.read().decode()}") from None
-                    time.sleep(0.1)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def _signed(secret: str, body: bytes) -> dict[str, str]:
-    webhook_id = f"msg_{uuid.uuid4().hex}"
-    timestamp = str(int(time.time()))
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    mac = hmac.new(key, f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return {
-        "content-type": "application/json",
-        "webhook-id": webhook_id,
-        "webhook-timestamp": timestamp,
-        "webhook-signature": "v1," + base64.b64encode(mac).decode(),
-    }
 
 
 def _body(index: int) -> bytes:
@@ -220,53 +140,42 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    configured = os.environ.get("DATABASE_URL")
-    if not configured:
-        raise SystemExit("set DATABASE_URL (postgresql://user@host:port/any)")
-    url = make_url(to_async_url(configured)).set(database=DATABASE).render_as_string(False)
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
-    asyncio.run(drop_database(url))
-    asyncio.run(ensure_database(url))
-    migrate(url)
+    db = BenchDatabase(DATABASE)
+    db.recreate()
+    url, dsn = db.url, db.dsn
     asyncio.run(_raw_table(dsn))
-    leadflow_env = {
-        "DATABASE_URL": url,
-        "LEADFLOW_ADMIN_TOKEN": OPERATOR_TOKEN,
-        "LEADFLOW_SECRET_KEY": SERVER_KEY,
-        "LEADFLOW_CAPTURE_RATE_PER_FORM": "100000000/minute",
-        "LEADFLOW_CAPTURE_RATE_PER_CLIENT": "100000000/minute",
-        "LEADFLOW_DB_POOL_SIZE": str(POOL_SIZE),
-        "LEADFLOW_LOG_LEVEL": "WARNING",
-    }
+    env = leadflow_env(url, LEADFLOW_DB_POOL_SIZE=str(POOL_SIZE), LEADFLOW_LOG_LEVEL="WARNING")
     raw_env = {"BENCH_DATABASE_URL": dsn, "BENCH_POOL_SIZE": str(POOL_SIZE)}
     results: dict[str, list[Result]] = {"capture": [], "raw": []}
     try:
         with (
-            _serve("leadflow.main:app_factory", leadflow_env, factory=True) as leadflow,
-            _serve("bench.raw_insert_app:app", raw_env, factory=False) as raw,
+            serve(
+                uvicorn_command("leadflow.main:app_factory", free_port(), factory=True), env
+            ) as leadflow,
+            serve(uvicorn_command("bench.raw_insert_app:app", free_port()), raw_env) as raw,
         ):
-            capture_url, secret = _setup(leadflow)
-            raw_url = f"{raw}/insert"
+            capture_url, secret = _setup(leadflow.base)
+            raw_url = f"{raw.base}/insert"
 
-            def batch(n: int, signed: bool) -> list[tuple[bytes, dict[str, str]]]:
+            def batch(n: int, sign: bool) -> list[tuple[bytes, dict[str, str]]]:
                 bodies = [_body(i) for i in range(n)]
-                if signed:
-                    return [(b, _signed(secret, b)) for b in bodies]
+                if sign:
+                    return [(b, signed(secret, b)) for b in bodies]
                 return [(b, {"content-type": "application/json"}) for b in bodies]
 
-            for name, target, signed in (("capture", capture_url, True), ("raw", raw_url, False)):
-                asyncio.run(_load(name, target, batch(args.warmup, signed), args.concurrency))
+            for name, target, sign in (("capture", capture_url, True), ("raw", raw_url, False)):
+                asyncio.run(_load(name, target, batch(args.warmup, sign), args.concurrency))
             for _ in range(args.rounds):
-                for name, target, signed in (
+                for name, target, sign in (
                     ("capture", capture_url, True),
                     ("raw", raw_url, False),
                 ):
-                    requests = batch(args.requests, signed)
+                    requests = batch(args.requests, sign)
                     results[name].append(
                         asyncio.run(_load(name, target, requests, args.concurrency))
                     )
     finally:
-        asyncio.run(drop_database(url))
+        db.drop()
 
     print(
         f"\nconcurrency {args.concurrency}, {args.requests} requests per round, "

@@ -1,6 +1,6 @@
 """Lead to deal conversions: single requests versus the bulk endpoint (not part of `make test`).
 
-    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python bench/conversion.py
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python -m bench.conversion
 
 On a dedicated database (`leadflow_bench_conversion` on the DATABASE_URL server,
 recreated and migrated each run) leadflow runs under uvicorn, one worker, uvloop and
@@ -43,34 +43,35 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs or py.typed
 import httpx
-from sqlalchemy.engine import make_url
+from bench.common import (
+    API,
+    FILL_ORGANIZATIONS,
+    FILL_PERSONS,
+    OPERATOR_TOKEN,
+    BenchDatabase,
+    free_port,
+    leadflow_env,
+    serve,
+    table,
+    uvicorn_command,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
-from leadflow.config import to_async_url  # noqa: E402
-from leadflow.localdb import drop_database, ensure_database, migrate  # noqa: E402
+def print_table(rows: list[tuple[str, ...]]) -> None:
+    print(table(rows))
+
 
 DATABASE = "leadflow_bench_conversion"
-OPERATOR_TOKEN = "bench-operator-token"  # noqa: S105 - a local benchmark's own token
-SERVER_KEY = "bench-server-key-0123456789abcdefghijklmnop"
 POOL_SIZE = 10  # leadflow's default db_pool_size
-API = "/api/v1"
 TARGET_RATIO = 10.0
 NOTES_PER_LEAD = 3
 ACTIVITIES_PER_LEAD = 2
@@ -133,19 +134,6 @@ FROM generate_series(1, $3::int) AS g,
         WHERE p.company_id = $1 ORDER BY p.position, st.position LIMIT 1
      ) AS s
 """
-# $1 company, $2 owner, $3 count. Names and emails no prospect of the benchmark has.
-FILL_ORGANIZATIONS = """
-INSERT INTO organization (id, company_id, name, name_normalized, owner_id, visible_to)
-SELECT gen_random_uuid(), $1, 'Organization ' || g, 'organization ' || g, $2, 'company'
-FROM generate_series(1, $3::int) AS g
-RETURNING id
-"""
-FILL_PERSONS = """
-INSERT INTO person (id, company_id, name, emails, phones, phones_e164, owner_id, visible_to)
-SELECT gen_random_uuid(), $1, 'Contact ' || g, ARRAY['contact-' || g || '@example.org'],
-       '{}', '{}', $2, 'company'
-FROM generate_series(1, $3::int) AS g
-"""
 
 
 @dataclass
@@ -168,51 +156,6 @@ class Run:
     def pct(self, q: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _serve(env: dict[str, str]) -> Iterator[str]:
-    port = _free_port()
-    args = [
-        sys.executable, "-m", "uvicorn", "leadflow.main:app_factory", "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            args, env={**os.environ, **env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(base + "/healthz", timeout=1)
-                    break
-                except httpx.TransportError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        log.seek(0)
-                        output = log.read().decode()
-                        raise SystemExit(f"leadflow did not start:\n{output}") from None
-                    time.sleep(0.1)
-            yield base
-        except BaseException:
-            log.seek(0)
-            print(f"server log (last 4,000 bytes):\n{log.read().decode()[-4000:]}", file=sys.stderr)
-            raise
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 class Bench:
@@ -414,14 +357,6 @@ async def run(base: str, dsn: str, args: argparse.Namespace) -> tuple[list[Run],
     return runs, checks, ok
 
 
-def _table(rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for index, row in enumerate(rows):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        if index == 0:
-            print("  ".join("-" * w for w in widths))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=8)
@@ -440,23 +375,12 @@ def main() -> None:
         help="leads carry new prospect details (contacts created) instead of an organization",
     )
     args = parser.parse_args()
-    server = to_async_url(
-        os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    )
-    url = make_url(server).set(database=DATABASE).render_as_string(hide_password=False)
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
-    asyncio.run(drop_database(url))
-    asyncio.run(ensure_database(url))
-    migrate(url)
-    env = {
-        "DATABASE_URL": url,
-        "LEADFLOW_ADMIN_TOKEN": OPERATOR_TOKEN,
-        "LEADFLOW_SECRET_KEY": SERVER_KEY,
-        "LEADFLOW_DB_POOL_SIZE": str(POOL_SIZE),
-        "LEADFLOW_LOG_LEVEL": "WARNING",
-    }
-    with _serve(env) as base:
-        runs, checks, ok = asyncio.run(run(base, dsn, args))
+    db = BenchDatabase(DATABASE)
+    db.recreate()
+    env = leadflow_env(db.url, LEADFLOW_DB_POOL_SIZE=str(POOL_SIZE), LEADFLOW_LOG_LEVEL="WARNING")
+    command = uvicorn_command("leadflow.main:app_factory", free_port(), factory=True)
+    with serve(command, env) as server:
+        runs, checks, ok = asyncio.run(run(server.base, db.dsn, args))
 
     kind = (
         "new prospect details (person + organization created)"
@@ -477,13 +401,13 @@ def main() -> None:
             r.name, str(r.leads), f"{r.seconds:.2f}", f"{r.rate:.1f}", f"{r.per_lead_ms:.2f}",
             f"{r.pct(0.5):.1f}", f"{r.pct(0.99):.1f}",
         ))  # fmt: skip
-    _table(rows)
+    print_table(rows)
 
     pairs = [(runs[i], runs[i + 1]) for i in range(2, len(runs), 2)]
     ratios = [s.per_lead_ms / b.per_lead_ms for s, b in pairs]
     sequential = runs[1]
     print()
-    _table([
+    print_table([
         ("round", "single per lead (c8)", "bulk per lead", "single/bulk",
          "sequential/bulk"),
         *(
@@ -493,7 +417,7 @@ def main() -> None:
         ),
     ])  # fmt: skip
     print("\ncorrectness")
-    _table([("rows", "expected", "found"), *((w, str(e), str(f)) for w, e, f in checks)])
+    print_table([("rows", "expected", "found"), *((w, str(e), str(f)) for w, e, f in checks)])
     median = statistics.median(ratios)
     met = median >= TARGET_RATIO
     print(
@@ -505,7 +429,7 @@ def main() -> None:
         f"target (bulk >= {TARGET_RATIO:.0f}x faster per lead than {args.bulk} single requests):"
         f" {'met' if met else 'MISSED'} (median {median:.1f}x); rows {'ok' if ok else 'WRONG'}"
     )
-    asyncio.run(drop_database(url))
+    db.drop()
     sys.exit(0 if met and ok else 1)
 
 

@@ -1,6 +1,6 @@
 """Leads inbox benchmark: first page versus a deep page (not part of `make test`).
 
-    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python bench/inbox.py
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python -m bench.inbox
 
 On a dedicated database (`leadflow_bench_leads` on the DATABASE_URL server, recreated
 and migrated each run) it makes one company with ten users and 1,000,000 leads, filled
@@ -21,32 +21,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs or py.typed
 import httpx
+from bench.common import API, OPERATOR_TOKEN, BenchDatabase, pct, table
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
 from leadflow.auth.tokens import hash_token, new_token
-from leadflow.config import Settings, to_async_url
+from leadflow.config import Settings
 from leadflow.db import make_engine, make_session_factory
-from leadflow.localdb import drop_database, ensure_database, migrate
 from leadflow.main import create_app
 
 DATABASE = "leadflow_bench_leads"
-OPERATOR_TOKEN = "bench-operator-token"  # noqa: S105 - a local benchmark's own token
-API = "/api/v1"
 BATCH = 100_000
 TARGET_RATIO = 1.5
 
@@ -118,11 +111,6 @@ class LastLeadSelect:
     def __call__(self, conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         if statement.lstrip().startswith("SELECT lead."):
             self.statement, self.parameters = statement, parameters
-
-
-def _pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def _get(client: httpx.AsyncClient, params: dict[str, str], headers: dict[str, str]) -> float:
@@ -245,7 +233,10 @@ async def _existing_company(conn: Any) -> Company:
         token = new_token()
         await conn.execute(
             "INSERT INTO api_token (id, company_id, user_id, token_hash) VALUES ($1, $2, $3, $4)",
-            uuid.uuid4(), company_id, user_id, hash_token(token),
+            uuid.uuid4(),
+            company_id,
+            user_id,
+            hash_token(token),
         )
         return {"Authorization": f"Bearer {token}"}
 
@@ -323,14 +314,22 @@ async def run(url: str, leads: int, limit: int, depth: int, requests: int, reuse
         " app's statement (EXPLAIN ANALYZE)\n"
     )
     header = (
-        "scenario", "rows deep", "first p50", "first p99", "deep p50", "deep p99",
-        "deep/first p50", "deep/first p99", "SQL first p50", "SQL deep p50",
+        "scenario",
+        "rows deep",
+        "first p50",
+        "first p99",
+        "deep p50",
+        "deep p99",
+        "deep/first p50",
+        "deep/first p99",
+        "SQL first p50",
+        "SQL deep p50",
     )
-    table = [header]
+    rows: list[tuple[str, ...]] = [header]
     for r in results:
-        f50, f99 = statistics.median(r.first_ms), _pct(r.first_ms, 0.99)
-        d50, d99 = statistics.median(r.deep_ms), _pct(r.deep_ms, 0.99)
-        table.append(
+        f50, f99 = statistics.median(r.first_ms), pct(r.first_ms, 0.99)
+        d50, d99 = statistics.median(r.deep_ms), pct(r.deep_ms, 0.99)
+        rows.append(
             (
                 r.scenario.name,
                 f"{r.depth_rows:,}",
@@ -344,11 +343,7 @@ async def run(url: str, leads: int, limit: int, depth: int, requests: int, reuse
                 f"{statistics.median(r.deep_db_ms):.3f} ms",
             )
         )
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for index, row in enumerate(table):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        if index == 0:
-            print("  ".join("-" * w for w in widths))
+    print(table(rows))
     target = results[0]
     ratio = statistics.median(target.deep_ms) / statistics.median(target.first_ms)
     ok = ratio <= TARGET_RATIO
@@ -368,21 +363,10 @@ def main() -> None:
         "--reuse", action="store_true", help="keep the database filled by a previous run"
     )
     args = parser.parse_args()
-    server = to_async_url(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
-    url = make_url(server).set(database=DATABASE).render_as_string(hide_password=False)
-
-    def prepare() -> None:
-        if args.reuse:
-            return
-        asyncio.run(drop_database(url))
-        asyncio.run(ensure_database(url))
-        migrate(url)
-
-    # alembic's env runs its own event loop: keep it out of ours.
-    thread = threading.Thread(target=prepare)
-    thread.start()
-    thread.join()
-    ok = asyncio.run(run(url, args.leads, args.limit, args.depth, args.requests, args.reuse))
+    db = BenchDatabase(DATABASE)
+    if not args.reuse:
+        db.recreate()
+    ok = asyncio.run(run(db.url, args.leads, args.limit, args.depth, args.requests, args.reuse))
     sys.exit(0 if ok else 1)
 
 

@@ -1,7 +1,7 @@
 """Conversion-rule evaluation benchmark: marking an activity done with 0 and with 50
 enabled rules (not part of `make test`).
 
-    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python bench/rules.py
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python -m bench.rules
 
 On a dedicated database (`leadflow_bench_rules` on the DATABASE_URL server, recreated
 and migrated each run) it makes two companies with the same data, filled set-based
@@ -23,31 +23,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs or py.typed
 import httpx
+from bench.common import API, OPERATOR_TOKEN, BenchDatabase, pct, table
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from leadflow.config import Settings, to_async_url
+from leadflow.config import Settings
 from leadflow.db import make_engine, make_session_factory
-from leadflow.localdb import drop_database, ensure_database, migrate
 from leadflow.main import create_app
 
 DATABASE = "leadflow_bench_rules"
-OPERATOR_TOKEN = "bench-operator-token"  # noqa: S105 - a local benchmark's own token
-API = "/api/v1"
 TARGET_RATIO = 1.3
 RULES = 50
 WARMUP = 30
@@ -86,11 +79,6 @@ class Company:
     activities: list[str]
     samples: list[float] = field(default_factory=list)
     statements: int = 0
-
-
-def _pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def _post(
@@ -205,29 +193,24 @@ async def run(url: str, leads: int, requests: int) -> bool:
 
     print(f"\n{leads:,} leads with one call to do per company; fill: {fill_seconds:.0f} s")
     print(
-        f"{requests} timed PATCH /activities/{{id}} {{\"done\": true}} per company, each on a"
+        f'{requests} timed PATCH /activities/{{id}} {{"done": true}} per company, each on a'
         f" fresh activity, interleaved; after {WARMUP} warm-up requests each"
     )
     print(f"readiness rows written (the rules must not hold): {readiness}\n")
-    header = ("enabled rules", "SQL statements", "p50", "p99", "mean")
-    table = [header]
+    rows: list[tuple[str, ...]] = [("enabled rules", "SQL statements", "p50", "p99", "mean")]
     for company in companies:
-        table.append(
+        rows.append(
             (
                 "0" if company is none else str(RULES),
                 str(company.statements),
                 f"{statistics.median(company.samples):.2f} ms",
-                f"{_pct(company.samples, 0.99):.2f} ms",
+                f"{pct(company.samples, 0.99):.2f} ms",
                 f"{statistics.fmean(company.samples):.2f} ms",
             )
         )
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for index, row in enumerate(table):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        if index == 0:
-            print("  ".join("-" * w for w in widths))
+    print(table(rows))
     p50 = statistics.median(fifty.samples) / statistics.median(none.samples)
-    p99 = _pct(fifty.samples, 0.99) / _pct(none.samples, 0.99)
+    p99 = pct(fifty.samples, 0.99) / pct(none.samples, 0.99)
     ok = p50 <= TARGET_RATIO and readiness == 0
     print(f"\nratio 50 rules / 0 rules: p50 {p50:.2f}x, p99 {p99:.2f}x")
     print(f"target (p50 ratio <= {TARGET_RATIO}): {'met' if ok else 'MISSED'}")
@@ -239,18 +222,9 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=20_000, help="leads per company")
     parser.add_argument("--requests", type=int, default=1_000, help="timed requests each")
     args = parser.parse_args()
-    server = to_async_url(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
-    url = make_url(server).set(database=DATABASE).render_as_string(hide_password=False)
-
-    def prepare() -> None:
-        asyncio.run(drop_database(url))
-        asyncio.run(ensure_database(url))
-        migrate(url)
-
-    # alembic's env runs its own event loop: keep it out of ours.
-    thread = threading.Thread(target=prepare)
-    thread.start()
-    thread.join()
+    db = BenchDatabase(DATABASE)
+    db.recreate()
+    url = db.url
     ok = asyncio.run(run(url, args.leads, args.requests))
     sys.exit(0 if ok else 1)
 
