@@ -13,7 +13,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from pgserver._commands import POSTGRES_BIN_PATH
@@ -92,12 +91,3 @@ class Cluster:
         if self.is_running():
             self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.1)
-        raise TimeoutError(f"PostgreSQL on port {self.port} did not start")
