@@ -231,8 +231,11 @@ async def _rollback(session: AsyncSession) -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    cause = getattr(exc, "orig", None) or exc
-    return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+    """The root cause in one line (the driver's error, not its wrappers)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"
 
 
 async def _finish(session: AsyncSession, status: int) -> None:
