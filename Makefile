@@ -47,8 +47,8 @@ typecheck: dev
 	$(BIN)/mypy src
 
 .PHONY: fuzz
-fuzz: dev ## schemathesis against every operation of the live app (embedded PostgreSQL unless DATABASE_URL is set)
-	$(BIN)/pytest -m fuzz -p no:randomly -q tests/test_schemathesis.py $(PYTEST_ARGS)
+fuzz: dev ## schemathesis against every operation of the live app, FUZZ_EXAMPLES (5) per operation and mode; fails on any finding (embedded PostgreSQL unless DATABASE_URL is set)
+	$(BIN)/pytest -m fuzz -p no:randomly -n $(TEST_WORKERS) -q tests/test_schemathesis.py $(PYTEST_ARGS)
 
 .PHONY: reliability
 reliability: dev ## fault tests: a throwaway PostgreSQL cluster and `leadflow serve` processes (not in `make test`)

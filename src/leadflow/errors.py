@@ -65,6 +65,18 @@ class Conflict(DomainError):
     title = "The request conflicts with the current state"
 
 
+# `errors[].type` of the 422s whose rule no OpenAPI document can state, so that a request
+# valid by the document may still meet them: the input names a record that does not exist
+# or is not visible to the caller; a `cursor` the service did not issue; query parameters
+# that contradict each other (the document constrains each parameter on its own); a phone
+# number that is not one (that depends on the numbering plan of its country and, without
+# +country code, on the server's default region).
+UNKNOWN_REFERENCE = "unknown_reference"
+INVALID_CURSOR = "invalid_cursor"
+CONFLICTING_PARAMETERS = "conflicting_parameters"
+NOT_A_PHONE_NUMBER = "not_a_phone_number"
+
+
 class InvalidInput(DomainError):
     """A rule on the input that the schema alone cannot express (422)."""
 
@@ -72,8 +84,15 @@ class InvalidInput(DomainError):
     slug = "validation-error"
     title = "The request is invalid"
 
+    def __init__(self, loc: Sequence[str | int], msg: str, type: str = "value_error") -> None:
+        super().__init__(msg, errors=[{"loc": list(loc), "msg": msg, "type": type}])
+
+
+class UnknownReference(InvalidInput):
+    """The body names a record (by id) that does not exist or that the caller cannot see."""
+
     def __init__(self, loc: Sequence[str | int], msg: str) -> None:
-        super().__init__(msg, errors=[{"loc": list(loc), "msg": msg, "type": "value_error"}])
+        super().__init__(loc, msg, UNKNOWN_REFERENCE)
 
 
 class PayloadTooLarge(DomainError):

@@ -3,6 +3,7 @@
 - A route's one-line docstring is its summary (the rest of the docstring, its description).
 - Every error response is `application/problem+json`; 422 carries the `errors` list.
 - Every POST documents the `Idempotency-Key` header.
+- The 201 of creating a lead, deal, person or organization links to the operations on it.
 - Every operation that may answer 401 may also answer 429: a client past its budget of
   failed authentications (leadflow.auth.failures).
 
@@ -98,6 +99,35 @@ def _finish_operation(method: str, operation: dict[str, Any]) -> None:
             parameters.append(IDEMPOTENCY_PARAMETER)
 
 
+# OpenAPI links (what the id of a created resource opens), so that a client or a stateful
+# test can chain the calls: the POST creating one of these answers 201 with its `id`, which
+# is the path parameter of every operation on `{path}/{param}` and its sub-paths that take
+# no other path parameter.
+LINKED_RESOURCES = {
+    "/api/v1/leads": "lead_id",
+    "/api/v1/deals": "deal_id",
+    "/api/v1/persons": "person_id",
+    "/api/v1/organizations": "organization_id",
+}
+
+
+def _add_links(paths: dict[str, Any]) -> None:
+    for collection, param in LINKED_RESOURCES.items():
+        created = paths[collection]["post"]["responses"]["201"]
+        item = f"{collection}/{{{param}}}"
+        links = created.setdefault("links", {})
+        for path, path_item in paths.items():
+            if not (path == item or path.startswith(item + "/")) or path.count("{") != 1:
+                continue
+            for operation in path_item.values():
+                if isinstance(operation, dict) and "operationId" in operation:
+                    name = operation["operationId"].replace(":", "-")
+                    links[name] = {
+                        "operationId": operation["operationId"],
+                        "parameters": {param: "$response.body#/id"},
+                    }
+
+
 def build(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
@@ -112,6 +142,7 @@ def build(app: FastAPI) -> dict[str, Any]:
         for method, operation in path_item.items():
             if isinstance(operation, dict) and "responses" in operation:
                 _finish_operation(method, operation)
+    _add_links(schema["paths"])
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["ValidationProblem"] = VALIDATION_PROBLEM_SCHEMA
     for unused in ("HTTPValidationError", "ValidationError"):

@@ -22,7 +22,7 @@ from sqlalchemy import Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from leadflow.errors import InvalidInput
+from leadflow.errors import INVALID_CURSOR, InvalidInput
 
 T = TypeVar("T")
 Row = TypeVar("Row")
@@ -94,7 +94,7 @@ def _decode(cursor: str, keyset: Keyset) -> tuple[Any, uuid.UUID]:
         return key, uuid.UUID(row_id)
     except (ValueError, TypeError, binascii.Error, NotImplementedError) as exc:
         raise InvalidInput(
-            ["query", "cursor"], "Invalid cursor; use a next_cursor as given."
+            ["query", "cursor"], "Invalid cursor; use a next_cursor as given.", INVALID_CURSOR
         ) from exc
 
 

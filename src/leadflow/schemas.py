@@ -2,30 +2,139 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     PlainSerializer,
     StringConstraints,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 from leadflow.normalize import MAX_EMAIL_LENGTH, normalize_email
 
 T = TypeVar("T")
 
+# Addresses at special-use domains (`.test`, `.local`, ...) are refused as undeliverable.
+_SPECIAL_USE_DOMAIN = "[.@](?:{})[.]?$".format(
+    "|".join(
+        "".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in name)
+        for name in SPECIAL_USE_DOMAIN_NAMES
+    )
+)
 Email = Annotated[
     str,
-    Field(max_length=MAX_EMAIL_LENGTH, examples=["ana.silva@example.com"]),
+    Field(
+        max_length=MAX_EMAIL_LENGTH,
+        examples=["ana.silva@example.com"],
+        json_schema_extra={"format": "email", "not": {"pattern": _SPECIAL_USE_DOMAIN}},
+    ),
     AfterValidator(normalize_email),
 ]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+# Stripped, then at least one character: so not only white space.
+_NOT_BLANK = Field(json_schema_extra={"pattern": r"\S"})
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), _NOT_BLANK
+]
+LongName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), _NOT_BLANK
+]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+
+
+def _json_number(value: Any) -> Any:
+    """A JSON number, not `true` or `"5"` (which pydantic's lax mode would turn into one)."""
+    if isinstance(value, bool | str):
+        raise ValueError("a JSON number is required")
+    return value
+
+
+# After an `int`'s Field (so that its bounds stay in the document): a JSON number with no
+# fraction (`3` or `3.0`), as JSON Schema's `integer`.
+JSON_NUMBER = BeforeValidator(_json_number)
+
+
+def _iso_date(value: Any) -> Any:
+    """`YYYY-MM-DD` only: pydantic's lax mode would also take `0` or `"0"` (a timestamp)."""
+    if isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
+        return value
+    raise ValueError("a date as YYYY-MM-DD")
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# A calendar date of a request body or query (`format: date`).
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
+@dataclass(frozen=True)
+class DecimalInput:
+    """A decimal of a request: a string matching `pattern`, or a JSON integer within
+    [`minimum`, `maximum`] (pydantic's lax mode would also take a float, `true`, or any
+    string `Decimal` parses). The document states exactly this, in validation mode."""
+
+    pattern: str
+    minimum: int
+    maximum: int
+    nonzero: bool = False
+
+    def check(self, value: Any) -> Any:
+        if isinstance(value, Decimal) or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return value
+        if isinstance(value, str) and re.fullmatch(self.pattern, value):
+            return value
+        raise ValueError("a decimal string such as 12.50, or an integer")
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_before_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        if handler.mode != "validation":
+            return handler(schema)
+        text: dict[str, Any] = {"type": "string", "pattern": self.pattern}
+        if self.nonzero:
+            text["not"] = {"pattern": "^[0.]+$"}
+        return {
+            "anyOf": [{"type": "integer", "minimum": self.minimum, "maximum": self.maximum}, text]
+        }
+
+
+# Up to 16 digits, 2 of them decimals: `Money.amount` and the other amounts of money.
+AMOUNT_INPUT = DecimalInput(r"^[0-9]{1,14}(\.[0-9]{1,2})?$", 0, 10**14 - 1)
+
+
+# Cross-field rules of a body, as JSON Schema (a model's `json_schema_extra` puts them in
+# `allOf`), so that the document states what the model validator checks.
+def fields_set(*names: str) -> dict[str, Any]:
+    """Each of `names` is given and not null."""
+    return {"required": list(names), "properties": {n: {"not": {"type": "null"}} for n in names}}
+
+
+def fields_unset(*names: str) -> dict[str, Any]:
+    """Each of `names` is absent or null."""
+    return {"properties": {n: {"type": "null"} for n in names}}
+
+
+def fields_absent(*names: str) -> dict[str, Any]:
+    """None of `names` is given, not even as null."""
+    return {"properties": dict.fromkeys(names, False)}
 
 
 class Input(BaseModel):
@@ -54,6 +163,7 @@ class Money(BaseModel):
 
     amount: Annotated[
         Decimal,
+        AMOUNT_INPUT,
         Field(
             ge=0, max_digits=16, decimal_places=2, description="Decimal string, up to 2 decimals"
         ),

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
@@ -26,8 +25,9 @@ from leadflow.activities.schemas import (
     NoteUpdate,
 )
 from leadflow.deps import CurrentCaller, Session
-from leadflow.errors import InvalidInput, NotFound, responses
+from leadflow.errors import CONFLICTING_PARAMETERS, InvalidInput, NotFound, responses
 from leadflow.pagination import Page, PageParams
+from leadflow.schemas import IsoDate
 
 router = APIRouter(tags=["notes and activities"])
 
@@ -52,6 +52,7 @@ def parent_filter(
         raise InvalidInput(
             ["query", named[1][0].column],
             "Filter by at most one of lead_id, deal_id, person_id, organization_id.",
+            CONFLICTING_PARAMETERS,
         )
     return Parent(*named[0]) if named else None
 
@@ -208,15 +209,17 @@ async def list_activities(
     owner_id: Annotated[uuid.UUID | None, Query(description="Only this user's.")] = None,
     done: Annotated[bool | None, Query(description="Only done (true) or to-do (false).")] = None,
     due_from: Annotated[
-        date | None, Query(description="Only those due on this date or later.")
+        IsoDate | None, Query(description="Only those due on this date or later.")
     ] = None,
     due_to: Annotated[
-        date | None, Query(description="Only those due on this date or earlier.")
+        IsoDate | None, Query(description="Only those due on this date or earlier.")
     ] = None,
 ) -> Page[ActivityRead]:
     """List the activities the caller may see, newest first, with filters."""
     if due_from is not None and due_to is not None and due_from > due_to:
-        raise InvalidInput(["query", "due_to"], "due_to is before due_from.")
+        raise InvalidInput(
+            ["query", "due_to"], "due_to is before due_from.", CONFLICTING_PARAMETERS
+        )
     filters = ActivityFilters(
         parent=parent, owner_id=owner_id, done=done, due_from=due_from, due_to=due_to
     )

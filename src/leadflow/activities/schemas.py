@@ -1,17 +1,35 @@
 from __future__ import annotations
 
 import enum
+import re
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    WithJsonSchema,
+    model_validator,
+)
 
 from leadflow.activities.models import ACTIVITY_TYPES
 from leadflow.activities.parents import PARENT_FIELDS, Parent, parent_of
 from leadflow.activities.sanitize import ALLOWED_TAGS, sanitize_html
-from leadflow.schemas import Input, LongName, Output, drop_defaults, unique
+from leadflow.schemas import (
+    Input,
+    IsoDate,
+    LongName,
+    Output,
+    drop_defaults,
+    fields_set,
+    fields_unset,
+    unique,
+)
 
 MAX_CONTENT_LENGTH = 100_000
 MAX_MENTIONS = 50
@@ -57,6 +75,8 @@ SafeHtml = Annotated[
         max_length=MAX_CONTENT_LENGTH,
         description=_HTML_DESCRIPTION,
         examples=["<p>Called <b>Ana</b>: wants a quote for 40 valves.</p>"],
+        # Something besides white space (and the NUL and BOM the sanitizer drops).
+        json_schema_extra={"pattern": r"[^\s\u0000\ufeff]"},
     ),
     AfterValidator(_safe_html),
 ]
@@ -68,14 +88,30 @@ Mentions = Annotated[
         description="Ids of users of the caller's company mentioned in the note; kept once each.",
     ),
 ]
+# What `_due_time` lets through to pydantic's time parsing, which accepts all of it.
+DUE_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-]00:00)?$"
+
+
+def _due_time(value: Any) -> Any:
+    if isinstance(value, time) or (
+        isinstance(value, str) and re.fullmatch(DUE_TIME_PATTERN, value)
+    ):
+        return value
+    raise ValueError("a time of day in UTC: HH:MM or HH:MM:SS, optionally Z")
+
+
 DueTime = Annotated[
     time,
+    BeforeValidator(_due_time),
     AfterValidator(_utc_time),
+    WithJsonSchema({"type": "string", "pattern": DUE_TIME_PATTERN}),
     Field(description="Time of day in UTC (`HH:MM` or `HH:MM:SS`); needs `due_date`."),
 ]
 
 _UNSET: Any = None
 _PARENT = "One of `lead_id`, `deal_id`, `person_id`, `organization_id`: exactly one is set."
+# `_exactly_one_parent` as JSON Schema.
+_ONE_PARENT: dict[str, Any] = {"oneOf": [fields_set(name) for name in PARENT_FIELDS]}
 
 
 def _patch_schema(example: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
@@ -130,7 +166,8 @@ class NoteCreate(ParentInput):
                 "content": "<p>Called <b>Ana</b>: wants a quote for 40 valves.</p>",
                 "lead_id": "01969a6e-4b2c-7d1e-9f00-3c5a2b1d4e6f",
                 "mentions": ["01969a6e-1111-7d1e-9f00-3c5a2b1d4e6f"],
-            }
+            },
+            "allOf": [_ONE_PARENT],
         }
     )
 
@@ -230,16 +267,18 @@ class ActivityCreate(ParentInput):
                 "due_date": "2026-11-24",
                 "due_time": "09:30",
                 "lead_id": "01969a6e-4b2c-7d1e-9f00-3c5a2b1d4e6f",
-            }
+            },
+            # A `due_time` needs a `due_date` (checked by the service).
+            "allOf": [_ONE_PARENT, {"anyOf": [fields_unset("due_time"), fields_set("due_date")]}],
         }
     )
 
     type: ActivityType
     subject: LongName = Field(examples=["Call Ana about the quote"])
     note: SafeHtml | None = None
-    due_date: date | None = None
+    due_date: IsoDate | None = None
     due_time: DueTime | None = None
-    done: bool = Field(default=False, description=_DONE)
+    done: StrictBool = Field(default=False, description=_DONE)
     owner_id: uuid.UUID | None = Field(default=None, description=_OWNER)
 
     @model_validator(mode="after")
@@ -257,9 +296,9 @@ class ActivityUpdate(Patch):
     type: ActivityType = Field(default=_UNSET)
     subject: LongName = Field(default=_UNSET, examples=["Call Ana about the quote"])
     note: SafeHtml | None = None
-    due_date: date | None = None
+    due_date: IsoDate | None = None
     due_time: DueTime | None = None
-    done: bool = Field(default=_UNSET, description=_DONE)
+    done: StrictBool = Field(default=_UNSET, description=_DONE)
     owner_id: uuid.UUID = Field(default=_UNSET, description="A user of the caller's company.")
 
 

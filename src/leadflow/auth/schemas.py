@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from leadflow.schemas import Email, Input, Name, Output
+from leadflow.schemas import JSON_NUMBER, Email, Input, Name, Output
 from leadflow.tenancy import Role
 
 
@@ -14,7 +14,7 @@ class CompanyCreate(Input):
     name: Name = Field(examples=["Pipes and More"])
     admin_email: Email
     admin_name: Name | None = Field(default=None, examples=["Ana Silva"])
-    max_open_deals: Annotated[int, Field(ge=0, le=10_000_000)] | None = Field(
+    max_open_deals: Annotated[int, Field(ge=0, le=10_000_000), JSON_NUMBER] | None = Field(
         default=None, description="Open deals allowed at once; null means unlimited."
     )
 

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.auth.models import Company, User
 from leadflow.auth.repository import CompanyRepository, GroupRepository, UserRepository
 from leadflow.auth.schemas import CompanyCreate, UserCreate
-from leadflow.errors import Conflict, InvalidInput
+from leadflow.errors import Conflict, UnknownReference
 from leadflow.pipelines.repository import create_default_pipeline
 from leadflow.rules.service import add_example_rule
 from leadflow.tenancy import Caller, Role
@@ -36,5 +36,5 @@ async def create_user(session: AsyncSession, caller: Caller, data: UserCreate) -
         data.group_id is not None
         and await GroupRepository(session, caller).get(data.group_id) is None
     ):
-        raise InvalidInput(["body", "group_id"], "No such group in this company.")
+        raise UnknownReference(["body", "group_id"], "No such group in this company.")
     return await users.add(data.email, data.name, data.role.value, data.group_id)

@@ -22,7 +22,7 @@ from leadflow.capture.signing import Keyring, new_signing_secret
 from leadflow.db import new_id
 from leadflow.deals.changelog import record_creation
 from leadflow.deals.limits import ensure_open_deal_slot
-from leadflow.errors import Conflict, InvalidInput, NotFound
+from leadflow.errors import NOT_A_PHONE_NUMBER, Conflict, InvalidInput, NotFound, UnknownReference
 from leadflow.normalize import normalize_email, normalize_organization_name, normalize_phone
 from leadflow.rules.evaluate import evaluate_lead
 from leadflow.schemas import Money
@@ -126,15 +126,15 @@ async def delete_form(session: AsyncSession, caller: Caller, form_id: uuid.UUID)
 
 async def _check_references(forms: FormRepository, fields: dict[str, Any]) -> None:
     if fields.get("stage_id") is not None and await forms.stage(fields["stage_id"]) is None:
-        raise InvalidInput(["body", "stage_id"], "No such stage in your company.")
+        raise UnknownReference(["body", "stage_id"], "No such stage in your company.")
     if fields.get("owner_id") is not None and not await forms.user_exists(fields["owner_id"]):
-        raise InvalidInput(["body", "owner_id"], "No such user in your company.")
+        raise UnknownReference(["body", "owner_id"], "No such user in your company.")
     label_ids = fields.get("label_ids") or []
     if label_ids:
         known = await forms.existing_label_ids(label_ids)
         for index, label_id in enumerate(label_ids):
             if label_id not in known:
-                raise InvalidInput(
+                raise UnknownReference(
                     ["body", "label_ids", index], "No such lead label in your company."
                 )
 
@@ -207,7 +207,7 @@ def prospect_from_capture(
             prospect.phone_e164 = normalize_phone(prospect.phone, phone_region)
         except ValueError as exc:
             loc = ["body", "phone"] if body.phone else ["body", "fields", field_map["phone"]]
-            raise InvalidInput(loc, str(exc)) from exc
+            raise InvalidInput(loc, str(exc), NOT_A_PHONE_NUMBER) from exc
     if not prospect.names_someone():
         raise InvalidInput(["body"], _NAMES_NO_ONE)
     return prospect
@@ -234,7 +234,7 @@ def _mapped_value(attribute: str, source: str, raw: Any) -> Any:
         try:
             return normalize_email(text)
         except ValueError as exc:
-            raise InvalidInput(loc, str(exc)) from exc
+            raise InvalidInput(loc, str(exc), NOT_A_PHONE_NUMBER) from exc
     return text
 
 

@@ -16,7 +16,7 @@ from leadflow.contacts.schemas import (
     PersonCreate,
     PersonUpdate,
 )
-from leadflow.errors import InvalidInput, NotFound
+from leadflow.errors import NOT_A_PHONE_NUMBER, InvalidInput, NotFound, UnknownReference
 from leadflow.normalize import normalize_phone
 from leadflow.tenancy import Caller
 
@@ -28,7 +28,7 @@ def normalized_phones(phones: list[str], region: str | None) -> tuple[list[str],
         try:
             e164 = normalize_phone(raw, region)
         except ValueError as exc:
-            raise InvalidInput(["body", "phones", index], str(exc)) from exc
+            raise InvalidInput(["body", "phones", index], str(exc), NOT_A_PHONE_NUMBER) from exc
         by_e164.setdefault(e164, raw)
     return list(by_e164.values()), list(by_e164.keys())
 
@@ -39,14 +39,16 @@ async def _check_organization(
     if organization_id is None:
         return
     if await OrganizationRepository(session, caller).get(organization_id) is None:
-        raise InvalidInput(["body", "organization_id"], "No such organization is visible to you.")
+        raise UnknownReference(
+            ["body", "organization_id"], "No such organization is visible to you."
+        )
 
 
 async def _check_owner(session: AsyncSession, caller: Caller, owner_id: uuid.UUID) -> None:
     if owner_id == caller.user_id:
         return
     if await UserRepository(session, caller.company_id).get(owner_id) is None:
-        raise InvalidInput(["body", "owner_id"], "No such user in your company.")
+        raise UnknownReference(["body", "owner_id"], "No such user in your company.")
 
 
 def _changes(data: PersonUpdate | OrganizationUpdate) -> dict[str, Any]:

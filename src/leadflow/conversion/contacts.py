@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 from sqlalchemy import insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,7 +21,7 @@ from leadflow.contacts.models import Organization, Person
 from leadflow.db import new_id
 from leadflow.leads.models import Lead
 from leadflow.normalize import normalize_organization_name
-from leadflow.schemas import Input
+from leadflow.schemas import Input, fields_set, fields_unset
 from leadflow.tenancy import Caller, visible_to_caller
 
 Match = Literal["email", "phone", "name"]
@@ -29,6 +29,15 @@ Match = Literal["email", "phone", "name"]
 
 class ContactChoice(Input):
     """`{"id": "<existing contact>"}` links it; `{"create": true}` makes a new one."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"allOf": [fields_set("id"), fields_unset("create")]},
+                {"allOf": [fields_set("create"), fields_unset("id")]},
+            ]
+        }
+    )
 
     id: uuid.UUID | None = None
     create: Literal[True] | None = None
@@ -95,8 +104,7 @@ async def find_duplicates(
     persons: list[tuple[uuid.UUID, str, list[str], list[str]]] = []
     if emails or phones:
         rows = await session.execute(
-            select(Person.id, Person.name, Person.emails, Person.phones_e164)
-            .where(
+            select(Person.id, Person.name, Person.emails, Person.phones_e164).where(
                 visible_to_caller(Person, caller),
                 or_(
                     Person.emails.overlap(sorted(emails)),
@@ -108,8 +116,7 @@ async def find_duplicates(
     organizations: list[tuple[uuid.UUID, str, str]] = []
     if org_names:
         rows = await session.execute(
-            select(Organization.id, Organization.name, Organization.name_normalized)
-            .where(
+            select(Organization.id, Organization.name, Organization.name_normalized).where(
                 visible_to_caller(Organization, caller),
                 Organization.name_normalized.in_(org_names),
             )

@@ -49,7 +49,7 @@ from leadflow.deals.limits import ensure_open_deal_slot
 from leadflow.deals.models import Deal, DealChange
 from leadflow.deals.repository import DealRepository
 from leadflow.deals.service import stage_of_new_deal
-from leadflow.errors import DomainError, InvalidInput, NotFound
+from leadflow.errors import DomainError, NotFound, UnknownReference
 from leadflow.leads.models import Lead
 from leadflow.pipelines.models import Stage
 from leadflow.schemas import Money
@@ -125,7 +125,7 @@ async def _check_owners(session: AsyncSession, caller: Caller, orders: Sequence[
         )
     )
     if wanted - found:
-        raise InvalidInput(["body", "owner_id"], "No such user in your company.")
+        raise UnknownReference(["body", "owner_id"], "No such user in your company.")
 
 
 async def _prepare(
@@ -176,7 +176,7 @@ def _contact_failures(prepared: Sequence[Prepared]) -> dict[uuid.UUID, DomainErr
     for item in prepared:
         if item.plan.invalid:
             which = item.plan.invalid[0]
-            failures[item.lead.id] = InvalidInput(
+            failures[item.lead.id] = UnknownReference(
                 ["body", which, "id"], f"No such {which} is visible to you."
             )
         elif item.plan.unresolved:

@@ -4,19 +4,29 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from leadflow.conversion.contacts import ContactChoice, Duplicates, Resolution
 from leadflow.deals.schemas import DealRead
 from leadflow.leads.schemas import LeadRead
-from leadflow.schemas import Input, Money, Output
+from leadflow.schemas import Input, IsoDate, Money, Output, fields_absent, fields_unset
 from leadflow.tenancy import Visibility
 
 MAX_BULK = 500
 
 
+_NEW_DEAL_FIELDS = ("pipeline_id", "stage_id", "title", "value", "owner_id", "visible_to")
+
+
 class LeadConversionCreate(Input):
     """Every choice is optional; each has the default a conversion dialog shows."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            # `_existing_deal_takes_no_new_deal_fields` as JSON Schema.
+            "allOf": [{"anyOf": [fields_unset("deal_id"), fields_absent(*_NEW_DEAL_FIELDS)]}]
+        }
+    )
 
     pipeline_id: uuid.UUID | None = Field(
         default=None, description="Its first stage, unless `stage_id` is given."
@@ -28,7 +38,7 @@ class LeadConversionCreate(Input):
     value: Money | None = Field(default=None, description="Default: the lead's value.")
     owner_id: uuid.UUID | None = None
     visible_to: Visibility | None = None
-    expected_close_date: date | None = None
+    expected_close_date: IsoDate | None = None
     person: ContactChoice | None = None
     organization: ContactChoice | None = None
     deal_id: uuid.UUID | None = Field(
@@ -39,18 +49,17 @@ class LeadConversionCreate(Input):
     @model_validator(mode="after")
     def _existing_deal_takes_no_new_deal_fields(self) -> LeadConversionCreate:
         if self.deal_id is not None:
-            given = [
-                name
-                for name in ("pipeline_id", "stage_id", "title", "value", "owner_id", "visible_to")
-                if name in self.model_fields_set
-            ]
+            given = [name for name in _NEW_DEAL_FIELDS if name in self.model_fields_set]
             if given:
                 raise ValueError(f"with deal_id the deal exists already; drop {', '.join(given)}")
         return self
 
 
 class BulkConversionCreate(Input):
-    lead_ids: Annotated[list[uuid.UUID], Field(min_length=1, max_length=MAX_BULK)]
+    lead_ids: Annotated[
+        list[uuid.UUID],
+        Field(min_length=1, max_length=MAX_BULK, json_schema_extra={"uniqueItems": True}),
+    ]
     pipeline_id: uuid.UUID | None = None
     stage_id: uuid.UUID | None = None
     resolutions: dict[uuid.UUID, Resolution] = Field(

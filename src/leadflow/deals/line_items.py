@@ -24,11 +24,11 @@ from leadflow.deals.access import visible_deal
 from leadflow.deals.changelog import record_changes
 from leadflow.deals.models import Deal, DealProduct, Product
 from leadflow.deps import CurrentCaller, Session
-from leadflow.errors import Conflict, InvalidInput, NotFound, responses
+from leadflow.errors import Conflict, InvalidInput, NotFound, UnknownReference, responses
 from leadflow.pagination import Keyset, Page, PageParams, PageRequest, paginate
 from leadflow.products.repository import ProductRepository
 from leadflow.products.schemas import Amount
-from leadflow.schemas import Input, Output
+from leadflow.schemas import DecimalInput, Input, Output
 from leadflow.tenancy import Caller, in_company
 
 CENT = Decimal("0.01")
@@ -44,11 +44,13 @@ def _plain(value: Decimal) -> str:
 
 Quantity = Annotated[
     Decimal,
+    DecimalInput(r"^[0-9]{1,14}(\.[0-9]{1,4})?$", 1, 10**14 - 1, nonzero=True),
     Field(gt=0, max_digits=18, decimal_places=4, description="Decimal string, up to 4 decimals."),
     PlainSerializer(_plain, return_type=str, when_used="json"),
 ]
 Percent = Annotated[
     Decimal,
+    DecimalInput(r"^(100(\.0{1,2})?|[0-9]{1,2}(\.[0-9]{1,2})?)$", 0, 100),
     Field(ge=0, le=100, max_digits=5, decimal_places=2, description="0 to 100, up to 2 decimals."),
     PlainSerializer(lambda d: f"{d:.2f}", return_type=str, when_used="json"),
 ]
@@ -260,7 +262,7 @@ async def add_line_item(
     deal = await visible_deal(session, caller, deal_id, for_update=True)
     product = await ProductRepository(session, caller).get_for_key_share(data.product_id)
     if product is None:
-        raise InvalidInput(["body", "product_id"], "No such product in your company.")
+        raise UnknownReference(["body", "product_id"], "No such product in your company.")
     if not product.active:
         raise ProductInactive("An inactive product cannot be added to a deal.")
     unit_price = data.unit_price if data.unit_price is not None else product.unit_price

@@ -22,7 +22,7 @@ from leadflow.db import new_id
 from leadflow.deals.access import visible_deal
 from leadflow.deals.models import DealParticipant
 from leadflow.deps import CurrentCaller, Session
-from leadflow.errors import Conflict, InvalidInput, NotFound, responses
+from leadflow.errors import Conflict, NotFound, UnknownReference, responses
 from leadflow.pagination import Keyset, Page, PageParams, PageRequest, paginate
 from leadflow.schemas import Input, Output
 from leadflow.tenancy import Caller, in_company, visible_to_caller
@@ -124,7 +124,7 @@ async def add_participant(
     participants = ParticipantRepository(session, caller, deal.id)
     names = await participants.visible_persons([data.person_id])
     if data.person_id not in names:
-        raise InvalidInput(["body", "person_id"], "No such person is visible to you.")
+        raise UnknownReference(["body", "person_id"], "No such person is visible to you.")
     participant = await participants.add(data.person_id)
     if participant is None:
         raise ParticipantExists("This person already takes part in the deal.")

@@ -5,9 +5,20 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field, StrictBool
 
-from leadflow.schemas import Input, LongName, Money, Output, Patch, ShortText, unique
+from leadflow.schemas import (
+    JSON_NUMBER,
+    Input,
+    IsoDate,
+    LongName,
+    Money,
+    Output,
+    Patch,
+    ShortText,
+    fields_unset,
+    unique,
+)
 from leadflow.tenancy import Visibility
 
 
@@ -22,7 +33,9 @@ BOARD_PAGE_DEFAULT = 20
 BOARD_PAGE_MAX = 100
 
 Probability = Annotated[
-    int, Field(ge=0, le=100, description="Chance (percent) that the deal is won.", examples=[40])
+    int,
+    Field(ge=0, le=100, description="Chance (percent) that the deal is won.", examples=[40]),
+    JSON_NUMBER,
 ]
 LabelIds = Annotated[
     list[uuid.UUID],
@@ -62,7 +75,19 @@ class DealCreate(Input):
                 "value": {"amount": "1500.00", "currency": "EUR"},
                 "organization_id": "0191c3a4-8f2e-7c1a-9b3d-5e6f7a8b9c0d",
                 "expected_close_date": "2026-12-15",
-            }
+            },
+            # `lost_reason` only for a deal created lost (checked by the service).
+            "allOf": [
+                {
+                    "anyOf": [
+                        fields_unset("lost_reason"),
+                        {
+                            "required": ["status"],
+                            "properties": {"status": {"const": DealStatus.lost.value}},
+                        },
+                    ]
+                }
+            ],
         }
     )
 
@@ -79,10 +104,10 @@ class DealCreate(Input):
     lost_reason: LostReason | None = Field(default=None, description=_LOST_REASON)
     value: Money | None = None
     probability: Probability | None = Field(default=None, description=_PROBABILITY)
-    expected_close_date: date | None = Field(default=None, examples=["2026-12-15"])
+    expected_close_date: IsoDate | None = Field(default=None, examples=["2026-12-15"])
     label_ids: LabelIds = Field(default_factory=list)
     visible_to: Visibility = Visibility.company
-    value_from_products: bool = Field(default=False, description=_VALUE_FROM_PRODUCTS)
+    value_from_products: StrictBool = Field(default=False, description=_VALUE_FROM_PRODUCTS)
 
 
 class DealUpdate(Patch):
@@ -108,10 +133,10 @@ class DealUpdate(Patch):
     lost_reason: LostReason | None = Field(default=None, description=_LOST_REASON)
     value: Money | None = None
     probability: Probability | None = None
-    expected_close_date: date | None = Field(default=None, examples=["2026-12-15"])
+    expected_close_date: IsoDate | None = Field(default=None, examples=["2026-12-15"])
     label_ids: LabelIds = Field(default=_UNSET)
     visible_to: Visibility = Field(default=_UNSET)
-    value_from_products: bool = Field(default=_UNSET, description=_VALUE_FROM_PRODUCTS)
+    value_from_products: StrictBool = Field(default=_UNSET, description=_VALUE_FROM_PRODUCTS)
 
 
 class DealRead(Output):

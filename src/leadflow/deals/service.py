@@ -32,7 +32,7 @@ from leadflow.deals.schemas import (
     DealStatus,
     DealUpdate,
 )
-from leadflow.errors import Conflict, InvalidInput, NotFound
+from leadflow.errors import Conflict, InvalidInput, NotFound, UnknownReference
 from leadflow.pagination import cursor_after
 from leadflow.pipelines.models import Stage
 from leadflow.schemas import Money
@@ -108,7 +108,7 @@ async def stage_of_new_deal(
     if stage_id is not None:
         stage = await deals.stage(stage_id)
         if stage is None:
-            raise InvalidInput(["body", "stage_id"], "No such stage in your company.")
+            raise UnknownReference(["body", "stage_id"], "No such stage in your company.")
         if pipeline_id is not None and stage.pipeline_id != pipeline_id:
             raise InvalidInput(["body", "stage_id"], "The stage is not a stage of `pipeline_id`.")
         return stage
@@ -125,7 +125,7 @@ async def _first_stage(deals: DealRepository, pipeline_id: uuid.UUID, loc: list[
     if stage is not None:
         return stage
     if await deals.pipeline(pipeline_id) is None:
-        raise InvalidInput(loc, "No such pipeline in your company.")
+        raise UnknownReference(loc, "No such pipeline in your company.")
     raise InvalidInput(loc, "The pipeline has no stages; add one or choose `stage_id`.")
 
 
@@ -137,19 +137,21 @@ async def _check_references(deals: DealRepository, fields: dict[str, Any]) -> No
         and owner_id != deals.caller.user_id
         and not await deals.user_in_company(owner_id)
     ):
-        raise InvalidInput(["body", "owner_id"], "No such user in your company.")
+        raise UnknownReference(["body", "owner_id"], "No such user in your company.")
     person_id = fields.get("person_id")
     if person_id is not None and not await deals.person_visible(person_id):
-        raise InvalidInput(["body", "person_id"], "No such person is visible to you.")
+        raise UnknownReference(["body", "person_id"], "No such person is visible to you.")
     organization_id = fields.get("organization_id")
     if organization_id is not None and not await deals.organization_visible(organization_id):
-        raise InvalidInput(["body", "organization_id"], "No such organization is visible to you.")
+        raise UnknownReference(
+            ["body", "organization_id"], "No such organization is visible to you."
+        )
     label_ids = fields.get("label_ids")
     if label_ids:
         existing = await deals.existing_label_ids(label_ids)
         unknown = [label_id for label_id in label_ids if label_id not in existing]
         if unknown:
-            raise InvalidInput(
+            raise UnknownReference(
                 ["body", "label_ids"], f"No such lead label in your company: {unknown[0]}."
             )
 
@@ -304,7 +306,7 @@ async def _stage_after_move(
     if stage_id is not None:
         stage = await deals.stage(stage_id)
         if stage is None:
-            raise InvalidInput(["body", "stage_id"], "No such stage in your company.")
+            raise UnknownReference(["body", "stage_id"], "No such stage in your company.")
         if stage.pipeline_id != (pipeline_id or deal.pipeline_id):
             raise InvalidInput(
                 ["body", "stage_id"],

@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 
 from leadflow.capabilities import Capability, Entity, require
 from leadflow.deps import AppSettings, CurrentCaller, Session
-from leadflow.errors import InvalidInput, NotFound, Problem, responses
+from leadflow.errors import CONFLICTING_PARAMETERS, InvalidInput, NotFound, Problem, responses
 from leadflow.leads import service
 from leadflow.leads.access import visible_lead
 from leadflow.leads.models import Lead
@@ -125,7 +125,11 @@ async def list_leads(
 ) -> Page[LeadRead]:
     """The inbox: leads neither archived nor converted, newest first."""
     if ready and archived:
-        raise InvalidInput(["query", "ready"], "Readiness lists inbox leads, not the archive.")
+        raise InvalidInput(
+            ["query", "ready"],
+            "Readiness lists inbox leads, not the archive.",
+            CONFLICTING_PARAMETERS,
+        )
     leads, cursor = await LeadRepository(session, caller).list_inbox(
         page,
         archived=archived,

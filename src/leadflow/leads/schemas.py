@@ -8,7 +8,17 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
 from leadflow.leads.models import Lead
-from leadflow.schemas import Email, Input, LongName, Money, Output, Patch, unique
+from leadflow.schemas import (
+    Email,
+    Input,
+    IsoDate,
+    LongName,
+    Money,
+    Output,
+    Patch,
+    fields_set,
+    unique,
+)
 from leadflow.tenancy import Visibility
 
 MAX_LABELS_PER_LEAD = 50
@@ -114,7 +124,28 @@ class LeadCreate(Input):
                 "expected_close_date": "2026-12-15",
                 "label_ids": [],
                 "source": "manual",
-            }
+            },
+            # What `_NAMES_NO_ONE` of the service asks for.
+            "allOf": [
+                {
+                    "anyOf": [
+                        fields_set("person_id"),
+                        fields_set("organization_id"),
+                        {
+                            "required": ["prospect"],
+                            "properties": {
+                                "prospect": {
+                                    "anyOf": [
+                                        fields_set("person_name"),
+                                        fields_set("email"),
+                                        fields_set("organization_name"),
+                                    ]
+                                }
+                            },
+                        },
+                    ]
+                }
+            ],
         }
     )
 
@@ -124,7 +155,7 @@ class LeadCreate(Input):
     organization_id: uuid.UUID | None = Field(default=None, description=_ORGANIZATION)
     prospect: Prospect | None = None
     value: Money | None = None
-    expected_close_date: date | None = Field(default=None, examples=["2026-12-15"])
+    expected_close_date: IsoDate | None = Field(default=None, examples=["2026-12-15"])
     label_ids: LabelIds = Field(default_factory=list)
     source: CreatedSource = Field(
         default=CreatedSource.api,
@@ -153,7 +184,7 @@ class LeadUpdate(Patch):
     organization_id: uuid.UUID | None = Field(default=None, description=_ORGANIZATION)
     prospect: Prospect | None = None
     value: Money | None = None
-    expected_close_date: date | None = Field(default=None, examples=["2026-12-15"])
+    expected_close_date: IsoDate | None = Field(default=None, examples=["2026-12-15"])
     label_ids: LabelIds = Field(default=_UNSET)
     visible_to: Visibility = Field(default=_UNSET)
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from leadflow.auth.repository import UserRepository
 from leadflow.capabilities import PIPELINE_FIELDS, Capability, Entity, require
-from leadflow.errors import Conflict, InvalidInput, NotFound
+from leadflow.errors import NOT_A_PHONE_NUMBER, Conflict, InvalidInput, NotFound, UnknownReference
 from leadflow.leads.models import Lead, LeadLabel
 from leadflow.leads.repository import LeadLabelRepository, LeadRepository
 from leadflow.leads.schemas import LeadCreate, LeadLabelCreate, LeadLabelUpdate, LeadUpdate
@@ -65,7 +65,7 @@ def _prospect_columns(prospect: dict[str, Any], phone_region: str | None) -> dic
                 None if phone is None else normalize_phone(phone, phone_region)
             )
         except ValueError as exc:
-            raise InvalidInput(["body", "prospect", "phone"], str(exc)) from exc
+            raise InvalidInput(["body", "prospect", "phone"], str(exc), NOT_A_PHONE_NUMBER) from exc
     return columns
 
 
@@ -84,7 +84,7 @@ async def _check_owner(session: AsyncSession, caller: Caller, owner_id: uuid.UUI
     if owner_id == caller.user_id:
         return
     if await UserRepository(session, caller.company_id).get(owner_id) is None:
-        raise InvalidInput(["body", "owner_id"], "No such user in your company.")
+        raise UnknownReference(["body", "owner_id"], "No such user in your company.")
 
 
 async def _check_links(
@@ -93,9 +93,11 @@ async def _check_links(
     organization_id: uuid.UUID | None,
 ) -> None:
     if person_id is not None and not await leads.person_visible(person_id):
-        raise InvalidInput(["body", "person_id"], "No such person is visible to you.")
+        raise UnknownReference(["body", "person_id"], "No such person is visible to you.")
     if organization_id is not None and not await leads.organization_visible(organization_id):
-        raise InvalidInput(["body", "organization_id"], "No such organization is visible to you.")
+        raise UnknownReference(
+            ["body", "organization_id"], "No such organization is visible to you."
+        )
 
 
 async def _check_labels(session: AsyncSession, caller: Caller, label_ids: list[uuid.UUID]) -> None:
@@ -104,7 +106,9 @@ async def _check_labels(session: AsyncSession, caller: Caller, label_ids: list[u
     existing = await LeadLabelRepository(session, caller).existing_ids(label_ids)
     for index, label_id in enumerate(label_ids):
         if label_id not in existing:
-            raise InvalidInput(["body", "label_ids", index], "No such lead label in your company.")
+            raise UnknownReference(
+                ["body", "label_ids", index], "No such lead label in your company."
+            )
 
 
 async def create_lead(

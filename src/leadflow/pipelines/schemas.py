@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from leadflow.schemas import Input, Name, Output, Patch
+from leadflow.schemas import JSON_NUMBER, Input, Name, Output, Patch
 
 # Appending adds 1 to the highest position, so inputs stay far below the int4 column limit.
 MAX_POSITION = 1_000_000_000
@@ -20,6 +20,7 @@ Position = Annotated[
         description="Lists are ordered by position, then id; positions may repeat.",
         examples=[1],
     ),
+    JSON_NUMBER,
 ]
 Probability = Annotated[
     int,
@@ -29,6 +30,7 @@ Probability = Annotated[
         description="Chance (percent) that a deal in this stage is won.",
         examples=[40],
     ),
+    JSON_NUMBER,
 ]
 RottenDays = Annotated[
     int,
@@ -38,6 +40,7 @@ RottenDays = Annotated[
         description="Days without activity after which a deal in this stage counts as rotten.",
         examples=[14],
     ),
+    JSON_NUMBER,
 ]
 
 _APPEND = "Omit to place it after the last one."

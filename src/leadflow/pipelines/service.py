@@ -11,7 +11,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.deals.service import ensure_no_deals_in
-from leadflow.errors import Conflict, InvalidInput, NotFound
+from leadflow.errors import Conflict, NotFound, UnknownReference
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.pipelines.repository import PipelineRepository, StageRepository
 from leadflow.pipelines.schemas import PipelineCreate, PipelineUpdate, StageCreate, StageUpdate
@@ -73,7 +73,7 @@ async def delete_pipeline(session: AsyncSession, caller: Caller, pipeline_id: uu
 
 async def create_stage(session: AsyncSession, caller: Caller, data: StageCreate) -> Stage:
     if not await PipelineRepository(session, caller).share_lock(data.pipeline_id):
-        raise InvalidInput(["body", "pipeline_id"], "No such pipeline in this company.")
+        raise UnknownReference(["body", "pipeline_id"], "No such pipeline in this company.")
     stages = StageRepository(session, caller)
     position = (
         data.position if data.position is not None else await stages.next_position(data.pipeline_id)
@@ -96,7 +96,7 @@ async def update_stage(
     if moving:
         target = changes["pipeline_id"]
         if target not in company_pipelines:
-            raise InvalidInput(["body", "pipeline_id"], "No such pipeline in this company.")
+            raise UnknownReference(["body", "pipeline_id"], "No such pipeline in this company.")
         if target != stage.pipeline_id and await stages.count_in(stage.pipeline_id) == 1:
             raise LastStage("This is its pipeline's only stage; it cannot be moved away.")
         if target != stage.pipeline_id:

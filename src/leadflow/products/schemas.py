@@ -5,13 +5,30 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import Field, PlainSerializer, StringConstraints, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    StringConstraints,
+    model_validator,
+)
 
-from leadflow.schemas import Currency, Input, LongName, Output, Patch
+from leadflow.schemas import (
+    AMOUNT_INPUT,
+    Currency,
+    Input,
+    LongName,
+    Output,
+    Patch,
+    fields_set,
+    fields_unset,
+)
 
 # An amount of money as a decimal string with two decimals (the `amount` of Money).
 Amount = Annotated[
     Decimal,
+    AMOUNT_INPUT,
     Field(ge=0, max_digits=16, decimal_places=2, examples=["1500.00"]),
     PlainSerializer(lambda d: f"{d:.2f}", return_type=str, when_used="json"),
 ]
@@ -26,11 +43,26 @@ _UNSET: Any = None
 
 
 class ProductCreate(Input):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                {
+                    "anyOf": [
+                        fields_set("unit_price", "currency"),
+                        fields_unset("unit_price", "currency"),
+                    ]
+                }
+            ]
+        }
+    )
+
     name: LongName = Field(examples=["Copper pipe 25 mm"])
     code: ProductCode | None = None
     unit_price: Amount | None = Field(default=None, description=_PRICE)
     currency: Currency | None = Field(default=None, description="ISO 4217; set with `unit_price`.")
-    active: bool = Field(default=True, description="Inactive products cannot be added to deals.")
+    active: StrictBool = Field(
+        default=True, description="Inactive products cannot be added to deals."
+    )
 
     @model_validator(mode="after")
     def _price_and_currency(self) -> ProductCreate:
@@ -46,7 +78,7 @@ class ProductUpdate(Patch):
     code: ProductCode | None = None
     unit_price: Amount | None = Field(default=None, description=_PRICE)
     currency: Currency | None = Field(default=None, description="ISO 4217; set with `unit_price`.")
-    active: bool = Field(default=_UNSET)
+    active: StrictBool = Field(default=_UNSET)
 
 
 class ProductRead(Output):

@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictBool,
     StringConstraints,
     TypeAdapter,
 )
@@ -21,11 +22,13 @@ from pydantic.config import JsonDict
 
 from leadflow.activities.schemas import ActivityType
 from leadflow.leads.schemas import LeadRead, LeadSource
-from leadflow.schemas import Currency, Input, Name, Output, Patch
+from leadflow.schemas import AMOUNT_INPUT, Currency, Input, Name, Output, Patch, fields_unset
 
 MAX_CONDITIONS = 20
 MAX_KEYWORDS = 20
-_HOST = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+# Any letter case and a final dot are accepted (stored lower-cased, without the dot).
+HOST_PATTERN = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\.?$"
+_HOST = re.compile(HOST_PATTERN)
 _WORD = re.compile(r"\w+")
 
 
@@ -41,18 +44,22 @@ def _keyword(value: str) -> str:
 
 
 def _host(value: str) -> str:
-    host = value.strip().lower().rstrip(".")
-    if not _HOST.match(host):
+    if not _HOST.fullmatch(value):
         raise ValueError("a host name such as linkedin.com (no scheme, path or port)")
-    return host
+    return value.lower().rstrip(".")
 
 
 Keyword = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     AfterValidator(_keyword),
+    Field(json_schema_extra={"pattern": _WORD.pattern}),
 ]
-Host = Annotated[str, Field(max_length=253, examples=["linkedin.com"]), AfterValidator(_host)]
+Host = Annotated[
+    str,
+    Field(max_length=253, examples=["linkedin.com"], json_schema_extra={"pattern": HOST_PATTERN}),
+    AfterValidator(_host),
+]
 
 
 class ActivityDone(Input):
@@ -103,6 +110,7 @@ class ValueAtLeast(Input):
     type: Literal["value_at_least"]
     amount: Annotated[
         Decimal,
+        AMOUNT_INPUT,
         Field(ge=0, max_digits=16, decimal_places=2, description="Decimal string, as in Money"),
         PlainSerializer(lambda d: f"{d:.2f}", return_type=str, when_used="json"),
     ] = Field(examples=["1000.00"])
@@ -136,10 +144,26 @@ _EXAMPLE: JsonDict = {
 
 
 class ConversionRuleCreate(Input):
-    model_config = ConfigDict(json_schema_extra={"example": _EXAMPLE})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": _EXAMPLE,
+            # Only a `convert` rule has a target (checked by the service).
+            "allOf": [
+                {
+                    "anyOf": [
+                        {
+                            "required": ["action"],
+                            "properties": {"action": {"const": RuleAction.convert.value}},
+                        },
+                        fields_unset("pipeline_id", "stage_id"),
+                    ]
+                }
+            ],
+        }
+    )
 
     name: Name = Field(examples=["First email sent"])
-    enabled: bool = True
+    enabled: StrictBool = True
     action: RuleAction = Field(
         description=(
             "`mark_ready`: the lead shows the rule in `readiness`. `convert`: the lead is "
@@ -160,7 +184,7 @@ class ConversionRuleUpdate(Patch):
     clears the readiness it gave; `apply` marks the inbox again."""
 
     name: Name = Field(default=_UNSET)
-    enabled: bool = Field(default=_UNSET)
+    enabled: StrictBool = Field(default=_UNSET)
     action: RuleAction = Field(default=_UNSET)
     pipeline_id: uuid.UUID | None = Field(default=None, description=_TARGET)
     stage_id: uuid.UUID | None = Field(default=None, description=_TARGET)

@@ -15,7 +15,7 @@ from leadflow.conversion.errors import ConversionsFailed, LeadAlreadyConverted
 from leadflow.conversion.schemas import LeadConversionCreate
 from leadflow.deals.repository import DealRepository
 from leadflow.deals.service import stage_of_new_deal
-from leadflow.errors import Conflict, DomainError, InvalidInput, NotFound
+from leadflow.errors import Conflict, DomainError, InvalidInput, NotFound, UnknownReference
 from leadflow.leads.models import Lead, LeadLabel
 from leadflow.leads.repository import INBOX_ORDER
 from leadflow.pagination import PageRequest, paginate
@@ -78,7 +78,7 @@ async def _check_labels(session: AsyncSession, caller: Caller, conditions: list[
     }
     for index, condition in enumerate(conditions):
         if condition["type"] == "has_label" and condition["label_id"] not in known:
-            raise InvalidInput(
+            raise UnknownReference(
                 ["body", "conditions", index, "label_id"], "No such lead label in your company."
             )
 
