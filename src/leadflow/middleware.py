@@ -147,8 +147,9 @@ class RequestEnvelope:
                     body = b"".join(held["body"])
                     await claim.finish(session, status, body, _content_type(held["start"]))
                     message = {"type": "http.response.body", "body": body, "more_body": False}
-                else:
+                elif reader is None:
                     await _finish(session, status)
+                # A read's statements committed themselves (autocommit): nothing to end.
                 held["done"] = True
                 await send(held["start"])
             await send(message)
