@@ -8,9 +8,9 @@ forgetting them a visible omission in review rather than a silent leak.
 from __future__ import annotations
 
 import enum
-from functools import lru_cache
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select

@@ -52,9 +52,7 @@ async def test_inbox_excludes_converted_leads(
     kept = await create_lead(client, admin)
     converted = await create_lead(client, admin)
     archived_then_converted = await create_lead(client, admin)
-    await client.post(
-        f"{API}/leads/{archived_then_converted['id']}/archive", headers=admin.headers
-    )
+    await client.post(f"{API}/leads/{archived_then_converted['id']}/archive", headers=admin.headers)
     await mark_converted(connection, admin.company_id, converted["id"])
     await mark_converted(connection, admin.company_id, archived_then_converted["id"])
     assert await _ids(client, admin) == [kept["id"]]
@@ -224,3 +222,52 @@ async def test_inbox_queries_can_use_their_partial_indexes(
     # the index gives the order: no sort.
     assert "ROW(created_at, id) < ROW(" in scans[0]["Index Cond"], scans[0]
     assert "Sort" not in {node["Node Type"] for node in deep}, deep
+
+
+async def test_email_filter_finds_a_prospects_leads_ignoring_case(
+    client: httpx.AsyncClient,
+) -> None:
+    admin = await create_company(client)
+    other_company = await create_company(client)
+    first = await create_lead(client, admin, prospect={"email": "Ana.Silva@Example.com"})
+    second = await create_lead(client, admin, prospect={"email": "ana.silva@example.com"})
+    await create_lead(client, admin, prospect={"email": "bob@example.com"})
+    await create_lead(client, admin, prospect={"person_name": "Ana Silva"})
+    await create_lead(client, other_company, prospect={"email": "ana.silva@example.com"})
+    archived = await create_lead(client, admin, prospect={"email": "ana.silva@example.com"})
+    await client.post(f"{API}/leads/{archived['id']}/archive", headers=admin.headers)
+
+    for spelled in ("ana.silva@example.com", "ANA.SILVA@EXAMPLE.COM"):
+        found = await client.get(f"{API}/leads", params={"email": spelled}, headers=admin.headers)
+        assert found.status_code == 200, found.text
+        assert [lead["id"] for lead in found.json()["data"]] == [second["id"], first["id"]]
+    in_archive = await client.get(
+        f"{API}/leads",
+        params={"email": "ana.silva@example.com", "archived": "true"},
+        headers=admin.headers,
+    )
+    assert [lead["id"] for lead in in_archive.json()["data"]] == [archived["id"]]
+    nobody = await client.get(
+        f"{API}/leads", params={"email": "nobody@example.com"}, headers=admin.headers
+    )
+    assert nobody.json()["data"] == []
+
+
+async def test_email_filter_is_one_index_look_up(
+    client: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    admin = await create_company(client)
+    await create_lead(client, admin, prospect={"email": "ana.silva@example.com"})
+    await connection.execute(
+        text(
+            "INSERT INTO lead (id, company_id, title, owner_id, source, visible_to,"
+            " prospect_email, created_at, updated_at)"
+            " SELECT gen_random_uuid(), :company_id, 'Bulk ' || i, :owner_id, 'api',"
+            " 'company', 'person' || i || '@example.com', now(), now()"
+            " FROM generate_series(1, 5000) AS i"
+        ),
+        {"company_id": admin.company_id, "owner_id": admin.user_id},
+    )
+    await connection.execute(text("ANALYZE lead"))
+    plan = await _plan_of_list_request(client, connection, admin, email="Ana.Silva@example.com")
+    assert "ix_lead_prospect_email" in [node.get("Index Name") for node in _nodes(plan)], plan

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     String,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -121,6 +122,13 @@ class Lead(Timestamps, MoneyColumns, Base):
             postgresql_where=text("is_archived"),
         ),
         Index("ix_lead_label_ids", "label_ids", postgresql_using="gin"),
+        # GET /leads?email=: a prospect's leads, found by one index look-up at any size.
+        Index(
+            "ix_lead_prospect_email",
+            "company_id",
+            func.lower(text("prospect_email")),
+            postgresql_where=text("prospect_email IS NOT NULL"),
+        ),
         Index("ix_lead_person_id", "person_id"),
         Index("ix_lead_organization_id", "organization_id"),
         Index("ix_lead_converted_deal_id", "converted_deal_id"),

@@ -50,6 +50,7 @@ class LeadRepository:
         person_id: uuid.UUID | None = None,
         organization_id: uuid.UUID | None = None,
         source: str | None = None,
+        email: str | None = None,
         ready: bool = False,
     ) -> tuple[list[Lead], str | None]:
         """The inbox (or the archive), newest first; every filter given must hold.
@@ -69,6 +70,8 @@ class LeadRepository:
             stmt = stmt.where(Lead.organization_id == organization_id)
         if source is not None:
             stmt = stmt.where(Lead.source == source)
+        if email is not None:  # spelled as ix_lead_prospect_email
+            stmt = stmt.where(func.lower(Lead.prospect_email) == email.lower())
         if ready:
             return await ready_page(self.session, self.caller, stmt, page)
         return await paginate(self.session, stmt, INBOX_ORDER, page)

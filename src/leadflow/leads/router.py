@@ -113,6 +113,18 @@ async def list_leads(
             examples=["api"],
         ),
     ] = None,
+    email: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=320,
+            description=(
+                "Leads whose prospect has this email address, ignoring case: how a form "
+                "tool or an integration finds the lead it made for someone."
+            ),
+            examples=["ana.silva@example.com"],
+        ),
+    ] = None,
     ready: Annotated[
         bool,
         Query(
@@ -138,6 +150,7 @@ async def list_leads(
         person_id=person_id,
         organization_id=organization_id,
         source=source,
+        email=email,
         ready=ready,
     )
     return Page(data=await read_leads(session, caller.company_id, leads), next_cursor=cursor)

@@ -1,0 +1,34 @@
+"""lead prospect email: index for GET /leads?email=
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-22 22:50:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0006"
+down_revision: str | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_index(
+        "ix_lead_prospect_email",
+        "lead",
+        ["company_id", sa.literal_column("lower(prospect_email)")],
+        unique=False,
+        postgresql_where=sa.text("prospect_email IS NOT NULL"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_index(
+        "ix_lead_prospect_email",
+        table_name="lead",
+        postgresql_where=sa.text("prospect_email IS NOT NULL"),
+    )
