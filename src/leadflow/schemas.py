@@ -43,13 +43,13 @@ Email = Annotated[
     ),
     AfterValidator(normalize_email),
 ]
-# Stripped, then at least one character: so not only white space.
-_NOT_BLANK = Field(json_schema_extra={"pattern": r"\S"})
+# After a StringConstraints that strips and asks for a character: not only white space.
+NOT_BLANK = Field(json_schema_extra={"pattern": r"\S"})
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), _NOT_BLANK
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NOT_BLANK
 ]
 LongName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), _NOT_BLANK
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), NOT_BLANK
 ]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
-from leadflow.schemas import Email, Input, LongName, Money, Name, Output, Patch
+from leadflow.schemas import NOT_BLANK, Email, Input, LongName, Money, Name, Output, Patch
 
 MAX_LABELS = 50
 MAX_EXTRA_FIELDS = 100
@@ -26,8 +26,12 @@ def _blank_is_absent(value: Any) -> Any:
     return value
 
 
-FieldName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+FieldName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NOT_BLANK
+]
+Phone = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NOT_BLANK
+]
 Message = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_MESSAGE_LENGTH)
 ]

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from leadflow.schemas import Email, Input, LongName, Output, Patch, ShortText, unique
+from leadflow.schemas import NOT_BLANK, Email, Input, LongName, Output, Patch, ShortText, unique
 from leadflow.tenancy import Visibility
 
 MAX_EMAILS = 20
@@ -16,6 +16,7 @@ MAX_PHONE_LENGTH = 40
 Phone = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PHONE_LENGTH),
+    NOT_BLANK,
     Field(examples=["+33 6 12 34 56 78"]),
 ]
 

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
 from leadflow.leads.models import Lead
 from leadflow.schemas import (
+    NOT_BLANK,
     Email,
     Input,
     IsoDate,
@@ -57,11 +58,13 @@ class LabelColor(enum.StrEnum):
 LabelName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    NOT_BLANK,
     Field(examples=["Hot"]),
 ]
 Phone = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PHONE_LENGTH),
+    NOT_BLANK,
     Field(examples=["+33 6 12 34 56 78"]),
 ]
 

@@ -16,6 +16,7 @@ from pydantic import (
 
 from leadflow.schemas import (
     AMOUNT_INPUT,
+    NOT_BLANK,
     Currency,
     Input,
     LongName,
@@ -35,6 +36,7 @@ Amount = Annotated[
 ProductCode = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    NOT_BLANK,
     Field(description="Unique in the company when set.", examples=["PIPE-25"]),
 ]
 
