@@ -762,22 +762,18 @@ def logging_variants(bench: Bench, db: BenchDatabase, lines: list[Line]) -> None
         ("JSON access log to /dev/null", {}, devnull),
         ("no access log (LOG_LEVEL=WARNING)", warning, tempfile.TemporaryFile),
     ]
-    with ExitStack() as stack:
-        servers = []
-        for _, extra, sink in variants:
-            log = stack.enter_context(sink())
+    # One server at a time (three pools at once could pass max_connections), variants in
+    # turns, twice; each keeps its better round (the machine's load moves).
+    best: list[Figure | None] = [None] * len(variants)
+    for _ in range(2):
+        for index, (_, extra, sink) in enumerate(variants):
             env = leadflow_env(db.url, **extra)
-            servers.append(stack.enter_context(serve(leadflow_command(free_port()), env, log=log)))
-        for server in servers:
-            bench.wrk.run(server.base, file, CONCURRENCY, 2)
-        # In turns, twice; each keeps its better round (the machine's load moves).
-        best: list[Figure | None] = [None] * len(servers)
-        for _ in range(2):
-            for index, server in enumerate(servers):
+            with sink() as log, serve(leadflow_command(free_port()), env, log=log) as server:
+                bench.wrk.run(server.base, file, CONCURRENCY, 2)
                 figure = bench.wrk.run(server.base, file, CONCURRENCY, bench.config.seconds / 2)
-                kept = best[index]
-                if kept is None or figure.rps > kept.rps:
-                    best[index] = figure
+            kept = best[index]
+            if kept is None or figure.rps > kept.rps:
+                best[index] = figure
     for (title, _, _), figure in zip(variants, best, strict=True):
         assert figure is not None and best[0] is not None
         bench.add(ratio(Row(title, leadflow=figure), None, against=best[0]))
