@@ -10,7 +10,7 @@ answer scoped to the token user's company, and it returns JSON of the same shape
 
     GET  /api/v1/leads/{id}              lead by id (410 when converted)
     GET  /api/v1/leads?limit=&cursor=    the inbox, newest first, keyset paging
-    GET  /api/v1/leads?email=            inbox leads whose prospect has this email
+    GET  /api/v1/leads?email=            inbox leads whose prospect has this email (any case)
     GET  /api/v1/deals/{id}              deal by id, with `rotten` from its stage
     POST /api/v1/leads                   a single-row insert: {"title", "prospect"?}
     POST /api/v1/leads/{id}/convert      lead to deal as plain SQL, in one transaction
@@ -86,7 +86,7 @@ ORDER BY x.created_at DESC, x.id DESC
 
 INBOX_FIRST = _inbox("")
 INBOX_AFTER = _inbox("\n  AND (x.created_at, x.id) < ($3::timestamptz, $4::uuid)")
-INBOX_EMAIL = _inbox("\n  AND x.prospect_email = $3")
+INBOX_EMAIL = _inbox("\n  AND lower(x.prospect_email) = lower($3)")
 DEAL_BY_ID = f"""
 WITH {CALLER}
 SELECT x.id, x.title, x.owner_id, x.person_id, x.organization_id, x.pipeline_id, x.stage_id,

@@ -674,6 +674,8 @@ def scale_curve(
     sizes = ", ".join(f"{c.leads:,}" for c in companies)
     bench.section(f"scale: {sizes} leads, c1; ratio: p50 largest / smallest")
     email_supported = _email_search_supported(leadflow, companies[0], picks[0])
+    if email_supported:
+        check_same_answer(leadflow, ceiling, requests_for(companies[0], picks[0])["email"][0])
     queries: list[tuple[str, str, bool]] = [
         ("inbox first page", "inbox", True),
         ("inbox deep page", "deep", True),
