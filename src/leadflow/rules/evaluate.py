@@ -27,8 +27,11 @@ from typing import Any
 from fastapi.encoders import jsonable_encoder
 from sqlalchemy import (
     ColumnElement,
+    Select,
     Text,
+    Uuid,
     and_,
+    bindparam,
     cast,
     delete,
     distinct,
@@ -262,16 +265,12 @@ def _parse_rules(document: str) -> tuple[Rule, ...]:
     )
 
 
-async def rules_and_facts(
-    session: AsyncSession, company_id: uuid.UUID, lead_id: uuid.UUID
-) -> tuple[tuple[Rule, ...], LeadFacts] | None:
-    """The company's enabled rules (oldest first: the order `convert` rules are tried in)
-    and everything their conditions look at on the lead, in one statement.
-
-    None when the company has no enabled rule or no such lead. Without enabled rules the
-    lead is not even read: the EXISTS on the rules is a one-time filter (an InitPlan)
-    that PostgreSQL checks before scanning anything else.
-    """
+@functools.cache
+def _rules_and_facts_statement() -> Select[Any]:
+    """Built once: its values are the bind parameters `company_id` and `lead_id`
+    (building this CTE and its subqueries again on every write was ~15% of its CPU)."""
+    company_id = bindparam("company_id", type_=Uuid)
+    lead_id = bindparam("lead_id", type_=Uuid)
     rules = (
         select(
             ConversionRule.id,
@@ -314,29 +313,42 @@ async def rules_and_facts(
         .where(LeadReadiness.lead_id == Lead.id)
         .scalar_subquery()
     )
+    return select(
+        rules_json,
+        Lead.id,
+        Lead.company_id,
+        Lead.is_archived,
+        Lead.converted_deal_id,
+        Lead.source,
+        Lead.label_ids,
+        Lead.value_amount,
+        Lead.value_currency,
+        _organization_name(),
+        Lead.prospect_person_name,
+        Lead.prospect_organization_name,
+        cast(Lead.fields, Text),  # parsed only if a has_link condition needs it
+        done_types,
+        ready,
+    ).where(
+        Lead.company_id == company_id,
+        Lead.id == lead_id,
+        exists(select(rules.c.id)),
+    )
+
+
+async def rules_and_facts(
+    session: AsyncSession, company_id: uuid.UUID, lead_id: uuid.UUID
+) -> tuple[tuple[Rule, ...], LeadFacts] | None:
+    """The company's enabled rules (oldest first: the order `convert` rules are tried in)
+    and everything their conditions look at on the lead, in one statement.
+
+    None when the company has no enabled rule or no such lead. Without enabled rules the
+    lead is not even read: the EXISTS on the rules is a one-time filter (an InitPlan)
+    that PostgreSQL checks before scanning anything else.
+    """
     row = (
         await session.execute(
-            select(
-                rules_json,
-                Lead.id,
-                Lead.company_id,
-                Lead.is_archived,
-                Lead.converted_deal_id,
-                Lead.source,
-                Lead.label_ids,
-                Lead.value_amount,
-                Lead.value_currency,
-                _organization_name(),
-                Lead.prospect_person_name,
-                Lead.prospect_organization_name,
-                cast(Lead.fields, Text),  # parsed only if a has_link condition needs it
-                done_types,
-                ready,
-            ).where(
-                Lead.company_id == company_id,
-                Lead.id == lead_id,
-                exists(select(rules.c.id)),
-            )
+            _rules_and_facts_statement(), {"company_id": company_id, "lead_id": lead_id}
         )
     ).one_or_none()
     if row is None:
