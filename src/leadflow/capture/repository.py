@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, literal, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -154,35 +155,18 @@ class CaptureRepository:
         nothing; the delivery names the lead's id up front, and its foreign key is
         checked at the end of the statement, when the lead exists.
         """
-        claim = (
-            pg_insert(CaptureDelivery)
-            .values(
-                id=new_id(),
-                company_id=form.company_id,
-                form_id=form.id,
-                webhook_id=webhook_id,
-                lead_id=lead["id"],
-            )
-            .on_conflict_do_nothing(index_elements=["form_id", "webhook_id"])
-            .returning(CaptureDelivery.id)
-            .cte("claim")
+        params = {f"lead_{name}": value for name, value in lead.items()}
+        lead_id: uuid.UUID | None = await self.session.scalar(
+            _claim_with_lead_statement(tuple(lead)),
+            {
+                **params,
+                "delivery_id": new_id(),
+                "company_id": form.company_id,
+                "form_id": form.id,
+                "webhook_id": webhook_id,
+                "lead_id": lead["id"],
+            },
         )
-        names = list(lead)
-        columns = Lead.__table__.c
-        created = (
-            insert(Lead)
-            .from_select(
-                names,
-                select(*(literal(lead[name], columns[name].type) for name in names)).select_from(
-                    claim
-                ),
-                # The caller gives every column it means; the rest take server defaults.
-                include_defaults=False,
-            )
-            .returning(Lead.id)
-            .cte("created")
-        )
-        lead_id: uuid.UUID | None = await self.session.scalar(select(created.c.id))
         return lead_id
 
     async def stage(self, company_id: uuid.UUID, stage_id: uuid.UUID) -> Stage | None:
@@ -240,3 +224,37 @@ class CaptureRepository:
             )
         ).scalar_one()
         return organization_id
+
+
+@functools.lru_cache(maxsize=64)
+def _claim_with_lead_statement(names: tuple[str, ...]) -> Select[tuple[uuid.UUID]]:
+    """`claim_delivery_with_lead`'s statement for a lead of these columns, built once per
+    set of columns (a form gives the same set every time) with bind parameters."""
+    claim = (
+        pg_insert(CaptureDelivery)
+        .values(
+            id=bindparam("delivery_id"),
+            company_id=bindparam("company_id"),
+            form_id=bindparam("form_id"),
+            webhook_id=bindparam("webhook_id"),
+            lead_id=bindparam("lead_id"),
+        )
+        .on_conflict_do_nothing(index_elements=["form_id", "webhook_id"])
+        .returning(CaptureDelivery.id)
+        .cte("claim")
+    )
+    columns = Lead.__table__.c
+    created = (
+        insert(Lead)
+        .from_select(
+            list(names),
+            select(
+                *(bindparam(f"lead_{name}", type_=columns[name].type) for name in names)
+            ).select_from(claim),
+            # The caller gives every column it means; the rest take server defaults.
+            include_defaults=False,
+        )
+        .returning(Lead.id)
+        .cte("created")
+    )
+    return select(created.c.id)
