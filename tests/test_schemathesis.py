@@ -39,6 +39,7 @@ from leadflow.config import Settings
 from leadflow.db import make_engine, make_session_factory
 from leadflow.errors import (
     CONFLICTING_PARAMETERS,
+    CONFLICTS_WITH_RECORD,
     INVALID_CURSOR,
     NOT_A_PHONE_NUMBER,
     UNKNOWN_REFERENCE,
@@ -210,7 +211,8 @@ def _auth(case: schemathesis.Case, admin_token: str) -> dict[str, str]:
 # an id that does not exist in the caller's company (schemathesis draws random uuids); a
 # `cursor` the service did not issue; query parameters that contradict each other (the
 # document constrains each parameter on its own); a phone number that is none (numbering
-# plans, and the server's default region for numbers without +country code). Every other
+# plans, and the server's default region for numbers without +country code); a change that
+# does not fit the record as stored (stateful sequences PATCH what they created). Every other
 # 422 to data valid by the document fails the run: the document must state the rule
 # (length, pattern, format, range, a body's cross-field rule as oneOf/anyOf).
 BEYOND_THE_DOCUMENT = {
@@ -218,6 +220,7 @@ BEYOND_THE_DOCUMENT = {
     INVALID_CURSOR,
     CONFLICTING_PARAMETERS,
     NOT_A_PHONE_NUMBER,
+    CONFLICTS_WITH_RECORD,
 }
 
 

@@ -70,11 +70,13 @@ class Conflict(DomainError):
 # or is not visible to the caller; a `cursor` the service did not issue; query parameters
 # that contradict each other (the document constrains each parameter on its own); a phone
 # number that is not one (that depends on the numbering plan of its country and, without
-# +country code, on the server's default region).
+# +country code, on the server's default region); a change that does not fit the record as
+# stored (a lost_reason for an open deal, a price without the product's currency).
 UNKNOWN_REFERENCE = "unknown_reference"
 INVALID_CURSOR = "invalid_cursor"
 CONFLICTING_PARAMETERS = "conflicting_parameters"
 NOT_A_PHONE_NUMBER = "not_a_phone_number"
+CONFLICTS_WITH_RECORD = "conflicts_with_record"
 
 
 class InvalidInput(DomainError):

@@ -2,6 +2,7 @@
 
 - A route's one-line docstring is its summary (the rest of the docstring, its description).
 - Every error response is `application/problem+json`; 422 carries the `errors` list.
+- Every operation that takes a body documents 413 (the body limit of the request envelope).
 - Every POST documents the `Idempotency-Key` header.
 - The 201 of creating a lead, deal, person or organization links to the operations on it.
 - Every operation that may answer 401 may also answer 429: a client past its budget of
@@ -89,6 +90,9 @@ def _finish_operation(method: str, operation: dict[str, Any]) -> None:
     answers = operation.get("responses", {})
     if "401" in answers and "429" not in answers:
         answers["429"] = dict(TOO_MANY_FAILURES)
+    if "requestBody" in operation and "413" not in answers:
+        # The request envelope's body limit answers any route that takes a body.
+        answers["413"] = {"description": "Request body too large"}
     for status, response in answers.items():
         if status.isdigit() and int(status) >= 400:
             schema = _VALIDATION_PROBLEM if status == "422" else _PROBLEM

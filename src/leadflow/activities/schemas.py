@@ -268,7 +268,7 @@ class ActivityCreate(ParentInput):
                 "due_time": "09:30",
                 "lead_id": "01969a6e-4b2c-7d1e-9f00-3c5a2b1d4e6f",
             },
-            # A `due_time` needs a `due_date` (checked by the service).
+            # `_time_needs_a_date` as JSON Schema.
             "allOf": [_ONE_PARENT, {"anyOf": [fields_unset("due_time"), fields_set("due_date")]}],
         }
     )

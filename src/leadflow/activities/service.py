@@ -23,7 +23,7 @@ from leadflow.activities.schemas import (
     NoteUpdate,
 )
 from leadflow.auth.repository import UserRepository
-from leadflow.errors import Forbidden, InvalidInput, NotFound
+from leadflow.errors import CONFLICTS_WITH_RECORD, Forbidden, InvalidInput, NotFound
 from leadflow.rules.evaluate import evaluate_lead
 from leadflow.tenancy import Caller
 
@@ -153,7 +153,11 @@ async def update_activity(
     due_time = changes.get("due_time", activity.due_time)
     if due_time is not None and due_date is None:
         field = "due_time" if "due_time" in changes else "due_date"
-        raise InvalidInput(["body", field], "due_time needs a due_date: clear both or neither.")
+        raise InvalidInput(
+            ["body", field],
+            "due_time needs a due_date: clear both or neither.",
+            CONFLICTS_WITH_RECORD,
+        )
     if "done" in changes:
         if not changes["done"]:
             changes["done_at"] = None

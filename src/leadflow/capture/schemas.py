@@ -7,7 +7,17 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
-from leadflow.schemas import NOT_BLANK, Email, Input, LongName, Money, Name, Output, Patch
+from leadflow.schemas import (
+    NOT_BLANK,
+    Email,
+    Input,
+    LongName,
+    Money,
+    Name,
+    Output,
+    Patch,
+    fields_set,
+)
 
 MAX_LABELS = 50
 MAX_EXTRA_FIELDS = 100
@@ -80,7 +90,16 @@ class FormCreate(Input):
                 "name": "Website contact form",
                 "creates": "lead",
                 "field_map": {"person_name": "Full name", "organization_name": "Company"},
-            }
+            },
+            # `_deal_forms_name_a_stage` as JSON Schema.
+            "allOf": [
+                {
+                    "anyOf": [
+                        {"properties": {"creates": {"not": {"const": FormCreates.deal.value}}}},
+                        fields_set("stage_id"),
+                    ]
+                }
+            ],
         }
     )
 

@@ -32,7 +32,13 @@ from leadflow.deals.schemas import (
     DealStatus,
     DealUpdate,
 )
-from leadflow.errors import Conflict, InvalidInput, NotFound, UnknownReference
+from leadflow.errors import (
+    CONFLICTS_WITH_RECORD,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    UnknownReference,
+)
 from leadflow.pagination import cursor_after
 from leadflow.pipelines.models import Stage
 from leadflow.schemas import Money
@@ -159,7 +165,9 @@ async def _check_references(deals: DealRepository, fields: dict[str, Any]) -> No
 def _check_lost_reason(status: str, lost_reason: str | None) -> None:
     if lost_reason is not None and status != DealStatus.lost:
         raise InvalidInput(
-            ["body", "lost_reason"], "`lost_reason` is only for a deal whose status is `lost`."
+            ["body", "lost_reason"],
+            "`lost_reason` is only for a deal whose status is `lost`.",
+            CONFLICTS_WITH_RECORD,
         )
 
 

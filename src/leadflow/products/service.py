@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.deals.models import Product
-from leadflow.errors import Conflict, InvalidInput, NotFound
+from leadflow.errors import CONFLICTS_WITH_RECORD, Conflict, InvalidInput, NotFound
 from leadflow.products.repository import ProductRepository
 from leadflow.products.schemas import ProductCreate, ProductUpdate
 from leadflow.tenancy import Caller
@@ -73,6 +73,7 @@ async def update_product(
         raise InvalidInput(
             ["body", "currency" if price is not None else "unit_price"],
             "unit_price and currency are set together or cleared together",
+            CONFLICTS_WITH_RECORD,
         )
     return await _unique_code(
         session, changes.get("code"), lambda: products.update(product, changes)

@@ -15,7 +15,14 @@ from leadflow.conversion.errors import ConversionsFailed, LeadAlreadyConverted
 from leadflow.conversion.schemas import LeadConversionCreate
 from leadflow.deals.repository import DealRepository
 from leadflow.deals.service import stage_of_new_deal
-from leadflow.errors import Conflict, DomainError, InvalidInput, NotFound, UnknownReference
+from leadflow.errors import (
+    CONFLICTS_WITH_RECORD,
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotFound,
+    UnknownReference,
+)
 from leadflow.leads.models import Lead, LeadLabel
 from leadflow.leads.repository import INBOX_ORDER
 from leadflow.pagination import PageRequest, paginate
@@ -94,7 +101,9 @@ async def _target(
     if action != RuleAction.convert.value:
         if pipeline_id is not None or stage_id is not None:
             field = "pipeline_id" if pipeline_id is not None else "stage_id"
-            raise InvalidInput(["body", field], "Only a `convert` rule has a target stage.")
+            raise InvalidInput(
+                ["body", field], "Only a `convert` rule has a target stage.", CONFLICTS_WITH_RECORD
+            )
         return None, None
     stage = await stage_of_new_deal(DealRepository(session, caller), pipeline_id, stage_id)
     return stage.pipeline_id, stage.id
