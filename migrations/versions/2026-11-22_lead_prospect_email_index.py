@@ -1,5 +1,10 @@
 """lead prospect email: index for GET /leads?email=
 
+Not partial: PostgreSQL keeps statistics on the expression of an expression index and
+uses them to estimate `lower(prospect_email) = ...` only when the index is not partial;
+with a partial index it guessed 0.5 % of the table and walked the inbox index instead
+(485 ms at 1,000,000 leads, against 0.6 ms through this index).
+
 Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-22 22:50:00
@@ -22,13 +27,8 @@ def upgrade() -> None:
         "lead",
         ["company_id", sa.literal_column("lower(prospect_email)")],
         unique=False,
-        postgresql_where=sa.text("prospect_email IS NOT NULL"),
     )
 
 
 def downgrade() -> None:
-    op.drop_index(
-        "ix_lead_prospect_email",
-        table_name="lead",
-        postgresql_where=sa.text("prospect_email IS NOT NULL"),
-    )
+    op.drop_index("ix_lead_prospect_email", table_name="lead")

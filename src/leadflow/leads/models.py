@@ -123,12 +123,9 @@ class Lead(Timestamps, MoneyColumns, Base):
         ),
         Index("ix_lead_label_ids", "label_ids", postgresql_using="gin"),
         # GET /leads?email=: a prospect's leads, found by one index look-up at any size.
-        Index(
-            "ix_lead_prospect_email",
-            "company_id",
-            func.lower(text("prospect_email")),
-            postgresql_where=text("prospect_email IS NOT NULL"),
-        ),
+        # Not partial, so that ANALYZE keeps statistics on lower(prospect_email): with
+        # a partial index the planner could not estimate the filter (see migration 0006).
+        Index("ix_lead_prospect_email", "company_id", func.lower(text("prospect_email"))),
         Index("ix_lead_person_id", "person_id"),
         Index("ix_lead_organization_id", "organization_id"),
         Index("ix_lead_converted_deal_id", "converted_deal_id"),
