@@ -138,6 +138,7 @@ class LeadCreate(Input):
                             "required": ["prospect"],
                             "properties": {
                                 "prospect": {
+                                    "type": "object",
                                     "anyOf": [
                                         fields_set("person_name"),
                                         fields_set("email"),
