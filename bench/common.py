@@ -8,9 +8,6 @@ set-based (INSERT ... SELECT generate_series): a million leads in about a minute
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import os
 import socket
 import subprocess
@@ -32,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
+from leadflow.capture.signing import sign  # noqa: E402
 from leadflow.config import to_async_url  # noqa: E402
 from leadflow.localdb import (  # noqa: E402
     EmbeddedPostgres,
@@ -194,14 +192,12 @@ def serve(
 def signed(secret: str, body: bytes, webhook_id: str | None = None) -> dict[str, str]:
     """Headers of a capture request signed with a form's `whsec_...` secret."""
     webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
-    timestamp = str(int(time.time()))
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    mac = hmac.new(key, f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    timestamp = int(time.time())
     return {
         "content-type": "application/json",
         "webhook-id": webhook_id,
-        "webhook-timestamp": timestamp,
-        "webhook-signature": "v1," + base64.b64encode(mac).decode(),
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret, webhook_id, timestamp, body),
     }
 
 

@@ -55,10 +55,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
 import json
 import os
 import random
@@ -82,15 +79,19 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
-from leadflow.config import to_async_url  # noqa: E402
+from bench.common import signed  # noqa: E402
+
+from leadflow.config import Settings, to_async_url  # noqa: E402
 from leadflow.localdb import EmbeddedPostgres, drop_database, ensure_database  # noqa: E402
 
 DATABASE = "leadflow_soak"
 OPERATOR_TOKEN = "soak-operator-token"  # noqa: S105 - a local benchmark's own token
 SERVER_KEY = "soak-server-key-0123456789abcdefghijklmnop"
-POOL_SIZE = 10  # leadflow's defaults, set explicitly: the connection check depends on them
-MAX_OVERFLOW = 10
+# leadflow's defaults, set explicitly: the connection check depends on them.
+POOL_SIZE: int = Settings.model_fields["db_pool_size"].default
+MAX_OVERFLOW: int = Settings.model_fields["db_max_overflow"].default
 API = "/api/v1"
 SAMPLE_EVERY = 10.0
 CAPTURE_ADDRESSES = [f"127.0.0.{n}" for n in range(2, 18)]
@@ -147,19 +148,6 @@ def _pct(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
-def _signed(secret: str, body: bytes) -> dict[str, str]:
-    webhook_id = f"msg_{uuid.uuid4().hex}"
-    timestamp = str(int(time.time()))
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    mac = hmac.new(key, f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return {
-        "content-type": "application/json",
-        "webhook-id": webhook_id,
-        "webhook-timestamp": timestamp,
-        "webhook-signature": "v1," + base64.b64encode(mac).decode(),
-    }
 
 
 def _person_name(rng: random.Random) -> str:
@@ -400,7 +388,7 @@ class Traffic:
         body = json.dumps(payload).encode()
         client = self.rng.choice(self.capture_clients)
         url = f"{API}/capture/{form_id}"
-        headers = _signed(secret, body)
+        headers = signed(secret, body)
         if self.rng.random() < 0.05:
             # A form tool redelivering while the first delivery runs: one lead, 201 and 200.
             response, twin = await asyncio.gather(
