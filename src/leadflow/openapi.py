@@ -6,7 +6,9 @@
 - Every POST documents the `Idempotency-Key` header.
 - The 201 of creating a lead, deal, person or organization links to the operations on it.
 - Every operation that may answer 401 may also answer 429: a client past its budget of
-  failed authentications (leadflow.auth.failures).
+  failed authentications (leadflow.auth.failures), and 503: the database is down, every
+  connection is in use, or a statement ran past the statement timeout (the request
+  envelope; nothing was written).
 
 The committed `openapi/openapi.json` is `render(app)`; a test compares them.
 """
@@ -78,6 +80,21 @@ TOO_MANY_FAILURES: dict[str, Any] = {
 }
 
 
+DATABASE_UNAVAILABLE: dict[str, Any] = {
+    "description": (
+        "The database cannot serve the request now (`database-unavailable`, "
+        "`database-busy`, `statement-timeout`); nothing was written: retry after "
+        "`Retry-After`"
+    ),
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying.",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
+
+
 def _finish_operation(method: str, operation: dict[str, Any]) -> None:
     description = (operation.get("description") or "").strip()
     if description:
@@ -90,6 +107,8 @@ def _finish_operation(method: str, operation: dict[str, Any]) -> None:
     answers = operation.get("responses", {})
     if "401" in answers and "429" not in answers:
         answers["429"] = dict(TOO_MANY_FAILURES)
+    if "401" in answers and "503" not in answers:
+        answers["503"] = dict(DATABASE_UNAVAILABLE)
     if "requestBody" in operation and "413" not in answers:
         # The request envelope's body limit answers any route that takes a body.
         answers["413"] = {"description": "Request body too large"}
