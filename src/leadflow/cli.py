@@ -234,7 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         get_settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        return _fail(f"invalid setting {'.'.join(map(str, first['loc'])).upper()}: {first['msg']}")
+        where = ".".join(map(str, first["loc"])).upper()
+        message = str(first["msg"]).removeprefix("Value error, ")
+        return _fail(f"invalid setting {where}: {message}" if where else message)
     try:
         result: int = args.func(args)
     except DatabaseUnavailable as exc:

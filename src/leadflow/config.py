@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ASYNC_SCHEME = "postgresql+asyncpg"
@@ -104,6 +104,18 @@ class Settings(BaseSettings):
     @classmethod
     def _async_url(cls, value: str | None) -> str | None:
         return to_async_url(value) if value else None
+
+    @model_validator(mode="after")
+    def _deployed_needs_secret_key(self) -> Settings:
+        # Where DATABASE_URL is required (the image), a key generated per process could not
+        # open the secrets another replica sealed, nor survive a restart: refuse to start
+        # rather than fail at the first capture.
+        if self.require_database_url and self.secret_key is None:
+            raise ValueError(
+                "LEADFLOW_SECRET_KEY is required where LEADFLOW_REQUIRE_DATABASE_URL is set "
+                "(32+ characters, the same on every replica)"
+            )
+        return self
 
 
 @lru_cache

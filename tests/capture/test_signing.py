@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -25,13 +28,38 @@ def test_without_a_configured_key_a_local_one_is_generated_once_and_kept(tmp_pat
     assert [p.name for p in key_file.parent.iterdir()] == ["secret_key"]
 
 
-def test_the_container_refuses_to_run_without_a_configured_key(tmp_path: Path) -> None:
-    settings = Settings(
-        database_url=None, data_dir=tmp_path, require_database_url=True, secret_key=None
-    )
+def test_the_container_refuses_to_start_without_a_configured_key(tmp_path: Path) -> None:
+    """Where DATABASE_URL is required (the image), the settings themselves are refused:
+    the process stops at start, not at the first capture."""
+    with pytest.raises(ValueError, match="LEADFLOW_SECRET_KEY is required"):
+        Settings(
+            database_url="postgresql://db/leadflow",
+            data_dir=tmp_path,
+            require_database_url=True,
+            secret_key=None,
+        )
 
-    with pytest.raises(RuntimeError, match="LEADFLOW_SECRET_KEY"):
-        server_key(settings)
+
+def test_leadflow_refuses_to_start_without_a_key_where_the_database_url_is_required(
+    tmp_path: Path,
+) -> None:
+    env = {
+        **os.environ,
+        "LEADFLOW_REQUIRE_DATABASE_URL": "1",
+        "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",
+        "LEADFLOW_DATA_DIR": str(tmp_path),
+    }
+    env.pop("LEADFLOW_SECRET_KEY", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "leadflow.cli", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "LEADFLOW_SECRET_KEY is required" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_a_configured_key_shorter_than_32_characters_is_refused() -> None:
