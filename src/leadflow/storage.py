@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from pathlib import Path
 from typing import Annotated, Protocol
 
@@ -83,6 +83,12 @@ class LocalStorage:
 
     async def delete(self, key: str) -> None:
         await anyio.Path(self._path(key)).unlink(missing_ok=True)
+
+
+async def delete_stored(storage: Storage, keys: Iterable[str]) -> None:
+    """Remove the stored bytes of these keys (after the rows naming them are gone)."""
+    for key in keys:
+        await storage.delete(key)
 
 
 def get_storage(settings: AppSettings) -> Storage:

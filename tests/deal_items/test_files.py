@@ -201,6 +201,25 @@ async def test_deleting_a_file_removes_its_stored_bytes(
     assert (await client.delete(url, headers=admin.headers)).status_code == 404
 
 
+async def test_deleting_a_deal_removes_the_stored_bytes_of_its_files(
+    client: httpx.AsyncClient, connection: AsyncConnection, files_dir: Path
+) -> None:
+    admin = await create_company(client)
+    deal_id = await insert_deal(connection, admin)
+    other_deal_id = await insert_deal(connection, admin)
+    await _upload(client, admin, deal_id, b"first")
+    await _upload(client, admin, deal_id, b"second")
+    await _upload(client, admin, other_deal_id, b"kept")
+    assert len(_stored(files_dir)) == 3
+
+    deleted = await client.delete(f"{API}/deals/{deal_id}", headers=admin.headers)
+
+    assert deleted.status_code == 204
+    assert [p.read_bytes() for p in _stored(files_dir)] == [b"kept"]
+    gone = await client.get(f"{API}/deals/{deal_id}", headers=admin.headers)
+    assert gone.status_code == 404
+
+
 async def test_upload_without_a_file_field_is_422(
     client: httpx.AsyncClient, connection: AsyncConnection, files_dir: Path
 ) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import aliased
 from leadflow.auth.models import User
 from leadflow.contacts.models import Organization, Person
 from leadflow.deals.access import found_deal, visible_deal
-from leadflow.deals.models import Deal, DealChange
+from leadflow.deals.models import Deal, DealChange, DealFile
 from leadflow.errors import NotFound
 from leadflow.leads.models import LeadLabel
 from leadflow.pagination import Keyset, PageRequest, paginate
@@ -133,11 +133,19 @@ class DealRepository:
         """Read the deal's row again (after a change that expired its attributes)."""
         await self.session.refresh(deal)
 
-    async def delete(self, deal_id: uuid.UUID) -> None:
-        """Delete the deal; its line items, participants, files and changelog go with it."""
+    async def delete(self, deal_id: uuid.UUID) -> list[str]:
+        """Delete the deal; its line items, participants, files and changelog go with it.
+        Returns the storage keys of its files, whose stored bytes the caller removes once
+        the deletion has committed."""
+        keys = list(
+            await self.session.scalars(
+                select(DealFile.storage_key).where(DealFile.deal_id == deal_id)
+            )
+        )
         await self.session.execute(
             delete(Deal).where(visible_to_caller(Deal, self.caller), Deal.id == deal_id)
         )
+        return keys
 
     async def changelog(
         self, deal_id: uuid.UUID, page: PageRequest

@@ -4,7 +4,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
+from starlette.background import BackgroundTask
 
 from leadflow.deals import service
 from leadflow.deals.repository import DealFilters, DealRepository
@@ -21,6 +22,7 @@ from leadflow.deals.schemas import (
 from leadflow.deps import CurrentCaller, Session
 from leadflow.errors import responses
 from leadflow.pagination import Page, PageParams
+from leadflow.storage import FileStorage, delete_stored
 
 router = APIRouter(tags=["deals"])
 
@@ -107,11 +109,20 @@ async def update_deal(
     "/deals/{deal_id}",
     name="deals:delete",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     responses=responses(401, 404, 410, 422),
 )
-async def delete_deal(deal_id: uuid.UUID, session: Session, caller: CurrentCaller) -> None:
+async def delete_deal(
+    deal_id: uuid.UUID, session: Session, caller: CurrentCaller, storage: FileStorage
+) -> Response:
     """Delete a deal with its line items, participants, files and changelog."""
-    await service.delete_deal(session, caller, deal_id)
+    keys = await service.delete_deal(session, caller, deal_id)
+    # As for one file: the background task runs after the response, which the request
+    # envelope sends only once the deletion has committed.
+    return Response(
+        status_code=status.HTTP_204_NO_CONTENT,
+        background=BackgroundTask(delete_stored, storage, keys),
+    )
 
 
 @router.post(

@@ -329,10 +329,11 @@ async def _stage_after_move(
     return None
 
 
-async def delete_deal(session: AsyncSession, caller: Caller, deal_id: uuid.UUID) -> None:
+async def delete_deal(session: AsyncSession, caller: Caller, deal_id: uuid.UUID) -> list[str]:
+    """Delete the deal; the storage keys of its files are returned (see DealRepository)."""
     deals = DealRepository(session, caller)
     await deals.get(deal_id, for_update=True)
-    await deals.delete(deal_id)
+    return await deals.delete(deal_id)
 
 
 async def archive_deal(session: AsyncSession, caller: Caller, deal_id: uuid.UUID) -> None:
