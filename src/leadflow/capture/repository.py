@@ -16,7 +16,7 @@ from leadflow.db import new_id
 from leadflow.deals.models import Deal
 from leadflow.leads.models import Lead, LeadLabel
 from leadflow.pagination import Keyset, PageRequest, paginate
-from leadflow.pipelines.models import Stage
+from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.tenancy import Caller, Role, in_company
 
 
@@ -170,8 +170,14 @@ class CaptureRepository:
         return lead_id
 
     async def stage(self, company_id: uuid.UUID, stage_id: uuid.UUID) -> Stage | None:
+        """The form's stage, its row and its pipeline's share-locked as DealRepository.stage
+        does: a pipeline or stage delete running meanwhile either waits and then counts
+        the captured deal (409), or commits first and the stage is not found."""
         return await self.session.scalar(
-            select(Stage).where(Stage.company_id == company_id, Stage.id == stage_id)
+            select(Stage)
+            .join(Pipeline, Pipeline.id == Stage.pipeline_id)
+            .where(Stage.company_id == company_id, Stage.id == stage_id)
+            .with_for_update(key_share=True, read=True)
         )
 
     async def add_deal(self, **values: Any) -> Deal:
