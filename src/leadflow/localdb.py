@@ -6,7 +6,10 @@ runs and stops when the last process using it exits.
 
 from __future__ import annotations
 
+import fcntl
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +25,23 @@ class DatabaseUnavailable(Exception):
     """One clear line for the operator, instead of a driver traceback."""
 
 
+@contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_file` (several processes starting at once, e.g.
+    pytest-xdist workers on a fresh clone: pgserver's first start creates the data
+    directory and a second concurrent start fails on it)."""
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class EmbeddedPostgres:
     def __init__(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():
+        with _exclusive(data_dir / "pg.lock"), warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless.
             warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
             try:
