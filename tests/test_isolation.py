@@ -607,21 +607,34 @@ async def test_another_company_gets_404_on_every_route(client: httpx.AsyncClient
     await _assert_unchanged(client, admin, world, before)
 
 
-async def test_regular_user_gets_404_on_owner_only_records(client: httpx.AsyncClient) -> None:
-    admin, member, world = await _setup(client, visible_to="owner")
-    await _snapshot(client, admin, world)
-    before = await _snapshot(client, admin, world)
-
+def _owner_scoped_routes() -> list[Endpoint]:
+    """The routes of records that visibility (`visible_to`) guards."""
     routes = [
         e
         for e in endpoints()
         if _classify(e) == "path" and e.params and set(e.params) <= OWNER_SCOPED
     ]
     assert len(routes) > 50
-    failures = await _probe_paths(client, member, world, routes)
-    failures += await _probe_lists(client, member, world, OWNER_SCOPED_LISTS)
-    failures += await _probe_creates(client, member, world, OWNER_CREATE_PROBES)
+    return routes
+
+
+async def _assert_hidden_from(
+    client: httpx.AsyncClient, user: Actor, world: dict[str, str], routes: list[Endpoint]
+) -> None:
+    """`user` gets 404 on every route, empty filtered lists and 404/422 creates."""
+    failures = await _probe_paths(client, user, world, routes)
+    failures += await _probe_lists(client, user, world, OWNER_SCOPED_LISTS)
+    failures += await _probe_creates(client, user, world, OWNER_CREATE_PROBES)
     assert not failures, "\n".join(failures)
+
+
+async def test_regular_user_gets_404_on_owner_only_records(client: httpx.AsyncClient) -> None:
+    admin, member, world = await _setup(client, visible_to="owner")
+    await _snapshot(client, admin, world)
+    before = await _snapshot(client, admin, world)
+
+    routes = _owner_scoped_routes()
+    await _assert_hidden_from(client, member, world, routes)
     await _control(client, admin, world, routes)
     await _assert_unchanged(client, admin, world, before)
 
@@ -639,16 +652,8 @@ async def test_a_user_of_another_group_gets_404_on_group_records(
     await _snapshot(client, admin, world)
     before = await _snapshot(client, admin, world)
 
-    routes = [
-        e
-        for e in endpoints()
-        if _classify(e) == "path" and e.params and set(e.params) <= OWNER_SCOPED
-    ]
-    assert len(routes) > 50
-    failures = await _probe_paths(client, outsider, world, routes)
-    failures += await _probe_lists(client, outsider, world, OWNER_SCOPED_LISTS)
-    failures += await _probe_creates(client, outsider, world, OWNER_CREATE_PROBES)
-    assert not failures, "\n".join(failures)
+    routes = _owner_scoped_routes()
+    await _assert_hidden_from(client, outsider, world, routes)
 
     # A member of G1 other than the owner reads every one of them, lists included.
     await _control(client, colleague, world, routes)

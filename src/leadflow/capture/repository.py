@@ -14,9 +14,10 @@ from leadflow.capture.models import CaptureDelivery, Form
 from leadflow.contacts.models import Organization, Person
 from leadflow.db import new_id
 from leadflow.deals.models import Deal
+from leadflow.deals.repository import stage_for_new_deal
 from leadflow.leads.models import Lead, LeadLabel
 from leadflow.pagination import Keyset, PageRequest, paginate
-from leadflow.pipelines.models import Pipeline, Stage
+from leadflow.pipelines.models import Stage
 from leadflow.tenancy import Caller, Role, in_company
 
 
@@ -170,15 +171,10 @@ class CaptureRepository:
         return lead_id
 
     async def stage(self, company_id: uuid.UUID, stage_id: uuid.UUID) -> Stage | None:
-        """The form's stage, its row and its pipeline's share-locked as DealRepository.stage
-        does: a pipeline or stage delete running meanwhile either waits and then counts
-        the captured deal (409), or commits first and the stage is not found."""
-        return await self.session.scalar(
-            select(Stage)
-            .join(Pipeline, Pipeline.id == Stage.pipeline_id)
-            .where(Stage.company_id == company_id, Stage.id == stage_id)
-            .with_for_update(key_share=True, read=True)
-        )
+        """The form's stage, locked as for any new deal: a pipeline or stage delete running
+        meanwhile either waits and then counts the captured deal (409), or commits first
+        and the stage is not found."""
+        return await self.session.scalar(stage_for_new_deal(company_id, stage_id))
 
     async def add_deal(self, **values: Any) -> Deal:
         deal = Deal(**values)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, true
+from sqlalchemy import Select, delete, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -161,12 +161,7 @@ class DealRepository:
     # either waits and then counts this deal, or commits first and the stage is not found.
 
     async def stage(self, stage_id: uuid.UUID) -> Stage | None:
-        return await self.session.scalar(
-            select(Stage)
-            .join(Pipeline, Pipeline.id == Stage.pipeline_id)
-            .where(in_company(Stage, self.caller), Stage.id == stage_id)
-            .with_for_update(key_share=True, read=True)
-        )
+        return await self.session.scalar(stage_for_new_deal(self.caller.company_id, stage_id))
 
     async def first_stage(self, pipeline_id: uuid.UUID) -> Stage | None:
         """The pipeline's stage with the lowest position (ties: lowest id)."""
@@ -295,3 +290,14 @@ class DealRepository:
             stmt = stmt.where(Deal.stage_id == stage_id)
         row = (await self.session.execute(stmt)).one()
         return int(row[0]), int(row[1])
+
+
+def stage_for_new_deal(company_id: uuid.UUID, stage_id: uuid.UUID) -> Select[Stage]:
+    """The company's stage a new deal goes to, it and its pipeline share-locked (FOR KEY
+    SHARE) until commit (see DealRepository.stage); captured deals use it too."""
+    return (
+        select(Stage)
+        .join(Pipeline, Pipeline.id == Stage.pipeline_id)
+        .where(Stage.company_id == company_id, Stage.id == stage_id)
+        .with_for_update(key_share=True, read=True)
+    )
