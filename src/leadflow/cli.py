@@ -172,8 +172,10 @@ async def _create_company(url: str, data: object) -> object:
     from leadflow.auth import service
     from leadflow.auth.schemas import CompanyCreate, CompanyCreated, CompanyRead, UserRead
     from leadflow.db import make_engine, make_session_factory
+    from leadflow.main import subscribe_listeners
 
     assert isinstance(data, CompanyCreate)
+    subscribe_listeners()  # a new company gets its example conversion rule
     engine = make_engine(url)
     try:
         async with make_session_factory(engine)() as session, session.begin():

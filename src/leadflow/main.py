@@ -24,6 +24,7 @@ from leadflow.config import Settings, get_settings
 from leadflow.contacts.router import router as contacts_router
 from leadflow.conversion.router import router as conversion_router
 from leadflow.db import make_engine, make_reader_factory, make_session_factory
+from leadflow.deals import subscriptions as deals_subscriptions
 from leadflow.deals.files import router as deal_files_router
 from leadflow.deals.line_items import router as deal_products_router
 from leadflow.deals.participants import router as deal_participants_router
@@ -35,6 +36,7 @@ from leadflow.middleware import RequestEnvelope
 from leadflow.pipelines.router import router as pipelines_router
 from leadflow.products.router import router as products_router
 from leadflow.routing import add_routes, index_routes
+from leadflow.rules import subscriptions as rules_subscriptions
 from leadflow.rules.router import router as rules_router
 from leadflow.security import SecurityHeaders
 
@@ -90,10 +92,18 @@ def body_limit_for(settings: Settings) -> Any:
     return limit
 
 
+def subscribe_listeners() -> None:
+    """Subscribe the packages that listen to domain events (`leadflow.events`): whatever
+    writes records (the API, the CLI) calls this first. Idempotent."""
+    deals_subscriptions.subscribe()
+    rules_subscriptions.subscribe()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # Every table must be known before the first query resolves a foreign key.
     assert models.Base.metadata.tables
+    subscribe_listeners()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

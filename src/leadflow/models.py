@@ -8,9 +8,9 @@ from leadflow.conversion.models import Conversion
 from leadflow.db import Base
 from leadflow.deals.models import Deal, DealChange, DealFile, DealParticipant, DealProduct, Product
 from leadflow.idempotency import IdempotencyRecord
-from leadflow.leads.models import Lead, LeadLabel
+from leadflow.leads.models import Lead, LeadLabel, LeadReadiness
 from leadflow.pipelines.models import Pipeline, Stage
-from leadflow.rules.models import ConversionRule, LeadReadiness
+from leadflow.rules.models import ConversionRule
 
 __all__ = [
     "Activity",

@@ -52,6 +52,12 @@ class NoteRepository:
         await self.session.refresh(note)
         return note
 
+    async def add_unsigned(self, *, content: str, parent: Parent) -> None:
+        """A note no user wrote (a captured message), no author (`user_id` null)."""
+        company_id = self.caller.company_id
+        self.session.add(Note(company_id=company_id, content=content, **parent.columns()))
+        await self.session.flush()
+
     async def update(self, note: Note, changes: dict[str, Any]) -> Note:
         """Apply `changes` (column -> value) to a row got with `get(..., for_update=True)`."""
         for column, value in changes.items():

@@ -24,7 +24,16 @@ from leadflow.activities.schemas import (
 )
 from leadflow.auth.repository import UserRepository
 from leadflow.errors import CONFLICTS_WITH_RECORD, Forbidden, InvalidInput, NotFound
-from leadflow.rules.evaluate import evaluate_lead
+from leadflow.events import (
+    ActivityChanged,
+    ActivityCreated,
+    ActivityDeleted,
+    ActivityDone,
+    ActivityEvent,
+    Change,
+    changes_between,
+    publish,
+)
 from leadflow.tenancy import Caller
 
 
@@ -41,8 +50,8 @@ async def _ensure_mentions(
 
 
 async def _ensure_owner(session: AsyncSession, caller: Caller, owner_id: uuid.UUID) -> None:
-    if not await UserRepository(session, caller.company_id).existing_ids({owner_id}):
-        raise InvalidInput(["body", "owner_id"], "Not a user of your company.")
+    if owner_id != caller.user_id:
+        await UserRepository(session, caller.company_id).ensure_exist([owner_id])
 
 
 async def get_note(
@@ -135,9 +144,25 @@ async def create_activity(session: AsyncSession, caller: Caller, data: ActivityC
         "owner_id": owner_id,
     }
     activity = await ActivityRepository(session, caller).add(values, data.parent)
-    if activity.lead_id is not None and activity.done:  # conversion rules look at done ones
-        await evaluate_lead(session, caller, activity.lead_id)
+    await publish(session, _event(ActivityCreated, caller, activity))
     return activity
+
+
+def _event(
+    kind: type[ActivityEvent],
+    caller: Caller,
+    activity: Activity,
+    changes: dict[str, Change] | None = None,
+) -> ActivityEvent:
+    return kind(
+        id=activity.id,
+        company_id=activity.company_id,
+        actor=caller,
+        lead_id=activity.lead_id,
+        deal_id=activity.deal_id,
+        done=activity.done,
+        changes=changes or {},
+    )
 
 
 async def update_activity(
@@ -163,15 +188,17 @@ async def update_activity(
             changes["done_at"] = None
         elif not activity.done:
             changes["done_at"] = func.now()
-    lead_id = activity.lead_id
+    before = {field: getattr(activity, field) for field in changes}
     activity = await ActivityRepository(session, caller).update(activity, changes)
-    if lead_id is not None and {"done", "type"} & changes.keys():
-        await evaluate_lead(session, caller, lead_id)
+    changed = changes_between(before, {field: getattr(activity, field) for field in changes})
+    if changed:
+        # Marked done: `ActivityDone`, which is an `ActivityChanged` to its listeners.
+        kind = ActivityDone if "done" in changed and activity.done else ActivityChanged
+        await publish(session, _event(kind, caller, activity, changed))
     return activity
 
 
 async def delete_activity(session: AsyncSession, caller: Caller, activity_id: uuid.UUID) -> None:
     activity = await get_activity(session, caller, activity_id, for_update=True)
     await ActivityRepository(session, caller).delete(activity.id)
-    if activity.lead_id is not None and activity.done:
-        await evaluate_lead(session, caller, activity.lead_id)
+    await publish(session, _event(ActivityDeleted, caller, activity))

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.auth.models import ApiToken, Company, User, UserGroup
 from leadflow.auth.tokens import hash_token, new_token
+from leadflow.errors import UnknownReference
 from leadflow.pagination import Keyset, PageRequest, paginate
 from leadflow.tenancy import Caller, in_company
 
@@ -49,6 +51,15 @@ class UserRepository:
             select(User.id).where(User.company_id == self.company_id, User.id.in_(user_ids))
         )
         return set(rows)
+
+    async def ensure_exist(
+        self, user_ids: Collection[uuid.UUID], loc: Sequence[str] = ("body", "owner_id")
+    ) -> None:
+        """422 `unknown_reference` at `loc` unless every id is a user of the company: the
+        one check of an owner (leads, deals, contacts, activities, forms, conversion)."""
+        wanted = set(user_ids)
+        if wanted and wanted - await self.existing_ids(wanted):
+            raise UnknownReference(list(loc), "No such user in your company.")
 
     async def add(
         self, email: str, name: str | None, role: str, group_id: uuid.UUID | None

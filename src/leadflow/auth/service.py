@@ -8,8 +8,8 @@ from leadflow.auth.models import Company, User
 from leadflow.auth.repository import CompanyRepository, GroupRepository, UserRepository
 from leadflow.auth.schemas import CompanyCreate, UserCreate
 from leadflow.errors import Conflict, UnknownReference
+from leadflow.events import CompanyCreated, publish
 from leadflow.pipelines.repository import create_default_pipeline
-from leadflow.rules.service import add_example_rule
 from leadflow.tenancy import Caller, Role
 
 
@@ -24,7 +24,8 @@ async def create_company(session: AsyncSession, data: CompanyCreate) -> tuple[Co
         data.admin_email, data.admin_name, Role.admin.value, None
     )
     await create_default_pipeline(session, company.id)
-    await add_example_rule(session, company.id)
+    admin = Caller(company_id=company.id, user_id=user.id, role=Role.admin, group_id=None)
+    await publish(session, CompanyCreated(id=company.id, company_id=company.id, actor=admin))
     return company, user, token
 
 

@@ -2,20 +2,17 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import CTE, Select, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.auth.models import User
 from leadflow.capture.models import CaptureDelivery, Form
-from leadflow.contacts.models import Organization, Person
 from leadflow.db import new_id
-from leadflow.deals.models import Deal
 from leadflow.deals.repository import stage_for_new_deal
-from leadflow.leads.models import Lead, LeadLabel
+from leadflow.leads.repository import insert_when
 from leadflow.pagination import Keyset, PageRequest, paginate
 from leadflow.pipelines.models import Stage
 from leadflow.tenancy import Caller, Role, in_company
@@ -58,21 +55,6 @@ class FormRepository:
         return await self.session.scalar(
             select(Stage).where(in_company(Stage, self.caller), Stage.id == stage_id)
         )
-
-    async def user_exists(self, user_id: uuid.UUID) -> bool:
-        found = await self.session.scalar(
-            select(User.id).where(in_company(User, self.caller), User.id == user_id)
-        )
-        return found is not None
-
-    async def existing_label_ids(self, label_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-        rows = await self.session.scalars(
-            select(LeadLabel.id).where(
-                in_company(LeadLabel, self.caller), LeadLabel.id.in_(label_ids)
-            )
-        )
-        return set(rows)
-
 
 class CaptureRepository:
     """What a capture reads and writes. There is no caller: the form names the company,
@@ -133,19 +115,6 @@ class CaptureRepository:
             .values(lead_id=lead_id, deal_id=deal_id)
         )
 
-    async def existing_label_ids(
-        self, company_id: uuid.UUID, label_ids: list[uuid.UUID]
-    ) -> list[uuid.UUID]:
-        """The form's labels that still exist, in the form's order."""
-        rows = set(
-            await self.session.scalars(
-                select(LeadLabel.id).where(
-                    LeadLabel.company_id == company_id, LeadLabel.id.in_(label_ids)
-                )
-            )
-        )
-        return [label_id for label_id in label_ids if label_id in rows]
-
     async def claim_delivery_with_lead(
         self, form: Form, webhook_id: str, lead: dict[str, Any]
     ) -> uuid.UUID | None:
@@ -176,63 +145,11 @@ class CaptureRepository:
         and the stage is not found."""
         return await self.session.scalar(stage_for_new_deal(company_id, stage_id))
 
-    async def add_deal(self, **values: Any) -> Deal:
-        deal = Deal(**values)
-        self.session.add(deal)
-        await self.session.flush()
-        await self.session.refresh(deal)
-        return deal
 
-    async def person_matching(
-        self, company_id: uuid.UUID, email: str | None, phone_e164: str | None
-    ) -> uuid.UUID | None:
-        """A person with this email, else with this phone (never matched by name alone)."""
-        for column, value in ((Person.emails, email), (Person.phones_e164, phone_e164)):
-            if value is None:
-                continue
-            found = await self.session.scalar(
-                select(Person.id)
-                .where(and_(Person.company_id == company_id, column.contains([value])))
-                .order_by(Person.created_at, Person.id)
-                .limit(1)
-            )
-            if found is not None:
-                return found
-        return None
-
-    async def organization_named(
-        self, company_id: uuid.UUID, name_normalized: str
-    ) -> uuid.UUID | None:
-        return await self.session.scalar(
-            select(Organization.id)
-            .where(
-                Organization.company_id == company_id,
-                Organization.name_normalized == name_normalized,
-            )
-            .order_by(Organization.created_at, Organization.id)
-            .limit(1)
-        )
-
-    async def add_person(self, **values: Any) -> uuid.UUID:
-        person_id: uuid.UUID = (
-            await self.session.execute(insert(Person).values(**values).returning(Person.id))
-        ).scalar_one()
-        return person_id
-
-    async def add_organization(self, **values: Any) -> uuid.UUID:
-        organization_id: uuid.UUID = (
-            await self.session.execute(
-                insert(Organization).values(**values).returning(Organization.id)
-            )
-        ).scalar_one()
-        return organization_id
-
-
-@functools.lru_cache(maxsize=64)
-def _claim_with_lead_statement(names: tuple[str, ...]) -> Select[tuple[uuid.UUID]]:
-    """`claim_delivery_with_lead`'s statement for a lead of these columns, built once per
-    set of columns (a form gives the same set every time) with bind parameters."""
-    claim = (
+@functools.cache
+def _claim_statement() -> CTE:
+    """Claim a delivery, naming its lead up front (bind parameters); nothing on conflict."""
+    return (
         pg_insert(CaptureDelivery)
         .values(
             id=bindparam("delivery_id"),
@@ -245,18 +162,12 @@ def _claim_with_lead_statement(names: tuple[str, ...]) -> Select[tuple[uuid.UUID
         .returning(CaptureDelivery.id)
         .cte("claim")
     )
-    columns = Lead.__table__.c
-    created = (
-        insert(Lead)
-        .from_select(
-            list(names),
-            select(
-                *(bindparam(f"lead_{name}", type_=columns[name].type) for name in names)
-            ).select_from(claim),
-            # The caller gives every column it means; the rest take server defaults.
-            include_defaults=False,
-        )
-        .returning(Lead.id)
-        .cte("created")
-    )
+
+
+@functools.lru_cache(maxsize=64)
+def _claim_with_lead_statement(names: tuple[str, ...]) -> Select[tuple[uuid.UUID]]:
+    """`claim_delivery_with_lead`'s statement for a lead of these columns, built once per
+    set of columns (a form gives the same set every time) with bind parameters. The lead
+    INSERT is the leads' writer's (`insert_when`), guarded by the claim."""
+    created = insert_when(_claim_statement(), names)
     return select(created.c.id)

@@ -11,22 +11,26 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.activities.models import Note
+from leadflow.activities.parents import Parent, ParentKind
+from leadflow.activities.repository import NoteRepository
+from leadflow.auth.repository import UserRepository
 from leadflow.capture.models import Form
 from leadflow.capture.repository import CaptureRepository, FormRepository
 from leadflow.capture.schemas import CaptureBody, FieldMap, FormCreate, FormCreates, FormUpdate
 from leadflow.capture.signing import Keyring, new_signing_secret
+from leadflow.contacts.duplicates import Duplicates, Identity, find_duplicates, first_match
+from leadflow.contacts.repository import insert_organizations, insert_persons
 from leadflow.db import new_id
-from leadflow.deals.changelog import record_creation
 from leadflow.deals.limits import ensure_open_deal_slot
+from leadflow.deals.repository import insert_deals
 from leadflow.errors import NOT_A_PHONE_NUMBER, Conflict, InvalidInput, NotFound, UnknownReference
-from leadflow.normalize import normalize_email, normalize_organization_name, normalize_phone
-from leadflow.rules.evaluate import evaluate_lead
+from leadflow.events import ChangeSource, DealCreated, LeadCreated, publish
+from leadflow.leads.repository import existing_label_ids
+from leadflow.normalize import normalize_email, normalize_phone
 from leadflow.schemas import Money
-from leadflow.tenancy import Caller
+from leadflow.tenancy import Caller, Role
 
 # After a rotation the previous secret keeps working this long, so that senders can
 # switch to the new one without losing deliveries.
@@ -127,11 +131,13 @@ async def delete_form(session: AsyncSession, caller: Caller, form_id: uuid.UUID)
 async def _check_references(forms: FormRepository, fields: dict[str, Any]) -> None:
     if fields.get("stage_id") is not None and await forms.stage(fields["stage_id"]) is None:
         raise UnknownReference(["body", "stage_id"], "No such stage in your company.")
-    if fields.get("owner_id") is not None and not await forms.user_exists(fields["owner_id"]):
-        raise UnknownReference(["body", "owner_id"], "No such user in your company.")
+    if fields.get("owner_id") is not None:
+        await UserRepository(forms.session, forms.caller.company_id).ensure_exist(
+            [fields["owner_id"]]
+        )
     label_ids = fields.get("label_ids") or []
     if label_ids:
-        known = await forms.existing_label_ids(label_ids)
+        known = await existing_label_ids(forms.session, forms.caller.company_id, label_ids)
         for index, label_id in enumerate(label_ids):
             if label_id not in known:
                 raise UnknownReference(
@@ -253,18 +259,35 @@ async def deliver(
     back, takes its place) and answers with the first one's ids.
     """
     captures = CaptureRepository(session)
+    actor = _acting(form, owner_id)
     if form.creates == FormCreates.deal.value:
+        if actor is None:
+            raise Conflict("The form's company has no admin to own the deals it captures.")
         delivery_id = await captures.claim_delivery(form, delivery_key)
         if delivery_id is None:
             return await _first_delivery(captures, form, delivery_key)
-        deal_id = await create_captured_deal(session, form, owner_id, prospect)
+        deal_id = await create_captured_deal(session, form, actor, prospect)
         await captures.record_outcome(delivery_id, None, deal_id)
         return Captured(lead_id=None, deal_id=deal_id, created=True)
     lead_id = await create_captured_lead(session, form, owner_id, prospect, source, delivery_key)
     if lead_id is None:
         return await _first_delivery(captures, form, delivery_key)
-    await evaluate_lead(session, form.company_id, lead_id, user_id=owner_id)
+    # Conversion rules listen: a `convert` rule that holds converts it, acting as the owner.
+    await publish(
+        session,
+        LeadCreated(
+            id=lead_id, company_id=form.company_id, actor=actor, source=ChangeSource.capture
+        ),
+    )
     return Captured(lead_id=lead_id, deal_id=None, created=True)
+
+
+def _acting(form: Form, owner_id: uuid.UUID | None) -> Caller | None:
+    """Who a capture acts as, having no caller: the form's owner (else the company's first
+    admin) with an admin's view of the company's records; None without either."""
+    if owner_id is None:
+        return None
+    return Caller(company_id=form.company_id, user_id=owner_id, role=Role.admin, group_id=None)
 
 
 async def _first_delivery(captures: CaptureRepository, form: Form, delivery_key: str) -> Captured:
@@ -295,9 +318,6 @@ async def create_captured_lead(
         extra["message"] = prospect.message
     if prospect.fields:
         extra["fields"] = prospect.fields
-    label_ids = (
-        await captures.existing_label_ids(form.company_id, form.label_ids) if form.label_ids else []
-    )
     lead = {
         "id": new_id(),
         "company_id": form.company_id,
@@ -310,7 +330,7 @@ async def create_captured_lead(
         "prospect_organization_name": prospect.organization_name,
         "value_amount": prospect.value.amount if prospect.value else None,
         "value_currency": prospect.value.currency if prospect.value else None,
-        "label_ids": label_ids,
+        "label_ids": await _labels_left(session, form),
         "source": source,
         "fields": extra,
         "visible_to": "company",
@@ -321,64 +341,94 @@ async def create_captured_lead(
 
 
 async def create_captured_deal(
-    session: AsyncSession, form: Form, owner_id: uuid.UUID | None, prospect: Prospect
+    session: AsyncSession, form: Form, actor: Caller, prospect: Prospect
 ) -> uuid.UUID:
     """An open deal in the form's stage. A deal has no prospect details, so the person and
-    organization are contacts: an existing one matched by email or phone (a person) or
-    by normalized name (an organization), else a new one. The message and extra fields
-    become a note on the deal."""
+    organization are contacts: the oldest one matching (`contacts.duplicates`: a person by
+    email, else phone; an organization by normalized name), else a new one. The message
+    and extra fields become a note on the deal."""
     captures = CaptureRepository(session)
     assert form.stage_id is not None  # the deal_form_stage check constraint
     stage = await captures.stage(form.company_id, form.stage_id)
     if stage is None:
         raise Conflict("The form's stage no longer exists; choose another stage for the form.")
     await ensure_open_deal_slot(session, form.company_id)
-    contact = {"company_id": form.company_id, "owner_id": owner_id, "visible_to": "company"}
-    organization_id = None
-    if prospect.organization_name:
-        normalized = normalize_organization_name(prospect.organization_name)
-        organization_id = await captures.organization_named(form.company_id, normalized)
-        if organization_id is None:
-            organization_id = await captures.add_organization(
-                id=new_id(), name=prospect.organization_name, name_normalized=normalized, **contact
-            )
-    person_id = await captures.person_matching(form.company_id, prospect.email, prospect.phone_e164)
+    found = (
+        await find_duplicates(
+            session,
+            actor,
+            {
+                0: Identity(
+                    email=prospect.email,
+                    phone_e164=prospect.phone_e164,
+                    organization_name=prospect.organization_name,
+                )
+            },
+        )
+    ).get(0, Duplicates())
+    contact = {"company_id": form.company_id, "owner_id": actor.user_id, "visible_to": "company"}
+    organization_id = first_match(found.organization)
+    if organization_id is None and prospect.organization_name:
+        organization_id = new_id()
+        await insert_organizations(
+            session, [{"id": organization_id, "name": prospect.organization_name, **contact}]
+        )
+    person_id = first_match(found.person)
     if person_id is None and (prospect.person_name or prospect.email):
-        person_id = await captures.add_person(
-            id=new_id(),
-            name=prospect.person_name or prospect.email,
-            emails=[prospect.email] if prospect.email else [],
-            phones=[prospect.phone] if prospect.phone else [],
-            phones_e164=[prospect.phone_e164] if prospect.phone_e164 else [],
-            organization_id=organization_id,
-            **contact,
+        person_id = new_id()
+        await insert_persons(
+            session,
+            [
+                {
+                    "id": person_id,
+                    "name": prospect.person_name or prospect.email,
+                    "emails": [prospect.email] if prospect.email else [],
+                    "phones": [prospect.phone] if prospect.phone else [],
+                    "phones_e164": [prospect.phone_e164] if prospect.phone_e164 else [],
+                    "organization_id": organization_id,
+                    **contact,
+                }
+            ],
         )
-    label_ids = (
-        await captures.existing_label_ids(form.company_id, form.label_ids) if form.label_ids else []
+    (deal,) = await insert_deals(
+        session,
+        form.company_id,
+        None,  # no user made it: the changelog's first entry has no author
+        [
+            {
+                "title": _title(prospect, "deal"),
+                "owner_id": actor.user_id,
+                "person_id": person_id,
+                "organization_id": organization_id,
+                "pipeline_id": stage.pipeline_id,
+                "stage_id": stage.id,
+                "probability": stage.probability,
+                "label_ids": await _labels_left(session, form),
+                "value_amount": prospect.value.amount if prospect.value else None,
+                "value_currency": prospect.value.currency if prospect.value else None,
+                "visible_to": "company",
+            }
+        ],
     )
-    deal = await captures.add_deal(
-        company_id=form.company_id,
-        title=_title(prospect, "deal"),
-        owner_id=owner_id,
-        person_id=person_id,
-        organization_id=organization_id,
-        pipeline_id=stage.pipeline_id,
-        stage_id=stage.id,
-        status="open",
-        probability=stage.probability,
-        stage_changed_at=func.now(),
-        label_ids=label_ids,
-        value_amount=prospect.value.amount if prospect.value else None,
-        value_currency=prospect.value.currency if prospect.value else None,
-        visible_to="company",
-    )
-    await record_creation(session, deal, None)
     if prospect.message or prospect.fields:
-        session.add(
-            Note(company_id=form.company_id, deal_id=deal.id, content=_note_content(prospect))
+        await NoteRepository(session, actor).add_unsigned(
+            content=_note_content(prospect), parent=Parent(ParentKind.deal, deal.id)
         )
-        await session.flush()
+    await publish(
+        session,
+        DealCreated(
+            id=deal.id, company_id=form.company_id, actor=actor, source=ChangeSource.capture
+        ),
+    )
     return deal.id
+
+
+async def _labels_left(session: AsyncSession, form: Form) -> list[uuid.UUID]:
+    """The form's labels that still exist, in the form's order."""
+    if not form.label_ids:
+        return []
+    existing = await existing_label_ids(session, form.company_id, form.label_ids)
+    return [label_id for label_id in form.label_ids if label_id in existing]
 
 
 def _note_content(prospect: Prospect) -> str:

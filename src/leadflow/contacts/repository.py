@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, false, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, delete, false, func, insert, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.contacts.models import Organization, Person
@@ -25,6 +26,12 @@ _SIMPLE: ColumnElement[Any] = literal_column("'simple'::regconfig")
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().\-/]*$")
 # Normalizing can lengthen a name ("&" becomes "and"); the column holds 300.
 _NORMALIZED_NAME_MAX = 300
+
+
+def organization_key(name: str) -> str:
+    """What organizations are told apart by (`name_normalized`): the normalized name, cut
+    to the column's length. Duplicate matching compares exactly this."""
+    return normalize_organization_name(name)[:_NORMALIZED_NAME_MAX]
 
 
 def name_search(model: Any, q: str) -> ColumnElement[bool]:
@@ -96,7 +103,7 @@ class OrganizationRepository:
         organization = Organization(
             company_id=self.caller.company_id,
             name=name,
-            name_normalized=normalize_organization_name(name)[:_NORMALIZED_NAME_MAX],
+            name_normalized=organization_key(name),
             address=address,
             website=website,
             owner_id=owner_id,
@@ -112,8 +119,7 @@ class OrganizationRepository:
         for column, value in changes.items():
             setattr(organization, column, value)
         if "name" in changes:
-            normalized = normalize_organization_name(changes["name"])
-            organization.name_normalized = normalized[:_NORMALIZED_NAME_MAX]
+            organization.name_normalized = organization_key(changes["name"])
         await self.session.flush()
         await self.session.refresh(organization)
         return organization
@@ -212,3 +218,23 @@ class PersonRepository:
             .returning(Person.id)
         )
         return deleted is not None
+
+
+# Set-based inserts for the use cases that make contacts from prospect details
+# (conversion, capture): one statement for any number of rows, ids chosen by the caller.
+
+
+async def insert_organizations(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Each row: id, company_id, name, owner_id, visible_to (address, website optional)."""
+    if rows:
+        await session.execute(
+            insert(Organization),
+            [{**row, "name_normalized": organization_key(row["name"])} for row in rows],
+        )
+
+
+async def insert_persons(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Each row: id, company_id, name, emails, phones, phones_e164, organization_id,
+    owner_id, visible_to."""
+    if rows:
+        await session.execute(insert(Person), list(rows))

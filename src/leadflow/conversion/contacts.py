@@ -1,10 +1,6 @@
-"""Prospect details become contacts at conversion, after a duplicate search.
-
-A person is a duplicate when a normalized email or E.164 phone matches (never by name
-alone); an organization when its normalized name matches (case, spacing, accents and
-legal suffixes ignored). Searches are set-based: one query for persons and one for
-organizations, whatever the number of leads being converted.
-"""
+"""Prospect details become contacts at conversion, after the duplicate search of
+`contacts.duplicates` (one query for persons, one for organizations, whatever the number
+of leads): the caller links a candidate or asks for a new contact."""
 
 from __future__ import annotations
 
@@ -13,18 +9,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
-from sqlalchemy import insert, or_, select
+from pydantic import ConfigDict, model_validator
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.contacts.duplicates import Candidate, Duplicates, Identity
+from leadflow.contacts.duplicates import find_duplicates as contact_duplicates
 from leadflow.contacts.models import Organization, Person
+from leadflow.contacts.repository import insert_organizations, insert_persons
 from leadflow.db import new_id
 from leadflow.leads.models import Lead
-from leadflow.normalize import normalize_organization_name
 from leadflow.schemas import Input, fields_set, fields_unset
 from leadflow.tenancy import Caller, visible_to_caller
-
-Match = Literal["email", "phone", "name"]
 
 
 class ContactChoice(Input):
@@ -54,20 +50,6 @@ class Resolution(Input):
     organization: ContactChoice | None = None
 
 
-class Candidate(BaseModel):
-    id: uuid.UUID
-    name: str
-    match: Match
-
-
-class Duplicates(BaseModel):
-    person: list[Candidate] = []
-    organization: list[Candidate] = []
-
-    def __bool__(self) -> bool:
-        return bool(self.person or self.organization)
-
-
 # A dialog lists a handful; more candidates than this for one lead are not shown.
 MAX_CANDIDATES = 20
 
@@ -86,63 +68,24 @@ def needs_organization(lead: Lead) -> bool:
     return lead.organization_id is None and bool(lead.prospect_organization_name)
 
 
+def _identity(lead: Lead) -> Identity:
+    """What the duplicate search looks for: only the contacts the lead still needs."""
+    person = needs_person(lead)
+    return Identity(
+        email=lead.prospect_email if person else None,
+        phone_e164=lead.prospect_phone_e164 if person else None,
+        organization_name=lead.prospect_organization_name if needs_organization(lead) else None,
+    )
+
+
 async def find_duplicates(
     session: AsyncSession, caller: Caller, leads: Sequence[Lead]
 ) -> dict[uuid.UUID, Duplicates]:
-    """Candidates per lead (only leads with some), among contacts the caller may see."""
-    emails = {lead.prospect_email for lead in leads if needs_person(lead) and lead.prospect_email}
-    phones = {
-        lead.prospect_phone_e164
-        for lead in leads
-        if needs_person(lead) and lead.prospect_phone_e164
-    }
-    org_names = {
-        normalize_organization_name(lead.prospect_organization_name)
-        for lead in leads
-        if needs_organization(lead) and lead.prospect_organization_name
-    }
-    persons: list[tuple[uuid.UUID, str, list[str], list[str]]] = []
-    if emails or phones:
-        rows = await session.execute(
-            select(Person.id, Person.name, Person.emails, Person.phones_e164).where(
-                visible_to_caller(Person, caller),
-                or_(
-                    Person.emails.overlap(sorted(emails)),
-                    Person.phones_e164.overlap(sorted(phones)),
-                ),
-            )
-        )
-        persons = [(r.id, r.name, r.emails, r.phones_e164) for r in rows]
-    organizations: list[tuple[uuid.UUID, str, str]] = []
-    if org_names:
-        rows = await session.execute(
-            select(Organization.id, Organization.name, Organization.name_normalized).where(
-                visible_to_caller(Organization, caller),
-                Organization.name_normalized.in_(org_names),
-            )
-        )
-        organizations = [(r.id, r.name, r.name_normalized) for r in rows]
-
-    found: dict[uuid.UUID, Duplicates] = {}
-    for lead in leads:
-        dups = Duplicates()
-        if needs_person(lead):
-            for person_id, name, person_emails, person_phones in persons:
-                if lead.prospect_email and lead.prospect_email in person_emails:
-                    dups.person.append(Candidate(id=person_id, name=name, match="email"))
-                elif lead.prospect_phone_e164 and lead.prospect_phone_e164 in person_phones:
-                    dups.person.append(Candidate(id=person_id, name=name, match="phone"))
-        if needs_organization(lead) and lead.prospect_organization_name:
-            wanted = normalize_organization_name(lead.prospect_organization_name)
-            dups.organization.extend(
-                Candidate(id=org_id, name=name, match="name")
-                for org_id, name, normalized in organizations
-                if normalized == wanted
-            )
-        if dups:
-            dups.person = sorted(dups.person, key=_by_name)[:MAX_CANDIDATES]
-            dups.organization = sorted(dups.organization, key=_by_name)[:MAX_CANDIDATES]
-            found[lead.id] = dups
+    """Candidates per lead (only leads with some), by name, as a dialog lists them."""
+    found = await contact_duplicates(session, caller, {lead.id: _identity(lead) for lead in leads})
+    for dups in found.values():
+        dups.person = sorted(dups.person, key=_by_name)[:MAX_CANDIDATES]
+        dups.organization = sorted(dups.organization, key=_by_name)[:MAX_CANDIDATES]
     return found
 
 
@@ -246,13 +189,11 @@ async def create_planned_contacts(
                     "id": plan.organization_id,
                     "company_id": caller.company_id,
                     "name": lead.prospect_organization_name,
-                    "name_normalized": normalize_organization_name(lead.prospect_organization_name),
                     "owner_id": lead.owner_id,
                     "visible_to": lead.visible_to,
                 }
             )
-    if org_rows:
-        await session.execute(insert(Organization), org_rows)
+    await insert_organizations(session, org_rows)
     person_rows = []
     for lead in leads:
         plan = plans[lead.id]
@@ -274,5 +215,4 @@ async def create_planned_contacts(
                     "visible_to": lead.visible_to,
                 }
             )
-    if person_rows:
-        await session.execute(insert(Person), person_rows)
+    await insert_persons(session, person_rows)

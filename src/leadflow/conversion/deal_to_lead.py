@@ -18,10 +18,11 @@ from leadflow.capabilities import TABLE, Capability, Entity
 from leadflow.conversion.errors import DealNotOpen
 from leadflow.conversion.models import Conversion
 from leadflow.db import new_id
-from leadflow.deals.access import visible_deal
-from leadflow.deals.changelog import record_changes
-from leadflow.deals.models import DealFile, DealParticipant, DealProduct
+from leadflow.deals.models import DealFile, DealParticipant, DealProduct, DealStatus
+from leadflow.deals.repository import DealRepository
+from leadflow.events import DealConverted, publish
 from leadflow.leads.models import Lead
+from leadflow.leads.repository import LeadRepository
 from leadflow.tenancy import Caller
 
 # What stays behind is read off the capability table: deal-only capabilities with data.
@@ -51,12 +52,11 @@ async def _left_on_deal(session: AsyncSession, deal_id: uuid.UUID) -> dict[str, 
 async def convert_deal(
     session: AsyncSession, caller: Caller, deal_id: uuid.UUID
 ) -> ConvertedToLead:
-    deal = await visible_deal(session, caller, deal_id, for_update=True)
-    if deal.status != "open":
+    deals = DealRepository(session, caller)
+    deal = await deals.get(deal_id, for_update=True)
+    if deal.status != DealStatus.open:
         raise DealNotOpen(deal.status)
-    lead = Lead(
-        id=new_id(),
-        company_id=caller.company_id,
+    lead = await LeadRepository(session, caller).add(
         title=deal.title,
         owner_id=deal.owner_id,
         person_id=deal.person_id,
@@ -69,20 +69,10 @@ async def convert_deal(
         visible_to=deal.visible_to,
         source_deal_id=deal.id,
     )
-    session.add(lead)
-    await session.flush()
     notes = await move_notes_to_lead(session, caller.company_id, deal.id, lead.id)
     activities = await move_activities_to_lead(session, caller.company_id, deal.id, lead.id)
     left = await _left_on_deal(session, deal.id)
-    deal.converted_lead_id = lead.id
-    deal.converted_at = func.now()
-    await record_changes(
-        session,
-        company_id=caller.company_id,
-        deal_id=deal.id,
-        user_id=caller.user_id,
-        changes={"converted_lead_id": (None, lead.id)},
-    )
+    await deals.mark_converted_to_lead(deal, lead.id)
     conversion = Conversion(
         id=new_id(),
         company_id=caller.company_id,
@@ -97,5 +87,16 @@ async def convert_deal(
     session.add(conversion)
     await session.flush()
     await session.refresh(conversion)
-    await session.refresh(lead)
+    # No `LeadCreated`: conversion rules would judge the lead again and might convert
+    # it straight back; the lead's history is this conversion.
+    await publish(
+        session,
+        DealConverted(
+            id=deal.id,
+            company_id=caller.company_id,
+            actor=caller,
+            lead_id=lead.id,
+            conversion_id=conversion.id,
+        ),
+    )
     return ConvertedToLead(conversion=conversion, lead=lead)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from leadflow.conversion.contacts import Duplicates
+from leadflow.contacts.duplicates import Duplicates
 from leadflow.errors import Conflict
 
 

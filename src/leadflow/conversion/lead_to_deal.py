@@ -15,14 +15,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, insert, literal, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import UUID as PgUUID
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from leadflow.activities.repository import Moves, count_for_lead, move_leads_to_deals
-from leadflow.auth.models import User
+from leadflow.auth.repository import UserRepository
 from leadflow.conversion.contacts import (
     ContactPlan,
     Resolution,
@@ -44,13 +41,14 @@ from leadflow.conversion.schemas import (
 )
 from leadflow.db import new_id
 from leadflow.deals.access import visible_deal
-from leadflow.deals.changelog import snapshot
 from leadflow.deals.limits import ensure_open_deal_slot
-from leadflow.deals.models import Deal, DealChange
-from leadflow.deals.repository import DealRepository
+from leadflow.deals.models import Deal, DealStatus
+from leadflow.deals.repository import DealRepository, insert_deals
 from leadflow.deals.service import stage_of_new_deal
 from leadflow.errors import DomainError, NotFound, UnknownReference
+from leadflow.events import ChangeSource, DealCreated, LeadConverted, publish
 from leadflow.leads.models import Lead
+from leadflow.leads.repository import LeadRepository
 from leadflow.pipelines.models import Stage
 from leadflow.schemas import Money
 from leadflow.tenancy import Caller, Visibility, visible_to_caller
@@ -117,15 +115,7 @@ async def _leads(
 
 async def _check_owners(session: AsyncSession, caller: Caller, orders: Sequence[Order]) -> None:
     wanted = {o.choices.owner_id for o in orders if o.choices.owner_id is not None}
-    if not wanted:
-        return
-    found = set(
-        await session.scalars(
-            select(User.id).where(User.company_id == caller.company_id, User.id.in_(wanted))
-        )
-    )
-    if wanted - found:
-        raise UnknownReference(["body", "owner_id"], "No such user in your company.")
+    await UserRepository(session, caller.company_id).ensure_exist(wanted)
 
 
 async def _prepare(
@@ -157,7 +147,7 @@ async def _prepare(
         stage = None
         if choices.deal_id is not None:
             into_deal = await visible_deal(session, caller, choices.deal_id, for_update=lock)
-            if into_deal.status != "open":
+            if into_deal.status != DealStatus.open:
                 raise DealNotOpen(into_deal.status)
             stage = await deals.stage(into_deal.stage_id)  # for its rotten_days
         else:
@@ -209,16 +199,15 @@ async def convert_leads(
     await create_planned_contacts(session, caller, [p.lead for p in prepared], _plans(prepared))
 
     deals = await _insert_deals(session, caller, new_deals)
-    await _record_creations(session, caller, list(deals.values()))
 
     deal_of_lead = {
         p.lead.id: (p.into_deal.id if p.into_deal is not None else deals[p.lead.id].id)
         for p in prepared
     }
     moves = await move_leads_to_deals(session, caller.company_id, deal_of_lead)
-    await _mark_converted(session, prepared, deal_of_lead)
+    await LeadRepository(session, caller).mark_converted([p.lead for p in prepared], deal_of_lead)
     conversions = await _record_conversions(session, caller, deal_of_lead, moves, rule_id)
-    return [
+    converted = [
         Converted(
             conversion=conversions[p.lead.id],
             deal=p.into_deal if p.into_deal is not None else deals[p.lead.id],
@@ -226,6 +215,41 @@ async def convert_leads(
         )
         for p in prepared
     ]
+    await _publish(session, caller, converted, new_deals, rule_id)
+    return converted
+
+
+async def _publish(
+    session: AsyncSession,
+    caller: Caller,
+    converted: Sequence[Converted],
+    new_deals: Sequence[Prepared],
+    rule_id: uuid.UUID | None,
+) -> None:
+    """`DealCreated` for each new deal, then `LeadConverted` for each lead."""
+    source = ChangeSource.rule if rule_id is not None else ChangeSource.api
+    company_id = caller.company_id
+    created = {p.lead.id for p in new_deals}
+    await publish(
+        session,
+        *(
+            DealCreated(id=c.deal.id, company_id=company_id, actor=caller, source=source)
+            for c in converted
+            if c.conversion.lead_id in created
+        ),
+        *(
+            LeadConverted(
+                id=c.conversion.lead_id,
+                company_id=company_id,
+                actor=caller,
+                source=source,
+                deal_id=c.deal.id,
+                conversion_id=c.conversion.id,
+                rule_id=rule_id,
+            )
+            for c in converted
+        ),
+    )
 
 
 def _plans(prepared: Sequence[Prepared]) -> dict[uuid.UUID, ContactPlan]:
@@ -235,24 +259,19 @@ def _plans(prepared: Sequence[Prepared]) -> dict[uuid.UUID, ContactPlan]:
 async def _insert_deals(
     session: AsyncSession, caller: Caller, prepared: Sequence[Prepared]
 ) -> dict[uuid.UUID, Deal]:
-    """The new deals in one INSERT ... RETURNING: loaded objects, server defaults included."""
-    if not prepared:
-        return {}
+    """The new deals (with their changelog) in one statement each, by lead id."""
     rows: list[dict[str, Any]] = []
     for p in prepared:
         assert p.stage is not None
         value = p.value
         rows.append(
             {
-                "id": new_id(),
-                "company_id": caller.company_id,
                 "title": p.title,
                 "owner_id": p.owner_id,
                 "person_id": p.plan.person_id,
                 "organization_id": p.plan.organization_id,
                 "pipeline_id": p.stage.pipeline_id,
                 "stage_id": p.stage.id,
-                "status": "open",
                 "value_amount": value.amount if value else None,
                 "value_currency": value.currency if value else None,
                 "probability": p.stage.probability,
@@ -262,69 +281,8 @@ async def _insert_deals(
                 "source_lead_id": p.lead.id,
             }
         )
-    # One statement for all rows (insertmanyvalues), back in parameter order. `render_nulls`
-    # keeps every row's column set identical (otherwise the ORM omits None values and runs
-    # one INSERT per run of rows with the same columns); no None here has a default.
-    deals = await session.scalars(
-        insert(Deal)
-        .values(stage_changed_at=func.now())
-        .returning(Deal, sort_by_parameter_order=True)
-        .execution_options(render_nulls=True),
-        rows,
-    )
+    deals = await insert_deals(session, caller.company_id, caller.user_id, rows)
     return {p.lead.id: deal for p, deal in zip(prepared, deals, strict=True)}
-
-
-async def _record_creations(session: AsyncSession, caller: Caller, deals: list[Deal]) -> None:
-    """The first changelog entry of each new deal, in one statement."""
-    if not deals:
-        return
-    await session.execute(
-        insert(DealChange),
-        [
-            {
-                "id": new_id(),
-                "company_id": caller.company_id,
-                "deal_id": deal.id,
-                "field": "created",
-                "old": None,
-                "new": snapshot(deal),
-                "user_id": caller.user_id,
-            }
-            for deal in deals
-        ],
-    )
-
-
-def _uuids(values: Sequence[uuid.UUID]) -> Any:
-    return func.unnest(literal(list(values), ARRAY(PgUUID(as_uuid=True))))
-
-
-async def _mark_converted(
-    session: AsyncSession, prepared: Sequence[Prepared], deal_of_lead: dict[uuid.UUID, uuid.UUID]
-) -> None:
-    """Every lead converted into its deal in one UPDATE; the loaded leads get the new values."""
-    if not prepared:
-        return
-    lead_ids = [p.lead.id for p in prepared]
-    pairs = select(
-        _uuids(lead_ids).label("lead_id"),
-        _uuids([deal_of_lead[i] for i in lead_ids]).label("deal_id"),
-    ).subquery("pairs")
-    # "fetch": the session counts the leads as changed in this transaction (a savepoint
-    # rolled back expires them, as after a flush); the values come back by RETURNING.
-    rows = await session.execute(
-        update(Lead)
-        .where(Lead.company_id == prepared[0].lead.company_id, Lead.id == pairs.c.lead_id)
-        .values(converted_deal_id=pairs.c.deal_id, converted_at=func.now())
-        .returning(Lead.id, Lead.converted_deal_id, Lead.converted_at, Lead.updated_at)
-        .execution_options(synchronize_session="fetch")
-    )
-    leads = {p.lead.id: p.lead for p in prepared}
-    for row in rows:
-        lead = leads[row.id]
-        for column in ("converted_deal_id", "converted_at", "updated_at"):
-            set_committed_value(lead, column, getattr(row, column))
 
 
 async def _record_conversions(

@@ -21,7 +21,7 @@ from leadflow.conversion.schemas import (
 from leadflow.deals.service import deal_read
 from leadflow.deps import CurrentCaller, Session
 from leadflow.errors import NotFound, responses
-from leadflow.leads.schemas import LeadRead
+from leadflow.leads.reads import read_lead
 from leadflow.pagination import Page, PageParams
 
 router = APIRouter(tags=["conversion"])
@@ -125,7 +125,8 @@ async def convert_deal(
     """
     result = await deal_to_lead.convert_deal(session, caller, deal_id)
     return DealConverted(
-        conversion=ConversionRead.of(result.conversion), lead=LeadRead.of(result.lead)
+        conversion=ConversionRead.of(result.conversion),
+        lead=await read_lead(session, caller.company_id, result.lead),
     )
 
 

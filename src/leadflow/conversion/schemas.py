@@ -6,7 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from leadflow.conversion.contacts import ContactChoice, Duplicates, Resolution
+from leadflow.contacts.duplicates import Duplicates
+from leadflow.conversion.contacts import ContactChoice, Resolution
 from leadflow.deals.schemas import DealRead
 from leadflow.leads.schemas import LeadRead
 from leadflow.schemas import Input, IsoDate, Money, Output, fields_absent, fields_unset

@@ -1,9 +1,13 @@
-"""The deal changelog: every field change, in the same transaction as the change."""
+"""The deal changelog: every field change, in the same transaction as the change.
+
+The one writer of `deal_change` rows. The deal repository calls it for every insert and
+update of a deal; line items call it when the products' total moves the deal's value.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -54,15 +58,14 @@ def json_value(value: Any) -> Any:
     return value
 
 
-async def record_changes(
+async def record_many(
     session: AsyncSession,
-    *,
     company_id: uuid.UUID,
-    deal_id: uuid.UUID,
     user_id: uuid.UUID | None,
-    changes: Mapping[str, tuple[Any, Any]],
+    changes: Iterable[tuple[uuid.UUID, str, Any, Any]],
 ) -> None:
-    """One changelog row per field whose JSON value actually changed."""
+    """One row per (deal id, field, old, new) whose JSON value actually changed, all in
+    one statement."""
     rows = [
         {
             "id": new_id(),
@@ -73,11 +76,28 @@ async def record_changes(
             "new": json_value(new),
             "user_id": user_id,
         }
-        for field, (old, new) in changes.items()
+        for deal_id, field, old, new in changes
         if json_value(old) != json_value(new)
     ]
     if rows:
         await session.execute(insert(DealChange), rows)
+
+
+async def record_changes(
+    session: AsyncSession,
+    *,
+    company_id: uuid.UUID,
+    deal_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    changes: Mapping[str, tuple[Any, Any]],
+) -> None:
+    """One changelog row per field of one deal whose JSON value actually changed."""
+    await record_many(
+        session,
+        company_id,
+        user_id,
+        ((deal_id, field, old, new) for field, (old, new) in changes.items()),
+    )
 
 
 def snapshot(deal: Deal) -> dict[str, Any]:
@@ -109,12 +129,15 @@ async def record_snapshot_changes(
     )
 
 
-async def record_creation(session: AsyncSession, deal: Deal, user_id: uuid.UUID | None) -> None:
-    """The first entry of a deal: field `created`, old null, new the tracked fields."""
-    await record_changes(
-        session,
-        company_id=deal.company_id,
-        deal_id=deal.id,
-        user_id=user_id,
-        changes={"created": (None, snapshot(deal))},
-    )
+async def record_creations(
+    session: AsyncSession, deals: Sequence[Deal], user_id: uuid.UUID | None
+) -> None:
+    """The first entry of each new deal (of one company): field `created`, old null, new
+    the tracked fields."""
+    if deals:
+        await record_many(
+            session,
+            deals[0].company_id,
+            user_id,
+            ((deal.id, "created", None, snapshot(deal)) for deal in deals),
+        )

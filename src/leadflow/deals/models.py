@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
@@ -26,6 +27,14 @@ from leadflow.db import Base, Timestamps, new_id
 from leadflow.money import AMOUNT, MoneyColumns, money_check
 
 VISIBLE_TO_CHECK = "visible_to IN ('owner', 'group', 'company')"
+
+
+class DealStatus(enum.StrEnum):
+    open = "open"
+    won = "won"
+    lost = "lost"
+
+
 # Open and not converted back to a lead: what counts against `max_open_deals`.
 COUNTS_AS_OPEN = text("status = 'open' AND converted_lead_id IS NULL")
 
@@ -47,7 +56,9 @@ class Deal(Timestamps, MoneyColumns, Base):
     )
     pipeline_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pipeline.id", ondelete="RESTRICT"))
     stage_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("stage.id", ondelete="RESTRICT"))
-    status: Mapped[str] = mapped_column(String(8), default="open", server_default="open")
+    status: Mapped[str] = mapped_column(
+        String(8), default=DealStatus.open.value, server_default=DealStatus.open.value
+    )
     lost_reason: Mapped[str | None] = mapped_column(String(500))
     probability: Mapped[int | None] = mapped_column(Integer)
     expected_close_date: Mapped[date | None] = mapped_column(Date)

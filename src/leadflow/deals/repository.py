@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select, true
+from sqlalchemy import Select, delete, func, insert, literal, or_, select, true, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from leadflow.auth.models import User
-from leadflow.contacts.models import Organization, Person
+from leadflow.db import new_id
+from leadflow.deals import changelog
 from leadflow.deals.access import found_deal, visible_deal
-from leadflow.deals.models import Deal, DealChange, DealFile
+from leadflow.deals.models import Deal, DealChange, DealFile, DealStatus
 from leadflow.errors import NotFound
-from leadflow.leads.models import LeadLabel
 from leadflow.pagination import Keyset, PageRequest, paginate
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.tenancy import Caller, in_company, visible_to_caller
@@ -55,7 +57,7 @@ class DealRepository:
         """Open deals the caller sees, still in the deal lists (not converted back to leads)."""
         return (
             visible_to_caller(Deal, self.caller),
-            Deal.status == "open",
+            Deal.status == DealStatus.open,
             Deal.converted_lead_id.is_(None),
         )
 
@@ -116,18 +118,61 @@ class DealRepository:
         return {stage_id: days for stage_id, days in rows}
 
     async def add(self, **values: Any) -> Deal:
+        """Insert a deal and its first changelog entry."""
         deal = Deal(company_id=self.caller.company_id, **values)
         self.session.add(deal)
         await self.session.flush()
         await self.session.refresh(deal)
+        await changelog.record_creations(self.session, [deal], self.caller.user_id)
         return deal
 
     async def update(self, deal: Deal, values: dict[str, Any]) -> Deal:
+        """Apply `values` to a deal got for update; each tracked field that changed gets
+        its changelog row."""
+        before = changelog.snapshot(deal)
         for field, value in values.items():
             setattr(deal, field, value)
         await self.session.flush()
         await self.session.refresh(deal)
+        await changelog.record_snapshot_changes(self.session, deal, before, self.caller.user_id)
         return deal
+
+    async def mark_converted_to_lead(self, deal: Deal, lead_id: uuid.UUID) -> None:
+        """The deal went back to the inbox as `lead_id`: it leaves the deal lists."""
+        deal.converted_lead_id = lead_id
+        deal.converted_at = func.now()
+        await self.session.flush()
+        await self.session.refresh(deal)
+        await changelog.record_changes(
+            self.session,
+            company_id=deal.company_id,
+            deal_id=deal.id,
+            user_id=self.caller.user_id,
+            changes={"converted_lead_id": (None, lead_id)},
+        )
+
+    async def remove_label(self, label_id: uuid.UUID) -> None:
+        """Take a deleted label off every deal of the company carrying it, each change in
+        the changelog like any edit. One UPDATE reads each deal's labels before and after
+        (a self-join sees the row as it was), one INSERT writes the changelog."""
+        prior = aliased(Deal)
+        rows = await self.session.execute(
+            update(Deal)
+            .where(
+                prior.id == Deal.id,
+                in_company(Deal, self.caller),
+                Deal.label_ids.contains(_uuid_array([label_id])),
+            )
+            .values(label_ids=func.array_remove(Deal.label_ids, label_id), updated_at=func.now())
+            .returning(Deal.id, prior.label_ids, Deal.label_ids)
+            .execution_options(synchronize_session=False)
+        )
+        await changelog.record_many(
+            self.session,
+            self.caller.company_id,
+            self.caller.user_id,
+            [(deal_id, "label_ids", old, new) for deal_id, old, new in rows],
+        )
 
     async def reload(self, deal: Deal) -> None:
         """Read the deal's row again (after a change that expired its attributes)."""
@@ -188,36 +233,6 @@ class DealRepository:
             select(Pipeline).where(in_company(Pipeline, self.caller), Pipeline.id == pipeline_id)
         )
 
-    # References a deal may hold.
-
-    async def user_in_company(self, user_id: uuid.UUID) -> bool:
-        found = await self.session.scalar(
-            select(User.id).where(User.company_id == self.caller.company_id, User.id == user_id)
-        )
-        return found is not None
-
-    async def person_visible(self, person_id: uuid.UUID) -> bool:
-        found = await self.session.scalar(
-            select(Person.id).where(visible_to_caller(Person, self.caller), Person.id == person_id)
-        )
-        return found is not None
-
-    async def organization_visible(self, organization_id: uuid.UUID) -> bool:
-        found = await self.session.scalar(
-            select(Organization.id).where(
-                visible_to_caller(Organization, self.caller), Organization.id == organization_id
-            )
-        )
-        return found is not None
-
-    async def existing_label_ids(self, label_ids: list[uuid.UUID]) -> set[uuid.UUID]:
-        rows = await self.session.scalars(
-            select(LeadLabel.id).where(
-                in_company(LeadLabel, self.caller), LeadLabel.id.in_(label_ids)
-            )
-        )
-        return set(rows)
-
     # The pipeline board.
 
     async def stages_of(self, pipeline_id: uuid.UUID) -> list[Stage]:
@@ -274,7 +289,7 @@ class DealRepository:
         Converted deals count in `all`: they stay as history and still reference the stage.
         """
         stmt = select(
-            func.count().filter(Deal.status == "open", Deal.converted_lead_id.is_(None)),
+            func.count().filter(Deal.status == DealStatus.open, Deal.converted_lead_id.is_(None)),
             func.count(),
         ).where(in_company(Deal, self.caller))
         if pipeline_id is not None:
@@ -301,3 +316,37 @@ def stage_for_new_deal(company_id: uuid.UUID, stage_id: uuid.UUID) -> Select[Sta
         .where(Stage.company_id == company_id, Stage.id == stage_id)
         .with_for_update(key_share=True, read=True)
     )
+
+
+def _uuid_array(ids: list[uuid.UUID]) -> Any:
+    return literal(ids, ARRAY(PgUUID(as_uuid=True)))
+
+
+async def insert_deals(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    rows: Sequence[dict[str, Any]],
+) -> list[Deal]:
+    """New open deals of one company in one INSERT ... RETURNING (loaded objects, server
+    defaults included, in the order of `rows`) and their first changelog entries in one
+    more: the set-based path of conversion and capture. Each row gives every column but
+    `company_id`, `status` and `stage_changed_at` (now)."""
+    if not rows:
+        return []
+    # insertmanyvalues: one statement for all rows. `render_nulls` keeps every row's
+    # column set identical (otherwise the ORM omits None values and runs one INSERT per
+    # run of rows with the same columns); no None here has a default.
+    deals = list(
+        await session.scalars(
+            insert(Deal)
+            .values(
+                company_id=company_id, status=DealStatus.open.value, stage_changed_at=func.now()
+            )
+            .returning(Deal, sort_by_parameter_order=True)
+            .execution_options(render_nulls=True),
+            [{"id": new_id(), **row} for row in rows],
+        )
+    )
+    await changelog.record_creations(session, deals, user_id)
+    return deals

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 from starlette.background import BackgroundTask
 
 from leadflow.deals import service
+from leadflow.deals.models import DealStatus
 from leadflow.deals.repository import DealFilters, DealRepository
 from leadflow.deals.schemas import (
     BOARD_PAGE_DEFAULT,
@@ -16,7 +17,6 @@ from leadflow.deals.schemas import (
     DealChangeRead,
     DealCreate,
     DealRead,
-    DealStatus,
     DealUpdate,
 )
 from leadflow.deps import CurrentCaller, Session

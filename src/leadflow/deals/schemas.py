@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict, Field, StrictBool
 
+from leadflow.deals.models import DealStatus
 from leadflow.schemas import (
     JSON_NUMBER,
     Input,
@@ -20,13 +20,6 @@ from leadflow.schemas import (
     unique,
 )
 from leadflow.tenancy import Visibility
-
-
-class DealStatus(enum.StrEnum):
-    open = "open"
-    won = "won"
-    lost = "lost"
-
 
 MAX_LABELS = 50
 BOARD_PAGE_DEFAULT = 20

@@ -17,11 +17,12 @@ from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow import capabilities
+from leadflow.auth.repository import UserRepository
 from leadflow.capabilities import Capability, Entity
-from leadflow.deals.changelog import record_creation, record_snapshot_changes, snapshot
+from leadflow.contacts.access import ensure_links_visible
 from leadflow.deals.limits import OpenDealLimit, ensure_open_deal_slot
 from leadflow.deals.line_items import sync_deal_value
-from leadflow.deals.models import Deal
+from leadflow.deals.models import Deal, DealStatus
 from leadflow.deals.repository import NEWEST_FIRST, DealRepository
 from leadflow.deals.schemas import (
     BoardColumn,
@@ -29,7 +30,6 @@ from leadflow.deals.schemas import (
     BoardStageRead,
     DealCreate,
     DealRead,
-    DealStatus,
     DealUpdate,
 )
 from leadflow.errors import (
@@ -39,6 +39,18 @@ from leadflow.errors import (
     NotFound,
     UnknownReference,
 )
+from leadflow.events import (
+    Change,
+    DealChanged,
+    DealCreated,
+    DealDeleted,
+    DealStageChanged,
+    DealStatusChanged,
+    DomainEvent,
+    changes_between,
+    publish,
+)
+from leadflow.leads.repository import LeadLabelRepository
 from leadflow.pagination import cursor_after
 from leadflow.pipelines.models import Stage
 from leadflow.schemas import Money
@@ -137,24 +149,19 @@ async def _first_stage(deals: DealRepository, pipeline_id: uuid.UUID, loc: list[
 
 async def _check_references(deals: DealRepository, fields: dict[str, Any]) -> None:
     """Owner in the company, person and organization visible, labels of the company."""
+    session, caller = deals.session, deals.caller
     owner_id = fields.get("owner_id")
-    if (
-        owner_id is not None
-        and owner_id != deals.caller.user_id
-        and not await deals.user_in_company(owner_id)
-    ):
-        raise UnknownReference(["body", "owner_id"], "No such user in your company.")
-    person_id = fields.get("person_id")
-    if person_id is not None and not await deals.person_visible(person_id):
-        raise UnknownReference(["body", "person_id"], "No such person is visible to you.")
-    organization_id = fields.get("organization_id")
-    if organization_id is not None and not await deals.organization_visible(organization_id):
-        raise UnknownReference(
-            ["body", "organization_id"], "No such organization is visible to you."
-        )
+    if owner_id is not None and owner_id != caller.user_id:
+        await UserRepository(session, caller.company_id).ensure_exist([owner_id])
+    await ensure_links_visible(
+        session,
+        caller,
+        person_id=fields.get("person_id"),
+        organization_id=fields.get("organization_id"),
+    )
     label_ids = fields.get("label_ids")
     if label_ids:
-        existing = await deals.existing_label_ids(label_ids)
+        existing = await LeadLabelRepository(session, caller).existing_ids(label_ids)
         unknown = [label_id for label_id in label_ids if label_id not in existing]
         if unknown:
             raise UnknownReference(
@@ -224,7 +231,7 @@ async def create_deal(
         visible_to=data.visible_to.value,
         **closing,
     )
-    await record_creation(session, deal, caller.user_id)
+    await publish(session, DealCreated(id=deal.id, company_id=deal.company_id, actor=caller))
     return deal, stage.rotten_days
 
 
@@ -293,15 +300,41 @@ async def update_deal(
         rotten_days = (await deals.rotten_days({deal.stage_id})).get(deal.stage_id)
     if not values:
         return deal, rotten_days
-    before = snapshot(deal)
+    before = {field: getattr(deal, field) for field in values}
     starts_following = values.get("value_from_products") is True and not deal.value_from_products
     deal = await deals.update(deal, values)
-    await record_snapshot_changes(session, deal, before, caller.user_id)
     if starts_following:
         # Logs its own `value` change when the products' total differs.
         await sync_deal_value(session, caller, deal)
         await deals.reload(deal)
+    await _publish_changes(session, caller, deal, before)
     return deal, rotten_days
+
+
+async def _publish_changes(
+    session: AsyncSession, caller: Caller, deal: Deal, before: dict[str, Any]
+) -> None:
+    """`DealChanged` with every changed field, and beside it `DealStageChanged` for a
+    move and `DealStatusChanged` for a status change (what report history follows)."""
+    changes = changes_between(before, {field: getattr(deal, field) for field in before})
+    if not changes:
+        return
+    published: list[DomainEvent] = [
+        DealChanged(id=deal.id, company_id=deal.company_id, actor=caller, changes=changes)
+    ]
+    if "stage_id" in changes:
+        moved: dict[str, Change] = {
+            f: changes[f] for f in ("pipeline_id", "stage_id") if f in changes
+        }
+        published.append(
+            DealStageChanged(id=deal.id, company_id=deal.company_id, actor=caller, changes=moved)
+        )
+    if "status" in changes:
+        status = {"status": changes["status"]}
+        published.append(
+            DealStatusChanged(id=deal.id, company_id=deal.company_id, actor=caller, changes=status)
+        )
+    await publish(session, *published)
 
 
 async def _stage_after_move(
@@ -332,8 +365,10 @@ async def _stage_after_move(
 async def delete_deal(session: AsyncSession, caller: Caller, deal_id: uuid.UUID) -> list[str]:
     """Delete the deal; the storage keys of its files are returned (see DealRepository)."""
     deals = DealRepository(session, caller)
-    await deals.get(deal_id, for_update=True)
-    return await deals.delete(deal_id)
+    deal = await deals.get(deal_id, for_update=True)
+    keys = await deals.delete(deal_id)
+    await publish(session, DealDeleted(id=deal.id, company_id=deal.company_id, actor=caller))
+    return keys
 
 
 async def archive_deal(session: AsyncSession, caller: Caller, deal_id: uuid.UUID) -> None:

@@ -7,12 +7,14 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    ColumnElement,
     Date,
     DateTime,
     ForeignKey,
     Index,
     String,
     func,
+    not_,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -74,7 +76,8 @@ class Lead(Timestamps, MoneyColumns, Base):
     archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     was_seen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     # The lead's readiness as JSON rows, loaded only by reads that ask for it with
-    # `rules.repository.with_readiness()`: a lead and its readiness in one statement.
+    # `leads.reads.with_readiness()`: a lead and its readiness in one statement. None:
+    # not loaded (the read model queries it).
     readiness_rows: Mapped[list[dict[str, Any]] | None] = query_expression()
     visible_to: Mapped[str] = mapped_column(String(16), default="company")
     # Set when this lead was made from a deal (deal -> lead conversion).
@@ -130,4 +133,41 @@ class Lead(Timestamps, MoneyColumns, Base):
         Index("ix_lead_organization_id", "organization_id"),
         Index("ix_lead_converted_deal_id", "converted_deal_id"),
         Index("ix_lead_source_deal_id", "source_deal_id"),
+    )
+
+
+def in_inbox() -> ColumnElement[bool]:
+    """The inbox as a condition on `lead`, spelled exactly as the partial indexes'
+    predicate (`IN_INBOX`) so that PostgreSQL can prove they apply."""
+    return not_(Lead.is_archived) & Lead.converted_deal_id.is_(None)
+
+
+def in_archive() -> ColumnElement[bool]:
+    """The predicate of `ix_lead_archived`; converted leads are history, not archive."""
+    return Lead.is_archived & Lead.converted_deal_id.is_(None)
+
+
+class LeadReadiness(Base):
+    """A conversion rule that holds for a lead, since when; cleared when it stops holding.
+
+    Part of the lead as the API shows it (`readiness`); written only by `leadflow.rules`,
+    which evaluates the rules."""
+
+    __tablename__ = "lead_readiness"
+
+    lead_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("lead.id", ondelete="CASCADE"), primary_key=True
+    )
+    rule_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversion_rule.id", ondelete="CASCADE"), primary_key=True
+    )
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Why a `convert` rule could not convert (e.g. "duplicate-contacts", "open-deal-limit").
+    blocked_reason: Mapped[str | None] = mapped_column(String(64))
+    blocked_detail: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+    __table_args__ = (
+        Index("ix_lead_readiness_company_id_since", "company_id", "since", "lead_id"),
+        Index("ix_lead_readiness_rule_id", "rule_id"),
     )

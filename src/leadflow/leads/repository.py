@@ -1,34 +1,26 @@
 """Leads and lead labels of the caller's company; every lead statement goes through
-`visible_to_caller`, every label statement through `in_company`."""
+`visible_to_caller` (or `in_company` for company-wide batch work), every label statement
+through `in_company`. The one module that writes `lead` rows: the API, capture and
+conversion insert and update leads here."""
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, literal, not_, select, text, update
+from sqlalchemy import CTE, bindparam, delete, func, insert, literal, not_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from leadflow.contacts.models import Organization, Person
-from leadflow.leads.models import Lead, LeadLabel
+from leadflow.leads.models import Lead, LeadLabel, in_archive, in_inbox
+from leadflow.leads.reads import ready_page, with_readiness
 from leadflow.pagination import Keyset, PageRequest, paginate
-from leadflow.rules.repository import ready_page, with_readiness
 from leadflow.tenancy import Caller, in_company, visible_to_caller
 
 INBOX_ORDER = Keyset(Lead.created_at, Lead.id, descending=True)
-
-
-def _in_inbox() -> ColumnElement[bool]:
-    """Spelled exactly as the partial indexes' predicate (`NOT is_archived AND
-    converted_deal_id IS NULL`) so that PostgreSQL can prove they apply."""
-    return not_(Lead.is_archived) & Lead.converted_deal_id.is_(None)
-
-
-def _in_archive() -> ColumnElement[bool]:
-    """The predicate of `ix_lead_archived`; converted leads are history, not archive."""
-    return Lead.is_archived & Lead.converted_deal_id.is_(None)
 
 
 def _uuid_array(ids: list[uuid.UUID]) -> Any:
@@ -58,7 +50,7 @@ class LeadRepository:
         stmt = (
             select(Lead)
             .options(with_readiness())
-            .where(visible_to_caller(Lead, self.caller), _in_archive() if archived else _in_inbox())
+            .where(visible_to_caller(Lead, self.caller), in_archive() if archived else in_inbox())
         )
         if owner_id is not None:
             stmt = stmt.where(Lead.owner_id == owner_id)
@@ -76,12 +68,14 @@ class LeadRepository:
             return await ready_page(self.session, self.caller, stmt, page)
         return await paginate(self.session, stmt, INBOX_ORDER, page)
 
-    async def add(self, lead: Lead) -> Lead:
-        """Insert the lead; the INSERT returns the columns the database fills (`Lead`'s
-        eager defaults), so the new lead is complete without a re-select."""
-        lead.company_id = self.caller.company_id
+    async def add(self, **columns: Any) -> Lead:
+        """Insert a lead; the INSERT returns the columns the database fills (`Lead`'s
+        eager defaults), so the new lead is complete without a re-select. It has no
+        readiness yet (conversion rules, evaluating it next, say otherwise if they mark it)."""
+        lead = Lead(company_id=self.caller.company_id, **columns)
         self.session.add(lead)
         await self.session.flush()
+        set_committed_value(lead, "readiness_rows", [])
         return lead
 
     async def update(self, lead: Lead, changes: dict[str, Any]) -> Lead:
@@ -110,20 +104,41 @@ class LeadRepository:
         )
         return deleted is not None
 
-    async def person_visible(self, person_id: uuid.UUID) -> bool:
-        """A lead may only link to a person the caller can see."""
-        found = await self.session.scalar(
-            select(Person.id).where(visible_to_caller(Person, self.caller), Person.id == person_id)
+    async def remove_label(self, label_id: uuid.UUID) -> None:
+        """Take a deleted label off every lead of the company (not an edit: no event)."""
+        await self.session.execute(
+            update(Lead)
+            .where(in_company(Lead, self.caller), Lead.label_ids.contains(_uuid_array([label_id])))
+            .values(label_ids=func.array_remove(Lead.label_ids, label_id))
+            .execution_options(synchronize_session=False)
         )
-        return found is not None
 
-    async def organization_visible(self, organization_id: uuid.UUID) -> bool:
-        found = await self.session.scalar(
-            select(Organization.id).where(
-                visible_to_caller(Organization, self.caller), Organization.id == organization_id
-            )
+    async def mark_converted(
+        self, leads: Sequence[Lead], deal_of_lead: Mapping[uuid.UUID, uuid.UUID]
+    ) -> None:
+        """Every lead converted into its deal in one UPDATE (the caller holds them locked);
+        the loaded leads get the new values."""
+        if not leads:
+            return
+        lead_ids = [lead.id for lead in leads]
+        pairs = select(
+            _unnest(lead_ids).label("lead_id"),
+            _unnest([deal_of_lead[i] for i in lead_ids]).label("deal_id"),
+        ).subquery("pairs")
+        # "fetch": the session counts the leads as changed in this transaction (a savepoint
+        # rolled back expires them, as after a flush); the values come back by RETURNING.
+        rows = await self.session.execute(
+            update(Lead)
+            .where(in_company(Lead, self.caller), Lead.id == pairs.c.lead_id)
+            .values(converted_deal_id=pairs.c.deal_id, converted_at=func.now())
+            .returning(Lead.id, Lead.converted_deal_id, Lead.converted_at, Lead.updated_at)
+            .execution_options(synchronize_session="fetch")
         )
-        return found is not None
+        by_id = {lead.id: lead for lead in leads}
+        for row in rows:
+            lead = by_id[row.id]
+            for column in ("converted_deal_id", "converted_at", "updated_at"):
+                set_committed_value(lead, column, getattr(row, column))
 
 
 class LeadLabelRepository:
@@ -149,13 +164,8 @@ class LeadLabelRepository:
         stmt = select(LeadLabel).where(in_company(LeadLabel, self.caller))
         return await paginate(self.session, stmt, Keyset(LeadLabel.name, LeadLabel.id), page)
 
-    async def existing_ids(self, label_ids: list[uuid.UUID]) -> set[uuid.UUID]:
-        rows = await self.session.scalars(
-            select(LeadLabel.id).where(
-                in_company(LeadLabel, self.caller), LeadLabel.id.in_(label_ids)
-            )
-        )
-        return set(rows)
+    async def existing_ids(self, label_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        return await existing_label_ids(self.session, self.caller.company_id, label_ids)
 
     async def lock_names(self) -> None:
         """Serialize label name changes within the company until the transaction ends.
@@ -201,41 +211,43 @@ class LeadLabelRepository:
             .where(in_company(LeadLabel, self.caller), LeadLabel.id == label_id)
             .returning(LeadLabel.id)
         )
-        if deleted is None:
-            return False
-        await self.session.execute(
-            update(Lead)
-            .where(in_company(Lead, self.caller), Lead.label_ids.contains(_uuid_array([label_id])))
-            .values(label_ids=func.array_remove(Lead.label_ids, label_id))
-            .execution_options(synchronize_session=False)
-        )
-        await self.session.execute(
-            _REMOVE_FROM_DEALS,
-            {
-                "company_id": self.caller.company_id,
-                "label_id": label_id,
-                "user_id": self.caller.user_id,
-            },
-        )
-        return True
+        return deleted is not None
 
 
-# One statement: update every deal carrying the label and write its changelog row.
-# The self-join reads each deal's label_ids as they were before the update.
-_REMOVE_FROM_DEALS = text(
-    """
-    WITH changed AS (
-        UPDATE deal AS d
-        SET label_ids = array_remove(d.label_ids, :label_id), updated_at = now()
-        FROM deal AS prior
-        WHERE prior.id = d.id
-          AND d.company_id = :company_id
-          AND d.label_ids @> ARRAY[CAST(:label_id AS uuid)]
-        RETURNING d.id, d.company_id, prior.label_ids AS old, d.label_ids AS new
+async def existing_label_ids(
+    session: AsyncSession, company_id: uuid.UUID, label_ids: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of these ids are labels of the company: the one check of labels a lead, a
+    deal or a form names (labels are company-wide, visible to all its users)."""
+    if not label_ids:
+        return set()
+    rows = await session.scalars(
+        select(LeadLabel.id).where(LeadLabel.company_id == company_id, LeadLabel.id.in_(label_ids))
     )
-    INSERT INTO deal_change (id, company_id, deal_id, field, old, new, user_id, at)
-    SELECT gen_random_uuid(), company_id, id, 'label_ids', to_jsonb(old), to_jsonb(new),
-           :user_id, now()
-    FROM changed
-    """
-)
+    return set(rows)
+
+
+def _unnest(values: Sequence[uuid.UUID]) -> Any:
+    return func.unnest(_uuid_array(list(values)))
+
+
+@functools.lru_cache(maxsize=64)
+def insert_when(guard: CTE, names: tuple[str, ...]) -> CTE:
+    """The one INSERT of a lead that depends on another write in the same statement:
+    the lead (columns `names`, as bind parameters `lead_<column>`) is inserted only when
+    `guard` returns a row, so a statement whose guard writes nothing writes no lead.
+    Capture's guard claims a delivery. Built once per (guard, columns)."""
+    columns = Lead.__table__.c
+    return (
+        insert(Lead)
+        .from_select(
+            list(names),
+            select(
+                *(bindparam(f"lead_{name}", type_=columns[name].type) for name in names)
+            ).select_from(guard),
+            # The caller gives every column it means; the rest take server defaults.
+            include_defaults=False,
+        )
+        .returning(Lead.id)
+        .cte("created")
+    )

@@ -13,6 +13,7 @@ from leadflow.errors import CONFLICTING_PARAMETERS, InvalidInput, NotFound, Prob
 from leadflow.leads import service
 from leadflow.leads.access import visible_lead
 from leadflow.leads.models import Lead
+from leadflow.leads.reads import read_lead, read_leads, with_readiness
 from leadflow.leads.repository import LeadLabelRepository, LeadRepository
 from leadflow.leads.schemas import (
     LeadCreate,
@@ -23,7 +24,6 @@ from leadflow.leads.schemas import (
     LeadUpdate,
 )
 from leadflow.pagination import Page, PageParams
-from leadflow.rules.repository import read_lead, read_leads, with_readiness
 
 router = APIRouter(tags=["leads"])
 labels_router = APIRouter(tags=["lead labels"])
@@ -210,7 +210,7 @@ async def update_lead(
 async def delete_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) -> None:
     """Delete a lead with its notes and activities; a converted lead stays as history (410)."""
     lead = await visible_lead(session, caller, lead_id, for_update=True)
-    await LeadRepository(session, caller).delete(lead.id)
+    await service.delete_lead(session, caller, lead)
 
 
 @router.post(
@@ -352,5 +352,4 @@ async def update_label(
 )
 async def delete_label(label_id: uuid.UUID, session: Session, caller: CurrentCaller) -> None:
     """Delete a lead label; it is taken off every lead and deal that carried it."""
-    if not await LeadLabelRepository(session, caller).delete(label_id):
-        raise NotFound("lead label")
+    await service.delete_label(session, caller, label_id)

@@ -7,16 +7,25 @@ from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from leadflow.auth.repository import UserRepository
 from leadflow.capabilities import PIPELINE_FIELDS, Capability, Entity, require
+from leadflow.contacts.access import ensure_links_visible
 from leadflow.errors import NOT_A_PHONE_NUMBER, Conflict, InvalidInput, NotFound, UnknownReference
+from leadflow.events import (
+    LeadArchived,
+    LeadChanged,
+    LeadCreated,
+    LeadDeleted,
+    LeadLabelDeleted,
+    LeadUnarchived,
+    changes_between,
+    publish,
+)
 from leadflow.leads.models import Lead, LeadLabel
 from leadflow.leads.repository import LeadLabelRepository, LeadRepository
 from leadflow.leads.schemas import LeadCreate, LeadLabelCreate, LeadLabelUpdate, LeadUpdate
 from leadflow.normalize import normalize_phone
-from leadflow.rules.evaluate import evaluate_lead
 from leadflow.schemas import Money
 from leadflow.tenancy import Caller
 
@@ -81,23 +90,8 @@ def _check_names_someone(values: dict[str, Any]) -> None:
 
 
 async def _check_owner(session: AsyncSession, caller: Caller, owner_id: uuid.UUID) -> None:
-    if owner_id == caller.user_id:
-        return
-    if await UserRepository(session, caller.company_id).get(owner_id) is None:
-        raise UnknownReference(["body", "owner_id"], "No such user in your company.")
-
-
-async def _check_links(
-    leads: LeadRepository,
-    person_id: uuid.UUID | None,
-    organization_id: uuid.UUID | None,
-) -> None:
-    if person_id is not None and not await leads.person_visible(person_id):
-        raise UnknownReference(["body", "person_id"], "No such person is visible to you.")
-    if organization_id is not None and not await leads.organization_visible(organization_id):
-        raise UnknownReference(
-            ["body", "organization_id"], "No such organization is visible to you."
-        )
+    if owner_id != caller.user_id:
+        await UserRepository(session, caller.company_id).ensure_exist([owner_id])
 
 
 async def _check_labels(session: AsyncSession, caller: Caller, label_ids: list[uuid.UUID]) -> None:
@@ -128,14 +122,13 @@ async def create_lead(
         "visible_to": data.visible_to.value,
     }
     _check_names_someone(columns)
-    leads = LeadRepository(session, caller)
     await _check_owner(session, caller, columns["owner_id"])
-    await _check_links(leads, data.person_id, data.organization_id)
+    await ensure_links_visible(
+        session, caller, person_id=data.person_id, organization_id=data.organization_id
+    )
     await _check_labels(session, caller, data.label_ids)
-    lead = await leads.add(Lead(**columns))
-    if await evaluate_lead(session, caller, lead.id) is None:
-        # No enabled rule looked at it: a new lead has no readiness (no query to find out).
-        set_committed_value(lead, "readiness_rows", [])
+    lead = await LeadRepository(session, caller).add(**columns)
+    await publish(session, LeadCreated(id=lead.id, company_id=lead.company_id, actor=caller))
     return lead
 
 
@@ -173,19 +166,36 @@ async def update_lead(
     # A reference sent back unchanged is not re-checked: a client may resend what it read.
     if changes.get("owner_id", lead.owner_id) != lead.owner_id:
         await _check_owner(session, caller, changes["owner_id"])
-    leads = LeadRepository(session, caller)
     person_id = changes.get("person_id", lead.person_id)
     organization_id = changes.get("organization_id", lead.organization_id)
-    await _check_links(
-        leads,
-        person_id if person_id != lead.person_id else None,
-        organization_id if organization_id != lead.organization_id else None,
+    await ensure_links_visible(
+        session,
+        caller,
+        person_id=person_id if person_id != lead.person_id else None,
+        organization_id=organization_id if organization_id != lead.organization_id else None,
     )
     if "label_ids" in changes:
         added = [label for label in changes["label_ids"] if label not in set(lead.label_ids)]
         await _check_labels(session, caller, added)
-    lead = await leads.update(lead, changes)
-    await evaluate_lead(session, caller, lead.id)
+    return await _change(session, caller, lead, changes, LeadChanged)
+
+
+async def _change(
+    session: AsyncSession,
+    caller: Caller,
+    lead: Lead,
+    changes: dict[str, Any],
+    event: type[LeadChanged],
+) -> Lead:
+    """Write the changes and publish what really changed (a value sent back as it was is
+    no change); conversion rules listen, and may convert the lead in this transaction."""
+    before = {column: getattr(lead, column) for column in changes}
+    lead = await LeadRepository(session, caller).update(lead, changes)
+    changed = changes_between(before, {column: getattr(lead, column) for column in changes})
+    if changed:
+        await publish(
+            session, event(id=lead.id, company_id=lead.company_id, actor=caller, changes=changed)
+        )
     return lead
 
 
@@ -194,17 +204,24 @@ async def archive_lead(session: AsyncSession, caller: Caller, lead: Lead) -> Lea
     require(Entity.lead, Capability.archiving)
     if lead.is_archived:
         return lead
-    return await LeadRepository(session, caller).update(
-        lead, {"is_archived": True, "archived_at": func.now()}
+    return await _change(
+        session, caller, lead, {"is_archived": True, "archived_at": func.now()}, LeadArchived
     )
 
 
 async def unarchive_lead(session: AsyncSession, caller: Caller, lead: Lead) -> Lead:
+    """Back in the inbox, the lead meets the conversion rules again."""
     if not lead.is_archived:
         return lead
-    return await LeadRepository(session, caller).update(
-        lead, {"is_archived": False, "archived_at": None}
+    return await _change(
+        session, caller, lead, {"is_archived": False, "archived_at": None}, LeadUnarchived
     )
+
+
+async def delete_lead(session: AsyncSession, caller: Caller, lead: Lead) -> None:
+    """Delete a lead got for update, with its notes and activities (foreign keys)."""
+    await LeadRepository(session, caller).delete(lead.id)
+    await publish(session, LeadDeleted(id=lead.id, company_id=lead.company_id, actor=caller))
 
 
 async def create_label(session: AsyncSession, caller: Caller, data: LeadLabelCreate) -> LeadLabel:
@@ -230,3 +247,14 @@ async def update_label(
     if "color" in changes:
         changes["color"] = data.color.value
     return await labels.update(label, changes)
+
+
+async def delete_label(session: AsyncSession, caller: Caller, label_id: uuid.UUID) -> None:
+    """The label goes, and with it its place on every lead; deals drop it too, as a
+    subscriber of `LeadLabelDeleted` (leads/ sits below deals/ and does not write them)."""
+    if not await LeadLabelRepository(session, caller).delete(label_id):
+        raise NotFound("lead label")
+    await LeadRepository(session, caller).remove_label(label_id)
+    await publish(
+        session, LeadLabelDeleted(id=label_id, company_id=caller.company_id, actor=caller)
+    )

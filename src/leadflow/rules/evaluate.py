@@ -49,17 +49,18 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from leadflow.activities.models import Activity, Note
-from leadflow.auth.models import User
 from leadflow.contacts.models import Organization
 from leadflow.conversion import lead_to_deal
 from leadflow.conversion.errors import LeadAlreadyConverted
 from leadflow.conversion.schemas import LeadConversionCreate
 from leadflow.errors import DomainError
-from leadflow.leads.models import Lead
-from leadflow.rules.models import ConversionRule, LeadReadiness
-from leadflow.tenancy import Caller, Role
+from leadflow.leads.models import Lead, LeadReadiness, in_inbox
+from leadflow.rules.models import ConversionRule
+from leadflow.tenancy import Caller
 
 _WORD = re.compile(r"\w+")
 
@@ -317,8 +318,7 @@ def _rules_and_facts_statement() -> Select[Any]:
         rules_json,
         Lead.id,
         Lead.company_id,
-        Lead.is_archived,
-        Lead.converted_deal_id,
+        in_inbox(),
         Lead.source,
         Lead.label_ids,
         Lead.value_amount,
@@ -358,41 +358,19 @@ async def rules_and_facts(
     facts = LeadFacts(
         id=row[1],
         company_id=row[2],
-        in_inbox=not row[3] and row[4] is None,
-        source=row[5],
-        label_ids=frozenset(row[6] or ()),
-        value_amount=row[7],
-        value_currency=row[8],
-        organization_name=row[9],
-        prospect_person_name=row[10],
-        prospect_organization_name=row[11],
-        fields=json.loads(row[12]) if links and row[12] else {},
-        done_types=frozenset(row[13] or ()),
-        ready_rule_ids=frozenset(row[14] or ()),
+        in_inbox=row[3],
+        source=row[4],
+        label_ids=frozenset(row[5] or ()),
+        value_amount=row[6],
+        value_currency=row[7],
+        organization_name=row[8],
+        prospect_person_name=row[9],
+        prospect_organization_name=row[10],
+        fields=json.loads(row[11]) if links and row[11] else {},
+        done_types=frozenset(row[12] or ()),
+        ready_rule_ids=frozenset(row[13] or ()),
     )
     return parsed, facts
-
-
-async def _first_admin(session: AsyncSession, company_id: uuid.UUID) -> uuid.UUID | None:
-    return await session.scalar(
-        select(User.id)
-        .where(User.company_id == company_id, User.role == Role.admin.value)
-        .order_by(User.created_at, User.id)
-        .limit(1)
-    )
-
-
-async def _acting(
-    session: AsyncSession, actor: Caller | uuid.UUID, user_id: uuid.UUID | None
-) -> Caller | None:
-    """Who a rule's conversion acts as: the triggering caller, else (capture) the given
-    user or the company's first admin, with an admin's view of the company's records."""
-    if isinstance(actor, Caller):
-        return actor
-    user_id = user_id or await _first_admin(session, actor)
-    if user_id is None:
-        return None
-    return Caller(company_id=actor, user_id=user_id, role=Role.admin, group_id=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,19 +453,15 @@ async def upsert_readiness(session: AsyncSession, rows: list[dict[str, Any]]) ->
 
 
 async def evaluate_lead(
-    session: AsyncSession,
-    actor: Caller | uuid.UUID,
-    lead_id: uuid.UUID,
-    *,
-    user_id: uuid.UUID | None = None,
+    session: AsyncSession, company_id: uuid.UUID, actor: Caller | None, lead_id: uuid.UUID
 ) -> Outcome | None:
-    """Apply the company's enabled rules to one lead, in the caller's transaction.
+    """Apply the company's enabled rules to one lead, in the transaction of the write.
 
-    `actor` is the caller of the triggering write, or a company id when there is none
-    (capture), with `user_id` the user a conversion acts as (default: the first admin).
-    Returns None when the company has no enabled rule or the lead is not in the inbox.
+    A conversion acts as `actor`, who made the triggering write (for a capture: the
+    form's owner with an admin's view); without one, `convert` rules cannot convert and
+    only readiness is kept. Returns None when the company has no enabled rule or the
+    lead is not in the inbox.
     """
-    company_id = actor.company_id if isinstance(actor, Caller) else actor
     loaded = await rules_and_facts(session, company_id, lead_id)
     if loaded is None:
         return None
@@ -500,11 +474,10 @@ async def evaluate_lead(
     converting = [rule for rule in holding if rule.action == "convert"]
     left_inbox = False
     if converting:
-        caller = await _acting(session, actor, user_id)
         for rule in converting:
-            if caller is None:
+            if actor is None:
                 break
-            result = await convert_by_rule(session, caller, lead_id, rule)
+            result = await convert_by_rule(session, actor, lead_id, rule)
             if isinstance(result, LeadAlreadyConverted):
                 left_inbox = True  # a concurrent request converted it first
                 break
@@ -519,6 +492,7 @@ async def evaluate_lead(
         # Readiness is for inbox leads: a converted lead keeps none.
         await session.execute(delete(LeadReadiness).where(LeadReadiness.lead_id == lead_id))
         outcome.cleared = sorted(lead.ready_rule_ids)
+        _forget_loaded_readiness(session, lead_id)
         return outcome
     held = {rule.id for rule in holding}
     stale = lead.ready_rule_ids - held
@@ -543,4 +517,15 @@ async def evaluate_lead(
     )
     outcome.marked = [rule.id for rule in to_mark if rule.id not in lead.ready_rule_ids]
     outcome.blocked = {rule_id: block.reason for rule_id, block in blocked.items()}
+    if stale or to_mark:
+        _forget_loaded_readiness(session, lead_id)
     return outcome
+
+
+def _forget_loaded_readiness(session: AsyncSession, lead_id: uuid.UUID) -> None:
+    """The session's copy of the lead, if it holds one, no longer knows its readiness:
+    the lead read model loads it again. (A lead's writer sets the readiness of a lead it
+    just created to none, which spares that read when no rule marks it.)"""
+    lead = session.sync_session.identity_map.get(identity_key(Lead, lead_id))
+    if lead is not None:
+        set_committed_value(lead, "readiness_rows", None)

@@ -1,12 +1,12 @@
-"""When to convert: per-company qualification rules and the readiness they give leads."""
+"""When to convert: per-company qualification rules. The readiness they give leads is
+the lead's (`leads.models.LeadReadiness`), written only by this package."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, String, func, text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -33,27 +33,4 @@ class ConversionRule(Timestamps, Base):
     __table_args__ = (
         CheckConstraint("action IN ('mark_ready', 'convert')", name="action"),
         Index("ix_conversion_rule_company_id_enabled", "company_id", "enabled"),
-    )
-
-
-class LeadReadiness(Base):
-    """A rule that holds for a lead, since when; cleared when it stops holding."""
-
-    __tablename__ = "lead_readiness"
-
-    lead_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("lead.id", ondelete="CASCADE"), primary_key=True
-    )
-    rule_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("conversion_rule.id", ondelete="CASCADE"), primary_key=True
-    )
-    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
-    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    # Why a `convert` rule could not convert (e.g. "duplicate-contacts", "open-deal-limit").
-    blocked_reason: Mapped[str | None] = mapped_column(String(64))
-    blocked_detail: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-
-    __table_args__ = (
-        Index("ix_lead_readiness_company_id_since", "company_id", "since", "lead_id"),
-        Index("ix_lead_readiness_rule_id", "rule_id"),
     )

@@ -23,7 +23,8 @@ from leadflow.errors import (
     NotFound,
     UnknownReference,
 )
-from leadflow.leads.models import Lead, LeadLabel
+from leadflow.leads.models import Lead, LeadLabel, LeadReadiness, in_inbox
+from leadflow.leads.reads import read_leads
 from leadflow.leads.repository import INBOX_ORDER
 from leadflow.pagination import PageRequest, paginate
 from leadflow.pipelines.models import Pipeline, Stage
@@ -34,8 +35,8 @@ from leadflow.rules.evaluate import (
     rule_matches_sql,
     upsert_readiness,
 )
-from leadflow.rules.models import ConversionRule, LeadReadiness
-from leadflow.rules.repository import RuleRepository, in_inbox, read_leads
+from leadflow.rules.models import ConversionRule
+from leadflow.rules.repository import RuleRepository
 from leadflow.rules.schemas import (
     Applied,
     ConversionRuleCreate,

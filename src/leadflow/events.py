@@ -1,0 +1,285 @@
+"""Domain events: what changed, published inside the transaction of the change.
+
+A service that writes a record publishes an event after the write; the subscribers
+registered at start-up (conversion rules today; the webhook outbox and report history
+next) run in the same transaction, so what they write commits or rolls back with the
+change itself. Events flow up: a package publishes without knowing who listens, and the
+listeners live above it (`leadflow.rules` subscribes to lead and activity events; no
+package below it imports it).
+
+Subscribers are found by the event's class and its bases: a handler of `LeadChanged`
+also receives `LeadArchived`. They run one after the other, in subscription order; an
+exception in one aborts the write that published (the request answers its error and
+the transaction rolls back), as if the write itself had failed.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.tenancy import Caller
+
+
+class ChangeSource(enum.StrEnum):
+    """Where a change came from (outgoing webhooks will carry it as `change_source`)."""
+
+    api = "api"
+    capture = "capture"
+    rule = "rule"
+    import_ = "import"
+    system = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A field's value before and after, as stored (ids, decimals, dates as Python values)."""
+
+    old: Any
+    new: Any
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DomainEvent:
+    """Something that happened to one record of one company.
+
+    `actor` is who made the change, with their visibility (a subscriber that writes acts
+    as them); None when no user is behind it (a capture for a company without an admin).
+    `changes` holds the changed fields with old and new values (empty for creations and
+    deletions: the record itself is the news).
+    """
+
+    entity: ClassVar[str]
+    # `lead.created`, `deal.stage_changed`, ...: the names outgoing webhooks will use.
+    type: ClassVar[str]
+
+    id: uuid.UUID
+    company_id: uuid.UUID
+    actor: Caller | None
+    source: ChangeSource = ChangeSource.api
+    changes: Mapping[str, Change] = field(default_factory=dict)
+    at: datetime = field(default_factory=_now)
+
+    @property
+    def user_id(self) -> uuid.UUID | None:
+        return self.actor.user_id if self.actor is not None else None
+
+
+def changes_between(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Change]:
+    """The fields of `after` whose value differs from `before`."""
+    return {
+        name: Change(before.get(name), value)
+        for name, value in after.items()
+        if before.get(name) != value
+    }
+
+
+# Companies
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompanyCreated(DomainEvent):
+    """A new company with its first admin (the actor) and default pipeline."""
+
+    entity = "company"
+    type = "company.created"
+
+
+# Leads
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeadCreated(DomainEvent):
+    entity = "lead"
+    type = "lead.created"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeadChanged(DomainEvent):
+    entity = "lead"
+    type = "lead.updated"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeadArchived(LeadChanged):
+    """`is_archived` went from false to true (or back: `LeadUnarchived`)."""
+
+    type = "lead.archived"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeadUnarchived(LeadChanged):
+    type = "lead.unarchived"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeadDeleted(DomainEvent):
+    entity = "lead"
+    type = "lead.deleted"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeadConverted(DomainEvent):
+    """A lead became a deal (`deal_id`); `rule_id` when a conversion rule did it."""
+
+    entity = "lead"
+    type = "lead.converted"
+
+    deal_id: uuid.UUID
+    conversion_id: uuid.UUID
+    rule_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeadLabelDeleted(DomainEvent):
+    """A lead label is gone; records that carried it must drop it (the leads already have)."""
+
+    entity = "lead_label"
+    type = "lead_label.deleted"
+
+
+# Deals
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DealCreated(DomainEvent):
+    entity = "deal"
+    type = "deal.created"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DealChanged(DomainEvent):
+    entity = "deal"
+    type = "deal.updated"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DealStageChanged(DomainEvent):
+    """Published beside `DealChanged` when the deal moved: `changes` has `pipeline_id`
+    (when it changed) and `stage_id`."""
+
+    entity = "deal"
+    type = "deal.stage_changed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DealStatusChanged(DomainEvent):
+    """Published beside `DealChanged` when the status changed (open, won, lost)."""
+
+    entity = "deal"
+    type = "deal.status_changed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DealDeleted(DomainEvent):
+    entity = "deal"
+    type = "deal.deleted"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DealConverted(DomainEvent):
+    """An open deal went back to the inbox as lead `lead_id`."""
+
+    entity = "deal"
+    type = "deal.converted"
+
+    lead_id: uuid.UUID
+    conversion_id: uuid.UUID
+
+
+# Activities (the ones on a lead are what `activity_done` conditions look at)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityEvent(DomainEvent):
+    """An activity event names the activity's parent record and whether it is done."""
+
+    entity = "activity"
+    type = "activity"
+
+    lead_id: uuid.UUID | None = None
+    deal_id: uuid.UUID | None = None
+    done: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityCreated(ActivityEvent):
+    type = "activity.created"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityChanged(ActivityEvent):
+    type = "activity.updated"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityDone(ActivityChanged):
+    """An activity changed from not done to done (one created done is `ActivityCreated`
+    with `done`)."""
+
+    type = "activity.done"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityDeleted(ActivityEvent):
+    type = "activity.deleted"
+
+
+# Publishing
+
+E = TypeVar("E", bound=DomainEvent)
+Handler = Callable[[AsyncSession, Any], Awaitable[None]]
+
+
+class Publisher:
+    """Handlers by event class. One per process (`publisher`); tests may make their own."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[type[DomainEvent], list[Handler]] = {}
+        self._routes: dict[type[DomainEvent], tuple[Handler, ...]] = {}
+
+    def subscribe(
+        self, event_type: type[E], handler: Callable[[AsyncSession, E], Awaitable[None]]
+    ) -> None:
+        """Idempotent: the same handler subscribed twice runs once (apps made per test)."""
+        handlers = self._handlers.setdefault(event_type, [])
+        if handler not in handlers:
+            handlers.append(handler)
+            self._routes.clear()
+
+    def unsubscribe(self, event_type: type[DomainEvent], handler: Handler) -> None:
+        if handler in self._handlers.get(event_type, []):
+            self._handlers[event_type].remove(handler)
+            self._routes.clear()
+
+    def handlers_of(self, event_type: type[DomainEvent]) -> tuple[Handler, ...]:
+        """The handlers of the class and its bases, resolved once per class."""
+        route = self._routes.get(event_type)
+        if route is None:
+            route = tuple(
+                handler
+                for cls in event_type.__mro__
+                for handler in self._handlers.get(cls, ())
+            )
+            self._routes[event_type] = route
+        return route
+
+    async def publish(self, session: AsyncSession, *events: DomainEvent) -> None:
+        for event in events:
+            for handler in self.handlers_of(type(event)):
+                await handler(session, event)
+
+
+publisher = Publisher()
+subscribe = publisher.subscribe
+publish = publisher.publish
