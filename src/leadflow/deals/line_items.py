@@ -22,10 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.deals.access import visible_deal
 from leadflow.deals.changelog import record_changes
-from leadflow.deals.models import Deal, DealProduct, Product
+from leadflow.deals.models import Deal, DealProduct
 from leadflow.deps import CurrentCaller, Session
 from leadflow.errors import Conflict, InvalidInput, NotFound, UnknownReference, responses
 from leadflow.pagination import Keyset, Page, PageParams, PageRequest, paginate
+from leadflow.products.models import Product
 from leadflow.products.repository import ProductRepository
 from leadflow.products.schemas import Amount
 from leadflow.schemas import DecimalInput, Input, Output
