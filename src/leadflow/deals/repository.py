@@ -291,6 +291,11 @@ class DealRepository:
         row = (await self.session.execute(stmt)).one()
         return int(row[0]), int(row[1])
 
+    async def set_value(self, deal: Deal, amount: Decimal | None, currency: str | None) -> None:
+        """Set the value of a deal got locked (the line items' total, when it follows them)."""
+        deal.value_amount, deal.value_currency = amount, currency
+        await self.session.flush()
+
 
 def stage_for_new_deal(company_id: uuid.UUID, stage_id: uuid.UUID) -> Select[Stage]:
     """The company's stage a new deal goes to, it and its pipeline share-locked (FOR KEY

@@ -20,7 +20,7 @@ from leadflow import capabilities
 from leadflow.capabilities import Capability, Entity
 from leadflow.deals.changelog import record_creation, record_snapshot_changes, snapshot
 from leadflow.deals.limits import OpenDealLimit, ensure_open_deal_slot
-from leadflow.deals.line_items import sync_deal_value
+from leadflow.deals.line_items.service import sync_deal_value
 from leadflow.deals.models import Deal
 from leadflow.deals.repository import NEWEST_FIRST, DealRepository
 from leadflow.deals.schemas import (
