@@ -1,13 +1,16 @@
 """The lead/deal capability table of the mission, as data.
 
-The routers, the conversion use cases and `GET /capabilities` all read this one table;
-asking an entity for a capability it lacks raises `CapabilityNotSupported`.
+The routers, the conversion use cases and `GET /capabilities` all read this one table.
+Each row says which kind of record the mission means the capability for and whether it
+is built: `GET /capabilities` says true only where it is both (a route serves it), and
+names the capabilities not built yet under `planned`. Asking a record for a capability
+meant for the other kind raises `CapabilityNotSupported` (409), built or not.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final, NamedTuple
 
 from leadflow.errors import Conflict
 
@@ -35,32 +38,45 @@ class Capability(StrEnum):
     import_ = "import"
 
 
+class Row(NamedTuple):
+    """A capability: the entities the mission's table gives it to, its text, and whether
+    it is built (while not, no route serves it: false for both, listed as planned)."""
+
+    meant_for: frozenset[Entity]
+    description: str
+    built: bool = True
+
+
 _BOTH = frozenset(Entity)
 _LEAD = frozenset({Entity.lead})
 _DEAL = frozenset({Entity.deal})
 
-# capability -> (entities that have it, what the mission's table says about it)
-TABLE: Final[dict[Capability, tuple[frozenset[Entity], str]]] = {
-    Capability.persons_and_organizations: (_BOTH, "Linked to a person, an organization, or both."),
-    Capability.notes: (_BOTH, "Notes, with comments and mentions."),
-    Capability.activities: (_BOTH, "Calls, meetings, tasks, deadlines, emails, lunches."),
-    Capability.labels: (_BOTH, "Labels (leads use lead labels)."),
-    Capability.lead_capture: (
+TABLE: Final[dict[Capability, Row]] = {
+    Capability.persons_and_organizations: Row(
+        _BOTH, "Linked to a person, an organization, or both."
+    ),
+    Capability.notes: Row(_BOTH, "Notes, with comments and mentions."),
+    Capability.activities: Row(_BOTH, "Calls, meetings, tasks, deadlines, emails, lunches."),
+    Capability.labels: Row(_BOTH, "Labels (leads use lead labels)."),
+    Capability.lead_capture: Row(
         _BOTH,
         "Created by lead-capture tools (forms, webhooks); "
         "deals only when a form is set to create deals.",
     ),
-    Capability.archiving: (_LEAD, "Can be archived."),
-    Capability.pipeline: (_DEAL, "Enters a pipeline and a stage; won / lost."),
-    Capability.products: (_DEAL, "Products (line items)."),
-    Capability.participants: (_DEAL, "Participants."),
-    Capability.files: (_DEAL, "Files and documents."),
-    Capability.invoices: (_DEAL, "Invoicing."),
-    Capability.formula_fields: (_DEAL, "Formula fields."),
-    Capability.changelog: (_DEAL, "Changelog (field-level history)."),
-    Capability.open_deal_limit: (_DEAL, "Counted against the plan's open-deal limit."),
-    Capability.import_: (_BOTH, "Can be imported from CSV / XLSX."),
+    Capability.archiving: Row(_LEAD, "Can be archived."),
+    Capability.pipeline: Row(_DEAL, "Enters a pipeline and a stage; won / lost."),
+    Capability.products: Row(_DEAL, "Products (line items)."),
+    Capability.participants: Row(_DEAL, "Participants."),
+    Capability.files: Row(_DEAL, "Files and documents."),
+    Capability.invoices: Row(_DEAL, "Invoicing.", built=False),
+    Capability.formula_fields: Row(_DEAL, "Formula fields.", built=False),
+    Capability.changelog: Row(_DEAL, "Changelog (field-level history)."),
+    Capability.open_deal_limit: Row(_DEAL, "Counted against the plan's open-deal limit."),
+    Capability.import_: Row(_BOTH, "Can be imported from CSV / XLSX.", built=False),
 }
+
+# Capabilities of the mission not built yet, in the table's order.
+PLANNED: Final = tuple(capability for capability, row in TABLE.items() if not row.built)
 
 # Fields of a deal body that belong to the pipeline capability.
 PIPELINE_FIELDS: Final = frozenset({"stage_id", "pipeline_id", "status"})
@@ -78,19 +94,31 @@ class CapabilityNotSupported(Conflict):
         )
 
 
+def meant_for(entity: Entity, capability: Capability) -> bool:
+    """Whether the mission's table gives the capability to this kind of record."""
+    return entity in TABLE[capability].meant_for
+
+
 def supports(entity: Entity, capability: Capability) -> bool:
-    return entity in TABLE[capability][0]
+    """Whether the record has the capability today: meant for it and built."""
+    return TABLE[capability].built and meant_for(entity, capability)
 
 
 def require(entity: Entity, capability: Capability, asked_as: str | None = None) -> None:
-    """Raise `CapabilityNotSupported` naming `asked_as` (a path segment or field name)."""
-    if not supports(entity, capability):
+    """Raise `CapabilityNotSupported` naming `asked_as` (a path segment or field name)
+    when the capability is meant for the other kind of record. A planned capability is
+    not refused here: no route serves it yet, so nothing can ask for it."""
+    if not meant_for(entity, capability):
         raise CapabilityNotSupported(entity, asked_as or capability.value)
 
 
-def as_table() -> dict[str, dict[str, bool]]:
-    """`{"lead": {"products": false, ...}, "deal": {...}}` for GET /capabilities."""
-    return {
-        entity.value: {cap.value: entity in entities for cap, (entities, _) in TABLE.items()}
+def as_table() -> dict[str, Any]:
+    """`{"lead": {"products": false, ...}, "deal": {...}, "planned": ["invoices", ...]}`
+    for GET /capabilities: true only where the capability is meant for the entity and
+    built."""
+    table: dict[str, Any] = {
+        entity.value: {capability.value: supports(entity, capability) for capability in TABLE}
         for entity in Entity
     }
+    table["planned"] = [capability.value for capability in PLANNED]
+    return table

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from leadflow.capabilities import TABLE, as_table
+from leadflow.capabilities import TABLE, Capability, as_table
 from leadflow.deps import CurrentCaller
 from leadflow.errors import responses
 
+_NOT_BUILT = " Planned, not built yet: false for both."
+
 # One boolean per capability of the table, described by the table's own text.
 _flags: dict[str, Any] = {
-    capability.value: (bool, Field(description=description))
-    for capability, (_, description) in TABLE.items()
+    capability.value: (
+        bool,
+        Field(description=row.description + ("" if row.built else _NOT_BUILT)),
+    )
+    for capability, row in TABLE.items()
 }
 CapabilityFlags: type[BaseModel] = create_model(
     "CapabilityFlags",
@@ -25,12 +30,17 @@ CapabilityFlags: type[BaseModel] = create_model(
 
 
 class CapabilityTable(BaseModel):
-    """The lead/deal capability table: asking a record for a capability it lacks is 409."""
+    """The lead/deal capability table: asking a record for a capability meant for the other
+    kind (a lead for products, a deal for archiving) is 409 `capability-not-supported`."""
 
-    model_config = ConfigDict(json_schema_extra={"example": cast(dict[str, Any], as_table())})
+    model_config = ConfigDict(json_schema_extra={"example": as_table()})
 
     lead: CapabilityFlags
     deal: CapabilityFlags
+    planned: list[Capability] = Field(
+        description="Capabilities of the product not built yet: no route serves them, so "
+        "they are false for both entities."
+    )
 
 
 router = APIRouter(tags=["capabilities"])
@@ -42,6 +52,6 @@ router = APIRouter(tags=["capabilities"])
     response_model=CapabilityTable,
     responses=responses(401),
 )
-async def get_capabilities(_: CurrentCaller) -> dict[str, dict[str, bool]]:
+async def get_capabilities(_: CurrentCaller) -> dict[str, Any]:
     """What leads and deals can each do (products, archiving, pipeline, ...)."""
     return as_table()

@@ -26,7 +26,7 @@ from leadflow.conversion.router import router as conversion_router
 from leadflow.db import make_engine, make_reader_factory, make_session_factory
 from leadflow.deals import subscriptions as deals_subscriptions
 from leadflow.deals.files import router as deal_files_router
-from leadflow.deals.line_items import router as deal_products_router
+from leadflow.deals.line_items.router import router as deal_products_router
 from leadflow.deals.participants import router as deal_participants_router
 from leadflow.deals.router import router as deals_router
 from leadflow.leads.router import labels_router as lead_labels_router

@@ -6,10 +6,11 @@ from leadflow.capture.models import CaptureDelivery, Form
 from leadflow.contacts.models import Organization, Person
 from leadflow.conversion.models import Conversion
 from leadflow.db import Base
-from leadflow.deals.models import Deal, DealChange, DealFile, DealParticipant, DealProduct, Product
+from leadflow.deals.models import Deal, DealChange, DealFile, DealParticipant, DealProduct
 from leadflow.idempotency import IdempotencyRecord
 from leadflow.leads.models import Lead, LeadLabel, LeadReadiness
 from leadflow.pipelines.models import Pipeline, Stage
+from leadflow.products.models import Product
 from leadflow.rules.models import ConversionRule
 
 __all__ = [

@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from leadflow.deals.line_items import line_sum
+from leadflow.deals.line_items.service import line_sum
 from leadflow.deals.models import DealChange
 from tests.deal_items.factories import (
     convert_deal_to_lead,

@@ -1,14 +1,31 @@
-"""Deal-only capabilities asked of a lead are refused (409), and the table is served."""
+"""Deal-only capabilities asked of a lead are refused (409), and the table is served:
+true only where a route of the app serves the capability, planned ones false for both."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from leadflow.capabilities import PIPELINE_FIELDS, as_table
+from leadflow.capabilities import (
+    PIPELINE_FIELDS,
+    PLANNED,
+    TABLE,
+    Capability,
+    CapabilityNotSupported,
+    Entity,
+    as_table,
+    require,
+)
+from leadflow.config import Settings
+from leadflow.main import create_app
+from leadflow.routing import path_operations
 from tests.factories import API, create_company, create_lead, create_user
 from tests.leads.helpers import mark_converted
 
@@ -134,7 +151,9 @@ async def test_capabilities_serves_the_table(client: httpx.AsyncClient) -> None:
     table = response.json()
     assert table == as_table()
     for segment in DEAL_ONLY_SEGMENTS:
-        assert table["lead"][segment] is False and table["deal"][segment] is True
+        assert table["lead"][segment] is False
+        assert table["deal"][segment] is (segment != "invoices")
+    assert table["planned"] == ["invoices", "formula_fields", "import"]
     assert table["lead"]["archiving"] is True and table["deal"]["archiving"] is False
     assert table["lead"]["pipeline"] is False and table["deal"]["pipeline"] is True
     assert table["lead"]["notes"] is table["deal"]["notes"] is True
@@ -142,3 +161,166 @@ async def test_capabilities_serves_the_table(client: httpx.AsyncClient) -> None:
 
 async def test_capabilities_need_an_api_token(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"{API}/capabilities")).status_code == 401
+
+
+def test_planned_capabilities_are_false_for_both_entities() -> None:
+    table = as_table()
+    assert table["planned"] == [capability.value for capability in PLANNED]
+    for capability in PLANNED:
+        assert table["lead"][capability.value] is table["deal"][capability.value] is False
+
+
+def test_a_lead_asking_for_a_planned_deal_only_capability_is_still_refused() -> None:
+    with pytest.raises(CapabilityNotSupported):
+        require(Entity.lead, Capability.invoices)
+    require(Entity.deal, Capability.invoices)  # meant for deals: no route yet, not a 409
+
+
+@dataclass(frozen=True)
+class ServedBy:
+    """A route that serves a capability: its path under /api/v1 and method, and when
+    given, a field of its JSON body (that accepts `value`, when given) or a status it
+    declares. Without a method, any route at or under the path."""
+
+    path: str
+    method: str | None = None
+    field: str | None = None
+    value: Any = None
+    status: int | None = None
+
+
+def _both(*served_by: ServedBy) -> dict[Entity, tuple[ServedBy, ...]]:
+    return {Entity.lead: served_by, Entity.deal: served_by}
+
+
+# For every entity a capability is meant for (the mission's table), the routes that serve
+# it, all of which must exist while the capability is built. For a planned one: where it
+# would be served, none of which may exist yet.
+SERVED_BY: dict[Capability, dict[Entity, tuple[ServedBy, ...]]] = {
+    Capability.persons_and_organizations: {
+        Entity.lead: (
+            ServedBy("/leads", "POST", "person_id"),
+            ServedBy("/leads", "POST", "organization_id"),
+        ),
+        Entity.deal: (
+            ServedBy("/deals", "POST", "person_id"),
+            ServedBy("/deals", "POST", "organization_id"),
+        ),
+    },
+    Capability.notes: {
+        entity: (
+            ServedBy("/notes", "POST", f"{entity.value}_id"),
+            ServedBy("/notes", "POST", "mentions"),
+            ServedBy("/notes/{note_id}/comments", "POST"),
+        )
+        for entity in Entity
+    },
+    Capability.activities: {
+        entity: (ServedBy("/activities", "POST", f"{entity.value}_id"),) for entity in Entity
+    },
+    Capability.labels: {
+        Entity.lead: (ServedBy("/lead-labels", "POST"), ServedBy("/leads", "POST", "label_ids")),
+        Entity.deal: (ServedBy("/deals", "POST", "label_ids"),),
+    },
+    Capability.lead_capture: {
+        entity: (
+            ServedBy("/forms", "POST", "creates", entity.value),
+            ServedBy("/capture/{form_id}", "POST"),
+        )
+        for entity in Entity
+    },
+    Capability.archiving: {
+        Entity.lead: (
+            ServedBy("/leads/{lead_id}/archive", "POST"),
+            ServedBy("/leads/{lead_id}/unarchive", "POST"),
+        )
+    },
+    Capability.pipeline: {
+        Entity.deal: (
+            ServedBy("/pipelines", "POST"),
+            ServedBy("/deals", "POST", "stage_id"),
+            ServedBy("/deals/{deal_id}", "PATCH", "status", "won"),
+        )
+    },
+    Capability.products: {
+        Entity.deal: (ServedBy("/products", "POST"), ServedBy("/deals/{deal_id}/products", "POST"))
+    },
+    Capability.participants: {Entity.deal: (ServedBy("/deals/{deal_id}/participants", "POST"),)},
+    Capability.files: {Entity.deal: (ServedBy("/deals/{deal_id}/files", "POST"),)},
+    Capability.invoices: {
+        Entity.deal: (ServedBy("/invoices"), ServedBy("/deals/{deal_id}/invoices"))
+    },
+    Capability.formula_fields: {
+        Entity.deal: (ServedBy("/fields"), ServedBy("/deal-fields"), ServedBy("/deals/fields"))
+    },
+    Capability.changelog: {Entity.deal: (ServedBy("/deals/{deal_id}/changelog", "GET"),)},
+    Capability.open_deal_limit: {
+        Entity.deal: (
+            ServedBy("/deals", "POST", status=403),
+            ServedBy("/deals/{deal_id}", "PATCH", status=403),
+            ServedBy("/leads/{lead_id}/convert", "POST", status=403),
+        )
+    },
+    Capability.import_: {
+        Entity.lead: (ServedBy("/imports"), ServedBy("/leads/import")),
+        Entity.deal: (ServedBy("/imports"), ServedBy("/deals/import")),
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def routes() -> list[APIRoute]:
+    app = create_app(Settings(database_url=None))
+    return [r for r in path_operations(app.router.routes) if isinstance(r, APIRoute)]
+
+
+def _accepts(route: APIRoute, field: str, value: Any) -> bool:
+    body = route.body_field.field_info.annotation if route.body_field is not None else None
+    if not (isinstance(body, type) and issubclass(body, BaseModel)):
+        return False
+    if field not in body.model_fields:
+        return False
+    if value is None:
+        return True
+    try:
+        TypeAdapter(body.model_fields[field].annotation).validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
+def _serves(route: APIRoute, served_by: ServedBy) -> bool:
+    path = API + served_by.path
+    if served_by.method is None:
+        at_path = route.path == path or route.path.startswith(path + "/")
+    else:
+        at_path = route.path == path and served_by.method in route.methods
+    return (
+        at_path
+        and (served_by.field is None or _accepts(route, served_by.field, served_by.value))
+        and (served_by.status is None or served_by.status in route.responses)
+    )
+
+
+def test_every_capability_says_which_routes_serve_it() -> None:
+    assert set(SERVED_BY) == set(Capability)
+    for capability, row in TABLE.items():
+        assert set(SERVED_BY[capability]) == row.meant_for, capability
+
+
+@pytest.mark.parametrize("capability", list(Capability), ids=str)
+def test_the_table_says_an_entity_has_a_capability_only_when_a_route_serves_it(
+    routes: list[APIRoute], capability: Capability
+) -> None:
+    table = as_table()
+    for entity, served_by in SERVED_BY[capability].items():
+        served = [s for s in served_by if any(_serves(route, s) for route in routes)]
+        if table[entity.value][capability.value]:
+            missing = [s for s in served_by if s not in served]
+            assert not missing, f"{entity.value} {capability.value}: no route serves {missing}"
+        else:
+            assert capability.value in table["planned"], (entity, capability)
+            assert not served, (
+                f"{entity.value} {capability.value}: {served} now served; "
+                "mark it built (no longer planned)"
+            )

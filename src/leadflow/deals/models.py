@@ -125,31 +125,6 @@ class Deal(Timestamps, MoneyColumns, Base):
     )
 
 
-class Product(Timestamps, Base):
-    """The company's product catalog; deals hold line items of it."""
-
-    __tablename__ = "product"
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(String(300))
-    code: Mapped[str | None] = mapped_column(String(100))
-    unit_price: Mapped[Decimal | None] = mapped_column(AMOUNT)
-    currency: Mapped[str | None] = mapped_column(String(3))
-    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
-
-    __table_args__ = (
-        Index("ix_product_company_id_name", "company_id", "name", "id"),
-        Index(
-            "uq_product_company_id_code",
-            "company_id",
-            "code",
-            unique=True,
-            postgresql_where=text("code IS NOT NULL"),
-        ),
-    )
-
-
 class DealProduct(Timestamps, Base):
     """A line item: quantity x unit price, less discount, plus tax (`sum` is stored)."""
 

@@ -306,6 +306,11 @@ class DealRepository:
         row = (await self.session.execute(stmt)).one()
         return int(row[0]), int(row[1])
 
+    async def set_value(self, deal: Deal, amount: Decimal | None, currency: str | None) -> None:
+        """Set the value of a deal got locked (the line items' total, when it follows them);
+        the changelog gets its `value` row."""
+        await self.update(deal, {"value_amount": amount, "value_currency": currency})
+
 
 def stage_for_new_deal(company_id: uuid.UUID, stage_id: uuid.UUID) -> Select[Stage]:
     """The company's stage a new deal goes to, it and its pipeline share-locked (FOR KEY

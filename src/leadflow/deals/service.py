@@ -21,7 +21,7 @@ from leadflow.auth.repository import UserRepository
 from leadflow.capabilities import Capability, Entity
 from leadflow.contacts.access import ensure_links_visible
 from leadflow.deals.limits import OpenDealLimit, ensure_open_deal_slot
-from leadflow.deals.line_items import sync_deal_value
+from leadflow.deals.line_items.service import sync_deal_value
 from leadflow.deals.models import Deal, DealStatus
 from leadflow.deals.repository import NEWEST_FIRST, DealRepository
 from leadflow.deals.schemas import (

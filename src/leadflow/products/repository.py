@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.deals.models import DealProduct, Product
 from leadflow.pagination import Keyset, PageRequest, paginate
+from leadflow.products.models import Product
 from leadflow.tenancy import Caller, in_company
 
 
@@ -46,13 +46,6 @@ class ProductRepository:
         stmt = select(Product.id).where(in_company(Product, self.caller), Product.code == code)
         if other_than is not None:
             stmt = stmt.where(Product.id != other_than)
-        return await self.session.scalar(select(exists(stmt))) or False
-
-    async def in_use(self, product_id: uuid.UUID) -> bool:
-        """Whether any deal (open, closed or converted) holds a line item of the product."""
-        stmt = select(DealProduct.id).where(
-            in_company(DealProduct, self.caller), DealProduct.product_id == product_id
-        )
         return await self.session.scalar(select(exists(stmt))) or False
 
     async def list(
@@ -93,7 +86,12 @@ class ProductRepository:
         await self.session.refresh(product)
         return product
 
-    async def delete(self, product_id: uuid.UUID) -> None:
-        await self.session.execute(
-            delete(Product).where(in_company(Product, self.caller), Product.id == product_id)
+    async def delete(self, product_id: uuid.UUID) -> bool:
+        """Delete the product; False when the company has no such product. Rows that
+        reference it with ON DELETE RESTRICT (deals' line items) make it fail."""
+        deleted = await self.session.scalar(
+            delete(Product)
+            .where(in_company(Product, self.caller), Product.id == product_id)
+            .returning(Product.id)
         )
+        return deleted is not None

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.deals.models import Product
 from leadflow.errors import CONFLICTS_WITH_RECORD, Conflict, InvalidInput, NotFound
+from leadflow.products.models import Product
 from leadflow.products.repository import ProductRepository
 from leadflow.products.schemas import ProductCreate, ProductUpdate
 from leadflow.tenancy import Caller
@@ -18,6 +18,7 @@ from leadflow.tenancy import Caller
 T = TypeVar("T")
 
 _CODE_INDEX = "uq_product_company_id_code"
+_FOREIGN_KEY_VIOLATION = "23503"
 
 
 class ProductCodeTaken(Conflict):
@@ -81,13 +82,18 @@ async def update_product(
 
 
 async def delete_product(session: AsyncSession, caller: Caller, product_id: uuid.UUID) -> None:
-    products = ProductRepository(session, caller)
-    # The row lock makes a concurrent line item wait (it takes a key-share lock on the
-    # product) or be waited for, so the look-up below cannot miss one.
-    if await products.get_for_update(product_id) is None:
+    # Deals' line items reference the product ON DELETE RESTRICT, so the database says
+    # whether any holds it: the catalog needs no look-up into deals. A concurrent new
+    # line item holds a key-share lock on the product, so the delete waits for it and
+    # then fails on its row; one that starts after the delete waits and finds no product.
+    try:
+        async with session.begin_nested():
+            deleted = await ProductRepository(session, caller).delete(product_id)
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) == _FOREIGN_KEY_VIOLATION:
+            raise ProductInUse(
+                "Deals hold line items of this product; remove them or set the product inactive."
+            ) from exc
+        raise
+    if not deleted:
         raise NotFound("product")
-    if await products.in_use(product_id):
-        raise ProductInUse(
-            "Deals hold line items of this product; remove them or set the product inactive."
-        )
-    await products.delete(product_id)
