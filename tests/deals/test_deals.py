@@ -164,16 +164,18 @@ async def test_references_must_be_visible_and_of_the_company(client: httpx.Async
     cases = [
         ({"organization_id": foreign_org["id"]}, admin, "organization_id"),
         ({"person_id": foreign_person["id"]}, admin, "person_id"),
-        ({"label_ids": [foreign_label["id"]]}, admin, "label_ids"),
+        ({"label_ids": [foreign_label["id"]]}, admin, "label_ids", 0),
         ({"owner_id": other.user_id}, admin, "owner_id"),
         ({"organization_id": hidden_org["id"]}, user, "organization_id"),
     ]
-    for body, actor, field in cases:
+    for body, actor, *loc in cases:
         response = await client.post(
             f"{API}/deals", json={"title": "x", **body}, headers=actor.headers
         )
-        assert response.status_code == 422, field
-        assert response.json()["errors"][0]["loc"] == ["body", field]
+        assert response.status_code == 422, loc
+        # The label's index too: the same answer as for a lead's labels.
+        assert response.json()["errors"][0]["loc"] == ["body", *loc]
+        assert response.json()["errors"][0]["type"] == "unknown_reference"
 
 
 async def test_stage_move_sets_stage_changed_at_and_follows_the_stage_probability(

@@ -27,7 +27,7 @@ from leadflow.deals.limits import ensure_open_deal_slot
 from leadflow.deals.repository import insert_deals
 from leadflow.errors import NOT_A_PHONE_NUMBER, Conflict, InvalidInput, NotFound, UnknownReference
 from leadflow.events import ChangeSource, DealCreated, LeadCreated, publish
-from leadflow.leads.repository import existing_label_ids
+from leadflow.leads.repository import ensure_labels_exist, existing_label_ids
 from leadflow.normalize import normalize_email, normalize_phone
 from leadflow.schemas import Money
 from leadflow.tenancy import Caller, Role
@@ -135,14 +135,9 @@ async def _check_references(forms: FormRepository, fields: dict[str, Any]) -> No
         await UserRepository(forms.session, forms.caller.company_id).ensure_exist(
             [fields["owner_id"]]
         )
-    label_ids = fields.get("label_ids") or []
-    if label_ids:
-        known = await existing_label_ids(forms.session, forms.caller.company_id, label_ids)
-        for index, label_id in enumerate(label_ids):
-            if label_id not in known:
-                raise UnknownReference(
-                    ["body", "label_ids", index], "No such lead label in your company."
-                )
+    await ensure_labels_exist(
+        forms.session, forms.caller.company_id, fields.get("label_ids") or []
+    )
 
 
 def signing_secrets(form: Form, keyring: Keyring, now: datetime) -> list[str]:

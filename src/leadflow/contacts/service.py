@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.auth.repository import UserRepository
+from leadflow.contacts.access import ensure_links_visible
 from leadflow.contacts.models import Organization, Person
 from leadflow.contacts.repository import OrganizationRepository, PersonRepository
 from leadflow.contacts.schemas import (
@@ -16,7 +17,7 @@ from leadflow.contacts.schemas import (
     PersonCreate,
     PersonUpdate,
 )
-from leadflow.errors import NOT_A_PHONE_NUMBER, InvalidInput, NotFound, UnknownReference
+from leadflow.errors import NOT_A_PHONE_NUMBER, InvalidInput, NotFound
 from leadflow.normalize import normalize_phone
 from leadflow.tenancy import Caller
 
@@ -36,19 +37,12 @@ def normalized_phones(phones: list[str], region: str | None) -> tuple[list[str],
 async def _check_organization(
     session: AsyncSession, caller: Caller, organization_id: uuid.UUID | None
 ) -> None:
-    if organization_id is None:
-        return
-    if await OrganizationRepository(session, caller).get(organization_id) is None:
-        raise UnknownReference(
-            ["body", "organization_id"], "No such organization is visible to you."
-        )
+    await ensure_links_visible(session, caller, organization_id=organization_id)
 
 
 async def _check_owner(session: AsyncSession, caller: Caller, owner_id: uuid.UUID) -> None:
-    if owner_id == caller.user_id:
-        return
-    if await UserRepository(session, caller.company_id).get(owner_id) is None:
-        raise UnknownReference(["body", "owner_id"], "No such user in your company.")
+    if owner_id != caller.user_id:
+        await UserRepository(session, caller.company_id).ensure_exist([owner_id])
 
 
 def _changes(data: PersonUpdate | OrganizationUpdate) -> dict[str, Any]:

@@ -50,7 +50,7 @@ from leadflow.events import (
     changes_between,
     publish,
 )
-from leadflow.leads.repository import LeadLabelRepository
+from leadflow.leads.repository import ensure_labels_exist
 from leadflow.pagination import cursor_after
 from leadflow.pipelines.models import Stage
 from leadflow.schemas import Money
@@ -159,14 +159,7 @@ async def _check_references(deals: DealRepository, fields: dict[str, Any]) -> No
         person_id=fields.get("person_id"),
         organization_id=fields.get("organization_id"),
     )
-    label_ids = fields.get("label_ids")
-    if label_ids:
-        existing = await LeadLabelRepository(session, caller).existing_ids(label_ids)
-        unknown = [label_id for label_id in label_ids if label_id not in existing]
-        if unknown:
-            raise UnknownReference(
-                ["body", "label_ids"], f"No such lead label in your company: {unknown[0]}."
-            )
+    await ensure_labels_exist(session, caller.company_id, fields.get("label_ids") or [])
 
 
 def _check_lost_reason(status: str, lost_reason: str | None) -> None:

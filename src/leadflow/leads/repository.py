@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from leadflow.errors import UnknownReference
 from leadflow.leads.models import Lead, LeadLabel, in_archive, in_inbox
 from leadflow.leads.reads import ready_page, with_readiness
 from leadflow.pagination import Keyset, PageRequest, paginate
@@ -225,6 +226,20 @@ async def existing_label_ids(
         select(LeadLabel.id).where(LeadLabel.company_id == company_id, LeadLabel.id.in_(label_ids))
     )
     return set(rows)
+
+
+async def ensure_labels_exist(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    label_ids: Sequence[uuid.UUID],
+    loc: Sequence[str] = ("body", "label_ids"),
+) -> None:
+    """422 `unknown_reference` at `loc` + the index of the first id that is not a label of
+    the company: the one check of the labels a lead, a deal or a form names."""
+    existing = await existing_label_ids(session, company_id, label_ids)
+    for index, label_id in enumerate(label_ids):
+        if label_id not in existing:
+            raise UnknownReference([*loc, index], "No such lead label in your company.")
 
 
 def _unnest(values: Sequence[uuid.UUID]) -> Any:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.auth.repository import UserRepository
 from leadflow.capabilities import PIPELINE_FIELDS, Capability, Entity, require
 from leadflow.contacts.access import ensure_links_visible
-from leadflow.errors import NOT_A_PHONE_NUMBER, Conflict, InvalidInput, NotFound, UnknownReference
+from leadflow.errors import NOT_A_PHONE_NUMBER, Conflict, InvalidInput, NotFound
 from leadflow.events import (
     LeadArchived,
     LeadChanged,
@@ -23,7 +23,7 @@ from leadflow.events import (
     publish,
 )
 from leadflow.leads.models import Lead, LeadLabel
-from leadflow.leads.repository import LeadLabelRepository, LeadRepository
+from leadflow.leads.repository import LeadLabelRepository, LeadRepository, ensure_labels_exist
 from leadflow.leads.schemas import LeadCreate, LeadLabelCreate, LeadLabelUpdate, LeadUpdate
 from leadflow.normalize import normalize_phone
 from leadflow.schemas import Money
@@ -94,17 +94,6 @@ async def _check_owner(session: AsyncSession, caller: Caller, owner_id: uuid.UUI
         await UserRepository(session, caller.company_id).ensure_exist([owner_id])
 
 
-async def _check_labels(session: AsyncSession, caller: Caller, label_ids: list[uuid.UUID]) -> None:
-    if not label_ids:
-        return
-    existing = await LeadLabelRepository(session, caller).existing_ids(label_ids)
-    for index, label_id in enumerate(label_ids):
-        if label_id not in existing:
-            raise UnknownReference(
-                ["body", "label_ids", index], "No such lead label in your company."
-            )
-
-
 async def create_lead(
     session: AsyncSession, caller: Caller, data: LeadCreate, phone_region: str | None
 ) -> Lead:
@@ -126,7 +115,7 @@ async def create_lead(
     await ensure_links_visible(
         session, caller, person_id=data.person_id, organization_id=data.organization_id
     )
-    await _check_labels(session, caller, data.label_ids)
+    await ensure_labels_exist(session, caller.company_id, data.label_ids)
     lead = await LeadRepository(session, caller).add(**columns)
     await publish(session, LeadCreated(id=lead.id, company_id=lead.company_id, actor=caller))
     return lead
@@ -176,7 +165,7 @@ async def update_lead(
     )
     if "label_ids" in changes:
         added = [label for label in changes["label_ids"] if label not in set(lead.label_ids)]
-        await _check_labels(session, caller, added)
+        await ensure_labels_exist(session, caller.company_id, added)
     return await _change(session, caller, lead, changes, LeadChanged)
 
 

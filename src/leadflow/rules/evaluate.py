@@ -60,6 +60,7 @@ from leadflow.conversion.schemas import LeadConversionCreate
 from leadflow.errors import DomainError
 from leadflow.leads.models import Lead, LeadReadiness, in_inbox
 from leadflow.rules.models import ConversionRule
+from leadflow.rules.schemas import RuleAction
 from leadflow.tenancy import Caller
 
 _WORD = re.compile(r"\w+")
@@ -471,7 +472,7 @@ async def evaluate_lead(
     holding = [rule for rule in rules if rule_holds(rule.conditions, lead)]
     outcome = Outcome(marked=[], cleared=[], blocked={})
     blocked: dict[uuid.UUID, Block] = {}
-    converting = [rule for rule in holding if rule.action == "convert"]
+    converting = [rule for rule in holding if rule.action == RuleAction.convert]
     left_inbox = False
     if converting:
         for rule in converting:
@@ -509,7 +510,7 @@ async def evaluate_lead(
         rule
         for rule in holding
         if rule.id in blocked
-        or (rule.action == "mark_ready" and rule.id not in lead.ready_rule_ids)
+        or (rule.action == RuleAction.mark_ready and rule.id not in lead.ready_rule_ids)
     ]
     await upsert_readiness(
         session,
