@@ -22,7 +22,14 @@ from leadflow.capture.signing import Keyring, new_signing_secret
 from leadflow.db import new_id
 from leadflow.deals.changelog import record_creation
 from leadflow.deals.limits import ensure_open_deal_slot
-from leadflow.errors import NOT_A_PHONE_NUMBER, Conflict, InvalidInput, NotFound, UnknownReference
+from leadflow.errors import (
+    NOT_A_PHONE_NUMBER,
+    NOT_AN_EMAIL_ADDRESS,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    UnknownReference,
+)
 from leadflow.normalize import normalize_email, normalize_organization_name, normalize_phone
 from leadflow.rules.evaluate import evaluate_lead
 from leadflow.schemas import Money
@@ -234,7 +241,7 @@ def _mapped_value(attribute: str, source: str, raw: Any) -> Any:
         try:
             return normalize_email(text)
         except ValueError as exc:
-            raise InvalidInput(loc, str(exc), NOT_A_PHONE_NUMBER) from exc
+            raise InvalidInput(loc, str(exc), NOT_AN_EMAIL_ADDRESS) from exc
     return text
 
 
