@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +31,9 @@ from leadflow.errors import (
     problem_for,
     unavailable,
 )
+
+if TYPE_CHECKING:
+    from leadflow.idempotency import IdempotencyClaim
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 access_log = logging.getLogger("leadflow.access")
@@ -156,7 +159,13 @@ class RequestEnvelope:
         except Exception as exc:
             await _rollback(session)
             if held["done"]:
-                raise  # the response has begun; the server can only drop the connection
+                # The response has begun (a body streaming): the server can only drop the
+                # connection. Logged here, where the request id is known.
+                error_log.exception(
+                    "unhandled error after the response began",
+                    extra={"path": scope["path"], "request_id": request_id},
+                )
+                raise
             # Answered here rather than by an exception handler: this is the one place that
             # also sees a failed commit. The database being down, the pool exhausted or a
             # statement cut by the statement timeout are 503 with Retry-After, logged as
@@ -184,7 +193,7 @@ class RequestEnvelope:
     async def _end_transaction(
         session: AsyncSession,
         status: int,
-        claim: Any = None,
+        claim: IdempotencyClaim | None = None,
         body: bytes = b"",
         content_type: str = "",
     ) -> None:
@@ -192,13 +201,12 @@ class RequestEnvelope:
         wrote; any other status rolls it back, except that an idempotent POST's answer
         below 500 is recorded (`IdempotencyClaim.record`, which first rolls a 4xx's writes
         back to its savepoint) and committed with what the request wrote."""
-        recorded = claim is not None and status < 500
-        if recorded:
+        if claim is not None and status < 500:
             await claim.record(session, status, body, content_type)
-        if status < 400 or recorded:
-            await session.commit()
-        else:
+        elif status >= 400:
             await session.rollback()
+            return
+        await session.commit()
 
 
 async def _send_problem(
