@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
-from collections.abc import AsyncIterator
+import pkgutil
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
 from uuid import uuid4
 
 import httpx
@@ -11,7 +14,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+import leadflow
 from leadflow.config import Settings
+from leadflow.errors import _HTTP_SLUGS, DomainError
 from leadflow.main import create_app
 from tests.factories import API, OPERATOR, OPERATOR_TOKEN
 
@@ -196,3 +201,30 @@ async def test_allow_names_the_documented_methods(client: httpx.AsyncClient) -> 
         convert = await client.request(method, f"{API}/leads/convert", headers=OPERATOR)
         assert_problem(convert, 405, "method-not-allowed")
         assert convert.headers["allow"] == "POST"
+
+
+# Where the HTTP contract itself gives one slug two statuses: reading a converted lead is
+# 410 `lead-converted` (with `deal_id`), converting it again is 409 `lead-converted`.
+CONTRACT_SLUGS_WITH_TWO_STATUSES = {"lead-converted": {409, 410}}
+
+
+def _domain_errors() -> Iterator[type[DomainError]]:
+    for module in pkgutil.walk_packages(leadflow.__path__, "leadflow."):
+        importlib.import_module(module.name)  # so that every subclass is defined
+    pending = [DomainError]
+    while pending:
+        for subclass in pending.pop().__subclasses__():
+            yield subclass
+            pending.append(subclass)
+
+
+def test_a_slug_means_one_status_everywhere() -> None:
+    """Every DomainError subclass, and the framework's own errors (404, 405, 413, ...)."""
+    statuses: dict[str, set[int]] = defaultdict(set)
+    for error in _domain_errors():
+        statuses[error.slug].add(error.status)
+    for status, (slug, _) in _HTTP_SLUGS.items():
+        statuses[slug].add(status)
+    assert len(statuses) > 20, "the walk found the error classes"
+    two_or_more = {slug: found for slug, found in statuses.items() if len(found) > 1}
+    assert two_or_more == CONTRACT_SLUGS_WITH_TWO_STATUSES

@@ -7,6 +7,7 @@ import uuid
 
 import httpx
 
+from tests.capture.helpers import capture, create_form
 from tests.deal_items.factories import create_product
 from tests.factories import API, create_company, create_deal
 
@@ -80,3 +81,13 @@ async def test_unknown_references_and_foreign_cursors_say_so(client: httpx.Async
         f"{API}/persons", json={"name": "Ana", "phones": ["12"]}, headers=admin.headers
     )
     assert _error_type(phone) == "not_a_phone_number"
+
+
+async def test_a_bad_email_in_a_mapped_capture_field_is_not_an_email_address(
+    client: httpx.AsyncClient,
+) -> None:
+    admin = await create_company(client)
+    form = await create_form(client, admin, field_map={"email": "E-mail"})
+    refused = await capture(client, form, {"fields": {"E-mail": "not an address"}})
+    assert _error_type(refused) == "not_an_email_address"
+    assert refused.json()["errors"][0]["loc"] == ["body", "fields", "E-mail"]

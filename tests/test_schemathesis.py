@@ -42,6 +42,7 @@ from leadflow.errors import (
     CONFLICTS_WITH_RECORD,
     INVALID_CURSOR,
     NOT_A_PHONE_NUMBER,
+    NOT_AN_EMAIL_ADDRESS,
     UNKNOWN_REFERENCE,
 )
 from leadflow.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -212,7 +213,8 @@ def _auth(case: schemathesis.Case, admin_token: str) -> dict[str, str]:
 # `cursor` the service did not issue; query parameters that contradict each other (the
 # document constrains each parameter on its own); a phone number that is none (numbering
 # plans, and the server's default region for numbers without +country code); a change that
-# does not fit the record as stored (stateful sequences PATCH what they created). Every other
+# does not fit the record as stored (stateful sequences PATCH what they created); an email
+# address in a capture form's free-form mapped `fields` value. Every other
 # 422 to data valid by the document fails the run: the document must state the rule
 # (length, pattern, format, range, a body's cross-field rule as oneOf/anyOf).
 BEYOND_THE_DOCUMENT = {
@@ -221,6 +223,7 @@ BEYOND_THE_DOCUMENT = {
     CONFLICTING_PARAMETERS,
     NOT_A_PHONE_NUMBER,
     CONFLICTS_WITH_RECORD,
+    NOT_AN_EMAIL_ADDRESS,
 }
 
 

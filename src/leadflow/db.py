@@ -1,6 +1,6 @@
 """Declarative base, engine and session factory.
 
-The request transaction itself is owned by `leadflow.middleware.TransactionMiddleware`:
+The request transaction itself is owned by `leadflow.middleware.RequestEnvelope`:
 one request, one transaction, committed before the response starts.
 """
 

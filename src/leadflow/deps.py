@@ -1,4 +1,11 @@
-"""Dependencies every router uses: the request's session and the authenticated caller."""
+"""Dependencies every router uses: the request's session and the authenticated caller.
+
+The caller of an endpoint is found in two steps: authentication (who calls, or 401),
+then the claim of the request's `Idempotency-Key` (leadflow.idempotency), which is
+scoped by the caller's company and must come before anything else of the endpoint
+writes or answers. `CurrentCaller`, `AdminCaller` and `operator` run both steps in that
+order; authentication itself writes nothing and claims nothing.
+"""
 
 from __future__ import annotations
 
@@ -35,13 +42,25 @@ _bearer = HTTPBearer(auto_error=False, description="An API token of a user (`lf_
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def current_caller(request: Request, session: Session, credentials: Credentials) -> Caller:
+async def authenticated_caller(
+    request: Request, session: Session, credentials: Credentials
+) -> Caller:
+    """The user of the bearer token (401 without a valid one)."""
     if credentials is None:
         raise await failed(request, Unauthorized("Send `Authorization: Bearer <api token>`."))
     callers: CallerLookup = request.app.state.callers
     caller = await callers.caller(session, credentials.credentials)
     if caller is None:
         raise await failed(request, Unauthorized("The API token is not valid."))
+    return caller
+
+
+Authenticated = Annotated[Caller, Depends(authenticated_caller)]
+
+
+async def current_caller(request: Request, session: Session, caller: Authenticated) -> Caller:
+    """The authenticated caller, once a POST's `Idempotency-Key` is claimed for its company
+    (replayed, refused, or held for the envelope to record the answer)."""
     await idempotency.claim(request, session, caller.company_id)
     return caller
 
@@ -58,8 +77,8 @@ async def admin_caller(caller: CurrentCaller) -> Caller:
 AdminCaller = Annotated[Caller, Depends(admin_caller)]
 
 
-async def operator(
-    request: Request, session: Session, settings: AppSettings, credentials: Credentials
+async def authenticated_operator(
+    request: Request, settings: AppSettings, credentials: Credentials
 ) -> None:
     """The operator of the service (token from LEADFLOW_ADMIN_TOKEN), above all companies."""
     expected = settings.admin_token.get_secret_value() if settings.admin_token else None
@@ -69,4 +88,11 @@ async def operator(
         )
     if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
         raise await failed(request, Unauthorized("The operator token is not valid."))
+
+
+async def operator(
+    request: Request, session: Session, _: Annotated[None, Depends(authenticated_operator)]
+) -> None:
+    """The authenticated operator, once a POST's `Idempotency-Key` is claimed (operator
+    requests belong to no company: their keys are scoped apart from every company's)."""
     await idempotency.claim(request, session, None)

@@ -1,8 +1,12 @@
-"""Domain errors and their one translation into RFC 9457 problem+json."""
+"""Domain errors and their one translation into RFC 9457 problem+json.
+
+`problem_response` is the one builder of a problem+json answer: the exception handlers
+here and the request envelope (413 before a route runs, 503, 500) use it. A slug means
+one status everywhere (a test walks every DomainError subclass).
+"""
 
 from __future__ import annotations
 
-import logging
 import re
 import socket
 from collections.abc import Sequence
@@ -19,8 +23,6 @@ from starlette.routing import Match
 
 PROBLEM_BASE = "https://leadflow.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
-
-log = logging.getLogger("leadflow.errors")
 
 
 class DomainError(Exception):
@@ -71,12 +73,15 @@ class Conflict(DomainError):
 # that contradict each other (the document constrains each parameter on its own); a phone
 # number that is not one (that depends on the numbering plan of its country and, without
 # +country code, on the server's default region); a change that does not fit the record as
-# stored (a lost_reason for an open deal, a price without the product's currency).
+# stored (a lost_reason for an open deal, a price without the product's currency); an
+# email address in a free-form value (a capture form's mapped `fields`: the document says
+# `fields` is an object of any values, and which of them is an email depends on the form).
 UNKNOWN_REFERENCE = "unknown_reference"
 INVALID_CURSOR = "invalid_cursor"
 CONFLICTING_PARAMETERS = "conflicting_parameters"
 NOT_A_PHONE_NUMBER = "not_a_phone_number"
 CONFLICTS_WITH_RECORD = "conflicts_with_record"
+NOT_AN_EMAIL_ADDRESS = "not_an_email_address"
 
 
 class InvalidInput(DomainError):
@@ -98,6 +103,10 @@ class UnknownReference(InvalidInput):
 
 
 class PayloadTooLarge(DomainError):
+    """A body, or a file in it, over its size limit (413). The request envelope's body
+    reader raises its own HTTPException for a streamed body (middleware.BodyLimitExceeded),
+    answered as this same problem."""
+
     status = 413
     slug = "payload-too-large"
     title = "Request body too large"
@@ -113,6 +122,18 @@ class IdempotencyKeyInFlight(DomainError):
     status = 409
     slug = "idempotency-key-in-flight"
     title = "A request with this Idempotency-Key is still being processed"
+
+
+class InternalError(DomainError):
+    """The answer to a failure nothing else answered (500); the request envelope logs the
+    failure and sends this, with the request id. Never raised for a business rule."""
+
+    status = 500
+    slug = "internal-error"
+    title = "Internal server error"
+
+    def __init__(self) -> None:
+        super().__init__("The server failed to handle this request; it has been logged.")
 
 
 # How long a client should wait before retrying a 503 (the database restarting, every
@@ -238,9 +259,19 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def problem_for(error: DomainError) -> JSONResponse:
+def problem_for(
+    error: DomainError, headers: dict[str, str] | None = None, **extensions: Any
+) -> JSONResponse:
+    """The problem+json answer of a domain error; `headers` and `extensions` add to the
+    error's own (the request envelope adds the request id)."""
     return problem_response(
-        error.status, error.slug, error.title, error.detail, error.headers, **error.extensions
+        error.status,
+        error.slug,
+        error.title,
+        error.detail,
+        {**(error.headers or {}), **(headers or {})} or None,
+        **error.extensions,
+        **extensions,
     )
 
 
@@ -274,7 +305,7 @@ _HTTP_SLUGS = {
     404: ("not-found", "Resource not found"),
     405: ("method-not-allowed", "Method not allowed"),
     406: ("not-acceptable", "Not acceptable"),
-    413: ("payload-too-large", "Request body too large"),
+    413: (PayloadTooLarge.slug, PayloadTooLarge.title),
     415: ("unsupported-media-type", "Unsupported media type"),
 }
 
@@ -382,21 +413,10 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    request_id = request.headers.get("x-request-id") or getattr(request.state, "request_id", None)
-    log.exception("unhandled error", extra={"request_id": request_id, "path": request.url.path})
-    return problem_response(
-        500,
-        "internal-error",
-        "Internal server error",
-        "The server failed to handle this request; it has been logged.",
-        request_id=request_id,
-    )
-
-
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DBAPIError, _database_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    # No handler for Exception: the request envelope answers every other failure (500,
+    # or 503 for the database), the one place that also sees a commit fail.

@@ -1,11 +1,14 @@
 """`Idempotency-Key` on every POST.
 
-The guard takes a transaction-scoped advisory lock on (company, key): a second request
-with the key while the first runs cannot take it and gets 409 at once. The first
-response (status < 500) is stored in the same transaction as the request's own writes,
-so a stored response always matches what was committed, and a request that crashed
-leaves no key behind. Business errors (4xx) roll back to a savepoint taken after the
-guard, so their writes vanish while their answer is still stored and replayed.
+Claiming the key is a step of the endpoint path, right after authentication (the
+company scopes the key): `leadflow.deps` runs `claim` for every authenticated POST. The
+claim takes a transaction-scoped advisory lock on (company, key): a second request with
+the key while the first runs cannot take it and gets 409 at once. The first response
+(status < 500) is written by `IdempotencyClaim.record` into the request's own
+transaction, which the request envelope commits, so a stored response always matches
+what was committed, and a request that crashed leaves no key behind. Business errors
+(4xx) roll back to a savepoint taken after the claim, so their writes vanish while
+their answer is still stored and replayed.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from cryptography.exceptions import InvalidTag
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from sqlalchemy import (
@@ -33,13 +36,16 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 from sqlalchemy.orm import Mapped, mapped_column
 
-from leadflow.capture.signing import Keyring, keyring_for
 from leadflow.db import Base, new_id
 from leadflow.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidInput
+from leadflow.sealing import Sealer, Unsealable, app_server_key
 
 HEADER = "Idempotency-Key"
 RETENTION = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
+# The derivation label of the key that seals stored answers; changing it makes every
+# stored answer unreadable (each key would then run its request again).
+_SEAL_LABEL = b"leadflow stored response seal v1"
 
 
 class IdempotencyRecord(Base):
@@ -81,19 +87,16 @@ class IdempotencyClaim:
     key: str
     fingerprint: str
     savepoint: AsyncSessionTransaction
-    keyring: Keyring
+    sealer: Sealer
 
-    async def finish(
+    async def record(
         self, session: AsyncSession, status: int, body: bytes, content_type: str
     ) -> None:
-        """Called by the request envelope once the response is known; commits."""
-        if status >= 500:
-            await session.rollback()
-            return
-        if status >= 400:
+        """Store the answer (status < 500) in the request's transaction; called by the
+        request envelope once the response is known, which then commits. A 4xx answer's
+        writes roll back to the savepoint taken after the claim; the answer is kept."""
+        if status >= 400 and self.savepoint.is_active:
             await self.savepoint.rollback()
-        elif self.savepoint.is_active:
-            await self.savepoint.commit()
         values = {
             "company_id": self.company_id,
             "key": self.key,
@@ -101,7 +104,7 @@ class IdempotencyClaim:
             "status": status,
             "content_type": content_type[:100],
             # Sealed: a stored answer may hold a secret shown once (API token, signing secret).
-            "body": self.keyring.seal_bytes(body, _context(self.company_id, self.key)),
+            "body": self.sealer.seal(body, _context(self.company_id, self.key)),
         }
         await session.execute(
             insert(IdempotencyRecord)
@@ -111,7 +114,15 @@ class IdempotencyClaim:
                 set_={**values, "created_at": func.now()},
             )
         )
-        await session.commit()
+
+
+def sealer_for(app_state: Any) -> Sealer:
+    """The app's sealer of stored answers, derived once per process."""
+    sealer: Sealer | None = getattr(app_state, "idempotency_sealer", None)
+    if sealer is None:
+        sealer = Sealer(app_server_key(app_state), _SEAL_LABEL)
+        app_state.idempotency_sealer = sealer
+    return sealer
 
 
 def _context(company_id: uuid.UUID | None, key: str) -> bytes:
@@ -124,7 +135,9 @@ def _lock_id(company_id: uuid.UUID | None, key: str) -> int:
 
 
 async def claim(request: Request, session: AsyncSession, company_id: uuid.UUID | None) -> None:
-    """Run before a POST's work. Replays, refuses, or lets the request proceed."""
+    """Run before a POST's work, once the caller is authenticated. Replays the stored
+    answer (`IdempotentReplay`), refuses (422 reused, 409 in flight), or lets the request
+    proceed with its claim in `request.state.idempotency` for the envelope to record."""
     if request.method != "POST":
         return
     key = request.headers.get(HEADER)
@@ -134,7 +147,7 @@ async def claim(request: Request, session: AsyncSession, company_id: uuid.UUID |
         raise InvalidInput(
             ["header", HEADER], f"must be 1 to {MAX_KEY_LENGTH} printable characters"
         )
-    keyring = keyring_for(request.app.state)
+    sealer = sealer_for(request.app.state)
     body = await request.body()
     fingerprint = hashlib.sha256(
         request.method.encode() + b" " + request.url.path.encode() + b"\n" + body
@@ -163,8 +176,8 @@ async def claim(request: Request, session: AsyncSession, company_id: uuid.UUID |
                 ],
             )
         try:
-            stored = keyring.unseal_bytes(record.body, _context(company_id, key))
-        except InvalidTag:
+            stored = sealer.unseal(record.body, _context(company_id, key))
+        except Unsealable:
             stored = None  # sealed under a previous server key: treat the key as unused
         if stored is not None:
             raise IdempotentReplay(record, stored)
@@ -173,7 +186,7 @@ async def claim(request: Request, session: AsyncSession, company_id: uuid.UUID |
         key=key,
         fingerprint=fingerprint,
         savepoint=await session.begin_nested(),
-        keyring=keyring,
+        sealer=sealer,
     )
 
 

@@ -1,27 +1,39 @@
-"""The request envelope: request id, body limit, the one transaction, access log, metrics.
+"""The request envelope: request id, body limit, the one transaction, access log, metrics,
+and the answer to every failure no exception handler answered (500, or 503).
 
 Owning the transaction here, rather than in a yield dependency, makes the ordering
 explicit: the response start is held back until the transaction has committed, so a
 client never sees a success for a write that failed to commit, and any status >= 400
-rolls back everything the request wrote (nothing half-written).
+rolls back everything the request wrote (nothing half-written). This is the only place
+that commits (a test holds it so): services, repositories, the idempotency claim and
+rule application write into the request's transaction and at most flush or use
+savepoints.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadflow import metrics
-from leadflow.errors import PROBLEM_BASE, PROBLEM_JSON, unavailable
+from leadflow.errors import (
+    DomainError,
+    InternalError,
+    PayloadTooLarge,
+    problem_for,
+    unavailable,
+)
+
+if TYPE_CHECKING:
+    from leadflow.idempotency import IdempotencyClaim
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 access_log = logging.getLogger("leadflow.access")
@@ -34,27 +46,16 @@ SessionFactory = Callable[[], AsyncSession]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class PayloadTooLargeError(HTTPException):
-    """Raised from `receive` when a streamed body passes the limit.
+class BodyLimitExceeded(HTTPException):
+    """Raised from the envelope's `receive` when a streamed body passes the limit.
 
-    It is an HTTPException so that FastAPI's body reader lets it through to the
-    problem+json handler instead of turning it into a 400.
+    Not the `PayloadTooLarge` domain error: FastAPI's body reader lets only an
+    HTTPException through (anything else it turns into a 400), and the HTTP error handler
+    answers it as the same 413 `payload-too-large` problem.
     """
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"The body may not exceed {limit} bytes.")
-
-
-def _problem(status: int, slug: str, title: str, detail: str, request_id: str) -> bytes:
-    return json.dumps(
-        {
-            "type": PROBLEM_BASE + slug,
-            "title": title,
-            "status": status,
-            "detail": detail,
-            "request_id": request_id,
-        }
-    ).encode()
 
 
 class RequestEnvelope:
@@ -85,21 +86,15 @@ class RequestEnvelope:
             limit = self.body_limit(scope["path"])
             declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
-                status_seen = 413
-                await self._send_problem(
-                    send, 413, "payload-too-large", "Request body too large",
-                    f"The body may not exceed {limit} bytes.", request_id,
-                )
+                too_large = PayloadTooLarge(f"The body may not exceed {limit} bytes.")
+                status_seen = await _send_problem(scope, send, too_large, request_id)
                 return
             status_seen = await self._run_in_transaction(
                 scope, _limited(receive, limit), send, request_id
             )
-        except PayloadTooLargeError:
-            status_seen = 413
-            await self._send_problem(
-                send, 413, "payload-too-large", "Request body too large",
-                "The body exceeded the size limit.", request_id,
-            )
+        except BodyLimitExceeded:
+            too_large = PayloadTooLarge("The body exceeded the size limit.")
+            status_seen = await _send_problem(scope, send, too_large, request_id)
         finally:
             elapsed = time.perf_counter() - started
             template = metrics.route_template(scope, root_path)
@@ -145,10 +140,12 @@ class RequestEnvelope:
                     if message.get("more_body", False):
                         return
                     body = b"".join(held["body"])
-                    await claim.finish(session, status, body, _content_type(held["start"]))
+                    await self._end_transaction(
+                        session, status, claim, body, _content_type(held["start"])
+                    )
                     message = {"type": "http.response.body", "body": body, "more_body": False}
                 elif reader is None:
-                    await _finish(session, status)
+                    await self._end_transaction(session, status)
                 # A read's statements committed themselves (autocommit): nothing to end.
                 held["done"] = True
                 await send(held["start"])
@@ -156,13 +153,19 @@ class RequestEnvelope:
 
         try:
             await self.app(scope, receive, send_after_commit)
-        except PayloadTooLargeError:
+        except BodyLimitExceeded:
             await session.rollback()
             raise
         except Exception as exc:
             await _rollback(session)
             if held["done"]:
-                raise  # the response has begun; the server can only drop the connection
+                # The response has begun (a body streaming): the server can only drop the
+                # connection. Logged here, where the request id is known.
+                error_log.exception(
+                    "unhandled error after the response began",
+                    extra={"path": scope["path"], "request_id": request_id},
+                )
+                raise
             # Answered here rather than by an exception handler: this is the one place that
             # also sees a failed commit. The database being down, the pool exhausted or a
             # statement cut by the statement timeout are 503 with Retry-After, logged as
@@ -174,19 +177,11 @@ class RequestEnvelope:
                     _describe(exc),
                     extra={"path": scope["path"], "problem": down.slug},
                 )
-                await self._send_problem(
-                    send, down.status, down.slug, down.title, down.detail, request_id,
-                    down.headers,
-                )
-                return down.status
+                return await _send_problem(scope, send, down, request_id)
             error_log.exception(
                 "unhandled error", extra={"path": scope["path"], "request_id": request_id}
             )
-            await self._send_problem(
-                send, 500, "internal-error", "Internal server error",
-                "The server failed to handle this request; it has been logged.", request_id,
-            )
-            return 500
+            return await _send_problem(scope, send, InternalError(), request_id)
         except BaseException:
             await session.rollback()
             raise
@@ -195,30 +190,40 @@ class RequestEnvelope:
         return status
 
     @staticmethod
-    async def _send_problem(
-        send: Send,
+    async def _end_transaction(
+        session: AsyncSession,
         status: int,
-        slug: str,
-        title: str,
-        detail: str,
-        request_id: str,
-        headers: dict[str, str] | None = None,
+        claim: IdempotencyClaim | None = None,
+        body: bytes = b"",
+        content_type: str = "",
     ) -> None:
-        body = _problem(status, slug, title, detail, request_id)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"x-request-id", request_id.encode()),
-                    (b"connection", b"close"),
-                    *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        """The request's one commit, once its answer is known: a success commits what it
+        wrote; any other status rolls it back, except that an idempotent POST's answer
+        below 500 is recorded (`IdempotencyClaim.record`, which first rolls a 4xx's writes
+        back to its savepoint) and committed with what the request wrote."""
+        if claim is not None and status < 500:
+            await claim.record(session, status, body, content_type)
+        elif status >= 400:
+            await session.rollback()
+            return
+        await session.commit()
+
+
+async def _send_problem(
+    scope: Scope, send: Send, error: DomainError, request_id: str
+) -> int:
+    """Answer `error` as problem+json (with the request id), outside any route."""
+    response = problem_for(
+        error,
+        headers={"X-Request-Id": request_id, "Connection": "close"},
+        request_id=request_id,
+    )
+    await response(scope, _nothing_to_receive, send)
+    return error.status
+
+
+async def _nothing_to_receive() -> Message:
+    return {"type": "http.disconnect"}
 
 
 async def _rollback(session: AsyncSession) -> None:
@@ -239,13 +244,6 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-async def _finish(session: AsyncSession, status: int) -> None:
-    if status < 400:
-        await session.commit()
-    else:
-        await session.rollback()
-
-
 def _content_type(start: Message) -> str:
     for name, value in start.get("headers", []):
         if name.lower() == b"content-type":
@@ -262,7 +260,7 @@ def _limited(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise PayloadTooLargeError(limit)
+                raise BodyLimitExceeded(limit)
         return message
 
     return wrapped

@@ -1,7 +1,7 @@
 """Who is calling, and the one place that decides which rows they may see.
 
-Every repository filters through `Tenant.scope()` (company) and, for records that
-have `owner_id`/`visible_to`, through `Tenant.visible()`. Keeping both here makes
+Every repository filters through `in_company()` (company) and, for records that
+have `owner_id`/`visible_to`, through `visible_to_caller()`. Keeping both here makes
 forgetting them a visible omission in review rather than a silent leak.
 """
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from leadflow.capture.signing import Keyring, new_signing_secret, server_key
+from leadflow.capture.signing import Keyring, new_signing_secret
 from leadflow.config import Settings
+from leadflow.sealing import server_key
 
 
 def test_without_a_configured_key_a_local_one_is_generated_once_and_kept(tmp_path: Path) -> None:

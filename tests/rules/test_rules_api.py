@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from leadflow.config import Settings
 from leadflow.rules import service
 from tests.factories import (
     API,
@@ -268,10 +269,11 @@ async def test_apply_uses_the_open_deal_slots_left_and_blocks_the_rest(
     assert reasons == [["open-deal-limit"]]
 
 
-async def test_apply_commits_each_batch_with_real_transactions(
+async def test_apply_commits_with_the_request_under_real_transactions(
     live_client: httpx.AsyncClient, engine: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The app's own session factory (real commits, a connection per batch)."""
+    """The app's own session factory (real commits): the batches run in the request's
+    transaction, which the request envelope commits."""
     monkeypatch.setattr(service, "APPLY_BATCH", 2)
     admin = await create_company(live_client)
     leads = [await create_lead(live_client, admin, source="manual") for _ in range(3)]
@@ -287,3 +289,26 @@ async def test_apply_commits_each_batch_with_real_transactions(
             {"c": uuid.UUID(admin.company_id)},
         )
     assert converted == len(leads)
+
+
+async def test_apply_is_bounded_and_refuses_a_rule_matching_more_leads_changing_nothing(
+    client: httpx.AsyncClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "APPLY_BATCH", 2)
+    settings.rule_apply_max_leads = 3
+    admin = await create_company(client)
+    leads = [await create_lead(client, admin, source="manual") for _ in range(4)]
+    rule = await create_rule(client, admin, SOURCE_MANUAL, action="convert")
+
+    refused = await client.post(f"{RULES}/{rule['id']}/apply", headers=admin.headers)
+
+    assert refused.status_code == 409
+    problem = refused.json()
+    assert problem["type"] == "https://leadflow.dev/problems/apply-limit-exceeded"
+    assert (problem["matches"], problem["limit"]) == (4, 3)
+    for lead in leads:
+        assert (await get_lead(client, admin, lead["id"])).status_code == 200
+
+    settings.rule_apply_max_leads = 4
+    applied = await client.post(f"{RULES}/{rule['id']}/apply", headers=admin.headers)
+    assert applied.json() == {"matched": 4, "marked_ready": 0, "converted": 4, "blocked": 0}

@@ -25,7 +25,14 @@ from leadflow.contacts.repository import insert_organizations, insert_persons
 from leadflow.db import new_id
 from leadflow.deals.limits import ensure_open_deal_slot
 from leadflow.deals.repository import insert_deals
-from leadflow.errors import NOT_A_PHONE_NUMBER, Conflict, InvalidInput, NotFound, UnknownReference
+from leadflow.errors import (
+    NOT_A_PHONE_NUMBER,
+    NOT_AN_EMAIL_ADDRESS,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    UnknownReference,
+)
 from leadflow.events import ChangeSource, DealCreated, LeadCreated, publish
 from leadflow.leads.repository import ensure_labels_exist, existing_label_ids
 from leadflow.normalize import normalize_email, normalize_phone
@@ -235,7 +242,7 @@ def _mapped_value(attribute: str, source: str, raw: Any) -> Any:
         try:
             return normalize_email(text)
         except ValueError as exc:
-            raise InvalidInput(loc, str(exc), NOT_A_PHONE_NUMBER) from exc
+            raise InvalidInput(loc, str(exc), NOT_AN_EMAIL_ADDRESS) from exc
     return text
 
 

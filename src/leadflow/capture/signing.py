@@ -2,10 +2,10 @@
 and the signed tokens of hosted form pages.
 
 A form's signing secret has to be usable to verify HMACs, so unlike API tokens it cannot
-be kept as a one-way hash: it is sealed with AES-GCM under a key derived from the server
-key (`LEADFLOW_SECRET_KEY`), with the form id as associated data so that a sealed secret
-copied onto another form row does not open. The page-token key is derived separately
-from the same server key (HKDF with distinct labels), so one never stands in for the other.
+be kept as a one-way hash: it is sealed (`leadflow.sealing`, AES-GCM under a key derived
+from the server key) with the form id as associated data so that a sealed secret copied
+onto another form row does not open. The page-token key is derived separately from the
+same server key (HKDF with distinct labels), so one never stands in for the other.
 """
 
 from __future__ import annotations
@@ -13,24 +13,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import logging
-import os
 import secrets
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-from leadflow.config import Settings
 from leadflow.errors import DomainError
-
-log = logging.getLogger("leadflow.capture")
+from leadflow.sealing import Sealer, Unsealable, app_server_key, derive_key
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
 SECRET_BYTES = 32
@@ -40,7 +30,6 @@ MAX_WEBHOOK_ID_LENGTH = 255
 # Enough for a sender rotating through a few secrets; bounds the work per request.
 MAX_SIGNATURES = 10
 _SEALED_VERSION = "v1"
-_LOCAL_KEY_FILE = "secret_key"
 
 
 class SignatureInvalid(DomainError):
@@ -117,22 +106,12 @@ class Keyring:
     """Keys derived from the server key: one seals form secrets, one signs page tokens."""
 
     def __init__(self, server_key: bytes) -> None:
-        self._seal = AESGCM(_derive(server_key, b"leadflow form signing secret seal v1"))
-        self._page = _derive(server_key, b"leadflow hosted form page token v1")
-        self._stored = AESGCM(_derive(server_key, b"leadflow stored response seal v1"))
-
-    def seal_bytes(self, data: bytes, context: bytes) -> bytes:
-        """AES-GCM for data kept at rest (stored idempotent responses carry API tokens)."""
-        nonce = os.urandom(12)
-        return nonce + self._stored.encrypt(nonce, data, context)
-
-    def unseal_bytes(self, sealed: bytes, context: bytes) -> bytes:
-        return self._stored.decrypt(sealed[:12], sealed[12:], context)
+        self._seal = Sealer(server_key, b"leadflow form signing secret seal v1")
+        self._page = derive_key(server_key, b"leadflow hosted form page token v1")
 
     def seal(self, secret: str, form_id: uuid.UUID) -> str:
-        nonce = os.urandom(12)
-        sealed = self._seal.encrypt(nonce, secret.encode(), form_id.bytes)
-        return f"{_SEALED_VERSION}:" + base64.urlsafe_b64encode(nonce + sealed).decode()
+        sealed = self._seal.seal(secret.encode(), form_id.bytes)
+        return f"{_SEALED_VERSION}:" + base64.urlsafe_b64encode(sealed).decode()
 
     def unseal(self, sealed: str, form_id: uuid.UUID) -> str:
         version, _, payload = sealed.partition(":")
@@ -140,8 +119,8 @@ class Keyring:
             raise ValueError(f"unknown sealed-secret version {version!r}")
         raw = base64.urlsafe_b64decode(payload)
         try:
-            return self._seal.decrypt(raw[:12], raw[12:], form_id.bytes).decode()
-        except InvalidTag as exc:
+            return self._seal.unseal(raw, form_id.bytes).decode()
+        except Unsealable as exc:
             raise ValueError(
                 "the form's signing secret does not open with this server key "
                 "(was LEADFLOW_SECRET_KEY changed?)"
@@ -169,53 +148,10 @@ class Keyring:
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def _derive(server_key: bytes, label: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(server_key)
-
-
-def server_key(settings: Settings) -> bytes:
-    """LEADFLOW_SECRET_KEY, or locally a key generated once and kept in the data dir."""
-    if settings.secret_key is not None:
-        return settings.secret_key.get_secret_value().encode()
-    if settings.require_database_url:
-        # The container image: each replica would generate its own key and none could
-        # open the others' sealed secrets, nor would any survive a restart.
-        raise RuntimeError("LEADFLOW_SECRET_KEY is not set; it is required here (32+ characters)")
-    return _local_key(settings.data_dir / _LOCAL_KEY_FILE)
-
-
-def _local_key(path: Path) -> bytes:
-    if path.exists():
-        return _read_key(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(32)
-    draft = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(key + "\n")
-    try:
-        # link() never replaces: when several workers start at once, the first key
-        # written wins and the others read it, always complete.
-        os.link(draft, path)
-    except FileExistsError:
-        return _read_key(path)
-    finally:
-        draft.unlink()
-    log.warning("generated a local server key in %s (set LEADFLOW_SECRET_KEY in production)", path)
-    return key.encode()
-
-
-def _read_key(path: Path) -> bytes:
-    key = path.read_text().strip()
-    if len(key) < 32:
-        raise RuntimeError(f"{path} holds no usable key (32+ characters expected)")
-    return key.encode()
-
-
 def keyring_for(app_state: Any) -> Keyring:
     """The app's keyring, derived once per process from the settings' server key."""
     keyring: Keyring | None = getattr(app_state, "capture_keyring", None)
     if keyring is None:
-        keyring = Keyring(server_key(app_state.settings))
+        keyring = Keyring(app_server_key(app_state))
         app_state.capture_keyring = keyring
     return keyring

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 
-from leadflow.deps import AdminCaller, CurrentCaller, Session
+from leadflow.deps import AdminCaller, AppSettings, CurrentCaller, Session
 from leadflow.errors import NotFound, responses
 from leadflow.pagination import MAX_LIMIT, Page, PageParams, PageRequest
 from leadflow.rules import service
@@ -126,19 +126,33 @@ async def dry_run(
     return await service.dry_run(session, caller, rule, PageRequest(limit, None))
 
 
+_APPLY_RESPONSES = responses(401, 403, 404, 409, 422)
+_APPLY_RESPONSES[409] = {
+    **_APPLY_RESPONSES[409],
+    "description": (
+        "The rule is disabled (`conversion-rule-disabled`), or it matches more inbox leads "
+        "than one apply may change (`apply-limit-exceeded`, with `matches` and `limit`); "
+        "nothing was changed"
+    ),
+}
+
+
 @router.post(
     "/conversion-rules/{rule_id}/apply",
     name="conversion-rules:apply",
     response_model=Applied,
-    responses=responses(401, 403, 404, 409, 422),
+    responses=_APPLY_RESPONSES,
 )
 async def apply_rule(
-    rule_id: uuid.UUID, request: Request, session: Session, caller: AdminCaller
+    rule_id: uuid.UUID, session: Session, caller: AdminCaller, settings: AppSettings
 ) -> Applied:
     """Apply an enabled conversion rule to the whole inbox now (admins only).
 
     Marks the leads it matches ready, or converts them (a blocked conversion marks the
-    lead ready with the reason). Runs in batches of 200 leads, each its own transaction:
-    a failure midway keeps the batches done before it, and running it again is safe."""
+    lead ready with the reason). All or nothing, in one transaction, and bounded: a rule
+    matching more inbox leads than the server's limit (1,000 unless configured, setting
+    `LEADFLOW_RULE_APPLY_MAX_LEADS`) is refused with 409 `apply-limit-exceeded`, which
+    gives `matches` and `limit`, and nothing changes; narrow its conditions (a dry-run
+    counts the matches). Running it again is safe."""
     rule = await service.get_rule(session, caller, rule_id)
-    return await service.apply_rule(request.app.state.session_factory, caller, rule)
+    return await service.apply_rule(session, caller, rule, settings.rule_apply_max_leads)

@@ -4,10 +4,10 @@ trying one on the inbox without writing (dry-run), and applying one to the inbox
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.conversion import lead_to_deal
@@ -46,6 +46,7 @@ from leadflow.rules.schemas import (
 )
 from leadflow.tenancy import Caller
 
+# Leads converted or marked in one set-based step of an apply (a savepoint each).
 APPLY_BATCH = 200
 EXAMPLE_RULE = {
     "name": "First email sent",
@@ -54,12 +55,28 @@ EXAMPLE_RULE = {
     "conditions": [{"type": "activity_done", "activity_type": "email"}],
 }
 
-SessionFactory = Callable[[], AsyncSession]
 
 
 class RuleDisabled(Conflict):
     slug = "conversion-rule-disabled"
     title = "The conversion rule is disabled"
+
+
+class ApplyLimitExceeded(Conflict):
+    """Applying the rule would change more inbox leads than one request may (the setting
+    `rule_apply_max_leads`); nothing was written. Until applying runs as a job, the rule
+    must be narrowed; it still acts on each lead as the lead changes."""
+
+    slug = "apply-limit-exceeded"
+    title = "The rule matches more inbox leads than one apply may change"
+
+    def __init__(self, matches: int, limit: int) -> None:
+        super().__init__(
+            f"The rule matches {matches} inbox leads; one apply changes at most {limit}. "
+            "Narrow its conditions (a dry-run counts the matches) and apply it again.",
+            matches=matches,
+            limit=limit,
+        )
 
 
 async def get_rule(
@@ -190,44 +207,65 @@ def _as_rule(rule: ConversionRule) -> Rule:
 
 
 async def apply_rule(
-    new_session: SessionFactory, caller: Caller, rule: ConversionRule, batch: int | None = None
+    session: AsyncSession,
+    caller: Caller,
+    rule: ConversionRule,
+    max_leads: int,
+    batch: int | None = None,
 ) -> Applied:
-    """Run a rule over the company's inbox in batches of `batch` leads (in lead id order),
-    each batch in its own transaction, so that a large inbox never holds one long
-    transaction or its locks. A lead that stopped matching loses the rule's readiness."""
+    """Run a rule over the company's inbox in the request's transaction: all or nothing.
+
+    Bounded: a rule matching more than `max_leads` inbox leads is refused before anything
+    is written (ApplyLimitExceeded); work that size belongs to a job outside the request.
+    The matches are taken in batches of `batch` leads (in lead id order), so that each
+    set-based conversion stays small. A lead that stopped matching loses the rule's
+    readiness."""
     if not rule.enabled:
         raise RuleDisabled("Enable the rule before applying it; a dry-run works on any rule.")
     batch = batch or APPLY_BATCH
     target = _as_rule(rule)
+    matches = await _count(session, caller, target)
+    if matches > max_leads:
+        raise ApplyLimitExceeded(matches, max_leads)
     counts = Applied(matched=0, marked_ready=0, converted=0, blocked=0)
+    await _clear_unmatched(session, caller, target)
     after: uuid.UUID | None = None
-    while True:
-        async with new_session() as session, session.begin():
-            ids = await _batch(session, caller, target, after, batch)
-            if ids:
-                counts.matched += len(ids)
-                if target.action == RuleAction.mark_ready.value:
-                    counts.marked_ready += await upsert_readiness(
-                        session,
-                        [readiness_row(caller.company_id, lead_id, target.id) for lead_id in ids],
-                    )
-                else:
-                    converted, blocked = await _convert_batch(session, caller, target, ids)
-                    counts.converted += converted
-                    counts.blocked += blocked
-            if after is None:
-                await _clear_unmatched(session, caller, target)
-        if len(ids) < batch:
-            return counts
+    # Bounded again while running: leads that started to match since the count wait.
+    while counts.matched < max_leads:
+        size = min(batch, max_leads - counts.matched)
+        ids = await _batch(session, caller, target, after, size)
+        if not ids:
+            break
+        counts.matched += len(ids)
+        if target.action == RuleAction.mark_ready.value:
+            counts.marked_ready += await upsert_readiness(
+                session, [readiness_row(caller.company_id, lead_id, target.id) for lead_id in ids]
+            )
+        else:
+            converted, blocked = await _convert_batch(session, caller, target, ids)
+            counts.converted += converted
+            counts.blocked += blocked
+        if len(ids) < size:
+            break
         after = ids[-1]
+    return counts
+
+
+def _matching(caller: Caller, rule: Rule) -> Select[uuid.UUID]:
+    return select(Lead.id).where(
+        Lead.company_id == caller.company_id, in_inbox(), rule_matches_sql(rule.conditions)
+    )
+
+
+async def _count(session: AsyncSession, caller: Caller, rule: Rule) -> int:
+    matching = _matching(caller, rule).subquery()
+    return int(await session.scalar(select(func.count()).select_from(matching)) or 0)
 
 
 async def _batch(
     session: AsyncSession, caller: Caller, rule: Rule, after: uuid.UUID | None, size: int
 ) -> list[uuid.UUID]:
-    stmt = select(Lead.id).where(
-        Lead.company_id == caller.company_id, in_inbox(), rule_matches_sql(rule.conditions)
-    )
+    stmt = _matching(caller, rule)
     if after is not None:
         stmt = stmt.where(Lead.id > after)
     return list(await session.scalars(stmt.order_by(Lead.id).limit(size)))
