@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +20,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+
+T = TypeVar("T")
 
 PROBLEM_BASE = "https://leadflow.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
@@ -46,6 +48,13 @@ class NotFound(DomainError):
 
     def __init__(self, resource: str, detail: str | None = None) -> None:
         super().__init__(detail or f"No {resource} with this id is visible to you.")
+
+
+def found(row: T | None, resource: str) -> T:
+    """`row`, or 404 naming `resource` when the look-up found nothing (visible to the caller)."""
+    if row is None:
+        raise NotFound(resource)
+    return row
 
 
 class Unauthorized(DomainError):

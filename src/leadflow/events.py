@@ -59,9 +59,9 @@ class DomainEvent:
     deletions: the record itself is the news).
     """
 
-    entity: ClassVar[str]
-    # `lead.created`, `deal.stage_changed`, ...: the names outgoing webhooks will use.
-    type: ClassVar[str]
+    # `lead.created`, `deal.stage_changed`, ...: the names outgoing webhooks will use;
+    # the part before the dot is the entity.
+    type: ClassVar[str] = "event"
 
     id: uuid.UUID
     company_id: uuid.UUID
@@ -73,6 +73,10 @@ class DomainEvent:
     @property
     def user_id(self) -> uuid.UUID | None:
         return self.actor.user_id if self.actor is not None else None
+
+    @property
+    def entity(self) -> str:
+        return self.type.split(".", 1)[0]
 
 
 def changes_between(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Change]:
@@ -87,44 +91,34 @@ def changes_between(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict
 # Companies
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class CompanyCreated(DomainEvent):
     """A new company with its first admin (the actor) and default pipeline."""
 
-    entity = "company"
     type = "company.created"
 
 
 # Leads
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class LeadCreated(DomainEvent):
-    entity = "lead"
     type = "lead.created"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class LeadChanged(DomainEvent):
-    entity = "lead"
     type = "lead.updated"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class LeadArchived(LeadChanged):
     """`is_archived` went from false to true (or back: `LeadUnarchived`)."""
 
     type = "lead.archived"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class LeadUnarchived(LeadChanged):
     type = "lead.unarchived"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class LeadDeleted(DomainEvent):
-    entity = "lead"
     type = "lead.deleted"
 
 
@@ -132,7 +126,6 @@ class LeadDeleted(DomainEvent):
 class LeadConverted(DomainEvent):
     """A lead became a deal (`deal_id`); `rule_id` when a conversion rule did it."""
 
-    entity = "lead"
     type = "lead.converted"
 
     deal_id: uuid.UUID
@@ -140,49 +133,37 @@ class LeadConverted(DomainEvent):
     rule_id: uuid.UUID | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class LeadLabelDeleted(DomainEvent):
     """A lead label is gone; records that carried it must drop it (the leads already have)."""
 
-    entity = "lead_label"
     type = "lead_label.deleted"
 
 
 # Deals
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class DealCreated(DomainEvent):
-    entity = "deal"
     type = "deal.created"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class DealChanged(DomainEvent):
-    entity = "deal"
     type = "deal.updated"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class DealStageChanged(DomainEvent):
     """Published beside `DealChanged` when the deal moved: `changes` has `pipeline_id`
     (when it changed) and `stage_id`."""
 
-    entity = "deal"
     type = "deal.stage_changed"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class DealStatusChanged(DomainEvent):
     """Published beside `DealChanged` when the status changed (open, won, lost)."""
 
-    entity = "deal"
     type = "deal.status_changed"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class DealDeleted(DomainEvent):
-    entity = "deal"
     type = "deal.deleted"
 
 
@@ -190,7 +171,6 @@ class DealDeleted(DomainEvent):
 class DealConverted(DomainEvent):
     """An open deal went back to the inbox as lead `lead_id`."""
 
-    entity = "deal"
     type = "deal.converted"
 
     lead_id: uuid.UUID
@@ -204,7 +184,6 @@ class DealConverted(DomainEvent):
 class ActivityEvent(DomainEvent):
     """An activity event names the activity's parent record and whether it is done."""
 
-    entity = "activity"
     type = "activity"
 
     lead_id: uuid.UUID | None = None
@@ -212,17 +191,14 @@ class ActivityEvent(DomainEvent):
     done: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ActivityCreated(ActivityEvent):
     type = "activity.created"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ActivityChanged(ActivityEvent):
     type = "activity.updated"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ActivityDone(ActivityChanged):
     """An activity changed from not done to done (one created done is `ActivityCreated`
     with `done`)."""
@@ -230,7 +206,6 @@ class ActivityDone(ActivityChanged):
     type = "activity.done"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ActivityDeleted(ActivityEvent):
     type = "activity.deleted"
 
@@ -267,9 +242,7 @@ class Publisher:
         route = self._routes.get(event_type)
         if route is None:
             route = tuple(
-                handler
-                for cls in event_type.__mro__
-                for handler in self._handlers.get(cls, ())
+                handler for cls in event_type.__mro__ for handler in self._handlers.get(cls, ())
             )
             self._routes[event_type] = route
         return route

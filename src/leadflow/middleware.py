@@ -209,9 +209,7 @@ class RequestEnvelope:
         await session.commit()
 
 
-async def _send_problem(
-    scope: Scope, send: Send, error: DomainError, request_id: str
-) -> int:
+async def _send_problem(scope: Scope, send: Send, error: DomainError, request_id: str) -> int:
     """Answer `error` as problem+json (with the request id), outside any route."""
     response = problem_for(
         error,

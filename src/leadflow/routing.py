@@ -39,9 +39,7 @@ def add_routes(app: FastAPI, routers: Iterable[APIRouter], prefix: str = "") -> 
                 raise TypeError(f"{route!r}: only path operations can be added flat")
             added = copy.copy(route)
             added.path = prefix + route.path
-            added.path_regex, added.path_format, added.param_convertors = compile_path(
-                added.path
-            )
+            added.path_regex, added.path_format, added.param_convertors = compile_path(added.path)
             added.unique_id = app.router.generate_unique_id_function(added)
             app.router.routes.append(added)
 

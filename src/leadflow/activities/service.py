@@ -23,7 +23,7 @@ from leadflow.activities.schemas import (
     NoteUpdate,
 )
 from leadflow.auth.repository import UserRepository
-from leadflow.errors import CONFLICTS_WITH_RECORD, Forbidden, InvalidInput, NotFound
+from leadflow.errors import CONFLICTS_WITH_RECORD, Forbidden, InvalidInput, found
 from leadflow.events import (
     ActivityChanged,
     ActivityCreated,
@@ -57,10 +57,7 @@ async def _ensure_owner(session: AsyncSession, caller: Caller, owner_id: uuid.UU
 async def get_note(
     session: AsyncSession, caller: Caller, note_id: uuid.UUID, *, for_update: bool = False
 ) -> Note:
-    note = await NoteRepository(session, caller).get(note_id, for_update=for_update)
-    if note is None:
-        raise NotFound("note")
-    return note
+    return found(await NoteRepository(session, caller).get(note_id, for_update=for_update), "note")
 
 
 async def create_note(session: AsyncSession, caller: Caller, data: NoteCreate) -> Note:
@@ -93,9 +90,7 @@ async def _own_comment(
 ) -> tuple[CommentRepository, NoteComment]:
     await get_note(session, caller, note_id)
     comments = CommentRepository(session, caller, note_id)
-    comment = await comments.get(comment_id, for_update=True)
-    if comment is None:
-        raise NotFound("comment")
+    comment = found(await comments.get(comment_id, for_update=True), "comment")
     # An admin may remove any comment (moderation) but never puts words in someone's mouth.
     if comment.user_id != caller.user_id and not (action == "delete" and caller.is_admin):
         raise Forbidden(f"Only the author of a comment may {action} it.")
@@ -123,9 +118,10 @@ async def delete_comment(
 async def get_activity(
     session: AsyncSession, caller: Caller, activity_id: uuid.UUID, *, for_update: bool = False
 ) -> Activity:
-    activity = await ActivityRepository(session, caller).get(activity_id, for_update=for_update)
-    if activity is None:
-        raise NotFound("activity")
+    activity = found(
+        await ActivityRepository(session, caller).get(activity_id, for_update=for_update),
+        "activity",
+    )
     return activity
 
 

@@ -20,9 +20,8 @@ from leadflow.tenancy import Caller, Role
 
 MAX_CACHED_TOKENS = 10_000
 
-_BY_TOKEN_HASH = (
-    select(User.id, User.company_id, User.role, User.group_id)
-    .join(ApiToken, ApiToken.user_id == User.id)
+_BY_TOKEN_HASH = select(User.id, User.company_id, User.role, User.group_id).join(
+    ApiToken, ApiToken.user_id == User.id
 )
 
 

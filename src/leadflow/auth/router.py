@@ -18,7 +18,7 @@ from leadflow.auth.schemas import (
     UserRead,
 )
 from leadflow.deps import AdminCaller, CurrentCaller, Session, operator
-from leadflow.errors import NotFound, responses
+from leadflow.errors import found, responses
 from leadflow.pagination import Page, PageParams
 
 router = APIRouter(tags=["companies and users"])
@@ -68,9 +68,7 @@ async def list_users(session: Session, caller: CurrentCaller, page: PageParams) 
 @router.get("/users/me", name="users:me", response_model=UserRead, responses=responses(401))
 async def me(session: Session, caller: CurrentCaller) -> UserRead:
     """The user the API token belongs to."""
-    user = await UserRepository(session, caller.company_id).get(caller.user_id)
-    if user is None:
-        raise NotFound("user")
+    user = found(await UserRepository(session, caller.company_id).get(caller.user_id), "user")
     return UserRead.model_validate(user)
 
 
@@ -82,9 +80,7 @@ async def me(session: Session, caller: CurrentCaller) -> UserRead:
 )
 async def get_user(user_id: uuid.UUID, session: Session, caller: CurrentCaller) -> UserRead:
     """One user of the caller's company."""
-    user = await UserRepository(session, caller.company_id).get(user_id)
-    if user is None:
-        raise NotFound("user")
+    user = found(await UserRepository(session, caller.company_id).get(user_id), "user")
     return UserRead.model_validate(user)
 
 

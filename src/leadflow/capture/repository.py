@@ -56,6 +56,7 @@ class FormRepository:
             select(Stage).where(in_company(Stage, self.caller), Stage.id == stage_id)
         )
 
+
 class CaptureRepository:
     """What a capture reads and writes. There is no caller: the form names the company,
     and every statement below is bound to that company."""

@@ -25,7 +25,7 @@ from leadflow.capture.schemas import (
 )
 from leadflow.capture.signing import Keyring, keyring_for, verify_webhook
 from leadflow.deps import AdminCaller, AppSettings, CurrentCaller, Session
-from leadflow.errors import NotFound, responses
+from leadflow.errors import found, responses
 from leadflow.pagination import Page, PageParams
 from leadflow.ratelimit import client_address
 
@@ -209,10 +209,7 @@ async def deliver(
     """Capture a lead (or a deal) from a form tool: no bearer token, a signed body."""
     await limiter.hit_client("capture", client_address(request))
     raw = await request.body()
-    found = await CaptureRepository(session).form_and_owner(form_id)
-    if found is None:
-        raise NotFound("form")
-    form, owner_id = found
+    form, owner_id = found(await CaptureRepository(session).form_and_owner(form_id), "form")
     webhook_id = verify_webhook(
         service.signing_secrets(form, keyring, datetime.now(UTC)),
         {

@@ -30,8 +30,8 @@ from leadflow.errors import (
     NOT_AN_EMAIL_ADDRESS,
     Conflict,
     InvalidInput,
-    NotFound,
     UnknownReference,
+    found,
 )
 from leadflow.events import ChangeSource, DealCreated, LeadCreated, publish
 from leadflow.leads.repository import ensure_labels_exist, existing_label_ids
@@ -83,19 +83,14 @@ async def create_form(
 
 
 async def get_form(session: AsyncSession, caller: Caller, form_id: uuid.UUID) -> Form:
-    form = await FormRepository(session, caller).get(form_id)
-    if form is None:
-        raise NotFound("form")
-    return form
+    return found(await FormRepository(session, caller).get(form_id), "form")
 
 
 async def update_form(
     session: AsyncSession, caller: Caller, form_id: uuid.UUID, data: FormUpdate
 ) -> Form:
     forms = FormRepository(session, caller)
-    form = await forms.get(form_id, for_update=True)
-    if form is None:
-        raise NotFound("form")
+    form = found(await forms.get(form_id, for_update=True), "form")
     changes = data.model_dump(exclude_unset=True)
     await _check_references(forms, changes)
     if "creates" in changes:
@@ -116,9 +111,7 @@ async def rotate_secret(
 ) -> tuple[Form, str]:
     """A new secret; the current one stays valid for ROTATION_GRACE (replacing any older)."""
     forms = FormRepository(session, caller)
-    form = await forms.get(form_id, for_update=True)
-    if form is None:
-        raise NotFound("form")
+    form = found(await forms.get(form_id, for_update=True), "form")
     secret = new_signing_secret()
     form.previous_secret_sealed = form.signing_secret_sealed
     form.previous_secret_expires_at = datetime.now(UTC) + ROTATION_GRACE
@@ -129,9 +122,7 @@ async def rotate_secret(
 async def delete_form(session: AsyncSession, caller: Caller, form_id: uuid.UUID) -> None:
     """Deliveries go with the form; the leads and deals it captured stay."""
     forms = FormRepository(session, caller)
-    form = await forms.get(form_id)
-    if form is None:
-        raise NotFound("form")
+    form = found(await forms.get(form_id), "form")
     await forms.delete(form)
 
 
@@ -142,9 +133,7 @@ async def _check_references(forms: FormRepository, fields: dict[str, Any]) -> No
         await UserRepository(forms.session, forms.caller.company_id).ensure_exist(
             [fields["owner_id"]]
         )
-    await ensure_labels_exist(
-        forms.session, forms.caller.company_id, fields.get("label_ids") or []
-    )
+    await ensure_labels_exist(forms.session, forms.caller.company_id, fields.get("label_ids") or [])
 
 
 def signing_secrets(form: Form, keyring: Keyring, now: datetime) -> list[str]:

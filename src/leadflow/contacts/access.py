@@ -15,26 +15,17 @@ from leadflow.errors import UnknownReference
 from leadflow.tenancy import Caller, visible_to_caller
 
 
-async def visible_person_ids(
-    session: AsyncSession, caller: Caller, person_ids: Collection[uuid.UUID]
+async def visible_ids(
+    session: AsyncSession,
+    caller: Caller,
+    model: type[Person] | type[Organization],
+    ids: Collection[uuid.UUID],
 ) -> set[uuid.UUID]:
-    if not person_ids:
+    """Which of these persons (or organizations) the caller may see."""
+    if not ids:
         return set()
     rows = await session.scalars(
-        select(Person.id).where(visible_to_caller(Person, caller), Person.id.in_(person_ids))
-    )
-    return set(rows)
-
-
-async def visible_organization_ids(
-    session: AsyncSession, caller: Caller, organization_ids: Collection[uuid.UUID]
-) -> set[uuid.UUID]:
-    if not organization_ids:
-        return set()
-    rows = await session.scalars(
-        select(Organization.id).where(
-            visible_to_caller(Organization, caller), Organization.id.in_(organization_ids)
-        )
+        select(model.id).where(visible_to_caller(model, caller), model.id.in_(ids))
     )
     return set(rows)
 
@@ -48,11 +39,7 @@ async def ensure_links_visible(
     loc: Sequence[str] = ("body",),
 ) -> None:
     """422 `unknown_reference` at `loc` + the field when a given contact is not visible."""
-    if person_id is not None and not await visible_person_ids(session, caller, [person_id]):
-        raise UnknownReference([*loc, "person_id"], "No such person is visible to you.")
-    if organization_id is not None and not await visible_organization_ids(
-        session, caller, [organization_id]
-    ):
-        raise UnknownReference(
-            [*loc, "organization_id"], "No such organization is visible to you."
-        )
+    links = (("person", Person, person_id), ("organization", Organization, organization_id))
+    for what, model, linked in links:
+        if linked is not None and not await visible_ids(session, caller, model, [linked]):
+            raise UnknownReference([*loc, f"{what}_id"], f"No such {what} is visible to you.")

@@ -59,9 +59,7 @@ async def find_duplicates(
     emails = {p.email for p in prospects.values() if p.email}
     phones = {p.phone_e164 for p in prospects.values() if p.phone_e164}
     org_keys = {
-        organization_key(p.organization_name)
-        for p in prospects.values()
-        if p.organization_name
+        organization_key(p.organization_name) for p in prospects.values() if p.organization_name
     }
     persons: list[tuple[uuid.UUID, str, list[str], list[str]]] = []
     if emails or phones:

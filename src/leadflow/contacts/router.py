@@ -16,7 +16,7 @@ from leadflow.contacts.schemas import (
     PersonUpdate,
 )
 from leadflow.deps import AppSettings, CurrentCaller, Session
-from leadflow.errors import NotFound, responses
+from leadflow.errors import NotFound, found, responses
 from leadflow.pagination import Page, PageParams
 from leadflow.schemas import Email
 
@@ -94,9 +94,7 @@ async def list_persons(
 )
 async def get_person(person_id: uuid.UUID, session: Session, caller: CurrentCaller) -> PersonRead:
     """One person."""
-    person = await PersonRepository(session, caller).get(person_id)
-    if person is None:
-        raise NotFound("person")
+    person = found(await PersonRepository(session, caller).get(person_id), "person")
     return PersonRead.model_validate(person)
 
 
@@ -174,9 +172,9 @@ async def get_organization(
     organization_id: uuid.UUID, session: Session, caller: CurrentCaller
 ) -> OrganizationRead:
     """One organization."""
-    organization = await OrganizationRepository(session, caller).get(organization_id)
-    if organization is None:
-        raise NotFound("organization")
+    organization = found(
+        await OrganizationRepository(session, caller).get(organization_id), "organization"
+    )
     return OrganizationRead.model_validate(organization)
 
 

@@ -17,7 +17,7 @@ from leadflow.contacts.schemas import (
     PersonCreate,
     PersonUpdate,
 )
-from leadflow.errors import NOT_A_PHONE_NUMBER, InvalidInput, NotFound
+from leadflow.errors import NOT_A_PHONE_NUMBER, InvalidInput, found
 from leadflow.normalize import normalize_phone
 from leadflow.tenancy import Caller
 
@@ -78,9 +78,7 @@ async def update_person(
     phone_region: str | None,
 ) -> Person:
     persons = PersonRepository(session, caller)
-    person = await persons.get_for_update(person_id)
-    if person is None:
-        raise NotFound("person")
+    person = found(await persons.get_for_update(person_id), "person")
     changes = _changes(data)
     if "phones" in changes:
         changes["phones"], changes["phones_e164"] = normalized_phones(data.phones, phone_region)
@@ -110,9 +108,7 @@ async def update_organization(
     session: AsyncSession, caller: Caller, organization_id: uuid.UUID, data: OrganizationUpdate
 ) -> Organization:
     organizations = OrganizationRepository(session, caller)
-    organization = await organizations.get_for_update(organization_id)
-    if organization is None:
-        raise NotFound("organization")
+    organization = found(await organizations.get_for_update(organization_id), "organization")
     changes = _changes(data)
     if changes.get("owner_id", organization.owner_id) != organization.owner_id:
         await _check_owner(session, caller, data.owner_id)

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import ConfigDict, model_validator
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.contacts.access import visible_ids
 from leadflow.contacts.duplicates import Candidate, Duplicates, Identity
 from leadflow.contacts.duplicates import find_duplicates as contact_duplicates
 from leadflow.contacts.models import Organization, Person
@@ -20,7 +20,7 @@ from leadflow.contacts.repository import insert_organizations, insert_persons
 from leadflow.db import new_id
 from leadflow.leads.models import Lead
 from leadflow.schemas import Input, fields_set, fields_unset
-from leadflow.tenancy import Caller, visible_to_caller
+from leadflow.tenancy import Caller
 
 
 class ContactChoice(Input):
@@ -108,37 +108,12 @@ async def plan_contacts(
     resolutions: dict[uuid.UUID, Resolution],
 ) -> dict[uuid.UUID, ContactPlan]:
     duplicates = await find_duplicates(session, caller, leads)
-    chosen_persons = {
-        r.person.id
-        for r in resolutions.values()
-        if r.person is not None and r.person.id is not None
-    }
-    chosen_orgs = {
-        r.organization.id
-        for r in resolutions.values()
-        if r.organization is not None and r.organization.id is not None
-    }
-    visible_persons = (
-        set(
-            await session.scalars(
-                select(Person.id).where(
-                    visible_to_caller(Person, caller), Person.id.in_(chosen_persons)
-                )
-            )
-        )
-        if chosen_persons
-        else set()
+    chosen = list(resolutions.values())
+    visible_persons = await visible_ids(
+        session, caller, Person, {c.id for r in chosen if (c := r.person) and c.id}
     )
-    visible_orgs = (
-        set(
-            await session.scalars(
-                select(Organization.id).where(
-                    visible_to_caller(Organization, caller), Organization.id.in_(chosen_orgs)
-                )
-            )
-        )
-        if chosen_orgs
-        else set()
+    visible_orgs = await visible_ids(
+        session, caller, Organization, {c.id for r in chosen if (c := r.organization) and c.id}
     )
 
     plans: dict[uuid.UUID, ContactPlan] = {}
@@ -146,28 +121,22 @@ async def plan_contacts(
         resolution = resolutions.get(lead.id, Resolution())
         dups = duplicates.get(lead.id, Duplicates())
         plan = ContactPlan(person_id=lead.person_id, organization_id=lead.organization_id)
-        if needs_person(lead) or resolution.person is not None:
-            choice = resolution.person
+        for kind, needed, visible in (
+            ("person", needs_person(lead), visible_persons),
+            ("organization", needs_organization(lead), visible_orgs),
+        ):
+            choice: ContactChoice | None = getattr(resolution, kind)
+            if not needed and choice is None:
+                continue
             if choice is not None and choice.id is not None:
-                if choice.id in visible_persons:
-                    plan.person_id = choice.id
+                if choice.id in visible:
+                    setattr(plan, f"{kind}_id", choice.id)
                 else:
-                    plan.invalid.append("person")
-            elif choice is not None or not dups.person:
-                plan.create_person = needs_person(lead)
+                    plan.invalid.append(kind)
+            elif choice is not None or not getattr(dups, kind):
+                setattr(plan, f"create_{kind}", needed)
             else:
-                plan.unresolved.person = dups.person
-        if needs_organization(lead) or resolution.organization is not None:
-            choice = resolution.organization
-            if choice is not None and choice.id is not None:
-                if choice.id in visible_orgs:
-                    plan.organization_id = choice.id
-                else:
-                    plan.invalid.append("organization")
-            elif choice is not None or not dups.organization:
-                plan.create_organization = needs_organization(lead)
-            else:
-                plan.unresolved.organization = dups.organization
+                setattr(plan.unresolved, kind, getattr(dups, kind))
         plans[lead.id] = plan
     return plans
 

@@ -20,7 +20,7 @@ from leadflow.conversion.schemas import (
 )
 from leadflow.deals.service import deal_read
 from leadflow.deps import CurrentCaller, Session
-from leadflow.errors import NotFound, responses
+from leadflow.errors import found, responses
 from leadflow.leads.reads import read_lead
 from leadflow.pagination import Page, PageParams
 
@@ -140,9 +140,7 @@ async def get_conversion(
     conversion_id: uuid.UUID, session: Session, caller: CurrentCaller
 ) -> ConversionRead:
     """One conversion record."""
-    conversion = await ConversionRepository(session, caller).get(conversion_id)
-    if conversion is None:
-        raise NotFound("conversion")
+    conversion = found(await ConversionRepository(session, caller).get(conversion_id), "conversion")
     return ConversionRead.of(conversion)
 
 

@@ -34,7 +34,7 @@ from starlette.datastructures import UploadFile
 from leadflow.deals.access import visible_deal
 from leadflow.deals.models import DealFile
 from leadflow.deps import AppSettings, CurrentCaller, Session
-from leadflow.errors import InvalidInput, NotFound, PayloadTooLarge, responses
+from leadflow.errors import InvalidInput, PayloadTooLarge, found, responses
 from leadflow.pagination import Keyset, Page, PageParams, PageRequest, paginate
 from leadflow.schemas import Output
 from leadflow.storage import CHUNK_SIZE, FileStorage, Storage, new_key
@@ -262,9 +262,7 @@ async def get_file(
 ) -> FileRead:
     """The metadata of one file of a deal."""
     deal = await visible_deal(session, caller, deal_id)
-    row = await FileRepository(session, caller, deal.id).get(file_id)
-    if row is None:
-        raise NotFound("file")
+    row = found(await FileRepository(session, caller, deal.id).get(file_id), "file")
     return FileRead.model_validate(row)
 
 
@@ -291,9 +289,7 @@ async def download_file(
 ) -> StreamingResponse:
     """Download a file of a deal (always as an attachment)."""
     deal = await visible_deal(session, caller, deal_id)
-    row = await FileRepository(session, caller, deal.id).get(file_id)
-    if row is None:
-        raise NotFound("file")
+    row = found(await FileRepository(session, caller, deal.id).get(file_id), "file")
     content = await storage.open(row.storage_key)
     return StreamingResponse(
         content,
@@ -325,9 +321,7 @@ async def delete_file(
 ) -> Response:
     """Delete a file of a deal, with its stored content."""
     deal = await visible_deal(session, caller, deal_id)
-    key = await FileRepository(session, caller, deal.id).delete(file_id)
-    if key is None:
-        raise NotFound("file")
+    key = found(await FileRepository(session, caller, deal.id).delete(file_id), "file")
     # A background task runs after the response is sent, which the request envelope
     # holds back until the transaction has committed: the bytes go only once the row is gone.
     return Response(

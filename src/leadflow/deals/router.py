@@ -26,6 +26,7 @@ from leadflow.storage import FileStorage, delete_stored
 
 router = APIRouter(tags=["deals"])
 
+
 @router.post(
     "/deals",
     name="deals:create",

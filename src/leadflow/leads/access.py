@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.interfaces import ORMOption
 
-from leadflow.errors import DomainError, NotFound
+from leadflow.errors import DomainError, found
 from leadflow.leads.models import Lead
 from leadflow.tenancy import Caller, visible_to_caller
 
@@ -36,9 +36,7 @@ async def visible_lead(
     stmt = select(Lead).options(*options).where(visible_to_caller(Lead, caller), Lead.id == lead_id)
     if for_update:
         stmt = stmt.with_for_update()
-    lead = await session.scalar(stmt)
-    if lead is None:
-        raise NotFound("lead")
+    lead = found(await session.scalar(stmt), "lead")
     if lead.converted_deal_id is not None and not allow_converted:
         raise LeadConverted(lead.converted_deal_id)
     return lead

@@ -86,8 +86,6 @@ def with_readiness() -> ORMOption:
     return with_expression(Lead.readiness_rows, _READINESS_ROWS)
 
 
-
-
 async def readiness_by_lead(
     session: AsyncSession, company_id: uuid.UUID, lead_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[Readiness]]:

@@ -175,9 +175,11 @@ class LeadLabelRepository:
         each find a name free; this lock makes the check-then-write atomic.
         """
         await self.session.execute(
-            select(func.pg_advisory_xact_lock(func.hashtextextended(
-                literal(f"lead_label:{self.caller.company_id}"), 0
-            )))
+            select(
+                func.pg_advisory_xact_lock(
+                    func.hashtextextended(literal(f"lead_label:{self.caller.company_id}"), 0)
+                )
+            )
         )
 
     async def name_taken(self, name: str, *, except_id: uuid.UUID | None = None) -> bool:

@@ -9,7 +9,14 @@ from starlette.exceptions import HTTPException
 
 from leadflow.capabilities import Capability, Entity, require
 from leadflow.deps import AppSettings, CurrentCaller, Session
-from leadflow.errors import CONFLICTING_PARAMETERS, InvalidInput, NotFound, Problem, responses
+from leadflow.errors import (
+    CONFLICTING_PARAMETERS,
+    InvalidInput,
+    NotFound,
+    Problem,
+    found,
+    responses,
+)
 from leadflow.leads import service
 from leadflow.leads.access import visible_lead
 from leadflow.leads.models import Lead
@@ -324,9 +331,7 @@ async def list_labels(
 )
 async def get_label(label_id: uuid.UUID, session: Session, caller: CurrentCaller) -> LeadLabelRead:
     """One lead label."""
-    label = await LeadLabelRepository(session, caller).get(label_id)
-    if label is None:
-        raise NotFound("lead label")
+    label = found(await LeadLabelRepository(session, caller).get(label_id), "lead label")
     return LeadLabelRead.model_validate(label)
 
 

@@ -143,7 +143,7 @@ class LeadCreate(Input):
                                         fields_set("person_name"),
                                         fields_set("email"),
                                         fields_set("organization_name"),
-                                    ]
+                                    ],
                                 }
                             },
                         },

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.auth.repository import UserRepository
 from leadflow.capabilities import PIPELINE_FIELDS, Capability, Entity, require
 from leadflow.contacts.access import ensure_links_visible
-from leadflow.errors import NOT_A_PHONE_NUMBER, Conflict, InvalidInput, NotFound
+from leadflow.errors import NOT_A_PHONE_NUMBER, Conflict, InvalidInput, NotFound, found
 from leadflow.events import (
     LeadArchived,
     LeadChanged,
@@ -228,9 +228,7 @@ async def update_label(
     changes = data.model_dump(exclude_unset=True)
     if "name" in changes:
         await labels.lock_names()
-    label = await labels.get_for_update(label_id)
-    if label is None:
-        raise NotFound("lead label")
+    label = found(await labels.get_for_update(label_id), "lead label")
     if "name" in changes and await labels.name_taken(data.name, except_id=label.id):
         raise LabelNameTaken(f"The company already has a lead label named {data.name!r}.")
     if "color" in changes:

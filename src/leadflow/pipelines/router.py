@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from leadflow.deps import CurrentCaller, Session
-from leadflow.errors import NotFound, responses
+from leadflow.errors import found, responses
 from leadflow.pagination import Page, PageParams
 from leadflow.pipelines import service
 from leadflow.pipelines.models import Pipeline
@@ -76,9 +76,7 @@ async def get_pipeline(
 ) -> PipelineRead:
     """One pipeline of the company."""
     pipelines = PipelineRepository(session, caller)
-    pipeline = await pipelines.get(pipeline_id)
-    if pipeline is None:
-        raise NotFound("pipeline")
+    pipeline = found(await pipelines.get(pipeline_id), "pipeline")
     return _read(pipeline, await pipelines.default_id())
 
 
@@ -146,9 +144,7 @@ async def list_stages(
 )
 async def get_stage(stage_id: uuid.UUID, session: Session, caller: CurrentCaller) -> StageRead:
     """One stage of the company."""
-    stage = await StageRepository(session, caller).get(stage_id)
-    if stage is None:
-        raise NotFound("stage")
+    stage = found(await StageRepository(session, caller).get(stage_id), "stage")
     return StageRead.model_validate(stage)
 
 

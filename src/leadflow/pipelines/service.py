@@ -11,7 +11,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.deals.service import ensure_no_deals_in
-from leadflow.errors import Conflict, NotFound, UnknownReference
+from leadflow.errors import Conflict, NotFound, UnknownReference, found
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.pipelines.repository import PipelineRepository, StageRepository
 from leadflow.pipelines.schemas import PipelineCreate, PipelineUpdate, StageCreate, StageUpdate
@@ -54,9 +54,7 @@ async def update_pipeline(
     session: AsyncSession, caller: Caller, pipeline_id: uuid.UUID, data: PipelineUpdate
 ) -> Pipeline:
     pipelines = PipelineRepository(session, caller)
-    pipeline = await pipelines.get(pipeline_id)
-    if pipeline is None:
-        raise NotFound("pipeline")
+    pipeline = found(await pipelines.get(pipeline_id), "pipeline")
     return await pipelines.update(pipeline, data.model_dump(exclude_unset=True))
 
 
@@ -90,9 +88,7 @@ async def update_stage(
     moving = "pipeline_id" in changes
     company_pipelines = await PipelineRepository(session, caller).lock_all() if moving else []
     stages = StageRepository(session, caller)
-    stage = await stages.get(stage_id)
-    if stage is None:
-        raise NotFound("stage")
+    stage = found(await stages.get(stage_id), "stage")
     if moving:
         target = changes["pipeline_id"]
         if target not in company_pipelines:
@@ -108,9 +104,7 @@ async def update_stage(
 async def delete_stage(session: AsyncSession, caller: Caller, stage_id: uuid.UUID) -> None:
     await PipelineRepository(session, caller).lock_all()
     stages = StageRepository(session, caller)
-    stage = await stages.get(stage_id)
-    if stage is None:
-        raise NotFound("stage")
+    stage = found(await stages.get(stage_id), "stage")
     if await stages.count_in(stage.pipeline_id) == 1:
         raise LastStage("This is its pipeline's only stage; add another stage first.")
     await ensure_no_open_deals(session, caller, stage_id=stage_id)

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from leadflow.deps import CurrentCaller, Session
-from leadflow.errors import NotFound, responses
+from leadflow.errors import found, responses
 from leadflow.pagination import Page, PageParams
 from leadflow.products import service
 from leadflow.products.repository import ProductRepository
@@ -58,9 +58,7 @@ async def get_product(
     product_id: uuid.UUID, session: Session, caller: CurrentCaller
 ) -> ProductRead:
     """One product of the catalog."""
-    product = await ProductRepository(session, caller).get(product_id)
-    if product is None:
-        raise NotFound("product")
+    product = found(await ProductRepository(session, caller).get(product_id), "product")
     return ProductRead.model_validate(product)
 
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.errors import CONFLICTS_WITH_RECORD, Conflict, InvalidInput, NotFound
+from leadflow.errors import CONFLICTS_WITH_RECORD, Conflict, InvalidInput, NotFound, found
 from leadflow.products.models import Product
 from leadflow.products.repository import ProductRepository
 from leadflow.products.schemas import ProductCreate, ProductUpdate
@@ -64,9 +64,7 @@ async def update_product(
     session: AsyncSession, caller: Caller, product_id: uuid.UUID, data: ProductUpdate
 ) -> Product:
     products = ProductRepository(session, caller)
-    product = await products.get_for_update(product_id)
-    if product is None:
-        raise NotFound("product")
+    product = found(await products.get_for_update(product_id), "product")
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
     price = changes.get("unit_price", product.unit_price)
     currency = changes.get("currency", product.currency)

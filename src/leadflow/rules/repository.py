@@ -20,6 +20,8 @@ from leadflow.rules.models import ConversionRule
 from leadflow.tenancy import Caller, in_company, visible_to_caller
 
 RULES_ORDER = Keyset(ConversionRule.created_at, ConversionRule.id)
+
+
 class RuleRepository:
     def __init__(self, session: AsyncSession, caller: Caller) -> None:
         self.session = session

@@ -20,8 +20,8 @@ from leadflow.errors import (
     Conflict,
     DomainError,
     InvalidInput,
-    NotFound,
     UnknownReference,
+    found,
 )
 from leadflow.leads.models import Lead, LeadLabel, LeadReadiness, in_inbox
 from leadflow.leads.reads import read_leads
@@ -56,7 +56,6 @@ EXAMPLE_RULE = {
 }
 
 
-
 class RuleDisabled(Conflict):
     slug = "conversion-rule-disabled"
     title = "The conversion rule is disabled"
@@ -82,9 +81,9 @@ class ApplyLimitExceeded(Conflict):
 async def get_rule(
     session: AsyncSession, caller: Caller, rule_id: uuid.UUID, *, for_update: bool = False
 ) -> ConversionRule:
-    rule = await RuleRepository(session, caller).get(rule_id, for_update=for_update)
-    if rule is None:
-        raise NotFound("conversion rule")
+    rule = found(
+        await RuleRepository(session, caller).get(rule_id, for_update=for_update), "conversion rule"
+    )
     return rule
 
 

@@ -13,7 +13,7 @@ from leadflow.deals.line_items.repository import LineItemRepository
 from leadflow.deals.line_items.schemas import LineItemCreate, LineItemUpdate
 from leadflow.deals.models import Deal, DealProduct
 from leadflow.deals.repository import DealRepository
-from leadflow.errors import Conflict, InvalidInput, NotFound, UnknownReference
+from leadflow.errors import Conflict, InvalidInput, NotFound, UnknownReference, found
 from leadflow.pagination import PageRequest
 from leadflow.products.models import Product
 from leadflow.products.repository import ProductRepository
@@ -135,9 +135,7 @@ async def update_line_item(
 ) -> DealProduct:
     deal = await visible_deal(session, caller, deal_id, for_update=True)
     items = LineItemRepository(session, caller, deal.id)
-    item = await items.get(item_id)
-    if item is None:
-        raise NotFound("line item")
+    item = found(await items.get(item_id), "line item")
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
     merged = {
         field: changes.get(field, getattr(item, field))
