@@ -173,7 +173,7 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
             "description": "This webhook-id was delivered before: the first delivery's id, "
             "nothing new created.",
         },
-        **responses(401, 404, 413, 422, 429),
+        **responses(401, 404, 409, 413, 422, 429),
     },
     openapi_extra={
         "requestBody": {
