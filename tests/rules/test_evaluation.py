@@ -73,6 +73,24 @@ async def test_readiness_appears_and_disappears_with_its_condition(
     assert unlabelled.json()["readiness"] == []
 
 
+async def test_a_lead_back_from_the_archive_meets_the_rules_again(
+    client: httpx.AsyncClient,
+) -> None:
+    """Unarchiving is a write to the lead like any other: the rules look at it again (an
+    archived lead is not in the inbox, so it had no readiness while archived)."""
+    admin = await create_company(client)
+    replied = await create_lead_label(client, admin, "Replied")
+    lead = await create_lead(client, admin, label_ids=[replied["id"]])
+    archived = await client.post(f"{API}/leads/{lead['id']}/archive", headers=admin.headers)
+    assert archived.status_code == 200
+    rule = await create_rule(client, admin, {"type": "has_label", "label_id": replied["id"]})
+    assert await readiness(client, admin, lead["id"]) == []
+
+    back = await client.post(f"{API}/leads/{lead['id']}/unarchive", headers=admin.headers)
+    assert back.status_code == 200
+    assert [r["rule_id"] for r in back.json()["readiness"]] == [rule["id"]]
+
+
 async def test_deleting_the_done_activity_clears_readiness(client: httpx.AsyncClient) -> None:
     admin = await create_company(client)
     await create_rule(client, admin, EMAIL_DONE)
