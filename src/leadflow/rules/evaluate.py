@@ -1,5 +1,6 @@
 """Evaluating conversion rules for one lead, inside the transaction of the write that
-could change a condition.
+could change a condition (`rules.subscriptions` calls it for the domain events of such
+writes; the writers do not know it exists).
 
 Each condition type is written twice, side by side: `holds` decides it in Python over
 the facts of one lead (the per-write path: one statement loads the company's enabled
