@@ -119,3 +119,38 @@ async def live_client(live_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         base_url="http://test",
     ) as client:
         yield client
+
+
+class Statements:
+    """Every statement the test's connection runs while listening, as the driver saw it
+    (asyncpg's query logger): those SQLAlchemy executes and those the read path runs on
+    the driver connection alike. BEGIN/COMMIT/SAVEPOINT are kept; `.of()` filters."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, tuple[Any, ...]]] = []
+
+    def __call__(self, record: Any) -> None:
+        self.seen.append((record.query, tuple(record.args or ())))
+
+    def of(self, *, work_only: bool = True) -> list[tuple[str, tuple[Any, ...]]]:
+        """Statements that do work: transaction control left out."""
+        control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+        return [
+            (sql, args)
+            for sql, args in self.seen
+            if not (work_only and sql.lstrip().upper().startswith(control))
+        ]
+
+
+@pytest.fixture
+async def statements(connection: AsyncConnection) -> AsyncIterator[Statements]:
+    """Listens on the test's connection for the whole test (see `Statements`)."""
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    recorded = Statements()
+    driver.add_query_logger(recorded)
+    try:
+        yield recorded
+    finally:
+        driver.remove_query_logger(recorded)

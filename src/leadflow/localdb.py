@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]  # no stubs or py.typed
+import asyncpg
 from sqlalchemy.engine import make_url
 
 from leadflow.config import to_async_url

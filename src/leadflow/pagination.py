@@ -43,7 +43,7 @@ class PageRequest:
     cursor: str | None
 
 
-def page_request(
+async def page_request(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Rows per page.")] = 50,
     cursor: Annotated[
         str | None,
@@ -118,6 +118,12 @@ async def paginate(
     rows = rows[: page.limit]
     last = rows[-1]
     return rows, _encode([getattr(last, keyset.key.key), getattr(last, keyset.id.key)])
+
+
+def encode_cursor(key: Any, row_id: Any) -> str:
+    """The cursor of a page ending with a row of this sort key and id, for pages built
+    from plain rows (the read path)."""
+    return _encode([key, row_id])
 
 
 def decode_cursor(cursor: str, keyset: Keyset) -> tuple[Any, uuid.UUID]:

@@ -6,9 +6,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tests.conftest import Statements
 from tests.factories import (
     API,
     Actor,
@@ -153,23 +154,21 @@ async def test_invalid_cursor_is_422(client: httpx.AsyncClient) -> None:
 
 
 async def _plan_of_list_request(
-    client: httpx.AsyncClient, connection: AsyncConnection, actor: Actor, **params: str
+    client: httpx.AsyncClient,
+    connection: AsyncConnection,
+    statements: Statements,
+    actor: Actor,
+    **params: str,
 ) -> dict[str, Any]:
     """The plan PostgreSQL picks for the lead SELECT a GET /leads request runs."""
-    captured: list[tuple[str, Any]] = []
-
-    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().startswith("SELECT") and "\nFROM lead \n" in statement:
-            captured.append((statement, parameters))
-
-    sync = connection.sync_connection
-    assert sync is not None
-    event.listen(sync, "before_cursor_execute", capture)
-    try:
-        response = await client.get(f"{API}/leads", params=params, headers=actor.headers)
-    finally:
-        event.remove(sync, "before_cursor_execute", capture)
+    before = len(statements.seen)
+    response = await client.get(f"{API}/leads", params=params, headers=actor.headers)
     assert response.status_code == 200, response.text
+    captured = [
+        (sql, args)
+        for sql, args in statements.seen[before:]
+        if sql.lstrip().startswith("SELECT") and "\nFROM lead \n" in sql
+    ]
     statement, parameters = captured[-1]
     result = await connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
     plan: dict[str, Any] = result.scalar()[0]["Plan"]
@@ -190,7 +189,11 @@ def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     ],
 )
 async def test_inbox_queries_can_use_their_partial_indexes(
-    client: httpx.AsyncClient, connection: AsyncConnection, params: dict[str, str], index: str
+    client: httpx.AsyncClient,
+    connection: AsyncConnection,
+    statements: Statements,
+    params: dict[str, str],
+    index: str,
 ) -> None:
     admin = await create_company(client)
     colleague = await create_user(client, admin)
@@ -210,12 +213,16 @@ async def test_inbox_queries_can_use_their_partial_indexes(
     )
     await connection.execute(text("ANALYZE lead"))
     params = {k: admin.user_id if v == "OWNER" else v for k, v in params.items()}
-    first = await _plan_of_list_request(client, connection, admin, **params)
+    first = await _plan_of_list_request(client, connection, statements, admin, **params)
     assert index in [node.get("Index Name") for node in _nodes(first)], first
     page = await client.get(f"{API}/leads", params=params, headers=admin.headers)
     cursor = page.json()["next_cursor"]
     assert cursor is not None
-    deep = _nodes(await _plan_of_list_request(client, connection, admin, **params, cursor=cursor))
+    deep = _nodes(
+        await _plan_of_list_request(
+            client, connection, statements, admin, **params, cursor=cursor
+        )
+    )
     scans = [node for node in deep if node.get("Index Name") == index]
     assert scans, deep
     # The cursor bound is an index condition, so a deep page starts where it begins, and
@@ -254,7 +261,7 @@ async def test_email_filter_finds_a_prospects_leads_ignoring_case(
 
 
 async def test_email_filter_is_one_index_look_up(
-    client: httpx.AsyncClient, connection: AsyncConnection
+    client: httpx.AsyncClient, connection: AsyncConnection, statements: Statements
 ) -> None:
     admin = await create_company(client)
     await create_lead(client, admin, prospect={"email": "ana.silva@example.com"})
@@ -269,5 +276,7 @@ async def test_email_filter_is_one_index_look_up(
         {"company_id": admin.company_id, "owner_id": admin.user_id},
     )
     await connection.execute(text("ANALYZE lead"))
-    plan = await _plan_of_list_request(client, connection, admin, email="Ana.Silva@example.com")
+    plan = await _plan_of_list_request(
+        client, connection, statements, admin, email="Ana.Silva@example.com"
+    )
     assert "ix_lead_prospect_email" in [node.get("Index Name") for node in _nodes(plan)], plan

@@ -75,9 +75,8 @@ class Lead(Timestamps, MoneyColumns, Base):
     is_archived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     was_seen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
-    # The lead's readiness as JSON rows, loaded only by reads that ask for it with
-    # `leads.reads.with_readiness()`: a lead and its readiness in one statement. None:
-    # not loaded (the read model queries it).
+    # The lead's readiness as JSON rows when the session knows it (a new lead has none);
+    # None: not known, the read model queries it.
     readiness_rows: Mapped[list[dict[str, Any]] | None] = query_expression()
     visible_to: Mapped[str] = mapped_column(String(16), default="company")
     # Set when this lead was made from a deal (deal -> lead conversion).

@@ -9,15 +9,23 @@ above `leads/`, and a lower package never imports a higher one.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     UUID,
+    DateTime,
+    Integer,
     Select,
     String,
+    Text,
+    Uuid,
     any_,
+    bindparam,
     cast,
     column,
     func,
@@ -28,13 +36,20 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased, with_expression
-from sqlalchemy.orm.interfaces import ORMOption
+from sqlalchemy.orm import aliased
 
-from leadflow.leads.models import Lead, LeadReadiness
+from leadflow.leads.models import Lead, LeadReadiness, in_archive, in_inbox
 from leadflow.leads.schemas import LeadRead, Readiness
-from leadflow.pagination import Keyset, PageRequest, cursor_after, decode_cursor
-from leadflow.tenancy import Caller
+from leadflow.pagination import (
+    Keyset,
+    PageRequest,
+    cursor_after,
+    decode_cursor,
+    encode_cursor,
+)
+from leadflow.readpath import ReadStatement, as_text, rfc3339
+from leadflow.readpath import page as readpath_page
+from leadflow.tenancy import Caller, Viewer, viewer_params, visible_to_viewer
 
 # The columns of a conversion rule that a lead's readiness shows.
 _RULE = table("conversion_rule", column("id", UUID), column("name", String))
@@ -43,10 +58,12 @@ _RULE = table("conversion_rule", column("id", UUID), column("name", String))
 # readiness row, so the list walks ix_lead_readiness_company_id_since (company_id,
 # since, lead_id) in order and keeps each lead's earliest row only.
 READY_ORDER = Keyset(LeadReadiness.since, LeadReadiness.lead_id)
+# The inbox and the archive: newest first (ix_lead_inbox*, ix_lead_archived).
+INBOX_ORDER = Keyset(Lead.created_at, Lead.id, descending=True)
 
 
-# A lead's readiness, oldest first, as one JSON array (`since` spelled in UTC, as the
-# API writes it), for `with_readiness()`.
+# A lead's readiness, oldest first, as one JSON array (`since` spelled as the read models
+# write it), in the statements of the GET answers.
 _READINESS_ROWS = (
     select(
         func.coalesce(
@@ -54,14 +71,11 @@ _READINESS_ROWS = (
                 aggregate_order_by(
                     func.jsonb_build_object(
                         "rule_id",
-                        LeadReadiness.rule_id,
+                        cast(LeadReadiness.rule_id, Text),
                         "name",
                         _RULE.c.name,
                         "since",
-                        func.to_char(
-                            func.timezone("UTC", LeadReadiness.since),
-                            'YYYY-MM-DD"T"HH24:MI:SS.US"Z"',
-                        ),
+                        rfc3339(LeadReadiness.since),
                         "blocked_reason",
                         LeadReadiness.blocked_reason,
                         "blocked_detail",
@@ -79,11 +93,6 @@ _READINESS_ROWS = (
     .where(LeadReadiness.lead_id == Lead.id, LeadReadiness.company_id == Lead.company_id)
     .scalar_subquery()
 )
-
-
-def with_readiness() -> ORMOption:
-    """Loader option for a select of leads: their readiness comes in the same statement."""
-    return with_expression(Lead.readiness_rows, _READINESS_ROWS)
 
 
 async def readiness_by_lead(
@@ -125,8 +134,8 @@ async def readiness_by_lead(
 async def read_leads(
     session: AsyncSession, company_id: uuid.UUID, leads: Sequence[Lead]
 ) -> list[LeadRead]:
-    """Leads as the API shows them, with their readiness: as loaded with them
-    (`with_readiness()`), else in one query for all of them."""
+    """Leads as the write answers show them, with their readiness: as their writer left
+    it (`readiness_rows`, e.g. none on a new lead), else in one query for all of them."""
     readiness = await readiness_by_lead(
         session, company_id, [lead.id for lead in leads if lead.readiness_rows is None]
     )
@@ -183,3 +192,170 @@ class _Key:
     def __init__(self, since: datetime, lead_id: uuid.UUID) -> None:
         self.since = since
         self.lead_id = lead_id
+
+
+# GET answers: statements compiled once per shape (`readpath`), rows straight to JSON.
+
+_LEAD_COLUMNS = (
+    as_text(Lead.id),
+    Lead.title,
+    as_text(Lead.owner_id),
+    as_text(Lead.person_id),
+    as_text(Lead.organization_id),
+    Lead.prospect_person_name,
+    Lead.prospect_email,
+    Lead.prospect_phone,
+    Lead.prospect_phone_e164,
+    Lead.prospect_organization_name,
+    as_text(Lead.value_amount),
+    Lead.value_currency,
+    Lead.expected_close_date,
+    as_text(Lead.label_ids),
+    Lead.source,
+    Lead.is_archived,
+    Lead.archived_at,
+    Lead.was_seen,
+    Lead.visible_to,
+    as_text(Lead.source_deal_id),
+    _READINESS_ROWS.label("readiness"),
+    Lead.fields,
+    Lead.created_at,
+    Lead.updated_at,
+)
+
+
+def lead_json(row: Any) -> dict[str, Any]:
+    """A lead row of these statements as `LeadRead` writes it (tests hold the two alike)."""
+    amount, currency = row["value_amount"], row["value_currency"]
+    return {
+        "id": row["id"],
+        "title": row["title"],
+        "owner_id": row["owner_id"],
+        "person_id": row["person_id"],
+        "organization_id": row["organization_id"],
+        "prospect": {
+            "person_name": row["prospect_person_name"],
+            "email": row["prospect_email"],
+            "phone": row["prospect_phone"],
+            "phone_e164": row["prospect_phone_e164"],
+            "organization_name": row["prospect_organization_name"],
+        },
+        "value": None
+        if amount is None or currency is None
+        else {"amount": amount, "currency": currency},
+        "expected_close_date": row["expected_close_date"],
+        "label_ids": row["label_ids"],
+        "source": row["source"],
+        "is_archived": row["is_archived"],
+        "archived_at": row["archived_at"],
+        "was_seen": row["was_seen"],
+        "visible_to": row["visible_to"],
+        "source_deal_id": row["source_deal_id"],
+        "readiness": row["readiness"],
+        "fields": row["fields"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+@functools.cache
+def lead_by_id(viewer: Viewer) -> ReadStatement:
+    """One lead the viewer may see (converted ones too: the route answers 410 for them)."""
+    return ReadStatement(
+        select(*_LEAD_COLUMNS, as_text(Lead.converted_deal_id)).where(
+            visible_to_viewer(Lead, viewer), Lead.id == bindparam("lead_id", type_=Uuid)
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class InboxShape:
+    """Which filters and which order an inbox page uses: one compiled statement each."""
+
+    archived: bool = False
+    owner: bool = False
+    labels: bool = False
+    person: bool = False
+    organization: bool = False
+    source: bool = False
+    email: bool = False
+    ready: bool = False
+    after: bool = False  # a cursor was given
+
+
+@functools.lru_cache(maxsize=1024)
+def inbox_page(viewer: Viewer, shape: InboxShape) -> ReadStatement:
+    """A page of the inbox (or the archive), newest first; with `ready`, only leads with
+    readiness, oldest readiness first (see READY_ORDER). Parameters: `limit`, the filters
+    the shape names, and `after_key`/`after_id` after a cursor."""
+    stmt = select(*_LEAD_COLUMNS).where(
+        visible_to_viewer(Lead, viewer), in_archive() if shape.archived else in_inbox()
+    )
+    if shape.owner:
+        stmt = stmt.where(Lead.owner_id == bindparam("owner_id", type_=Uuid))
+    if shape.labels:
+        wanted = bindparam("label_ids", type_=ARRAY(UUID(as_uuid=True)))
+        stmt = stmt.where(Lead.label_ids.contains(wanted))
+    if shape.person:
+        stmt = stmt.where(Lead.person_id == bindparam("person_id", type_=Uuid))
+    if shape.organization:
+        stmt = stmt.where(Lead.organization_id == bindparam("organization_id", type_=Uuid))
+    if shape.source:
+        stmt = stmt.where(Lead.source == bindparam("source", type_=String))
+    if shape.email:  # spelled as ix_lead_prospect_email
+        stmt = stmt.where(
+            func.lower(Lead.prospect_email) == func.lower(bindparam("email", type_=String))
+        )
+    limit = bindparam("limit", type_=Integer)
+    if shape.ready:
+        row, earlier = LeadReadiness, aliased(LeadReadiness)
+        stmt = (
+            stmt.add_columns(row.since.label("ready_since"))
+            .join(row, row.lead_id == Lead.id)
+            .where(
+                row.company_id == bindparam("viewer_company_id", type_=Uuid),
+                ~select(earlier.rule_id)
+                .where(
+                    earlier.lead_id == row.lead_id,
+                    tuple_(earlier.since, earlier.rule_id) < tuple_(row.since, row.rule_id),
+                )
+                .exists(),
+            )
+        )
+        if shape.after:
+            stmt = stmt.where(tuple_(row.since, row.lead_id) > _after())
+        return ReadStatement(stmt.order_by(row.since, row.lead_id).limit(limit))
+    if shape.after:
+        stmt = stmt.where(tuple_(Lead.created_at, Lead.id) < _after())
+    return ReadStatement(stmt.order_by(Lead.created_at.desc(), Lead.id.desc()).limit(limit))
+
+
+def _after() -> Any:
+    return tuple_(
+        bindparam("after_key", type_=DateTime(timezone=True)),
+        bindparam("after_id", type_=Uuid),
+    )
+
+
+async def lead_page(
+    session: AsyncSession,
+    caller: Caller,
+    page: PageRequest,
+    shape: InboxShape,
+    filters: dict[str, Any],
+) -> dict[str, Any]:
+    """A page of leads for `GET /leads` (`pagination.Page` of `LeadRead`), as JSON-ready
+    values: the filters the shape names, by their bind parameter names."""
+    order = READY_ORDER if shape.ready else INBOX_ORDER
+    params = {**viewer_params(caller), **filters, "limit": page.limit + 1}
+    if page.cursor is not None:
+        params["after_key"], params["after_id"] = decode_cursor(page.cursor, order)
+        shape = replace(shape, after=True)
+    rows = await inbox_page(Viewer.of(caller), shape).fetch(session, params)
+    cursor = None
+    if len(rows) > page.limit:
+        rows = rows[: page.limit]
+        last = rows[-1]
+        key = last["ready_since"] if shape.ready else last["created_at"]
+        cursor = encode_cursor(key, last["id"])
+    return readpath_page([lead_json(row) for row in rows], cursor)

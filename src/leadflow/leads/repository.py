@@ -16,12 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from leadflow.errors import UnknownReference
-from leadflow.leads.models import Lead, LeadLabel, in_archive, in_inbox
-from leadflow.leads.reads import ready_page, with_readiness
+from leadflow.leads.models import Lead, LeadLabel
 from leadflow.pagination import Keyset, PageRequest, paginate
 from leadflow.tenancy import Caller, in_company, visible_to_caller
-
-INBOX_ORDER = Keyset(Lead.created_at, Lead.id, descending=True)
 
 
 def _uuid_array(ids: list[uuid.UUID]) -> Any:
@@ -32,42 +29,6 @@ class LeadRepository:
     def __init__(self, session: AsyncSession, caller: Caller) -> None:
         self.session = session
         self.caller = caller
-
-    async def list_inbox(
-        self,
-        page: PageRequest,
-        *,
-        archived: bool = False,
-        owner_id: uuid.UUID | None = None,
-        label_ids: list[uuid.UUID] | None = None,
-        person_id: uuid.UUID | None = None,
-        organization_id: uuid.UUID | None = None,
-        source: str | None = None,
-        email: str | None = None,
-        ready: bool = False,
-    ) -> tuple[list[Lead], str | None]:
-        """The inbox (or the archive), newest first; every filter given must hold.
-        `ready`: only leads with readiness, oldest readiness first (see `ready_page`)."""
-        stmt = (
-            select(Lead)
-            .options(with_readiness())
-            .where(visible_to_caller(Lead, self.caller), in_archive() if archived else in_inbox())
-        )
-        if owner_id is not None:
-            stmt = stmt.where(Lead.owner_id == owner_id)
-        if label_ids:
-            stmt = stmt.where(Lead.label_ids.contains(_uuid_array(label_ids)))
-        if person_id is not None:
-            stmt = stmt.where(Lead.person_id == person_id)
-        if organization_id is not None:
-            stmt = stmt.where(Lead.organization_id == organization_id)
-        if source is not None:
-            stmt = stmt.where(Lead.source == source)
-        if email is not None:  # spelled as ix_lead_prospect_email
-            stmt = stmt.where(func.lower(Lead.prospect_email) == email.lower())
-        if ready:
-            return await ready_page(self.session, self.caller, stmt, page)
-        return await paginate(self.session, stmt, INBOX_ORDER, page)
 
     async def add(self, **columns: Any) -> Lead:
         """Insert a lead; the INSERT returns the columns the database fills (`Lead`'s
@@ -87,15 +48,14 @@ class LeadRepository:
         await self.session.refresh(lead)
         return lead
 
-    async def mark_seen(self, lead: Lead) -> None:
+    async def mark_seen(self, lead_id: uuid.UUID) -> None:
         """Being opened is not an edit: `updated_at` stays as it was."""
         await self.session.execute(
             update(Lead)
-            .where(visible_to_caller(Lead, self.caller), Lead.id == lead.id, not_(Lead.was_seen))
+            .where(visible_to_caller(Lead, self.caller), Lead.id == lead_id, not_(Lead.was_seen))
             .values(was_seen=True, updated_at=Lead.updated_at)
             .execution_options(synchronize_session=False)
         )
-        set_committed_value(lead, "was_seen", True)  # the only column the UPDATE changed
 
     async def delete(self, lead_id: uuid.UUID) -> bool:
         deleted = await self.session.scalar(

@@ -18,9 +18,9 @@ from leadflow.errors import (
     responses,
 )
 from leadflow.leads import service
-from leadflow.leads.access import visible_lead
+from leadflow.leads.access import LeadConverted, visible_lead
 from leadflow.leads.models import Lead
-from leadflow.leads.reads import read_lead, read_leads, with_readiness
+from leadflow.leads.reads import InboxShape, lead_by_id, lead_json, lead_page, read_lead
 from leadflow.leads.repository import LeadLabelRepository, LeadRepository
 from leadflow.leads.schemas import (
     LeadCreate,
@@ -31,6 +31,8 @@ from leadflow.leads.schemas import (
     LeadUpdate,
 )
 from leadflow.pagination import Page, PageParams
+from leadflow.readpath import json_response
+from leadflow.tenancy import Viewer, viewer_params
 
 router = APIRouter(tags=["leads"])
 labels_router = APIRouter(tags=["lead labels"])
@@ -141,7 +143,7 @@ async def list_leads(
             )
         ),
     ] = False,
-) -> Page[LeadRead]:
+) -> Response:
     """The inbox: leads neither archived nor converted, newest first."""
     if ready and archived:
         raise InvalidInput(
@@ -149,18 +151,26 @@ async def list_leads(
             "Readiness lists inbox leads, not the archive.",
             CONFLICTING_PARAMETERS,
         )
-    leads, cursor = await LeadRepository(session, caller).list_inbox(
-        page,
+    given = {
+        "owner_id": owner_id,
+        "label_ids": label_id or None,
+        "person_id": person_id,
+        "organization_id": organization_id,
+        "source": source,
+        "email": email,
+    }
+    filters = {name: value for name, value in given.items() if value is not None}
+    shape = InboxShape(
         archived=archived,
-        owner_id=owner_id,
-        label_ids=label_id,
-        person_id=person_id,
-        organization_id=organization_id,
-        source=source,
-        email=email,
+        owner="owner_id" in filters,
+        labels="label_ids" in filters,
+        person="person_id" in filters,
+        organization="organization_id" in filters,
+        source="source" in filters,
+        email="email" in filters,
         ready=ready,
     )
-    return Page(data=await read_leads(session, caller.company_id, leads), next_cursor=cursor)
+    return json_response(await lead_page(session, caller, page, shape, filters))
 
 
 @router.api_route(
@@ -181,12 +191,17 @@ async def _convert_is_not_a_lead_id() -> None:
     response_model=LeadRead,
     responses=responses(401, 404, 410, 422),
 )
-async def get_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) -> LeadRead:
+async def get_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) -> Response:
     """One lead; its owner opening it marks it seen. A converted lead is 410 with `deal_id`."""
-    lead = await visible_lead(session, caller, lead_id, options=[with_readiness()])
-    if lead.owner_id == caller.user_id and not lead.was_seen:
-        await LeadRepository(session, caller).mark_seen(lead)
-    return await read_lead(session, caller.company_id, lead)
+    params = {**viewer_params(caller), "lead_id": lead_id}
+    row = found(await lead_by_id(Viewer.of(caller)).fetchrow(session, params), "lead")
+    if row["converted_deal_id"] is not None:
+        raise LeadConverted(uuid.UUID(row["converted_deal_id"]))
+    lead = lead_json(row)
+    if not lead["was_seen"] and lead["owner_id"] == str(caller.user_id):
+        await LeadRepository(session, caller).mark_seen(lead_id)
+        lead["was_seen"] = True
+    return json_response(lead)
 
 
 @router.patch(

@@ -24,8 +24,7 @@ from leadflow.errors import (
     found,
 )
 from leadflow.leads.models import Lead, LeadLabel, LeadReadiness, in_inbox
-from leadflow.leads.reads import read_leads
-from leadflow.leads.repository import INBOX_ORDER
+from leadflow.leads.reads import INBOX_ORDER, read_leads
 from leadflow.pagination import PageRequest, paginate
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.rules.evaluate import (

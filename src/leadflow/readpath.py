@@ -1,0 +1,120 @@
+"""The read path of the API's GETs: statements compiled once, rows straight to JSON bytes.
+
+A read's statement is written with SQLAlchemy Core in its repository, compiled here once
+per shape to the SQL text asyncpg runs (`ReadStatement`), and executed on the request's
+pooled connection with no transaction (reads run on autocommit sessions) and none of
+the ORM's per-call work: no statement building, cache key, identity map or objects.
+Values Python need not touch are shaped in SQL (money amounts as text, nested rows as
+JSON); the rows become the answer's bytes with `orjson` (`json_response`), spelled as
+the Pydantic read models spell them (the models still document every answer; tests hold
+the two to the same output).
+
+The caller's visibility is part of a statement's shape (`tenancy.Viewer`) and its ids are
+bind parameters (`tenancy.viewer_params`), so one compiled statement serves every caller
+of a kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from typing import cast as typed
+
+import asyncpg
+import orjson
+from sqlalchemy import ClauseElement, ColumnElement, Text, case, cast, func
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.compiler import SQLCompiler
+from starlette.responses import Response
+
+_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
+# Datetimes as the read models write them: UTC with `Z`, microseconds only when nonzero.
+_OPTIONS = orjson.OPT_UTC_Z
+
+
+class ReadStatement:
+    """A statement compiled once: its SQL text and the order of its bind parameters.
+
+    Bind parameters named in the statement (`bindparam("lead_id")`) are given at each
+    run; the values the statement carries itself (literals in its expressions) are kept
+    from compilation. List parameters must be written as `= ANY(:ids)` with an ARRAY
+    type, not `IN`: an expanding IN cannot be compiled once.
+    """
+
+    __slots__ = ("_fixed", "_names", "sql")
+
+    def __init__(self, statement: ClauseElement) -> None:
+        compiled = typed(SQLCompiler, statement.compile(dialect=_DIALECT))
+        self.sql = str(compiled)
+        self._names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        # Literals of the statement (strings, numbers, ids: no type needs a bind processor
+        # in a read), kept; required bind parameters are given at each run.
+        binds = [compiled.binds[name] for name in self._names]
+        self._fixed: dict[str, Any] = {
+            name: bind.effective_value
+            for name, bind in zip(self._names, binds, strict=True)
+            if not bind.required
+        }
+
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        return [params[name] if name in params else self._fixed[name] for name in self._names]
+
+    async def fetch(self, session: AsyncSession, params: Mapping[str, Any]) -> list[Any]:
+        """The rows, as asyncpg records (read like mappings: `row["title"]`)."""
+        rows: list[Any] = await self._run(session, "fetch", params)
+        return rows
+
+    async def fetchrow(self, session: AsyncSession, params: Mapping[str, Any]) -> Any:
+        return await self._run(session, "fetchrow", params)
+
+    async def _run(self, session: AsyncSession, how: str, params: Mapping[str, Any]) -> Any:
+        """On the asyncpg connection under the session's connection (autocommit, for a
+        GET). The driver's errors are raised as SQLAlchemy raises them (`DBAPIError`
+        with the driver's error as `orig`), so that they answer as any database error
+        does (a NUL in a filter 422, the database gone or a statement timeout 503)."""
+        connection = await session.connection()
+        raw = await connection.get_raw_connection()
+        arguments = self.arguments(params)
+        try:
+            return await getattr(raw.driver_connection, how)(self.sql, *arguments)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            lost = isinstance(error, asyncpg.InterfaceError) or str(
+                getattr(error, "sqlstate", "")
+            ).startswith("08")
+            if lost:
+                await connection.invalidate(error)
+            raise DBAPIError(self.sql, arguments, error, connection_invalidated=lost) from error
+
+
+def rfc3339(column: Any) -> ColumnElement[str]:
+    """A timestamptz as the read models write it: UTC, `Z`, microseconds only when nonzero."""
+    utc = func.timezone("UTC", column)
+    return case(
+        (func.to_char(utc, "US") == "000000", func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS"Z"')),
+        else_=func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    )
+
+
+def as_text(column: Any) -> ColumnElement[Any]:
+    """A value Python would only turn back into text (ids, arrays of ids, amounts of
+    numeric(16,2), which text spells with their 2 decimals), as text from the server."""
+    return cast(column, ARRAY(Text) if isinstance(column.type, ARRAY) else Text).label(
+        column.key
+    )
+
+
+def json_response(content: Any, status_code: int = 200) -> Response:
+    """`content` (dicts, lists, str, uuid, datetime, date, orjson fragments) as JSON."""
+    return Response(
+        orjson.dumps(content, option=_OPTIONS),
+        status_code=status_code,
+        media_type="application/json",
+    )
+
+
+def page(data: Sequence[Any], next_cursor: str | None) -> dict[str, Any]:
+    """A list's answer, shaped as `pagination.Page`."""
+    return {"data": data, "next_cursor": next_cursor}
