@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -92,6 +93,20 @@ def body_limit_for(settings: Settings) -> Any:
     return limit
 
 
+# The young generation is collected after this many new container objects (CPython's
+# default 700 ran a collection every few requests); the older ones as by default.
+GC_THRESHOLDS = (20_000, 10, 10)
+
+
+def _freeze_startup_objects() -> None:
+    """Move everything start-up made (modules, routes, compiled statements, the OpenAPI
+    models: ~160,000 objects) out of the collector's sight. A full collection walked them
+    all, about once a second under load, for 110-160 ms each: that was the p99."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def subscribe_listeners() -> None:
     """Subscribe the packages that listen to domain events (`leadflow.events`): whatever
     writes records (the API, the CLI) calls this first. Idempotent."""
@@ -132,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
         app.state.reader_factory = make_reader_factory(engine)
+        _freeze_startup_objects()
         try:
             yield
         finally:
