@@ -16,9 +16,8 @@ from sqlalchemy.orm import aliased
 
 from leadflow.db import new_id
 from leadflow.deals import changelog
-from leadflow.deals.access import found_deal, visible_deal
+from leadflow.deals.access import visible_deal
 from leadflow.deals.models import Deal, DealChange, DealFile, DealStatus
-from leadflow.errors import NotFound
 from leadflow.pagination import Keyset, PageRequest, paginate
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.tenancy import Caller, in_company, visible_to_caller
@@ -26,16 +25,6 @@ from leadflow.tenancy import Caller, in_company, visible_to_caller
 # Deal lists and board columns: newest first (ix_deal_*_created_at and ix_deal_stage_id).
 NEWEST_FIRST = Keyset(Deal.created_at, Deal.id, descending=True)
 CHANGELOG_ORDER = Keyset(DealChange.at, DealChange.id)
-
-
-@dataclass(frozen=True, slots=True)
-class DealFilters:
-    status: str | None = None
-    pipeline_id: uuid.UUID | None = None
-    stage_id: uuid.UUID | None = None
-    owner_id: uuid.UUID | None = None
-    person_id: uuid.UUID | None = None
-    organization_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,39 +61,6 @@ class DealRepository:
             for_update=for_update,
             allow_converted=allow_converted,
         )
-
-    async def get_with_rotten_days(self, deal_id: uuid.UUID) -> tuple[Deal, int | None]:
-        """The deal and its stage's `rotten_days` in one statement (404 / 410 as `get`)."""
-        row = (
-            await self.session.execute(
-                select(Deal, Stage.rotten_days)
-                .join(Stage, Stage.id == Deal.stage_id)
-                .where(visible_to_caller(Deal, self.caller), Deal.id == deal_id)
-            )
-        ).one_or_none()
-        if row is None:
-            raise NotFound("deal")
-        return found_deal(row[0]), row[1]
-
-    async def list_deals(
-        self, filters: DealFilters, page: PageRequest
-    ) -> tuple[list[Deal], str | None]:
-        stmt = select(Deal).where(
-            visible_to_caller(Deal, self.caller), Deal.converted_lead_id.is_(None)
-        )
-        if filters.status is not None:
-            stmt = stmt.where(Deal.status == filters.status)
-        if filters.pipeline_id is not None:
-            stmt = stmt.where(Deal.pipeline_id == filters.pipeline_id)
-        if filters.stage_id is not None:
-            stmt = stmt.where(Deal.stage_id == filters.stage_id)
-        if filters.owner_id is not None:
-            stmt = stmt.where(Deal.owner_id == filters.owner_id)
-        if filters.person_id is not None:
-            stmt = stmt.where(Deal.person_id == filters.person_id)
-        if filters.organization_id is not None:
-            stmt = stmt.where(Deal.organization_id == filters.organization_id)
-        return await paginate(self.session, stmt, NEWEST_FIRST, page)
 
     async def rotten_days(self, stage_ids: set[uuid.UUID]) -> dict[uuid.UUID, int | None]:
         """`rotten_days` of the given stages (of the caller's company)."""

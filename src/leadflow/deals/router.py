@@ -1,15 +1,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from starlette.background import BackgroundTask
 
-from leadflow.deals import service
+from leadflow.deals import reads, service
+from leadflow.deals.access import DealConverted
 from leadflow.deals.models import DealStatus
-from leadflow.deals.repository import DealFilters, DealRepository
+from leadflow.deals.repository import DealRepository
 from leadflow.deals.schemas import (
     BOARD_PAGE_DEFAULT,
     BOARD_PAGE_MAX,
@@ -20,9 +20,11 @@ from leadflow.deals.schemas import (
     DealUpdate,
 )
 from leadflow.deps import CurrentCaller, Session
-from leadflow.errors import responses
+from leadflow.errors import found, responses
 from leadflow.pagination import Page, PageParams
+from leadflow.readpath import json_response
 from leadflow.storage import FileStorage, delete_stored
+from leadflow.tenancy import Viewer, viewer_params
 
 router = APIRouter(tags=["deals"])
 
@@ -60,24 +62,18 @@ async def list_deals(
     organization_id: Annotated[
         uuid.UUID | None, Query(description="Only this organization's deals.")
     ] = None,
-) -> Page[DealRead]:
+) -> Response:
     """List the deals visible to the caller, newest first."""
-    deals = DealRepository(session, caller)
-    filters = DealFilters(
-        status=deal_status.value if deal_status is not None else None,
-        pipeline_id=pipeline_id,
-        stage_id=stage_id,
-        owner_id=owner_id,
-        person_id=person_id,
-        organization_id=organization_id,
-    )
-    rows, cursor = await deals.list_deals(filters, page)
-    rotten_days = await deals.rotten_days({deal.stage_id for deal in rows})
-    now = datetime.now(UTC)
-    return Page(
-        data=[service.deal_read(deal, rotten_days.get(deal.stage_id), now) for deal in rows],
-        next_cursor=cursor,
-    )
+    given = {
+        "status": deal_status.value if deal_status is not None else None,
+        "pipeline": pipeline_id,
+        "stage": stage_id,
+        "owner": owner_id,
+        "person": person_id,
+        "organization": organization_id,
+    }
+    filters = {name: value for name, value in given.items() if value is not None}
+    return json_response(await reads.list_page(session, caller, page, filters))
 
 
 @router.get(
@@ -86,10 +82,13 @@ async def list_deals(
     response_model=DealRead,
     responses=responses(401, 404, 410, 422),
 )
-async def get_deal(deal_id: uuid.UUID, session: Session, caller: CurrentCaller) -> DealRead:
+async def get_deal(deal_id: uuid.UUID, session: Session, caller: CurrentCaller) -> Response:
     """One deal; 410 when it was converted back into a lead."""
-    deal, rotten_days = await DealRepository(session, caller).get_with_rotten_days(deal_id)
-    return service.deal_read(deal, rotten_days)
+    params = {**viewer_params(caller), "deal_id": deal_id}
+    row = found(await reads.deal_by_id(Viewer.of(caller)).fetchrow(session, params), "deal")
+    if row["converted_lead_id"] is not None:
+        raise DealConverted(uuid.UUID(row["converted_lead_id"]))
+    return json_response(reads.deal_json(row))
 
 
 @router.patch(
