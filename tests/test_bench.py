@@ -60,7 +60,7 @@ def test_ceiling_answers_what_leadflow_answers(tmp_path, worker_id: str) -> None
             asyncio.run(fill(db.dsn, [company]))
             picks = asyncio.run(pick(db.dsn, company, 100))
             lines = requests_for(company, picks)
-            for name in ("lead", "inbox", "deep", "deal", "email"):
+            for name in ("lead", "inbox", "deep", "deal", "deals", "email"):
                 check_same_answer(leadflow, ceiling, lines[name][0])
 
             a, b = picks.convertible[:2]
