@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, Uuid, and_, bindparam, or_, select
 
 from leadflow.auth.models import User
 
@@ -71,6 +71,59 @@ def visible_to_caller(model: Any, caller: Caller) -> ColumnElement[bool]:
                 model.owner_id.in_(
                     select(User.id).where(
                         User.company_id == caller.company_id, User.group_id == caller.group_id
+                    )
+                ),
+            )
+        )
+    return and_(same_company, or_(*seen))
+
+
+# The same visibility for statements built once: the caller's values are the bind
+# parameters `caller_company_id`, `caller_user_id` and `caller_group_id`, and only the
+# kind of caller changes the statement's shape.
+
+
+class CallerKind(enum.Enum):
+    admin = "admin"
+    regular = "regular"
+    regular_in_group = "regular_in_group"
+
+
+def caller_kind(caller: Caller) -> CallerKind:
+    if caller.is_admin:
+        return CallerKind.admin
+    return CallerKind.regular if caller.group_id is None else CallerKind.regular_in_group
+
+
+def caller_params(caller: Caller) -> dict[str, Any]:
+    """The values of the bind parameters `visible_to_kind` uses."""
+    return {
+        "caller_company_id": caller.company_id,
+        "caller_user_id": caller.user_id,
+        "caller_group_id": caller.group_id,
+    }
+
+
+def visible_to_kind(model: Any, kind: CallerKind) -> ColumnElement[bool]:
+    """`visible_to_caller` with bind parameters (see `caller_params`), for statements
+    built once per kind of caller."""
+    company_id = bindparam("caller_company_id", type_=Uuid)
+    same_company: ColumnElement[bool] = model.company_id == company_id
+    if kind is CallerKind.admin:
+        return same_company
+    user_id = bindparam("caller_user_id", type_=Uuid)
+    seen: list[ColumnElement[bool]] = [
+        model.owner_id == user_id,
+        model.visible_to == Visibility.company.value,
+    ]
+    if kind is CallerKind.regular_in_group:
+        seen.append(
+            and_(
+                model.visible_to == Visibility.group.value,
+                model.owner_id.in_(
+                    select(User.id).where(
+                        User.company_id == company_id,
+                        User.group_id == bindparam("caller_group_id", type_=Uuid),
                     )
                 ),
             )

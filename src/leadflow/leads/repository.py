@@ -10,11 +10,26 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import CTE, bindparam, delete, func, insert, literal, not_, select, update
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Select,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    not_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from leadflow.db import new_id
 from leadflow.errors import UnknownReference
 from leadflow.leads.models import Lead, LeadLabel, in_archive, in_inbox
 from leadflow.leads.reads import ready_page, with_readiness
@@ -78,6 +93,23 @@ class LeadRepository:
         await self.session.flush()
         set_committed_value(lead, "readiness_rows", [])
         return lead
+
+    async def add_checked(
+        self, statement: Select[Any], params: Mapping[str, Any], **columns: Any
+    ) -> Row[Any]:
+        """Insert a lead with a statement that checks and writes at once: one built on
+        `insert_when(guard, names, whole=True)` whose last item is the new lead (None when
+        the guard held it back). `columns` are the lead's `names` but `id` and
+        `company_id`; `params` the guard's own. Returns the statement's one row."""
+        values = {"id": new_id(), "company_id": self.caller.company_id, **columns}
+        row: Row[Any] = (
+            await self.session.execute(
+                statement, {**params, **{f"lead_{name}": v for name, v in values.items()}}
+            )
+        ).one()
+        if row[-1] is not None:
+            set_committed_value(row[-1], "readiness_rows", [])
+        return row
 
     async def update(self, lead: Lead, changes: dict[str, Any]) -> Lead:
         """Apply `changes` (column -> value) to a visible lead got for update."""
@@ -230,6 +262,26 @@ async def existing_label_ids(
     return set(rows)
 
 
+def first_unknown_label(
+    label_ids: ColumnElement[Any], company_id: ColumnElement[Any]
+) -> ColumnElement[Any]:
+    """`ensure_labels_exist` as SQL, for statements that check and write at once: the
+    0-based index of the first id of the array `label_ids` that is not a label of the
+    company, NULL when all are."""
+    given = func.unnest(label_ids).table_valued("id", with_ordinality="n").render_derived()
+    return (
+        select(func.min(given.c.n) - 1)
+        .where(
+            ~exists(
+                select(LeadLabel.id).where(
+                    LeadLabel.company_id == company_id, LeadLabel.id == given.c.id
+                )
+            )
+        )
+        .scalar_subquery()
+    )
+
+
 async def ensure_labels_exist(
     session: AsyncSession,
     company_id: uuid.UUID,
@@ -249,11 +301,13 @@ def _unnest(values: Sequence[uuid.UUID]) -> Any:
 
 
 @functools.lru_cache(maxsize=64)
-def insert_when(guard: CTE, names: tuple[str, ...]) -> CTE:
-    """The one INSERT of a lead that depends on another write in the same statement:
-    the lead (columns `names`, as bind parameters `lead_<column>`) is inserted only when
-    `guard` returns a row, so a statement whose guard writes nothing writes no lead.
-    Capture's guard claims a delivery. Built once per (guard, columns)."""
+def insert_when(guard: CTE, names: tuple[str, ...], *, whole: bool = False) -> CTE:
+    """The one INSERT of a lead that depends on another write or on checks in the same
+    statement: the lead (columns `names`, as bind parameters `lead_<column>`) is inserted
+    only when `guard` returns a row, so a statement whose guard returns nothing writes no
+    lead. Capture's guard claims a delivery; `POST /leads`' guard is its reference checks.
+    The CTE returns the new lead's id, or every column when `whole` (an ORM `Lead` can
+    be loaded from it: `aliased(Lead, cte)`). Built once per (guard, columns)."""
     columns = Lead.__table__.c
     return (
         insert(Lead)
@@ -265,6 +319,6 @@ def insert_when(guard: CTE, names: tuple[str, ...]) -> CTE:
             # The caller gives every column it means; the rest take server defaults.
             include_defaults=False,
         )
-        .returning(Lead.id)
+        .returning(*(Lead.__table__.c if whole else [Lead.id]))
         .cte("created")
     )
