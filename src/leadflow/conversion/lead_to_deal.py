@@ -41,10 +41,10 @@ from leadflow.conversion.schemas import (
 )
 from leadflow.db import new_id
 from leadflow.deals.access import visible_deal
-from leadflow.deals.limits import ensure_open_deal_slot
+from leadflow.deals.limits import ensure_open_deal_slot_under
 from leadflow.deals.models import Deal, DealStatus
-from leadflow.deals.repository import DealRepository, insert_deals
-from leadflow.deals.service import stage_of_new_deal
+from leadflow.deals.repository import DealRepository, Destination, insert_deals
+from leadflow.deals.service import destination_of_new_deals
 from leadflow.errors import DomainError, NotFound, UnknownReference
 from leadflow.events import ChangeSource, DealCreated, LeadConverted, publish
 from leadflow.leads.models import Lead
@@ -65,7 +65,7 @@ class Order:
 @dataclass
 class Prepared:
     lead: Lead
-    stage: Stage | None
+    stage: Stage | Destination | None
     plan: ContactPlan
     choices: LeadConversionCreate
     into_deal: Deal | None = None
@@ -133,7 +133,7 @@ async def _prepare(
     await _check_owners(session, caller, orders)
 
     deals = DealRepository(session, caller)
-    stages: dict[tuple[uuid.UUID | None, uuid.UUID | None], Stage] = {}
+    stages: dict[tuple[uuid.UUID | None, uuid.UUID | None], Destination] = {}
     usable = [o for o in orders if o.lead_id not in failures]
     resolutions = {
         o.lead_id: Resolution(person=o.choices.person, organization=o.choices.organization)
@@ -144,7 +144,7 @@ async def _prepare(
     for order in usable:
         choices = order.choices
         into_deal = None
-        stage = None
+        stage: Stage | Destination | None = None
         if choices.deal_id is not None:
             into_deal = await visible_deal(session, caller, choices.deal_id, for_update=lock)
             if into_deal.status != DealStatus.open:
@@ -153,7 +153,7 @@ async def _prepare(
         else:
             key = (choices.pipeline_id, choices.stage_id)
             if key not in stages:
-                stages[key] = await stage_of_new_deal(deals, *key)
+                stages[key] = await destination_of_new_deals(deals, *key)
             stage = stages[key]
         prepared.append(
             Prepared(leads[order.lead_id], stage, plans[order.lead_id], choices, into_deal)
@@ -195,7 +195,12 @@ async def convert_leads(
             [_failure(o.lead_id, failures[o.lead_id]) for o in orders if o.lead_id in failures]
         )
     new_deals = [p for p in prepared if p.into_deal is None]
-    await ensure_open_deal_slot(session, caller.company_id, adding=len(new_deals))
+    if new_deals:
+        destination = new_deals[0].stage
+        assert isinstance(destination, Destination)  # read with the company's limit
+        await ensure_open_deal_slot_under(
+            session, caller.company_id, destination.max_open_deals, adding=len(new_deals)
+        )
     await create_planned_contacts(session, caller, [p.lead for p in prepared], _plans(prepared))
 
     deals = await _insert_deals(session, caller, new_deals)
@@ -355,6 +360,6 @@ async def preview_conversion(
     )
 
 
-def _stage(stage: Stage | None) -> Stage:
+def _stage(stage: Stage | Destination | None) -> Stage | Destination:
     assert stage is not None
     return stage

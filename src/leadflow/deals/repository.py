@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import enum
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, literal, or_, select, true, update
+from sqlalchemy import (
+    Select,
+    Uuid,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from leadflow.auth.models import Company
 from leadflow.db import new_id
 from leadflow.deals import changelog
 from leadflow.deals.access import found_deal, visible_deal
@@ -208,6 +223,24 @@ class DealRepository:
     async def stage(self, stage_id: uuid.UUID) -> Stage | None:
         return await self.session.scalar(stage_for_new_deal(self.caller.company_id, stage_id))
 
+    async def destination(
+        self, pipeline_id: uuid.UUID | None, stage_id: uuid.UUID | None
+    ) -> Destination | None:
+        """The chosen stage, else the first stage of the chosen pipeline, else of the
+        default one; None when there is none (the caller tells why)."""
+        if stage_id is not None:
+            kind, params = DestinationKind.stage, {"stage_id": stage_id}
+        elif pipeline_id is not None:
+            kind, params = DestinationKind.pipeline, {"pipeline_id": pipeline_id}
+        else:
+            kind, params = DestinationKind.default, {}
+        row = (
+            await self.session.execute(
+                destination_statement(kind), {"company_id": self.caller.company_id, **params}
+            )
+        ).one_or_none()
+        return None if row is None else Destination(*row)
+
     async def first_stage(self, pipeline_id: uuid.UUID) -> Stage | None:
         """The pipeline's stage with the lowest position (ties: lowest id)."""
         return await self.session.scalar(
@@ -310,6 +343,53 @@ class DealRepository:
         """Set the value of a deal got locked (the line items' total, when it follows them);
         the changelog gets its `value` row."""
         await self.update(deal, {"value_amount": amount, "value_currency": currency})
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """The stage new deals go to (share-locked as by `DealRepository.stage`) and the
+    company's open-deal limit (`max_open_deals`, None: unlimited), read in one statement."""
+
+    id: uuid.UUID
+    pipeline_id: uuid.UUID
+    probability: int | None
+    rotten_days: int | None
+    max_open_deals: int | None
+
+
+class DestinationKind(enum.Enum):
+    stage = "stage"  # the stage chosen (bind parameter `stage_id`)
+    pipeline = "pipeline"  # the first stage of the pipeline chosen (`pipeline_id`)
+    default = "default"  # the first stage of the default pipeline
+
+
+@functools.cache
+def destination_statement(kind: DestinationKind) -> Select[Any]:
+    """Where new deals go, built once per kind with bind parameters (`company_id` and
+    `stage_id` or `pipeline_id`): the default pipeline, its first stage and the limit in
+    one statement. The stage and its pipeline are locked FOR KEY SHARE (see `stage`)."""
+    company_id = bindparam("company_id", type_=Uuid)
+    limit = select(Company.max_open_deals).where(Company.id == company_id).scalar_subquery()
+    stmt = (
+        select(Stage.id, Stage.pipeline_id, Stage.probability, Stage.rotten_days, limit)
+        .join(Pipeline, Pipeline.id == Stage.pipeline_id)
+        .where(Stage.company_id == company_id)
+    )
+    if kind is DestinationKind.stage:
+        stmt = stmt.where(Stage.id == bindparam("stage_id", type_=Uuid))
+    else:
+        default = aliased(Pipeline)
+        pipeline_id = (
+            bindparam("pipeline_id", type_=Uuid)
+            if kind is DestinationKind.pipeline
+            else select(default.id)
+            .where(default.company_id == company_id)
+            .order_by(default.position, default.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        stmt = stmt.where(Stage.pipeline_id == pipeline_id).order_by(Stage.position, Stage.id)
+    return stmt.limit(1).with_for_update(key_share=True, read=True)
 
 
 def stage_for_new_deal(company_id: uuid.UUID, stage_id: uuid.UUID) -> Select[Stage]:
