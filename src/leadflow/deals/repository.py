@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     Select,
     Uuid,
     bindparam,
@@ -29,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from leadflow.auth.models import Company
-from leadflow.db import new_id
+from leadflow.db import json_rows, new_id, rows_of
 from leadflow.deals import changelog
 from leadflow.deals.access import found_deal, visible_deal
 from leadflow.deals.models import Deal, DealChange, DealFile, DealStatus
@@ -435,3 +436,54 @@ async def insert_deals(
     )
     await changelog.record_creations(session, deals, user_id)
     return deals
+
+
+# The columns a new deal of `deals_insert` gets from its row (`status` is open and
+# `stage_changed_at` now; `company_id` given in every row).
+_NEW_DEAL_COLUMNS = (
+    "id",
+    "company_id",
+    "title",
+    "owner_id",
+    "person_id",
+    "organization_id",
+    "pipeline_id",
+    "stage_id",
+    "value_amount",
+    "value_currency",
+    "probability",
+    "expected_close_date",
+    "label_ids",
+    "visible_to",
+    "source_lead_id",
+)
+
+
+@functools.cache
+def deals_insert() -> CTE:
+    """`insert_deals` as a CTE another write composes (conversion: with the contacts the
+    deals name), built once: the rows are the bind parameter `deal_rows` (`deal_rows()`),
+    the CTE returns every column (`aliased(Deal, cte)` loads them). The caller records
+    the deals' creation in the changelog (`changelog.creations_insert`)."""
+    rows = rows_of(Deal, "deal_rows")
+    return (
+        insert(Deal)
+        .from_select(
+            [*_NEW_DEAL_COLUMNS, "status", "stage_changed_at"],
+            select(
+                *(rows.c[name] for name in _NEW_DEAL_COLUMNS),
+                literal(DealStatus.open.value),
+                func.now(),
+            ),
+            include_defaults=False,
+        )
+        .returning(*Deal.__table__.c)
+        .cte("new_deal")
+    )
+
+
+def deal_rows(company_id: uuid.UUID, rows: Sequence[dict[str, Any]]) -> tuple[list[uuid.UUID], str]:
+    """The new deals' ids (in the order of `rows`) and `deals_insert`'s `deal_rows`; each
+    row gives every column of `_NEW_DEAL_COLUMNS` but `id` and `company_id`."""
+    full = [{"id": new_id(), "company_id": company_id, **row} for row in rows]
+    return [row["id"] for row in full], json_rows(full)

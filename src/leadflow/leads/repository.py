@@ -14,6 +14,7 @@ from sqlalchemy import (
     CTE,
     ColumnElement,
     Select,
+    Uuid,
     bindparam,
     delete,
     exists,
@@ -145,33 +146,6 @@ class LeadRepository:
             .values(label_ids=func.array_remove(Lead.label_ids, label_id))
             .execution_options(synchronize_session=False)
         )
-
-    async def mark_converted(
-        self, leads: Sequence[Lead], deal_of_lead: Mapping[uuid.UUID, uuid.UUID]
-    ) -> None:
-        """Every lead converted into its deal in one UPDATE (the caller holds them locked);
-        the loaded leads get the new values."""
-        if not leads:
-            return
-        lead_ids = [lead.id for lead in leads]
-        pairs = select(
-            _unnest(lead_ids).label("lead_id"),
-            _unnest([deal_of_lead[i] for i in lead_ids]).label("deal_id"),
-        ).subquery("pairs")
-        # "fetch": the session counts the leads as changed in this transaction (a savepoint
-        # rolled back expires them, as after a flush); the values come back by RETURNING.
-        rows = await self.session.execute(
-            update(Lead)
-            .where(in_company(Lead, self.caller), Lead.id == pairs.c.lead_id)
-            .values(converted_deal_id=pairs.c.deal_id, converted_at=func.now())
-            .returning(Lead.id, Lead.converted_deal_id, Lead.converted_at, Lead.updated_at)
-            .execution_options(synchronize_session="fetch")
-        )
-        by_id = {lead.id: lead for lead in leads}
-        for row in rows:
-            lead = by_id[row.id]
-            for column in ("converted_deal_id", "converted_at", "updated_at"):
-                set_committed_value(lead, column, getattr(row, column))
 
 
 class LeadLabelRepository:
@@ -322,3 +296,30 @@ def insert_when(guard: CTE, names: tuple[str, ...], *, whole: bool = False) -> C
         .returning(*(Lead.__table__.c if whole else [Lead.id]))
         .cte("created")
     )
+
+
+@functools.cache
+def converted_update() -> CTE:
+    """Leads marked converted, as a CTE conversion composes with its other writes, built once: each
+    lead of `pair_lead_ids` (of the company `move_company_id`, locked by the caller) converted
+    into the deal at the same place of `pair_deal_ids`. Returns the columns it sets."""
+    uuids = ARRAY(UUID(as_uuid=True))
+    pairs = select(
+        func.unnest(bindparam("pair_lead_ids", type_=uuids)).label("lead_id"),
+        func.unnest(bindparam("pair_deal_ids", type_=uuids)).label("deal_id"),
+    ).subquery("pairs")
+    return (
+        update(Lead)
+        .where(
+            Lead.company_id == bindparam("move_company_id", type_=Uuid), Lead.id == pairs.c.lead_id
+        )
+        .values(converted_deal_id=pairs.c.deal_id, converted_at=func.now(), updated_at=func.now())
+        .returning(Lead.id, Lead.converted_deal_id, Lead.converted_at, Lead.updated_at)
+        .cte("converted_lead")
+    )
+
+
+def set_converted(lead: Lead, row: Any) -> None:
+    """Give a loaded lead the values `converted_update` returned for it."""
+    for column in ("converted_deal_id", "converted_at", "updated_at"):
+        set_committed_value(lead, column, getattr(row, column))
