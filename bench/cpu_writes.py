@@ -1,8 +1,9 @@
 """CPU per write request of the leadflow process, in-process and sequential: the app
 called as ASGI through httpx.ASGITransport (no HTTP server), `time.process_time` around
 N requests, median of 3 rounds. Rows: POST /leads (with an owner, a person, an
-organization and a label to check) and a single conversion of a lead with prospect
-person and organization (contacts get created).
+organization and a label to check), a single conversion of a lead with prospect
+person and organization (contacts get created), and a bulk conversion of 500 such leads
+(CPU and wall time of the one request).
 
     DATABASE_URL=postgresql://... python bench/cpu_writes.py [N]
 """
@@ -16,9 +17,8 @@ import time
 import uuid
 from typing import Any
 
-from common import API, OPERATOR_TOKEN, BenchDatabase
-
 import httpx
+from common import API, OPERATOR_TOKEN, BenchDatabase
 
 
 async def _run(url: str, n: int) -> dict[str, float]:
@@ -27,7 +27,12 @@ async def _run(url: str, n: int) -> dict[str, float]:
 
     settings = Settings(database_url=url, admin_token=OPERATOR_TOKEN, log_json=True)
     app = create_app(settings)
-    results: dict[str, list[float]] = {"POST /leads": [], "POST /leads/{id}/convert": []}
+    results: dict[str, list[float]] = {
+        "POST /leads": [],
+        "POST /leads/{id}/convert": [],
+        "POST /leads/convert (500)": [],
+        "  wall time (500)": [],
+    }
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
@@ -88,6 +93,13 @@ async def _run(url: str, n: int) -> dict[str, float]:
                 for lead_id in ids:
                     await created(f"/leads/{lead_id}/convert", {})
                 results["POST /leads/{id}/convert"].append((time.process_time() - start) / n * 1e6)
+
+            for _ in range(3):
+                ids = [await prospect_lead() for _ in range(500)]
+                start, wall = time.process_time(), time.perf_counter()
+                await created("/leads/convert", {"lead_ids": ids})
+                results["POST /leads/convert (500)"].append((time.process_time() - start) * 1e6)
+                results["  wall time (500)"].append((time.perf_counter() - wall) * 1e6)
     return {name: statistics.median(samples) for name, samples in results.items()}
 
 
@@ -97,7 +109,8 @@ def main() -> None:
     db.recreate()
     try:
         for name, us in asyncio.run(_run(db.url, n)).items():
-            print(f"{name:28} {us:8,.0f} us CPU per request (median of 3 x {n})")
+            what = "us wall" if "wall" in name else "us CPU per request"
+            print(f"{name:28} {us:10,.0f} {what} (median of 3)")
     finally:
         db.drop()
 
