@@ -6,12 +6,14 @@ one request, one transaction, committed before the response starts.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
 
 import uuid_utils
-from sqlalchemy import DateTime, MetaData, event, func
+from sqlalchemy import DateTime, MetaData, Text, bindparam, cast, event, func, literal_column
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -20,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",
@@ -74,3 +77,17 @@ def make_reader_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     alone, without the BEGIN and COMMIT round trips of a transaction. The one write a
     read makes (a lead's owner opening it marks it seen) is a single idempotent UPDATE."""
     return make_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
+def rows_of(model: type[Base], param: str) -> TableValuedAlias:
+    """Rows typed as `model`'s table, from a JSON array (`json_rows`) bound as `param`: a
+    set-based INSERT of any number of rows in one statement built once (arrays of arrays,
+    such as label ids per row, cannot be bound as parallel arrays for `unnest`)."""
+    return func.jsonb_populate_recordset(
+        literal_column(f"NULL::{model.__tablename__}"), cast(bindparam(param, type_=Text), JSONB)
+    ).table_valued(*model.__table__.c.keys(), name=param)
+
+
+def json_rows(rows: list[dict[str, Any]]) -> str:
+    """`rows_of`'s value: ids, amounts and dates as their text, which PostgreSQL parses."""
+    return json.dumps(rows, default=str)

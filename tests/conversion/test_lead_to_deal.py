@@ -346,7 +346,7 @@ async def test_open_deal_limit_refuses_conversion_and_leaves_the_lead_intact(
 async def test_a_failure_after_the_deal_insert_leaves_no_deal_and_the_lead_intact(
     client: httpx.AsyncClient, connection: AsyncConnection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from leadflow.leads.repository import LeadRepository
+    from leadflow.conversion import lead_to_deal
 
     admin = await create_company(client)
     lead = await create_lead(
@@ -360,7 +360,8 @@ async def test_a_failure_after_the_deal_insert_leaves_no_deal_and_the_lead_intac
     async def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("fault injected after the deal insert")
 
-    monkeypatch.setattr(LeadRepository, "mark_converted", crash)
+    # The statement after the one that inserts the contacts and the deal.
+    monkeypatch.setattr(lead_to_deal, "_record_conversions", crash)
     response = await _convert(client, admin, lead["id"])
     assert response.status_code == 500
     assert await _counts(connection) == before

@@ -8,12 +8,13 @@ and leave visibility checks to the caller, which has already locked both records
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, literal, select, update
+from sqlalchemy import CTE, CursorResult, Uuid, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -289,38 +290,33 @@ async def count_for_deal(session: AsyncSession, company_id: uuid.UUID, deal_id: 
     return await _count(session, company_id, "deal_id", deal_id)
 
 
-async def move_leads_to_deals(
-    session: AsyncSession, company_id: uuid.UUID, deal_of_lead: dict[uuid.UUID, uuid.UUID]
-) -> dict[uuid.UUID, Moves]:
-    """Bulk conversion: every lead's notes and activities to its deal, one UPDATE per table.
-
-    Returns what moved per lead. Comments and mentions follow their notes.
-    """
-    if not deal_of_lead:
-        return {}
-    lead_ids = list(deal_of_lead)
-    pairs = select(
-        func.unnest(literal(lead_ids, ARRAY(PgUUID(as_uuid=True)))).label("lead_id"),
-        func.unnest(
-            literal([deal_of_lead[i] for i in lead_ids], ARRAY(PgUUID(as_uuid=True)))
-        ).label("deal_id"),
+def _pairs() -> Any:
+    """(lead_id, deal_id) pairs from the bind parameters `pair_lead_ids`, `pair_deal_ids`."""
+    uuids = ARRAY(PgUUID(as_uuid=True))
+    return select(
+        func.unnest(bindparam("pair_lead_ids", type_=uuids)).label("lead_id"),
+        func.unnest(bindparam("pair_deal_ids", type_=uuids)).label("deal_id"),
     ).subquery("pairs")
-    moved: dict[str, dict[uuid.UUID, int]] = {}
-    for name, model in (("notes", Note), ("activities", Activity)):
-        rows = await session.execute(
+
+
+@functools.cache
+def moves_to_deals() -> tuple[CTE, CTE]:
+    """Conversion's move of every lead's notes and activities to its deal, as two CTEs
+    it composes with its other writes (notes, activities; comments and mentions follow
+    their notes), built
+    once: each lead of `pair_lead_ids` to the deal at the same place of `pair_deal_ids`,
+    in the company `move_company_id`; each returns `lead_id` once per moved row."""
+    moved = []
+    for name, model in (("moved_note", Note), ("moved_activity", Activity)):
+        pairs = _pairs()
+        moved.append(
             update(model)
-            .where(model.company_id == company_id, model.lead_id == pairs.c.lead_id)
+            .where(
+                model.company_id == bindparam("move_company_id", type_=Uuid),
+                model.lead_id == pairs.c.lead_id,
+            )
             .values(lead_id=None, deal_id=pairs.c.deal_id, updated_at=model.updated_at)
             .returning(pairs.c.lead_id)
-            .execution_options(synchronize_session=False)
+            .cte(name)
         )
-        counts: dict[uuid.UUID, int] = {}
-        for (lead_id,) in rows:
-            counts[lead_id] = counts.get(lead_id, 0) + 1
-        moved[name] = counts
-    return {
-        lead_id: Moves(
-            notes=moved["notes"].get(lead_id, 0), activities=moved["activities"].get(lead_id, 0)
-        )
-        for lead_id in lead_ids
-    }
+    return moved[0], moved[1]

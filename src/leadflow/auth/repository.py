@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.auth.models import ApiToken, Company, User, UserGroup
@@ -11,6 +12,14 @@ from leadflow.auth.tokens import hash_token, new_token
 from leadflow.errors import UnknownReference
 from leadflow.pagination import Keyset, PageRequest, paginate
 from leadflow.tenancy import Caller, in_company
+
+
+def user_in_company(
+    user_id: ColumnElement[Any], company_id: ColumnElement[Any]
+) -> ColumnElement[bool]:
+    """The check of an owner as SQL, for statements that check and write at once (see
+    `UserRepository.ensure_exist`)."""
+    return exists(select(User.id).where(User.company_id == company_id, User.id == user_id))
 
 
 class CompanyRepository:

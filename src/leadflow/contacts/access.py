@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.contacts.models import Organization, Person
 from leadflow.errors import UnknownReference
-from leadflow.tenancy import Caller, visible_to_caller
+from leadflow.tenancy import Caller, Viewer, visible_to_caller, visible_to_viewer
 
 
 async def visible_ids(
@@ -43,3 +44,13 @@ async def ensure_links_visible(
     for what, model, linked in links:
         if linked is not None and not await visible_ids(session, caller, model, [linked]):
             raise UnknownReference([*loc, f"{what}_id"], f"No such {what} is visible to you.")
+
+
+def link_visible(
+    model: type[Person] | type[Organization], linked_id: ColumnElement[Any], kind: Viewer
+) -> ColumnElement[bool]:
+    """`ensure_links_visible` as SQL, for statements built once per kind of caller that
+    check and write at once: no link given, or a contact the caller may see."""
+    return linked_id.is_(None) | exists(
+        select(model.id).where(visible_to_viewer(model, kind), model.id == linked_id)
+    )

@@ -13,10 +13,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import or_, select
+from sqlalchemy import Select, literal, null, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.contacts.models import Organization, Person
@@ -62,30 +62,52 @@ async def find_duplicates(
         organization_key(p.organization_name) for p in prospects.values() if p.organization_name
     }
     persons: list[tuple[uuid.UUID, str, list[str], list[str]]] = []
+    organizations: list[tuple[uuid.UUID, str, str]] = []
+    searches: list[Select[*tuple[Any, ...]]] = []
     if emails or phones:
-        rows = await session.execute(
-            select(Person.id, Person.name, Person.emails, Person.phones_e164)
-            .where(
+        searches.append(
+            select(
+                literal("person").label("kind"),
+                Person.id,
+                Person.name,
+                Person.emails,
+                Person.phones_e164,
+                null().label("name_normalized"),
+                Person.created_at,
+            ).where(
                 visible_to_caller(Person, caller),
                 or_(
                     Person.emails.overlap(sorted(emails)),
                     Person.phones_e164.overlap(sorted(phones)),
                 ),
             )
-            .order_by(Person.created_at, Person.id)
         )
-        persons = [(r.id, r.name, r.emails, r.phones_e164) for r in rows]
-    organizations: list[tuple[uuid.UUID, str, str]] = []
     if org_keys:
-        rows = await session.execute(
-            select(Organization.id, Organization.name, Organization.name_normalized)
-            .where(
+        searches.append(
+            select(
+                literal("organization").label("kind"),
+                Organization.id,
+                Organization.name,
+                null().label("emails"),
+                null().label("phones_e164"),
+                Organization.name_normalized,
+                Organization.created_at,
+            ).where(
                 visible_to_caller(Organization, caller),
                 Organization.name_normalized.in_(org_keys),
             )
-            .order_by(Organization.created_at, Organization.id)
         )
-        organizations = [(r.id, r.name, r.name_normalized) for r in rows]
+    if searches:
+        # Persons and organizations in one round trip, each oldest first.
+        found_rows = union_all(*searches).subquery("found")
+        rows = await session.execute(
+            select(found_rows).order_by(found_rows.c.kind, found_rows.c.created_at, found_rows.c.id)
+        )
+        for row in rows:
+            if row.kind == "person":
+                persons.append((row.id, row.name, row.emails, row.phones_e164))
+            else:
+                organizations.append((row.id, row.name, row.name_normalized))
 
     found: dict[K, Duplicates] = {}
     for key, prospect in prospects.items():

@@ -3,15 +3,27 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, false, func, insert, literal_column, or_, select
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    delete,
+    false,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.contacts.models import Organization, Person
+from leadflow.db import json_rows, rows_of
 from leadflow.normalize import (
     normalize_email,
     normalize_organization_name,
@@ -238,3 +250,55 @@ async def insert_persons(session: AsyncSession, rows: Sequence[Mapping[str, Any]
     owner_id, visible_to."""
     if rows:
         await session.execute(insert(Person), list(rows))
+
+
+_ORGANIZATION_COLUMNS = ("id", "company_id", "name", "name_normalized", "owner_id", "visible_to")
+_PERSON_COLUMNS = (
+    "id",
+    "company_id",
+    "name",
+    "emails",
+    "phones",
+    "phones_e164",
+    "organization_id",
+    "owner_id",
+    "visible_to",
+)
+
+
+@functools.cache
+def organizations_insert() -> CTE:
+    """`insert_organizations` as a CTE another write composes, built once: the rows are
+    the bind parameter `organization_rows` (`organization_rows()`)."""
+    rows = rows_of(Organization, "organization_rows")
+    return (
+        insert(Organization)
+        .from_select(
+            _ORGANIZATION_COLUMNS,
+            select(*(rows.c[name] for name in _ORGANIZATION_COLUMNS)),
+            include_defaults=False,
+        )
+        .returning(Organization.id)
+        .cte("new_organization")
+    )
+
+
+def organization_rows(rows: Sequence[Mapping[str, Any]]) -> str:
+    return json_rows([{**row, "name_normalized": organization_key(row["name"])} for row in rows])
+
+
+@functools.cache
+def persons_insert() -> CTE:
+    """`insert_persons` as a CTE (bind parameter `person_rows`, `json_rows` of the rows);
+    a person may name an organization of `organizations_insert` in the same statement."""
+    rows = rows_of(Person, "person_rows")
+    return (
+        insert(Person)
+        .from_select(
+            _PERSON_COLUMNS,
+            select(*(rows.c[name] for name in _PERSON_COLUMNS)),
+            include_defaults=False,
+        )
+        .returning(Person.id)
+        .cte("new_person")
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +16,6 @@ from leadflow.contacts.access import visible_ids
 from leadflow.contacts.duplicates import Candidate, Duplicates, Identity
 from leadflow.contacts.duplicates import find_duplicates as contact_duplicates
 from leadflow.contacts.models import Organization, Person
-from leadflow.contacts.repository import insert_organizations, insert_persons
 from leadflow.db import new_id
 from leadflow.leads.models import Lead
 from leadflow.schemas import Input, fields_set, fields_unset
@@ -141,13 +140,11 @@ async def plan_contacts(
     return plans
 
 
-async def create_planned_contacts(
-    session: AsyncSession,
-    caller: Caller,
-    leads: Sequence[Lead],
-    plans: dict[uuid.UUID, ContactPlan],
-) -> None:
-    """Insert the planned organizations, then persons (linked to them), in two statements."""
+def planned_contact_rows(
+    caller: Caller, leads: Sequence[Lead], plans: dict[uuid.UUID, ContactPlan]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows of the planned organizations and persons (persons linked to them); each
+    plan gets the ids of the contacts it creates. The caller inserts them."""
     org_rows = []
     for lead in leads:
         plan = plans[lead.id]
@@ -162,7 +159,6 @@ async def create_planned_contacts(
                     "visible_to": lead.visible_to,
                 }
             )
-    await insert_organizations(session, org_rows)
     person_rows = []
     for lead in leads:
         plan = plans[lead.id]
@@ -184,4 +180,4 @@ async def create_planned_contacts(
                     "visible_to": lead.visible_to,
                 }
             )
-    await insert_persons(session, person_rows)
+    return org_rows, person_rows

@@ -9,22 +9,25 @@ rows. Nothing here commits: the request's transaction makes it all-or-nothing.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from leadflow.activities.repository import Moves, count_for_lead, move_leads_to_deals
+from leadflow.activities.repository import count_for_lead, moves_to_deals
 from leadflow.auth.repository import UserRepository
+from leadflow.contacts.repository import organization_rows, organizations_insert, persons_insert
 from leadflow.conversion.contacts import (
     ContactPlan,
     Resolution,
-    create_planned_contacts,
     plan_contacts,
+    planned_contact_rows,
 )
 from leadflow.conversion.errors import (
     ConversionsFailed,
@@ -33,22 +36,24 @@ from leadflow.conversion.errors import (
     LeadAlreadyConverted,
 )
 from leadflow.conversion.models import Conversion
+from leadflow.conversion.repository import conversions_insert
 from leadflow.conversion.schemas import (
     ConversionPreview,
     DealPreview,
     LeadConversionCreate,
     Moved,
 )
-from leadflow.db import new_id
+from leadflow.db import json_rows, new_id
 from leadflow.deals.access import visible_deal
-from leadflow.deals.limits import ensure_open_deal_slot
+from leadflow.deals.changelog import changes_insert, creation_rows
+from leadflow.deals.limits import ensure_open_deal_slot_under
 from leadflow.deals.models import Deal, DealStatus
-from leadflow.deals.repository import DealRepository, insert_deals
-from leadflow.deals.service import stage_of_new_deal
+from leadflow.deals.repository import DealRepository, Destination, deal_rows, deals_insert
+from leadflow.deals.service import destination_of_new_deals
 from leadflow.errors import DomainError, NotFound, UnknownReference
 from leadflow.events import ChangeSource, DealCreated, LeadConverted, publish
 from leadflow.leads.models import Lead
-from leadflow.leads.repository import LeadRepository
+from leadflow.leads.repository import converted_update, set_converted
 from leadflow.pipelines.models import Stage
 from leadflow.schemas import Money
 from leadflow.tenancy import Caller, Visibility, visible_to_caller
@@ -65,7 +70,7 @@ class Order:
 @dataclass
 class Prepared:
     lead: Lead
-    stage: Stage | None
+    stage: Stage | Destination | None
     plan: ContactPlan
     choices: LeadConversionCreate
     into_deal: Deal | None = None
@@ -133,7 +138,7 @@ async def _prepare(
     await _check_owners(session, caller, orders)
 
     deals = DealRepository(session, caller)
-    stages: dict[tuple[uuid.UUID | None, uuid.UUID | None], Stage] = {}
+    stages: dict[tuple[uuid.UUID | None, uuid.UUID | None], Destination] = {}
     usable = [o for o in orders if o.lead_id not in failures]
     resolutions = {
         o.lead_id: Resolution(person=o.choices.person, organization=o.choices.organization)
@@ -144,7 +149,7 @@ async def _prepare(
     for order in usable:
         choices = order.choices
         into_deal = None
-        stage = None
+        stage: Stage | Destination | None = None
         if choices.deal_id is not None:
             into_deal = await visible_deal(session, caller, choices.deal_id, for_update=lock)
             if into_deal.status != DealStatus.open:
@@ -153,7 +158,7 @@ async def _prepare(
         else:
             key = (choices.pipeline_id, choices.stage_id)
             if key not in stages:
-                stages[key] = await stage_of_new_deal(deals, *key)
+                stages[key] = await destination_of_new_deals(deals, *key)
             stage = stages[key]
         prepared.append(
             Prepared(leads[order.lead_id], stage, plans[order.lead_id], choices, into_deal)
@@ -195,18 +200,20 @@ async def convert_leads(
             [_failure(o.lead_id, failures[o.lead_id]) for o in orders if o.lead_id in failures]
         )
     new_deals = [p for p in prepared if p.into_deal is None]
-    await ensure_open_deal_slot(session, caller.company_id, adding=len(new_deals))
-    await create_planned_contacts(session, caller, [p.lead for p in prepared], _plans(prepared))
-
-    deals = await _insert_deals(session, caller, new_deals)
-
+    if new_deals:
+        destination = new_deals[0].stage
+        assert isinstance(destination, Destination)  # read with the company's limit
+        await ensure_open_deal_slot_under(
+            session, caller.company_id, destination.max_open_deals, adding=len(new_deals)
+        )
+    deals = await _insert_contacts_and_deals(session, caller, prepared, new_deals)
     deal_of_lead = {
         p.lead.id: (p.into_deal.id if p.into_deal is not None else deals[p.lead.id].id)
         for p in prepared
     }
-    moves = await move_leads_to_deals(session, caller.company_id, deal_of_lead)
-    await LeadRepository(session, caller).mark_converted([p.lead for p in prepared], deal_of_lead)
-    conversions = await _record_conversions(session, caller, deal_of_lead, moves, rule_id)
+    conversions = await _record_conversions(
+        session, caller, prepared, deal_of_lead, [deals[p.lead.id] for p in new_deals], rule_id
+    )
     converted = [
         Converted(
             conversion=conversions[p.lead.id],
@@ -256,12 +263,28 @@ def _plans(prepared: Sequence[Prepared]) -> dict[uuid.UUID, ContactPlan]:
     return {p.lead.id: p.plan for p in prepared}
 
 
-async def _insert_deals(
-    session: AsyncSession, caller: Caller, prepared: Sequence[Prepared]
+@functools.cache
+def _contacts_and_deals_statement() -> Select[Any]:
+    """The planned organizations and persons and the new deals naming them, in one
+    statement built once (each table's INSERT is its writer's)."""
+    deal = aliased(Deal, deals_insert())
+    return select(deal).add_cte(organizations_insert(), persons_insert())
+
+
+async def _insert_contacts_and_deals(
+    session: AsyncSession,
+    caller: Caller,
+    prepared: Sequence[Prepared],
+    new_deals: Sequence[Prepared],
 ) -> dict[uuid.UUID, Deal]:
-    """The new deals (with their changelog) in one statement each, by lead id."""
+    """The planned contacts and the new deals in one statement; the deals by lead id."""
+    org_rows, person_rows = planned_contact_rows(
+        caller, [p.lead for p in prepared], _plans(prepared)
+    )
+    if not (org_rows or person_rows or new_deals):
+        return {}
     rows: list[dict[str, Any]] = []
-    for p in prepared:
+    for p in new_deals:
         assert p.stage is not None
         value = p.value
         rows.append(
@@ -281,18 +304,46 @@ async def _insert_deals(
                 "source_lead_id": p.lead.id,
             }
         )
-    deals = await insert_deals(session, caller.company_id, caller.user_id, rows)
-    return {p.lead.id: deal for p, deal in zip(prepared, deals, strict=True)}
+    deal_ids, deal_json = deal_rows(caller.company_id, rows)
+    loaded = await session.scalars(
+        _contacts_and_deals_statement(),
+        {
+            "organization_rows": organization_rows(org_rows),
+            "person_rows": json_rows(person_rows),
+            "deal_rows": deal_json,
+        },
+    )
+    by_id = {deal.id: deal for deal in loaded}
+    return {p.lead.id: by_id[deal_id] for p, deal_id in zip(new_deals, deal_ids, strict=True)}
+
+
+@functools.cache
+def _conversion_statement() -> Select[Any]:
+    """The rest of a conversion in one statement built once: the new deals' changelog,
+    the notes and activities moved to the deals, the leads marked converted and the
+    conversion rows (counting what moved). Returns each conversion with its lead's new
+    values."""
+    notes, activities = moves_to_deals()
+    leads = converted_update()
+    conversions = conversions_insert(notes, activities)
+    conversion = aliased(Conversion, conversions)
+    return (
+        select(conversion, leads.c.converted_deal_id, leads.c.converted_at, leads.c.updated_at)
+        .join(leads, leads.c.id == conversions.c.lead_id)
+        .add_cte(changes_insert())
+    )
 
 
 async def _record_conversions(
     session: AsyncSession,
     caller: Caller,
+    prepared: Sequence[Prepared],
     deal_of_lead: dict[uuid.UUID, uuid.UUID],
-    moves: dict[uuid.UUID, Moves],
+    new_deals: Sequence[Deal],
     rule_id: uuid.UUID | None,
 ) -> dict[uuid.UUID, Conversion]:
-    """One conversion row per lead in one INSERT ... RETURNING, rows back in order."""
+    """Changelog, moves, lead updates and one conversion row per lead, in one statement;
+    the loaded leads get their new values."""
     rows = [
         {
             "id": new_id(),
@@ -301,8 +352,6 @@ async def _record_conversions(
             "lead_id": lead_id,
             "deal_id": deal_id,
             "status": "completed",
-            "moved": {"notes": moves[lead_id].notes, "activities": moves[lead_id].activities},
-            "left_on_deal": {},
             "rule_id": rule_id,
             "user_id": caller.user_id,
         }
@@ -310,13 +359,23 @@ async def _record_conversions(
     ]
     if not rows:
         return {}
-    conversions = await session.scalars(
-        insert(Conversion)
-        .returning(Conversion, sort_by_parameter_order=True)
-        .execution_options(render_nulls=True),
-        rows,
+    result = await session.execute(
+        _conversion_statement(),
+        {
+            "move_company_id": caller.company_id,
+            "pair_lead_ids": list(deal_of_lead),
+            "pair_deal_ids": list(deal_of_lead.values()),
+            "change_rows": creation_rows(new_deals, caller.user_id),
+            "conversion_rows": json_rows(rows),
+        },
     )
-    return dict(zip(deal_of_lead, conversions, strict=True))
+    leads = {p.lead.id: p.lead for p in prepared}
+    conversions: dict[uuid.UUID, Conversion] = {}
+    for row in result:
+        conversion = row[0]
+        conversions[conversion.lead_id] = conversion
+        set_converted(leads[conversion.lead_id], row)
+    return {lead_id: conversions[lead_id] for lead_id in deal_of_lead}
 
 
 async def preview_conversion(
@@ -355,6 +414,6 @@ async def preview_conversion(
     )
 
 
-def _stage(stage: Stage | None) -> Stage:
+def _stage(stage: Stage | Destination | None) -> Stage | Destination:
     assert stage is not None
     return stage

@@ -6,16 +6,17 @@ update of a deal; line items call it when the products' total moves the deal's v
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import CTE, func, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.db import new_id
+from leadflow.db import json_rows, new_id, rows_of
 from leadflow.deals.models import Deal, DealChange
 
 # The deal fields the changelog follows (`updated_at` and computed fields are left out).
@@ -58,15 +59,12 @@ def json_value(value: Any) -> Any:
     return value
 
 
-async def record_many(
-    session: AsyncSession,
+def _rows(
     company_id: uuid.UUID,
     user_id: uuid.UUID | None,
     changes: Iterable[tuple[uuid.UUID, str, Any, Any]],
-) -> None:
-    """One row per (deal id, field, old, new) whose JSON value actually changed, all in
-    one statement."""
-    rows = [
+) -> list[dict[str, Any]]:
+    return [
         {
             "id": new_id(),
             "company_id": company_id,
@@ -79,6 +77,17 @@ async def record_many(
         for deal_id, field, old, new in changes
         if json_value(old) != json_value(new)
     ]
+
+
+async def record_many(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    changes: Iterable[tuple[uuid.UUID, str, Any, Any]],
+) -> None:
+    """One row per (deal id, field, old, new) whose JSON value actually changed, all in
+    one statement."""
+    rows = _rows(company_id, user_id, changes)
     if rows:
         await session.execute(insert(DealChange), rows)
 
@@ -141,3 +150,40 @@ async def record_creations(
             user_id,
             ((deal.id, "created", None, snapshot(deal)) for deal in deals),
         )
+
+
+_CHANGE_COLUMNS = ("id", "company_id", "deal_id", "field", "old", "new", "user_id")
+
+
+@functools.cache
+def changes_insert() -> CTE:
+    """`record_many` as a CTE another write composes, built once: the rows are the bind
+    parameter `change_rows` (`creation_rows()`)."""
+    rows = rows_of(DealChange, "change_rows")
+    return (
+        insert(DealChange)
+        .from_select(
+            _CHANGE_COLUMNS,
+            select(
+                *(
+                    # A JSON null comes out of the rows as SQL NULL; the columns keep JSON.
+                    func.coalesce(rows.c[name], literal_column("'null'::jsonb"))
+                    if name in ("old", "new")
+                    else rows.c[name]
+                    for name in _CHANGE_COLUMNS
+                )
+            ),
+            include_defaults=False,
+        )
+        .returning(DealChange.id)
+        .cte("new_deal_change")
+    )
+
+
+def creation_rows(deals: Sequence[Deal], user_id: uuid.UUID | None) -> str:
+    """`changes_insert`'s `change_rows` for the first entry of each new deal (of one
+    company), as `record_creations` writes it."""
+    if not deals:
+        return "[]"
+    changes = ((deal.id, "created", None, snapshot(deal)) for deal in deals)
+    return json_rows(_rows(deals[0].company_id, user_id, changes))

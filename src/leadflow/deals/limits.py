@@ -45,7 +45,15 @@ async def ensure_open_deal_slot(
     if adding <= 0:
         return
     limit = await session.scalar(select(Company.max_open_deals).where(Company.id == company_id))
-    if limit is None:
+    await ensure_open_deal_slot_under(session, company_id, limit, adding)
+
+
+async def ensure_open_deal_slot_under(
+    session: AsyncSession, company_id: uuid.UUID, max_open_deals: int | None, adding: int = 1
+) -> None:
+    """`ensure_open_deal_slot` when the limit was read already (with the stage, see
+    `deals.repository.Destination`): an unlimited company costs no statement."""
+    if adding <= 0 or max_open_deals is None:
         return
     limit = await session.scalar(
         select(Company.max_open_deals)

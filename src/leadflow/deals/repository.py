@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import enum
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, literal, or_, select, true, update
+from sqlalchemy import (
+    CTE,
+    Select,
+    Uuid,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from leadflow.db import new_id
+from leadflow.auth.models import Company
+from leadflow.db import json_rows, new_id, rows_of
 from leadflow.deals import changelog
 from leadflow.deals.access import visible_deal
 from leadflow.deals.models import Deal, DealChange, DealFile, DealStatus
@@ -164,6 +180,24 @@ class DealRepository:
     async def stage(self, stage_id: uuid.UUID) -> Stage | None:
         return await self.session.scalar(stage_for_new_deal(self.caller.company_id, stage_id))
 
+    async def destination(
+        self, pipeline_id: uuid.UUID | None, stage_id: uuid.UUID | None
+    ) -> Destination | None:
+        """The chosen stage, else the first stage of the chosen pipeline, else of the
+        default one; None when there is none (the caller tells why)."""
+        if stage_id is not None:
+            kind, params = DestinationKind.stage, {"stage_id": stage_id}
+        elif pipeline_id is not None:
+            kind, params = DestinationKind.pipeline, {"pipeline_id": pipeline_id}
+        else:
+            kind, params = DestinationKind.default, {}
+        row = (
+            await self.session.execute(
+                destination_statement(kind), {"company_id": self.caller.company_id, **params}
+            )
+        ).one_or_none()
+        return None if row is None else Destination(*row)
+
     async def first_stage(self, pipeline_id: uuid.UUID) -> Stage | None:
         """The pipeline's stage with the lowest position (ties: lowest id)."""
         return await self.session.scalar(
@@ -268,6 +302,53 @@ class DealRepository:
         await self.update(deal, {"value_amount": amount, "value_currency": currency})
 
 
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """The stage new deals go to (share-locked as by `DealRepository.stage`) and the
+    company's open-deal limit (`max_open_deals`, None: unlimited), read in one statement."""
+
+    id: uuid.UUID
+    pipeline_id: uuid.UUID
+    probability: int | None
+    rotten_days: int | None
+    max_open_deals: int | None
+
+
+class DestinationKind(enum.Enum):
+    stage = "stage"  # the stage chosen (bind parameter `stage_id`)
+    pipeline = "pipeline"  # the first stage of the pipeline chosen (`pipeline_id`)
+    default = "default"  # the first stage of the default pipeline
+
+
+@functools.cache
+def destination_statement(kind: DestinationKind) -> Select[Any]:
+    """Where new deals go, built once per kind with bind parameters (`company_id` and
+    `stage_id` or `pipeline_id`): the default pipeline, its first stage and the limit in
+    one statement. The stage and its pipeline are locked FOR KEY SHARE (see `stage`)."""
+    company_id = bindparam("company_id", type_=Uuid)
+    limit = select(Company.max_open_deals).where(Company.id == company_id).scalar_subquery()
+    stmt = (
+        select(Stage.id, Stage.pipeline_id, Stage.probability, Stage.rotten_days, limit)
+        .join(Pipeline, Pipeline.id == Stage.pipeline_id)
+        .where(Stage.company_id == company_id)
+    )
+    if kind is DestinationKind.stage:
+        stmt = stmt.where(Stage.id == bindparam("stage_id", type_=Uuid))
+    else:
+        default = aliased(Pipeline)
+        pipeline_id = (
+            bindparam("pipeline_id", type_=Uuid)
+            if kind is DestinationKind.pipeline
+            else select(default.id)
+            .where(default.company_id == company_id)
+            .order_by(default.position, default.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        stmt = stmt.where(Stage.pipeline_id == pipeline_id).order_by(Stage.position, Stage.id)
+    return stmt.limit(1).with_for_update(key_share=True, read=True)
+
+
 def stage_for_new_deal(company_id: uuid.UUID, stage_id: uuid.UUID) -> Select[Stage]:
     """The company's stage a new deal goes to, it and its pipeline share-locked (FOR KEY
     SHARE) until commit (see DealRepository.stage); captured deals use it too."""
@@ -311,3 +392,54 @@ async def insert_deals(
     )
     await changelog.record_creations(session, deals, user_id)
     return deals
+
+
+# The columns a new deal of `deals_insert` gets from its row (`status` is open and
+# `stage_changed_at` now; `company_id` given in every row).
+_NEW_DEAL_COLUMNS = (
+    "id",
+    "company_id",
+    "title",
+    "owner_id",
+    "person_id",
+    "organization_id",
+    "pipeline_id",
+    "stage_id",
+    "value_amount",
+    "value_currency",
+    "probability",
+    "expected_close_date",
+    "label_ids",
+    "visible_to",
+    "source_lead_id",
+)
+
+
+@functools.cache
+def deals_insert() -> CTE:
+    """`insert_deals` as a CTE another write composes (conversion: with the contacts the
+    deals name), built once: the rows are the bind parameter `deal_rows` (`deal_rows()`),
+    the CTE returns every column (`aliased(Deal, cte)` loads them). The caller records
+    the deals' creation in the changelog (`changelog.creations_insert`)."""
+    rows = rows_of(Deal, "deal_rows")
+    return (
+        insert(Deal)
+        .from_select(
+            [*_NEW_DEAL_COLUMNS, "status", "stage_changed_at"],
+            select(
+                *(rows.c[name] for name in _NEW_DEAL_COLUMNS),
+                literal(DealStatus.open.value),
+                func.now(),
+            ),
+            include_defaults=False,
+        )
+        .returning(*Deal.__table__.c)
+        .cte("new_deal")
+    )
+
+
+def deal_rows(company_id: uuid.UUID, rows: Sequence[dict[str, Any]]) -> tuple[list[uuid.UUID], str]:
+    """The new deals' ids (in the order of `rows`) and `deals_insert`'s `deal_rows`; each
+    row gives every column of `_NEW_DEAL_COLUMNS` but `id` and `company_id`."""
+    full = [{"id": new_id(), "company_id": company_id, **row} for row in rows]
+    return [row["id"] for row in full], json_rows(full)

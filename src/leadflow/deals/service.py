@@ -23,7 +23,7 @@ from leadflow.contacts.access import ensure_links_visible
 from leadflow.deals.limits import OpenDealLimit, ensure_open_deal_slot
 from leadflow.deals.line_items.service import sync_deal_value
 from leadflow.deals.models import Deal, DealStatus
-from leadflow.deals.repository import NEWEST_FIRST, DealRepository
+from leadflow.deals.repository import NEWEST_FIRST, DealRepository, Destination
 from leadflow.deals.schemas import (
     BoardColumn,
     BoardRead,
@@ -136,6 +136,27 @@ async def stage_of_new_deal(
     if default_id is None:
         raise InvalidInput(["body", "pipeline_id"], "The company has no pipeline; create one.")
     return await _first_stage(deals, default_id, ["body", "pipeline_id"])
+
+
+async def destination_of_new_deals(
+    deals: DealRepository, pipeline_id: uuid.UUID | None, stage_id: uuid.UUID | None
+) -> Destination:
+    """`stage_of_new_deal` with the company's open-deal limit, in one statement when it
+    finds a stage (the same errors when it does not)."""
+    destination = await deals.destination(pipeline_id, stage_id)
+    if destination is None:
+        if stage_id is not None:
+            raise UnknownReference(["body", "stage_id"], "No such stage in your company.")
+        if pipeline_id is None and await deals.default_pipeline_id() is None:
+            raise InvalidInput(["body", "pipeline_id"], "The company has no pipeline; create one.")
+        if pipeline_id is not None and await deals.pipeline(pipeline_id) is None:
+            raise UnknownReference(["body", "pipeline_id"], "No such pipeline in your company.")
+        raise InvalidInput(
+            ["body", "pipeline_id"], "The pipeline has no stages; add one or choose `stage_id`."
+        )
+    if stage_id is not None and pipeline_id is not None and destination.pipeline_id != pipeline_id:
+        raise InvalidInput(["body", "stage_id"], "The stage is not a stage of `pipeline_id`.")
+    return destination
 
 
 async def _first_stage(deals: DealRepository, pipeline_id: uuid.UUID, loc: list[str]) -> Stage:

@@ -10,11 +10,27 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import CTE, bindparam, delete, func, insert, literal, not_, select, update
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Select,
+    Uuid,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    not_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from leadflow.db import new_id
 from leadflow.errors import UnknownReference
 from leadflow.leads.models import Lead, LeadLabel
 from leadflow.pagination import Keyset, PageRequest, paginate
@@ -39,6 +55,23 @@ class LeadRepository:
         await self.session.flush()
         set_committed_value(lead, "readiness_rows", [])
         return lead
+
+    async def add_checked(
+        self, statement: Select[Any], params: Mapping[str, Any], **columns: Any
+    ) -> Row[Any]:
+        """Insert a lead with a statement that checks and writes at once: one built on
+        `insert_when(guard, names, whole=True)` whose last item is the new lead (None when
+        the guard held it back). `columns` are the lead's `names` but `id` and
+        `company_id`; `params` the guard's own. Returns the statement's one row."""
+        values = {"id": new_id(), "company_id": self.caller.company_id, **columns}
+        row: Row[Any] = (
+            await self.session.execute(
+                statement, {**params, **{f"lead_{name}": v for name, v in values.items()}}
+            )
+        ).one()
+        if row[-1] is not None:
+            set_committed_value(row[-1], "readiness_rows", [])
+        return row
 
     async def update(self, lead: Lead, changes: dict[str, Any]) -> Lead:
         """Apply `changes` (column -> value) to a visible lead got for update."""
@@ -73,33 +106,6 @@ class LeadRepository:
             .values(label_ids=func.array_remove(Lead.label_ids, label_id))
             .execution_options(synchronize_session=False)
         )
-
-    async def mark_converted(
-        self, leads: Sequence[Lead], deal_of_lead: Mapping[uuid.UUID, uuid.UUID]
-    ) -> None:
-        """Every lead converted into its deal in one UPDATE (the caller holds them locked);
-        the loaded leads get the new values."""
-        if not leads:
-            return
-        lead_ids = [lead.id for lead in leads]
-        pairs = select(
-            _unnest(lead_ids).label("lead_id"),
-            _unnest([deal_of_lead[i] for i in lead_ids]).label("deal_id"),
-        ).subquery("pairs")
-        # "fetch": the session counts the leads as changed in this transaction (a savepoint
-        # rolled back expires them, as after a flush); the values come back by RETURNING.
-        rows = await self.session.execute(
-            update(Lead)
-            .where(in_company(Lead, self.caller), Lead.id == pairs.c.lead_id)
-            .values(converted_deal_id=pairs.c.deal_id, converted_at=func.now())
-            .returning(Lead.id, Lead.converted_deal_id, Lead.converted_at, Lead.updated_at)
-            .execution_options(synchronize_session="fetch")
-        )
-        by_id = {lead.id: lead for lead in leads}
-        for row in rows:
-            lead = by_id[row.id]
-            for column in ("converted_deal_id", "converted_at", "updated_at"):
-                set_committed_value(lead, column, getattr(row, column))
 
 
 class LeadLabelRepository:
@@ -190,6 +196,26 @@ async def existing_label_ids(
     return set(rows)
 
 
+def first_unknown_label(
+    label_ids: ColumnElement[Any], company_id: ColumnElement[Any]
+) -> ColumnElement[Any]:
+    """`ensure_labels_exist` as SQL, for statements that check and write at once: the
+    0-based index of the first id of the array `label_ids` that is not a label of the
+    company, NULL when all are."""
+    given = func.unnest(label_ids).table_valued("id", with_ordinality="n").render_derived()
+    return (
+        select(func.min(given.c.n) - 1)
+        .where(
+            ~exists(
+                select(LeadLabel.id).where(
+                    LeadLabel.company_id == company_id, LeadLabel.id == given.c.id
+                )
+            )
+        )
+        .scalar_subquery()
+    )
+
+
 async def ensure_labels_exist(
     session: AsyncSession,
     company_id: uuid.UUID,
@@ -209,11 +235,13 @@ def _unnest(values: Sequence[uuid.UUID]) -> Any:
 
 
 @functools.lru_cache(maxsize=64)
-def insert_when(guard: CTE, names: tuple[str, ...]) -> CTE:
-    """The one INSERT of a lead that depends on another write in the same statement:
-    the lead (columns `names`, as bind parameters `lead_<column>`) is inserted only when
-    `guard` returns a row, so a statement whose guard writes nothing writes no lead.
-    Capture's guard claims a delivery. Built once per (guard, columns)."""
+def insert_when(guard: CTE, names: tuple[str, ...], *, whole: bool = False) -> CTE:
+    """The one INSERT of a lead that depends on another write or on checks in the same
+    statement: the lead (columns `names`, as bind parameters `lead_<column>`) is inserted
+    only when `guard` returns a row, so a statement whose guard returns nothing writes no
+    lead. Capture's guard claims a delivery; `POST /leads`' guard is its reference checks.
+    The CTE returns the new lead's id, or every column when `whole` (an ORM `Lead` can
+    be loaded from it: `aliased(Lead, cte)`). Built once per (guard, columns)."""
     columns = Lead.__table__.c
     return (
         insert(Lead)
@@ -225,6 +253,33 @@ def insert_when(guard: CTE, names: tuple[str, ...]) -> CTE:
             # The caller gives every column it means; the rest take server defaults.
             include_defaults=False,
         )
-        .returning(Lead.id)
+        .returning(*(Lead.__table__.c if whole else [Lead.id]))
         .cte("created")
     )
+
+
+@functools.cache
+def converted_update() -> CTE:
+    """Leads marked converted, as a CTE conversion composes with its other writes, built once: each
+    lead of `pair_lead_ids` (of the company `move_company_id`, locked by the caller) converted
+    into the deal at the same place of `pair_deal_ids`. Returns the columns it sets."""
+    uuids = ARRAY(UUID(as_uuid=True))
+    pairs = select(
+        func.unnest(bindparam("pair_lead_ids", type_=uuids)).label("lead_id"),
+        func.unnest(bindparam("pair_deal_ids", type_=uuids)).label("deal_id"),
+    ).subquery("pairs")
+    return (
+        update(Lead)
+        .where(
+            Lead.company_id == bindparam("move_company_id", type_=Uuid), Lead.id == pairs.c.lead_id
+        )
+        .values(converted_deal_id=pairs.c.deal_id, converted_at=func.now(), updated_at=func.now())
+        .returning(Lead.id, Lead.converted_deal_id, Lead.converted_at, Lead.updated_at)
+        .cte("converted_lead")
+    )
+
+
+def set_converted(lead: Lead, row: Any) -> None:
+    """Give a loaded lead the values `converted_update` returned for it."""
+    for column in ("converted_deal_id", "converted_at", "updated_at"):
+        set_committed_value(lead, column, getattr(row, column))

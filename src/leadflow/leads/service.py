@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import Select, Uuid, bindparam, func, literal, or_, select, true
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from leadflow.auth.repository import UserRepository
+from leadflow.auth.repository import UserRepository, user_in_company
 from leadflow.capabilities import PIPELINE_FIELDS, Capability, Entity, require
-from leadflow.contacts.access import ensure_links_visible
-from leadflow.errors import NOT_A_PHONE_NUMBER, Conflict, InvalidInput, NotFound, found
+from leadflow.contacts.access import ensure_links_visible, link_visible
+from leadflow.contacts.models import Organization, Person
+from leadflow.errors import (
+    NOT_A_PHONE_NUMBER,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    UnknownReference,
+    found,
+)
 from leadflow.events import (
     LeadArchived,
     LeadChanged,
@@ -23,11 +34,17 @@ from leadflow.events import (
     publish,
 )
 from leadflow.leads.models import Lead, LeadLabel
-from leadflow.leads.repository import LeadLabelRepository, LeadRepository, ensure_labels_exist
+from leadflow.leads.repository import (
+    LeadLabelRepository,
+    LeadRepository,
+    ensure_labels_exist,
+    first_unknown_label,
+    insert_when,
+)
 from leadflow.leads.schemas import LeadCreate, LeadLabelCreate, LeadLabelUpdate, LeadUpdate
 from leadflow.normalize import normalize_phone
 from leadflow.schemas import Money
-from leadflow.tenancy import Caller
+from leadflow.tenancy import Caller, Viewer, viewer_params
 
 # The fields of `prospect` and the columns that hold them.
 _PROSPECT_COLUMNS = {
@@ -94,11 +111,77 @@ async def _check_owner(session: AsyncSession, caller: Caller, owner_id: uuid.UUI
         await UserRepository(session, caller.company_id).ensure_exist([owner_id])
 
 
+# The columns `create_lead` gives a new lead (besides `id` and `company_id`).
+_CREATE_COLUMNS = (
+    "title",
+    "owner_id",
+    "person_id",
+    "organization_id",
+    *_PROSPECT_COLUMNS.values(),
+    "prospect_phone_e164",
+    "value_amount",
+    "value_currency",
+    "expected_close_date",
+    "label_ids",
+    "source",
+    "visible_to",
+)
+
+
+@functools.cache
+def _create_statement(kind: Viewer) -> Select[Any]:
+    """`POST /leads` in one statement, built once per kind of caller: the reference checks
+    (owner in the company, person and organization visible to the caller, labels of the
+    company) and the INSERT, which runs only when they all pass. Its row: the checks, then
+    the new lead (None when a check failed)."""
+    company_id = bindparam("viewer_company_id", type_=Uuid)
+    owner_id = bindparam("owner_id", type_=Uuid)
+    checks = select(
+        or_(
+            owner_id == bindparam("viewer_user_id", type_=Uuid),
+            user_in_company(owner_id, company_id),
+        ).label("owner_known"),
+        link_visible(Person, bindparam("person_id", type_=Uuid), kind).label("person_visible"),
+        link_visible(Organization, bindparam("organization_id", type_=Uuid), kind).label(
+            "organization_visible"
+        ),
+        first_unknown_label(
+            bindparam("label_ids", type_=ARRAY(UUID(as_uuid=True))), company_id
+        ).label("unknown_label"),
+    ).cte("checks")
+    passed = (
+        select(literal(1))
+        .where(
+            checks.c.owner_known,
+            checks.c.person_visible,
+            checks.c.organization_visible,
+            checks.c.unknown_label.is_(None),
+        )
+        .cte("passed")
+    )
+    created = insert_when(passed, ("id", "company_id", *_CREATE_COLUMNS), whole=True)
+    lead = aliased(Lead, created)
+    return (
+        select(
+            checks.c.owner_known,
+            checks.c.person_visible,
+            checks.c.organization_visible,
+            checks.c.unknown_label,
+            lead,
+        )
+        .select_from(checks)
+        .outerjoin(created, true())
+    )
+
+
 async def create_lead(
     session: AsyncSession, caller: Caller, data: LeadCreate, phone_region: str | None
 ) -> Lead:
+    """One statement checks the references and inserts the lead; a failed check answers
+    as `UserRepository.ensure_exist`, `ensure_links_visible` and `ensure_labels_exist` do."""
     prospect = data.prospect.model_dump() if data.prospect is not None else {}
     columns: dict[str, Any] = {
+        **dict.fromkeys(_CREATE_COLUMNS),
         "title": data.title,
         "owner_id": data.owner_id or caller.user_id,
         "person_id": data.person_id,
@@ -111,12 +194,29 @@ async def create_lead(
         "visible_to": data.visible_to.value,
     }
     _check_names_someone(columns)
-    await _check_owner(session, caller, columns["owner_id"])
-    await ensure_links_visible(
-        session, caller, person_id=data.person_id, organization_id=data.organization_id
+    checks = {
+        **viewer_params(caller),
+        "owner_id": columns["owner_id"],
+        "person_id": data.person_id,
+        "organization_id": data.organization_id,
+        "label_ids": data.label_ids,
+    }
+    row = await LeadRepository(session, caller).add_checked(
+        _create_statement(Viewer.of(caller)), checks, **columns
     )
-    await ensure_labels_exist(session, caller.company_id, data.label_ids)
-    lead = await LeadRepository(session, caller).add(**columns)
+    if not row.owner_known:
+        raise UnknownReference(["body", "owner_id"], "No such user in your company.")
+    for what, visible in (
+        ("person", row.person_visible),
+        ("organization", row.organization_visible),
+    ):
+        if not visible:
+            raise UnknownReference(["body", f"{what}_id"], f"No such {what} is visible to you.")
+    if row.unknown_label is not None:
+        raise UnknownReference(
+            ["body", "label_ids", row.unknown_label], "No such lead label in your company."
+        )
+    lead: Lead = row[-1]
     await publish(session, LeadCreated(id=lead.id, company_id=lead.company_id, actor=caller))
     return lead
 
