@@ -1,0 +1,36 @@
+"""The hot GETs answer in one statement each (the caller comes from the token cache): a
+statement more is a regression. Counted at the driver (asyncpg's query logger), where the
+read path's statements pass as well as SQLAlchemy's."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import Statements
+from tests.factories import API, create_company, create_deal, create_lead, create_user
+
+
+@pytest.mark.parametrize("as_regular", [False, True])
+async def test_each_hot_get_is_one_statement(
+    client: httpx.AsyncClient, statements: Statements, as_regular: bool
+) -> None:
+    admin = await create_company(client)
+    caller = await create_user(client, admin) if as_regular else admin
+    lead = await create_lead(client, caller)
+    deal = await create_deal(client, caller)
+    paths = [
+        f"{API}/leads/{lead['id']}",
+        f"{API}/leads?limit=50",
+        f"{API}/leads?limit=50&source=api&owner_id={caller.user_id}",
+        f"{API}/deals/{deal['id']}",
+        f"{API}/deals?limit=50",
+        f"{API}/deals?limit=50&status=open&pipeline_id={deal['pipeline_id']}",
+    ]
+    for path in paths:  # the token's caller cached, the lead opened (marked seen) once
+        assert (await client.get(path, headers=caller.headers)).status_code == 200
+    for path in paths:
+        before = len(statements.of())
+        response = await client.get(path, headers=caller.headers)
+        assert response.status_code == 200, response.text
+        assert len(statements.of()) - before == 1, (path, statements.of()[before:])
