@@ -101,9 +101,18 @@ def rfc3339(column: Any) -> ColumnElement[str]:
 def as_text(column: Any) -> ColumnElement[Any]:
     """A value Python would only turn back into text (ids, arrays of ids, amounts of
     numeric(16,2), which text spells with their 2 decimals), as text from the server."""
-    return cast(column, ARRAY(Text) if isinstance(column.type, ARRAY) else Text).label(
-        column.key
-    )
+    return cast(column, ARRAY(Text) if isinstance(column.type, ARRAY) else Text).label(column.key)
+
+
+def fields(row: Any, names: Sequence[str]) -> dict[str, Any]:
+    """The named columns of a row, as an answer's fields of the same names."""
+    return {name: row[name] for name in names}
+
+
+def money(row: Any) -> dict[str, Any] | None:
+    """`value` of a row with `value_amount` (as text) and `value_currency`."""
+    amount, currency = row["value_amount"], row["value_currency"]
+    return None if amount is None or currency is None else {"amount": amount, "currency": currency}
 
 
 def json_response(content: Any, status_code: int = 200) -> Response:

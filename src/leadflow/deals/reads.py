@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.deals.models import Deal, DealStatus
 from leadflow.deals.repository import NEWEST_FIRST
+from leadflow.deals.schemas import DealRead
 from leadflow.pagination import PageRequest, decode_cursor, encode_cursor
 from leadflow.pipelines.models import Stage
-from leadflow.readpath import ReadStatement, as_text
+from leadflow.readpath import ReadStatement, as_text, fields, money
 from leadflow.readpath import page as readpath_page
 from leadflow.tenancy import Caller, Viewer, viewer_params, visible_to_viewer
 
@@ -54,35 +55,12 @@ _DEAL_COLUMNS = (
 )
 
 
+# DealRead's fields that are columns of the same name (`value` and `rotten` are built).
+_DEAL_FIELDS = tuple(name for name in DealRead.model_fields if name not in ("value",))
+
+
 def deal_json(row: Any) -> dict[str, Any]:
-    amount, currency = row["value_amount"], row["value_currency"]
-    return {
-        "id": row["id"],
-        "title": row["title"],
-        "owner_id": row["owner_id"],
-        "person_id": row["person_id"],
-        "organization_id": row["organization_id"],
-        "pipeline_id": row["pipeline_id"],
-        "stage_id": row["stage_id"],
-        "status": row["status"],
-        "lost_reason": row["lost_reason"],
-        "value": None
-        if amount is None or currency is None
-        else {"amount": amount, "currency": currency},
-        "value_from_products": row["value_from_products"],
-        "probability": row["probability"],
-        "expected_close_date": row["expected_close_date"],
-        "won_at": row["won_at"],
-        "lost_at": row["lost_at"],
-        "closed_at": row["closed_at"],
-        "stage_changed_at": row["stage_changed_at"],
-        "rotten": row["rotten"],
-        "label_ids": row["label_ids"],
-        "visible_to": row["visible_to"],
-        "source_lead_id": row["source_lead_id"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }
+    return {**fields(row, _DEAL_FIELDS), "value": money(row)}
 
 
 def _with_stage() -> Any:

@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from leadflow.leads.models import Lead, LeadReadiness, in_archive, in_inbox
-from leadflow.leads.schemas import LeadRead, Readiness
+from leadflow.leads.schemas import LeadRead, ProspectRead, Readiness
 from leadflow.pagination import (
     Keyset,
     PageRequest,
@@ -47,7 +47,7 @@ from leadflow.pagination import (
     decode_cursor,
     encode_cursor,
 )
-from leadflow.readpath import ReadStatement, as_text, rfc3339
+from leadflow.readpath import ReadStatement, as_text, fields, money, rfc3339
 from leadflow.readpath import page as readpath_page
 from leadflow.tenancy import Caller, Viewer, viewer_params, visible_to_viewer
 
@@ -224,38 +224,15 @@ _LEAD_COLUMNS = (
 )
 
 
+# LeadRead's fields that are columns of the same name (`value`, `prospect` are built).
+_LEAD_FIELDS = tuple(name for name in LeadRead.model_fields if name not in ("value", "prospect"))
+_PROSPECT = {name: f"prospect_{name}" for name in ProspectRead.model_fields}
+
+
 def lead_json(row: Any) -> dict[str, Any]:
     """A lead row of these statements as `LeadRead` writes it (tests hold the two alike)."""
-    amount, currency = row["value_amount"], row["value_currency"]
-    return {
-        "id": row["id"],
-        "title": row["title"],
-        "owner_id": row["owner_id"],
-        "person_id": row["person_id"],
-        "organization_id": row["organization_id"],
-        "prospect": {
-            "person_name": row["prospect_person_name"],
-            "email": row["prospect_email"],
-            "phone": row["prospect_phone"],
-            "phone_e164": row["prospect_phone_e164"],
-            "organization_name": row["prospect_organization_name"],
-        },
-        "value": None
-        if amount is None or currency is None
-        else {"amount": amount, "currency": currency},
-        "expected_close_date": row["expected_close_date"],
-        "label_ids": row["label_ids"],
-        "source": row["source"],
-        "is_archived": row["is_archived"],
-        "archived_at": row["archived_at"],
-        "was_seen": row["was_seen"],
-        "visible_to": row["visible_to"],
-        "source_deal_id": row["source_deal_id"],
-        "readiness": row["readiness"],
-        "fields": row["fields"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }
+    prospect = {name: row[column] for name, column in _PROSPECT.items()}
+    return {**fields(row, _LEAD_FIELDS), "prospect": prospect, "value": money(row)}
 
 
 @functools.cache
