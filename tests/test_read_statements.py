@@ -1,4 +1,4 @@
-"""The hot GETs answer in one statement each (the caller comes from the token cache): a
+"""The GETs on the read path answer in one statement each (the caller comes from the token cache): a
 statement more is a regression. Counted at the driver (asyncpg's query logger), where the
 read path's statements pass as well as SQLAlchemy's."""
 
@@ -8,7 +8,15 @@ import httpx
 import pytest
 
 from tests.conftest import Statements
-from tests.factories import API, create_company, create_deal, create_lead, create_user
+from tests.factories import (
+    API,
+    create_company,
+    create_deal,
+    create_lead,
+    create_organization,
+    create_person,
+    create_user,
+)
 
 
 @pytest.mark.parametrize("as_regular", [False, True])
@@ -19,6 +27,8 @@ async def test_each_hot_get_is_one_statement(
     caller = await create_user(client, admin) if as_regular else admin
     lead = await create_lead(client, caller)
     deal = await create_deal(client, caller)
+    person = await create_person(client, caller, "Ana Silva")
+    organization = await create_organization(client, caller, "Acme")
     paths = [
         f"{API}/leads/{lead['id']}",
         f"{API}/leads?limit=50",
@@ -26,6 +36,10 @@ async def test_each_hot_get_is_one_statement(
         f"{API}/deals/{deal['id']}",
         f"{API}/deals?limit=50",
         f"{API}/deals?limit=50&status=open&pipeline_id={deal['pipeline_id']}",
+        f"{API}/persons/{person['id']}",
+        f"{API}/persons?q=ana",
+        f"{API}/organizations/{organization['id']}",
+        f"{API}/organizations",
     ]
     for path in paths:  # the token's caller cached, the lead opened (marked seen) once
         assert (await client.get(path, headers=caller.headers)).status_code == 200

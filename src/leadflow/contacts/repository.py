@@ -17,7 +17,6 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
-    or_,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +29,6 @@ from leadflow.normalize import (
     normalize_phone,
     search_words,
 )
-from leadflow.pagination import Keyset, PageRequest, paginate
 from leadflow.tenancy import Caller, visible_to_caller
 
 _SIMPLE: ColumnElement[Any] = literal_column("'simple'::regconfig")
@@ -46,19 +44,30 @@ def organization_key(name: str) -> str:
     return normalize_organization_name(name)[:_NORMALIZED_NAME_MAX]
 
 
-def name_search(model: Any, q: str) -> ColumnElement[bool]:
-    """Every word of `q` is a prefix of a word of the name (the `*_name_search` GIN index).
-
-    A `q` without any word matches nothing.
-    """
+def prefix_query(q: str) -> str | None:
+    """`q` as a tsquery of word prefixes (every word must start a word of the name); None
+    for a `q` without any word, which matches nothing."""
     words = search_words(q)
-    if not words:
-        return false()
-    query = " & ".join(f"{word}:*" for word in words)
-    return func.to_tsvector(_SIMPLE, model.name).bool_op("@@")(func.to_tsquery(_SIMPLE, query))
+    return " & ".join(f"{word}:*" for word in words) if words else None
 
 
-def _as_email(q: str) -> str | None:
+def name_matches(model: Any, query: Any) -> ColumnElement[bool]:
+    """The name matches the tsquery text `query` (a value or a bind parameter), through
+    the `*_name_search` GIN index."""
+    matched: ColumnElement[bool] = func.to_tsvector(_SIMPLE, model.name).bool_op("@@")(
+        func.to_tsquery(_SIMPLE, query)
+    )
+    return matched
+
+
+def name_search(model: Any, q: str) -> ColumnElement[bool]:
+    """Every word of `q` is a prefix of a word of the name. A `q` without any word
+    matches nothing."""
+    query = prefix_query(q)
+    return false() if query is None else name_matches(model, query)
+
+
+def as_email(q: str) -> str | None:
     if "@" not in q:
         return None
     try:
@@ -67,7 +76,7 @@ def _as_email(q: str) -> str | None:
         return None
 
 
-def _as_phone(q: str, region: str | None) -> str | None:
+def as_phone(q: str, region: str | None) -> str | None:
     if not _PHONE_LIKE.match(q) or sum(c.isdigit() for c in q) < 5:
         return None
     try:
@@ -94,14 +103,6 @@ class OrganizationRepository:
             .where(visible_to_caller(Organization, self.caller), Organization.id == organization_id)
             .with_for_update()
         )
-
-    async def search(
-        self, page: PageRequest, *, q: str | None = None
-    ) -> tuple[list[Organization], str | None]:
-        stmt = select(Organization).where(visible_to_caller(Organization, self.caller))
-        if q is not None:
-            stmt = stmt.where(name_search(Organization, q))
-        return await paginate(self.session, stmt, Keyset(Organization.name, Organization.id), page)
 
     async def add(
         self,
@@ -162,31 +163,6 @@ class PersonRepository:
             .where(visible_to_caller(Person, self.caller), Person.id == person_id)
             .with_for_update()
         )
-
-    async def search(
-        self,
-        page: PageRequest,
-        *,
-        q: str | None = None,
-        email: str | None = None,
-        organization_id: uuid.UUID | None = None,
-        phone_region: str | None = None,
-    ) -> tuple[list[Person], str | None]:
-        """`q` matches name word prefixes, or an exact email or phone when it reads as one;
-        `email` must be normalized already."""
-        stmt = select(Person).where(visible_to_caller(Person, self.caller))
-        if q is not None:
-            matches = [name_search(Person, q)]
-            if (as_email := _as_email(q)) is not None:
-                matches.append(Person.emails.contains([as_email]))
-            if (as_phone := _as_phone(q, phone_region)) is not None:
-                matches.append(Person.phones_e164.contains([as_phone]))
-            stmt = stmt.where(or_(*matches))
-        if email is not None:
-            stmt = stmt.where(Person.emails.contains([email]))
-        if organization_id is not None:
-            stmt = stmt.where(Person.organization_id == organization_id)
-        return await paginate(self.session, stmt, Keyset(Person.name, Person.id), page)
 
     async def add(
         self,

@@ -5,7 +5,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from leadflow.contacts import service
+from leadflow.contacts import reads, service
+from leadflow.contacts.models import Organization, Person
 from leadflow.contacts.repository import OrganizationRepository, PersonRepository
 from leadflow.contacts.schemas import (
     OrganizationCreate,
@@ -18,6 +19,7 @@ from leadflow.contacts.schemas import (
 from leadflow.deps import AppSettings, CurrentCaller, Session
 from leadflow.errors import NotFound, found, responses
 from leadflow.pagination import Page, PageParams
+from leadflow.readpath import json_response
 from leadflow.schemas import Email
 
 router = APIRouter(tags=["contacts"])
@@ -74,16 +76,19 @@ async def list_persons(
     organization_id: Annotated[
         uuid.UUID | None, Query(description="Persons of this organization.")
     ] = None,
-) -> Page[PersonRead]:
+) -> Response:
     """List the persons visible to the caller, by name."""
-    persons, cursor = await PersonRepository(session, caller).search(
+    answer = await reads.contact_page(
+        session,
+        caller,
+        Person,
         page,
         q=q,
         email=email,
         organization_id=organization_id,
         phone_region=settings.default_phone_region,
     )
-    return Page(data=[PersonRead.model_validate(p) for p in persons], next_cursor=cursor)
+    return json_response(answer)
 
 
 @router.get(
@@ -92,10 +97,9 @@ async def list_persons(
     response_model=PersonRead,
     responses=responses(401, 404, 422),
 )
-async def get_person(person_id: uuid.UUID, session: Session, caller: CurrentCaller) -> PersonRead:
+async def get_person(person_id: uuid.UUID, session: Session, caller: CurrentCaller) -> Response:
     """One person."""
-    person = found(await PersonRepository(session, caller).get(person_id), "person")
-    return PersonRead.model_validate(person)
+    return json_response(found(await reads.contact(session, caller, Person, person_id), "person"))
 
 
 @router.patch(
@@ -154,12 +158,9 @@ async def create_organization(
 )
 async def list_organizations(
     session: Session, caller: CurrentCaller, page: PageParams, q: SearchText = None
-) -> Page[OrganizationRead]:
+) -> Response:
     """List the organizations visible to the caller, by name."""
-    organizations, cursor = await OrganizationRepository(session, caller).search(page, q=q)
-    return Page(
-        data=[OrganizationRead.model_validate(o) for o in organizations], next_cursor=cursor
-    )
+    return json_response(await reads.contact_page(session, caller, Organization, page, q=q))
 
 
 @router.get(
@@ -170,12 +171,10 @@ async def list_organizations(
 )
 async def get_organization(
     organization_id: uuid.UUID, session: Session, caller: CurrentCaller
-) -> OrganizationRead:
+) -> Response:
     """One organization."""
-    organization = found(
-        await OrganizationRepository(session, caller).get(organization_id), "organization"
-    )
-    return OrganizationRead.model_validate(organization)
+    answer = await reads.contact(session, caller, Organization, organization_id)
+    return json_response(found(answer, "organization"))
 
 
 @router.patch(
