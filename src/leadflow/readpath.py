@@ -35,6 +35,14 @@ _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 _OPTIONS = orjson.OPT_UTC_Z
 
 
+# What the driver raises when the connection under a statement is gone or unusable: an
+# InterfaceError (closed), the socket's OSError (reset by a restarting server), or an
+# InternalClientError (a server shutdown arrived mid-operation and left the protocol
+# busy). Each invalidates the connection, so the pool never hands it out again, and
+# answers 503 as a lost connection does on the ORM path.
+_CONNECTION_LOST = (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
+
+
 class ReadStatement:
     """A statement compiled once: its SQL text and the order of its bind parameters.
 
@@ -80,8 +88,8 @@ class ReadStatement:
         arguments = self.arguments(params)
         try:
             return await getattr(raw.driver_connection, how)(self.sql, *arguments)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            lost = isinstance(error, asyncpg.InterfaceError) or str(
+        except (asyncpg.PostgresError, *_CONNECTION_LOST) as error:
+            lost = isinstance(error, _CONNECTION_LOST) or str(
                 getattr(error, "sqlstate", "")
             ).startswith("08")
             if lost:
