@@ -40,6 +40,11 @@ async def test_each_hot_get_is_one_statement(
         f"{API}/persons?q=ana",
         f"{API}/organizations/{organization['id']}",
         f"{API}/organizations",
+        f"{API}/pipelines",
+        f"{API}/pipelines/{deal['pipeline_id']}",
+        f"{API}/stages",
+        f"{API}/stages?pipeline_id={deal['pipeline_id']}",
+        f"{API}/stages/{deal['stage_id']}",
     ]
     for path in paths:  # the token's caller cached, the lead opened (marked seen) once
         assert (await client.get(path, headers=caller.headers)).status_code == 200
