@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import Statements
+from tests.deal_items.factories import create_product
 from tests.factories import (
     API,
     create_company,
@@ -29,6 +30,7 @@ async def test_each_hot_get_is_one_statement(
     deal = await create_deal(client, caller)
     person = await create_person(client, caller, "Ana Silva")
     organization = await create_organization(client, caller, "Acme")
+    product = await create_product(client, admin)
     paths = [
         f"{API}/leads/{lead['id']}",
         f"{API}/leads?limit=50",
@@ -45,6 +47,9 @@ async def test_each_hot_get_is_one_statement(
         f"{API}/stages",
         f"{API}/stages?pipeline_id={deal['pipeline_id']}",
         f"{API}/stages/{deal['stage_id']}",
+        f"{API}/products",
+        f"{API}/products?active=true",
+        f"{API}/products/{product['id']}",
     ]
     for path in paths:  # the token's caller cached, the lead opened (marked seen) once
         assert (await client.get(path, headers=caller.headers)).status_code == 200
