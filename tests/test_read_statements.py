@@ -4,9 +4,15 @@ read path's statements pass as well as SQLAlchemy's."""
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from leadflow.db import new_id
+from leadflow.deals.models import DealFile
 from tests.conftest import Statements
 from tests.deal_items.factories import create_product
 from tests.factories import (
@@ -22,7 +28,7 @@ from tests.factories import (
 
 @pytest.mark.parametrize("as_regular", [False, True])
 async def test_each_hot_get_is_one_statement(
-    client: httpx.AsyncClient, statements: Statements, as_regular: bool
+    client: httpx.AsyncClient, connection: AsyncConnection, statements: Statements, as_regular: bool
 ) -> None:
     admin = await create_company(client)
     caller = await create_user(client, admin) if as_regular else admin
@@ -31,6 +37,25 @@ async def test_each_hot_get_is_one_statement(
     person = await create_person(client, caller, "Ana Silva")
     organization = await create_organization(client, caller, "Acme")
     product = await create_product(client, admin)
+    deal_url = f"{API}/deals/{deal['id']}"
+    item = {"product_id": product["id"]}
+    assert (await client.post(f"{deal_url}/products", json=item, headers=caller.headers)).is_success
+    participant = {"person_id": person["id"]}
+    added = await client.post(f"{deal_url}/participants", json=participant, headers=caller.headers)
+    assert added.is_success
+    file_id = new_id()  # the metadata alone: no GET here reads the content
+    await connection.execute(
+        insert(DealFile).values(
+            id=file_id,
+            company_id=uuid.UUID(admin.company_id),
+            deal_id=uuid.UUID(deal["id"]),
+            file_name="quote.pdf",
+            content_type="application/pdf",
+            size_bytes=1,
+            sha256="0" * 64,
+            storage_key=f"test-{file_id}",
+        )
+    )
     paths = [
         f"{API}/leads/{lead['id']}",
         f"{API}/leads?limit=50",
@@ -50,6 +75,11 @@ async def test_each_hot_get_is_one_statement(
         f"{API}/products",
         f"{API}/products?active=true",
         f"{API}/products/{product['id']}",
+        f"{deal_url}/products",
+        f"{deal_url}/files",
+        f"{deal_url}/files/{file_id}",
+        f"{deal_url}/participants",
+        f"{deal_url}/changelog",
     ]
     for path in paths:  # the token's caller cached, the lead opened (marked seen) once
         assert (await client.get(path, headers=caller.headers)).status_code == 200

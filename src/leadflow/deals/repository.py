@@ -34,7 +34,7 @@ from leadflow.db import json_rows, new_id, rows_of
 from leadflow.deals import changelog
 from leadflow.deals.access import visible_deal
 from leadflow.deals.models import Deal, DealChange, DealFile, DealStatus
-from leadflow.pagination import Keyset, PageRequest, paginate
+from leadflow.pagination import Keyset
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.tenancy import Caller, in_company, visible_to_caller
 
@@ -163,15 +163,6 @@ class DealRepository:
             delete(Deal).where(visible_to_caller(Deal, self.caller), Deal.id == deal_id)
         )
         return keys
-
-    async def changelog(
-        self, deal_id: uuid.UUID, page: PageRequest
-    ) -> tuple[list[DealChange], str | None]:
-        """The deal's changes, oldest first (ix_deal_change_deal_id)."""
-        stmt = select(DealChange).where(
-            in_company(DealChange, self.caller), DealChange.deal_id == deal_id
-        )
-        return await paginate(self.session, stmt, CHANGELOG_ORDER, page)
 
     # Where a deal goes. The stage and its pipeline are share-locked (FOR KEY SHARE) until
     # commit: deleting them takes FOR UPDATE on the company's pipelines first, so a delete
