@@ -38,6 +38,11 @@ async def test_each_hot_get_is_one_statement(
     organization = await create_organization(client, caller, "Acme")
     product = await create_product(client, admin)
     deal_url = f"{API}/deals/{deal['id']}"
+    lead_to_convert = await create_lead(client, caller)
+    conversion = await client.post(
+        f"{API}/leads/{lead_to_convert['id']}/convert", headers=caller.headers
+    )
+    converted = conversion.json()["conversion"]
     item = {"product_id": product["id"]}
     assert (await client.post(f"{deal_url}/products", json=item, headers=caller.headers)).is_success
     participant = {"person_id": person["id"]}
@@ -80,6 +85,9 @@ async def test_each_hot_get_is_one_statement(
         f"{deal_url}/files/{file_id}",
         f"{deal_url}/participants",
         f"{deal_url}/changelog",
+        f"{API}/conversions",
+        f"{API}/conversions?lead_id={converted['lead_id']}",
+        f"{API}/conversions/{converted['id']}",
     ]
     for path in paths:  # the token's caller cached, the lead opened (marked seen) once
         assert (await client.get(path, headers=caller.headers)).status_code == 200
