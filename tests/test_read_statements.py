@@ -96,3 +96,11 @@ async def test_each_hot_get_is_one_statement(
         response = await client.get(path, headers=caller.headers)
         assert response.status_code == 200, response.text
         assert len(statements.of()) - before == 1, (path, statements.of()[before:])
+    # The board: its pipeline with the stages, then every stage's totals and first page.
+    board = f"{API}/pipelines/{deal['pipeline_id']}/board"
+    assert (await client.get(board, headers=caller.headers)).status_code == 200
+    for _ in range(2):
+        before = len(statements.of())
+        response = await client.get(board, headers=caller.headers)
+        assert response.status_code == 200, response.text
+        assert len(statements.of()) - before == 2, statements.of()[before:]

@@ -10,28 +10,36 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     Integer,
     Select,
     String,
+    Text,
     Uuid,
     and_,
+    any_,
     bindparam,
+    cast,
     func,
+    null,
     select,
     text,
     true,
     tuple_,
+    union_all,
 )
+from sqlalchemy import column as named_column
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.deals.access import DealConverted
 from leadflow.deals.models import Deal, DealChange, DealStatus
 from leadflow.deals.repository import CHANGELOG_ORDER, NEWEST_FIRST
-from leadflow.deals.schemas import DealChangeRead, DealRead
+from leadflow.deals.schemas import BoardStageRead, DealChangeRead, DealRead
 from leadflow.errors import InvalidInput, NotFound
 from leadflow.pagination import Keyset, PageRequest, decode_cursor, encode_cursor
-from leadflow.pipelines.models import Stage
+from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.readpath import ReadStatement, as_text, fields, money
 from leadflow.readpath import page as readpath_page
 from leadflow.tenancy import (
@@ -42,40 +50,48 @@ from leadflow.tenancy import (
     visible_to_viewer,
 )
 
-# Open, and longer in its stage than the stage's rotten_days (see service.is_rotten).
-_ROTTEN = and_(
-    Deal.status == DealStatus.open.value,
-    Stage.rotten_days.is_not(None),
-    func.now() - func.coalesce(Deal.stage_changed_at, Deal.created_at)
-    > Stage.rotten_days * text("interval '1 day'"),
-).label("rotten")
 
-_DEAL_COLUMNS = (
-    as_text(Deal.id),
-    Deal.title,
-    as_text(Deal.owner_id),
-    as_text(Deal.person_id),
-    as_text(Deal.organization_id),
-    as_text(Deal.pipeline_id),
-    as_text(Deal.stage_id),
-    Deal.status,
-    Deal.lost_reason,
-    as_text(Deal.value_amount),
-    Deal.value_currency,
-    Deal.value_from_products,
-    Deal.probability,
-    Deal.expected_close_date,
-    Deal.won_at,
-    Deal.lost_at,
-    Deal.closed_at,
-    Deal.stage_changed_at,
-    _ROTTEN,
-    as_text(Deal.label_ids),
-    Deal.visible_to,
-    as_text(Deal.source_lead_id),
-    Deal.created_at,
-    Deal.updated_at,
-)
+def _rotten(rotten_days: Any) -> Any:
+    """Open, and longer in its stage than its `rotten_days` (see service.is_rotten)."""
+    return and_(
+        Deal.status == DealStatus.open.value,
+        rotten_days.is_not(None),
+        func.now() - func.coalesce(Deal.stage_changed_at, Deal.created_at)
+        > rotten_days * text("interval '1 day'"),
+    ).label("rotten")
+
+
+def _deal_columns(rotten_days: Any) -> tuple[Any, ...]:
+    """A deal as `deal_json` reads it, `rotten` by the stage's `rotten_days` given."""
+    return (
+        as_text(Deal.id),
+        Deal.title,
+        as_text(Deal.owner_id),
+        as_text(Deal.person_id),
+        as_text(Deal.organization_id),
+        as_text(Deal.pipeline_id),
+        as_text(Deal.stage_id),
+        Deal.status,
+        Deal.lost_reason,
+        as_text(Deal.value_amount),
+        Deal.value_currency,
+        Deal.value_from_products,
+        Deal.probability,
+        Deal.expected_close_date,
+        Deal.won_at,
+        Deal.lost_at,
+        Deal.closed_at,
+        Deal.stage_changed_at,
+        _rotten(rotten_days),
+        as_text(Deal.label_ids),
+        Deal.visible_to,
+        as_text(Deal.source_lead_id),
+        Deal.created_at,
+        Deal.updated_at,
+    )
+
+
+_DEAL_COLUMNS = _deal_columns(Stage.rotten_days)
 
 
 # DealRead's fields that are columns of the same name (`value` and `rotten` are built).
@@ -279,3 +295,132 @@ async def changelog(
         lambda row: fields(row, _CHANGE_FIELDS),
         allow_converted=True,
     )
+
+
+# The pipeline board, in two statements whatever the number of stages or deals: the
+# pipeline with its stages, then every stage's count, totals and first page at once.
+
+
+_BOARD_STAGE_FIELDS = tuple(BoardStageRead.model_fields)
+
+
+@functools.cache
+def board_stages() -> ReadStatement:
+    """The company's pipeline (no row: 404) with its stages by position (a row of nulls
+    beside a pipeline without stages)."""
+    stage_of = and_(Stage.pipeline_id == Pipeline.id, in_viewer_company(Stage))
+    return ReadStatement(
+        select(
+            as_text(Stage.id),
+            Stage.name,
+            Stage.position,
+            Stage.probability,
+            Stage.rotten_days,
+        )
+        .select_from(Pipeline)
+        .outerjoin(Stage, stage_of)
+        .where(in_viewer_company(Pipeline), Pipeline.id == bindparam("pipeline_id", type_=Uuid))
+        .order_by(Stage.position, Stage.id)
+    )
+
+
+@functools.cache
+def board_columns(viewer: Viewer) -> ReadStatement:
+    """The open deals of the stages `stage_ids` (with their `rotten_days`, in the same
+    order) the viewer may see: a row per (stage, currency) with `count` and the summed
+    `value_amount`, then per stage its newest `limit` deals (with `count` null).
+
+    The stages are an array bind parameter rather than a join on the pipeline, so the
+    planner sees which stages it reads: the totals walk ix_deal_open_stage_totals (or
+    ix_deal_stage_id) over those stages only, not ix_deal_open over every open deal of
+    the company; each first page is a LATERAL walk of ix_deal_stage_id (stage, status,
+    created_at DESC, id DESC) that stops after `limit` rows however many deals a stage
+    holds. The stages' `rotten_days` come in beside their ids: no join on stage."""
+    stage_ids = bindparam("stage_ids", type_=ARRAY(Uuid))
+    rotten_days = bindparam("rotten_days", type_=ARRAY(Integer))
+    stage = (
+        func.unnest(stage_ids, rotten_days)
+        .table_valued(
+            named_column("stage_id", Uuid),
+            named_column("rotten_days", Integer),
+        )
+        .render_derived(name="board_stage")
+    )
+    open_deal = (
+        visible_to_viewer(Deal, viewer),
+        Deal.status == DealStatus.open.value,
+        Deal.converted_lead_id.is_(None),
+    )
+    columns = _deal_columns(stage.c.rotten_days)
+    first_page = (
+        select(*columns)
+        .where(*open_deal, Deal.stage_id == stage.c.stage_id)
+        .order_by(Deal.created_at.desc(), Deal.id.desc())
+        .limit(bindparam("limit", type_=Integer))
+        .lateral("first_page")
+    )
+    deals = select(*first_page.c, null().cast(BigInteger).label("count")).select_from(
+        stage.join(first_page, true())
+    )
+    totals_of = {
+        "stage_id": as_text(Deal.stage_id),
+        "value_currency": Deal.value_currency,
+        "value_amount": cast(func.sum(Deal.value_amount), Text).label("value_amount"),
+    }
+    totals = (
+        select(
+            *(totals_of.get(c.key, null().cast(c.type).label(c.key)) for c in first_page.c),
+            func.count().label("count"),
+        )
+        .where(*open_deal, Deal.stage_id == any_(stage_ids))
+        .group_by(Deal.stage_id, Deal.value_currency)
+    )
+    return ReadStatement(union_all(totals, deals))
+
+
+async def board(
+    session: AsyncSession, caller: Caller, pipeline_id: uuid.UUID, per_stage: int
+) -> dict[str, Any]:
+    """`GET /pipelines/{id}/board` as `BoardRead` spells it: each stage with its open
+    deals' count, totals per currency (by currency) and first page, newest first."""
+    params = {**viewer_params(caller), "pipeline_id": pipeline_id}
+    stages = await board_stages().fetch(session, params)
+    if not stages:
+        raise NotFound("pipeline")
+    stages = [stage for stage in stages if stage["id"] is not None]
+    counts: dict[str, int] = {stage["id"]: 0 for stage in stages}
+    totals: dict[str, list[dict[str, Any]]] = {stage["id"]: [] for stage in stages}
+    pages: dict[str, list[Any]] = {stage["id"]: [] for stage in stages}
+    if stages:
+        params = {
+            **viewer_params(caller),
+            "stage_ids": [stage["id"] for stage in stages],
+            "rotten_days": [stage["rotten_days"] for stage in stages],
+            "limit": per_stage + 1,
+        }
+        for row in await board_columns(Viewer.of(caller)).fetch(session, params):
+            stage_id = row["stage_id"]
+            if row["count"] is None:
+                pages[stage_id].append(row)
+                continue
+            counts[stage_id] += row["count"]
+            if row["value_currency"] is not None:
+                total = {"amount": row["value_amount"], "currency": row["value_currency"]}
+                totals[stage_id].append(total)
+    columns = []
+    for stage in stages:
+        page = pages[stage["id"]]
+        last = page[per_stage - 1] if len(page) > per_stage else None
+        columns.append(
+            {
+                "stage": fields(stage, _BOARD_STAGE_FIELDS),
+                "count": counts[stage["id"]],
+                "totals": sorted(totals[stage["id"]], key=lambda total: total["currency"]),
+                "deals": [deal_json(row) for row in page[:per_stage]],
+                "next_cursor": None
+                if last is None
+                else encode_cursor(last["created_at"], last["id"]),
+            }
+        )
+    return {"pipeline_id": str(pipeline_id), "stages": columns}
+

@@ -162,6 +162,6 @@ async def pipeline_board(
         int,
         Query(ge=1, le=BOARD_PAGE_MAX, description="Open deals shown per stage, newest first."),
     ] = BOARD_PAGE_DEFAULT,
-) -> BoardRead:
+) -> Response:
     """The pipeline board: each stage with its open deals' count, totals and first page."""
-    return await service.board(session, caller, pipeline_id, limit)
+    return json_response(await reads.board(session, caller, pipeline_id, limit))

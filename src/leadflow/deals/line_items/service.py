@@ -155,4 +155,3 @@ async def delete_line_item(
     if not await LineItemRepository(session, caller, deal.id).delete(item_id):
         raise NotFound("line item")
     await sync_deal_value(session, caller, deal)
-
