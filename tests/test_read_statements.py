@@ -4,12 +4,15 @@ read path's statements pass as well as SQLAlchemy's."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
 from tests.conftest import Statements
 from tests.factories import (
     API,
+    Actor,
     create_company,
     create_deal,
     create_lead,
@@ -48,3 +51,49 @@ async def test_each_hot_get_is_one_statement(
         response = await client.get(path, headers=caller.headers)
         assert response.status_code == 200, response.text
         assert len(statements.of()) - before == 1, (path, statements.of()[before:])
+
+
+async def _created(
+    client: httpx.AsyncClient, actor: Actor, path: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    response = await client.post(f"{API}{path}", json=body, headers=actor.headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def _one_statement_each(
+    client: httpx.AsyncClient, statements: Statements, headers: dict[str, str], paths: list[str]
+) -> None:
+    for path in paths:  # the token's caller cached
+        assert (await client.get(path, headers=headers)).status_code == 200, path
+    for path in paths:
+        before = len(statements.of())
+        response = await client.get(path, headers=headers)
+        assert response.status_code == 200, response.text
+        assert len(statements.of()) - before == 1, (path, statements.of()[before:])
+
+
+@pytest.mark.parametrize("as_regular", [False, True])
+async def test_each_get_of_notes_and_activities_is_one_statement(
+    client: httpx.AsyncClient, statements: Statements, as_regular: bool
+) -> None:
+    admin = await create_company(client)
+    caller = await create_user(client, admin) if as_regular else admin
+    lead = await create_lead(client, caller)
+    note = await _created(client, caller, "/notes", {"content": "Called.", "lead_id": lead["id"]})
+    await _created(client, caller, f"/notes/{note['id']}/comments", {"content": "Yes."})
+    activity = await _created(
+        client, caller, "/activities", {"type": "call", "subject": "Call", "lead_id": lead["id"]}
+    )
+    paths = [
+        f"{API}/notes/{note['id']}",
+        f"{API}/notes",
+        f"{API}/notes?lead_id={lead['id']}&limit=1",
+        f"{API}/notes/{note['id']}/comments",
+        f"{API}/activities/{activity['id']}",
+        f"{API}/activities",
+        f"{API}/activities?lead_id={lead['id']}&done=false&owner_id={caller.user_id}"
+        "&due_from=2026-01-01&due_to=2027-01-01",
+    ]
+    await _one_statement_each(client, statements, caller.headers, paths)

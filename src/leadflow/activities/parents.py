@@ -8,6 +8,7 @@ parent named in a request and the filter on every note/activity query live here.
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,14 @@ from leadflow.deals.models import Deal
 from leadflow.errors import NotFound
 from leadflow.leads.access import visible_lead
 from leadflow.leads.models import Lead
-from leadflow.tenancy import Caller, in_company, visible_to_caller
+from leadflow.tenancy import (
+    Caller,
+    Viewer,
+    in_company,
+    in_viewer_company,
+    visible_to_caller,
+    visible_to_viewer,
+)
 
 
 class ParentKind(enum.StrEnum):
@@ -94,6 +102,23 @@ def parent_visible(model: Any, caller: Caller) -> ColumnElement[bool]:
             *(
                 select(parent.id)
                 .where(parent.id == getattr(model, column), visible_to_caller(parent, caller))
+                .exists()
+                for parent, column in _PARENT_TABLES
+            )
+        ),
+    )
+
+
+@functools.cache
+def parent_visible_to_viewer(model: Any, viewer: Viewer) -> ColumnElement[bool]:
+    """`parent_visible` with the caller's ids as bind parameters (`tenancy.viewer_params`),
+    for the read path's statements compiled once per viewer kind."""
+    return and_(
+        in_viewer_company(model),
+        or_(
+            *(
+                select(parent.id)
+                .where(parent.id == getattr(model, column), visible_to_viewer(parent, viewer))
                 .exists()
                 for parent, column in _PARENT_TABLES
             )
