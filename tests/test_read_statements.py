@@ -97,3 +97,17 @@ async def test_each_get_of_notes_and_activities_is_one_statement(
         "&due_from=2026-01-01&due_to=2027-01-01",
     ]
     await _one_statement_each(client, statements, caller.headers, paths)
+
+
+@pytest.mark.parametrize("as_regular", [False, True])
+async def test_each_get_of_the_company_settings_is_one_statement(
+    client: httpx.AsyncClient, statements: Statements, as_regular: bool
+) -> None:
+    admin = await create_company(client)
+    caller = await create_user(client, admin) if as_regular else admin
+    rules = (await client.get(f"{API}/conversion-rules", headers=admin.headers)).json()["data"]
+    paths = [
+        f"{API}/conversion-rules/{rules[0]['id']}",
+        f"{API}/conversion-rules?limit=1",
+    ]
+    await _one_statement_each(client, statements, caller.headers, paths)
