@@ -106,8 +106,14 @@ async def test_each_get_of_the_company_settings_is_one_statement(
     admin = await create_company(client)
     caller = await create_user(client, admin) if as_regular else admin
     rules = (await client.get(f"{API}/conversion-rules", headers=admin.headers)).json()["data"]
+    form = await _created(client, admin, "/forms", {"name": "Contact"})
+    await _created(client, admin, "/forms", {"name": "Other"})
+    first_forms = (await client.get(f"{API}/forms?limit=1", headers=admin.headers)).json()
     paths = [
         f"{API}/conversion-rules/{rules[0]['id']}",
         f"{API}/conversion-rules?limit=1",
+        f"{API}/forms/{form['id']}",
+        f"{API}/forms",
+        f"{API}/forms?limit=1&cursor={first_forms['next_cursor']}",
     ]
     await _one_statement_each(client, statements, caller.headers, paths)
