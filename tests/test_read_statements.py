@@ -15,7 +15,9 @@ from tests.factories import (
     Actor,
     create_company,
     create_deal,
+    create_group,
     create_lead,
+    create_lead_label,
     create_organization,
     create_person,
     create_user,
@@ -100,7 +102,7 @@ async def test_each_get_of_notes_and_activities_is_one_statement(
 
 
 @pytest.mark.parametrize("as_regular", [False, True])
-async def test_each_get_of_the_company_settings_is_one_statement(
+async def test_each_get_of_the_company_settings_and_users_is_one_statement(
     client: httpx.AsyncClient, statements: Statements, as_regular: bool
 ) -> None:
     admin = await create_company(client)
@@ -109,11 +111,19 @@ async def test_each_get_of_the_company_settings_is_one_statement(
     form = await _created(client, admin, "/forms", {"name": "Contact"})
     await _created(client, admin, "/forms", {"name": "Other"})
     first_forms = (await client.get(f"{API}/forms?limit=1", headers=admin.headers)).json()
+    await create_group(client, admin)
+    label = await create_lead_label(client, admin)
     paths = [
         f"{API}/conversion-rules/{rules[0]['id']}",
         f"{API}/conversion-rules?limit=1",
         f"{API}/forms/{form['id']}",
         f"{API}/forms",
         f"{API}/forms?limit=1&cursor={first_forms['next_cursor']}",
+        f"{API}/users/{admin.user_id}",
+        f"{API}/users/me",
+        f"{API}/users",
+        f"{API}/groups",
+        f"{API}/lead-labels/{label['id']}",
+        f"{API}/lead-labels?limit=1",
     ]
     await _one_statement_each(client, statements, caller.headers, paths)
