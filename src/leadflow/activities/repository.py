@@ -124,13 +124,12 @@ class ActivityRepository:
         self.session = session
         self.caller = caller
 
-    async def get(self, activity_id: uuid.UUID, *, for_update: bool = False) -> Activity | None:
-        stmt = select(Activity).where(
-            parent_visible(Activity, self.caller), Activity.id == activity_id
+    async def get_for_update(self, activity_id: uuid.UUID) -> Activity | None:
+        return await self.session.scalar(
+            select(Activity)
+            .where(parent_visible(Activity, self.caller), Activity.id == activity_id)
+            .with_for_update(of=Activity)
         )
-        if for_update:
-            stmt = stmt.with_for_update(of=Activity)
-        return await self.session.scalar(stmt)
 
     async def add(self, values: dict[str, Any], parent: Parent) -> Activity:
         activity = Activity(company_id=self.caller.company_id, **values, **parent.columns())
