@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     Uuid,
     bindparam,
+    cast,
     select,
     true,
     tuple_,
@@ -111,7 +112,8 @@ def comment_page(viewer: Viewer, after: bool) -> ReadStatement:
     return ReadStatement(
         select(*(page.c[name] for name in _COMMENT_FIELDS))
         .select_from(note.outerjoin(page, true()))
-        .order_by(page.c.created_at, page.c.id)
+        # The page's own order (its id is text here: back to uuid, to order as the cursor).
+        .order_by(page.c.created_at, cast(page.c.id, Uuid))
     )
 
 
