@@ -13,7 +13,6 @@ from leadflow.capture.models import CaptureDelivery, Form
 from leadflow.db import new_id
 from leadflow.deals.repository import stage_for_new_deal
 from leadflow.leads.repository import insert_when
-from leadflow.pagination import Keyset, PageRequest, paginate
 from leadflow.pipelines.models import Stage
 from leadflow.tenancy import Caller, Role, in_company
 
@@ -30,10 +29,6 @@ class FormRepository:
         if for_update:
             stmt = stmt.with_for_update()
         return await self.session.scalar(stmt)
-
-    async def list(self, page: PageRequest) -> tuple[list[Form], str | None]:
-        stmt = select(Form).where(in_company(Form, self.caller))
-        return await paginate(self.session, stmt, Keyset(Form.name, Form.id), page)
 
     async def add(self, form: Form) -> Form:
         self.session.add(form)

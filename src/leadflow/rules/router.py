@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from leadflow.deps import AdminCaller, AppSettings, CurrentCaller, Session
-from leadflow.errors import NotFound, responses
+from leadflow.errors import NotFound, found, responses
 from leadflow.pagination import MAX_LIMIT, Page, PageParams, PageRequest
-from leadflow.rules import service
+from leadflow.readpath import json_response
+from leadflow.rules import reads, service
 from leadflow.rules.repository import RuleRepository
 from leadflow.rules.schemas import (
     Applied,
@@ -49,14 +50,11 @@ async def create_rule(
     response_model=Page[ConversionRuleRead],
     responses=responses(401, 422),
 )
-async def list_rules(
-    session: Session, caller: CurrentCaller, page: PageParams
-) -> Page[ConversionRuleRead]:
+async def list_rules(session: Session, caller: CurrentCaller, page: PageParams) -> Response:
     """List the company's conversion rules.
 
     Oldest first: the order in which `convert` rules are tried."""
-    rules, cursor = await RuleRepository(session, caller).list(page)
-    return Page(data=[ConversionRuleRead.model_validate(r) for r in rules], next_cursor=cursor)
+    return json_response(await reads.rules(session, caller, page))
 
 
 @router.get(
@@ -65,11 +63,9 @@ async def list_rules(
     response_model=ConversionRuleRead,
     responses=responses(401, 404, 422),
 )
-async def get_rule(
-    rule_id: uuid.UUID, session: Session, caller: CurrentCaller
-) -> ConversionRuleRead:
+async def get_rule(rule_id: uuid.UUID, session: Session, caller: CurrentCaller) -> Response:
     """One conversion rule."""
-    return ConversionRuleRead.model_validate(await service.get_rule(session, caller, rule_id))
+    return json_response(found(await reads.rule(session, caller, rule_id), "conversion rule"))
 
 
 @router.patch(
