@@ -104,6 +104,7 @@ BUILDERS: dict[str, str] = {
     "conversion_id": "conversion",
     "rule_id": "rule",
     "form_id": "form",
+    "job_id": "job",
     "rest": "rest",
 }
 
@@ -254,6 +255,8 @@ OWNER_SCENARIO_EXCLUDED_PARAMS = {
     "product_id": "catalog products have no visible_to",
     "rule_id": "conversion rules have no visible_to (admin-managed)",
     "form_id": "forms have no visible_to (admin-managed)",
+    "job_id": "jobs have no visible_to: their starter and the company's admins see them "
+    "(tests/jobs/test_jobs.py)",
 }
 
 
@@ -375,6 +378,8 @@ async def _build_world(
         },
     )
     group = await create_group(client, admin, name=f"{mark} group")
+    applied = await client.post(f"{API}/conversion-rules/{rule['id']}/apply", headers=admin.headers)
+    assert applied.status_code == 202, applied.text
     return {
         "admin": admin.user_id,
         "owner": (owner or admin).user_id,
@@ -399,6 +404,7 @@ async def _build_world(
         "activity": activity["id"],
         "form": form["id"],
         "rule": rule["id"],
+        "job": applied.json()["id"],
         "rest": "anything",
         "mark": mark,
     }

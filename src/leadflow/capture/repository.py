@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import CTE, Select, bindparam, delete, func, select, update
@@ -167,3 +168,20 @@ def _claim_with_lead_statement(names: tuple[str, ...]) -> Select[tuple[uuid.UUID
     INSERT is the leads' writer's (`insert_when`), guarded by the claim."""
     created = insert_when(_claim_statement(), names)
     return select(created.c.id)
+
+
+# Deliveries are kept to answer a retried submission (same webhook-id) with what it
+# created. A signature older than signing.TIMESTAMP_TOLERANCE_SECONDS is refused, so an
+# older webhook-id can never be accepted again; a day keeps a wide margin for clocks.
+DELIVERY_RETENTION = timedelta(hours=24)
+
+
+async def purge_deliveries(session: AsyncSession, limit: int) -> int:
+    """At most `limit` deliveries past DELIVERY_RETENTION (a periodic job of the worker)."""
+    old = (
+        select(CaptureDelivery.id)
+        .where(CaptureDelivery.created_at < func.now() - DELIVERY_RETENTION)
+        .limit(limit)
+    )
+    result = await session.execute(delete(CaptureDelivery).where(CaptureDelivery.id.in_(old)))
+    return int(result.rowcount)  # type: ignore[attr-defined]
