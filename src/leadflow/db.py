@@ -24,6 +24,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.selectable import TableValuedAlias
 
+# The key `leadflow.readpath` reads: defined here, the lower module of the two.
+LENDS_FROM_POOL = "leadflow.reads_from_pool"
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -75,8 +78,13 @@ def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession
 def make_reader_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions for safe methods (GET, HEAD): autocommit, so a read is its statements
     alone, without the BEGIN and COMMIT round trips of a transaction. The one write a
-    read makes (a lead's owner opening it marks it seen) is a single idempotent UPDATE."""
-    return make_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+    read makes (a lead's owner opening it marks it seen) is a single idempotent UPDATE.
+    Their read-path statements run on a connection lent from the pool for the statement
+    alone, without the session's connection (`leadflow.readpath`)."""
+    reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return async_sessionmaker(
+        reader, expire_on_commit=False, autoflush=False, info={LENDS_FROM_POOL: True}
+    )
 
 
 def rows_of(model: type[Base], param: str) -> TableValuedAlias:

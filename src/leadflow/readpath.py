@@ -26,9 +26,13 @@ from sqlalchemy import ClauseElement, ColumnElement, Text, case, cast, func
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.pool import Pool, PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util.concurrency import greenlet_spawn
 from starlette.responses import Response
+
+from leadflow.db import LENDS_FROM_POOL
 
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 # Datetimes as the read models write them: UTC with `Z`, microseconds only when nonzero.
@@ -79,13 +83,30 @@ class ReadStatement:
         return await self._run(session, "fetchrow", params)
 
     async def _run(self, session: AsyncSession, how: str, params: Mapping[str, Any]) -> Any:
-        """On the asyncpg connection under the session's connection (autocommit, for a
-        GET). The driver's errors are raised as SQLAlchemy raises them (`DBAPIError`
-        with the driver's error as `orig`), so that they answer as any database error
-        does (a NUL in a filter 422, the database gone or a statement timeout 503)."""
-        connection = await session.connection()
-        raw = await connection.get_raw_connection()
+        """On an asyncpg connection with no transaction (a GET), or on the session's own
+        connection inside a write's transaction (which must see its uncommitted rows).
+
+        A GET's session (`db.make_reader_factory`, autocommit) holding no connection yet
+        lends one from the engine's pool for this statement alone: checking a connection
+        out through a Session and a Connection and closing them cost 267,000 more
+        instructions per read (callgrind, GET /leads/{id} in-process: 2.98 million a
+        request before, about 9 % less after). The statement never holds a second
+        connection while the session holds one (it then runs on the session's), so one
+        request never waits on the pool while holding it. The driver's errors are raised
+        as SQLAlchemy raises them (`DBAPIError` with the driver's error as `orig`), so
+        that they answer as any database error does (a NUL in a filter 422, the database
+        gone or a statement timeout 503)."""
         arguments = self.arguments(params)
+        if session.info.get(LENDS_FROM_POOL) and not session.in_transaction():
+            lent = await greenlet_spawn(_pool_of(session).connect)
+            try:
+                return await self._on(lent, how, arguments)
+            finally:
+                await greenlet_spawn(lent.close)
+        connection = await session.connection()
+        return await self._on(await connection.get_raw_connection(), how, arguments)
+
+    async def _on(self, raw: PoolProxiedConnection, how: str, arguments: list[Any]) -> Any:
         try:
             return await getattr(raw.driver_connection, how)(self.sql, *arguments)
         except (asyncpg.PostgresError, *_CONNECTION_LOST) as error:
@@ -93,8 +114,14 @@ class ReadStatement:
                 getattr(error, "sqlstate", "")
             ).startswith("08")
             if lost:
-                await connection.invalidate(error)
+                raw.invalidate(error)
             raise DBAPIError(self.sql, arguments, error, connection_invalidated=lost) from error
+
+
+def _pool_of(session: AsyncSession) -> Pool:
+    bind = session.bind
+    assert isinstance(bind, AsyncEngine), "a reader session is bound to the engine"
+    return bind.sync_engine.pool
 
 
 def rfc3339(column: Any) -> ColumnElement[str]:
