@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from leadflow.middleware import request_id_var
+from leadflow.middleware import ACCESS_LOG, request_id_var
 
 # What every LogRecord carries; anything else on a record is an `extra` field of the line.
 _RECORD_FIELDS = frozenset(
@@ -58,6 +58,8 @@ def configure_logging(level: str = "INFO", as_json: bool = True) -> None:
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    # The access line is written straight to this handler's stream (middleware.AccessLog).
+    ACCESS_LOG.json_handler = handler if as_json else None
     root.setLevel(level.upper())
     # uvicorn's own loggers go through the same handler, so every line is JSON ...
     for name in ("uvicorn", "uvicorn.error"):

@@ -12,13 +12,16 @@ savepoints.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from fastapi import HTTPException
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -44,6 +47,45 @@ SessionFactory = Callable[[], AsyncSession]
 # Requests that change nothing (RFC 9110 safe methods) run without a transaction when the
 # app has a reader factory (see db.make_reader_factory).
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class AccessLog:
+    """One line per request, which operators need, written cheaply.
+
+    With the JSON log configured (`logs.configure_logging`), the line is encoded by
+    orjson and written to that handler's stream under its lock, spelled as `JsonLines`
+    spells any line, without a LogRecord, filters or formatter: through `logging` the
+    line was about a tenth of the instructions of a read (callgrind, GET /leads/{id}:
+    253,000 of 2.52 million). Otherwise (plain text logs, or logging not configured) it
+    goes through the `leadflow.access` logger as any line. Either way the logger's
+    level decides (LEADFLOW_LOG_LEVEL=WARNING: no access lines)."""
+
+    def __init__(self) -> None:
+        self.json_handler: logging.StreamHandler[Any] | None = None
+
+    def write(self, request_id: str, fields: dict[str, Any]) -> None:
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        handler = self.json_handler
+        if handler is None or handler not in _ROOT_LOGGER.handlers:
+            access_log.info("request", extra=fields)
+            return
+        line = {
+            "level": "INFO",
+            "logger": access_log.name,
+            "message": "request",
+            "request_id": request_id,
+            "time": datetime.now(UTC).isoformat(),
+            **fields,
+        }
+        text = orjson.dumps(line).decode() + "\n"
+        with handler.lock or contextlib.nullcontext():
+            handler.stream.write(text)
+            handler.stream.flush()
+
+
+_ROOT_LOGGER = logging.getLogger()
+ACCESS_LOG = AccessLog()
 
 
 class BodyLimitExceeded(HTTPException):
@@ -99,9 +141,9 @@ class RequestEnvelope:
             elapsed = time.perf_counter() - started
             template = metrics.route_template(scope, root_path)
             metrics.observe_request(scope["method"], template, status_seen, elapsed)
-            access_log.info(
-                "request",
-                extra={
+            ACCESS_LOG.write(
+                request_id,
+                {
                     "method": scope["method"],
                     "path": scope["path"],
                     "route": template,
