@@ -33,7 +33,7 @@ from starlette.routing import Mount
 
 from leadflow.config import Settings
 from leadflow.main import create_app
-from leadflow.routing import RouteGroup
+from leadflow.routing import path_operations
 from tests.factories import (
     API,
     Actor,
@@ -65,11 +65,9 @@ class Endpoint:
 
 def _walk(routes: list[Any], prefix: str = "") -> Iterator[Endpoint]:
     """Every (method, path) of the app; included routers are nested in this FastAPI."""
-    for route in routes:
+    for route in path_operations(routes):
         included = getattr(route, "original_router", None)
-        if isinstance(route, RouteGroup):
-            yield from _walk(route.routes, prefix)
-        elif included is not None:
+        if included is not None:
             yield from _walk(included.routes, prefix + route.include_context.prefix)
         elif isinstance(route, Mount):
             yield Endpoint("MOUNT", prefix + route.path, route.name or "")
