@@ -228,7 +228,11 @@ class RequestEnvelope:
             await session.rollback()
             raise
         finally:
-            await session.close()
+            # A session that never began holds no connection (a read whose statements
+            # ran on connections lent from the pool): closing it would only cost a
+            # greenlet switch and its bookkeeping.
+            if session.in_transaction():
+                await session.close()
         return status
 
     @staticmethod
