@@ -40,6 +40,7 @@ from leadflow.routing import add_routes, index_routes
 from leadflow.rules import subscriptions as rules_subscriptions
 from leadflow.rules.router import router as rules_router
 from leadflow.security import SecurityHeaders
+from leadflow.webhooks import outbox as webhooks_outbox
 
 API_PREFIX = "/api/v1"
 
@@ -109,7 +110,10 @@ def _freeze_startup_objects() -> None:
 
 def subscribe_listeners() -> None:
     """Subscribe the packages that listen to domain events (`leadflow.events`): whatever
-    writes records (the API, the CLI) calls this first. Idempotent."""
+    writes records (the API, the CLI) calls this first. Idempotent. The outbox comes
+    first: an event's `data` is the record as the change left it, before any rule
+    reacting to the change writes again."""
+    webhooks_outbox.subscribe()
     deals_subscriptions.subscribe()
     rules_subscriptions.subscribe()
 
@@ -119,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every table must be known before the first query resolves a foreign key.
     assert models.Base.metadata.tables
     subscribe_listeners()
+    webhooks_outbox.subscribed_companies.configure(settings.webhook_cache_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
