@@ -41,6 +41,7 @@ from leadflow.rules import subscriptions as rules_subscriptions
 from leadflow.rules.router import router as rules_router
 from leadflow.security import SecurityHeaders
 from leadflow.webhooks import outbox as webhooks_outbox
+from leadflow.webhooks.router import router as webhooks_router
 
 API_PREFIX = "/api/v1"
 
@@ -75,6 +76,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     conversion_router,
     rules_router,
     capture_router,
+    webhooks_router,
 )
 
 

@@ -115,9 +115,7 @@ class WebhookDelivery(Base):
     )
     company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
     webhook_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook.id", ondelete="CASCADE"))
-    event_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("webhook_event.id", ondelete="CASCADE")
-    )
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_event.id", ondelete="CASCADE"))
     # The event's record: a later event of it waits while this one is open.
     entity_id: Mapped[uuid.UUID | None] = mapped_column()
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.pending.value)
@@ -135,9 +133,7 @@ class WebhookDelivery(Base):
 
     __table_args__ = (
         UniqueConstraint("webhook_id", "event_id"),
-        CheckConstraint(
-            "status IN ('pending', 'in_flight', 'succeeded', 'failed')", name="status"
-        ),
+        CheckConstraint("status IN ('pending', 'in_flight', 'succeeded', 'failed')", name="status"),
         # The worker's claim: open deliveries by due time.
         Index(
             "ix_webhook_delivery_due",

@@ -107,9 +107,7 @@ class SubscribedCompanies:
         if self._cache is not None and (known := self._cache.get(company_id)) is not None:
             return known
         found = bool(
-            (
-                await session.execute(_HAS_SUBSCRIPTION, {"company_id": company_id})
-            ).scalar_one()
+            (await session.execute(_HAS_SUBSCRIPTION, {"company_id": company_id})).scalar_one()
         )
         self.note(company_id, found)
         return found

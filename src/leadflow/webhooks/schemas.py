@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints
+
+from leadflow.schemas import Input, Output, Patch
+from leadflow.webhooks.models import DeliveryStatus
+
+MAX_EVENT_TYPES = 20
+
+
+class EventTypeFilter(enum.StrEnum):
+    """An event type a subscription receives: one type, every type of an entity
+    (`deal.*`), or every type (`*`). `webhook.test` is sent by `POST /webhooks/{id}/test`
+    whatever the subscription's types."""
+
+    all = "*"
+    lead_all = "lead.*"
+    lead_created = "lead.created"
+    lead_updated = "lead.updated"
+    lead_archived = "lead.archived"
+    lead_unarchived = "lead.unarchived"
+    lead_deleted = "lead.deleted"
+    lead_converted = "lead.converted"
+    deal_all = "deal.*"
+    deal_created = "deal.created"
+    deal_updated = "deal.updated"
+    deal_stage_changed = "deal.stage_changed"
+    deal_status_changed = "deal.status_changed"
+    deal_deleted = "deal.deleted"
+    deal_converted = "deal.converted"
+
+
+WebhookUrl = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=8, max_length=2000, pattern=r"^https?://"),
+    Field(
+        description=(
+            "Where events are POSTed. `https` only, unless the server allows `http` "
+            "(local mode); the address it resolves to must not be loopback, private, "
+            "link-local or a cloud metadata address. Redirects are not followed."
+        ),
+        examples=["https://hooks.example.com/leadflow"],
+    ),
+]
+EventTypes = Annotated[
+    list[EventTypeFilter],
+    Field(min_length=1, max_length=MAX_EVENT_TYPES, examples=[["deal.*", "lead.converted"]]),
+]
+
+
+class WebhookCreate(Input):
+    url: WebhookUrl
+    event_types: EventTypes
+    pipeline_id: uuid.UUID | None = Field(
+        default=None, description="Only events about deals in this pipeline."
+    )
+    owner_id: uuid.UUID | None = Field(
+        default=None, description="Only events about records this user owns."
+    )
+    enabled: bool = True
+
+
+# An omitted PATCH field (see `Patch`): absent means unchanged, null is refused.
+_UNSET: Any = None
+
+
+class WebhookUpdate(Patch):
+    """Only the fields sent change; `null` clears `pipeline_id` or `owner_id`."""
+
+    url: WebhookUrl = _UNSET
+    event_types: EventTypes = _UNSET
+    pipeline_id: uuid.UUID | None = None
+    owner_id: uuid.UUID | None = None
+    enabled: bool = Field(
+        default=_UNSET,
+        description="Enabling again a subscription the server disabled resumes its pending "
+        "deliveries.",
+    )
+
+
+class WebhookRead(Output):
+    id: uuid.UUID
+    url: str
+    event_types: list[EventTypeFilter]
+    pipeline_id: uuid.UUID | None
+    owner_id: uuid.UUID | None
+    enabled: bool
+    disabled_reason: str | None = Field(
+        description="Why the server disabled it: `gone` (the endpoint answered 410) or "
+        "`failing` (no success for 3 days); null otherwise."
+    )
+    created_by: uuid.UUID | None = Field(
+        description="Events are sent only about records this user may see."
+    )
+    last_delivery_at: datetime | None
+    last_status: int | None = Field(description="HTTP status of the last attempt.")
+    previous_secret_expires_at: datetime | None = Field(
+        description="After a rotation, until then each delivery is signed with both secrets."
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookWithSecret(WebhookRead):
+    signing_secret: str = Field(
+        description="`whsec_...`: shown this once. Verify `webhook-signature` with it "
+        "(Standard Webhooks)."
+    )
+
+
+class DeliveryRead(Output):
+    id: uuid.UUID
+    event_id: uuid.UUID = Field(description="Sent as `webhook-id`, the same on every attempt.")
+    event_type: str
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None = Field(description="Null once delivered or failed.")
+    last_attempt_at: datetime | None
+    last_status: int | None = Field(description="HTTP status of the last attempt.")
+    last_error: str | None
+    duration_ms: int | None = Field(description="Duration of the last attempt.")
+    delivered_at: datetime | None
+    created_at: datetime
+
+
+class ReplayRequest(Input):
+    since: datetime = Field(
+        description="Send again every event of the company since this time that this "
+        "subscription receives (at most 30 days back)."
+    )
+
+
+class ReplayAccepted(Output):
+    enqueued: int = Field(description="Deliveries made pending.")
+
+
+class TestSent(Output):
+    event_id: uuid.UUID
+    delivery_id: uuid.UUID
+
+
+def webhook_fields() -> tuple[str, ...]:
+    return tuple(WebhookRead.model_fields)
+
+
+def delivery_fields() -> tuple[str, ...]:
+    return tuple(DeliveryRead.model_fields)
