@@ -25,8 +25,12 @@ $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
-run: install ## migrate and serve on HOST:PORT (embedded PostgreSQL unless DATABASE_URL is set)
-	$(BIN)/leadflow serve --host $(HOST) --port $(PORT)
+run: install ## migrate and serve on HOST:PORT with the worker inside (embedded PostgreSQL unless DATABASE_URL is set)
+	$(BIN)/leadflow serve --worker --host $(HOST) --port $(PORT)
+
+.PHONY: worker
+worker: install ## a worker process alone (webhook deliveries), beside `leadflow serve`
+	$(BIN)/leadflow worker
 
 test: dev ## the whole suite (embedded PostgreSQL unless DATABASE_URL is set)
 	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)

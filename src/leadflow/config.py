@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     webhook_allow_local_targets: bool = False
     # The in-process worker of `leadflow serve --worker` (what `make run` starts).
     run_worker: bool = False
+    # Seconds the worker waits after a round that found nothing due.
+    worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
 
     @property
     def webhooks_allow_http(self) -> bool:

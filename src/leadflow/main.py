@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware.cors import CORSMiddleware
 
 from leadflow import errors, idempotency, models, openapi, ops
@@ -120,6 +122,25 @@ def subscribe_listeners() -> None:
     rules_subscriptions.subscribe()
 
 
+def _start_worker(
+    engine: AsyncEngine, settings: Settings
+) -> tuple[asyncio.Task[None], asyncio.Event]:
+    """The worker inside this process (`leadflow serve --worker`), on the app's engine."""
+    from leadflow.worker import make_worker
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(make_worker(engine, settings).run(stop), name="leadflow-worker")
+    return task, stop
+
+
+async def _stop_worker(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """Let the round in progress finish (its sends time out after 10 s); a delivery cut
+    short stays claimed until its lease ends and is then sent again."""
+    stop.set()
+    with suppress(TimeoutError, asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=15)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # Every table must be known before the first query resolves a foreign key.
@@ -155,9 +176,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.session_factory = make_session_factory(engine)
         app.state.reader_factory = make_reader_factory(engine)
         _freeze_startup_objects()
+        worker = _start_worker(engine, settings) if settings.run_worker else None
         try:
             yield
         finally:
+            if worker is not None:
+                await _stop_worker(*worker)
             await engine.dispose()
 
     app = FastAPIOffline(

@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import httpx
+import pytest
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tests.factories import API, create_company, create_lead, create_pipeline, create_user
+from leadflow.config import Settings
+from tests.factories import (
+    API,
+    OPERATOR_TOKEN,
+    create_company,
+    create_lead,
+    create_pipeline,
+    create_user,
+)
 
 HOOK = {"url": "https://hooks.example.com/in", "event_types": ["lead.*"]}
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """As deployed: https only, no local targets."""
+    return Settings(
+        database_url=None,
+        admin_token=OPERATOR_TOKEN,
+        log_json=False,
+        secret_key=SecretStr("webhook-tests-server-key-0123456789abcdef"),
+        webhook_allow_http=False,
+        webhook_allow_local_targets=False,
+    )
 
 
 async def test_the_secret_is_shown_once_and_stored_sealed(
@@ -59,6 +82,7 @@ async def test_urls_and_filters_are_checked(client: httpx.AsyncClient) -> None:
     other_pipeline = await create_pipeline(client, other)
     for url in (
         "ftp://example.com/x",
+        "http://hooks.example.com/x",
         "https://127.0.0.1/x",
         "https://10.1.2.3/x",
         "https://169.254.169.254/latest",

@@ -125,6 +125,8 @@ subscribed_companies = SubscribedCompanies()
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)  # amounts as the API spells them: text with their decimals
+    if isinstance(value, uuid.UUID):
+        return str(value)  # the driver's own UUID class, which orjson does not know
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
