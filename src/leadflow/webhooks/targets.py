@@ -77,17 +77,17 @@ def refused_reason(address: IPAddress, *, allow_local: bool) -> str | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     if address in METADATA_ADDRESSES:
-        return f"{address} is a cloud metadata address"
+        return "a cloud metadata address"
     if address.is_multicast or address.is_unspecified:
-        return f"{address} is not a unicast address"
+        return "not a unicast address"
     if allow_local:
         return None
     if address.is_loopback:
-        return f"{address} is a loopback address"
+        return "a loopback address"
     if address.is_link_local:
-        return f"{address} is a link-local address"
+        return "a link-local address"
     if address.is_private or not address.is_global:
-        return f"{address} is a private address"
+        return "a private address"
     return None
 
 
@@ -96,7 +96,7 @@ def check_saved(url: str, *, allow_http: bool, allow_local: bool) -> Target:
     target = parse(url, allow_http=allow_http)
     address = literal_address(target.host)
     if address is not None and (reason := refused_reason(address, allow_local=allow_local)):
-        raise TargetRefused(f"Webhooks are not sent to {reason}.")
+        raise TargetRefused(f"Webhooks are not sent to {address}: {reason}.")
     if not allow_local and target.host.lower() in ("localhost", "localhost.localdomain"):
         raise TargetRefused("Webhooks are not sent to localhost.")
     return target
@@ -125,5 +125,6 @@ async def resolve(target: Target, *, allow_local: bool, resolver: Resolver) -> I
         raise TargetRefused(f"{target.host} does not resolve")
     for address in found:
         if reason := refused_reason(address, allow_local=allow_local):
-            raise TargetRefused(f"refused: {target.host} resolves to {reason}")
+            named = "" if literal is not None else f"{target.host} resolves to "
+            raise TargetRefused(f"refused: {named}{address}: {reason}")
     return found[0]
