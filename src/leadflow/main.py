@@ -43,6 +43,7 @@ from leadflow.rules import subscriptions as rules_subscriptions
 from leadflow.rules.router import router as rules_router
 from leadflow.security import SecurityHeaders
 from leadflow.webhooks import outbox as webhooks_outbox
+from leadflow.webhooks.docs import describe_webhooks
 from leadflow.webhooks.router import router as webhooks_router
 
 API_PREFIX = "/api/v1"
@@ -201,6 +202,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_routes(app, API_ROUTERS, prefix=API_PREFIX)
     add_routes(app, [capture_pages_router])
     index_routes(app)
+    describe_webhooks(app)
     app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
     errors.install_error_handlers(app)
     idempotency.install(app)

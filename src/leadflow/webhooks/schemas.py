@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
+from leadflow.deals.schemas import DealRead
+from leadflow.leads.schemas import LeadRead
 from leadflow.schemas import Input, Output, Patch
 from leadflow.webhooks.models import DeliveryStatus
 
@@ -150,3 +152,55 @@ def webhook_fields() -> tuple[str, ...]:
 
 def delivery_fields() -> tuple[str, ...]:
     return tuple(DeliveryRead.model_fields)
+
+
+# The payloads of the events (documented as the OpenAPI document's `webhooks`).
+
+
+class ChangeSourceName(enum.StrEnum):
+    api = "api"
+    capture = "capture"
+    rule = "rule"
+    import_ = "import"
+    system = "system"
+
+
+class EventPayload(Output):
+    """What every delivery POSTs (`application/json`), signed per Standard Webhooks."""
+
+    id: uuid.UUID = Field(
+        description="The event's id (UUIDv7), also sent as `webhook-id`: the same on every "
+        "attempt and replay, so a receiver dedupes on it."
+    )
+    type: str = Field(examples=["deal.stage_changed"])
+    occurred_at: datetime
+    company_id: uuid.UUID
+    user_id: uuid.UUID | None = Field(description="Who made the change; null for the system.")
+    change_source: ChangeSourceName
+    entity: str = Field(examples=["deal"])
+    entity_id: uuid.UUID | None
+    previous: dict[str, Any] | None = Field(
+        description="For a change, the changed fields' values before it, under the API's "
+        "field names; for a deletion, the record as the last event about it showed it; "
+        "null for a creation."
+    )
+    related: dict[str, str | None] | None = Field(
+        default=None,
+        description="For a conversion: `deal_id` (or `lead_id`), `conversion_id`, `rule_id`.",
+    )
+
+
+class LeadEventPayload(EventPayload):
+    data: LeadRead | None = Field(
+        description="The lead as `GET /leads/{id}` shows it after the change; null when deleted."
+    )
+
+
+class DealEventPayload(EventPayload):
+    data: DealRead | None = Field(
+        description="The deal as `GET /deals/{id}` shows it after the change; null when deleted."
+    )
+
+
+class TestEventPayload(EventPayload):
+    data: dict[str, str] = Field(description="`webhook_id`: the subscription tested.")
