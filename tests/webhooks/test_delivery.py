@@ -366,3 +366,27 @@ async def test_test_event_retry_and_rotation_signing_with_both_secrets(
 
 def _seconds(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+async def test_metrics_show_the_queue_and_the_outcomes(
+    live_client: httpx.AsyncClient, receiver: Receiver, worker: DeliveryLoop
+) -> None:
+    client = live_client
+    admin = await create_company(client)
+    await subscribe(client, admin, receiver, "/metered")
+    await create_lead(client, admin)
+    before = _metric((await client.get("/metrics")).text, 'outcome="succeeded"')
+    pending = _metric(
+        (await client.get("/metrics")).text, 'leadflow_webhook_queue_depth{status="pending"}'
+    )
+    assert pending >= 1
+    await drain(worker)
+    after = _metric((await client.get("/metrics")).text, 'outcome="succeeded"')
+    assert after == before + 1
+
+
+def _metric(exposition: str, fragment: str) -> float:
+    for line in exposition.splitlines():
+        if fragment in line and not line.startswith("#"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
