@@ -83,6 +83,10 @@ bench-capture: install ## signed captures/s at concurrency 16 vs a raw asyncpg i
 bench-checkout: install ## a pool checkout with pool_pre_ping vs the closed-connection check
 	$(BIN)/python bench/pool_checkout.py $(BENCH_ARGS)
 
+.PHONY: bench-webhooks
+bench-webhooks: install ## POST /leads and conversion p50 with vs without a webhook subscription; deliveries/s of one worker
+	$(BIN)/python -m bench.webhooks $(BENCH_ARGS)
+
 .PHONY: bench-rules
 bench-rules: install ## marking an activity done with 0 and with 50 enabled conversion rules
 	$(BIN)/python -m bench.rules $(BENCH_ARGS)
