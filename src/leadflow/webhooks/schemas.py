@@ -37,9 +37,16 @@ class EventTypeFilter(enum.StrEnum):
     deal_converted = "deal.converted"
 
 
+# http(s), a host name or IPv4 address (no credentials), an optional port, then printable
+# ASCII: what the document can state. Whether the scheme and the address are allowed
+# depends on the server's settings (422 `refused_target`).
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+URL_PATTERN = rf"^https?://{_LABEL}(?:\.{_LABEL})*\.?(?::{_PORT})?(?:[/?#][!-~]*)?$"
+
 WebhookUrl = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=8, max_length=2000, pattern=r"^https?://"),
+    StringConstraints(strip_whitespace=True, min_length=8, max_length=2000, pattern=URL_PATTERN),
     Field(
         description=(
             "Where events are POSTed. `https` only, unless the server allows `http` "

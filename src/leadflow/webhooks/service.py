@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.capture.signing import new_signing_secret
 from leadflow.config import Settings
 from leadflow.db import new_id
-from leadflow.errors import InvalidInput, NotFound, UnknownReference, found
+from leadflow.errors import REFUSED_TARGET, InvalidInput, NotFound, UnknownReference, found
 from leadflow.sealing import Sealer, Unsealable, server_key
 from leadflow.tenancy import Caller
 from leadflow.webhooks import outbox, targets
@@ -91,7 +91,7 @@ def _check_url(url: str, settings: Settings) -> None:
             allow_local=settings.webhook_allow_local_targets,
         )
     except targets.TargetRefused as exc:
-        raise InvalidInput(["body", "url"], str(exc)) from exc
+        raise InvalidInput(["body", "url"], str(exc), REFUSED_TARGET) from exc
 
 
 async def _check_references(
