@@ -159,6 +159,16 @@ async def _work(url: str, settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        from leadflow.metrics import REGISTRY
+
+        # The delivery outcomes and durations this process counts; the queue depth is
+        # on the API's /metrics (read from the database).
+        start_http_server(
+            settings.worker_metrics_port, addr=settings.worker_metrics_host, registry=REGISTRY
+        )
     log.info("worker started (database %s)", describe(url))
     try:
         await make_worker(engine, settings).run(stop)

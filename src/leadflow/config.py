@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     run_worker: bool = False
     # Seconds the worker waits after a round that found nothing due.
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # `leadflow worker` serves its own Prometheus metrics (delivery outcomes, durations)
+    # on this port; 0: none (`leadflow serve --worker` counts them on the API's /metrics).
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
 
     @property
     def webhooks_allow_http(self) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ def start_worker(database_url: str, settings: Settings) -> Iterator[object]:
     started: list[subprocess.Popen[bytes]] = []
     assert settings.secret_key is not None
 
-    def start() -> subprocess.Popen[bytes]:
+    def start(**extra: str) -> subprocess.Popen[bytes]:
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
@@ -36,6 +37,7 @@ def start_worker(database_url: str, settings: Settings) -> Iterator[object]:
             "LEADFLOW_WEBHOOK_ALLOW_LOCAL_TARGETS": "true",
             "LEADFLOW_WORKER_POLL_SECONDS": "0.1",
             "LEADFLOW_LOG_JSON": "false",
+            **extra,
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "leadflow.cli", "worker", "--no-migrate"],
@@ -51,6 +53,13 @@ def start_worker(database_url: str, settings: Settings) -> Iterator[object]:
         if process.poll() is None:
             process.kill()
         process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 async def _until(condition: object, what: str) -> None:
@@ -86,7 +95,8 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(
             text("UPDATE webhook_delivery SET locked_until = now() WHERE webhook_id = :id"),
             {"id": hook["id"]},
         )
-    start_worker()
+    metrics_port = free_port()
+    start_worker(LEADFLOW_WORKER_METRICS_PORT=str(metrics_port))
 
     async def delivered() -> bool:
         [one] = await deliveries(client, admin, hook["id"])
@@ -100,3 +110,6 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(
     assert ids == {held["event_id"]}  # a receiver deduping on webhook-id has it once
     [done] = await deliveries(client, admin, hook["id"])
     assert done["attempts"] == 2
+    async with httpx.AsyncClient() as scraper:  # the worker's own metrics
+        exposition = (await scraper.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+    assert 'leadflow_webhook_deliveries_total{outcome="succeeded"} 1.0' in exposition
