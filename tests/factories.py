@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+
+from leadflow.job_kinds import job_loop
 
 OPERATOR_TOKEN = "test-operator-token"
 OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
@@ -136,3 +139,25 @@ async def create_deal(
     """A deal; without `stage_id`/`pipeline_id` it lands in the default pipeline's first stage."""
     body: dict[str, Any] = {"title": title or f"Deal {uuid.uuid4().hex[:6]}", **fields}
     return await _created(client, actor, "/deals", body)
+
+
+async def run_jobs(app: FastAPI) -> int:
+    """Run the worker's jobs on the app's sessions until none is due; how many ran."""
+    loop = job_loop(app.state.session_factory)
+    ran = 0
+    while await loop.run_once():
+        ran += 1
+    return ran
+
+
+async def run_job_of(
+    client: httpx.AsyncClient, app: FastAPI, actor: Actor, response: httpx.Response
+) -> dict[str, Any]:
+    """The job a 202 answered, run by the worker to its end, as `GET /jobs/{id}` then
+    shows it."""
+    assert response.status_code == 202, response.text
+    await run_jobs(app)
+    job = await client.get(response.headers["location"], headers=actor.headers)
+    assert job.status_code == 200, job.text
+    answer: dict[str, Any] = job.json()
+    return answer

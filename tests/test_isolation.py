@@ -106,6 +106,7 @@ BUILDERS: dict[str, str] = {
     "form_id": "form",
     "webhook_id": "webhook",
     "delivery_id": "delivery",
+    "job_id": "job",
     "rest": "rest",
 }
 
@@ -266,6 +267,8 @@ OWNER_SCENARIO_EXCLUDED_PARAMS = {
     "form_id": "forms have no visible_to (admin-managed)",
     "webhook_id": "webhook subscriptions have no visible_to (admin-managed)",
     "delivery_id": "webhook deliveries belong to an admin-managed subscription",
+    "job_id": "jobs have no visible_to: their starter and the company's admins see them "
+    "(tests/jobs/test_jobs.py)",
 }
 
 
@@ -395,6 +398,8 @@ async def _build_world(
     )
     test_sent = await client.post(f"{API}/webhooks/{webhook['id']}/test", headers=admin.headers)
     assert test_sent.status_code == 202, test_sent.text
+    applied = await client.post(f"{API}/conversion-rules/{rule['id']}/apply", headers=admin.headers)
+    assert applied.status_code == 202, applied.text
     return {
         "admin": admin.user_id,
         "owner": (owner or admin).user_id,
@@ -421,6 +426,7 @@ async def _build_world(
         "rule": rule["id"],
         "webhook": webhook["id"],
         "delivery": test_sent.json()["delivery_id"],
+        "job": applied.json()["id"],
         "rest": "anything",
         "mark": mark,
     }

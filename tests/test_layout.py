@@ -27,6 +27,10 @@ COMMITS_ALLOWED = {
     ("leadflow/webhooks/delivery.py", "DeliveryLoop.record"): (
         "the worker's record of one delivery's outcome, outside any request"
     ),
+    ("leadflow/jobs/runner.py", "JobLoop.run_once"): "the job runner: a job's claim",
+    ("leadflow/jobs/runner.py", "JobLoop._run"): "the job runner: each chunk with its progress",
+    ("leadflow/jobs/runner.py", "JobLoop._end"): "the job runner: a job's end",
+    ("leadflow/jobs/runner.py", "JobLoop._schedule"): "the job runner: periodic jobs enqueued",
 }
 _SQL_COMMIT = re.compile(r"^\s*(COMMIT|END|RELEASE)\b", re.IGNORECASE)
 
@@ -114,7 +118,16 @@ class Repository:
 # Calls flow down (events flow up), and each record has one writer.
 
 # Packages below rule evaluation and conversion: they publish events, never call up.
-LOWER_PACKAGES = ("leads", "activities", "capture", "deals", "contacts", "pipelines", "products")
+LOWER_PACKAGES = (
+    "leads",
+    "activities",
+    "capture",
+    "deals",
+    "contacts",
+    "pipelines",
+    "products",
+    "jobs",
+)
 HIGHER = ("leadflow.rules", "leadflow.conversion")
 
 # Each record's table and the one package (or module) that inserts, updates or deletes it.

@@ -1,7 +1,7 @@
 """outgoing webhooks
 
 Revision ID: 0007_webhooks
-Revises: 0006
+Revises: 0009_jobs
 Create Date: 2026-12-04 14:18:03.584969
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0007_webhooks"
-down_revision: str | None = "0006"
+down_revision: str | None = "0009_jobs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

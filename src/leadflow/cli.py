@@ -26,6 +26,7 @@ from leadflow.localdb import (
     migrate,
 )
 from leadflow.logs import configure_logging
+from leadflow.worker import KINDS
 
 log = logging.getLogger("leadflow.cli")
 
@@ -136,21 +137,21 @@ def _print_banner(host: str, port: int, token: str) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Deliver webhooks (and, later, run jobs) until SIGTERM or Ctrl-C."""
+    """Deliver webhooks and run jobs until SIGTERM or Ctrl-C."""
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
     url, embedded = _resolve_database(settings)
     try:
         if not args.no_migrate:
             migrate(url)
-        asyncio.run(_work(url, settings))
+        asyncio.run(_work(url, settings, args.only or KINDS))
     finally:
         if embedded is not None:
             embedded.stop()
     return 0
 
 
-async def _work(url: str, settings: Settings) -> None:
+async def _work(url: str, settings: Settings, kinds: Sequence[str]) -> None:
     from leadflow.db import make_engine
     from leadflow.worker import make_worker
 
@@ -171,7 +172,7 @@ async def _work(url: str, settings: Settings) -> None:
         )
     log.info("worker started (database %s)", describe(url))
     try:
-        await make_worker(engine, settings).run(stop)
+        await make_worker(engine, settings, kinds).run(stop)
     finally:
         await engine.dispose()
     log.info("worker stopped")
@@ -258,14 +259,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
     serve.add_argument("--no-migrate", action="store_true")
     serve.add_argument(
-        "--worker", action="store_true", help="also run the worker (webhook deliveries) inside"
+        "--worker", action="store_true", help="also run the worker (webhooks, jobs) inside"
     )
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser(
-        "worker", help="deliver webhooks (several workers may run; embedded DB when unset)"
+        "worker", help="deliver webhooks, run jobs (several may run; embedded DB when unset)"
     )
     worker.add_argument("--no-migrate", action="store_true")
+    worker.add_argument(
+        "--only",
+        action="append",
+        choices=KINDS,
+        help="run only this kind of work (repeatable; default: all)",
+    )
     worker.set_defaults(func=cmd_worker)
 
     sub.add_parser("migrate", help="apply the database migrations").set_defaults(func=cmd_migrate)

@@ -54,10 +54,6 @@ class Settings(BaseSettings):
     # Deal files: stored under random keys in this directory (local storage).
     files_dir: Path = Path(".data/files")
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
-    # Most inbox leads one `POST /conversion-rules/{id}/apply` may change: it runs in the
-    # request's one transaction (under the statement and idle timeouts); a rule matching
-    # more is refused (409 apply-limit-exceeded) until applying runs as a job.
-    rule_apply_max_leads: int = Field(default=1_000, ge=1, le=100_000)
     default_phone_region: str | None = Field(default=None, min_length=2, max_length=2)
     log_level: str = "INFO"
     log_json: bool = True

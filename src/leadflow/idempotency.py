@@ -190,9 +190,15 @@ async def claim(request: Request, session: AsyncSession, company_id: uuid.UUID |
     )
 
 
-async def purge_expired(session: AsyncSession) -> int:
+async def purge_expired(session: AsyncSession, limit: int) -> int:
+    """At most `limit` records past RETENTION (a periodic job of the worker's)."""
+    expired = (
+        select(IdempotencyRecord.id)
+        .where(IdempotencyRecord.created_at < func.now() - RETENTION)
+        .limit(limit)
+    )
     result = await session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < func.now() - RETENTION)
+        delete(IdempotencyRecord).where(IdempotencyRecord.id.in_(expired))
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 

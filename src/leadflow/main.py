@@ -32,6 +32,7 @@ from leadflow.deals.files import router as deal_files_router
 from leadflow.deals.line_items.router import router as deal_products_router
 from leadflow.deals.participants import router as deal_participants_router
 from leadflow.deals.router import router as deals_router
+from leadflow.jobs.router import router as jobs_router
 from leadflow.leads.router import labels_router as lead_labels_router
 from leadflow.leads.router import router as leads_router
 from leadflow.logs import configure_logging
@@ -80,6 +81,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     rules_router,
     capture_router,
     webhooks_router,
+    jobs_router,
 )
 
 

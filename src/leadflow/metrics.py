@@ -91,3 +91,25 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
 
 def exposition() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+JOBS = Counter(
+    "leadflow_jobs_total",
+    "Jobs ended by this process, by kind and outcome (done, cancelled, failed).",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+JOB_DURATION = Histogram(
+    "leadflow_job_duration_seconds",
+    "Time a worker ran a job, from its claim to its end (one run: a resumed job counts its "
+    "last run), by kind.",
+    ["kind"],
+    buckets=(0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0),
+    registry=REGISTRY,
+)
+
+
+def observe_job(kind: str, outcome: str, seconds: float) -> None:
+    JOBS.labels(kind, outcome).inc()
+    if outcome != "failed":
+        JOB_DURATION.labels(kind).observe(seconds)

@@ -8,6 +8,7 @@ from leadflow.conversion.models import Conversion
 from leadflow.db import Base
 from leadflow.deals.models import Deal, DealChange, DealFile, DealParticipant, DealProduct
 from leadflow.idempotency import IdempotencyRecord
+from leadflow.jobs.models import Job
 from leadflow.leads.models import Lead, LeadLabel, LeadReadiness
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.products.models import Product
@@ -29,6 +30,7 @@ __all__ = [
     "DealProduct",
     "Form",
     "IdempotencyRecord",
+    "Job",
     "Lead",
     "LeadLabel",
     "LeadReadiness",

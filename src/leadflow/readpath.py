@@ -123,11 +123,14 @@ def money(row: Any) -> dict[str, Any] | None:
     return None if amount is None or currency is None else {"amount": amount, "currency": currency}
 
 
-def json_response(content: Any, status_code: int = 200) -> Response:
+def json_response(
+    content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     """`content` (dicts, lists, str, uuid, datetime, date, orjson fragments) as JSON."""
     return Response(
         orjson.dumps(content, option=_OPTIONS),
         status_code=status_code,
+        headers=headers,
         media_type="application/json",
     )
 

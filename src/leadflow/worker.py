@@ -2,10 +2,11 @@
 
 `leadflow worker` runs it as its own process; `leadflow serve --worker` (what `make run`
 starts) runs it inside the API process, on the app's engine. Each kind of work is a
-`Loop` (today the webhook deliveries; a job runner is another loop beside it): the
-worker runs each loop's rounds one after the other, and sleeps `poll_seconds` after a
-round that found nothing. Several workers may run at once: every loop claims its work
-with `FOR UPDATE SKIP LOCKED`.
+`Loop`: the webhook deliveries (`leadflow.webhooks.delivery`) and the jobs
+(`leadflow.jobs.runner`, with the periodic purges). The worker runs each loop's rounds
+one after the other, concurrently with the other loops, and a loop sleeps
+`poll_seconds` after a round that found nothing. Several workers may run at once: every
+loop claims its work with `FOR UPDATE SKIP LOCKED`.
 """
 
 from __future__ import annotations
@@ -62,10 +63,21 @@ class Worker:
                     await asyncio.wait_for(stop.wait(), pause)
 
 
-def make_worker(engine: AsyncEngine, settings: Settings) -> Worker:
-    """The worker with every loop of the application."""
+# The kinds of work a worker may be limited to (`leadflow worker --only ...`).
+KINDS = ("webhooks", "jobs")
+
+
+def make_worker(engine: AsyncEngine, settings: Settings, kinds: Sequence[str] = KINDS) -> Worker:
+    """The worker with the loops of these kinds of work (all by default), so that
+    deliveries and jobs can be scaled apart."""
+    from leadflow.db import make_session_factory
+    from leadflow.job_kinds import job_loop
     from leadflow.webhooks.delivery import DeliveryLoop
     from leadflow.webhooks.service import keys_from_settings
 
-    loops: list[Loop] = [DeliveryLoop(engine, settings, keys_from_settings(settings))]
+    loops: list[Loop] = []
+    if "webhooks" in kinds:
+        loops.append(DeliveryLoop(engine, settings, keys_from_settings(settings)))
+    if "jobs" in kinds:
+        loops.append(job_loop(make_session_factory(engine)))
     return Worker(loops, poll_seconds=settings.worker_poll_seconds)

@@ -324,9 +324,8 @@ async def test_conversion_into_an_existing_open_deal_makes_no_new_deal(
     response = await _convert(client, admin, lead["id"], {"deal_id": deal["id"]})
     assert response.status_code == 201, response.text
     assert response.json()["deal"]["id"] == deal["id"]
-    # The company's deals only: tests with real commits (live_client) leave others.
     company_deals = select(func.count()).where(Deal.company_id == uuid.UUID(admin.company_id))
-    assert await connection.scalar(company_deals) == 1
+    assert await connection.scalar(company_deals) == 1, "only this company's: others commit"
     assert (
         await connection.scalar(select(func.count()).where(Note.deal_id == uuid.UUID(deal["id"])))
         == 1

@@ -3,9 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tests.conftest import Statements
 from tests.factories import (
     API,
     Actor,
@@ -94,7 +95,7 @@ async def test_board_shows_only_deals_the_caller_may_see(client: httpx.AsyncClie
 
 
 async def test_board_runs_the_same_number_of_queries_whatever_the_number_of_stages(
-    client: httpx.AsyncClient, connection: AsyncConnection
+    client: httpx.AsyncClient, statements: Statements
 ) -> None:
     admin = await create_company(client)
     small = await create_pipeline(client, admin)
@@ -105,22 +106,11 @@ async def test_board_runs_the_same_number_of_queries_whatever_the_number_of_stag
             await create_deal(client, admin, stage_id=stage["id"])
             await create_deal(client, admin, stage_id=stage["id"])
 
-    statements: list[str] = []
-
-    def count(*args: Any) -> None:
-        statements.append(args[2])
-
-    sync = connection.sync_connection
-    assert sync is not None
     counts = []
     for pipeline in (small, large):
-        statements.clear()
-        event.listen(sync, "before_cursor_execute", count)
-        try:
-            await _board(client, admin, pipeline["id"])
-        finally:
-            event.remove(sync, "before_cursor_execute", count)
-        counts.append(len([s for s in statements if "deal" in s.lower()]))
+        before = len(statements.of())
+        await _board(client, admin, pipeline["id"])
+        counts.append(len([s for s, _ in statements.of()[before:] if "deal" in s.lower()]))
     assert counts[0] == counts[1]
 
 
@@ -169,7 +159,7 @@ async def test_board_of_unknown_pipeline_is_404(client: httpx.AsyncClient) -> No
 
 
 async def test_board_totals_walk_only_the_pipelines_stages(
-    client: httpx.AsyncClient, connection: AsyncConnection
+    client: httpx.AsyncClient, connection: AsyncConnection, statements: Statements
 ) -> None:
     """The board's count and totals per stage walk a stage index, not every deal of the
     company (ix_deal_open) nor the table, for an admin and for a regular user, while the
@@ -208,22 +198,15 @@ async def test_board_totals_walk_only_the_pipelines_stages(
         ],
     )
     await connection.execute(text("ANALYZE deal"))
-    captured: list[tuple[str, Any]] = []
-
-    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "count(*)" in statement and "GROUP BY deal.stage_id" in statement:
-            captured.append((statement, parameters))
-
     for actor in (admin, regular):
-        sync = connection.sync_connection
-        assert sync is not None
-        event.listen(sync, "before_cursor_execute", capture)
-        try:
-            board = await _board(client, actor, pipeline["id"])
-        finally:
-            event.remove(sync, "before_cursor_execute", capture)
+        before = len(statements.of())
+        board = await _board(client, actor, pipeline["id"])
         assert board["stages"][0]["count"] == 301  # 300 open of the 400, and one more
-        statement, parameters = captured[-1]
+        statement, parameters = [
+            (sql, args)
+            for sql, args in statements.of()[before:]
+            if "count(*)" in sql and "GROUP BY deal.stage_id" in sql
+        ][-1]
         plan = (
             await connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
         ).scalar()[0]["Plan"]

@@ -6,10 +6,11 @@ import uuid
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tests.factories import API, Actor
+from tests.factories import API, Actor, run_job_of
 
 RULES = f"{API}/conversion-rules"
 
@@ -83,3 +84,14 @@ async def table_counts(connection: AsyncConnection) -> dict[str, int]:
         or 0
     )
     return counts
+
+
+async def apply(
+    client: httpx.AsyncClient, app: FastAPI, admin: Actor, rule_id: str
+) -> dict[str, Any]:
+    """`POST /conversion-rules/{id}/apply`, its job run to the end: the job's result."""
+    response = await client.post(f"{RULES}/{rule_id}/apply", headers=admin.headers)
+    job = await run_job_of(client, app, admin, response)
+    assert job["state"] == "done", job
+    result: dict[str, Any] = job["result"]
+    return result

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,6 +28,7 @@ from tests.factories import (
 from tests.rules.helpers import (
     RULES,
     add_activity,
+    apply,
     create_rule,
     get_lead,
     mark_done,
@@ -259,7 +261,9 @@ async def test_disabled_rules_do_nothing_and_disabling_clears_readiness(
     assert await readiness(client, admin, lead["id"]) == []
 
 
-async def test_rules_never_see_another_companys_leads(client: httpx.AsyncClient) -> None:
+async def test_rules_never_see_another_companys_leads(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
     ours = await create_company(client)
     theirs = await create_company(client)
     rule = await create_rule(client, ours, {"type": "source_is", "source": "manual"})
@@ -274,8 +278,7 @@ async def test_rules_never_see_another_companys_leads(client: httpx.AsyncClient)
     for rule_id in (rule["id"], convert["id"]):
         dry = await client.post(f"{RULES}/{rule_id}/dry-run", headers=ours.headers)
         assert dry.json() == {"matches": 0, "data": []}
-        applied = await client.post(f"{RULES}/{rule_id}/apply", headers=ours.headers)
-        assert applied.json()["matched"] == 0
+        assert (await apply(client, app, ours, rule_id))["matched"] == 0
     assert await readiness(client, theirs, their_lead["id"]) == []
     assert (await get_lead(client, theirs, their_other["id"])).status_code == 200
     for path in (f"{RULES}/{rule['id']}", f"{RULES}/{rule['id']}/dry-run"):

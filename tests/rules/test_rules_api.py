@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from leadflow.config import Settings
 from leadflow.rules import service
 from tests.factories import (
     API,
@@ -21,8 +21,10 @@ from tests.factories import (
     create_pipeline,
     create_stage,
     create_user,
+    run_job_of,
+    run_jobs,
 )
-from tests.rules.helpers import RULES, create_rule, get_lead, readiness, table_counts
+from tests.rules.helpers import RULES, apply, create_rule, get_lead, readiness, table_counts
 
 SOURCE_MANUAL = {"type": "source_is", "source": "manual"}
 
@@ -193,7 +195,7 @@ async def test_dry_run_sees_only_leads_visible_to_the_caller(client: httpx.Async
 
 
 async def test_apply_marks_the_existing_inbox_ready_in_batches(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(service, "APPLY_BATCH", 2)
     admin = await create_company(client)
@@ -204,19 +206,21 @@ async def test_apply_marks_the_existing_inbox_ready_in_batches(
     assert all([await readiness(client, admin, lead["id"]) == [] for lead in leads])
     await client.patch(f"{API}/leads/{leads[0]['id']}", json={"title": "x"}, headers=admin.headers)
 
-    response = await client.post(f"{RULES}/{rule['id']}/apply", headers=admin.headers)
+    applied = await apply(client, app, admin, rule["id"])
 
-    assert response.status_code == 200, response.text
-    assert response.json() == {"matched": 5, "marked_ready": 4, "converted": 0, "blocked": 0}
+    assert applied == {"matched": 5, "marked_ready": 4, "converted": 0, "blocked": 0}
     for lead in leads:
         [ready] = await readiness(client, admin, lead["id"])
         assert ready["rule_id"] == rule["id"]
-    again = await client.post(f"{RULES}/{rule['id']}/apply", headers=admin.headers)
-    assert again.json() == {"matched": 5, "marked_ready": 0, "converted": 0, "blocked": 0}
+    again = await apply(client, app, admin, rule["id"])
+    assert again == {"matched": 5, "marked_ready": 0, "converted": 0, "blocked": 0}
 
 
 async def test_apply_converts_the_inbox_and_marks_the_blocked_ones_ready(
-    client: httpx.AsyncClient, connection: AsyncConnection, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    connection: AsyncConnection,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(service, "APPLY_BATCH", 3)
     admin = await create_company(client)
@@ -232,10 +236,9 @@ async def test_apply_converts_the_inbox_and_marks_the_blocked_ones_ready(
     assert disabled.json()["type"].endswith("/conversion-rule-disabled")
     await client.patch(f"{RULES}/{rule['id']}", json={"enabled": True}, headers=admin.headers)
 
-    response = await client.post(f"{RULES}/{rule['id']}/apply", headers=admin.headers)
+    applied = await apply(client, app, admin, rule["id"])
 
-    assert response.status_code == 200, response.text
-    assert response.json() == {"matched": 5, "marked_ready": 0, "converted": 4, "blocked": 1}
+    assert applied == {"matched": 5, "marked_ready": 0, "converted": 4, "blocked": 1}
     for lead in leads:
         assert (await get_lead(client, admin, lead["id"])).status_code == 410
     reasons = {
@@ -254,13 +257,13 @@ async def test_apply_converts_the_inbox_and_marks_the_blocked_ones_ready(
 
 
 async def test_apply_uses_the_open_deal_slots_left_and_blocks_the_rest(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, app: FastAPI
 ) -> None:
     admin = await create_company(client, max_open_deals=2)
     leads = [await create_lead(client, admin, source="manual") for _ in range(3)]
     rule = await create_rule(client, admin, SOURCE_MANUAL, action="convert")
-    response = await client.post(f"{RULES}/{rule['id']}/apply", headers=admin.headers)
-    assert response.json() == {"matched": 3, "marked_ready": 0, "converted": 2, "blocked": 1}
+    applied = await apply(client, app, admin, rule["id"])
+    assert applied == {"matched": 3, "marked_ready": 0, "converted": 2, "blocked": 1}
     reasons = [
         [r["blocked_reason"] for r in await readiness(client, admin, lead["id"])]
         for lead in leads
@@ -269,18 +272,26 @@ async def test_apply_uses_the_open_deal_slots_left_and_blocks_the_rest(
     assert reasons == [["open-deal-limit"]]
 
 
-async def test_apply_commits_with_the_request_under_real_transactions(
-    live_client: httpx.AsyncClient, engine: Any, monkeypatch: pytest.MonkeyPatch
+async def test_apply_runs_as_a_job_committed_chunk_by_chunk_under_real_transactions(
+    live_client: httpx.AsyncClient, live_app: FastAPI, engine: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The app's own session factory (real commits): the batches run in the request's
-    transaction, which the request envelope commits."""
+    """The app's own session factory (real commits): the request commits the job, the
+    worker's chunks commit the conversions with the job's progress."""
     monkeypatch.setattr(service, "APPLY_BATCH", 2)
     admin = await create_company(live_client)
     leads = [await create_lead(live_client, admin, source="manual") for _ in range(3)]
     rule = await create_rule(live_client, admin, SOURCE_MANUAL, action="convert", enabled=False)
     await live_client.patch(f"{RULES}/{rule['id']}", json={"enabled": True}, headers=admin.headers)
     response = await live_client.post(f"{RULES}/{rule['id']}/apply", headers=admin.headers)
-    assert response.json() == {"matched": 3, "marked_ready": 0, "converted": 3, "blocked": 0}
+    assert response.status_code == 202, response.text
+    queued = response.json()
+    assert (queued["state"], queued["done"], queued["total"]) == ("queued", 0, None)
+    assert response.headers["location"] == f"{API}/jobs/{queued['id']}"
+
+    job = await run_job_of(live_client, live_app, admin, response)
+
+    assert (job["state"], job["done"], job["total"]) == ("done", 3, 3)
+    assert job["result"] == {"matched": 3, "marked_ready": 0, "converted": 3, "blocked": 0}
     async with engine.connect() as conn:
         converted = await conn.scalar(
             text(
@@ -291,24 +302,18 @@ async def test_apply_commits_with_the_request_under_real_transactions(
     assert converted == len(leads)
 
 
-async def test_apply_is_bounded_and_refuses_a_rule_matching_more_leads_changing_nothing(
-    client: httpx.AsyncClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+async def test_an_apply_of_a_rule_already_on_its_way_is_that_job(
+    client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    monkeypatch.setattr(service, "APPLY_BATCH", 2)
-    settings.rule_apply_max_leads = 3
     admin = await create_company(client)
-    leads = [await create_lead(client, admin, source="manual") for _ in range(4)]
-    rule = await create_rule(client, admin, SOURCE_MANUAL, action="convert")
-
-    refused = await client.post(f"{RULES}/{rule['id']}/apply", headers=admin.headers)
-
-    assert refused.status_code == 409
-    problem = refused.json()
-    assert problem["type"] == "https://leadflow.dev/problems/apply-limit-exceeded"
-    assert (problem["matches"], problem["limit"]) == (4, 3)
-    for lead in leads:
-        assert (await get_lead(client, admin, lead["id"])).status_code == 200
-
-    settings.rule_apply_max_leads = 4
-    applied = await client.post(f"{RULES}/{rule['id']}/apply", headers=admin.headers)
-    assert applied.json() == {"matched": 4, "marked_ready": 0, "converted": 4, "blocked": 0}
+    await create_lead(client, admin, source="manual")
+    rule = await create_rule(client, admin, SOURCE_MANUAL)
+    first = await client.post(f"{RULES}/{rule['id']}/apply", headers=admin.headers)
+    second = await client.post(f"{RULES}/{rule['id']}/apply", headers=admin.headers)
+    assert first.status_code == second.status_code == 202
+    assert first.json()["id"] == second.json()["id"]
+    await run_jobs(app)
+    done = await client.get(first.headers["location"], headers=admin.headers)
+    assert (done.json()["state"], done.json()["done"]) == ("done", 1), "it ran once"
+    third = await client.post(f"{RULES}/{rule['id']}/apply", headers=admin.headers)
+    assert third.json()["id"] != first.json()["id"], "a finished apply is not reused"

@@ -40,7 +40,8 @@ def start_worker(database_url: str, settings: Settings) -> Iterator[object]:
             **extra,
         }
         process = subprocess.Popen(
-            [sys.executable, "-m", "leadflow.cli", "worker", "--no-migrate"],
+            # Deliveries only: the job loop's periodic purges would act on other tests' rows.
+            [sys.executable, "-m", "leadflow.cli", "worker", "--no-migrate", "--only", "webhooks"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -8,7 +8,9 @@ parent named in a request and the filter on every note/activity query live here.
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +23,14 @@ from leadflow.deals.models import Deal
 from leadflow.errors import NotFound
 from leadflow.leads.access import visible_lead
 from leadflow.leads.models import Lead
-from leadflow.tenancy import Caller, in_company, visible_to_caller
+from leadflow.tenancy import (
+    Caller,
+    Viewer,
+    in_company,
+    in_viewer_company,
+    visible_to_caller,
+    visible_to_viewer,
+)
 
 
 class ParentKind(enum.StrEnum):
@@ -88,13 +97,28 @@ def parent_visible(model: Any, caller: Caller) -> ColumnElement[bool]:
     One correlated EXISTS per parent kind (a semi-join on the parent's primary key):
     unlike outer joins it never multiplies rows, and it works in SELECT, UPDATE and DELETE.
     """
+    return _parent_seen(
+        model, in_company(model, caller), lambda parent: visible_to_caller(parent, caller)
+    )
+
+
+@functools.cache
+def parent_visible_to_viewer(model: Any, viewer: Viewer) -> ColumnElement[bool]:
+    """`parent_visible` with the caller's ids as bind parameters (`tenancy.viewer_params`),
+    for the read path's statements compiled once per viewer kind."""
+    return _parent_seen(
+        model, in_viewer_company(model), lambda parent: visible_to_viewer(parent, viewer)
+    )
+
+
+def _parent_seen(
+    model: Any, same_company: ColumnElement[bool], sees: Callable[[Any], ColumnElement[bool]]
+) -> ColumnElement[bool]:
     return and_(
-        in_company(model, caller),
+        same_company,
         or_(
             *(
-                select(parent.id)
-                .where(parent.id == getattr(model, column), visible_to_caller(parent, caller))
-                .exists()
+                select(parent.id).where(parent.id == getattr(model, column), sees(parent)).exists()
                 for parent, column in _PARENT_TABLES
             )
         ),

@@ -1,9 +1,10 @@
 """Notes, their comments, and activities the caller may see.
 
-Every read goes through `parent_visible` (a note or an activity is visible exactly when
-its parent is). The module-level `move_*` and `count_*` functions serve conversion:
-they work on a whole record's notes or activities by company id, one statement each,
-and leave visibility checks to the caller, which has already locked both records.
+Every statement on a note or an activity goes through `parent_visible` (a note or an
+activity is visible exactly when its parent is); the GETs read through `reads.py`. The
+module-level `move_*` and `count_*` functions serve conversion: they work on a whole
+record's notes or activities by company id, one statement each, and leave visibility
+checks to the caller, which has already locked both records.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import functools
 import uuid
 from dataclasses import dataclass
-from datetime import date
 from typing import Any, cast
 
 from sqlalchemy import CTE, CursorResult, Uuid, bindparam, delete, func, select, update
@@ -21,12 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.activities.models import Activity, Note, NoteComment
 from leadflow.activities.parents import Parent, parent_visible
-from leadflow.pagination import Keyset, PageRequest, paginate
 from leadflow.tenancy import Caller, in_company
-
-NEWEST_NOTES_FIRST = Keyset(Note.created_at, Note.id, descending=True)
-OLDEST_COMMENTS_FIRST = Keyset(NoteComment.created_at, NoteComment.id)
-NEWEST_ACTIVITIES_FIRST = Keyset(Activity.created_at, Activity.id, descending=True)
 
 
 class NoteRepository:
@@ -76,15 +71,6 @@ class NoteRepository:
         )
         return deleted is not None
 
-    async def list(
-        self, page: PageRequest, *, parent: Parent | None = None
-    ) -> tuple[list[Note], str | None]:
-        """Newest first; all the notes the caller may see, or those of one parent."""
-        stmt = select(Note).where(parent_visible(Note, self.caller))
-        if parent is not None:
-            stmt = stmt.where(getattr(Note, parent.kind.column) == parent.id)
-        return await paginate(self.session, stmt, NEWEST_NOTES_FIRST, page)
-
 
 class CommentRepository:
     """Comments of one note; the caller has already been shown to see that note."""
@@ -132,35 +118,18 @@ class CommentRepository:
             )
         )
 
-    async def list(self, page: PageRequest) -> tuple[list[NoteComment], str | None]:
-        """Oldest first: a conversation reads top down."""
-        stmt = select(NoteComment).where(
-            in_company(NoteComment, self.caller), NoteComment.note_id == self.note_id
-        )
-        return await paginate(self.session, stmt, OLDEST_COMMENTS_FIRST, page)
-
-
-@dataclass(frozen=True, slots=True)
-class ActivityFilters:
-    parent: Parent | None = None
-    owner_id: uuid.UUID | None = None
-    done: bool | None = None
-    due_from: date | None = None
-    due_to: date | None = None
-
 
 class ActivityRepository:
     def __init__(self, session: AsyncSession, caller: Caller) -> None:
         self.session = session
         self.caller = caller
 
-    async def get(self, activity_id: uuid.UUID, *, for_update: bool = False) -> Activity | None:
-        stmt = select(Activity).where(
-            parent_visible(Activity, self.caller), Activity.id == activity_id
+    async def get_for_update(self, activity_id: uuid.UUID) -> Activity | None:
+        return await self.session.scalar(
+            select(Activity)
+            .where(parent_visible(Activity, self.caller), Activity.id == activity_id)
+            .with_for_update(of=Activity)
         )
-        if for_update:
-            stmt = stmt.with_for_update(of=Activity)
-        return await self.session.scalar(stmt)
 
     async def add(self, values: dict[str, Any], parent: Parent) -> Activity:
         activity = Activity(company_id=self.caller.company_id, **values, **parent.columns())
@@ -183,23 +152,6 @@ class ActivityRepository:
             .returning(Activity.id)
         )
         return deleted is not None
-
-    async def list(
-        self, page: PageRequest, filters: ActivityFilters
-    ) -> tuple[list[Activity], str | None]:
-        """Newest first; a due range keeps only activities with a due date inside it."""
-        stmt = select(Activity).where(parent_visible(Activity, self.caller))
-        if filters.parent is not None:
-            stmt = stmt.where(getattr(Activity, filters.parent.kind.column) == filters.parent.id)
-        if filters.owner_id is not None:
-            stmt = stmt.where(Activity.owner_id == filters.owner_id)
-        if filters.done is not None:
-            stmt = stmt.where(Activity.done.is_(filters.done))
-        if filters.due_from is not None:
-            stmt = stmt.where(Activity.due_date >= filters.due_from)
-        if filters.due_to is not None:
-            stmt = stmt.where(Activity.due_date <= filters.due_to)
-        return await paginate(self.session, stmt, NEWEST_ACTIVITIES_FIRST, page)
 
 
 @dataclass(frozen=True, slots=True)

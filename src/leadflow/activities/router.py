@@ -5,14 +5,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from leadflow.activities import service
+from leadflow.activities import reads, service
 from leadflow.activities.parents import Parent, ParentKind
-from leadflow.activities.repository import (
-    ActivityFilters,
-    ActivityRepository,
-    CommentRepository,
-    NoteRepository,
-)
+from leadflow.activities.reads import ActivityFilters
+from leadflow.activities.repository import NoteRepository
 from leadflow.activities.schemas import (
     ActivityCreate,
     ActivityRead,
@@ -27,6 +23,7 @@ from leadflow.activities.schemas import (
 from leadflow.deps import CurrentCaller, Session
 from leadflow.errors import CONFLICTING_PARAMETERS, InvalidInput, NotFound, responses
 from leadflow.pagination import Page, PageParams
+from leadflow.readpath import json_response
 from leadflow.schemas import IsoDate
 
 router = APIRouter(tags=["notes and activities"])
@@ -77,10 +74,9 @@ async def create_note(data: NoteCreate, session: Session, caller: CurrentCaller)
 )
 async def list_notes(
     session: Session, caller: CurrentCaller, page: PageParams, parent: ParentFilter
-) -> Page[NoteRead]:
+) -> Response:
     """List the notes the caller may see (those of one record with a filter), newest first."""
-    notes, cursor = await NoteRepository(session, caller).list(page, parent=parent)
-    return Page(data=[NoteRead.model_validate(n) for n in notes], next_cursor=cursor)
+    return json_response(await reads.notes(session, caller, page, parent))
 
 
 @router.get(
@@ -89,9 +85,9 @@ async def list_notes(
     response_model=NoteRead,
     responses=responses(401, 404, 422),
 )
-async def get_note(note_id: uuid.UUID, session: Session, caller: CurrentCaller) -> NoteRead:
+async def get_note(note_id: uuid.UUID, session: Session, caller: CurrentCaller) -> Response:
     """One note."""
-    return NoteRead.model_validate(await service.get_note(session, caller, note_id))
+    return json_response(await reads.note(session, caller, note_id))
 
 
 @router.patch(
@@ -142,11 +138,9 @@ async def create_comment(
 )
 async def list_comments(
     note_id: uuid.UUID, session: Session, caller: CurrentCaller, page: PageParams
-) -> Page[CommentRead]:
+) -> Response:
     """List the comments of a note, oldest first."""
-    await service.get_note(session, caller, note_id)
-    comments, cursor = await CommentRepository(session, caller, note_id).list(page)
-    return Page(data=[CommentRead.model_validate(c) for c in comments], next_cursor=cursor)
+    return json_response(await reads.comments(session, caller, note_id, page))
 
 
 @router.patch(
@@ -214,7 +208,7 @@ async def list_activities(
     due_to: Annotated[
         IsoDate | None, Query(description="Only those due on this date or earlier.")
     ] = None,
-) -> Page[ActivityRead]:
+) -> Response:
     """List the activities the caller may see, newest first, with filters."""
     if due_from is not None and due_to is not None and due_from > due_to:
         raise InvalidInput(
@@ -223,8 +217,7 @@ async def list_activities(
     filters = ActivityFilters(
         parent=parent, owner_id=owner_id, done=done, due_from=due_from, due_to=due_to
     )
-    activities, cursor = await ActivityRepository(session, caller).list(page, filters)
-    return Page(data=[ActivityRead.model_validate(a) for a in activities], next_cursor=cursor)
+    return json_response(await reads.activities(session, caller, page, filters))
 
 
 @router.get(
@@ -233,11 +226,9 @@ async def list_activities(
     response_model=ActivityRead,
     responses=responses(401, 404, 422),
 )
-async def get_activity(
-    activity_id: uuid.UUID, session: Session, caller: CurrentCaller
-) -> ActivityRead:
+async def get_activity(activity_id: uuid.UUID, session: Session, caller: CurrentCaller) -> Response:
     """One activity."""
-    return ActivityRead.model_validate(await service.get_activity(session, caller, activity_id))
+    return json_response(await reads.activity(session, caller, activity_id))
 
 
 @router.patch(

@@ -115,14 +115,12 @@ async def delete_comment(
     await comments.delete(comment.id)
 
 
-async def get_activity(
-    session: AsyncSession, caller: Caller, activity_id: uuid.UUID, *, for_update: bool = False
+async def _locked_activity(
+    session: AsyncSession, caller: Caller, activity_id: uuid.UUID
 ) -> Activity:
-    activity = found(
-        await ActivityRepository(session, caller).get(activity_id, for_update=for_update),
-        "activity",
-    )
-    return activity
+    """The activity a change or a delete works on, locked; 404 unless the caller sees it."""
+    activity = await ActivityRepository(session, caller).get_for_update(activity_id)
+    return found(activity, "activity")
 
 
 async def create_activity(session: AsyncSession, caller: Caller, data: ActivityCreate) -> Activity:
@@ -164,7 +162,7 @@ def _event(
 async def update_activity(
     session: AsyncSession, caller: Caller, activity_id: uuid.UUID, data: ActivityUpdate
 ) -> Activity:
-    activity = await get_activity(session, caller, activity_id, for_update=True)
+    activity = await _locked_activity(session, caller, activity_id)
     changes = data.model_dump(exclude_unset=True)
     if "owner_id" in changes:
         await _ensure_owner(session, caller, changes["owner_id"])
@@ -195,6 +193,6 @@ async def update_activity(
 
 
 async def delete_activity(session: AsyncSession, caller: Caller, activity_id: uuid.UUID) -> None:
-    activity = await get_activity(session, caller, activity_id, for_update=True)
+    activity = await _locked_activity(session, caller, activity_id)
     await ActivityRepository(session, caller).delete(activity.id)
     await publish(session, _event(ActivityDeleted, caller, activity))

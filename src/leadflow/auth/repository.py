@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.auth.models import ApiToken, Company, User, UserGroup
 from leadflow.auth.tokens import hash_token, new_token
 from leadflow.errors import UnknownReference
-from leadflow.pagination import Keyset, PageRequest, paginate
 from leadflow.tenancy import Caller, in_company
 
 
@@ -43,11 +42,6 @@ class UserRepository:
     def __init__(self, session: AsyncSession, company_id: uuid.UUID) -> None:
         self.session = session
         self.company_id = company_id
-
-    async def get(self, user_id: uuid.UUID) -> User | None:
-        return await self.session.scalar(
-            select(User).where(User.company_id == self.company_id, User.id == user_id)
-        )
 
     async def email_taken(self, email: str) -> bool:
         found = await self.session.scalar(
@@ -87,10 +81,6 @@ class UserRepository:
         await self.session.refresh(user)
         return user, token
 
-    async def list(self, page: PageRequest) -> tuple[list[User], str | None]:
-        stmt = select(User).where(User.company_id == self.company_id)
-        return await paginate(self.session, stmt, Keyset(User.created_at, User.id), page)
-
 
 class GroupRepository:
     def __init__(self, session: AsyncSession, caller: Caller) -> None:
@@ -108,7 +98,3 @@ class GroupRepository:
         await self.session.flush()
         await self.session.refresh(group)
         return group
-
-    async def list(self, page: PageRequest) -> tuple[list[UserGroup], str | None]:
-        stmt = select(UserGroup).where(in_company(UserGroup, self.caller))
-        return await paginate(self.session, stmt, Keyset(UserGroup.name, UserGroup.id), page)

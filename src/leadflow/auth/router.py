@@ -3,10 +3,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Response, status
 
-from leadflow.auth import service
-from leadflow.auth.repository import GroupRepository, UserRepository
+from leadflow.auth import reads, service
+from leadflow.auth.repository import GroupRepository
 from leadflow.auth.schemas import (
     CompanyCreate,
     CompanyCreated,
@@ -20,6 +20,7 @@ from leadflow.auth.schemas import (
 from leadflow.deps import AdminCaller, CurrentCaller, Session, operator
 from leadflow.errors import found, responses
 from leadflow.pagination import Page, PageParams
+from leadflow.readpath import json_response
 
 router = APIRouter(tags=["companies and users"])
 
@@ -59,17 +60,15 @@ async def create_user(data: UserCreate, session: Session, caller: AdminCaller) -
 @router.get(
     "/users", name="users:list", response_model=Page[UserRead], responses=responses(401, 422)
 )
-async def list_users(session: Session, caller: CurrentCaller, page: PageParams) -> Page[UserRead]:
+async def list_users(session: Session, caller: CurrentCaller, page: PageParams) -> Response:
     """List the users of the caller's company, oldest first."""
-    users, cursor = await UserRepository(session, caller.company_id).list(page)
-    return Page(data=[UserRead.model_validate(u) for u in users], next_cursor=cursor)
+    return json_response(await reads.users(session, caller, page))
 
 
 @router.get("/users/me", name="users:me", response_model=UserRead, responses=responses(401))
-async def me(session: Session, caller: CurrentCaller) -> UserRead:
+async def me(session: Session, caller: CurrentCaller) -> Response:
     """The user the API token belongs to."""
-    user = found(await UserRepository(session, caller.company_id).get(caller.user_id), "user")
-    return UserRead.model_validate(user)
+    return json_response(found(await reads.user(session, caller, caller.user_id), "user"))
 
 
 @router.get(
@@ -78,10 +77,9 @@ async def me(session: Session, caller: CurrentCaller) -> UserRead:
     response_model=UserRead,
     responses=responses(401, 404, 422),
 )
-async def get_user(user_id: uuid.UUID, session: Session, caller: CurrentCaller) -> UserRead:
+async def get_user(user_id: uuid.UUID, session: Session, caller: CurrentCaller) -> Response:
     """One user of the caller's company."""
-    user = found(await UserRepository(session, caller.company_id).get(user_id), "user")
-    return UserRead.model_validate(user)
+    return json_response(found(await reads.user(session, caller, user_id), "user"))
 
 
 @router.post(
@@ -99,7 +97,6 @@ async def create_group(data: GroupCreate, session: Session, caller: AdminCaller)
 @router.get(
     "/groups", name="groups:list", response_model=Page[GroupRead], responses=responses(401, 422)
 )
-async def list_groups(session: Session, caller: CurrentCaller, page: PageParams) -> Page[GroupRead]:
+async def list_groups(session: Session, caller: CurrentCaller, page: PageParams) -> Response:
     """List the visibility groups of the company, by name."""
-    groups, cursor = await GroupRepository(session, caller).list(page)
-    return Page(data=[GroupRead.model_validate(g) for g in groups], next_cursor=cursor)
+    return json_response(await reads.groups(session, caller, page))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import CTE, Select, bindparam, delete, func, select, update
@@ -13,7 +14,6 @@ from leadflow.capture.models import CaptureDelivery, Form
 from leadflow.db import new_id
 from leadflow.deals.repository import stage_for_new_deal
 from leadflow.leads.repository import insert_when
-from leadflow.pagination import Keyset, PageRequest, paginate
 from leadflow.pipelines.models import Stage
 from leadflow.tenancy import Caller, Role, in_company
 
@@ -30,10 +30,6 @@ class FormRepository:
         if for_update:
             stmt = stmt.with_for_update()
         return await self.session.scalar(stmt)
-
-    async def list(self, page: PageRequest) -> tuple[list[Form], str | None]:
-        stmt = select(Form).where(in_company(Form, self.caller))
-        return await paginate(self.session, stmt, Keyset(Form.name, Form.id), page)
 
     async def add(self, form: Form) -> Form:
         self.session.add(form)
@@ -172,3 +168,20 @@ def _claim_with_lead_statement(names: tuple[str, ...]) -> Select[tuple[uuid.UUID
     INSERT is the leads' writer's (`insert_when`), guarded by the claim."""
     created = insert_when(_claim_statement(), names)
     return select(created.c.id)
+
+
+# Deliveries are kept to answer a retried submission (same webhook-id) with what it
+# created. A signature older than signing.TIMESTAMP_TOLERANCE_SECONDS is refused, so an
+# older webhook-id can never be accepted again; a day keeps a wide margin for clocks.
+DELIVERY_RETENTION = timedelta(hours=24)
+
+
+async def purge_deliveries(session: AsyncSession, limit: int) -> int:
+    """At most `limit` deliveries past DELIVERY_RETENTION (a periodic job of the worker)."""
+    old = (
+        select(CaptureDelivery.id)
+        .where(CaptureDelivery.created_at < func.now() - DELIVERY_RETENTION)
+        .limit(limit)
+    )
+    result = await session.execute(delete(CaptureDelivery).where(CaptureDelivery.id.in_(old)))
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -9,11 +9,13 @@ from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from leadflow.capture import service
+from leadflow.capture import reads, service
 from leadflow.capture.models import Form
 from leadflow.capture.ratelimit import CaptureLimiter, limiter_for
-from leadflow.capture.repository import CaptureRepository, FormRepository
+from leadflow.capture.repository import CaptureRepository
 from leadflow.capture.schemas import (
+    CAPTURE_PATH,
+    PAGE_PATH,
     CaptureAccepted,
     CaptureBody,
     FieldMap,
@@ -28,9 +30,8 @@ from leadflow.deps import AdminCaller, AppSettings, CurrentCaller, Session
 from leadflow.errors import found, responses
 from leadflow.pagination import Page, PageParams
 from leadflow.ratelimit import client_address
+from leadflow.readpath import json_response
 
-CAPTURE_PATH = "/api/v1/capture/{form_id}"
-PAGE_PATH = "/f/{form_id}"
 # Capture bodies and hosted-page submissions are small; the request envelope refuses
 # more with 413 before anything is read.
 CAPTURE_MAX_BODY_BYTES = 64 * 1024
@@ -88,10 +89,9 @@ async def create_form(
 @router.get(
     "/forms", name="forms:list", response_model=Page[FormRead], responses=responses(401, 422)
 )
-async def list_forms(session: Session, caller: CurrentCaller, page: PageParams) -> Page[FormRead]:
+async def list_forms(session: Session, caller: CurrentCaller, page: PageParams) -> Response:
     """List the company's lead-capture forms by name (secrets are never listed)."""
-    forms, cursor = await FormRepository(session, caller).list(page)
-    return Page(data=[FormRead(**_read(f)) for f in forms], next_cursor=cursor)
+    return json_response(await reads.forms(session, caller, page))
 
 
 @router.get(
@@ -100,9 +100,9 @@ async def list_forms(session: Session, caller: CurrentCaller, page: PageParams) 
     response_model=FormRead,
     responses=responses(401, 404, 422),
 )
-async def get_form(form_id: uuid.UUID, session: Session, caller: CurrentCaller) -> FormRead:
+async def get_form(form_id: uuid.UUID, session: Session, caller: CurrentCaller) -> Response:
     """One lead-capture form of the company."""
-    return FormRead(**_read(await service.get_form(session, caller, form_id)))
+    return json_response(found(await reads.form(session, caller, form_id), "form"))
 
 
 @router.patch(

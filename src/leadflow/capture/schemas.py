@@ -20,6 +20,9 @@ from leadflow.schemas import (
 )
 
 MAX_LABELS = 50
+# Where a form receives: signed captures, and the hosted page (`FormRead`'s urls).
+CAPTURE_PATH = "/api/v1/capture/{form_id}"
+PAGE_PATH = "/f/{form_id}"
 MAX_EXTRA_FIELDS = 100
 MAX_MESSAGE_LENGTH = 10_000
 

@@ -82,10 +82,6 @@ async def create_form(
     return await forms.add(form), secret
 
 
-async def get_form(session: AsyncSession, caller: Caller, form_id: uuid.UUID) -> Form:
-    return found(await FormRepository(session, caller).get(form_id), "form")
-
-
 async def update_form(
     session: AsyncSession, caller: Caller, form_id: uuid.UUID, data: FormUpdate
 ) -> Form:

@@ -3,12 +3,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
-from leadflow.conversion import deal_to_lead, lead_to_deal
+from leadflow.conversion import deal_to_lead, lead_to_deal, reads
 from leadflow.conversion.contacts import Resolution
 from leadflow.conversion.lead_to_deal import Order
-from leadflow.conversion.repository import ConversionRepository
 from leadflow.conversion.schemas import (
     BulkConversionCreate,
     ConversionPreview,
@@ -23,6 +22,7 @@ from leadflow.deps import CurrentCaller, Session
 from leadflow.errors import found, responses
 from leadflow.leads.reads import read_lead
 from leadflow.pagination import Page, PageParams
+from leadflow.readpath import json_response
 
 router = APIRouter(tags=["conversion"])
 
@@ -138,10 +138,10 @@ async def convert_deal(
 )
 async def get_conversion(
     conversion_id: uuid.UUID, session: Session, caller: CurrentCaller
-) -> ConversionRead:
+) -> Response:
     """One conversion record."""
-    conversion = found(await ConversionRepository(session, caller).get(conversion_id), "conversion")
-    return ConversionRead.of(conversion)
+    answer = await reads.conversion(session, caller, conversion_id)
+    return json_response(found(answer, "conversion"))
 
 
 @router.get(
@@ -156,7 +156,6 @@ async def list_conversions(
     page: PageParams,
     lead_id: Annotated[uuid.UUID | None, Query()] = None,
     deal_id: Annotated[uuid.UUID | None, Query()] = None,
-) -> Page[ConversionRead]:
+) -> Response:
     """Conversions, newest first; filter by `lead_id` or `deal_id`."""
-    rows, cursor = await ConversionRepository(session, caller).list(page, lead_id, deal_id)
-    return Page(data=[ConversionRead.of(c) for c in rows], next_cursor=cursor)
+    return json_response(await reads.conversions_page(session, caller, page, lead_id, deal_id))

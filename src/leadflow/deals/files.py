@@ -14,6 +14,7 @@ bytes behind, never a row without bytes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -26,19 +27,21 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import Field
-from sqlalchemy import Select, delete, select
+from sqlalchemy import DateTime, Integer, Select, Uuid, bindparam, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
 from leadflow.deals.access import visible_deal
-from leadflow.deals.models import DealFile
+from leadflow.deals.models import Deal, DealFile
+from leadflow.deals.reads import after_key, of_visible_deal, page_of_deal, rows_of_deal
 from leadflow.deps import AppSettings, CurrentCaller, Session
-from leadflow.errors import InvalidInput, PayloadTooLarge, found, responses
-from leadflow.pagination import Keyset, Page, PageParams, PageRequest, paginate
+from leadflow.errors import InvalidInput, NotFound, PayloadTooLarge, found, responses
+from leadflow.pagination import Keyset, Page, PageParams
+from leadflow.readpath import ReadStatement, as_text, fields, json_response
 from leadflow.schemas import Output
 from leadflow.storage import CHUNK_SIZE, FileStorage, Storage, new_key
-from leadflow.tenancy import Caller, in_company
+from leadflow.tenancy import Caller, Viewer, in_company, in_viewer_company
 
 FIELD = "file"
 MAX_FILE_NAME = 255
@@ -114,11 +117,6 @@ class FileRepository:
     async def get(self, file_id: uuid.UUID) -> DealFile | None:
         return await self.session.scalar(self._of_deal().where(DealFile.id == file_id))
 
-    async def list(self, page: PageRequest) -> tuple[list[DealFile], str | None]:
-        return await paginate(
-            self.session, self._of_deal(), Keyset(DealFile.created_at, DealFile.id), page
-        )
-
     async def add(self, **values: Any) -> DealFile:
         row = DealFile(company_id=self.caller.company_id, deal_id=self.deal_id, **values)
         self.session.add(row)
@@ -137,6 +135,46 @@ class FileRepository:
             )
             .returning(DealFile.storage_key)
         )
+
+
+# The GET answers: one statement per shape and viewer kind that checks the deal and reads
+# its files (`deals.reads.of_visible_deal`), rows straight to JSON as `FileRead` writes them.
+
+OLDEST_FIRST = Keyset(DealFile.created_at, DealFile.id)
+_FILE_FIELDS = tuple(FileRead.model_fields)
+_FILE_COLUMNS = (
+    as_text(DealFile.id),
+    as_text(DealFile.deal_id),
+    DealFile.file_name,
+    DealFile.content_type,
+    DealFile.size_bytes,
+    DealFile.sha256,
+    DealFile.created_at,
+    as_text(DealFile.user_id),
+)
+
+
+@functools.lru_cache(maxsize=16)
+def file_page(viewer: Viewer, after: bool) -> ReadStatement:
+    """A deal's files, oldest first (ix_deal_file_deal_id)."""
+    files = select(*_FILE_COLUMNS).where(DealFile.deal_id == Deal.id, in_viewer_company(DealFile))
+    if after:
+        files = files.where(
+            tuple_(DealFile.created_at, DealFile.id) > after_key(DateTime(timezone=True))
+        )
+    limit = bindparam("limit", type_=Integer)
+    return of_visible_deal(viewer, files.order_by(DealFile.created_at, DealFile.id).limit(limit))
+
+
+@functools.cache
+def file_by_id(viewer: Viewer) -> ReadStatement:
+    """One file of the deal (its metadata), or a row of nulls beside the deal without it."""
+    file = select(*_FILE_COLUMNS).where(
+        DealFile.deal_id == Deal.id,
+        in_viewer_company(DealFile),
+        DealFile.id == bindparam("file_id", type_=Uuid),
+    )
+    return of_visible_deal(viewer, file)
 
 
 async def _upload_of(request: Request) -> UploadFile:
@@ -244,11 +282,18 @@ async def upload_file(
 )
 async def list_files(
     deal_id: uuid.UUID, session: Session, caller: CurrentCaller, page: PageParams
-) -> Page[FileRead]:
+) -> Response:
     """List the files of a deal, oldest first."""
-    deal = await visible_deal(session, caller, deal_id)
-    rows, cursor = await FileRepository(session, caller, deal.id).list(page)
-    return Page(data=[FileRead.model_validate(r) for r in rows], next_cursor=cursor)
+    answer = await page_of_deal(
+        session,
+        caller,
+        file_page,
+        OLDEST_FIRST,
+        deal_id,
+        page,
+        lambda row: fields(row, _FILE_FIELDS),
+    )
+    return json_response(answer)
 
 
 @router.get(
@@ -259,11 +304,13 @@ async def list_files(
 )
 async def get_file(
     deal_id: uuid.UUID, file_id: uuid.UUID, session: Session, caller: CurrentCaller
-) -> FileRead:
+) -> Response:
     """The metadata of one file of a deal."""
-    deal = await visible_deal(session, caller, deal_id)
-    row = found(await FileRepository(session, caller, deal.id).get(file_id), "file")
-    return FileRead.model_validate(row)
+    params = {"deal_id": deal_id, "file_id": file_id}
+    rows = await rows_of_deal(session, caller, file_by_id(Viewer.of(caller)), params)
+    if not rows:
+        raise NotFound("file")
+    return json_response(fields(rows[0], _FILE_FIELDS))
 
 
 @router.get(

@@ -7,25 +7,36 @@ name only when the caller may see that person.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Response, status
 from pydantic import Field
-from sqlalchemy import delete, select
+from sqlalchemy import DateTime, Integer, and_, bindparam, delete, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.contacts.models import Person
 from leadflow.db import new_id
 from leadflow.deals.access import visible_deal
-from leadflow.deals.models import DealParticipant
+from leadflow.deals.models import Deal, DealParticipant
+from leadflow.deals.reads import after_key, of_visible_deal, page_of_deal
 from leadflow.deps import CurrentCaller, Session
 from leadflow.errors import Conflict, NotFound, UnknownReference, responses
-from leadflow.pagination import Keyset, Page, PageParams, PageRequest, paginate
+from leadflow.pagination import Keyset, Page, PageParams
+from leadflow.readpath import ReadStatement, as_text, json_response
 from leadflow.schemas import Input, Output
-from leadflow.tenancy import Caller, in_company, visible_to_caller
+from leadflow.tenancy import (
+    Caller,
+    Viewer,
+    in_company,
+    in_viewer_company,
+    visible_to_caller,
+    visible_to_viewer,
+)
 
 
 class ParticipantExists(Conflict):
@@ -72,14 +83,6 @@ class ParticipantRepository:
             )
             .on_conflict_do_nothing(index_elements=["deal_id", "person_id"])
             .returning(DealParticipant)
-        )
-
-    async def list(self, page: PageRequest) -> tuple[list[DealParticipant], str | None]:
-        stmt = select(DealParticipant).where(
-            in_company(DealParticipant, self.caller), DealParticipant.deal_id == self.deal_id
-        )
-        return await paginate(
-            self.session, stmt, Keyset(DealParticipant.created_at, DealParticipant.id), page
         )
 
     async def delete(self, participant_id: uuid.UUID) -> bool:
@@ -131,6 +134,51 @@ async def add_participant(
     return _read(participant, names)
 
 
+# The GET answer: one statement per shape and viewer kind that checks the deal and reads
+# its participants with the names of the persons the caller may see
+# (`deals.reads.of_visible_deal`), rows straight to JSON as `ParticipantRead` writes them.
+
+IN_ORDER_ADDED = Keyset(DealParticipant.created_at, DealParticipant.id)
+
+
+@functools.lru_cache(maxsize=16)
+def participant_page(viewer: Viewer, after: bool) -> ReadStatement:
+    """A deal's participants in the order they were added; `person_name` is null when
+    the viewer may not see the person."""
+    seen = and_(Person.id == DealParticipant.person_id, visible_to_viewer(Person, viewer))
+    participants = (
+        select(
+            as_text(DealParticipant.id),
+            as_text(DealParticipant.deal_id),
+            as_text(DealParticipant.person_id),
+            Person.name.label("person_name"),
+            DealParticipant.created_at,
+        )
+        .select_from(DealParticipant)
+        .outerjoin(Person, seen)
+        .where(DealParticipant.deal_id == Deal.id, in_viewer_company(DealParticipant))
+    )
+    if after:
+        participants = participants.where(
+            tuple_(DealParticipant.created_at, DealParticipant.id)
+            > after_key(DateTime(timezone=True))
+        )
+    limit = bindparam("limit", type_=Integer)
+    order = (DealParticipant.created_at, DealParticipant.id)
+    return of_visible_deal(viewer, participants.order_by(*order).limit(limit))
+
+
+def _participant_json(row: Any) -> dict[str, Any]:
+    name = row["person_name"]
+    return {
+        "id": row["id"],
+        "deal_id": row["deal_id"],
+        "person_id": row["person_id"],
+        "person": None if name is None else {"id": row["person_id"], "name": name},
+        "created_at": row["created_at"],
+    }
+
+
 router = APIRouter(tags=["deals"])
 
 
@@ -156,13 +204,12 @@ async def create_participant(
 )
 async def list_participants(
     deal_id: uuid.UUID, session: Session, caller: CurrentCaller, page: PageParams
-) -> Page[ParticipantRead]:
+) -> Response:
     """List the participants of a deal, in the order they were added."""
-    deal = await visible_deal(session, caller, deal_id)
-    participants = ParticipantRepository(session, caller, deal.id)
-    rows, cursor = await participants.list(page)
-    names = await participants.visible_persons([p.person_id for p in rows])
-    return Page(data=[_read(p, names) for p in rows], next_cursor=cursor)
+    answer = await page_of_deal(
+        session, caller, participant_page, IN_ORDER_ADDED, deal_id, page, _participant_json
+    )
+    return json_response(answer)
 
 
 @router.delete(

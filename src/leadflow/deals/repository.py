@@ -21,7 +21,6 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -34,7 +33,7 @@ from leadflow.db import json_rows, new_id, rows_of
 from leadflow.deals import changelog
 from leadflow.deals.access import visible_deal
 from leadflow.deals.models import Deal, DealChange, DealFile, DealStatus
-from leadflow.pagination import Keyset, PageRequest, paginate
+from leadflow.pagination import Keyset
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.tenancy import Caller, in_company, visible_to_caller
 
@@ -43,28 +42,10 @@ NEWEST_FIRST = Keyset(Deal.created_at, Deal.id, descending=True)
 CHANGELOG_ORDER = Keyset(DealChange.at, DealChange.id)
 
 
-@dataclass(frozen=True, slots=True)
-class StageTotal:
-    """Open deals of one stage in one currency (`currency` None: deals without a value)."""
-
-    stage_id: uuid.UUID
-    currency: str | None
-    count: int
-    amount: Decimal | None
-
-
 class DealRepository:
     def __init__(self, session: AsyncSession, caller: Caller) -> None:
         self.session = session
         self.caller = caller
-
-    def _open(self) -> Any:
-        """Open deals the caller sees, still in the deal lists (not converted back to leads)."""
-        return (
-            visible_to_caller(Deal, self.caller),
-            Deal.status == DealStatus.open,
-            Deal.converted_lead_id.is_(None),
-        )
 
     async def get(
         self, deal_id: uuid.UUID, *, for_update: bool = False, allow_converted: bool = False
@@ -164,15 +145,6 @@ class DealRepository:
         )
         return keys
 
-    async def changelog(
-        self, deal_id: uuid.UUID, page: PageRequest
-    ) -> tuple[list[DealChange], str | None]:
-        """The deal's changes, oldest first (ix_deal_change_deal_id)."""
-        stmt = select(DealChange).where(
-            in_company(DealChange, self.caller), DealChange.deal_id == deal_id
-        )
-        return await paginate(self.session, stmt, CHANGELOG_ORDER, page)
-
     # Where a deal goes. The stage and its pipeline are share-locked (FOR KEY SHARE) until
     # commit: deleting them takes FOR UPDATE on the company's pipelines first, so a delete
     # either waits and then counts this deal, or commits first and the stage is not found.
@@ -222,54 +194,6 @@ class DealRepository:
         return await self.session.scalar(
             select(Pipeline).where(in_company(Pipeline, self.caller), Pipeline.id == pipeline_id)
         )
-
-    # The pipeline board.
-
-    async def stages_of(self, pipeline_id: uuid.UUID) -> list[Stage]:
-        rows = await self.session.scalars(
-            select(Stage)
-            .where(in_company(Stage, self.caller), Stage.pipeline_id == pipeline_id)
-            .order_by(Stage.position, Stage.id)
-        )
-        return list(rows)
-
-    async def open_totals(self, stage_ids: list[uuid.UUID]) -> list[StageTotal]:
-        """Count and value per (stage, currency) of the open deals: one grouped query."""
-        if not stage_ids:
-            return []
-        rows = await self.session.execute(
-            select(
-                Deal.stage_id,
-                Deal.value_currency,
-                func.count(),
-                func.sum(Deal.value_amount),
-            )
-            .where(*self._open(), Deal.stage_id.in_(stage_ids))
-            .group_by(Deal.stage_id, Deal.value_currency)
-        )
-        return [StageTotal(*row) for row in rows]
-
-    async def open_first_pages(self, pipeline_id: uuid.UUID, per_stage: int) -> list[Deal]:
-        """The newest `per_stage` open deals of every stage of the pipeline, in one query.
-
-        A LATERAL subquery per stage walks ix_deal_stage_id (stage, status, created_at
-        DESC, id DESC) and stops after `per_stage` rows, however many deals a stage holds.
-        """
-        stages = (
-            select(Stage.id.label("stage_id"))
-            .where(in_company(Stage, self.caller), Stage.pipeline_id == pipeline_id)
-            .subquery("board_stage")
-        )
-        first_page = (
-            select(Deal)
-            .where(*self._open(), Deal.stage_id == stages.c.stage_id)
-            .order_by(Deal.created_at.desc(), Deal.id.desc())
-            .limit(per_stage)
-            .lateral("first_page")
-        )
-        deal = aliased(Deal, first_page)
-        rows = await self.session.scalars(select(deal).select_from(stages).join(first_page, true()))
-        return list(rows)
 
     async def count_in(
         self, *, pipeline_id: uuid.UUID | None = None, stage_id: uuid.UUID | None = None

@@ -9,7 +9,6 @@ from starlette.background import BackgroundTask
 from leadflow.deals import reads, service
 from leadflow.deals.access import DealConverted
 from leadflow.deals.models import DealStatus
-from leadflow.deals.repository import DealRepository
 from leadflow.deals.schemas import (
     BOARD_PAGE_DEFAULT,
     BOARD_PAGE_MAX,
@@ -144,12 +143,9 @@ async def archive_deal(deal_id: uuid.UUID, session: Session, caller: CurrentCall
 )
 async def deal_changelog(
     deal_id: uuid.UUID, session: Session, caller: CurrentCaller, page: PageParams
-) -> Page[DealChangeRead]:
+) -> Response:
     """The deal's field-level history, oldest first (kept for deals converted to leads)."""
-    deals = DealRepository(session, caller)
-    await deals.get(deal_id, allow_converted=True)
-    rows, cursor = await deals.changelog(deal_id, page)
-    return Page(data=[DealChangeRead.model_validate(row) for row in rows], next_cursor=cursor)
+    return json_response(await reads.changelog(session, caller, deal_id, page))
 
 
 @router.get(
@@ -166,6 +162,6 @@ async def pipeline_board(
         int,
         Query(ge=1, le=BOARD_PAGE_MAX, description="Open deals shown per stage, newest first."),
     ] = BOARD_PAGE_DEFAULT,
-) -> BoardRead:
+) -> Response:
     """The pipeline board: each stage with its open deals' count, totals and first page."""
-    return await service.board(session, caller, pipeline_id, limit)
+    return json_response(await reads.board(session, caller, pipeline_id, limit))

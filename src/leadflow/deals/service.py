@@ -1,4 +1,4 @@
-"""Use cases of deals: placing them in a pipeline, moving and closing them, the board.
+"""Use cases of deals: placing them in a pipeline, moving and closing them.
 
 Every change of a tracked field is written to the changelog in the request's
 transaction; opening a deal (creating it open, reopening it) first takes a slot under
@@ -8,7 +8,6 @@ the company's open-deal limit.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,11 +22,8 @@ from leadflow.contacts.access import ensure_links_visible
 from leadflow.deals.limits import OpenDealLimit, ensure_open_deal_slot
 from leadflow.deals.line_items.service import sync_deal_value
 from leadflow.deals.models import Deal, DealStatus
-from leadflow.deals.repository import NEWEST_FIRST, DealRepository, Destination
+from leadflow.deals.repository import DealRepository, Destination
 from leadflow.deals.schemas import (
-    BoardColumn,
-    BoardRead,
-    BoardStageRead,
     DealCreate,
     DealRead,
     DealUpdate,
@@ -36,7 +32,6 @@ from leadflow.errors import (
     CONFLICTS_WITH_RECORD,
     Conflict,
     InvalidInput,
-    NotFound,
     UnknownReference,
 )
 from leadflow.events import (
@@ -51,7 +46,6 @@ from leadflow.events import (
     publish,
 )
 from leadflow.leads.repository import ensure_labels_exist
-from leadflow.pagination import cursor_after
 from leadflow.pipelines.models import Stage
 from leadflow.schemas import Money
 from leadflow.tenancy import Caller
@@ -60,7 +54,6 @@ __all__ = [
     "DealsInTheWay",
     "OpenDealLimit",
     "archive_deal",
-    "board",
     "create_deal",
     "deal_read",
     "ensure_no_deals_in",
@@ -389,47 +382,6 @@ async def archive_deal(session: AsyncSession, caller: Caller, deal_id: uuid.UUID
     """Deals are never archived: 404/410 for a deal the caller cannot use, else 409."""
     await DealRepository(session, caller).get(deal_id)
     capabilities.require(Entity.deal, Capability.archiving, "archive")
-
-
-async def board(
-    session: AsyncSession, caller: Caller, pipeline_id: uuid.UUID, per_stage: int
-) -> BoardRead:
-    """Each stage with its open deals' count, totals per currency and first page.
-
-    Four statements whatever the number of stages or deals: the pipeline, its stages,
-    one grouped aggregate and one LATERAL query for all first pages.
-    """
-    deals = DealRepository(session, caller)
-    if await deals.pipeline(pipeline_id) is None:
-        raise NotFound("pipeline")
-    stages = await deals.stages_of(pipeline_id)
-    counts: dict[uuid.UUID, int] = defaultdict(int)
-    totals: dict[uuid.UUID, list[Money]] = defaultdict(list)
-    for total in await deals.open_totals([stage.id for stage in stages]):
-        counts[total.stage_id] += total.count
-        if total.currency is not None:
-            totals[total.stage_id].append(
-                Money(amount=total.amount or Decimal(0), currency=total.currency)
-            )
-    pages: dict[uuid.UUID, list[Deal]] = defaultdict(list)
-    for deal in await deals.open_first_pages(pipeline_id, per_stage + 1):
-        pages[deal.stage_id].append(deal)
-    now = datetime.now(UTC)
-    columns = []
-    for stage in stages:
-        page = pages[stage.id]
-        more = len(page) > per_stage
-        page = page[:per_stage]
-        columns.append(
-            BoardColumn(
-                stage=BoardStageRead.model_validate(stage),
-                count=counts[stage.id],
-                totals=sorted(totals[stage.id], key=lambda money: money.currency),
-                deals=[deal_read(deal, stage.rotten_days, now) for deal in page],
-                next_cursor=cursor_after(page[-1], NEWEST_FIRST) if more else None,
-            )
-        )
-    return BoardRead(pipeline_id=pipeline_id, stages=columns)
 
 
 async def ensure_no_deals_in(

@@ -33,7 +33,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 from leadflow.db import new_id
 from leadflow.errors import UnknownReference
 from leadflow.leads.models import Lead, LeadLabel
-from leadflow.pagination import Keyset, PageRequest, paginate
 from leadflow.tenancy import Caller, in_company, visible_to_caller
 
 
@@ -115,21 +114,12 @@ class LeadLabelRepository:
         self.session = session
         self.caller = caller
 
-    async def get(self, label_id: uuid.UUID) -> LeadLabel | None:
-        return await self.session.scalar(
-            select(LeadLabel).where(in_company(LeadLabel, self.caller), LeadLabel.id == label_id)
-        )
-
     async def get_for_update(self, label_id: uuid.UUID) -> LeadLabel | None:
         return await self.session.scalar(
             select(LeadLabel)
             .where(in_company(LeadLabel, self.caller), LeadLabel.id == label_id)
             .with_for_update()
         )
-
-    async def list_by_name(self, page: PageRequest) -> tuple[list[LeadLabel], str | None]:
-        stmt = select(LeadLabel).where(in_company(LeadLabel, self.caller))
-        return await paginate(self.session, stmt, Keyset(LeadLabel.name, LeadLabel.id), page)
 
     async def existing_ids(self, label_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         return await existing_label_ids(self.session, self.caller.company_id, label_ids)

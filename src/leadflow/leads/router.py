@@ -17,11 +17,11 @@ from leadflow.errors import (
     found,
     responses,
 )
-from leadflow.leads import service
+from leadflow.leads import labels, service
 from leadflow.leads.access import LeadConverted, visible_lead
 from leadflow.leads.models import Lead
 from leadflow.leads.reads import InboxShape, lead_by_id, lead_json, lead_page, read_lead
-from leadflow.leads.repository import LeadLabelRepository, LeadRepository
+from leadflow.leads.repository import LeadRepository
 from leadflow.leads.schemas import (
     LeadCreate,
     LeadLabelCreate,
@@ -330,12 +330,9 @@ async def create_label(
     response_model=Page[LeadLabelRead],
     responses=responses(401, 422),
 )
-async def list_labels(
-    session: Session, caller: CurrentCaller, page: PageParams
-) -> Page[LeadLabelRead]:
+async def list_labels(session: Session, caller: CurrentCaller, page: PageParams) -> Response:
     """List the company's lead labels, by name."""
-    labels, cursor = await LeadLabelRepository(session, caller).list_by_name(page)
-    return Page(data=[LeadLabelRead.model_validate(label) for label in labels], next_cursor=cursor)
+    return json_response(await labels.labels(session, caller, page))
 
 
 @labels_router.get(
@@ -344,10 +341,9 @@ async def list_labels(
     response_model=LeadLabelRead,
     responses=responses(401, 404, 422),
 )
-async def get_label(label_id: uuid.UUID, session: Session, caller: CurrentCaller) -> LeadLabelRead:
+async def get_label(label_id: uuid.UUID, session: Session, caller: CurrentCaller) -> Response:
     """One lead label."""
-    label = found(await LeadLabelRepository(session, caller).get(label_id), "lead label")
-    return LeadLabelRead.model_validate(label)
+    return json_response(found(await labels.label(session, caller, label_id), "lead label"))
 
 
 @labels_router.patch(

@@ -7,7 +7,6 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.db import new_id
-from leadflow.pagination import Keyset, PageRequest, paginate
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.tenancy import Caller, in_company
 
@@ -124,11 +123,6 @@ class PipelineRepository:
             delete(Pipeline).where(in_company(Pipeline, self.caller), Pipeline.id == pipeline_id)
         )
 
-    # Last in the class: a method named `list` shadows the builtin in later annotations.
-    async def list(self, page: PageRequest) -> tuple[list[Pipeline], str | None]:
-        stmt = select(Pipeline).where(in_company(Pipeline, self.caller))
-        return await paginate(self.session, stmt, Keyset(Pipeline.position, Pipeline.id), page)
-
 
 class StageRepository:
     """Stages of the caller's company."""
@@ -190,12 +184,3 @@ class StageRepository:
         await self.session.execute(
             delete(Stage).where(in_company(Stage, self.caller), Stage.id == stage_id)
         )
-
-    # Last in the class: a method named `list` shadows the builtin in later annotations.
-    async def list(
-        self, page: PageRequest, pipeline_id: uuid.UUID | None = None
-    ) -> tuple[list[Stage], str | None]:
-        stmt = select(Stage).where(in_company(Stage, self.caller))
-        if pipeline_id is not None:
-            stmt = stmt.where(Stage.pipeline_id == pipeline_id)
-        return await paginate(self.session, stmt, Keyset(Stage.position, Stage.id), page)

@@ -3,14 +3,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from leadflow.deps import CurrentCaller, Session
 from leadflow.errors import found, responses
 from leadflow.pagination import Page, PageParams
-from leadflow.pipelines import service
+from leadflow.pipelines import reads, service
 from leadflow.pipelines.models import Pipeline
-from leadflow.pipelines.repository import PipelineRepository, StageRepository
+from leadflow.pipelines.repository import PipelineRepository
 from leadflow.pipelines.schemas import (
     PipelineCreate,
     PipelineRead,
@@ -19,6 +19,7 @@ from leadflow.pipelines.schemas import (
     StageRead,
     StageUpdate,
 )
+from leadflow.readpath import json_response
 
 router = APIRouter(tags=["pipelines and stages"])
 
@@ -55,14 +56,9 @@ async def create_pipeline(
     response_model=Page[PipelineRead],
     responses=responses(401, 422),
 )
-async def list_pipelines(
-    session: Session, caller: CurrentCaller, page: PageParams
-) -> Page[PipelineRead]:
+async def list_pipelines(session: Session, caller: CurrentCaller, page: PageParams) -> Response:
     """List the company's pipelines by position; the first one is the default."""
-    pipelines = PipelineRepository(session, caller)
-    rows, cursor = await pipelines.list(page)
-    default_id = await pipelines.default_id()
-    return Page(data=[_read(p, default_id) for p in rows], next_cursor=cursor)
+    return json_response(await reads.pipelines_page(session, caller, page))
 
 
 @router.get(
@@ -71,13 +67,9 @@ async def list_pipelines(
     response_model=PipelineRead,
     responses=responses(401, 404, 422),
 )
-async def get_pipeline(
-    pipeline_id: uuid.UUID, session: Session, caller: CurrentCaller
-) -> PipelineRead:
+async def get_pipeline(pipeline_id: uuid.UUID, session: Session, caller: CurrentCaller) -> Response:
     """One pipeline of the company."""
-    pipelines = PipelineRepository(session, caller)
-    pipeline = found(await pipelines.get(pipeline_id), "pipeline")
-    return _read(pipeline, await pipelines.default_id())
+    return json_response(found(await reads.pipeline(session, caller, pipeline_id), "pipeline"))
 
 
 @router.patch(
@@ -130,10 +122,9 @@ async def list_stages(
     pipeline_id: Annotated[
         uuid.UUID | None, Query(description="Only the stages of this pipeline.")
     ] = None,
-) -> Page[StageRead]:
+) -> Response:
     """List the company's stages by position, optionally of one pipeline."""
-    rows, cursor = await StageRepository(session, caller).list(page, pipeline_id=pipeline_id)
-    return Page(data=[StageRead.model_validate(s) for s in rows], next_cursor=cursor)
+    return json_response(await reads.stages_page(session, caller, page, pipeline_id))
 
 
 @router.get(
@@ -142,10 +133,9 @@ async def list_stages(
     response_model=StageRead,
     responses=responses(401, 404, 422),
 )
-async def get_stage(stage_id: uuid.UUID, session: Session, caller: CurrentCaller) -> StageRead:
+async def get_stage(stage_id: uuid.UUID, session: Session, caller: CurrentCaller) -> Response:
     """One stage of the company."""
-    stage = found(await StageRepository(session, caller).get(stage_id), "stage")
-    return StageRead.model_validate(stage)
+    return json_response(found(await reads.stage(session, caller, stage_id), "stage"))
 
 
 @router.patch(

@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.pagination import Keyset, PageRequest, paginate
 from leadflow.products.models import Product
 from leadflow.tenancy import Caller, in_company
 
@@ -17,11 +16,6 @@ class ProductRepository:
     def __init__(self, session: AsyncSession, caller: Caller) -> None:
         self.session = session
         self.caller = caller
-
-    async def get(self, product_id: uuid.UUID) -> Product | None:
-        return await self.session.scalar(
-            select(Product).where(in_company(Product, self.caller), Product.id == product_id)
-        )
 
     async def get_for_update(self, product_id: uuid.UUID) -> Product | None:
         return await self.session.scalar(
@@ -47,14 +41,6 @@ class ProductRepository:
         if other_than is not None:
             stmt = stmt.where(Product.id != other_than)
         return await self.session.scalar(select(exists(stmt))) or False
-
-    async def list(
-        self, page: PageRequest, *, active: bool | None = None
-    ) -> tuple[list[Product], str | None]:
-        stmt = select(Product).where(in_company(Product, self.caller))
-        if active is not None:
-            stmt = stmt.where(Product.active.is_(active))
-        return await paginate(self.session, stmt, Keyset(Product.name, Product.id), page)
 
     async def add(
         self,

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Response, status
 from leadflow.deps import CurrentCaller, Session
 from leadflow.errors import found, responses
 from leadflow.pagination import Page, PageParams
-from leadflow.products import service
-from leadflow.products.repository import ProductRepository
+from leadflow.products import reads, service
 from leadflow.products.schemas import ProductCreate, ProductRead, ProductUpdate
+from leadflow.readpath import json_response
 
 router = APIRouter(tags=["products"])
 
@@ -42,10 +42,9 @@ async def list_products(
     active: Annotated[
         bool | None, Query(description="Only active (true) or inactive (false) products.")
     ] = None,
-) -> Page[ProductRead]:
+) -> Response:
     """List the company's products, by name."""
-    products, cursor = await ProductRepository(session, caller).list(page, active=active)
-    return Page(data=[ProductRead.model_validate(p) for p in products], next_cursor=cursor)
+    return json_response(await reads.products_page(session, caller, page, active))
 
 
 @router.get(
@@ -54,12 +53,9 @@ async def list_products(
     response_model=ProductRead,
     responses=responses(401, 404, 422),
 )
-async def get_product(
-    product_id: uuid.UUID, session: Session, caller: CurrentCaller
-) -> ProductRead:
+async def get_product(product_id: uuid.UUID, session: Session, caller: CurrentCaller) -> Response:
     """One product of the catalog."""
-    product = found(await ProductRepository(session, caller).get(product_id), "product")
-    return ProductRead.model_validate(product)
+    return json_response(found(await reads.product(session, caller, product_id), "product"))
 
 
 @router.patch(

@@ -15,11 +15,8 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.leads.models import Lead, LeadReadiness, in_inbox
-from leadflow.pagination import Keyset, PageRequest, paginate
 from leadflow.rules.models import ConversionRule
 from leadflow.tenancy import Caller, in_company, visible_to_caller
-
-RULES_ORDER = Keyset(ConversionRule.created_at, ConversionRule.id)
 
 
 class RuleRepository:
@@ -34,10 +31,6 @@ class RuleRepository:
         if for_update:
             stmt = stmt.with_for_update()
         return await self.session.scalar(stmt)
-
-    async def list(self, page: PageRequest) -> tuple[list[ConversionRule], str | None]:
-        stmt = select(ConversionRule).where(in_company(ConversionRule, self.caller))
-        return await paginate(self.session, stmt, RULES_ORDER, page)
 
     async def add(self, **values: Any) -> ConversionRule:
         rule = ConversionRule(company_id=self.caller.company_id, **values)

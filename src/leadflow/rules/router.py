@@ -5,15 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
-from leadflow.deps import AdminCaller, AppSettings, CurrentCaller, Session
-from leadflow.errors import NotFound, responses
+from leadflow.deps import AdminCaller, CurrentCaller, Session
+from leadflow.errors import NotFound, found, responses
+from leadflow.jobs.router import job_answer
+from leadflow.jobs.schemas import JobRead
 from leadflow.pagination import MAX_LIMIT, Page, PageParams, PageRequest
-from leadflow.rules import service
+from leadflow.readpath import json_response
+from leadflow.rules import reads, service
 from leadflow.rules.repository import RuleRepository
 from leadflow.rules.schemas import (
-    Applied,
     ConversionRuleCreate,
     ConversionRuleRead,
     ConversionRuleUpdate,
@@ -49,14 +51,11 @@ async def create_rule(
     response_model=Page[ConversionRuleRead],
     responses=responses(401, 422),
 )
-async def list_rules(
-    session: Session, caller: CurrentCaller, page: PageParams
-) -> Page[ConversionRuleRead]:
+async def list_rules(session: Session, caller: CurrentCaller, page: PageParams) -> Response:
     """List the company's conversion rules.
 
     Oldest first: the order in which `convert` rules are tried."""
-    rules, cursor = await RuleRepository(session, caller).list(page)
-    return Page(data=[ConversionRuleRead.model_validate(r) for r in rules], next_cursor=cursor)
+    return json_response(await reads.rules(session, caller, page))
 
 
 @router.get(
@@ -65,11 +64,9 @@ async def list_rules(
     response_model=ConversionRuleRead,
     responses=responses(401, 404, 422),
 )
-async def get_rule(
-    rule_id: uuid.UUID, session: Session, caller: CurrentCaller
-) -> ConversionRuleRead:
+async def get_rule(rule_id: uuid.UUID, session: Session, caller: CurrentCaller) -> Response:
     """One conversion rule."""
-    return ConversionRuleRead.model_validate(await service.get_rule(session, caller, rule_id))
+    return json_response(found(await reads.rule(session, caller, rule_id), "conversion rule"))
 
 
 @router.patch(
@@ -129,30 +126,34 @@ async def dry_run(
 _APPLY_RESPONSES = responses(401, 403, 404, 409, 422)
 _APPLY_RESPONSES[409] = {
     **_APPLY_RESPONSES[409],
-    "description": (
-        "The rule is disabled (`conversion-rule-disabled`), or it matches more inbox leads "
-        "than one apply may change (`apply-limit-exceeded`, with `matches` and `limit`); "
-        "nothing was changed"
-    ),
+    "description": "The rule is disabled (`conversion-rule-disabled`); nothing was enqueued",
 }
 
 
 @router.post(
     "/conversion-rules/{rule_id}/apply",
     name="conversion-rules:apply",
-    response_model=Applied,
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobRead,
     responses=_APPLY_RESPONSES,
 )
 async def apply_rule(
-    rule_id: uuid.UUID, session: Session, caller: AdminCaller, settings: AppSettings
-) -> Applied:
-    """Apply an enabled conversion rule to the whole inbox now (admins only).
+    rule_id: uuid.UUID, request: Request, session: Session, caller: AdminCaller
+) -> Response:
+    """Apply an enabled conversion rule to the whole inbox (admins only), as a job.
 
-    Marks the leads it matches ready, or converts them (a blocked conversion marks the
-    lead ready with the reason). All or nothing, in one transaction, and bounded: a rule
-    matching more inbox leads than the server's limit (1,000 unless configured, setting
-    `LEADFLOW_RULE_APPLY_MAX_LEADS`) is refused with 409 `apply-limit-exceeded`, which
-    gives `matches` and `limit`, and nothing changes; narrow its conditions (a dry-run
-    counts the matches). Running it again is safe."""
+    Answers 202 with the job (`Location: /api/v1/jobs/{id}`); the worker runs it once
+    this request has committed, in chunks of 200 leads, each committed with its progress
+    (`done` of `total`; `result` counts `matched`, `marked_ready`, `converted`,
+    `blocked`). It marks the leads the rule matches ready, or converts them (a blocked
+    conversion marks the lead ready with the reason), and drops the rule's readiness on
+    leads it no longer matches. It resumes after a worker restart where it stopped, and
+    can be cancelled (`POST /jobs/{id}/cancel`). Applying a rule whose apply is still
+    queued or running answers that job. Running it again later is safe."""
     rule = await service.get_rule(session, caller, rule_id)
-    return await service.apply_rule(session, caller, rule, settings.rule_apply_max_leads)
+    job_id = await service.apply_rule(session, caller, rule)
+    return json_response(
+        await job_answer(session, caller, job_id),
+        status_code=status.HTTP_202_ACCEPTED,
+        headers={"Location": str(request.app.url_path_for("jobs:get", job_id=str(job_id)))},
+    )

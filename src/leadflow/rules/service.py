@@ -23,6 +23,8 @@ from leadflow.errors import (
     UnknownReference,
     found,
 )
+from leadflow.jobs.repository import JobRepository
+from leadflow.jobs.runner import JobContext, Step, caller_params
 from leadflow.leads.models import Lead, LeadLabel, LeadReadiness, in_inbox
 from leadflow.leads.reads import INBOX_ORDER, read_leads
 from leadflow.pagination import PageRequest, paginate
@@ -58,23 +60,6 @@ EXAMPLE_RULE = {
 class RuleDisabled(Conflict):
     slug = "conversion-rule-disabled"
     title = "The conversion rule is disabled"
-
-
-class ApplyLimitExceeded(Conflict):
-    """Applying the rule would change more inbox leads than one request may (the setting
-    `rule_apply_max_leads`); nothing was written. Until applying runs as a job, the rule
-    must be narrowed; it still acts on each lead as the lead changes."""
-
-    slug = "apply-limit-exceeded"
-    title = "The rule matches more inbox leads than one apply may change"
-
-    def __init__(self, matches: int, limit: int) -> None:
-        super().__init__(
-            f"The rule matches {matches} inbox leads; one apply changes at most {limit}. "
-            "Narrow its conditions (a dry-run counts the matches) and apply it again.",
-            matches=matches,
-            limit=limit,
-        )
 
 
 async def get_rule(
@@ -204,49 +189,65 @@ def _as_rule(rule: ConversionRule) -> Rule:
     )
 
 
-async def apply_rule(
-    session: AsyncSession,
-    caller: Caller,
-    rule: ConversionRule,
-    max_leads: int,
-    batch: int | None = None,
-) -> Applied:
-    """Run a rule over the company's inbox in the request's transaction: all or nothing.
+APPLY_JOB = "conversion_rule.apply"
 
-    Bounded: a rule matching more than `max_leads` inbox leads is refused before anything
-    is written (ApplyLimitExceeded); work that size belongs to a job outside the request.
-    The matches are taken in batches of `batch` leads (in lead id order), so that each
-    set-based conversion stays small. A lead that stopped matching loses the rule's
-    readiness."""
+
+async def apply_rule(session: AsyncSession, caller: Caller, rule: ConversionRule) -> uuid.UUID:
+    """Enqueue applying an enabled rule to the company's inbox, in the request's
+    transaction (the job exists if and only if the request commits); the worker runs it
+    (`apply_step`). An apply of the same rule still queued or running is that job."""
     if not rule.enabled:
         raise RuleDisabled("Enable the rule before applying it; a dry-run works on any rule.")
-    batch = batch or APPLY_BATCH
+    jobs = JobRepository(session)
+    pending = await jobs.pending_of(caller, APPLY_JOB, "rule_id", str(rule.id))
+    if pending is not None:
+        return pending
+    params = {"rule_id": str(rule.id), "caller": caller_params(caller)}
+    return await jobs.enqueue(APPLY_JOB, params, caller)
+
+
+async def apply_step(session: AsyncSession, job: JobContext) -> Step:
+    """One chunk of applying a rule to the inbox, in the runner's transaction.
+
+    The first chunk drops the rule's readiness on leads it no longer matches and counts
+    the matches (`total`); each next one takes up to `batch` matching inbox leads after
+    the checkpoint (in lead id order), marks them ready or converts them (set-based, a
+    savepoint per attempt), and moves the checkpoint past them. A lead that starts to
+    match behind the checkpoint is left to the rule's own evaluation on its next change.
+    A rule deleted or disabled meanwhile ends the job with that error."""
+    batch = APPLY_BATCH
+    caller = job.caller()
+    rule = await RuleRepository(session, caller).get(uuid.UUID(job.params["rule_id"]))
+    if rule is None or not rule.enabled:
+        gone = "deleted" if rule is None else "disabled"
+        return Step(finished=True, result=job.result, errors=[{"error": f"The rule was {gone}."}])
     target = _as_rule(rule)
-    matches = await _count(session, caller, target)
-    if matches > max_leads:
-        raise ApplyLimitExceeded(matches, max_leads)
-    counts = Applied(matched=0, marked_ready=0, converted=0, blocked=0)
-    await _clear_unmatched(session, caller, target)
-    after: uuid.UUID | None = None
-    # Bounded again while running: leads that started to match since the count wait.
-    while counts.matched < max_leads:
-        size = min(batch, max_leads - counts.matched)
-        ids = await _batch(session, caller, target, after, size)
-        if not ids:
-            break
-        counts.matched += len(ids)
-        if target.action == RuleAction.mark_ready.value:
-            counts.marked_ready += await upsert_readiness(
-                session, [readiness_row(caller.company_id, lead_id, target.id) for lead_id in ids]
-            )
-        else:
-            converted, blocked = await _convert_batch(session, caller, target, ids)
-            counts.converted += converted
-            counts.blocked += blocked
-        if len(ids) < size:
-            break
-        after = ids[-1]
-    return counts
+    counts = Applied.model_validate(
+        job.result or {"matched": 0, "marked_ready": 0, "converted": 0, "blocked": 0}
+    )
+    if job.checkpoint is None:
+        await _clear_unmatched(session, caller, target)
+        total = await _count(session, caller, target)
+        return Step(
+            total=total, checkpoint={"after": None}, result=counts.model_dump(), finished=not total
+        )
+    after = job.checkpoint["after"]
+    ids = await _batch(session, caller, target, uuid.UUID(after) if after else None, batch)
+    counts.matched += len(ids)
+    if target.action == RuleAction.mark_ready.value:
+        counts.marked_ready += await upsert_readiness(
+            session, [readiness_row(caller.company_id, lead_id, target.id) for lead_id in ids]
+        )
+    elif ids:
+        converted, blocked = await _convert_batch(session, caller, target, ids)
+        counts.converted += converted
+        counts.blocked += blocked
+    return Step(
+        done=len(ids),
+        checkpoint={"after": str(ids[-1]) if ids else after},
+        result=counts.model_dump(),
+        finished=len(ids) < batch,
+    )
 
 
 def _matching(caller: Caller, rule: Rule) -> Select[uuid.UUID]:

@@ -10,7 +10,6 @@ from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.deals.models import DealProduct
-from leadflow.pagination import Keyset, PageRequest, paginate
 from leadflow.tenancy import Caller, in_company
 
 
@@ -29,11 +28,6 @@ class LineItemRepository:
 
     async def get(self, item_id: uuid.UUID) -> DealProduct | None:
         return await self.session.scalar(self._of_deal().where(DealProduct.id == item_id))
-
-    async def list(self, page: PageRequest) -> tuple[list[DealProduct], str | None]:
-        return await paginate(
-            self.session, self._of_deal(), Keyset(DealProduct.created_at, DealProduct.id), page
-        )
 
     async def currency(self) -> str | None:
         """The currency of the deal's line items (they share one), None without any."""

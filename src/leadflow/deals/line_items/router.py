@@ -6,11 +6,12 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from leadflow.deals.line_items import service
+from leadflow.deals.line_items import reads, service
 from leadflow.deals.line_items.schemas import LineItemCreate, LineItemRead, LineItemUpdate
 from leadflow.deps import CurrentCaller, Session
 from leadflow.errors import responses
 from leadflow.pagination import Page, PageParams
+from leadflow.readpath import json_response
 
 router = APIRouter(tags=["deals"])
 
@@ -37,10 +38,9 @@ async def create_line_item(
 )
 async def list_line_items(
     deal_id: uuid.UUID, session: Session, caller: CurrentCaller, page: PageParams
-) -> Page[LineItemRead]:
+) -> Response:
     """List the line items of a deal, oldest first."""
-    items, cursor = await service.list_line_items(session, caller, deal_id, page)
-    return Page(data=[LineItemRead.model_validate(i) for i in items], next_cursor=cursor)
+    return json_response(await reads.line_items(session, caller, deal_id, page))
 
 
 @router.patch(

@@ -14,7 +14,6 @@ from leadflow.deals.line_items.schemas import LineItemCreate, LineItemUpdate
 from leadflow.deals.models import Deal, DealProduct
 from leadflow.deals.repository import DealRepository
 from leadflow.errors import Conflict, InvalidInput, NotFound, UnknownReference, found
-from leadflow.pagination import PageRequest
 from leadflow.products.models import Product
 from leadflow.products.repository import ProductRepository
 from leadflow.tenancy import Caller
@@ -156,11 +155,3 @@ async def delete_line_item(
     if not await LineItemRepository(session, caller, deal.id).delete(item_id):
         raise NotFound("line item")
     await sync_deal_value(session, caller, deal)
-
-
-async def list_line_items(
-    session: AsyncSession, caller: Caller, deal_id: uuid.UUID, page: PageRequest
-) -> tuple[list[DealProduct], str | None]:
-    """A page of the line items of a deal the caller may see, oldest first."""
-    deal = await visible_deal(session, caller, deal_id)
-    return await LineItemRepository(session, caller, deal.id).list(page)

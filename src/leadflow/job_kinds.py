@@ -1,0 +1,38 @@
+"""Every kind of job the worker runs, and the service's own periodic ones.
+
+Here, above the packages, because a handler belongs to the package whose work it does
+(applying a rule is the rules' own use case) and the runner (`leadflow.jobs`) sits below
+them all: it knows handlers only by the names this table gives them.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow import idempotency
+from leadflow.capture.repository import purge_deliveries
+from leadflow.jobs.repository import JobRepository
+from leadflow.jobs.runner import Handler, JobLoop, Periodic, SessionFactory, purging
+from leadflow.rules.service import APPLY_JOB, apply_step
+
+# How often each purge runs (one at a time across all workers: `Periodic`).
+PURGE_EVERY = timedelta(hours=1)
+
+
+async def _purge_jobs(session: AsyncSession, limit: int) -> int:
+    return await JobRepository(session).purge_finished(limit)
+
+
+HANDLERS: dict[str, Handler] = {
+    APPLY_JOB: apply_step,
+    "purge.idempotency_keys": purging(idempotency.purge_expired),
+    "purge.capture_deliveries": purging(purge_deliveries),
+    "purge.jobs": purging(_purge_jobs),
+}
+PERIODIC = tuple(Periodic(kind, PURGE_EVERY) for kind in HANDLERS if kind.startswith("purge."))
+
+
+def job_loop(session_factory: SessionFactory) -> JobLoop:
+    return JobLoop(session_factory, HANDLERS, PERIODIC)

@@ -1,0 +1,2 @@
+"""Jobs: work too long for a request, enqueued in the request's transaction and run by the
+worker in chunks, each chunk committed with its progress (see `runner`)."""
