@@ -37,8 +37,11 @@ COPY alembic.ini ./
 COPY migrations ./migrations
 USER leadflow:leadflow
 EXPOSE 8000
+# LEADFLOW_ROLE: `api` (default) serves the API; `worker` delivers webhooks (no HTTP
+# port: its health check passes while the process lives); `all` does both in one process.
+ENV LEADFLOW_ROLE=api
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s \
-  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), timeout=2)"]
+  CMD ["python", "-c", "import os, urllib.request; os.environ.get('LEADFLOW_ROLE') == 'worker' or urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), timeout=2)"]
 # DATABASE_URL is required (postgresql:// or postgresql+asyncpg://); without it both
 # commands stop with one line. `exec` makes the server PID 1, so SIGTERM stops it cleanly.
-ENTRYPOINT ["/bin/sh", "-c", "leadflow migrate && exec leadflow serve --no-migrate --host 0.0.0.0 --port \"${PORT}\""]
+ENTRYPOINT ["/bin/sh", "-c", "leadflow migrate && case \"${LEADFLOW_ROLE}\" in worker) exec leadflow worker --no-migrate ;; all) exec leadflow serve --worker --no-migrate --host 0.0.0.0 --port \"${PORT}\" ;; *) exec leadflow serve --no-migrate --host 0.0.0.0 --port \"${PORT}\" ;; esac"]

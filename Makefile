@@ -25,8 +25,12 @@ $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
-run: install ## migrate and serve on HOST:PORT (embedded PostgreSQL unless DATABASE_URL is set)
-	$(BIN)/leadflow serve --host $(HOST) --port $(PORT)
+run: install ## migrate and serve on HOST:PORT with the worker inside (embedded PostgreSQL unless DATABASE_URL is set)
+	$(BIN)/leadflow serve --worker --host $(HOST) --port $(PORT)
+
+.PHONY: worker
+worker: install ## a worker process alone (webhook deliveries), beside `leadflow serve`
+	$(BIN)/leadflow worker
 
 test: dev ## the whole suite (embedded PostgreSQL unless DATABASE_URL is set)
 	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
@@ -78,6 +82,10 @@ bench-capture: install ## signed captures/s at concurrency 16 vs a raw asyncpg i
 .PHONY: bench-checkout
 bench-checkout: install ## a pool checkout with pool_pre_ping vs the closed-connection check
 	$(BIN)/python bench/pool_checkout.py $(BENCH_ARGS)
+
+.PHONY: bench-webhooks
+bench-webhooks: install ## POST /leads and conversion p50 with vs without a webhook subscription; deliveries/s of one worker
+	$(BIN)/python -m bench.webhooks $(BENCH_ARGS)
 
 .PHONY: bench-rules
 bench-rules: install ## marking an activity done with 0 and with 50 enabled conversion rules

@@ -102,6 +102,8 @@ BUILDERS: dict[str, str] = {
     "conversion_id": "conversion",
     "rule_id": "rule",
     "form_id": "form",
+    "webhook_id": "webhook",
+    "delivery_id": "delivery",
     "job_id": "job",
     "rest": "rest",
 }
@@ -160,6 +162,7 @@ LIST_PROBES: dict[str, list[dict[str, str]]] = {
     "conversions:list": [{}, {"lead_id": "converted_lead"}, {"deal_id": "converted_deal"}],
     "conversion-rules:list": [{}],
     "forms:list": [{}],
+    "webhooks:list": [{}],
 }
 
 # Creates without path parameters: B's body names A's resources -> 404 or 422, never 2xx.
@@ -186,6 +189,11 @@ CREATE_PROBES: dict[str, dict[str, Any] | str] = {
         "conditions": [{"type": "source_is", "source": "api"}],
     },
     "forms:create": {"name": "x", "stage_id": "@stage"},
+    "webhooks:create": {
+        "url": "https://x.example.com/in",
+        "event_types": ["*"],
+        "pipeline_id": "@pipeline",
+    },
 }
 
 # Bodies of B's writes, so that validation passes and the ownership check is what answers.
@@ -207,6 +215,8 @@ WRITE_BODIES: dict[str, Any] = {
     "deals:participants:create": {"person_id": "@person"},
     "conversion-rules:update": {"name": "pwned"},
     "forms:update": {"name": "pwned"},
+    "webhooks:update": {"url": "https://pwned.example.com/in"},
+    "webhooks:replay": {"since": "2026-01-01T00:00:00Z"},
 }
 
 # Owner-visibility scenario: routes whose every path parameter is one of these.
@@ -253,6 +263,8 @@ OWNER_SCENARIO_EXCLUDED_PARAMS = {
     "product_id": "catalog products have no visible_to",
     "rule_id": "conversion rules have no visible_to (admin-managed)",
     "form_id": "forms have no visible_to (admin-managed)",
+    "webhook_id": "webhook subscriptions have no visible_to (admin-managed)",
+    "delivery_id": "webhook deliveries belong to an admin-managed subscription",
     "job_id": "jobs have no visible_to: their starter and the company's admins see them "
     "(tests/jobs/test_jobs.py)",
 }
@@ -376,6 +388,14 @@ async def _build_world(
         },
     )
     group = await create_group(client, admin, name=f"{mark} group")
+    webhook = await _post(
+        client,
+        admin,
+        "/webhooks",
+        json={"url": f"https://{mark.lower()}.example.com/in", "event_types": ["*"]},
+    )
+    test_sent = await client.post(f"{API}/webhooks/{webhook['id']}/test", headers=admin.headers)
+    assert test_sent.status_code == 202, test_sent.text
     applied = await client.post(f"{API}/conversion-rules/{rule['id']}/apply", headers=admin.headers)
     assert applied.status_code == 202, applied.text
     return {
@@ -402,6 +422,8 @@ async def _build_world(
         "activity": activity["id"],
         "form": form["id"],
         "rule": rule["id"],
+        "webhook": webhook["id"],
+        "delivery": test_sent.json()["delivery_id"],
         "job": applied.json()["id"],
         "rest": "anything",
         "mark": mark,
@@ -436,6 +458,8 @@ def _readbacks(world: dict[str, str]) -> list[str]:
         f"/forms/{w['form']}",
         f"/conversion-rules/{w['rule']}",
         f"/pipelines/{w['pipeline']}/board",
+        f"/webhooks/{w['webhook']}",
+        f"/webhooks/{w['webhook']}/deliveries",
     ]
 
 

@@ -21,6 +21,12 @@ SRC = Path(leadflow.__file__).parent
 COMMITS_ALLOWED = {
     ("leadflow/middleware.py", "RequestEnvelope._end_transaction"): "the request envelope",
     ("leadflow/cli.py", "_create_company"): "`leadflow create-company`, outside any request",
+    ("leadflow/webhooks/delivery.py", "DeliveryLoop.claim"): (
+        "the worker's claim of due deliveries, outside any request"
+    ),
+    ("leadflow/webhooks/delivery.py", "DeliveryLoop.record"): (
+        "the worker's record of one delivery's outcome, outside any request"
+    ),
     ("leadflow/jobs/runner.py", "JobLoop.run_once"): "the job runner: a job's claim",
     ("leadflow/jobs/runner.py", "JobLoop._run"): "the job runner: each chunk with its progress",
     ("leadflow/jobs/runner.py", "JobLoop._end"): "the job runner: a job's end",

@@ -43,6 +43,7 @@ from leadflow.errors import (
     INVALID_CURSOR,
     NOT_A_PHONE_NUMBER,
     NOT_AN_EMAIL_ADDRESS,
+    REFUSED_TARGET,
     UNKNOWN_REFERENCE,
 )
 from leadflow.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -214,7 +215,8 @@ def _auth(case: schemathesis.Case, admin_token: str) -> dict[str, str]:
 # document constrains each parameter on its own); a phone number that is none (numbering
 # plans, and the server's default region for numbers without +country code); a change that
 # does not fit the record as stored (stateful sequences PATCH what they created); an email
-# address in a capture form's free-form mapped `fields` value. Every other
+# address in a capture form's free-form mapped `fields` value; a webhook URL the server's
+# settings refuse (http, or a loopback/private/metadata address). Every other
 # 422 to data valid by the document fails the run: the document must state the rule
 # (length, pattern, format, range, a body's cross-field rule as oneOf/anyOf).
 BEYOND_THE_DOCUMENT = {
@@ -224,6 +226,7 @@ BEYOND_THE_DOCUMENT = {
     NOT_A_PHONE_NUMBER,
     CONFLICTS_WITH_RECORD,
     NOT_AN_EMAIL_ADDRESS,
+    REFUSED_TARGET,
 }
 
 

@@ -1,4 +1,4 @@
-"""The `leadflow` command: serve, migrate, create-company, openapi."""
+"""The `leadflow` command: serve, worker, migrate, create-company, openapi."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from leadflow.localdb import (
     migrate,
 )
 from leadflow.logs import configure_logging
+from leadflow.worker import KINDS
 
 log = logging.getLogger("leadflow.cli")
 
@@ -92,6 +93,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             token = _local_admin_token(settings.data_dir)
             os.environ["LEADFLOW_ADMIN_TOKEN"] = token
             _print_banner(args.host, args.port, token)
+        if args.worker:
+            os.environ["LEADFLOW_RUN_WORKER"] = "1"
         get_settings.cache_clear()
         if not args.no_migrate:
             migrate(url)
@@ -131,6 +134,48 @@ def _print_banner(host: str, port: int, token: str) -> None:
         file=sys.stderr,
         flush=True,
     )
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Deliver webhooks and run jobs until SIGTERM or Ctrl-C."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    url, embedded = _resolve_database(settings)
+    try:
+        if not args.no_migrate:
+            migrate(url)
+        asyncio.run(_work(url, settings, args.only or KINDS))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+async def _work(url: str, settings: Settings, kinds: Sequence[str]) -> None:
+    from leadflow.db import make_engine
+    from leadflow.worker import make_worker
+
+    engine = make_engine(url, pool_size=5, max_overflow=0)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        from leadflow.metrics import REGISTRY
+
+        # The delivery outcomes and durations this process counts; the queue depth is
+        # on the API's /metrics (read from the database).
+        start_http_server(
+            settings.worker_metrics_port, addr=settings.worker_metrics_host, registry=REGISTRY
+        )
+    log.info("worker started (database %s)", describe(url))
+    try:
+        await make_worker(engine, settings, kinds).run(stop)
+    finally:
+        await engine.dispose()
+    log.info("worker stopped")
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
@@ -213,7 +258,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     serve.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
     serve.add_argument("--no-migrate", action="store_true")
+    serve.add_argument(
+        "--worker", action="store_true", help="also run the worker (webhooks, jobs) inside"
+    )
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser(
+        "worker", help="deliver webhooks, run jobs (several may run; embedded DB when unset)"
+    )
+    worker.add_argument("--no-migrate", action="store_true")
+    worker.add_argument(
+        "--only",
+        action="append",
+        choices=KINDS,
+        help="run only this kind of work (repeatable; default: all)",
+    )
+    worker.set_defaults(func=cmd_worker)
 
     sub.add_parser("migrate", help="apply the database migrations").set_defaults(func=cmd_migrate)
 

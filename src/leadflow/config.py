@@ -78,6 +78,31 @@ class Settings(BaseSettings):
     # Strict-Transport-Security max-age in seconds; 0 sends none (set it behind TLS).
     hsts_max_age: int = Field(default=0, ge=0, le=63_072_000)
 
+    # Outgoing webhooks. Seconds a process remembers whether a company has a subscription
+    # (a subscription made through another process starts receiving events at most this
+    # much later; 0 asks the database at every write).
+    webhook_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    # Plain http:// subscription URLs; None: allowed in local mode only (where
+    # LEADFLOW_REQUIRE_DATABASE_URL is not set, i.e. not in the container image).
+    webhook_allow_http: bool | None = None
+    # Send to loopback, private, link-local and metadata addresses (development, tests);
+    # refused by default, whatever the URL's name resolves to.
+    webhook_allow_local_targets: bool = False
+    # The in-process worker of `leadflow serve --worker` (what `make run` starts).
+    run_worker: bool = False
+    # Seconds the worker waits after a round that found nothing due.
+    worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # `leadflow worker` serves its own Prometheus metrics (delivery outcomes, durations)
+    # on this port; 0: none (`leadflow serve --worker` counts them on the API's /metrics).
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
+
+    @property
+    def webhooks_allow_http(self) -> bool:
+        if self.webhook_allow_http is not None:
+            return self.webhook_allow_http
+        return not self.require_database_url
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _origins(cls, value: object) -> object:

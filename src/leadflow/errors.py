@@ -84,13 +84,16 @@ class Conflict(DomainError):
 # +country code, on the server's default region); a change that does not fit the record as
 # stored (a lost_reason for an open deal, a price without the product's currency); an
 # email address in a free-form value (a capture form's mapped `fields`: the document says
-# `fields` is an object of any values, and which of them is an email depends on the form).
+# `fields` is an object of any values, and which of them is an email depends on the form);
+# a webhook URL the server's settings refuse (a plain http URL, or a loopback, private,
+# link-local or metadata address, which depend on the deployment's settings).
 UNKNOWN_REFERENCE = "unknown_reference"
 INVALID_CURSOR = "invalid_cursor"
 CONFLICTING_PARAMETERS = "conflicting_parameters"
 NOT_A_PHONE_NUMBER = "not_a_phone_number"
 CONFLICTS_WITH_RECORD = "conflicts_with_record"
 NOT_AN_EMAIL_ADDRESS = "not_an_email_address"
+REFUSED_TARGET = "refused_target"
 
 
 class InvalidInput(DomainError):

@@ -10,14 +10,17 @@ package below it imports it).
 Subscribers are found by the event's class and its bases: a handler of `LeadChanged`
 also receives `LeadArchived`. They run one after the other, in subscription order; an
 exception in one aborts the write that published (the request answers its error and
-the transaction rolls back), as if the write itself had failed.
+the transaction rolls back), as if the write itself had failed. A batch subscriber
+(`subscribe_batch`: the webhook outbox) receives all the events of one `publish` call
+at once, before the per-event subscribers, so that it can write them in one statement
+whatever their number (a bulk conversion publishes two per lead).
 """
 
 from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
@@ -214,6 +217,7 @@ class ActivityDeleted(ActivityEvent):
 
 E = TypeVar("E", bound=DomainEvent)
 Handler = Callable[[AsyncSession, Any], Awaitable[None]]
+BatchHandler = Callable[[AsyncSession, Sequence[DomainEvent]], Awaitable[None]]
 
 
 class Publisher:
@@ -222,6 +226,12 @@ class Publisher:
     def __init__(self) -> None:
         self._handlers: dict[type[DomainEvent], list[Handler]] = {}
         self._routes: dict[type[DomainEvent], tuple[Handler, ...]] = {}
+        self._batch_handlers: list[BatchHandler] = []
+
+    def subscribe_batch(self, handler: BatchHandler) -> None:
+        """`handler` receives every `publish` call's events together (idempotent)."""
+        if handler not in self._batch_handlers:
+            self._batch_handlers.append(handler)
 
     def subscribe(
         self, event_type: type[E], handler: Callable[[AsyncSession, E], Awaitable[None]]
@@ -248,6 +258,8 @@ class Publisher:
         return route
 
     async def publish(self, session: AsyncSession, *events: DomainEvent) -> None:
+        for batch_handler in self._batch_handlers:
+            await batch_handler(session, events)
         for event in events:
             for handler in self.handlers_of(type(event)):
                 await handler(session, event)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware.cors import CORSMiddleware
 
 from leadflow import errors, idempotency, models, openapi, ops
@@ -41,6 +43,9 @@ from leadflow.routing import add_routes, index_routes
 from leadflow.rules import subscriptions as rules_subscriptions
 from leadflow.rules.router import router as rules_router
 from leadflow.security import SecurityHeaders
+from leadflow.webhooks import outbox as webhooks_outbox
+from leadflow.webhooks.docs import describe_webhooks
+from leadflow.webhooks.router import router as webhooks_router
 
 API_PREFIX = "/api/v1"
 
@@ -75,6 +80,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     conversion_router,
     rules_router,
     capture_router,
+    webhooks_router,
     jobs_router,
 )
 
@@ -111,9 +117,31 @@ def _freeze_startup_objects() -> None:
 
 def subscribe_listeners() -> None:
     """Subscribe the packages that listen to domain events (`leadflow.events`): whatever
-    writes records (the API, the CLI) calls this first. Idempotent."""
+    writes records (the API, the CLI) calls this first. Idempotent. The outbox comes
+    first: an event's `data` is the record as the change left it, before any rule
+    reacting to the change writes again."""
+    webhooks_outbox.subscribe()
     deals_subscriptions.subscribe()
     rules_subscriptions.subscribe()
+
+
+def _start_worker(
+    engine: AsyncEngine, settings: Settings
+) -> tuple[asyncio.Task[None], asyncio.Event]:
+    """The worker inside this process (`leadflow serve --worker`), on the app's engine."""
+    from leadflow.worker import make_worker
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(make_worker(engine, settings).run(stop), name="leadflow-worker")
+    return task, stop
+
+
+async def _stop_worker(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """Let the round in progress finish (its sends time out after 10 s); a delivery cut
+    short stays claimed until its lease ends and is then sent again."""
+    stop.set()
+    with suppress(TimeoutError, asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=15)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -121,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every table must be known before the first query resolves a foreign key.
     assert models.Base.metadata.tables
     subscribe_listeners()
+    webhooks_outbox.subscribed_companies.configure(settings.webhook_cache_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -150,9 +179,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.session_factory = make_session_factory(engine)
         app.state.reader_factory = make_reader_factory(engine)
         _freeze_startup_objects()
+        worker = _start_worker(engine, settings) if settings.run_worker else None
         try:
             yield
         finally:
+            if worker is not None:
+                await _stop_worker(*worker)
             await engine.dispose()
 
     app = FastAPIOffline(
@@ -172,6 +204,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_routes(app, API_ROUTERS, prefix=API_PREFIX)
     add_routes(app, [capture_pages_router])
     index_routes(app)
+    describe_webhooks(app)
     app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
     errors.install_error_handlers(app)
     idempotency.install(app)

@@ -1,4 +1,6 @@
-"""Prometheus metrics: request count and latency per route template."""
+"""Prometheus metrics: request count and latency per route template; webhook deliveries
+(outcomes and durations, counted by the process that runs the worker, and the queue's
+depth, read from the database at each scrape)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -30,6 +33,26 @@ LATENCY = Histogram(
     "Time from request start to response end, by method and route template.",
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
+)
+
+WEBHOOK_DELIVERIES = Counter(
+    "leadflow_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome: succeeded, retried (failed, another attempt is "
+    "scheduled), failed (the schedule ran out), gone (410: the subscription is disabled).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+WEBHOOK_DURATION = Histogram(
+    "leadflow_webhook_delivery_duration_seconds",
+    "Time of one webhook delivery attempt, from resolving the host to the answer.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
+)
+WEBHOOK_QUEUE = Gauge(
+    "leadflow_webhook_queue_depth",
+    "Webhook deliveries waiting (pending, due or not) or in flight, at the last scrape.",
+    ["status"],
     registry=REGISTRY,
 )
 

@@ -13,6 +13,7 @@ from leadflow.leads.models import Lead, LeadLabel, LeadReadiness
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.products.models import Product
 from leadflow.rules.models import ConversionRule
+from leadflow.webhooks.models import Webhook, WebhookDelivery, WebhookEvent
 
 __all__ = [
     "Activity",
@@ -42,4 +43,7 @@ __all__ = [
     "Stage",
     "User",
     "UserGroup",
+    "Webhook",
+    "WebhookDelivery",
+    "WebhookEvent",
 ]

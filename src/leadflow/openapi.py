@@ -159,6 +159,7 @@ def build(app: FastAPI) -> dict[str, Any]:
         version=app.version,
         description=app.description,
         routes=list(path_operations(app.routes)),
+        webhooks=app.webhooks.routes,
         servers=app.servers,
     )
     for path_item in schema.get("paths", {}).values():

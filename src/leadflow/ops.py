@@ -50,7 +50,32 @@ async def readyz(request: Request) -> Response | Health:
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
-async def prometheus_metrics() -> Response:
-    """Request counts and latencies per route, in Prometheus text format."""
+async def prometheus_metrics(request: Request) -> Response:
+    """Request counts and latencies per route, webhook delivery outcomes and the webhook
+    queue's depth, in Prometheus text format."""
+    await _webhook_queue_depth(request.app.state)
     body, content_type = metrics.exposition()
     return Response(content=body, media_type=content_type)
+
+
+_QUEUE_DEPTH = text(
+    "SELECT status, count(*) FROM webhook_delivery"
+    " WHERE status IN ('pending', 'in_flight') GROUP BY status"
+)
+
+
+async def _webhook_queue_depth(state: object) -> None:
+    """The open deliveries by status (the partial index of the worker's claim holds
+    exactly these rows); left as last seen when the database does not answer."""
+    engine: AsyncEngine | None = getattr(state, "engine", None)
+    if engine is None:
+        return
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS), engine.connect() as conn:
+            rows = (await conn.execute(_QUEUE_DEPTH)).all()
+        counts: dict[str, int] = {str(status): int(count) for status, count in rows}
+    except Exception as exc:  # metrics must answer whatever the database does
+        log.warning("webhook queue depth unknown (%s)", type(exc).__name__)
+        return
+    for status in ("pending", "in_flight"):
+        metrics.WEBHOOK_QUEUE.labels(status).set(counts.get(status, 0))

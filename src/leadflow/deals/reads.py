@@ -116,6 +116,16 @@ def deal_by_id(viewer: Viewer) -> ReadStatement:
     )
 
 
+@functools.cache
+def deals_by_ids() -> ReadStatement:
+    """The deals of the company among `deal_ids` (converted ones too), in one statement:
+    the records of the webhook events of one write (shown as an admin sees them)."""
+    ids = bindparam("deal_ids", type_=ARRAY(Uuid()))
+    return ReadStatement(
+        _with_stage().where(visible_to_viewer(Deal, Viewer.admin), Deal.id == any_(ids))
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class DealListShape:
     """Which filters a deal list page uses, and whether it continues after a cursor."""

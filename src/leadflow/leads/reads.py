@@ -245,6 +245,16 @@ def lead_by_id(viewer: Viewer) -> ReadStatement:
     )
 
 
+@functools.cache
+def leads_by_ids(viewer: Viewer) -> ReadStatement:
+    """The leads the viewer may see among `lead_ids` (converted ones too), in one
+    statement: the records of the webhook events of one write."""
+    ids = bindparam("lead_ids", type_=ARRAY(UUID(as_uuid=True)))
+    return ReadStatement(
+        select(*_LEAD_COLUMNS).where(visible_to_viewer(Lead, viewer), Lead.id == any_(ids))
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class InboxShape:
     """Which filters and which order an inbox page uses: one compiled statement each."""

@@ -1,0 +1,146 @@
+"""Writes of the webhook tables made by the API (subscriptions, manual retries, tests,
+replays). The outbox (`outbox.py`) inserts events and their first deliveries; the
+worker (`delivery.py`) records attempts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import delete, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.auth.models import User
+from leadflow.pipelines.models import Pipeline
+from leadflow.tenancy import Caller, in_company
+from leadflow.webhooks.models import Webhook
+
+
+class WebhookRepository:
+    """Subscriptions of the caller's company (admin-managed; no owner visibility)."""
+
+    def __init__(self, session: AsyncSession, caller: Caller) -> None:
+        self.session = session
+        self.caller = caller
+
+    async def get(self, webhook_id: uuid.UUID, *, for_update: bool = False) -> Webhook | None:
+        stmt = select(Webhook).where(in_company(Webhook, self.caller), Webhook.id == webhook_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return await self.session.scalar(stmt)
+
+    async def add(self, webhook: Webhook) -> Webhook:
+        self.session.add(webhook)
+        await self.session.flush()
+        return webhook
+
+    async def save(self, webhook: Webhook) -> Webhook:
+        await self.session.flush()
+        return webhook
+
+    async def delete(self, webhook: Webhook) -> None:
+        await self.session.execute(
+            delete(Webhook).where(in_company(Webhook, self.caller), Webhook.id == webhook.id)
+        )
+
+    async def references_exist(
+        self, pipeline_id: uuid.UUID | None, owner_id: uuid.UUID | None
+    ) -> tuple[bool, bool]:
+        """Whether the filters name a pipeline and a user of the caller's company."""
+        pipeline = (
+            select(Pipeline.id)
+            .where(in_company(Pipeline, self.caller), Pipeline.id == pipeline_id)
+            .exists()
+        )
+        owner = select(User.id).where(in_company(User, self.caller), User.id == owner_id).exists()
+        row = (await self.session.execute(select(pipeline, owner))).one()
+        return (pipeline_id is None or bool(row[0]), owner_id is None or bool(row[1]))
+
+    async def retry(self, webhook_id: uuid.UUID, delivery_id: uuid.UUID) -> bool:
+        """A delivery due now again, with a fresh schedule (False: no such delivery, or
+        one a worker holds right now)."""
+        result = await self.session.execute(
+            _RETRY,
+            {"company_id": self.caller.company_id, "webhook_id": webhook_id, "id": delivery_id},
+        )
+        return result.first() is not None
+
+    async def replay(self, webhook_id: uuid.UUID, since: datetime) -> int:
+        result = await self.session.execute(
+            _REPLAY,
+            {"company_id": self.caller.company_id, "webhook_id": webhook_id, "since": since},
+        )
+        return int(result.scalar_one())
+
+    async def add_test_delivery(
+        self, webhook_id: uuid.UUID, event_id: uuid.UUID, delivery_id: uuid.UUID, body: str
+    ) -> None:
+        await self.session.execute(
+            _TEST,
+            {
+                "company_id": self.caller.company_id,
+                "webhook_id": webhook_id,
+                "event_id": event_id,
+                "delivery_id": delivery_id,
+                "payload": body,
+            },
+        )
+
+
+# Not while a worker holds it (in flight): it would be sent twice at once.
+_RETRY = text(
+    """
+    UPDATE webhook_delivery SET status = 'pending', attempts = 0, next_attempt_at = now(),
+           locked_until = NULL
+    WHERE company_id = :company_id AND webhook_id = :webhook_id AND id = :id
+      AND status <> 'in_flight'
+    RETURNING id
+    """
+)
+
+# The company's events since then that the subscription receives (its types, filters and
+# its creator's visibility, as when the outbox fans an event out), made pending again;
+# the deliveries they already have start over.
+_REPLAY = text(
+    """
+    WITH matched AS (
+        SELECT e.id, e.entity_id FROM webhook_event e
+        JOIN webhook w ON w.id = :webhook_id AND w.company_id = e.company_id
+        JOIN app_user creator ON creator.id = w.created_by AND creator.company_id = w.company_id
+        WHERE e.company_id = :company_id AND e.occurred_at >= :since
+          AND e.type <> 'webhook.test'
+          AND (e.type = ANY (w.event_types) OR e.entity || '.*' = ANY (w.event_types)
+               OR '*' = ANY (w.event_types))
+          AND (w.pipeline_id IS NULL OR w.pipeline_id = e.pipeline_id)
+          AND (w.owner_id IS NULL OR w.owner_id = e.owner_id)
+          AND (creator.role = 'admin' OR e.owner_id = creator.id OR e.visible_to = 'company'
+               OR (e.visible_to = 'group' AND creator.group_id IS NOT NULL AND EXISTS (
+                   SELECT 1 FROM app_user o WHERE o.id = e.owner_id
+                     AND o.company_id = e.company_id AND o.group_id = creator.group_id)))
+    ), upserted AS (
+        INSERT INTO webhook_delivery (id, company_id, webhook_id, event_id, entity_id, status,
+                                      attempts, next_attempt_at, created_at)
+        SELECT gen_random_uuid(), :company_id, :webhook_id, m.id, m.entity_id, 'pending', 0,
+               now(), now()
+        FROM matched m
+        ON CONFLICT (webhook_id, event_id) DO UPDATE
+            SET status = 'pending', attempts = 0, next_attempt_at = now(), locked_until = NULL
+            WHERE webhook_delivery.status <> 'in_flight'
+        RETURNING 1
+    )
+    SELECT count(*) FROM upserted
+    """
+)
+
+_TEST = text(
+    """
+    WITH event AS (
+        INSERT INTO webhook_event (id, company_id, type, entity, payload, occurred_at)
+        VALUES (:event_id, :company_id, 'webhook.test', 'webhook', CAST(:payload AS jsonb), now())
+        RETURNING id
+    )
+    INSERT INTO webhook_delivery (id, company_id, webhook_id, event_id, status, attempts,
+                                  next_attempt_at, created_at)
+    SELECT :delivery_id, :company_id, :webhook_id, id, 'pending', 0, now(), now() FROM event
+    """
+)

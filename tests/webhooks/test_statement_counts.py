@@ -1,0 +1,115 @@
+"""What the outbox adds to the hot writes of a company with a subscription (without one
+it adds nothing: tests/test_statement_counts.py). Counted as the driver sees them on the
+test's connection (`Statements` of tests/conftest.py), read-path statements included."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from tests.conftest import Statements
+from tests.factories import API, Actor, create_company
+from tests.test_statement_counts import _prospect_lead
+from tests.test_statement_counts import statements as orm_statements
+
+# The records read as the API shows them (one statement per kind: leads, deals) and one
+# INSERT of every event with its deliveries, per publish.
+POST_LEAD_OUTBOX = 2  # the lead; lead.created
+CONVERSION_OUTBOX = 3  # the lead, the deal; deal.created and lead.converted
+
+
+async def _company(client: httpx.AsyncClient, subscribed: bool) -> Actor:
+    """A company whose admin's token is known (cached) and whose writes have run once (the
+    driver's first look at a statement's types is not the write's work)."""
+    admin = await create_company(client)
+    if subscribed:
+        response = await client.post(
+            f"{API}/webhooks",
+            json={"url": "https://hooks.example.com/in", "event_types": ["*"]},
+            headers=admin.headers,
+        )
+        assert response.status_code == 201, response.text
+    await _prospect_lead(client, admin)
+    return admin
+
+
+async def _counted(
+    engine: AsyncEngine, statements: Statements, request: Awaitable[httpx.Response]
+) -> int:
+    """Statements SQLAlchemy ran (`before_cursor_execute`) and those the read path ran on
+    the driver connection (its query logger: SQLAlchemy's prepared statements bypass it)."""
+    await _logged()
+    before = len(statements.of())
+    with orm_statements(engine) as seen:
+        response = await request
+    assert response.status_code == 201, response.text
+    await _logged()
+    return len(seen) + len(statements.of()) - before
+
+
+async def _logged() -> None:
+    """asyncpg hands each statement to its query loggers on a later turn of the loop."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def _events(connection: AsyncConnection, company_id: str) -> list[str]:
+    rows = await connection.execute(
+        text("SELECT type FROM webhook_event WHERE company_id = :c ORDER BY id"),
+        {"c": company_id},
+    )
+    return list(rows.scalars())
+
+
+async def test_post_lead_adds_two_statements(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    statements: Statements,
+    connection: AsyncConnection,
+) -> None:
+    body = {"title": "Counted", "prospect": {"person_name": "Ana"}}
+    counts = []
+    for subscribed in (False, True):
+        admin = await _company(client, subscribed)
+        create = client.post(f"{API}/leads", json=body, headers=admin.headers)
+        counts.append(await _counted(engine, statements, create))
+    assert counts[1] - counts[0] == POST_LEAD_OUTBOX, counts
+    assert await _events(connection, admin.company_id) == ["lead.created", "lead.created"]
+
+
+async def test_a_conversion_adds_three_statements(
+    client: httpx.AsyncClient, engine: AsyncEngine, statements: Statements
+) -> None:
+    counts = []
+    for subscribed in (False, True):
+        admin = await _company(client, subscribed)
+        lead_id = await _prospect_lead(client, admin)
+        convert = client.post(f"{API}/leads/{lead_id}/convert", headers=admin.headers)
+        counts.append(await _counted(engine, statements, convert))
+    assert counts[1] - counts[0] == CONVERSION_OUTBOX, counts
+
+
+@pytest.mark.parametrize("n", [2, 20])
+async def test_a_bulk_conversion_adds_the_same_three_for_any_number_of_leads(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    statements: Statements,
+    connection: AsyncConnection,
+    n: int,
+) -> None:
+    counts = []
+    for subscribed in (False, True):
+        admin = await _company(client, subscribed)
+        lead_ids = [await _prospect_lead(client, admin) for _ in range(n)]
+        convert = client.post(
+            f"{API}/leads/convert", json={"lead_ids": lead_ids}, headers=admin.headers
+        )
+        counts.append(await _counted(engine, statements, convert))
+    assert counts[1] - counts[0] == CONVERSION_OUTBOX, counts
+    events = await _events(connection, admin.company_id)
+    assert events.count("deal.created") == n and events.count("lead.converted") == n
