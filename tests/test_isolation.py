@@ -104,6 +104,7 @@ BUILDERS: dict[str, str] = {
     "conversion_id": "conversion",
     "rule_id": "rule",
     "form_id": "form",
+    "field_id": "field",
     "rest": "rest",
 }
 
@@ -161,6 +162,7 @@ LIST_PROBES: dict[str, list[dict[str, str]]] = {
     "conversions:list": [{}, {"lead_id": "converted_lead"}, {"deal_id": "converted_deal"}],
     "conversion-rules:list": [{}],
     "forms:list": [{}],
+    "fields:list": [{"entity": "field_entity"}],
 }
 
 # Creates without path parameters: B's body names A's resources -> 404 or 422, never 2xx.
@@ -187,6 +189,7 @@ CREATE_PROBES: dict[str, dict[str, Any] | str] = {
         "conditions": [{"type": "source_is", "source": "api"}],
     },
     "forms:create": {"name": "x", "stage_id": "@stage"},
+    "fields:create": OWN_COMPANY_ONLY,
 }
 
 # Bodies of B's writes, so that validation passes and the ownership check is what answers.
@@ -208,6 +211,7 @@ WRITE_BODIES: dict[str, Any] = {
     "deals:participants:create": {"person_id": "@person"},
     "conversion-rules:update": {"name": "pwned"},
     "forms:update": {"name": "pwned"},
+    "fields:update": {"name": "pwned"},
 }
 
 # Owner-visibility scenario: routes whose every path parameter is one of these.
@@ -254,6 +258,7 @@ OWNER_SCENARIO_EXCLUDED_PARAMS = {
     "product_id": "catalog products have no visible_to",
     "rule_id": "conversion rules have no visible_to (admin-managed)",
     "form_id": "forms have no visible_to (admin-managed)",
+    "field_id": "custom field definitions have no visible_to (admin-managed)",
 }
 
 
@@ -375,6 +380,13 @@ async def _build_world(
         },
     )
     group = await create_group(client, admin, name=f"{mark} group")
+    field = await _post(
+        client,
+        admin,
+        "/fields",
+        params={"entity": "deal"},
+        json={"name": f"{mark} field", "type": "enum", "options": [{"label": mark}]},
+    )
     return {
         "admin": admin.user_id,
         "owner": (owner or admin).user_id,
@@ -399,6 +411,8 @@ async def _build_world(
         "activity": activity["id"],
         "form": form["id"],
         "rule": rule["id"],
+        "field": field["id"],
+        "field_entity": "deal",
         "rest": "anything",
         "mark": mark,
     }
@@ -431,6 +445,7 @@ def _readbacks(world: dict[str, str]) -> list[str]:
         f"/activities/{w['activity']}",
         f"/forms/{w['form']}",
         f"/conversion-rules/{w['rule']}",
+        f"/fields/{w['field']}",
         f"/pipelines/{w['pipeline']}/board",
     ]
 
@@ -482,7 +497,7 @@ def _leaks(response: httpx.Response, world: dict[str, str], asked: str) -> list[
     text = response.text
     found = [world["mark"]] if world["mark"] in text else []
     for key, value in world.items():
-        if key in {"mark", "rest"} or value in asked:
+        if key in {"mark", "rest", "field_entity"} or value in asked:
             continue
         if value in text:
             found.append(f"{key}={value}")

@@ -30,6 +30,7 @@ from leadflow.deals.files import router as deal_files_router
 from leadflow.deals.line_items.router import router as deal_products_router
 from leadflow.deals.participants import router as deal_participants_router
 from leadflow.deals.router import router as deals_router
+from leadflow.fields.router import router as fields_router
 from leadflow.leads.router import labels_router as lead_labels_router
 from leadflow.leads.router import router as leads_router
 from leadflow.logs import configure_logging
@@ -74,6 +75,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     conversion_router,
     rules_router,
     capture_router,
+    fields_router,
 )
 
 

@@ -7,6 +7,7 @@ from leadflow.contacts.models import Organization, Person
 from leadflow.conversion.models import Conversion
 from leadflow.db import Base
 from leadflow.deals.models import Deal, DealChange, DealFile, DealParticipant, DealProduct
+from leadflow.fields.models import FieldDefinition
 from leadflow.idempotency import IdempotencyRecord
 from leadflow.leads.models import Lead, LeadLabel, LeadReadiness
 from leadflow.pipelines.models import Pipeline, Stage
@@ -26,6 +27,7 @@ __all__ = [
     "DealFile",
     "DealParticipant",
     "DealProduct",
+    "FieldDefinition",
     "Form",
     "IdempotencyRecord",
     "Lead",

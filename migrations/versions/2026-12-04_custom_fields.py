@@ -1,0 +1,72 @@
+"""custom fields: field definitions per company and entity
+
+Revision ID: 0008_fields
+Revises: 0006
+Create Date: 2026-12-04 14:30:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0008_fields"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "field_definition",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("company_id", sa.Uuid(), nullable=False),
+        sa.Column("entity", sa.String(length=16), nullable=False),
+        sa.Column("key", sa.String(length=40), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("field_type", sa.String(length=16), nullable=False),
+        sa.Column("description", sa.String(length=1000), nullable=True),
+        sa.Column(
+            "options",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'[]'::jsonb"),
+            nullable=False,
+        ),
+        sa.Column("next_option_id", sa.Integer(), server_default=sa.text("1"), nullable=False),
+        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.CheckConstraint(
+            "entity IN ('deal', 'person', 'organization', 'product')",
+            name=op.f("ck_field_definition_entity"),
+        ),
+        sa.CheckConstraint(
+            "field_type IN ('text', 'long_text', 'number', 'monetary', 'date', 'date_range', "
+            "'time', 'enum', 'set', 'user', 'person', 'organization', 'phone', 'email', 'url', "
+            "'boolean', 'formula')",
+            name=op.f("ck_field_definition_field_type"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["company_id"],
+            ["company.id"],
+            name=op.f("fk_field_definition_company_id_company"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_field_definition")),
+    )
+    op.create_index(
+        "ux_field_definition_key",
+        "field_definition",
+        ["company_id", "entity", "key"],
+        unique=True,
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ux_field_definition_key", table_name="field_definition")
+    op.drop_table("field_definition")
