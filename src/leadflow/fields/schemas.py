@@ -47,6 +47,7 @@ class FieldType(enum.StrEnum):
 
 
 WITH_OPTIONS = frozenset({FieldType.enum, FieldType.set})
+_WITH_OPTIONS: list[Any] = sorted(t.value for t in WITH_OPTIONS)
 
 
 class OptionColor(enum.StrEnum):
@@ -113,7 +114,27 @@ class FieldCreate(Input):
                 "name": "Budget range",
                 "type": "enum",
                 "options": [{"label": "under 10k"}, {"label": "10k-50k", "color": "green"}],
-            }
+            },
+            # Options for enum and set (at least one), none for the other types.
+            "allOf": [
+                {
+                    "anyOf": [
+                        {
+                            "required": ["type", "options"],
+                            "properties": {
+                                "type": {"enum": _WITH_OPTIONS},
+                                "options": {"minItems": 1},
+                            },
+                        },
+                        {
+                            "properties": {
+                                "type": {"not": {"enum": _WITH_OPTIONS}},
+                                "options": {"maxItems": 0},
+                            }
+                        },
+                    ]
+                }
+            ],
         }
     )
 

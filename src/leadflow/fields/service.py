@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.errors import Conflict, InvalidInput, found
+from leadflow.errors import CONFLICTS_WITH_RECORD, Conflict, InvalidInput, found
 from leadflow.events import FieldDeleted, FieldOptionsRemoved, publish
 from leadflow.fields.keys import SYSTEM_NAMES, free_key, key_from_name
 from leadflow.fields.limits import MAX_FIELDS_PER_ENTITY
@@ -32,23 +32,34 @@ class FieldKeyTaken(Conflict):
     title = "A field of this entity has (or had) this key"
 
 
+class OptionLabelTaken(Conflict):
+    slug = "option-label-taken"
+    title = "Two options of a field have the same label"
+
+
 class FieldImmutable(Conflict):
     slug = "field-immutable"
     title = "A field's key and type never change"
 
 
 def _check_options(field_type: FieldType, options: Sequence[OptionCreate | OptionChange]) -> None:
+    """Options for enum and set only (at least one), labels unique ignoring case. A
+    creation's document states the first rule; on a change it depends on the stored type."""
     if field_type in WITH_OPTIONS and not options:
-        raise InvalidInput(["body", "options"], f"An {field_type} field needs at least one option.")
+        raise InvalidInput(
+            ["body", "options"],
+            f"An {field_type} field needs at least one option.",
+            CONFLICTS_WITH_RECORD,
+        )
     if field_type not in WITH_OPTIONS and options:
-        raise InvalidInput(["body", "options"], f"A {field_type} field takes no options.")
+        raise InvalidInput(
+            ["body", "options"], f"A {field_type} field takes no options.", CONFLICTS_WITH_RECORD
+        )
     seen: set[str] = set()
-    for index, option in enumerate(options):
+    for option in options:
         label = option.label.casefold()
         if label in seen:
-            raise InvalidInput(
-                ["body", "options", index, "label"], "Option labels are unique in a field."
-            )
+            raise OptionLabelTaken(f"Two options are labelled {option.label!r} (ignoring case).")
         seen.add(label)
 
 
@@ -57,7 +68,7 @@ async def create_field(
 ) -> FieldDefinition:
     _check_options(data.type, data.options)
     if data.key is not None and data.key in SYSTEM_NAMES[entity]:
-        raise InvalidInput(["body", "key"], f"`{data.key}` is a system field of {entity}s.")
+        raise FieldKeyTaken(f"`{data.key}` is a system field of {entity}s; choose another key.")
     fields = FieldRepository(session, caller)
     await fields.lock(entity)
     taken, live = await fields.keys_and_live_count(entity)
@@ -134,6 +145,7 @@ async def _new_options(
             raise InvalidInput(
                 ["body", "options", index, "id"],
                 "Not an option of this field (or given twice); omit `id` to add an option.",
+                CONFLICTS_WITH_RECORD,
             )
         else:
             option_id = option.id
