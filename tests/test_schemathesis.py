@@ -41,6 +41,7 @@ from leadflow.errors import (
     CONFLICTING_PARAMETERS,
     CONFLICTS_WITH_RECORD,
     INVALID_CURSOR,
+    INVALID_CUSTOM_FIELD,
     NOT_A_PHONE_NUMBER,
     NOT_AN_EMAIL_ADDRESS,
     UNKNOWN_REFERENCE,
@@ -214,7 +215,8 @@ def _auth(case: schemathesis.Case, admin_token: str) -> dict[str, str]:
 # document constrains each parameter on its own); a phone number that is none (numbering
 # plans, and the server's default region for numbers without +country code); a change that
 # does not fit the record as stored (stateful sequences PATCH what they created); an email
-# address in a capture form's free-form mapped `fields` value. Every other
+# address in a capture form's free-form mapped `fields` value; a `custom_fields` value the
+# company's own field definitions refuse (each company defines its fields). Every other
 # 422 to data valid by the document fails the run: the document must state the rule
 # (length, pattern, format, range, a body's cross-field rule as oneOf/anyOf).
 BEYOND_THE_DOCUMENT = {
@@ -224,6 +226,7 @@ BEYOND_THE_DOCUMENT = {
     NOT_A_PHONE_NUMBER,
     CONFLICTS_WITH_RECORD,
     NOT_AN_EMAIL_ADDRESS,
+    INVALID_CUSTOM_FIELD,
 }
 
 

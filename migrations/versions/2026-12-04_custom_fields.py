@@ -1,4 +1,5 @@
-"""custom fields: field definitions per company and entity
+"""custom fields: field definitions per company and entity, values on leads, deals, persons
+and organizations
 
 Revision ID: 0008_fields
 Revises: 0006
@@ -15,6 +16,9 @@ revision: str = "0008_fields"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# The tables whose records carry custom field values.
+_CARRIERS = ("lead", "deal", "person", "organization")
 
 
 def upgrade() -> None:
@@ -59,6 +63,17 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_field_definition")),
     )
+    for table in _CARRIERS:
+        for column in ("custom_fields", "retired_custom_fields"):
+            op.add_column(
+                table,
+                sa.Column(
+                    column,
+                    postgresql.JSONB(astext_type=sa.Text()),
+                    server_default=sa.text("'{}'::jsonb"),
+                    nullable=False,
+                ),
+            )
     op.create_index(
         "ux_field_definition_key",
         "field_definition",
@@ -68,5 +83,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    for table in _CARRIERS:
+        op.drop_column(table, "retired_custom_fields")
+        op.drop_column(table, "custom_fields")
     op.drop_index("ux_field_definition_key", table_name="field_definition")
     op.drop_table("field_definition")

@@ -91,6 +91,10 @@ CONFLICTING_PARAMETERS = "conflicting_parameters"
 NOT_A_PHONE_NUMBER = "not_a_phone_number"
 CONFLICTS_WITH_RECORD = "conflicts_with_record"
 NOT_AN_EMAIL_ADDRESS = "not_an_email_address"
+# A `custom_fields` value the company's own field definitions refuse (an unknown key, a
+# value of the wrong type for its field): the static document describes `custom_fields`
+# as an object of typed values, since every company defines its own fields.
+INVALID_CUSTOM_FIELD = "invalid_custom_field"
 
 
 class InvalidInput(DomainError):

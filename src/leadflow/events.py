@@ -200,6 +200,7 @@ class FieldOptionsRemoved(DomainEvent):
 
     entity: str
     key: str
+    field_type: str
     option_ids: tuple[int, ...]
     clear: bool = False
 

@@ -22,6 +22,7 @@ from leadflow.capture.pages import router as capture_pages_router
 from leadflow.capture.router import CAPTURE_BODY_PATHS, CAPTURE_MAX_BODY_BYTES
 from leadflow.capture.router import router as capture_router
 from leadflow.config import Settings, get_settings
+from leadflow.contacts import subscriptions as contacts_subscriptions
 from leadflow.contacts.router import router as contacts_router
 from leadflow.conversion.router import router as conversion_router
 from leadflow.db import make_engine, make_reader_factory, make_session_factory
@@ -31,6 +32,7 @@ from leadflow.deals.line_items.router import router as deal_products_router
 from leadflow.deals.participants import router as deal_participants_router
 from leadflow.deals.router import router as deals_router
 from leadflow.fields.router import router as fields_router
+from leadflow.leads import subscriptions as leads_subscriptions
 from leadflow.leads.router import labels_router as lead_labels_router
 from leadflow.leads.router import router as leads_router
 from leadflow.logs import configure_logging
@@ -113,6 +115,8 @@ def subscribe_listeners() -> None:
     """Subscribe the packages that listen to domain events (`leadflow.events`): whatever
     writes records (the API, the CLI) calls this first. Idempotent."""
     deals_subscriptions.subscribe()
+    leads_subscriptions.subscribe()
+    contacts_subscriptions.subscribe()
     rules_subscriptions.subscribe()
 
 

@@ -14,19 +14,8 @@ from leadflow.fields import limits
 from leadflow.fields.keys import SYSTEM_NAMES, free_key, key_from_name
 from leadflow.leads.schemas import LeadRead
 from leadflow.products.schemas import ProductRead
-from tests.factories import API, Actor, create_company, create_user
-
-
-async def create_field(
-    client: httpx.AsyncClient, admin: Actor, entity: str = "deal", **body: Any
-) -> dict[str, Any]:
-    body.setdefault("type", "text")
-    response = await client.post(
-        f"{API}/fields", params={"entity": entity}, json=body, headers=admin.headers
-    )
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
+from tests.factories import API, create_company, create_user
+from tests.fields.helpers import create_field
 
 
 @pytest.mark.parametrize(

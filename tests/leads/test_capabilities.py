@@ -251,7 +251,8 @@ SERVED_BY: dict[Capability, dict[Entity, tuple[ServedBy, ...]]] = {
         Entity.deal: (ServedBy("/invoices"), ServedBy("/deals/{deal_id}/invoices"))
     },
     Capability.formula_fields: {
-        Entity.deal: (ServedBy("/fields"), ServedBy("/deal-fields"), ServedBy("/deals/fields"))
+        # Custom fields alone are not formulas: a field definition that accepts the type.
+        Entity.deal: (ServedBy("/fields", "POST", field="type", value="formula"),)
     },
     Capability.changelog: {Entity.deal: (ServedBy("/deals/{deal_id}/changelog", "GET"),)},
     Capability.open_deal_limit: {

@@ -16,11 +16,12 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from leadflow.db import Base, Timestamps, new_id
+from leadflow.fields.storage import CustomFieldColumns
 
 VISIBLE_TO_CHECK = "visible_to IN ('owner', 'group', 'company')"
 
 
-class Organization(Timestamps, Base):
+class Organization(Timestamps, CustomFieldColumns, Base):
     __tablename__ = "organization"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -48,7 +49,7 @@ class Organization(Timestamps, Base):
     )
 
 
-class Person(Timestamps, Base):
+class Person(Timestamps, CustomFieldColumns, Base):
     __tablename__ = "person"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

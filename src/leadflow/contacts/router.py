@@ -143,10 +143,12 @@ async def delete_person(person_id: uuid.UUID, session: Session, caller: CurrentC
     responses=responses(401, 409, 422),
 )
 async def create_organization(
-    data: OrganizationCreate, session: Session, caller: CurrentCaller
+    data: OrganizationCreate, session: Session, caller: CurrentCaller, settings: AppSettings
 ) -> OrganizationRead:
     """Create an organization."""
-    organization = await service.create_organization(session, caller, data)
+    organization = await service.create_organization(
+        session, caller, data, settings.default_phone_region
+    )
     return OrganizationRead.model_validate(organization)
 
 
@@ -184,10 +186,16 @@ async def get_organization(
     responses=responses(401, 404, 422),
 )
 async def update_organization(
-    organization_id: uuid.UUID, data: OrganizationUpdate, session: Session, caller: CurrentCaller
+    organization_id: uuid.UUID,
+    data: OrganizationUpdate,
+    session: Session,
+    caller: CurrentCaller,
+    settings: AppSettings,
 ) -> OrganizationRead:
     """Change the fields sent; null clears `address` and `website`."""
-    organization = await service.update_organization(session, caller, organization_id, data)
+    organization = await service.update_organization(
+        session, caller, organization_id, data, settings.default_phone_region
+    )
     return OrganizationRead.model_validate(organization)
 
 

@@ -65,6 +65,8 @@ async def convert_deal(
         value_currency=deal.value_currency,
         expected_close_date=deal.expected_close_date,
         label_ids=list(deal.label_ids),
+        # The same `deal` custom fields: the values go back as they are.
+        custom_fields=dict(deal.custom_fields),
         source="deal",
         visible_to=deal.visible_to,
         source_deal_id=deal.id,

@@ -302,6 +302,8 @@ async def _insert_contacts_and_deals(
                 "label_ids": list(p.lead.label_ids),
                 "visible_to": p.visible_to,
                 "source_lead_id": p.lead.id,
+                # Leads and deals share the `deal` custom fields: the values go as they are.
+                "custom_fields": dict(p.lead.custom_fields),
             }
         )
     deal_ids, deal_json = deal_rows(caller.company_id, rows)

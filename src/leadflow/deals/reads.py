@@ -50,6 +50,7 @@ _DEAL_COLUMNS = (
     as_text(Deal.label_ids),
     Deal.visible_to,
     as_text(Deal.source_lead_id),
+    Deal.custom_fields,
     Deal.created_at,
     Deal.updated_at,
 )

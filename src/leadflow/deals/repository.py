@@ -34,6 +34,7 @@ from leadflow.db import json_rows, new_id, rows_of
 from leadflow.deals import changelog
 from leadflow.deals.access import visible_deal
 from leadflow.deals.models import Deal, DealChange, DealFile, DealStatus
+from leadflow.fields import storage
 from leadflow.pagination import Keyset, PageRequest, paginate
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.tenancy import Caller, in_company, visible_to_caller
@@ -144,6 +145,46 @@ class DealRepository:
             self.caller.company_id,
             self.caller.user_id,
             [(deal_id, "label_ids", old, new) for deal_id, old, new in rows],
+        )
+
+    async def retire_custom_field(self, key: str) -> None:
+        """A deleted custom field's values leave the deals' answers, kept for history (no
+        changelog entry: the value did not change, its field went)."""
+        await self.session.execute(
+            update(Deal)
+            .where(in_company(Deal, self.caller), storage.holds(Deal, key))
+            .values(**storage.retired(Deal, key))
+            .execution_options(synchronize_session=False)
+        )
+
+    async def count_using_options(self, key: str, option_ids: Sequence[int]) -> int:
+        count = await self.session.scalar(
+            select(func.count()).where(
+                in_company(Deal, self.caller), storage.uses_options(Deal, key, option_ids)
+            )
+        )
+        return int(count or 0)
+
+    async def clear_options(self, key: str, option_ids: Sequence[int], is_set: bool) -> None:
+        """Removed options leave the deals that used them, each change in the changelog
+        (the self-join reads the value as it was, as `remove_label` does)."""
+        prior = aliased(Deal)
+        rows = await self.session.execute(
+            update(Deal)
+            .where(
+                prior.id == Deal.id,
+                in_company(Deal, self.caller),
+                storage.uses_options(Deal, key, option_ids),
+            )
+            .values(custom_fields=storage.options_cleared(Deal, key, option_ids, is_set))
+            .returning(Deal.id, prior.custom_fields[key], Deal.custom_fields[key])
+            .execution_options(synchronize_session=False)
+        )
+        await changelog.record_many(
+            self.session,
+            self.caller.company_id,
+            self.caller.user_id,
+            [(deal_id, f"{changelog.CUSTOM_FIELD}{key}", old, new) for deal_id, old, new in rows],
         )
 
     async def reload(self, deal: Deal) -> None:
@@ -412,6 +453,7 @@ _NEW_DEAL_COLUMNS = (
     "label_ids",
     "visible_to",
     "source_lead_id",
+    "custom_fields",
 )
 
 

@@ -50,6 +50,7 @@ from leadflow.events import (
     changes_between,
     publish,
 )
+from leadflow.fields import values as custom_values
 from leadflow.leads.repository import ensure_labels_exist
 from leadflow.pagination import cursor_after
 from leadflow.pipelines.models import Stage
@@ -115,6 +116,7 @@ def deal_read(deal: Deal, rotten_days: int | None, now: datetime | None = None) 
         label_ids=deal.label_ids,
         visible_to=deal.visible_to,
         source_lead_id=deal.source_lead_id,
+        custom_fields=deal.custom_fields,
         created_at=deal.created_at,
         updated_at=deal.updated_at,
     )
@@ -203,9 +205,10 @@ def _closing(status: str) -> dict[str, Any]:
 
 
 async def create_deal(
-    session: AsyncSession, caller: Caller, data: DealCreate
+    session: AsyncSession, caller: Caller, data: DealCreate, phone_region: str | None = None
 ) -> tuple[Deal, int | None]:
     """The new deal and its stage's `rotten_days`."""
+    custom = await custom_values.validate(session, caller, "deal", data.custom_fields, phone_region)
     deals = DealRepository(session, caller)
     stage = await stage_of_new_deal(deals, data.pipeline_id, data.stage_id)
     owner_id = data.owner_id or caller.user_id
@@ -243,6 +246,7 @@ async def create_deal(
         stage_changed_at=func.now(),
         label_ids=data.label_ids,
         visible_to=data.visible_to.value,
+        custom_fields=custom_values.merged({}, custom),
         **closing,
     )
     await publish(session, DealCreated(id=deal.id, company_id=deal.company_id, actor=caller))
@@ -263,7 +267,11 @@ _AS_SENT = (
 
 
 async def update_deal(
-    session: AsyncSession, caller: Caller, deal_id: uuid.UUID, data: DealUpdate
+    session: AsyncSession,
+    caller: Caller,
+    deal_id: uuid.UUID,
+    data: DealUpdate,
+    phone_region: str | None = None,
 ) -> tuple[Deal, int | None]:
     """Apply the fields sent; returns the deal and its stage's `rotten_days`."""
     deals = DealRepository(session, caller)
@@ -272,6 +280,11 @@ async def update_deal(
     values: dict[str, Any] = {field: sent[field] for field in _AS_SENT if field in sent}
     if "visible_to" in sent:
         values["visible_to"] = data.visible_to.value
+    if "custom_fields" in sent:
+        custom = await custom_values.validate(
+            session, caller, "deal", data.custom_fields, phone_region
+        )
+        values["custom_fields"] = custom_values.merged(deal.custom_fields, custom)
     if "value" in sent:
         values["value_amount"] = data.value.amount if data.value else None
         values["value_currency"] = data.value.currency if data.value else None

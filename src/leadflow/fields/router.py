@@ -17,7 +17,12 @@ router = APIRouter(tags=["fields"])
 
 EntityParam = Annotated[
     FieldEntity,
-    Query(description="Whose fields: `deal` (leads carry the deal fields too), `person`, ..."),
+    Query(
+        description=(
+            "Whose fields: `deal` (the default; leads carry the deal fields too), `person`, "
+            "`organization` or `product`."
+        )
+    ),
 ]
 
 
@@ -39,7 +44,10 @@ def _read(definition: FieldDefinition) -> FieldRead:
     "/fields", name="fields:list", response_model=Page[FieldRead], responses=responses(401, 422)
 )
 async def list_fields(
-    entity: EntityParam, session: Session, caller: CurrentCaller, page: PageParams
+    session: Session,
+    caller: CurrentCaller,
+    page: PageParams,
+    entity: EntityParam = FieldEntity.deal,
 ) -> Response:
     """The custom fields of an entity, oldest first (deleted fields are not listed)."""
     return json_response(await reads.field_page(session, caller, entity.value, page))
@@ -53,7 +61,7 @@ async def list_fields(
     responses=responses(401, 403, 409, 422),
 )
 async def create_field(
-    entity: EntityParam, data: FieldCreate, session: Session, caller: AdminCaller
+    data: FieldCreate, session: Session, caller: AdminCaller, entity: EntityParam = FieldEntity.deal
 ) -> FieldRead:
     """Create a custom field (admins only). At most 500 live fields per entity and 1,000
     options per field."""

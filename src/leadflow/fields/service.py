@@ -163,6 +163,7 @@ async def _new_options(
                 actor=caller,
                 entity=definition.entity,
                 key=definition.key,
+                field_type=definition.field_type,
                 option_ids=removed,
                 clear=clear_values,
             ),

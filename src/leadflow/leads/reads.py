@@ -219,6 +219,7 @@ _LEAD_COLUMNS = (
     as_text(Lead.source_deal_id),
     _READINESS_ROWS.label("readiness"),
     Lead.fields,
+    Lead.custom_fields,
     Lead.created_at,
     Lead.updated_at,
 )
