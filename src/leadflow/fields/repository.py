@@ -63,15 +63,3 @@ class FieldRepository:
         await self.session.flush()
         await self.session.refresh(definition)
         return definition
-
-    async def live(self, entity: str) -> list[FieldDefinition]:
-        """The entity's live fields, for validating values."""
-        return list(
-            await self.session.scalars(
-                select(FieldDefinition).where(
-                    in_company(FieldDefinition, self.caller),
-                    FieldDefinition.entity == entity,
-                    FieldDefinition.deleted_at.is_(None),
-                )
-            )
-        )

@@ -51,7 +51,7 @@ from leadflow.fields.limits import (
     MAX_TEXT_LENGTH,
     MAX_URL_LENGTH,
 )
-from leadflow.fields.repository import FieldRepository
+from leadflow.fields.models import FieldDefinition
 from leadflow.normalize import normalize_email, normalize_phone
 from leadflow.tenancy import Caller, visible_to_caller
 
@@ -141,11 +141,20 @@ class Definition:
     option_ids: frozenset[int]
 
 
-async def definitions(session: AsyncSession, caller: Caller, entity: str) -> dict[str, Definition]:
+async def definitions(
+    session: AsyncSession, company_id: uuid.UUID, entity: str
+) -> dict[str, Definition]:
     """The entity's live fields by key, in one statement."""
+    rows = await session.execute(
+        select(FieldDefinition.key, FieldDefinition.field_type, FieldDefinition.options).where(
+            FieldDefinition.company_id == company_id,
+            FieldDefinition.entity == entity,
+            FieldDefinition.deleted_at.is_(None),
+        )
+    )
     return {
-        d.key: Definition(d.key, d.field_type, frozenset(o["id"] for o in d.options))
-        for d in await FieldRepository(session, caller).live(entity)
+        key: Definition(key, field_type, frozenset(o["id"] for o in options))
+        for key, field_type, options in rows
     }
 
 
@@ -327,6 +336,30 @@ def check(
     return changes
 
 
+# Types whose values name records the writer must be able to see.
+REFERENCES = frozenset({"user", "person", "organization"})
+
+
+def fitting(
+    known: Mapping[str, Definition], answers: Mapping[str, Any], region: str | None
+) -> dict[str, Any]:
+    """The answers (of a captured form) named by a field key whose value fits the field,
+    canonical; the others are left out (the caller keeps every answer as submitted).
+    References are left out too: a capture has no caller to see records as."""
+    fit: dict[str, Any] = {}
+    for key, raw in answers.items():
+        definition = known.get(key)
+        if definition is None or definition.field_type in REFERENCES or raw is None:
+            continue
+        try:
+            value = _canonical(raw, definition, region)
+        except _Refused:
+            continue
+        if value is not None:
+            fit[key] = value
+    return fit
+
+
 def _references_statement(caller: Caller, wanted: dict[str, set[uuid.UUID]]) -> Select[Any]:
     parts = []
     for kind, ids in wanted.items():
@@ -380,7 +413,7 @@ async def validate(
     statement more."""
     if not sent:
         return {}
-    known = await definitions(session, caller, entity)
+    known = await definitions(session, caller.company_id, entity)
     changes = check(known, sent, region)
     await _check_references(session, caller, known, changes)
     return changes
