@@ -37,6 +37,7 @@ def upgrade() -> None:
             server_default=sa.text("'[]'::jsonb"),
             nullable=False,
         ),
+        sa.Column("formula", sa.Text(), nullable=True),
         sa.Column("next_option_id", sa.Integer(), server_default=sa.text("1"), nullable=False),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(

@@ -95,6 +95,9 @@ NOT_AN_EMAIL_ADDRESS = "not_an_email_address"
 # value of the wrong type for its field): the static document describes `custom_fields`
 # as an object of typed values, since every company defines its own fields.
 INVALID_CUSTOM_FIELD = "invalid_custom_field"
+# A formula the service refuses: its grammar, and the fields it names (which depend on the
+# company's other fields), are beyond what the document can state.
+INVALID_FORMULA = "invalid_formula"
 
 
 class InvalidInput(DomainError):

@@ -191,6 +191,13 @@ class FieldDeleted(DomainEvent):
     key: str
 
 
+class FormulaChanged(DomainEvent):
+    """A deal formula field was created or its formula changed: every deal of the company
+    gets its value again."""
+
+    type = "field.formula_changed"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FieldOptionsRemoved(DomainEvent):
     """Options of an `enum` or `set` field were removed. A listener whose records still

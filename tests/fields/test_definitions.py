@@ -218,7 +218,8 @@ async def test_options_keep_their_ids_through_changes(client: httpx.AsyncClient)
         ({"name": "T", "type": "text", "options": [{"label": "a"}]}, ["body", "options"]),
         ({"name": "", "type": "text"}, ["body", "name"]),
         ({"name": "x" * 256, "type": "text"}, ["body", "name"]),
-        ({"name": "F", "type": "formula"}, ["body", "type"]),
+        ({"name": "F", "type": "formula"}, ["body"]),
+        ({"name": "F", "type": "number", "formula": "#value"}, ["body"]),
         ({"name": "F", "type": "nope"}, ["body", "type"]),
     ],
 )

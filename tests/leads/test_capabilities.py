@@ -153,7 +153,7 @@ async def test_capabilities_serves_the_table(client: httpx.AsyncClient) -> None:
     for segment in DEAL_ONLY_SEGMENTS:
         assert table["lead"][segment] is False
         assert table["deal"][segment] is (segment != "invoices")
-    assert table["planned"] == ["invoices", "formula_fields", "import"]
+    assert table["planned"] == ["invoices", "import"]
     assert table["lead"]["archiving"] is True and table["deal"]["archiving"] is False
     assert table["lead"]["pipeline"] is False and table["deal"]["pipeline"] is True
     assert table["lead"]["notes"] is table["deal"]["notes"] is True

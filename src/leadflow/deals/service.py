@@ -20,6 +20,7 @@ from leadflow import capabilities
 from leadflow.auth.repository import UserRepository
 from leadflow.capabilities import Capability, Entity
 from leadflow.contacts.access import ensure_links_visible
+from leadflow.deals import formulas as deal_formulas
 from leadflow.deals.limits import OpenDealLimit, ensure_open_deal_slot
 from leadflow.deals.line_items.service import sync_deal_value
 from leadflow.deals.models import Deal, DealStatus
@@ -249,6 +250,7 @@ async def create_deal(
         custom_fields=custom_values.merged({}, custom),
         **closing,
     )
+    await deal_formulas.refresh(session, caller, deal)
     await publish(session, DealCreated(id=deal.id, company_id=deal.company_id, actor=caller))
     return deal, stage.rotten_days
 
@@ -334,6 +336,7 @@ async def update_deal(
         # Logs its own `value` change when the products' total differs.
         await sync_deal_value(session, caller, deal)
         await deals.reload(deal)
+    await deal_formulas.refresh(session, caller, deal)
     await _publish_changes(session, caller, deal, before)
     return deal, rotten_days
 

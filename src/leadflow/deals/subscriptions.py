@@ -7,8 +7,15 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow import events
+from leadflow.deals import formulas
 from leadflow.deals.repository import DealRepository
-from leadflow.events import FieldDeleted, FieldOptionsRemoved, LeadLabelDeleted
+from leadflow.events import (
+    ActivityEvent,
+    FieldDeleted,
+    FieldOptionsRemoved,
+    FormulaChanged,
+    LeadLabelDeleted,
+)
 from leadflow.fields import storage
 
 
@@ -27,7 +34,27 @@ async def _options_removed(session: AsyncSession, event: FieldOptionsRemoved) ->
         await storage.on_options_removed(DealRepository(session, event.actor), event)
 
 
+async def _activity_changed(session: AsyncSession, event: ActivityEvent) -> None:
+    """A deal's activities are inputs of its formulas (`#activities_count`, ...)."""
+    if event.deal_id is None or event.actor is None:
+        return
+    found = await formulas.deal_formulas(session, event.company_id)
+    if not found.counted & {"activities_count", "done_activities_count"}:
+        return
+    deal = await DealRepository(session, event.actor).get(
+        event.deal_id, for_update=True, allow_converted=True
+    )
+    await formulas.refresh(session, event.actor, deal)
+
+
+async def _formula_changed(session: AsyncSession, event: FormulaChanged) -> None:
+    if event.actor is not None:
+        await formulas.refresh_company(session, event.actor)
+
+
 def subscribe(publisher: events.Publisher = events.publisher) -> None:
+    publisher.subscribe(ActivityEvent, _activity_changed)
+    publisher.subscribe(FormulaChanged, _formula_changed)
     publisher.subscribe(LeadLabelDeleted, _label_deleted)
     publisher.subscribe(FieldDeleted, _field_deleted)
     publisher.subscribe(FieldOptionsRemoved, _options_removed)

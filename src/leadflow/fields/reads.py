@@ -28,6 +28,7 @@ _COLUMNS = (
     FieldDefinition.field_type.label("type"),
     FieldDefinition.description,
     FieldDefinition.options,
+    FieldDefinition.formula,
     FieldDefinition.created_at,
     FieldDefinition.updated_at,
 )

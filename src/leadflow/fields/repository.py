@@ -38,6 +38,17 @@ class FieldRepository:
             live += deleted_at is None
         return keys, live
 
+    async def live_deal_fields(self) -> list[tuple[str, str, str | None]]:
+        """(key, type, formula) of the company's live deal fields."""
+        rows = await self.session.execute(
+            select(FieldDefinition.key, FieldDefinition.field_type, FieldDefinition.formula).where(
+                in_company(FieldDefinition, self.caller),
+                FieldDefinition.entity == "deal",
+                FieldDefinition.deleted_at.is_(None),
+            )
+        )
+        return [(key, kind, formula) for key, kind, formula in rows]
+
     async def add(self, **columns: Any) -> FieldDefinition:
         definition = FieldDefinition(company_id=self.caller.company_id, **columns)
         self.session.add(definition)

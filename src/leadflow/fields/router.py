@@ -35,6 +35,7 @@ def _read(definition: FieldDefinition) -> FieldRead:
         type=definition.field_type,
         description=definition.description,
         options=definition.options,
+        formula=definition.formula,
         created_at=definition.created_at,
         updated_at=definition.updated_at,
     )

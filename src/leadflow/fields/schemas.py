@@ -5,8 +5,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import ConfigDict, Field, StrictInt, StringConstraints, model_validator
 
+from leadflow.fields.formulas import MAX_FORMULA_LENGTH
 from leadflow.fields.keys import KEY_PATTERN
 from leadflow.fields.limits import (
     MAX_DESCRIPTION_LENGTH,
@@ -44,6 +45,7 @@ class FieldType(enum.StrEnum):
     email = "email"
     url = "url"
     boolean = "boolean"
+    formula = "formula"
 
 
 WITH_OPTIONS = frozenset({FieldType.enum, FieldType.set})
@@ -88,6 +90,20 @@ FieldKey = Annotated[
 ]
 
 _UNSET: Any = None
+Formula = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_FORMULA_LENGTH),
+    NOT_BLANK,
+    Field(examples=["#value * 0.8 + #setup_fee"]),
+]
+_FORMULA = (
+    "Deals only, for the `formula` type: an expression over the deal's `#value`, "
+    "`#weighted_value`, `#probability`, `#products_total`, `#activities_count`, "
+    "`#done_activities_count` and its number, monetary and formula fields (`#key`), with "
+    "`+ - * / ( )`, comparisons, `x - 10%` (10 percent of x), `round(x, places)`, "
+    "`min(...)`, `max(...)` and `if(condition, then, else)`. Its value is read-only, null "
+    "when an input is null (not calculated), and monetary in its monetary inputs' currency."
+)
 _OPTIONS = (
     "The choices of an `enum` or `set` field (at least one), in their order; other types "
     "take none. Labels are unique in the field, ignoring case."
@@ -133,7 +149,25 @@ class FieldCreate(Input):
                             }
                         },
                     ]
-                }
+                },
+                # A formula for the formula type, and only there.
+                {
+                    "anyOf": [
+                        {
+                            "required": ["type", "formula"],
+                            "properties": {
+                                "type": {"const": "formula"},
+                                "formula": {"type": "string"},
+                            },
+                        },
+                        {
+                            "properties": {
+                                "type": {"not": {"const": "formula"}},
+                                "formula": {"type": "null"},
+                            }
+                        },
+                    ]
+                },
             ],
         }
     )
@@ -148,6 +182,13 @@ class FieldCreate(Input):
     options: list[OptionCreate] = Field(
         default_factory=list, max_length=MAX_OPTIONS_PER_FIELD, description=_OPTIONS
     )
+    formula: Formula | None = Field(default=None, description=_FORMULA)
+
+    @model_validator(mode="after")
+    def _formula_for_the_formula_type(self) -> FieldCreate:
+        if (self.type is FieldType.formula) != (self.formula is not None):
+            raise ValueError("`formula` is given for the formula type, and only for it")
+        return self
 
 
 class FieldUpdate(Patch):
@@ -161,6 +202,7 @@ class FieldUpdate(Patch):
     options: list[OptionChange] = Field(
         default=_UNSET, max_length=MAX_OPTIONS_PER_FIELD, description=_OPTIONS
     )
+    formula: Formula = Field(default=_UNSET, description="A formula field's new formula.")
     key: FieldKey = Field(default=_UNSET, description="Immutable: only its current value.")
     type: FieldType = Field(default=_UNSET, description="Immutable: only its current value.")
 
@@ -179,5 +221,6 @@ class FieldRead(Output):
     type: FieldType
     description: str | None
     options: list[OptionRead] = Field(description="In their order; empty unless enum or set.")
+    formula: str | None = Field(description="A formula field's formula; null for the others.")
     created_at: datetime
     updated_at: datetime

@@ -9,8 +9,16 @@ from typing import Any
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.errors import CONFLICTS_WITH_RECORD, Conflict, InvalidInput, found
-from leadflow.events import FieldDeleted, FieldOptionsRemoved, publish
+from leadflow.errors import (
+    CONFLICTING_PARAMETERS,
+    CONFLICTS_WITH_RECORD,
+    INVALID_FORMULA,
+    Conflict,
+    InvalidInput,
+    found,
+)
+from leadflow.events import FieldDeleted, FieldOptionsRemoved, FormulaChanged, publish
+from leadflow.fields import formulas
 from leadflow.fields.keys import SYSTEM_NAMES, free_key, key_from_name
 from leadflow.fields.limits import MAX_FIELDS_PER_ENTITY
 from leadflow.fields.models import FieldDefinition
@@ -35,6 +43,11 @@ class FieldKeyTaken(Conflict):
 class OptionLabelTaken(Conflict):
     slug = "option-label-taken"
     title = "Two options of a field have the same label"
+
+
+class FieldInUse(Conflict):
+    slug = "field-in-use"
+    title = "A formula reads this field"
 
 
 class FieldImmutable(Conflict):
@@ -85,19 +98,46 @@ async def create_field(
         key = data.key
     else:
         key = free_key(key_from_name(data.name), entity, taken)
+    if data.type is FieldType.formula:
+        if entity is not FieldEntity.deal:
+            raise InvalidInput(
+                ["query", "entity"], "Formula fields are for deals only.", CONFLICTING_PARAMETERS
+            )
+        assert data.formula is not None  # the model's rule
+        await _check_formula(fields, key, data.formula)
     options = [
         {"id": n, "label": o.label, "color": o.color.value}
         for n, o in enumerate(data.options, start=1)
     ]
-    return await fields.add(
+    definition = await fields.add(
         entity=entity.value,
         key=key,
         name=data.name,
         field_type=data.type.value,
         description=data.description,
         options=options,
+        formula=data.formula,
         next_option_id=len(options) + 1,
     )
+    if definition.formula is not None:
+        await publish(
+            session, FormulaChanged(id=definition.id, company_id=caller.company_id, actor=caller)
+        )
+    return definition
+
+
+async def _check_formula(fields: FieldRepository, key: str, source: str) -> None:
+    """422 naming the problem: unknown field, division by a literal zero, a cycle."""
+    live = await fields.live_deal_fields()
+    try:
+        formulas.check_definition(
+            key,
+            source,
+            {k: kind for k, kind, _ in live},
+            {k: formula for k, kind, formula in live if formula is not None},
+        )
+    except formulas.FormulaError as error:
+        raise InvalidInput(["body", "formula"], str(error), INVALID_FORMULA) from error
 
 
 async def update_field(
@@ -121,9 +161,22 @@ async def update_field(
         changes["description"] = data.description
     if "options" in sent:
         changes.update(await _new_options(session, caller, definition, data.options, clear_values))
+    if "formula" in sent and data.formula != definition.formula:
+        if definition.field_type != FieldType.formula:
+            raise InvalidInput(
+                ["body", "formula"], "Only a formula field has a formula.", CONFLICTS_WITH_RECORD
+            )
+        await fields.lock(definition.entity)
+        await _check_formula(fields, definition.key, data.formula)
+        changes["formula"] = data.formula
     if not changes:
         return definition
-    return await fields.update(definition, changes)
+    definition = await fields.update(definition, changes)
+    if "formula" in changes:
+        await publish(
+            session, FormulaChanged(id=definition.id, company_id=caller.company_id, actor=caller)
+        )
+    return definition
 
 
 async def _new_options(
@@ -176,6 +229,20 @@ async def delete_field(session: AsyncSession, caller: Caller, field_id: uuid.UUI
     keep them for history."""
     fields = FieldRepository(session, caller)
     definition = found(await fields.get_for_update(field_id), "field")
+    if definition.entity == FieldEntity.deal:
+        await fields.lock(definition.entity)
+        readers = [
+            key
+            for key, _, formula in await fields.live_deal_fields()
+            if formula is not None
+            and definition.key in formulas.references(formulas.parse(formula))
+        ]
+        if readers:
+            raise FieldInUse(
+                f"The formula fields {', '.join(readers)} read `{definition.key}`; change "
+                "their formulas first.",
+                formulas=readers,
+            )
     await fields.update(definition, {"deleted_at": func.now()})
     await publish(
         session,

@@ -35,6 +35,7 @@ from sqlalchemy import Select, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.auth.models import User
+from leadflow.capabilities import Capability, Entity, require
 from leadflow.contacts.models import Organization, Person
 from leadflow.errors import (
     INVALID_CUSTOM_FIELD,
@@ -320,7 +321,10 @@ def _canonical(value: Any, definition: Definition, region: str | None) -> Any:
 
 
 def check(
-    known: Mapping[str, Definition], sent: Mapping[str, Any], region: str | None
+    known: Mapping[str, Definition],
+    sent: Mapping[str, Any],
+    region: str | None,
+    lead: bool = False,
 ) -> dict[str, Any]:
     """The canonical changes (`None`: clear the key); 422 at the first bad key."""
     changes: dict[str, Any] = {}
@@ -329,6 +333,15 @@ def check(
         definition = known.get(key)
         if definition is None:
             raise InvalidInput(loc, "No such custom field.", INVALID_CUSTOM_FIELD)
+        if definition.field_type == "formula":
+            if lead:
+                # Formula fields are a deal capability: a lead has none (409).
+                require(Entity.lead, Capability.formula_fields, asked_as=f"custom_fields.{key}")
+            raise InvalidInput(
+                loc,
+                "A formula field's value is calculated; it cannot be written.",
+                INVALID_CUSTOM_FIELD,
+            )
         try:
             changes[key] = None if value is None else _canonical(value, definition, region)
         except _Refused as refused:
@@ -349,7 +362,8 @@ def fitting(
     fit: dict[str, Any] = {}
     for key, raw in answers.items():
         definition = known.get(key)
-        if definition is None or definition.field_type in REFERENCES or raw is None:
+        skipped = REFERENCES | {"formula"}
+        if definition is None or definition.field_type in skipped or raw is None:
             continue
         try:
             value = _canonical(raw, definition, region)
@@ -407,14 +421,16 @@ async def validate(
     entity: str,
     sent: Mapping[str, Any] | None,
     region: str | None = None,
+    *,
+    lead: bool = False,
 ) -> dict[str, Any]:
     """What a write sent in `custom_fields`, checked and canonical (`None`: clear). Reads
     the definitions only when something was sent: a write without custom fields costs no
-    statement more."""
+    statement more. A lead (`lead`) carries the deal fields but not their formulas."""
     if not sent:
         return {}
     known = await definitions(session, caller.company_id, entity)
-    changes = check(known, sent, region)
+    changes = check(known, sent, region, lead)
     await _check_references(session, caller, known, changes)
     return changes
 

@@ -184,7 +184,9 @@ async def create_lead(
     """One statement checks the references and inserts the lead; a failed check answers
     as `UserRepository.ensure_exist`, `ensure_links_visible` and `ensure_labels_exist` do.
     Custom fields, when sent, are checked first (their definitions: one statement more)."""
-    custom = await values.validate(session, caller, DEAL_FIELDS, data.custom_fields, phone_region)
+    custom = await values.validate(
+        session, caller, DEAL_FIELDS, data.custom_fields, phone_region, lead=True
+    )
     prospect = data.prospect.model_dump() if data.prospect is not None else {}
     columns: dict[str, Any] = {
         **dict.fromkeys(_CREATE_COLUMNS),
@@ -250,7 +252,7 @@ async def update_lead(
         changes.update(_money_columns(data.value))
     if "custom_fields" in sent:
         custom = await values.validate(
-            session, caller, DEAL_FIELDS, data.custom_fields, phone_region
+            session, caller, DEAL_FIELDS, data.custom_fields, phone_region, lead=True
         )
         changes["custom_fields"] = values.merged(lead.custom_fields, custom)
     if "prospect" in sent:
