@@ -249,3 +249,22 @@ async def test_a_lead_has_no_formula_fields(client: httpx.AsyncClient) -> None:
     assert back.json()["lead"]["custom_fields"] == {"fee": "5"}
     lead = await create_lead(client, admin, custom_fields={"fee": 1})
     assert lead["custom_fields"] == {"fee": "1"}
+
+
+async def test_a_converted_lead_gets_its_formula_values(client: httpx.AsyncClient) -> None:
+    admin = await create_company(client)
+    await create_field(client, admin, name="Fee", type="monetary")
+    await _formula(client, admin, "Net", "#value - #fee")
+    lead = await create_lead(
+        client,
+        admin,
+        value={"amount": "100", "currency": "EUR"},
+        custom_fields={"fee": {"amount": "30", "currency": "EUR"}},
+    )
+    assert "net" not in lead["custom_fields"]
+    converted = await client.post(f"{API}/leads/{lead['id']}/convert", headers=admin.headers)
+    assert converted.status_code == 201, converted.text
+    deal = converted.json()["deal"]
+    assert deal["custom_fields"]["net"] == {"amount": "70.00", "currency": "EUR"}
+    got = await client.get(f"{API}/deals/{deal['id']}", headers=admin.headers)
+    assert got.json()["custom_fields"] == deal["custom_fields"]

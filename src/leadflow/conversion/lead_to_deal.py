@@ -44,6 +44,7 @@ from leadflow.conversion.schemas import (
     Moved,
 )
 from leadflow.db import json_rows, new_id
+from leadflow.deals import formulas as deal_formulas
 from leadflow.deals.access import visible_deal
 from leadflow.deals.changelog import changes_insert, creation_rows
 from leadflow.deals.limits import ensure_open_deal_slot_under
@@ -285,8 +286,20 @@ async def _insert_contacts_and_deals(
         return {}
     rows: list[dict[str, Any]] = []
     for p in new_deals:
-        assert p.stage is not None
+        assert isinstance(p.stage, Destination)
         value = p.value
+        found = deal_formulas.from_rows(p.stage.deal_fields or [])
+        custom_fields = dict(p.lead.custom_fields)
+        if found.trees:
+            # Formulas over the deal's value, probability and custom fields; those that
+            # read line items or activities are not calculated until the deal changes.
+            custom_fields = deal_formulas.with_formulas(
+                found,
+                value_amount=value.amount if value else None,
+                value_currency=value.currency if value else None,
+                probability=p.stage.probability,
+                custom_fields=custom_fields,
+            )
         rows.append(
             {
                 "title": p.title,
@@ -303,7 +316,7 @@ async def _insert_contacts_and_deals(
                 "visible_to": p.visible_to,
                 "source_lead_id": p.lead.id,
                 # Leads and deals share the `deal` custom fields: the values go as they are.
-                "custom_fields": dict(p.lead.custom_fields),
+                "custom_fields": custom_fields,
             }
         )
     deal_ids, deal_json = deal_rows(caller.company_id, rows)

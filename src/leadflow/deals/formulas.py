@@ -10,7 +10,7 @@ only when a formula reads them; the deal is written once whatever the number of 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -61,6 +61,11 @@ async def deal_formulas(session: AsyncSession, company_id: uuid.UUID) -> DealFor
             FieldDefinition.deleted_at.is_(None),
         )
     )
+    return from_rows(rows)
+
+
+def from_rows(rows: Iterable[Sequence[Any]]) -> DealFormulas:
+    """From (key, type, formula) rows of the company's deal fields."""
     types: dict[str, str] = {}
     trees: dict[str, Tree[Token]] = {}
     for key, kind, source in rows:

@@ -35,6 +35,7 @@ from leadflow.deals import changelog
 from leadflow.deals.access import visible_deal
 from leadflow.deals.models import Deal, DealChange, DealFile, DealStatus
 from leadflow.fields import storage
+from leadflow.fields.models import FieldDefinition
 from leadflow.pagination import Keyset, PageRequest, paginate
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.tenancy import Caller, in_company, visible_to_caller
@@ -353,6 +354,10 @@ class Destination:
     probability: int | None
     rotten_days: int | None
     max_open_deals: int | None
+    # The company's formula fields and the number/monetary fields they may read, as
+    # [[key, type, formula], ...] (None: none), so that a conversion computes the new
+    # deals' formulas with no statement more (`deals.formulas.from_rows`).
+    deal_fields: list[list[Any]] | None = None
 
 
 class DestinationKind(enum.Enum):
@@ -368,8 +373,24 @@ def destination_statement(kind: DestinationKind) -> Select[Any]:
     one statement. The stage and its pipeline are locked FOR KEY SHARE (see `stage`)."""
     company_id = bindparam("company_id", type_=Uuid)
     limit = select(Company.max_open_deals).where(Company.id == company_id).scalar_subquery()
+    fields = (
+        select(
+            func.jsonb_agg(
+                func.jsonb_build_array(
+                    FieldDefinition.key, FieldDefinition.field_type, FieldDefinition.formula
+                )
+            )
+        )
+        .where(
+            FieldDefinition.company_id == company_id,
+            FieldDefinition.entity == "deal",
+            FieldDefinition.deleted_at.is_(None),
+            FieldDefinition.field_type.in_(("number", "monetary", "formula")),
+        )
+        .scalar_subquery()
+    )
     stmt = (
-        select(Stage.id, Stage.pipeline_id, Stage.probability, Stage.rotten_days, limit)
+        select(Stage.id, Stage.pipeline_id, Stage.probability, Stage.rotten_days, limit, fields)
         .join(Pipeline, Pipeline.id == Stage.pipeline_id)
         .where(Stage.company_id == company_id)
     )
