@@ -1,5 +1,5 @@
-"""custom fields: field definitions per company and entity, values on leads, deals, persons
-and organizations
+"""custom fields: field definitions per company and entity, values on leads, deals, persons,
+organizations and products
 
 Revision ID: 0008_fields
 Revises: 0006
@@ -18,7 +18,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # The tables whose records carry custom field values.
-_CARRIERS = ("lead", "deal", "person", "organization")
+_CARRIERS = ("lead", "deal", "person", "organization", "product")
 
 
 def upgrade() -> None:

@@ -38,6 +38,7 @@ from leadflow.leads.router import router as leads_router
 from leadflow.logs import configure_logging
 from leadflow.middleware import RequestEnvelope
 from leadflow.pipelines.router import router as pipelines_router
+from leadflow.products import subscriptions as products_subscriptions
 from leadflow.products.router import router as products_router
 from leadflow.routing import add_routes, index_routes
 from leadflow.rules import subscriptions as rules_subscriptions
@@ -117,6 +118,7 @@ def subscribe_listeners() -> None:
     deals_subscriptions.subscribe()
     leads_subscriptions.subscribe()
     contacts_subscriptions.subscribe()
+    products_subscriptions.subscribe()
     rules_subscriptions.subscribe()
 
 

@@ -375,3 +375,27 @@ async def test_deal_custom_field_changes_are_in_the_changelog(client: httpx.Asyn
     )
     created = next(e for e in log if e["field"] == "created")
     assert created["new"]["custom_fields"] == {"budget": "1"}
+
+
+async def test_products_carry_their_own_fields(client: httpx.AsyncClient) -> None:
+    admin = await create_company(client)
+    await create_field(client, admin, "product", name="Weight kg", type="number")
+    created = await client.post(
+        f"{API}/products",
+        json={"name": "Valve", "custom_fields": {"weight_kg": "1.50"}},
+        headers=admin.headers,
+    )
+    assert created.status_code == 201, created.text
+    product = created.json()
+    assert product["custom_fields"] == {"weight_kg": "1.5"}
+    url = f"{API}/products/{product['id']}"
+    assert (await client.get(url, headers=admin.headers)).json() == product
+    bad = await client.patch(
+        url, json={"custom_fields": {"weight_kg": "heavy"}}, headers=admin.headers
+    )
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["loc"] == ["body", "custom_fields", "weight_kg"]
+    cleared = await client.patch(
+        url, json={"custom_fields": {"weight_kg": None}}, headers=admin.headers
+    )
+    assert cleared.json()["custom_fields"] == {}
