@@ -19,6 +19,8 @@ depends_on: str | Sequence[str] | None = None
 
 # The tables whose records carry custom field values.
 _CARRIERS = ("lead", "deal", "person", "organization", "product")
+# The carriers whose lists filter by custom fields (GIN, jsonb_path_ops).
+_FILTERED = ("lead", "deal", "person", "organization")
 
 
 def upgrade() -> None:
@@ -75,6 +77,14 @@ def upgrade() -> None:
                     nullable=False,
                 ),
             )
+    for table in _FILTERED:
+        op.create_index(
+            f"ix_{table}_custom_fields",
+            table,
+            ["custom_fields"],
+            postgresql_using="gin",
+            postgresql_ops={"custom_fields": "jsonb_path_ops"},
+        )
     op.create_index(
         "ux_field_definition_key",
         "field_definition",
@@ -84,6 +94,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    for table in _FILTERED:
+        op.drop_index(f"ix_{table}_custom_fields", table_name=table)
     for table in _CARRIERS:
         op.drop_column(table, "retired_custom_fields")
         op.drop_column(table, "custom_fields")

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from leadflow.db import Base, Timestamps, new_id
-from leadflow.fields.storage import CustomFieldColumns
+from leadflow.fields.storage import CustomFieldColumns, custom_fields_index
 
 VISIBLE_TO_CHECK = "visible_to IN ('owner', 'group', 'company')"
 
@@ -37,6 +37,7 @@ class Organization(Timestamps, CustomFieldColumns, Base):
     visible_to: Mapped[str] = mapped_column(String(16), default="company")
 
     __table_args__ = (
+        custom_fields_index("organization"),
         Index("ix_organization_company_id_name", "company_id", "name", "id"),
         Index("ix_organization_company_id_name_normalized", "company_id", "name_normalized"),
         # Word-prefix search for `q` (built-in full text: the embedded server has no pg_trgm).
@@ -70,6 +71,7 @@ class Person(Timestamps, CustomFieldColumns, Base):
     visible_to: Mapped[str] = mapped_column(String(16), default="company")
 
     __table_args__ = (
+        custom_fields_index("person"),
         Index("ix_person_company_id_name", "company_id", "name", "id"),
         Index("ix_person_organization_id", "organization_id"),
         Index("ix_person_emails", "emails", postgresql_using="gin"),

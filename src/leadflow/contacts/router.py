@@ -18,6 +18,7 @@ from leadflow.contacts.schemas import (
 )
 from leadflow.deps import AppSettings, CurrentCaller, Session
 from leadflow.errors import NotFound, found, responses
+from leadflow.fields.filters import CustomFieldsFilter, parse_filter
 from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
 from leadflow.schemas import Email
@@ -76,6 +77,7 @@ async def list_persons(
     organization_id: Annotated[
         uuid.UUID | None, Query(description="Persons of this organization.")
     ] = None,
+    custom_fields: CustomFieldsFilter = None,
 ) -> Response:
     """List the persons visible to the caller, by name."""
     answer = await reads.contact_page(
@@ -87,6 +89,7 @@ async def list_persons(
         email=email,
         organization_id=organization_id,
         phone_region=settings.default_phone_region,
+        custom_fields=parse_filter(custom_fields),
     )
     return json_response(answer)
 
@@ -159,10 +162,17 @@ async def create_organization(
     responses=responses(401, 422),
 )
 async def list_organizations(
-    session: Session, caller: CurrentCaller, page: PageParams, q: SearchText = None
+    session: Session,
+    caller: CurrentCaller,
+    page: PageParams,
+    q: SearchText = None,
+    custom_fields: CustomFieldsFilter = None,
 ) -> Response:
     """List the organizations visible to the caller, by name."""
-    return json_response(await reads.contact_page(session, caller, Organization, page, q=q))
+    answer = await reads.contact_page(
+        session, caller, Organization, page, q=q, custom_fields=parse_filter(custom_fields)
+    )
+    return json_response(answer)
 
 
 @router.get(

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import DateTime, Integer, String, Uuid, and_, bindparam, func, select, text, tuple_
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.deals.models import Deal, DealStatus
@@ -88,6 +89,7 @@ class DealListShape:
     owner: bool = False
     person: bool = False
     organization: bool = False
+    custom_fields: bool = False  # containment, ix_deal_custom_fields (GIN, jsonb_path_ops)
     after: bool = False
 
 
@@ -108,6 +110,8 @@ def deal_page(viewer: Viewer, shape: DealListShape) -> ReadStatement:
     for name, column, kind in _FILTERS:
         if getattr(shape, name):
             stmt = stmt.where(column == bindparam(name, type_=kind()))
+    if shape.custom_fields:
+        stmt = stmt.where(Deal.custom_fields.contains(bindparam("custom_fields", type_=JSONB)))
     if shape.after:
         after = tuple_(
             bindparam("after_key", type_=DateTime(timezone=True)),

@@ -21,6 +21,7 @@ from leadflow.deals.schemas import (
 )
 from leadflow.deps import AppSettings, CurrentCaller, Session
 from leadflow.errors import found, responses
+from leadflow.fields.filters import CustomFieldsFilter, parse_filter
 from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
 from leadflow.storage import FileStorage, delete_stored
@@ -66,6 +67,7 @@ async def list_deals(
     organization_id: Annotated[
         uuid.UUID | None, Query(description="Only this organization's deals.")
     ] = None,
+    custom_fields: CustomFieldsFilter = None,
 ) -> Response:
     """List the deals visible to the caller, newest first."""
     given = {
@@ -75,6 +77,7 @@ async def list_deals(
         "owner": owner_id,
         "person": person_id,
         "organization": organization_id,
+        "custom_fields": parse_filter(custom_fields),
     }
     filters = {name: value for name, value in given.items() if value is not None}
     return json_response(await reads.list_page(session, caller, page, filters))

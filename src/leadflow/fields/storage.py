@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from sqlalchemy import (
     Boolean,
     ColumnElement,
+    Index,
     String,
     case,
     cast,
@@ -37,6 +38,17 @@ class CustomFieldColumns:
     )
     retired_custom_fields: Mapped[dict[str, Any]] = mapped_column(
         JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
+
+
+def custom_fields_index(table: str) -> Index:
+    """`?custom_fields={...}` list filters are containment (`@>`): a GIN index with
+    jsonb_path_ops answers them with one index look-up at any size."""
+    return Index(
+        f"ix_{table}_custom_fields",
+        "custom_fields",
+        postgresql_using="gin",
+        postgresql_ops={"custom_fields": "jsonb_path_ops"},
     )
 
 

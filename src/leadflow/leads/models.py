@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, query_expression
 
 from leadflow.db import Base, Timestamps, new_id
-from leadflow.fields.storage import CustomFieldColumns
+from leadflow.fields.storage import CustomFieldColumns, custom_fields_index
 from leadflow.money import MoneyColumns, money_check
 
 VISIBLE_TO_CHECK = "visible_to IN ('owner', 'group', 'company')"
@@ -91,6 +91,7 @@ class Lead(Timestamps, MoneyColumns, CustomFieldColumns, Base):
     converted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
+        custom_fields_index("lead"),
         money_check(),
         CheckConstraint(VISIBLE_TO_CHECK, name="visible_to"),
         CheckConstraint("is_archived = (archived_at IS NOT NULL)", name="archived_at"),
