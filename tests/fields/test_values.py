@@ -399,3 +399,20 @@ async def test_products_carry_their_own_fields(client: httpx.AsyncClient) -> Non
         url, json={"custom_fields": {"weight_kg": None}}, headers=admin.headers
     )
     assert cleared.json()["custom_fields"] == {}
+
+
+async def test_conversion_into_an_existing_deal_fills_what_the_deal_lacks(
+    client: httpx.AsyncClient,
+) -> None:
+    admin = await create_company(client)
+    await create_field(client, admin, name="Budget", type="number")
+    await create_field(client, admin, name="Region")
+    deal = await create_deal(client, admin, custom_fields={"region": "north"})
+    lead = await create_lead(client, admin, custom_fields={"region": "south", "budget": 7})
+    response = await client.post(
+        f"{API}/leads/{lead['id']}/convert", json={"deal_id": deal["id"]}, headers=admin.headers
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["deal"]["custom_fields"] == {"region": "north", "budget": "7"}
+    got = await client.get(f"{API}/deals/{deal['id']}", headers=admin.headers)
+    assert got.json()["custom_fields"] == {"region": "north", "budget": "7"}

@@ -215,6 +215,9 @@ async def convert_leads(
     conversions = await _record_conversions(
         session, caller, prepared, deal_of_lead, [deals[p.lead.id] for p in new_deals], rule_id
     )
+    for p in prepared:
+        if p.into_deal is not None:
+            await _carry_custom_fields(session, caller, p.lead, p.into_deal)
     converted = [
         Converted(
             conversion=conversions[p.lead.id],
@@ -225,6 +228,21 @@ async def convert_leads(
     ]
     await _publish(session, caller, converted, new_deals, rule_id)
     return converted
+
+
+async def _carry_custom_fields(
+    session: AsyncSession, caller: Caller, lead: Lead, deal: Deal
+) -> None:
+    """A lead converted into an existing deal gives it the custom field values the deal
+    lacks (the deal's own values stay); its formulas are computed anew. Nothing is
+    written when the lead has no value the deal lacks."""
+    missing = {k: v for k, v in lead.custom_fields.items() if k not in deal.custom_fields}
+    if not missing:
+        return
+    await DealRepository(session, caller).update(
+        deal, {"custom_fields": {**deal.custom_fields, **missing}}
+    )
+    await deal_formulas.refresh(session, caller, deal)
 
 
 async def _publish(
