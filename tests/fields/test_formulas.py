@@ -268,3 +268,16 @@ async def test_a_converted_lead_gets_its_formula_values(client: httpx.AsyncClien
     assert deal["custom_fields"]["net"] == {"amount": "70.00", "currency": "EUR"}
     got = await client.get(f"{API}/deals/{deal['id']}", headers=admin.headers)
     assert got.json()["custom_fields"] == deal["custom_fields"]
+
+
+async def test_a_result_past_what_an_amount_holds_is_not_calculated(
+    client: httpx.AsyncClient,
+) -> None:
+    admin = await create_company(client)
+    await _formula(client, admin, "Huge", "#value * 1000000000000000000000")
+    await _formula(client, admin, "Fine", "#value * 2")
+    deal = await create_deal(client, admin, value={"amount": "99999999999999", "currency": "EUR"})
+    assert "huge" not in deal["custom_fields"]
+    assert "fine" not in deal["custom_fields"]  # 2 x 99,999,999,999,999 has 15 digits
+    small = await create_deal(client, admin, value={"amount": "10", "currency": "EUR"})
+    assert small["custom_fields"] == {"fine": {"amount": "20.00", "currency": "EUR"}}

@@ -30,6 +30,7 @@ TYPES: list[tuple[str, Any, Any, Any]] = [
     ("number", "00100.50", "100.5", "1" * 15),
     ("number", -3, "-3", True),
     ("number", "0.000", "0", "1.1234567"),
+    ("number", "1e5", "100000", "1e999999999"),
     ("monetary", {"amount": "1500", "currency": "EUR"}, {"amount": "1500.00", "currency": "EUR"},
      {"amount": "1500.00", "currency": "euro"}),
     ("monetary", {"amount": 20, "currency": "USD"}, {"amount": "20.00", "currency": "USD"},

@@ -140,6 +140,10 @@ def _stored(result: formulas.Amount | None) -> Any:
     decimal string; None: not calculated (the key is absent)."""
     if result is None:
         return None
+    # A result past what a number or an amount holds (14 integer digits) is not
+    # calculated, rather than stored as something no input could be.
+    if not result.number.is_finite() or abs(result.number) >= Decimal(10) ** 14:
+        return None
     if result.currency is not None:
         return {
             "amount": f"{result.number.quantize(Decimal('0.01'), ROUND_HALF_UP):f}",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, DivisionByZero, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, DecimalException
 from typing import Any
 
 from lark import Lark, Token, Tree
@@ -241,7 +241,7 @@ def evaluate(tree: Tree[Token], inputs: Mapping[str, Amount | None]) -> Amount |
     """The formula's value over these inputs, or None when it cannot be calculated."""
     try:
         return _eval(tree, inputs)
-    except (_NotCalculated, InvalidOperation, DivisionByZero, OverflowError):
+    except (_NotCalculated, DecimalException, OverflowError):
         return None
 
 

@@ -181,8 +181,11 @@ def _number(value: Any) -> str:
         number = Decimal(text)
     except InvalidOperation as exc:
         raise _Refused("not a decimal number") from exc
-    if not number.is_finite():
-        raise _Refused("not a decimal number")
+    # An exponent far out (`"1e999999999"`) is refused before it is written out in full.
+    if not number.is_finite() or not -32 <= number.adjusted() <= 32:
+        raise _Refused(
+            f"at most {MAX_NUMBER_INTEGER_DIGITS} integer digits and {MAX_NUMBER_DECIMALS} decimals"
+        )
     plain = f"{number.normalize():f}" if number != 0 else "0"
     if not _NUMBER.fullmatch(plain):
         raise _Refused(
