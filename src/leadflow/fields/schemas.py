@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, StrictInt, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from leadflow.fields.formulas import MAX_FORMULA_LENGTH
 from leadflow.fields.keys import KEY_PATTERN
@@ -15,7 +15,7 @@ from leadflow.fields.limits import (
     MAX_OPTION_LABEL_LENGTH,
     MAX_OPTIONS_PER_FIELD,
 )
-from leadflow.schemas import NOT_BLANK, Input, Output, Patch
+from leadflow.schemas import JSON_NUMBER, NOT_BLANK, Input, Output, Patch
 
 
 class FieldEntity(enum.StrEnum):
@@ -118,7 +118,9 @@ class OptionCreate(Input):
 class OptionChange(Input):
     """An option to keep (by `id`, its label and colour as given) or, without `id`, to add."""
 
-    id: StrictInt | None = Field(default=None, ge=1, le=2**31 - 1, examples=[1])
+    id: Annotated[int, Field(ge=1, le=2**31 - 1), JSON_NUMBER] | None = Field(
+        default=None, examples=[1]
+    )
     label: OptionLabel
     color: OptionColor = OptionColor.gray
 
