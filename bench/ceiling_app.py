@@ -53,7 +53,8 @@ LEAD_COLUMNS = """
     x.prospect_email, x.prospect_phone, x.prospect_phone_e164, x.prospect_organization_name,
     x.value_amount, x.value_currency, x.expected_close_date, x.label_ids, x.source,
     x.is_archived, x.archived_at, x.was_seen, x.visible_to, x.source_deal_id,
-    x.fields::text AS fields, x.created_at, x.updated_at, x.converted_deal_id,
+    x.fields::text AS fields, x.custom_fields::text AS custom_fields, x.created_at,
+    x.updated_at, x.converted_deal_id,
     (SELECT json_agg(json_build_object('rule_id', r.rule_id, 'name', cr.name,
                                        'since', r.since, 'blocked_reason', r.blocked_reason)
                      ORDER BY r.since)::text
@@ -92,7 +93,8 @@ WITH {CALLER}
 SELECT x.id, x.title, x.owner_id, x.person_id, x.organization_id, x.pipeline_id, x.stage_id,
        x.status, x.lost_reason, x.value_amount, x.value_currency, x.value_from_products,
        x.probability, x.expected_close_date, x.won_at, x.lost_at, x.closed_at,
-       x.stage_changed_at, x.label_ids, x.visible_to, x.source_lead_id, x.created_at,
+       x.stage_changed_at, x.label_ids, x.visible_to, x.source_lead_id,
+       x.custom_fields::text AS custom_fields, x.created_at,
        x.updated_at,
        (x.status = 'open' AND s.rotten_days IS NOT NULL
         AND coalesce(x.stage_changed_at, x.created_at)
@@ -108,7 +110,7 @@ SELECT x.* FROM caller c CROSS JOIN LATERAL (
            x.stage_id, x.status, x.lost_reason, x.value_amount, x.value_currency,
            x.value_from_products, x.probability, x.expected_close_date, x.won_at, x.lost_at,
            x.closed_at, x.stage_changed_at, x.label_ids, x.visible_to, x.source_lead_id,
-           x.created_at, x.updated_at,
+           x.custom_fields::text AS custom_fields, x.created_at, x.updated_at,
            (x.status = 'open' AND s.rotten_days IS NOT NULL
             AND coalesce(x.stage_changed_at, x.created_at)
                 < now() - make_interval(days => s.rotten_days)) AS rotten
@@ -227,6 +229,7 @@ def _lead(row: asyncpg.Record) -> dict[str, Any]:
         "source_deal_id": _plain(row["source_deal_id"]),
         "readiness": json.loads(row["readiness"]) if row["readiness"] else [],
         "fields": json.loads(row["fields"]),
+        "custom_fields": json.loads(row["custom_fields"]),
         "created_at": row["created_at"].isoformat(),
         "updated_at": row["updated_at"].isoformat(),
     }
@@ -244,6 +247,7 @@ def _deal(row: asyncpg.Record, rotten: bool) -> dict[str, Any]:
     deal = {field: _plain(row[field]) for field in DEAL_FIELDS}
     deal["value"] = _money(row["value_amount"], row["value_currency"])
     deal["label_ids"] = [str(i) for i in row["label_ids"]]
+    deal["custom_fields"] = json.loads(row["custom_fields"])
     deal["rotten"] = rotten
     return deal
 

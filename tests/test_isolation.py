@@ -105,6 +105,7 @@ BUILDERS: dict[str, str] = {
     "webhook_id": "webhook",
     "delivery_id": "delivery",
     "job_id": "job",
+    "field_id": "field",
     "rest": "rest",
 }
 
@@ -163,6 +164,7 @@ LIST_PROBES: dict[str, list[dict[str, str]]] = {
     "conversion-rules:list": [{}],
     "forms:list": [{}],
     "webhooks:list": [{}],
+    "fields:list": [{"entity": "field_entity"}],
 }
 
 # Creates without path parameters: B's body names A's resources -> 404 or 422, never 2xx.
@@ -194,6 +196,7 @@ CREATE_PROBES: dict[str, dict[str, Any] | str] = {
         "event_types": ["*"],
         "pipeline_id": "@pipeline",
     },
+    "fields:create": OWN_COMPANY_ONLY,
 }
 
 # Bodies of B's writes, so that validation passes and the ownership check is what answers.
@@ -217,6 +220,7 @@ WRITE_BODIES: dict[str, Any] = {
     "forms:update": {"name": "pwned"},
     "webhooks:update": {"url": "https://pwned.example.com/in"},
     "webhooks:replay": {"since": "2026-01-01T00:00:00Z"},
+    "fields:update": {"name": "pwned"},
 }
 
 # Owner-visibility scenario: routes whose every path parameter is one of these.
@@ -267,6 +271,7 @@ OWNER_SCENARIO_EXCLUDED_PARAMS = {
     "delivery_id": "webhook deliveries belong to an admin-managed subscription",
     "job_id": "jobs have no visible_to: their starter and the company's admins see them "
     "(tests/jobs/test_jobs.py)",
+    "field_id": "custom field definitions have no visible_to (admin-managed)",
 }
 
 
@@ -398,6 +403,13 @@ async def _build_world(
     assert test_sent.status_code == 202, test_sent.text
     applied = await client.post(f"{API}/conversion-rules/{rule['id']}/apply", headers=admin.headers)
     assert applied.status_code == 202, applied.text
+    field = await _post(
+        client,
+        admin,
+        "/fields",
+        params={"entity": "deal"},
+        json={"name": f"{mark} field", "type": "enum", "options": [{"label": mark}]},
+    )
     return {
         "admin": admin.user_id,
         "owner": (owner or admin).user_id,
@@ -425,6 +437,8 @@ async def _build_world(
         "webhook": webhook["id"],
         "delivery": test_sent.json()["delivery_id"],
         "job": applied.json()["id"],
+        "field": field["id"],
+        "field_entity": "deal",
         "rest": "anything",
         "mark": mark,
     }
@@ -457,6 +471,7 @@ def _readbacks(world: dict[str, str]) -> list[str]:
         f"/activities/{w['activity']}",
         f"/forms/{w['form']}",
         f"/conversion-rules/{w['rule']}",
+        f"/fields/{w['field']}",
         f"/pipelines/{w['pipeline']}/board",
         f"/webhooks/{w['webhook']}",
         f"/webhooks/{w['webhook']}/deliveries",
@@ -510,7 +525,7 @@ def _leaks(response: httpx.Response, world: dict[str, str], asked: str) -> list[
     text = response.text
     found = [world["mark"]] if world["mark"] in text else []
     for key, value in world.items():
-        if key in {"mark", "rest"} or value in asked:
+        if key in {"mark", "rest", "field_entity"} or value in asked:
             continue
         if value in text:
             found.append(f"{key}={value}")

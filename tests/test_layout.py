@@ -139,6 +139,7 @@ WRITERS = {
     "Organization": "contacts/repository.py",
     "Note": "activities/repository.py",
     "Activity": "activities/repository.py",
+    "FieldDefinition": "fields/repository.py",
 }
 _WRITES = {"insert", "update", "delete", "pg_insert"}
 

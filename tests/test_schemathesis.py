@@ -41,6 +41,8 @@ from leadflow.errors import (
     CONFLICTING_PARAMETERS,
     CONFLICTS_WITH_RECORD,
     INVALID_CURSOR,
+    INVALID_CUSTOM_FIELD,
+    INVALID_FORMULA,
     NOT_A_PHONE_NUMBER,
     NOT_AN_EMAIL_ADDRESS,
     REFUSED_TARGET,
@@ -216,7 +218,9 @@ def _auth(case: schemathesis.Case, admin_token: str) -> dict[str, str]:
 # plans, and the server's default region for numbers without +country code); a change that
 # does not fit the record as stored (stateful sequences PATCH what they created); an email
 # address in a capture form's free-form mapped `fields` value; a webhook URL the server's
-# settings refuse (http, or a loopback/private/metadata address). Every other
+# settings refuse (http, or a loopback/private/metadata address); a `custom_fields` value
+# the company's own field definitions refuse (each company defines its fields); a formula
+# the grammar or the company's fields refuse. Every other
 # 422 to data valid by the document fails the run: the document must state the rule
 # (length, pattern, format, range, a body's cross-field rule as oneOf/anyOf).
 BEYOND_THE_DOCUMENT = {
@@ -227,6 +231,8 @@ BEYOND_THE_DOCUMENT = {
     CONFLICTS_WITH_RECORD,
     NOT_AN_EMAIL_ADDRESS,
     REFUSED_TARGET,
+    INVALID_CUSTOM_FIELD,
+    INVALID_FORMULA,
 }
 
 

@@ -69,7 +69,7 @@ TABLE: Final[dict[Capability, Row]] = {
     Capability.participants: Row(_DEAL, "Participants."),
     Capability.files: Row(_DEAL, "Files and documents."),
     Capability.invoices: Row(_DEAL, "Invoicing.", built=False),
-    Capability.formula_fields: Row(_DEAL, "Formula fields.", built=False),
+    Capability.formula_fields: Row(_DEAL, "Formula fields."),
     Capability.changelog: Row(_DEAL, "Changelog (field-level history)."),
     Capability.open_deal_limit: Row(_DEAL, "Counted against the plan's open-deal limit."),
     Capability.import_: Row(_BOTH, "Can be imported from CSV / XLSX.", built=False),

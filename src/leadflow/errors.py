@@ -94,6 +94,15 @@ NOT_A_PHONE_NUMBER = "not_a_phone_number"
 CONFLICTS_WITH_RECORD = "conflicts_with_record"
 NOT_AN_EMAIL_ADDRESS = "not_an_email_address"
 REFUSED_TARGET = "refused_target"
+# A `custom_fields` value the company's own field definitions refuse (an unknown key, a
+# value of the wrong type for its field): the static document describes `custom_fields`
+# as an object of typed values, since every company defines its own fields. Also a
+# `custom_fields` list filter that is not a JSON object of field keys (the document
+# cannot say that a query string holds JSON).
+INVALID_CUSTOM_FIELD = "invalid_custom_field"
+# A formula the service refuses: its grammar, and the fields it names (which depend on the
+# company's other fields), are beyond what the document can state.
+INVALID_FORMULA = "invalid_formula"
 
 
 class InvalidInput(DomainError):

@@ -180,6 +180,41 @@ class DealConverted(DomainEvent):
     conversion_id: uuid.UUID
 
 
+# Custom fields (the records that carry values listen: leads and deals to `deal` fields,
+# contacts to `person` and `organization` fields, products to `product` fields)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FieldDeleted(DomainEvent):
+    """A custom field was deleted: records hide its value and keep it for history."""
+
+    type = "field.deleted"
+
+    entity: str
+    key: str
+
+
+class FormulaChanged(DomainEvent):
+    """A deal formula field was created or its formula changed: every deal of the company
+    gets its value again."""
+
+    type = "field.formula_changed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FieldOptionsRemoved(DomainEvent):
+    """Options of an `enum` or `set` field were removed. A listener whose records still
+    use one refuses (409) unless `clear`, in which case it takes them off those records."""
+
+    type = "field.options_removed"
+
+    entity: str
+    key: str
+    field_type: str
+    option_ids: tuple[int, ...]
+    clear: bool = False
+
+
 # Activities (the ones on a lead are what `activity_done` conditions look at)
 
 

@@ -24,6 +24,7 @@ from leadflow.capture.pages import router as capture_pages_router
 from leadflow.capture.router import CAPTURE_BODY_PATHS, CAPTURE_MAX_BODY_BYTES
 from leadflow.capture.router import router as capture_router
 from leadflow.config import Settings, get_settings
+from leadflow.contacts import subscriptions as contacts_subscriptions
 from leadflow.contacts.router import router as contacts_router
 from leadflow.conversion.router import router as conversion_router
 from leadflow.db import make_engine, make_reader_factory, make_session_factory
@@ -32,12 +33,15 @@ from leadflow.deals.files import router as deal_files_router
 from leadflow.deals.line_items.router import router as deal_products_router
 from leadflow.deals.participants import router as deal_participants_router
 from leadflow.deals.router import router as deals_router
+from leadflow.fields.router import router as fields_router
 from leadflow.jobs.router import router as jobs_router
+from leadflow.leads import subscriptions as leads_subscriptions
 from leadflow.leads.router import labels_router as lead_labels_router
 from leadflow.leads.router import router as leads_router
 from leadflow.logs import configure_logging
 from leadflow.middleware import RequestEnvelope
 from leadflow.pipelines.router import router as pipelines_router
+from leadflow.products import subscriptions as products_subscriptions
 from leadflow.products.router import router as products_router
 from leadflow.routing import add_routes, index_routes
 from leadflow.rules import subscriptions as rules_subscriptions
@@ -82,6 +86,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     capture_router,
     webhooks_router,
     jobs_router,
+    fields_router,
 )
 
 
@@ -122,6 +127,9 @@ def subscribe_listeners() -> None:
     reacting to the change writes again."""
     webhooks_outbox.subscribe()
     deals_subscriptions.subscribe()
+    leads_subscriptions.subscribe()
+    contacts_subscriptions.subscribe()
+    products_subscriptions.subscribe()
     rules_subscriptions.subscribe()
 
 

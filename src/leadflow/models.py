@@ -7,6 +7,7 @@ from leadflow.contacts.models import Organization, Person
 from leadflow.conversion.models import Conversion
 from leadflow.db import Base
 from leadflow.deals.models import Deal, DealChange, DealFile, DealParticipant, DealProduct
+from leadflow.fields.models import FieldDefinition
 from leadflow.idempotency import IdempotencyRecord
 from leadflow.jobs.models import Job
 from leadflow.leads.models import Lead, LeadLabel, LeadReadiness
@@ -28,6 +29,7 @@ __all__ = [
     "DealFile",
     "DealParticipant",
     "DealProduct",
+    "FieldDefinition",
     "Form",
     "IdempotencyRecord",
     "Job",

@@ -153,7 +153,7 @@ async def test_capabilities_serves_the_table(client: httpx.AsyncClient) -> None:
     for segment in DEAL_ONLY_SEGMENTS:
         assert table["lead"][segment] is False
         assert table["deal"][segment] is (segment != "invoices")
-    assert table["planned"] == ["invoices", "formula_fields", "import"]
+    assert table["planned"] == ["invoices", "import"]
     assert table["lead"]["archiving"] is True and table["deal"]["archiving"] is False
     assert table["lead"]["pipeline"] is False and table["deal"]["pipeline"] is True
     assert table["lead"]["notes"] is table["deal"]["notes"] is True
@@ -251,7 +251,8 @@ SERVED_BY: dict[Capability, dict[Entity, tuple[ServedBy, ...]]] = {
         Entity.deal: (ServedBy("/invoices"), ServedBy("/deals/{deal_id}/invoices"))
     },
     Capability.formula_fields: {
-        Entity.deal: (ServedBy("/fields"), ServedBy("/deal-fields"), ServedBy("/deals/fields"))
+        # Custom fields alone are not formulas: a field definition that accepts the type.
+        Entity.deal: (ServedBy("/fields", "POST", field="type", value="formula"),)
     },
     Capability.changelog: {Entity.deal: (ServedBy("/deals/{deal_id}/changelog", "GET"),)},
     Capability.open_deal_limit: {

@@ -22,6 +22,7 @@ from tests.factories import (
 from tests.leads.helpers import mark_converted
 
 LEAD_FIELDS = {
+    "custom_fields",
     "id",
     "title",
     "owner_id",
@@ -68,7 +69,7 @@ async def test_lead_has_every_field_of_the_contract_with_defaults(
     assert lead["is_archived"] is False and lead["archived_at"] is None
     assert lead["was_seen"] is False
     assert lead["source_deal_id"] is None
-    assert lead["readiness"] == [] and lead["fields"] == {}
+    assert lead["readiness"] == [] and lead["fields"] == {} and lead["custom_fields"] == {}
     assert lead["prospect"] == {
         "person_name": "Ana Silva",
         "email": None,

@@ -34,6 +34,7 @@ from leadflow.errors import (
     found,
 )
 from leadflow.events import ChangeSource, DealCreated, LeadCreated, publish
+from leadflow.fields import values
 from leadflow.leads.repository import ensure_labels_exist, existing_label_ids
 from leadflow.normalize import normalize_email, normalize_phone
 from leadflow.schemas import Money
@@ -161,6 +162,8 @@ class Prospect:
     message: str | None = None
     value: Money | None = None
     fields: dict[str, Any] = field(default_factory=dict)
+    # The server's default region, for phone numbers in `fields` that fill custom fields.
+    phone_region: str | None = None
 
     def names_someone(self) -> bool:
         return any((self.person_name, self.email, self.organization_name))
@@ -186,6 +189,7 @@ def prospect_from_capture(
         message=body.message,
         value=body.value,
         fields=dict(body.fields),
+        phone_region=phone_region,
     )
     known = FieldMap.model_fields.keys()
     for attribute, source in field_map.items():
@@ -305,6 +309,7 @@ async def create_captured_lead(
         extra["message"] = prospect.message
     if prospect.fields:
         extra["fields"] = prospect.fields
+    custom = await _custom_fields(session, form, prospect)
     lead = {
         "id": new_id(),
         "company_id": form.company_id,
@@ -323,8 +328,20 @@ async def create_captured_lead(
         "visible_to": "company",
         "is_archived": False,
         "was_seen": False,
+        **({"custom_fields": custom} if custom else {}),
     }
     return await captures.claim_delivery_with_lead(form, delivery_key, lead)
+
+
+async def _custom_fields(session: AsyncSession, form: Form, prospect: Prospect) -> dict[str, Any]:
+    """Answers in `fields` named by a `deal` custom field key (leads and deals share the
+    set) whose value fits the field: they fill the record's `custom_fields`. Every answer
+    also stays in `fields` as submitted, so one that does not fit is kept, not dropped.
+    The definitions are read only when the capture has `fields`."""
+    if not prospect.fields:
+        return {}
+    known = await values.definitions(session, form.company_id, "deal")
+    return values.fitting(known, prospect.fields, prospect.phone_region)
 
 
 async def create_captured_deal(
@@ -394,6 +411,7 @@ async def create_captured_deal(
                 "value_amount": prospect.value.amount if prospect.value else None,
                 "value_currency": prospect.value.currency if prospect.value else None,
                 "visible_to": "company",
+                "custom_fields": await _custom_fields(session, form, prospect),
             }
         ],
     )

@@ -16,11 +16,12 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from leadflow.db import Base, Timestamps, new_id
+from leadflow.fields.storage import CustomFieldColumns, custom_fields_index
 
 VISIBLE_TO_CHECK = "visible_to IN ('owner', 'group', 'company')"
 
 
-class Organization(Timestamps, Base):
+class Organization(Timestamps, CustomFieldColumns, Base):
     __tablename__ = "organization"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -36,6 +37,7 @@ class Organization(Timestamps, Base):
     visible_to: Mapped[str] = mapped_column(String(16), default="company")
 
     __table_args__ = (
+        custom_fields_index("organization"),
         Index("ix_organization_company_id_name", "company_id", "name", "id"),
         Index("ix_organization_company_id_name_normalized", "company_id", "name_normalized"),
         # Word-prefix search for `q` (built-in full text: the embedded server has no pg_trgm).
@@ -48,7 +50,7 @@ class Organization(Timestamps, Base):
     )
 
 
-class Person(Timestamps, Base):
+class Person(Timestamps, CustomFieldColumns, Base):
     __tablename__ = "person"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -69,6 +71,7 @@ class Person(Timestamps, Base):
     visible_to: Mapped[str] = mapped_column(String(16), default="company")
 
     __table_args__ = (
+        custom_fields_index("person"),
         Index("ix_person_company_id_name", "company_id", "name", "id"),
         Index("ix_person_organization_id", "organization_id"),
         Index("ix_person_emails", "emails", postgresql_using="gin"),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Integer, String, Uuid, bindparam, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.contacts.models import Organization, Person
@@ -50,6 +51,7 @@ class ContactShape:
     q_phone: bool = False
     email: bool = False
     organization: bool = False
+    custom: bool = False  # `custom_fields` containment (GIN, jsonb_path_ops)
     after: bool = False
 
 
@@ -75,6 +77,8 @@ def page_statement(
         stmt = stmt.where(Person.emails.contains(bindparam("email", type_=Person.emails.type)))
     if shape.organization:
         stmt = stmt.where(Person.organization_id == bindparam("organization_id", type_=Uuid))
+    if shape.custom:
+        stmt = stmt.where(model.custom_fields.contains(bindparam("custom_fields", type_=JSONB)))
     if shape.after:
         after = tuple_(bindparam("after_key", type_=String), bindparam("after_id", type_=Uuid))
         stmt = stmt.where(tuple_(model.name, model.id) > after)
@@ -104,6 +108,7 @@ async def contact_page(
     email: str | None = None,
     organization_id: Any = None,
     phone_region: str | None = None,
+    custom_fields: str | None = None,
 ) -> dict[str, Any]:
     """A page for `GET /persons` or `GET /organizations` (`q` that can match nothing, no
     word and no email or phone in it, answers an empty page)."""
@@ -123,6 +128,8 @@ async def contact_page(
         shape, params["email"] = replace(shape, email=True), [email]
     if organization_id is not None:
         shape, params["organization_id"] = replace(shape, organization=True), organization_id
+    if custom_fields is not None:  # JSON text (`fields.filters.parse_filter`)
+        shape, params["custom_fields"] = replace(shape, custom=True), custom_fields
     keyset = PERSONS_BY_NAME if model is Person else ORGANIZATIONS_BY_NAME
     if page.cursor is not None:
         params["after_key"], params["after_id"] = decode_cursor(page.cursor, keyset)

@@ -18,18 +18,20 @@ from sqlalchemy import (
     insert,
     literal_column,
     select,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.contacts.models import Organization, Person
 from leadflow.db import json_rows, rows_of
+from leadflow.fields import storage
 from leadflow.normalize import (
     normalize_email,
     normalize_organization_name,
     normalize_phone,
     search_words,
 )
-from leadflow.tenancy import Caller, visible_to_caller
+from leadflow.tenancy import Caller, in_company, visible_to_caller
 
 _SIMPLE: ColumnElement[Any] = literal_column("'simple'::regconfig")
 # Digits with the usual separators, at least five digits: worth trying as a phone number.
@@ -112,6 +114,7 @@ class OrganizationRepository:
         website: str | None,
         owner_id: uuid.UUID,
         visible_to: str,
+        custom_fields: dict[str, Any] | None = None,
     ) -> Organization:
         organization = Organization(
             company_id=self.caller.company_id,
@@ -121,6 +124,7 @@ class OrganizationRepository:
             website=website,
             owner_id=owner_id,
             visible_to=visible_to,
+            custom_fields=custom_fields or {},
         )
         self.session.add(organization)
         await self.session.flush()
@@ -174,6 +178,7 @@ class PersonRepository:
         organization_id: uuid.UUID | None,
         owner_id: uuid.UUID,
         visible_to: str,
+        custom_fields: dict[str, Any] | None = None,
     ) -> Person:
         person = Person(
             company_id=self.caller.company_id,
@@ -184,6 +189,7 @@ class PersonRepository:
             organization_id=organization_id,
             owner_id=owner_id,
             visible_to=visible_to,
+            custom_fields=custom_fields or {},
         )
         self.session.add(person)
         await self.session.flush()
@@ -278,3 +284,42 @@ def persons_insert() -> CTE:
         .returning(Person.id)
         .cte("new_person")
     )
+
+
+class ContactFieldValues:
+    """The custom field values of the company's persons or organizations, when a field
+    is deleted or loses options (company-wide: the admin who changed the field acts)."""
+
+    def __init__(
+        self, session: AsyncSession, caller: Caller, model: type[Person] | type[Organization]
+    ) -> None:
+        self.session = session
+        self.caller = caller
+        self.model = model
+
+    async def retire_custom_field(self, key: str) -> None:
+        model = self.model
+        await self.session.execute(
+            update(model)
+            .where(in_company(model, self.caller), storage.holds(model, key))
+            .values(**storage.retired(model, key))
+            .execution_options(synchronize_session=False)
+        )
+
+    async def count_using_options(self, key: str, option_ids: Sequence[int]) -> int:
+        model = self.model
+        count = await self.session.scalar(
+            select(func.count()).where(
+                in_company(model, self.caller), storage.uses_options(model, key, option_ids)
+            )
+        )
+        return int(count or 0)
+
+    async def clear_options(self, key: str, option_ids: Sequence[int], is_set: bool) -> None:
+        model = self.model
+        await self.session.execute(
+            update(model)
+            .where(in_company(model, self.caller), storage.uses_options(model, key, option_ids))
+            .values(custom_fields=storage.options_cleared(model, key, option_ids, is_set))
+            .execution_options(synchronize_session=False)
+        )

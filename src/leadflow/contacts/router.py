@@ -18,6 +18,7 @@ from leadflow.contacts.schemas import (
 )
 from leadflow.deps import AppSettings, CurrentCaller, Session
 from leadflow.errors import NotFound, found, responses
+from leadflow.fields.filters import CustomFieldsFilter, parse_filter
 from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
 from leadflow.schemas import Email
@@ -76,6 +77,7 @@ async def list_persons(
     organization_id: Annotated[
         uuid.UUID | None, Query(description="Persons of this organization.")
     ] = None,
+    custom_fields: CustomFieldsFilter = None,
 ) -> Response:
     """List the persons visible to the caller, by name."""
     answer = await reads.contact_page(
@@ -87,6 +89,7 @@ async def list_persons(
         email=email,
         organization_id=organization_id,
         phone_region=settings.default_phone_region,
+        custom_fields=parse_filter(custom_fields),
     )
     return json_response(answer)
 
@@ -143,10 +146,12 @@ async def delete_person(person_id: uuid.UUID, session: Session, caller: CurrentC
     responses=responses(401, 409, 422),
 )
 async def create_organization(
-    data: OrganizationCreate, session: Session, caller: CurrentCaller
+    data: OrganizationCreate, session: Session, caller: CurrentCaller, settings: AppSettings
 ) -> OrganizationRead:
     """Create an organization."""
-    organization = await service.create_organization(session, caller, data)
+    organization = await service.create_organization(
+        session, caller, data, settings.default_phone_region
+    )
     return OrganizationRead.model_validate(organization)
 
 
@@ -157,10 +162,17 @@ async def create_organization(
     responses=responses(401, 422),
 )
 async def list_organizations(
-    session: Session, caller: CurrentCaller, page: PageParams, q: SearchText = None
+    session: Session,
+    caller: CurrentCaller,
+    page: PageParams,
+    q: SearchText = None,
+    custom_fields: CustomFieldsFilter = None,
 ) -> Response:
     """List the organizations visible to the caller, by name."""
-    return json_response(await reads.contact_page(session, caller, Organization, page, q=q))
+    answer = await reads.contact_page(
+        session, caller, Organization, page, q=q, custom_fields=parse_filter(custom_fields)
+    )
+    return json_response(answer)
 
 
 @router.get(
@@ -184,10 +196,16 @@ async def get_organization(
     responses=responses(401, 404, 422),
 )
 async def update_organization(
-    organization_id: uuid.UUID, data: OrganizationUpdate, session: Session, caller: CurrentCaller
+    organization_id: uuid.UUID,
+    data: OrganizationUpdate,
+    session: Session,
+    caller: CurrentCaller,
+    settings: AppSettings,
 ) -> OrganizationRead:
     """Change the fields sent; null clears `address` and `website`."""
-    organization = await service.update_organization(session, caller, organization_id, data)
+    organization = await service.update_organization(
+        session, caller, organization_id, data, settings.default_phone_region
+    )
     return OrganizationRead.model_validate(organization)
 
 

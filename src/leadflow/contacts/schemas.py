@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StringConstraints
 
+from leadflow.fields.values import CustomFieldsInput, CustomFieldsRead
 from leadflow.schemas import NOT_BLANK, Email, Input, LongName, Output, Patch, ShortText, unique
 from leadflow.tenancy import Visibility
 
@@ -57,6 +58,7 @@ class PersonCreate(Input):
     organization_id: uuid.UUID | None = Field(default=None, description=_ORGANIZATION)
     owner_id: uuid.UUID | None = Field(default=None, description=_OWNER)
     visible_to: Visibility = Visibility.company
+    custom_fields: CustomFieldsInput = Field(default_factory=dict)
 
 
 class PersonUpdate(Patch):
@@ -68,6 +70,7 @@ class PersonUpdate(Patch):
     organization_id: uuid.UUID | None = Field(default=None, description=_ORGANIZATION)
     owner_id: uuid.UUID = Field(default=_UNSET, description="A user of the caller's company.")
     visible_to: Visibility = Field(default=_UNSET)
+    custom_fields: CustomFieldsInput = Field(default=_UNSET)
 
 
 class PersonRead(Output):
@@ -81,6 +84,9 @@ class PersonRead(Output):
     organization_id: uuid.UUID | None
     owner_id: uuid.UUID | None = Field(description="Null once the owner's user is deleted.")
     visible_to: Visibility
+    custom_fields: CustomFieldsRead = Field(
+        description="Values of the company's `person` custom fields; a field without one is absent."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -95,6 +101,7 @@ class OrganizationCreate(Input):
     website: Website | None = None
     owner_id: uuid.UUID | None = Field(default=None, description=_OWNER)
     visible_to: Visibility = Visibility.company
+    custom_fields: CustomFieldsInput = Field(default_factory=dict)
 
 
 class OrganizationUpdate(Patch):
@@ -105,6 +112,7 @@ class OrganizationUpdate(Patch):
     website: Website | None = None
     owner_id: uuid.UUID = Field(default=_UNSET, description="A user of the caller's company.")
     visible_to: Visibility = Field(default=_UNSET)
+    custom_fields: CustomFieldsInput = Field(default=_UNSET)
 
 
 class OrganizationRead(Output):
@@ -114,5 +122,10 @@ class OrganizationRead(Output):
     website: str | None
     owner_id: uuid.UUID | None = Field(description="Null once the owner's user is deleted.")
     visible_to: Visibility
+    custom_fields: CustomFieldsRead = Field(
+        description=(
+            "Values of the company's `organization` custom fields; a field without one is absent."
+        )
+    )
     created_at: datetime
     updated_at: datetime

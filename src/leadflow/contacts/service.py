@@ -18,6 +18,7 @@ from leadflow.contacts.schemas import (
     PersonUpdate,
 )
 from leadflow.errors import NOT_A_PHONE_NUMBER, InvalidInput, found
+from leadflow.fields import values
 from leadflow.normalize import normalize_phone
 from leadflow.tenancy import Caller
 
@@ -57,9 +58,11 @@ async def create_person(
 ) -> Person:
     phones, phones_e164 = normalized_phones(data.phones, phone_region)
     owner_id = data.owner_id or caller.user_id
+    custom = await values.validate(session, caller, "person", data.custom_fields, phone_region)
     await _check_organization(session, caller, data.organization_id)
     await _check_owner(session, caller, owner_id)
     return await PersonRepository(session, caller).add(
+        custom_fields=values.merged({}, custom),
         name=data.name,
         emails=data.emails,
         phones=phones,
@@ -80,6 +83,9 @@ async def update_person(
     persons = PersonRepository(session, caller)
     person = found(await persons.get_for_update(person_id), "person")
     changes = _changes(data)
+    if "custom_fields" in changes:
+        custom = await values.validate(session, caller, "person", data.custom_fields, phone_region)
+        changes["custom_fields"] = values.merged(person.custom_fields, custom)
     if "phones" in changes:
         changes["phones"], changes["phones_e164"] = normalized_phones(data.phones, phone_region)
     # A reference sent back unchanged is not re-checked: a client may resend what it read.
@@ -91,11 +97,18 @@ async def update_person(
 
 
 async def create_organization(
-    session: AsyncSession, caller: Caller, data: OrganizationCreate
+    session: AsyncSession,
+    caller: Caller,
+    data: OrganizationCreate,
+    phone_region: str | None = None,
 ) -> Organization:
     owner_id = data.owner_id or caller.user_id
+    custom = await values.validate(
+        session, caller, "organization", data.custom_fields, phone_region
+    )
     await _check_owner(session, caller, owner_id)
     return await OrganizationRepository(session, caller).add(
+        custom_fields=values.merged({}, custom),
         name=data.name,
         address=data.address,
         website=data.website,
@@ -105,11 +118,20 @@ async def create_organization(
 
 
 async def update_organization(
-    session: AsyncSession, caller: Caller, organization_id: uuid.UUID, data: OrganizationUpdate
+    session: AsyncSession,
+    caller: Caller,
+    organization_id: uuid.UUID,
+    data: OrganizationUpdate,
+    phone_region: str | None = None,
 ) -> Organization:
     organizations = OrganizationRepository(session, caller)
     organization = found(await organizations.get_for_update(organization_id), "organization")
     changes = _changes(data)
+    if "custom_fields" in changes:
+        custom = await values.validate(
+            session, caller, "organization", data.custom_fields, phone_region
+        )
+        changes["custom_fields"] = values.merged(organization.custom_fields, custom)
     if changes.get("owner_id", organization.owner_id) != organization.owner_id:
         await _check_owner(session, caller, data.owner_id)
     return await organizations.update(organization, changes)

@@ -18,6 +18,7 @@ from leadflow.capabilities import TABLE, Capability, Entity
 from leadflow.conversion.errors import DealNotOpen
 from leadflow.conversion.models import Conversion
 from leadflow.db import new_id
+from leadflow.deals.formulas import deal_formulas
 from leadflow.deals.models import DealFile, DealParticipant, DealProduct, DealStatus
 from leadflow.deals.repository import DealRepository
 from leadflow.events import DealConverted, publish
@@ -56,6 +57,11 @@ async def convert_deal(
     deal = await deals.get(deal_id, for_update=True)
     if deal.status != DealStatus.open:
         raise DealNotOpen(deal.status)
+    custom_fields = dict(deal.custom_fields)
+    if custom_fields:
+        # A lead has no formula fields (a deal capability): their values stay on the deal.
+        computed = (await deal_formulas(session, caller.company_id)).trees
+        custom_fields = {k: v for k, v in custom_fields.items() if k not in computed}
     lead = await LeadRepository(session, caller).add(
         title=deal.title,
         owner_id=deal.owner_id,
@@ -65,6 +71,8 @@ async def convert_deal(
         value_currency=deal.value_currency,
         expected_close_date=deal.expected_close_date,
         label_ids=list(deal.label_ids),
+        # The same `deal` custom fields: the values go back as they are.
+        custom_fields=custom_fields,
         source="deal",
         visible_to=deal.visible_to,
         source_deal_id=deal.id,

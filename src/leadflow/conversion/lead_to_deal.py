@@ -44,6 +44,7 @@ from leadflow.conversion.schemas import (
     Moved,
 )
 from leadflow.db import json_rows, new_id
+from leadflow.deals import formulas as deal_formulas
 from leadflow.deals.access import visible_deal
 from leadflow.deals.changelog import changes_insert, creation_rows
 from leadflow.deals.limits import ensure_open_deal_slot_under
@@ -214,6 +215,9 @@ async def convert_leads(
     conversions = await _record_conversions(
         session, caller, prepared, deal_of_lead, [deals[p.lead.id] for p in new_deals], rule_id
     )
+    for p in prepared:
+        if p.into_deal is not None:
+            await _carry_custom_fields(session, caller, p.lead, p.into_deal)
     converted = [
         Converted(
             conversion=conversions[p.lead.id],
@@ -224,6 +228,21 @@ async def convert_leads(
     ]
     await _publish(session, caller, converted, new_deals, rule_id)
     return converted
+
+
+async def _carry_custom_fields(
+    session: AsyncSession, caller: Caller, lead: Lead, deal: Deal
+) -> None:
+    """A lead converted into an existing deal gives it the custom field values the deal
+    lacks (the deal's own values stay); its formulas are computed anew. Nothing is
+    written when the lead has no value the deal lacks."""
+    missing = {k: v for k, v in lead.custom_fields.items() if k not in deal.custom_fields}
+    if not missing:
+        return
+    await DealRepository(session, caller).update(
+        deal, {"custom_fields": {**deal.custom_fields, **missing}}
+    )
+    await deal_formulas.refresh(session, caller, deal)
 
 
 async def _publish(
@@ -285,8 +304,20 @@ async def _insert_contacts_and_deals(
         return {}
     rows: list[dict[str, Any]] = []
     for p in new_deals:
-        assert p.stage is not None
+        assert isinstance(p.stage, Destination)
         value = p.value
+        found = deal_formulas.from_rows(p.stage.deal_fields or [])
+        custom_fields = dict(p.lead.custom_fields)
+        if found.trees:
+            # Formulas over the deal's value, probability and custom fields; those that
+            # read line items or activities are not calculated until the deal changes.
+            custom_fields = deal_formulas.with_formulas(
+                found,
+                value_amount=value.amount if value else None,
+                value_currency=value.currency if value else None,
+                probability=p.stage.probability,
+                custom_fields=custom_fields,
+            )
         rows.append(
             {
                 "title": p.title,
@@ -302,6 +333,8 @@ async def _insert_contacts_and_deals(
                 "label_ids": list(p.lead.label_ids),
                 "visible_to": p.visible_to,
                 "source_lead_id": p.lead.id,
+                # Leads and deals share the `deal` custom fields: the values go as they are.
+                "custom_fields": custom_fields,
             }
         )
     deal_ids, deal_json = deal_rows(caller.company_id, rows)

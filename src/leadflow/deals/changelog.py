@@ -109,9 +109,15 @@ async def record_changes(
     )
 
 
+CUSTOM_FIELD = "custom_fields."
+
+
 def snapshot(deal: Deal) -> dict[str, Any]:
-    """The tracked fields of a loaded deal, as they appear in the deal's JSON."""
-    values: dict[str, Any] = {}
+    """The tracked fields of a loaded deal, as they appear in the deal's JSON; each custom
+    field value as its own field, `custom_fields.<key>`."""
+    values: dict[str, Any] = {
+        f"{CUSTOM_FIELD}{key}": value for key, value in (deal.custom_fields or {}).items()
+    }
     for field in TRACKED_FIELDS:
         if field == "value":
             values[field] = (
@@ -129,13 +135,22 @@ async def record_snapshot_changes(
 ) -> None:
     """Compare `before` (a `snapshot`) with the deal as it is now; one row per changed field."""
     after = snapshot(deal)
+    custom = sorted(f for f in before.keys() | after.keys() if f.startswith(CUSTOM_FIELD))
     await record_changes(
         session,
         company_id=deal.company_id,
         deal_id=deal.id,
         user_id=user_id,
-        changes={field: (before.get(field), after[field]) for field in TRACKED_FIELDS},
+        changes={
+            field: (before.get(field), after.get(field)) for field in (*TRACKED_FIELDS, *custom)
+        },
     )
+
+
+def _creation(deal: Deal) -> dict[str, Any]:
+    """A creation entry's `new`: the tracked fields, and `custom_fields` as one object."""
+    values = {k: v for k, v in snapshot(deal).items() if not k.startswith(CUSTOM_FIELD)}
+    return {**values, "custom_fields": dict(deal.custom_fields or {})}
 
 
 async def record_creations(
@@ -148,7 +163,7 @@ async def record_creations(
             session,
             deals[0].company_id,
             user_id,
-            ((deal.id, "created", None, snapshot(deal)) for deal in deals),
+            ((deal.id, "created", None, _creation(deal)) for deal in deals),
         )
 
 
@@ -185,5 +200,5 @@ def creation_rows(deals: Sequence[Deal], user_id: uuid.UUID | None) -> str:
     company), as `record_creations` writes it."""
     if not deals:
         return "[]"
-    changes = ((deal.id, "created", None, snapshot(deal)) for deal in deals)
+    changes = ((deal.id, "created", None, _creation(deal)) for deal in deals)
     return json_rows(_rows(deals[0].company_id, user_id, changes))

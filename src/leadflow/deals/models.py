@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from leadflow.db import Base, Timestamps, new_id
+from leadflow.fields.storage import CustomFieldColumns, custom_fields_index
 from leadflow.money import AMOUNT, MoneyColumns, money_check
 
 VISIBLE_TO_CHECK = "visible_to IN ('owner', 'group', 'company')"
@@ -39,7 +40,7 @@ class DealStatus(enum.StrEnum):
 COUNTS_AS_OPEN = text("status = 'open' AND converted_lead_id IS NULL")
 
 
-class Deal(Timestamps, MoneyColumns, Base):
+class Deal(Timestamps, MoneyColumns, CustomFieldColumns, Base):
     __tablename__ = "deal"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -84,6 +85,7 @@ class Deal(Timestamps, MoneyColumns, Base):
     converted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
+        custom_fields_index("deal"),
         money_check(),
         CheckConstraint(VISIBLE_TO_CHECK, name="visible_to"),
         CheckConstraint("status IN ('open', 'won', 'lost')", name="status"),

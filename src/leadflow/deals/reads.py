@@ -30,7 +30,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy import column as named_column
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.deals.access import DealConverted
@@ -86,6 +86,7 @@ def _deal_columns(rotten_days: Any) -> tuple[Any, ...]:
         as_text(Deal.label_ids),
         Deal.visible_to,
         as_text(Deal.source_lead_id),
+        Deal.custom_fields,
         Deal.created_at,
         Deal.updated_at,
     )
@@ -136,6 +137,7 @@ class DealListShape:
     owner: bool = False
     person: bool = False
     organization: bool = False
+    custom_fields: bool = False  # containment, ix_deal_custom_fields (GIN, jsonb_path_ops)
     after: bool = False
 
 
@@ -156,6 +158,8 @@ def deal_page(viewer: Viewer, shape: DealListShape) -> ReadStatement:
     for name, column, kind in _FILTERS:
         if getattr(shape, name):
             stmt = stmt.where(column == bindparam(name, type_=kind()))
+    if shape.custom_fields:
+        stmt = stmt.where(Deal.custom_fields.contains(bindparam("custom_fields", type_=JSONB)))
     if shape.after:
         after = tuple_(
             bindparam("after_key", type_=DateTime(timezone=True)),

@@ -33,6 +33,8 @@ from leadflow.db import json_rows, new_id, rows_of
 from leadflow.deals import changelog
 from leadflow.deals.access import visible_deal
 from leadflow.deals.models import Deal, DealChange, DealFile, DealStatus
+from leadflow.fields import storage
+from leadflow.fields.models import FieldDefinition
 from leadflow.pagination import Keyset
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.tenancy import Caller, in_company, visible_to_caller
@@ -125,6 +127,46 @@ class DealRepository:
             self.caller.company_id,
             self.caller.user_id,
             [(deal_id, "label_ids", old, new) for deal_id, old, new in rows],
+        )
+
+    async def retire_custom_field(self, key: str) -> None:
+        """A deleted custom field's values leave the deals' answers, kept for history (no
+        changelog entry: the value did not change, its field went)."""
+        await self.session.execute(
+            update(Deal)
+            .where(in_company(Deal, self.caller), storage.holds(Deal, key))
+            .values(**storage.retired(Deal, key))
+            .execution_options(synchronize_session=False)
+        )
+
+    async def count_using_options(self, key: str, option_ids: Sequence[int]) -> int:
+        count = await self.session.scalar(
+            select(func.count()).where(
+                in_company(Deal, self.caller), storage.uses_options(Deal, key, option_ids)
+            )
+        )
+        return int(count or 0)
+
+    async def clear_options(self, key: str, option_ids: Sequence[int], is_set: bool) -> None:
+        """Removed options leave the deals that used them, each change in the changelog
+        (the self-join reads the value as it was, as `remove_label` does)."""
+        prior = aliased(Deal)
+        rows = await self.session.execute(
+            update(Deal)
+            .where(
+                prior.id == Deal.id,
+                in_company(Deal, self.caller),
+                storage.uses_options(Deal, key, option_ids),
+            )
+            .values(custom_fields=storage.options_cleared(Deal, key, option_ids, is_set))
+            .returning(Deal.id, prior.custom_fields[key], Deal.custom_fields[key])
+            .execution_options(synchronize_session=False)
+        )
+        await changelog.record_many(
+            self.session,
+            self.caller.company_id,
+            self.caller.user_id,
+            [(deal_id, f"{changelog.CUSTOM_FIELD}{key}", old, new) for deal_id, old, new in rows],
         )
 
     async def reload(self, deal: Deal) -> None:
@@ -236,6 +278,10 @@ class Destination:
     probability: int | None
     rotten_days: int | None
     max_open_deals: int | None
+    # The company's formula fields and the number/monetary fields they may read, as
+    # [[key, type, formula], ...] (None: none), so that a conversion computes the new
+    # deals' formulas with no statement more (`deals.formulas.from_rows`).
+    deal_fields: list[list[Any]] | None = None
 
 
 class DestinationKind(enum.Enum):
@@ -251,8 +297,24 @@ def destination_statement(kind: DestinationKind) -> Select[Any]:
     one statement. The stage and its pipeline are locked FOR KEY SHARE (see `stage`)."""
     company_id = bindparam("company_id", type_=Uuid)
     limit = select(Company.max_open_deals).where(Company.id == company_id).scalar_subquery()
+    fields = (
+        select(
+            func.jsonb_agg(
+                func.jsonb_build_array(
+                    FieldDefinition.key, FieldDefinition.field_type, FieldDefinition.formula
+                )
+            )
+        )
+        .where(
+            FieldDefinition.company_id == company_id,
+            FieldDefinition.entity == "deal",
+            FieldDefinition.deleted_at.is_(None),
+            FieldDefinition.field_type.in_(("number", "monetary", "formula")),
+        )
+        .scalar_subquery()
+    )
     stmt = (
-        select(Stage.id, Stage.pipeline_id, Stage.probability, Stage.rotten_days, limit)
+        select(Stage.id, Stage.pipeline_id, Stage.probability, Stage.rotten_days, limit, fields)
         .join(Pipeline, Pipeline.id == Stage.pipeline_id)
         .where(Stage.company_id == company_id)
     )
@@ -336,6 +398,7 @@ _NEW_DEAL_COLUMNS = (
     "label_ids",
     "visible_to",
     "source_lead_id",
+    "custom_fields",
 )
 
 

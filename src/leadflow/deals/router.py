@@ -18,8 +18,9 @@ from leadflow.deals.schemas import (
     DealRead,
     DealUpdate,
 )
-from leadflow.deps import CurrentCaller, Session
+from leadflow.deps import AppSettings, CurrentCaller, Session
 from leadflow.errors import found, responses
+from leadflow.fields.filters import CustomFieldsFilter, parse_filter
 from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
 from leadflow.storage import FileStorage, delete_stored
@@ -35,9 +36,13 @@ router = APIRouter(tags=["deals"])
     response_model=DealRead,
     responses=responses(401, 403, 422),
 )
-async def create_deal(data: DealCreate, session: Session, caller: CurrentCaller) -> DealRead:
+async def create_deal(
+    data: DealCreate, session: Session, caller: CurrentCaller, settings: AppSettings
+) -> DealRead:
     """Create a deal in a stage (default: first stage of the default pipeline)."""
-    deal, rotten_days = await service.create_deal(session, caller, data)
+    deal, rotten_days = await service.create_deal(
+        session, caller, data, settings.default_phone_region
+    )
     return service.deal_read(deal, rotten_days)
 
 
@@ -61,6 +66,7 @@ async def list_deals(
     organization_id: Annotated[
         uuid.UUID | None, Query(description="Only this organization's deals.")
     ] = None,
+    custom_fields: CustomFieldsFilter = None,
 ) -> Response:
     """List the deals visible to the caller, newest first."""
     given = {
@@ -70,6 +76,7 @@ async def list_deals(
         "owner": owner_id,
         "person": person_id,
         "organization": organization_id,
+        "custom_fields": parse_filter(custom_fields),
     }
     filters = {name: value for name, value in given.items() if value is not None}
     return json_response(await reads.list_page(session, caller, page, filters))
@@ -97,10 +104,16 @@ async def get_deal(deal_id: uuid.UUID, session: Session, caller: CurrentCaller) 
     responses=responses(401, 403, 404, 410, 422),
 )
 async def update_deal(
-    deal_id: uuid.UUID, data: DealUpdate, session: Session, caller: CurrentCaller
+    deal_id: uuid.UUID,
+    data: DealUpdate,
+    session: Session,
+    caller: CurrentCaller,
+    settings: AppSettings,
 ) -> DealRead:
     """Change a deal, move it to another stage, win, lose or reopen it."""
-    deal, rotten_days = await service.update_deal(session, caller, deal_id, data)
+    deal, rotten_days = await service.update_deal(
+        session, caller, deal_id, data, settings.default_phone_region
+    )
     return service.deal_read(deal, rotten_days)
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, ConfigDict, Field, StrictBool
 
 from leadflow.deals.models import DealStatus
+from leadflow.fields.values import CustomFieldsInput, CustomFieldsRead
 from leadflow.schemas import (
     JSON_NUMBER,
     Input,
@@ -101,6 +102,7 @@ class DealCreate(Input):
     label_ids: LabelIds = Field(default_factory=list)
     visible_to: Visibility = Visibility.company
     value_from_products: StrictBool = Field(default=False, description=_VALUE_FROM_PRODUCTS)
+    custom_fields: CustomFieldsInput = Field(default_factory=dict)
 
 
 class DealUpdate(Patch):
@@ -130,6 +132,7 @@ class DealUpdate(Patch):
     label_ids: LabelIds = Field(default=_UNSET)
     visible_to: Visibility = Field(default=_UNSET)
     value_from_products: StrictBool = Field(default=_UNSET, description=_VALUE_FROM_PRODUCTS)
+    custom_fields: CustomFieldsInput = Field(default=_UNSET)
 
 
 class DealRead(Output):
@@ -159,6 +162,12 @@ class DealRead(Output):
     label_ids: list[uuid.UUID]
     visible_to: Visibility
     source_lead_id: uuid.UUID | None = Field(description="The lead this deal was converted from.")
+    custom_fields: CustomFieldsRead = Field(
+        description=(
+            "Values of the company's `deal` custom fields (leads and deals share them, so "
+            "conversion keeps every value); a field without a value is absent."
+        )
+    )
     created_at: datetime
     updated_at: datetime
 

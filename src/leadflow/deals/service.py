@@ -19,6 +19,7 @@ from leadflow import capabilities
 from leadflow.auth.repository import UserRepository
 from leadflow.capabilities import Capability, Entity
 from leadflow.contacts.access import ensure_links_visible
+from leadflow.deals import formulas as deal_formulas
 from leadflow.deals.limits import OpenDealLimit, ensure_open_deal_slot
 from leadflow.deals.line_items.service import sync_deal_value
 from leadflow.deals.models import Deal, DealStatus
@@ -45,6 +46,7 @@ from leadflow.events import (
     changes_between,
     publish,
 )
+from leadflow.fields import values as custom_values
 from leadflow.leads.repository import ensure_labels_exist
 from leadflow.pipelines.models import Stage
 from leadflow.schemas import Money
@@ -108,6 +110,7 @@ def deal_read(deal: Deal, rotten_days: int | None, now: datetime | None = None) 
         label_ids=deal.label_ids,
         visible_to=deal.visible_to,
         source_lead_id=deal.source_lead_id,
+        custom_fields=deal.custom_fields,
         created_at=deal.created_at,
         updated_at=deal.updated_at,
     )
@@ -196,9 +199,10 @@ def _closing(status: str) -> dict[str, Any]:
 
 
 async def create_deal(
-    session: AsyncSession, caller: Caller, data: DealCreate
+    session: AsyncSession, caller: Caller, data: DealCreate, phone_region: str | None = None
 ) -> tuple[Deal, int | None]:
     """The new deal and its stage's `rotten_days`."""
+    custom = await custom_values.validate(session, caller, "deal", data.custom_fields, phone_region)
     deals = DealRepository(session, caller)
     stage = await stage_of_new_deal(deals, data.pipeline_id, data.stage_id)
     owner_id = data.owner_id or caller.user_id
@@ -236,8 +240,10 @@ async def create_deal(
         stage_changed_at=func.now(),
         label_ids=data.label_ids,
         visible_to=data.visible_to.value,
+        custom_fields=custom_values.merged({}, custom),
         **closing,
     )
+    await deal_formulas.refresh(session, caller, deal)
     await publish(session, DealCreated(id=deal.id, company_id=deal.company_id, actor=caller))
     return deal, stage.rotten_days
 
@@ -256,7 +262,11 @@ _AS_SENT = (
 
 
 async def update_deal(
-    session: AsyncSession, caller: Caller, deal_id: uuid.UUID, data: DealUpdate
+    session: AsyncSession,
+    caller: Caller,
+    deal_id: uuid.UUID,
+    data: DealUpdate,
+    phone_region: str | None = None,
 ) -> tuple[Deal, int | None]:
     """Apply the fields sent; returns the deal and its stage's `rotten_days`."""
     deals = DealRepository(session, caller)
@@ -265,6 +275,11 @@ async def update_deal(
     values: dict[str, Any] = {field: sent[field] for field in _AS_SENT if field in sent}
     if "visible_to" in sent:
         values["visible_to"] = data.visible_to.value
+    if "custom_fields" in sent:
+        custom = await custom_values.validate(
+            session, caller, "deal", data.custom_fields, phone_region
+        )
+        values["custom_fields"] = custom_values.merged(deal.custom_fields, custom)
     if "value" in sent:
         values["value_amount"] = data.value.amount if data.value else None
         values["value_currency"] = data.value.currency if data.value else None
@@ -314,6 +329,7 @@ async def update_deal(
         # Logs its own `value` change when the products' total differs.
         await sync_deal_value(session, caller, deal)
         await deals.reload(deal)
+    await deal_formulas.refresh(session, caller, deal)
     await _publish_changes(session, caller, deal, before)
     return deal, rotten_days
 

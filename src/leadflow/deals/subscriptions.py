@@ -1,13 +1,22 @@
 """What deals listen to: a deleted lead label (deals share the leads' labels) is taken off
-every deal that carried it, in the transaction of the deletion. Registered at start-up."""
+every deal that carried it, in the transaction of the deletion; a `deal` custom field
+deleted or losing options. Registered at start-up."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow import events
+from leadflow.deals import formulas
 from leadflow.deals.repository import DealRepository
-from leadflow.events import LeadLabelDeleted
+from leadflow.events import (
+    ActivityEvent,
+    FieldDeleted,
+    FieldOptionsRemoved,
+    FormulaChanged,
+    LeadLabelDeleted,
+)
+from leadflow.fields import storage
 
 
 async def _label_deleted(session: AsyncSession, event: LeadLabelDeleted) -> None:
@@ -15,5 +24,37 @@ async def _label_deleted(session: AsyncSession, event: LeadLabelDeleted) -> None
     await DealRepository(session, event.actor).remove_label(event.id)
 
 
+async def _field_deleted(session: AsyncSession, event: FieldDeleted) -> None:
+    if event.entity == "deal" and event.actor is not None:
+        await storage.on_field_deleted(DealRepository(session, event.actor), event)
+
+
+async def _options_removed(session: AsyncSession, event: FieldOptionsRemoved) -> None:
+    if event.entity == "deal" and event.actor is not None:
+        await storage.on_options_removed(DealRepository(session, event.actor), event)
+
+
+async def _activity_changed(session: AsyncSession, event: ActivityEvent) -> None:
+    """A deal's activities are inputs of its formulas (`#activities_count`, ...)."""
+    if event.deal_id is None or event.actor is None:
+        return
+    found = await formulas.deal_formulas(session, event.company_id)
+    if not found.counted & {"activities_count", "done_activities_count"}:
+        return
+    deal = await DealRepository(session, event.actor).get(
+        event.deal_id, for_update=True, allow_converted=True
+    )
+    await formulas.refresh(session, event.actor, deal)
+
+
+async def _formula_changed(session: AsyncSession, event: FormulaChanged) -> None:
+    if event.actor is not None:
+        await formulas.refresh_company(session, event.actor)
+
+
 def subscribe(publisher: events.Publisher = events.publisher) -> None:
+    publisher.subscribe(ActivityEvent, _activity_changed)
+    publisher.subscribe(FormulaChanged, _formula_changed)
     publisher.subscribe(LeadLabelDeleted, _label_deleted)
+    publisher.subscribe(FieldDeleted, _field_deleted)
+    publisher.subscribe(FieldOptionsRemoved, _options_removed)

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, query_expression
 
 from leadflow.db import Base, Timestamps, new_id
+from leadflow.fields.storage import CustomFieldColumns, custom_fields_index
 from leadflow.money import MoneyColumns, money_check
 
 VISIBLE_TO_CHECK = "visible_to IN ('owner', 'group', 'company')"
@@ -41,7 +42,7 @@ class LeadLabel(Timestamps, Base):
     __table_args__ = (Index("ix_lead_label_company_id_name", "company_id", "name", "id"),)
 
 
-class Lead(Timestamps, MoneyColumns, Base):
+class Lead(Timestamps, MoneyColumns, CustomFieldColumns, Base):
     __tablename__ = "lead"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -90,6 +91,7 @@ class Lead(Timestamps, MoneyColumns, Base):
     converted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
+        custom_fields_index("lead"),
         money_check(),
         CheckConstraint(VISIBLE_TO_CHECK, name="visible_to"),
         CheckConstraint("is_archived = (archived_at IS NOT NULL)", name="archived_at"),

@@ -219,6 +219,7 @@ _LEAD_COLUMNS = (
     as_text(Lead.source_deal_id),
     _READINESS_ROWS.label("readiness"),
     Lead.fields,
+    Lead.custom_fields,
     Lead.created_at,
     Lead.updated_at,
 )
@@ -267,6 +268,7 @@ class InboxShape:
     source: bool = False
     email: bool = False
     ready: bool = False
+    custom: bool = False  # `custom_fields` containment
     after: bool = False  # a cursor was given
 
 
@@ -289,6 +291,8 @@ def inbox_page(viewer: Viewer, shape: InboxShape) -> ReadStatement:
         stmt = stmt.where(Lead.organization_id == bindparam("organization_id", type_=Uuid))
     if shape.source:
         stmt = stmt.where(Lead.source == bindparam("source", type_=String))
+    if shape.custom:  # ix_lead_custom_fields (GIN, jsonb_path_ops)
+        stmt = stmt.where(Lead.custom_fields.contains(bindparam("custom_fields", type_=JSONB)))
     if shape.email:  # spelled as ix_lead_prospect_email
         stmt = stmt.where(
             func.lower(Lead.prospect_email) == func.lower(bindparam("email", type_=String))

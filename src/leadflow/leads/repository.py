@@ -32,6 +32,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from leadflow.db import new_id
 from leadflow.errors import UnknownReference
+from leadflow.fields import storage
 from leadflow.leads.models import Lead, LeadLabel
 from leadflow.tenancy import Caller, in_company, visible_to_caller
 
@@ -96,6 +97,32 @@ class LeadRepository:
             .returning(Lead.id)
         )
         return deleted is not None
+
+    async def retire_custom_field(self, key: str) -> None:
+        """A deleted custom field's values leave the leads' answers, kept for history."""
+        await self.session.execute(
+            update(Lead)
+            .where(in_company(Lead, self.caller), storage.holds(Lead, key))
+            .values(**storage.retired(Lead, key))
+            .execution_options(synchronize_session=False)
+        )
+
+    async def count_using_options(self, key: str, option_ids: Sequence[int]) -> int:
+        count = await self.session.scalar(
+            select(func.count()).where(
+                in_company(Lead, self.caller), storage.uses_options(Lead, key, option_ids)
+            )
+        )
+        return int(count or 0)
+
+    async def clear_options(self, key: str, option_ids: Sequence[int], is_set: bool) -> None:
+        """Removed options leave the leads that used them."""
+        await self.session.execute(
+            update(Lead)
+            .where(in_company(Lead, self.caller), storage.uses_options(Lead, key, option_ids))
+            .values(custom_fields=storage.options_cleared(Lead, key, option_ids, is_set))
+            .execution_options(synchronize_session=False)
+        )
 
     async def remove_label(self, label_id: uuid.UUID) -> None:
         """Take a deleted label off every lead of the company (not an edit: no event)."""

@@ -17,6 +17,7 @@ from leadflow.errors import (
     found,
     responses,
 )
+from leadflow.fields.filters import CustomFieldsFilter, parse_filter
 from leadflow.leads import labels, service
 from leadflow.leads.access import LeadConverted, visible_lead
 from leadflow.leads.models import Lead
@@ -143,6 +144,7 @@ async def list_leads(
             )
         ),
     ] = False,
+    custom_fields: CustomFieldsFilter = None,
 ) -> Response:
     """The inbox: leads neither archived nor converted, newest first."""
     if ready and archived:
@@ -158,6 +160,7 @@ async def list_leads(
         "organization_id": organization_id,
         "source": source,
         "email": email,
+        "custom_fields": parse_filter(custom_fields),
     }
     filters = {name: value for name, value in given.items() if value is not None}
     shape = InboxShape(
@@ -168,6 +171,7 @@ async def list_leads(
         organization="organization_id" in filters,
         source="source" in filters,
         email="email" in filters,
+        custom="custom_fields" in filters,
         ready=ready,
     )
     return json_response(await lead_page(session, caller, page, shape, filters))

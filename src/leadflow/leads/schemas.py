@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
+from leadflow.fields.values import CustomFieldsInput, CustomFieldsRead
 from leadflow.leads.models import Lead
 from leadflow.schemas import (
     NOT_BLANK,
@@ -170,6 +171,7 @@ class LeadCreate(Input):
         ),
     )
     visible_to: Visibility = Visibility.company
+    custom_fields: CustomFieldsInput = Field(default_factory=dict)
 
 
 class LeadUpdate(Patch):
@@ -191,6 +193,7 @@ class LeadUpdate(Patch):
     expected_close_date: IsoDate | None = Field(default=None, examples=["2026-12-15"])
     label_ids: LabelIds = Field(default=_UNSET)
     visible_to: Visibility = Field(default=_UNSET)
+    custom_fields: CustomFieldsInput = Field(default=_UNSET)
 
 
 class ProspectRead(Output):
@@ -255,6 +258,12 @@ class LeadRead(Output):
             "Extra fields captured with the lead (forms, webhooks), as submitted; read-only."
         )
     )
+    custom_fields: CustomFieldsRead = Field(
+        description=(
+            "Values of the company's `deal` custom fields (leads and deals share them, so "
+            "conversion keeps every value); a field without a value is absent."
+        )
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -284,6 +293,7 @@ class LeadRead(Output):
             source_deal_id=lead.source_deal_id,
             readiness=readiness or [],
             fields=dict(lead.fields),
+            custom_fields=dict(lead.custom_fields),
             created_at=lead.created_at,
             updated_at=lead.updated_at,
         )

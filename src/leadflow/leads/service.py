@@ -33,6 +33,7 @@ from leadflow.events import (
     changes_between,
     publish,
 )
+from leadflow.fields import values
 from leadflow.leads.models import Lead, LeadLabel
 from leadflow.leads.repository import (
     LeadLabelRepository,
@@ -46,6 +47,8 @@ from leadflow.normalize import normalize_phone
 from leadflow.schemas import Money
 from leadflow.tenancy import Caller, Viewer, viewer_params
 
+# Leads carry the deal custom fields (conversion keeps every value, in both directions).
+DEAL_FIELDS = "deal"
 # The fields of `prospect` and the columns that hold them.
 _PROSPECT_COLUMNS = {
     "person_name": "prospect_person_name",
@@ -125,6 +128,7 @@ _CREATE_COLUMNS = (
     "label_ids",
     "source",
     "visible_to",
+    "custom_fields",
 )
 
 
@@ -178,7 +182,11 @@ async def create_lead(
     session: AsyncSession, caller: Caller, data: LeadCreate, phone_region: str | None
 ) -> Lead:
     """One statement checks the references and inserts the lead; a failed check answers
-    as `UserRepository.ensure_exist`, `ensure_links_visible` and `ensure_labels_exist` do."""
+    as `UserRepository.ensure_exist`, `ensure_links_visible` and `ensure_labels_exist` do.
+    Custom fields, when sent, are checked first (their definitions: one statement more)."""
+    custom = await values.validate(
+        session, caller, DEAL_FIELDS, data.custom_fields, phone_region, lead=True
+    )
     prospect = data.prospect.model_dump() if data.prospect is not None else {}
     columns: dict[str, Any] = {
         **dict.fromkeys(_CREATE_COLUMNS),
@@ -192,6 +200,7 @@ async def create_lead(
         "label_ids": data.label_ids,
         "source": data.source.value,
         "visible_to": data.visible_to.value,
+        "custom_fields": values.merged({}, custom),
     }
     _check_names_someone(columns)
     checks = {
@@ -241,6 +250,11 @@ async def update_lead(
         changes["label_ids"] = data.label_ids
     if "value" in sent:
         changes.update(_money_columns(data.value))
+    if "custom_fields" in sent:
+        custom = await values.validate(
+            session, caller, DEAL_FIELDS, data.custom_fields, phone_region, lead=True
+        )
+        changes["custom_fields"] = values.merged(lead.custom_fields, custom)
     if "prospect" in sent:
         if data.prospect is None:
             cleared = dict.fromkeys(_PROSPECT_COLUMNS, None)

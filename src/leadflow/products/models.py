@@ -9,10 +9,11 @@ from sqlalchemy import Boolean, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from leadflow.db import Base, Timestamps, new_id
+from leadflow.fields.storage import CustomFieldColumns
 from leadflow.money import AMOUNT
 
 
-class Product(Timestamps, Base):
+class Product(Timestamps, CustomFieldColumns, Base):
     """The company's product catalog; deals hold line items of it."""
 
     __tablename__ = "product"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.fields import storage
 from leadflow.products.models import Product
 from leadflow.tenancy import Caller, in_company
 
@@ -50,6 +52,7 @@ class ProductRepository:
         unit_price: Any,
         currency: str | None,
         active: bool,
+        custom_fields: dict[str, Any] | None = None,
     ) -> Product:
         product = Product(
             company_id=self.caller.company_id,
@@ -57,6 +60,7 @@ class ProductRepository:
             code=code,
             unit_price=unit_price,
             currency=currency,
+            custom_fields=custom_fields or {},
             active=active,
         )
         self.session.add(product)
@@ -81,3 +85,36 @@ class ProductRepository:
             .returning(Product.id)
         )
         return deleted is not None
+
+
+class ProductFieldValues:
+    """The custom field values of the company's products, when a field is deleted or
+    loses options (`leadflow.fields.storage.Carrier`)."""
+
+    def __init__(self, session: AsyncSession, caller: Caller) -> None:
+        self.session = session
+        self.caller = caller
+
+    async def retire_custom_field(self, key: str) -> None:
+        await self.session.execute(
+            update(Product)
+            .where(in_company(Product, self.caller), storage.holds(Product, key))
+            .values(**storage.retired(Product, key))
+            .execution_options(synchronize_session=False)
+        )
+
+    async def count_using_options(self, key: str, option_ids: Sequence[int]) -> int:
+        count = await self.session.scalar(
+            select(func.count()).where(
+                in_company(Product, self.caller), storage.uses_options(Product, key, option_ids)
+            )
+        )
+        return int(count or 0)
+
+    async def clear_options(self, key: str, option_ids: Sequence[int], is_set: bool) -> None:
+        await self.session.execute(
+            update(Product)
+            .where(in_company(Product, self.caller), storage.uses_options(Product, key, option_ids))
+            .values(custom_fields=storage.options_cleared(Product, key, option_ids, is_set))
+            .execution_options(synchronize_session=False)
+        )

@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from leadflow.fields.values import CustomFieldsInput, CustomFieldsRead
 from leadflow.schemas import (
     AMOUNT_INPUT,
     NOT_BLANK,
@@ -65,6 +66,7 @@ class ProductCreate(Input):
     active: StrictBool = Field(
         default=True, description="Inactive products cannot be added to deals."
     )
+    custom_fields: CustomFieldsInput = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _price_and_currency(self) -> ProductCreate:
@@ -81,6 +83,7 @@ class ProductUpdate(Patch):
     unit_price: Amount | None = Field(default=None, description=_PRICE)
     currency: Currency | None = Field(default=None, description="ISO 4217; set with `unit_price`.")
     active: StrictBool = Field(default=_UNSET)
+    custom_fields: CustomFieldsInput = Field(default=_UNSET)
 
 
 class ProductRead(Output):
@@ -92,5 +95,10 @@ class ProductRead(Output):
     )
     currency: str | None = Field(examples=["EUR"])
     active: bool
+    custom_fields: CustomFieldsRead = Field(
+        description=(
+            "Values of the company's `product` custom fields; a field without one is absent."
+        )
+    )
     created_at: datetime
     updated_at: datetime

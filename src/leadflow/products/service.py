@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.errors import CONFLICTS_WITH_RECORD, Conflict, InvalidInput, NotFound, found
+from leadflow.fields import values
 from leadflow.products.models import Product
 from leadflow.products.repository import ProductRepository
 from leadflow.products.schemas import ProductCreate, ProductUpdate
@@ -46,6 +47,7 @@ async def _unique_code(
 
 
 async def create_product(session: AsyncSession, caller: Caller, data: ProductCreate) -> Product:
+    custom = await values.validate(session, caller, "product", data.custom_fields)
     products = ProductRepository(session, caller)
     return await _unique_code(
         session,
@@ -56,6 +58,7 @@ async def create_product(session: AsyncSession, caller: Caller, data: ProductCre
             unit_price=data.unit_price,
             currency=data.currency,
             active=data.active,
+            custom_fields=values.merged({}, custom),
         ),
     )
 
@@ -66,6 +69,9 @@ async def update_product(
     products = ProductRepository(session, caller)
     product = found(await products.get_for_update(product_id), "product")
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
+    if "custom_fields" in changes:
+        custom = await values.validate(session, caller, "product", data.custom_fields)
+        changes["custom_fields"] = values.merged(product.custom_fields, custom)
     price = changes.get("unit_price", product.unit_price)
     currency = changes.get("currency", product.currency)
     if (price is None) != (currency is None):

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.deals import formulas as deal_formulas
 from leadflow.deals.access import visible_deal
 from leadflow.deals.line_items.repository import LineItemRepository
 from leadflow.deals.line_items.schemas import LineItemCreate, LineItemUpdate
@@ -122,6 +123,7 @@ async def add_line_item(
         sum=_checked_sum(data.quantity, unit_price, data.discount_percent, data.tax_percent),
     )
     await sync_deal_value(session, caller, deal)
+    await deal_formulas.refresh(session, caller, deal)
     return item
 
 
@@ -145,6 +147,7 @@ async def update_line_item(
     )
     item = await items.update(item, changes)
     await sync_deal_value(session, caller, deal)
+    await deal_formulas.refresh(session, caller, deal)
     return item
 
 
@@ -155,3 +158,4 @@ async def delete_line_item(
     if not await LineItemRepository(session, caller, deal.id).delete(item_id):
         raise NotFound("line item")
     await sync_deal_value(session, caller, deal)
+    await deal_formulas.refresh(session, caller, deal)

@@ -1,0 +1,242 @@
+"""Formula field values of deals (`leadflow.fields.formulas`), kept in the deal's
+`custom_fields` and recomputed in the transaction of any change to an input: the deal's
+value, probability or custom fields (deal writes), its line items, its activities (a
+subscriber of activity events) and the formulas themselves (every deal of the company).
+
+One statement reads the company's deal fields; one more counts line items and activities,
+only when a formula reads them; the deal is written once whatever the number of formulas.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from lark import Token, Tree
+from sqlalchemy import Boolean, Integer, Uuid, column, func, select, table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.deals.models import Deal, DealProduct
+from leadflow.deals.repository import DealRepository
+from leadflow.errors import Conflict
+from leadflow.fields import formulas
+from leadflow.fields.models import FieldDefinition
+from leadflow.tenancy import Caller, in_company
+
+# A formula change recomputes every deal of the company in the request (until a job
+# runner lands): at most this many deals, else the change is refused.
+MAX_DEALS_RECOMPUTED = 5_000
+MAX_NUMBER_DECIMALS = 6
+
+# Activities sit above deals (they name deals as parents): read by their columns.
+_ACTIVITY = table(
+    "activity", column("deal_id", Uuid), column("done", Boolean), column("company_id", Uuid)
+)
+
+
+class TooManyDealsToRecompute(Conflict):
+    slug = "too-many-deals-to-recompute"
+    title = "Too many deals to recompute a formula in one request"
+
+
+@dataclass(frozen=True, slots=True)
+class DealFormulas:
+    types: dict[str, str]  # every live deal field: key -> type
+    trees: dict[str, Tree[Token]]  # the formula fields, parsed
+    counted: frozenset[str]  # the counted inputs they read
+
+    @property
+    def ordered(self) -> list[str]:
+        return list(formulas.order(self.trees))
+
+
+async def deal_formulas(session: AsyncSession, company_id: uuid.UUID) -> DealFormulas:
+    rows = await session.execute(
+        select(FieldDefinition.key, FieldDefinition.field_type, FieldDefinition.formula).where(
+            FieldDefinition.company_id == company_id,
+            FieldDefinition.entity == "deal",
+            FieldDefinition.deleted_at.is_(None),
+        )
+    )
+    return from_rows(rows)
+
+
+def from_rows(rows: Iterable[Sequence[Any]]) -> DealFormulas:
+    """From (key, type, formula) rows of the company's deal fields."""
+    types: dict[str, str] = {}
+    trees: dict[str, Tree[Token]] = {}
+    for key, kind, source in rows:
+        types[key] = kind
+        if source is not None:
+            trees[key] = formulas.parse(source)
+    read = set().union(*(formulas.references(t) for t in trees.values())) if trees else set()
+    return DealFormulas(types, trees, frozenset(read & formulas.COUNTED_INPUTS))
+
+
+async def _counts(
+    session: AsyncSession, company_id: uuid.UUID, deal_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Line-item total (with its currency) and activity counts of these deals, in one
+    statement."""
+    items = (
+        select(
+            DealProduct.deal_id,
+            func.sum(DealProduct.sum).label("total"),
+            func.min(DealProduct.currency).label("currency"),
+        )
+        .where(DealProduct.company_id == company_id, DealProduct.deal_id.in_(deal_ids))
+        .group_by(DealProduct.deal_id)
+        .subquery()
+    )
+    activities = (
+        select(
+            _ACTIVITY.c.deal_id,
+            func.count().label("n"),
+            func.count().filter(_ACTIVITY.c.done).label("done"),
+        )
+        .where(_ACTIVITY.c.company_id == company_id, _ACTIVITY.c.deal_id.in_(deal_ids))
+        .group_by(_ACTIVITY.c.deal_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(
+            Deal.id,
+            items.c.total,
+            items.c.currency,
+            func.coalesce(activities.c.n, 0).cast(Integer),
+            func.coalesce(activities.c.done, 0).cast(Integer),
+        )
+        .outerjoin(items, items.c.deal_id == Deal.id)
+        .outerjoin(activities, activities.c.deal_id == Deal.id)
+        .where(Deal.company_id == company_id, Deal.id.in_(deal_ids))
+    )
+    return {
+        deal_id: {
+            "products_total": formulas.Amount(total, currency) if total is not None else None,
+            "activities_count": formulas.Amount(Decimal(n)),
+            "done_activities_count": formulas.Amount(Decimal(done)),
+        }
+        for deal_id, total, currency, n, done in rows
+    }
+
+
+def _input(kind: str | None, value: Any) -> formulas.Amount | None:
+    if value is None:
+        return None
+    if kind == "monetary":
+        return formulas.Amount(Decimal(value["amount"]), value["currency"])
+    if kind in ("number", "formula"):
+        if isinstance(value, dict):
+            return formulas.Amount(Decimal(value["amount"]), value["currency"])
+        return formulas.Amount(Decimal(value))
+    return None
+
+
+def _stored(result: formulas.Amount | None) -> Any:
+    """A formula's value as `custom_fields` holds it: money with 2 decimals, a number as a
+    decimal string; None: not calculated (the key is absent)."""
+    if result is None:
+        return None
+    # A result past what a number or an amount holds (14 integer digits) is not
+    # calculated, rather than stored as something no input could be.
+    if not result.number.is_finite() or abs(result.number) >= Decimal(10) ** 14:
+        return None
+    if result.currency is not None:
+        return {
+            "amount": f"{result.number.quantize(Decimal('0.01'), ROUND_HALF_UP):f}",
+            "currency": result.currency,
+        }
+    exponent = Decimal(1).scaleb(-MAX_NUMBER_DECIMALS)
+    number = result.number.quantize(exponent, ROUND_HALF_UP).normalize()
+    return "0" if number == 0 else f"{number:f}"
+
+
+def with_formulas(
+    found: DealFormulas,
+    *,
+    value_amount: Decimal | None,
+    value_currency: str | None,
+    probability: int | None,
+    custom_fields: Mapping[str, Any],
+    counted: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`custom_fields` with every formula's value computed anew."""
+    values = {k: v for k, v in custom_fields.items() if k not in found.trees}
+    value = (
+        formulas.Amount(Decimal(value_amount), value_currency)
+        if value_amount is not None and value_currency is not None
+        else None
+    )
+    inputs: dict[str, formulas.Amount | None] = {
+        "value": value,
+        "probability": None if probability is None else formulas.Amount(Decimal(probability)),
+        "weighted_value": None
+        if value is None or probability is None
+        else formulas.Amount(value.number * probability / 100, value.currency),
+        **(counted or {}),
+    }
+    for key, raw in values.items():
+        inputs[key] = _input(found.types.get(key), raw)
+    for key in found.ordered:
+        stored = _stored(formulas.evaluate(found.trees[key], inputs))
+        inputs[key] = _input("formula", stored)
+        if stored is not None:
+            values[key] = stored
+    return values
+
+
+async def refresh(session: AsyncSession, caller: Caller, deal: Deal) -> None:
+    """Recompute a loaded (locked) deal's formula values; written when one changed."""
+    found = await deal_formulas(session, deal.company_id)
+    if not found.trees:
+        return
+    counted = (
+        (await _counts(session, deal.company_id, [deal.id])).get(deal.id) if found.counted else None
+    )
+    new = with_formulas(
+        found,
+        value_amount=deal.value_amount,
+        value_currency=deal.value_currency,
+        probability=deal.probability,
+        custom_fields=deal.custom_fields or {},
+        counted=counted,
+    )
+    if new != (deal.custom_fields or {}):
+        await DealRepository(session, caller).update(deal, {"custom_fields": new})
+
+
+async def refresh_company(session: AsyncSession, caller: Caller) -> None:
+    """Every deal of the company (converted ones aside) gets its formula values anew."""
+    found = await deal_formulas(session, caller.company_id)
+    deals = list(
+        await session.scalars(
+            select(Deal)
+            .where(in_company(Deal, caller), Deal.converted_lead_id.is_(None))
+            .order_by(Deal.id)
+            .limit(MAX_DEALS_RECOMPUTED + 1)
+            .with_for_update()
+        )
+    )
+    if len(deals) > MAX_DEALS_RECOMPUTED:
+        raise TooManyDealsToRecompute(
+            f"A formula change recomputes every deal in the request, at most "
+            f"{MAX_DEALS_RECOMPUTED} deals; this company has more."
+        )
+    counts = (
+        await _counts(session, caller.company_id, [d.id for d in deals]) if found.counted else {}
+    )
+    repository = DealRepository(session, caller)
+    for deal in deals:
+        new = with_formulas(
+            found,
+            value_amount=deal.value_amount,
+            value_currency=deal.value_currency,
+            probability=deal.probability,
+            custom_fields=deal.custom_fields or {},
+            counted=counts.get(deal.id),
+        )
+        if new != (deal.custom_fields or {}):
+            await repository.update(deal, {"custom_fields": new})

@@ -1,0 +1,17 @@
+"""The bounds of custom field definitions (issue 15), in one place."""
+
+from __future__ import annotations
+
+MAX_FIELDS_PER_ENTITY = 500  # live fields of one entity of a company; tombstones aside
+MAX_OPTIONS_PER_FIELD = 1000
+MAX_NAME_LENGTH = 255
+MAX_DESCRIPTION_LENGTH = 1000
+MAX_OPTION_LABEL_LENGTH = 255
+MAX_KEY_LENGTH = 40
+# Values
+MAX_TEXT_LENGTH = 255
+MAX_LONG_TEXT_LENGTH = 65_535
+MAX_NUMBER_INTEGER_DIGITS = 14
+MAX_NUMBER_DECIMALS = 6
+MAX_URL_LENGTH = 2048
+MAX_CUSTOM_FIELDS_PER_WRITE = MAX_FIELDS_PER_ENTITY

@@ -1,0 +1,26 @@
+"""What products listen to: a `product` custom field deleted or losing options.
+Registered at start-up."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow import events
+from leadflow.events import FieldDeleted, FieldOptionsRemoved
+from leadflow.fields import storage
+from leadflow.products.repository import ProductFieldValues
+
+
+async def _field_deleted(session: AsyncSession, event: FieldDeleted) -> None:
+    if event.entity == "product" and event.actor is not None:
+        await storage.on_field_deleted(ProductFieldValues(session, event.actor), event)
+
+
+async def _options_removed(session: AsyncSession, event: FieldOptionsRemoved) -> None:
+    if event.entity == "product" and event.actor is not None:
+        await storage.on_options_removed(ProductFieldValues(session, event.actor), event)
+
+
+def subscribe(publisher: events.Publisher = events.publisher) -> None:
+    publisher.subscribe(FieldDeleted, _field_deleted)
+    publisher.subscribe(FieldOptionsRemoved, _options_removed)
