@@ -31,6 +31,7 @@ def _products() -> Select[Any]:
         as_text(Product.unit_price),  # numeric(18,2): text spells its 2 decimals
         Product.currency,
         Product.active,
+        Product.custom_fields,
         Product.created_at,
         Product.updated_at,
     ).where(in_viewer_company(Product))
