@@ -16,7 +16,7 @@ of a kind.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from typing import cast as typed
 
@@ -33,6 +33,7 @@ from sqlalchemy.util.concurrency import greenlet_spawn
 from starlette.responses import Response
 
 from leadflow.db import LENDS_FROM_POOL
+from leadflow.pagination import PageRequest, encode_cursor
 
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 # Datetimes as the read models write them: UTC with `Z`, microseconds only when nonzero.
@@ -165,3 +166,20 @@ def json_response(
 def page(data: Sequence[Any], next_cursor: str | None) -> dict[str, Any]:
     """A list's answer, shaped as `pagination.Page`."""
     return {"data": data, "next_cursor": next_cursor}
+
+
+def page_of(
+    rows: Sequence[Any],
+    request: PageRequest,
+    key: str,
+    shape: Callable[[Any], Any],
+    id_key: str = "id",
+) -> dict[str, Any]:
+    """A list's answer from the rows of a statement limited to `request.limit + 1` (the
+    one more tells that a next page exists): the first `request.limit` rows as `shape`
+    makes them, and a cursor after the last (its `key` column, then its `id_key`)."""
+    cursor = None
+    if len(rows) > request.limit:
+        rows = rows[: request.limit]
+        cursor = encode_cursor(rows[-1][key], rows[-1][id_key])
+    return page([shape(row) for row in rows], cursor)

@@ -29,9 +29,8 @@ from leadflow.activities.models import Activity, Note, NoteComment
 from leadflow.activities.parents import Parent, ParentKind, parent_visible_to_viewer
 from leadflow.activities.schemas import ActivityRead, CommentRead, NoteRead
 from leadflow.errors import InvalidInput, NotFound
-from leadflow.pagination import Keyset, PageRequest, decode_cursor, encode_cursor
-from leadflow.readpath import ReadStatement, as_text, fields
-from leadflow.readpath import page as readpath_page
+from leadflow.pagination import Keyset, PageRequest, decode_cursor
+from leadflow.readpath import ReadStatement, as_text, fields, page_of
 from leadflow.tenancy import Caller, Viewer, in_viewer_company, viewer_params
 
 NEWEST_NOTES_FIRST = Keyset(Note.created_at, Note.id, descending=True)
@@ -154,11 +153,7 @@ def activity_page(viewer: Viewer, shape: ActivityShape) -> ReadStatement:
 
 
 def _page(rows: list[Any], page: PageRequest, names: tuple[str, ...]) -> dict[str, Any]:
-    cursor = None
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
-    return readpath_page([fields(row, names) for row in rows], cursor)
+    return page_of(rows, page, "created_at", lambda row: fields(row, names))
 
 
 def _paged(caller: Caller, page: PageRequest, keyset: Keyset) -> tuple[dict[str, Any], bool]:

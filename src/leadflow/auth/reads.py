@@ -13,9 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.auth.models import User, UserGroup
 from leadflow.auth.schemas import GroupRead, UserRead
-from leadflow.pagination import Keyset, PageRequest, decode_cursor, encode_cursor
-from leadflow.readpath import ReadStatement, as_text, fields
-from leadflow.readpath import page as readpath_page
+from leadflow.pagination import Keyset, PageRequest, decode_cursor
+from leadflow.readpath import ReadStatement, as_text, fields, page_of
 from leadflow.tenancy import Caller, in_viewer_company, viewer_params
 
 USERS_OLDEST_FIRST = Keyset(User.created_at, User.id)
@@ -80,11 +79,7 @@ async def _page(
     if page.cursor is not None:
         params["after_key"], params["after_id"] = decode_cursor(page.cursor, keyset)
     rows = await statement(page.cursor is not None).fetch(session, params)
-    cursor = None
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        cursor = encode_cursor(rows[-1][keyset.key.key], rows[-1]["id"])
-    return readpath_page([fields(row, names) for row in rows], cursor)
+    return page_of(rows, page, keyset.key.key, lambda row: fields(row, names))
 
 
 async def users(session: AsyncSession, caller: Caller, page: PageRequest) -> dict[str, Any]:

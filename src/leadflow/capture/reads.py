@@ -14,9 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.capture.models import Form
 from leadflow.capture.schemas import CAPTURE_PATH, PAGE_PATH, FieldMap, FormRead
-from leadflow.pagination import Keyset, PageRequest, decode_cursor, encode_cursor
-from leadflow.readpath import ReadStatement, as_text, fields
-from leadflow.readpath import page as readpath_page
+from leadflow.pagination import Keyset, PageRequest, decode_cursor
+from leadflow.readpath import ReadStatement, as_text, fields, page_of
 from leadflow.tenancy import Caller, in_viewer_company, viewer_params
 
 FORMS_BY_NAME = Keyset(Form.name, Form.id)
@@ -87,8 +86,4 @@ async def forms(session: AsyncSession, caller: Caller, page: PageRequest) -> dic
     if page.cursor is not None:
         params["after_key"], params["after_id"] = decode_cursor(page.cursor, FORMS_BY_NAME)
     rows = await form_page(page.cursor is not None).fetch(session, params)
-    cursor = None
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        cursor = encode_cursor(rows[-1]["name"], rows[-1]["id"])
-    return readpath_page([_form_json(row) for row in rows], cursor)
+    return page_of(rows, page, "name", _form_json)

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.contacts.models import Organization, Person
 from leadflow.contacts.repository import as_email, as_phone, name_matches, prefix_query
 from leadflow.contacts.schemas import OrganizationRead, PersonRead
-from leadflow.pagination import Keyset, PageRequest, decode_cursor, encode_cursor
-from leadflow.readpath import ReadStatement, as_text, fields
+from leadflow.pagination import Keyset, PageRequest, decode_cursor
+from leadflow.readpath import ReadStatement, as_text, fields, page_of
 from leadflow.readpath import page as readpath_page
 from leadflow.tenancy import Caller, Viewer, viewer_params, visible_to_viewer
 
@@ -135,9 +135,5 @@ async def contact_page(
         params["after_key"], params["after_id"] = decode_cursor(page.cursor, keyset)
         shape = replace(shape, after=True)
     rows = await page_statement(model, Viewer.of(caller), shape).fetch(session, params)
-    cursor = None
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        cursor = encode_cursor(rows[-1]["name"], rows[-1]["id"])
     names = _PERSON_FIELDS if model is Person else _ORGANIZATION_FIELDS
-    return readpath_page([fields(row, names) for row in rows], cursor)
+    return page_of(rows, page, "name", lambda row: fields(row, names))

@@ -15,9 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.conversion.models import Conversion
 from leadflow.deals.models import Deal
 from leadflow.leads.models import Lead
-from leadflow.pagination import Keyset, PageRequest, decode_cursor, encode_cursor
-from leadflow.readpath import ReadStatement, as_text
-from leadflow.readpath import page as readpath_page
+from leadflow.pagination import Keyset, PageRequest, decode_cursor
+from leadflow.readpath import ReadStatement, as_text, page_of
 from leadflow.tenancy import Caller, Viewer, in_viewer_company, viewer_params, visible_to_viewer
 
 NEWEST_FIRST = Keyset(Conversion.created_at, Conversion.id, descending=True)
@@ -127,8 +126,4 @@ async def conversions_page(
         lead=lead_id is not None, deal=deal_id is not None, after=page.cursor is not None
     )
     rows = await conversion_page(Viewer.of(caller), shape).fetch(session, params)
-    cursor = None
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
-    return readpath_page([conversion_json(row) for row in rows], cursor)
+    return page_of(rows, page, "created_at", conversion_json)

@@ -40,8 +40,7 @@ from leadflow.deals.schemas import BoardStageRead, DealChangeRead, DealRead
 from leadflow.errors import InvalidInput, NotFound
 from leadflow.pagination import Keyset, PageRequest, decode_cursor, encode_cursor
 from leadflow.pipelines.models import Pipeline, Stage
-from leadflow.readpath import ReadStatement, as_text, fields, money
-from leadflow.readpath import page as readpath_page
+from leadflow.readpath import ReadStatement, as_text, fields, money, page_of
 from leadflow.tenancy import (
     Caller,
     Viewer,
@@ -180,11 +179,7 @@ async def list_page(
         params["after_key"], params["after_id"] = decode_cursor(page.cursor, NEWEST_FIRST)
         shape = replace(shape, after=True)
     rows = await deal_page(Viewer.of(caller), shape).fetch(session, params)
-    cursor = None
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
-    return readpath_page([deal_json(row) for row in rows], cursor)
+    return page_of(rows, page, "created_at", deal_json)
 
 
 # A deal's sub-resources (line items, files, participants, changelog): the deal's
@@ -266,11 +261,7 @@ async def page_of_deal(
         allow_converted=allow_converted,
         invalid=invalid,
     )
-    cursor = None
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        cursor = encode_cursor(rows[-1][keyset.key.key], rows[-1]["id"])
-    return readpath_page([answer(row) for row in rows], cursor)
+    return page_of(rows, page, keyset.key.key, answer)
 
 
 _CHANGE_FIELDS = tuple(DealChangeRead.model_fields)

@@ -12,9 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.fields.models import FieldDefinition
 from leadflow.fields.schemas import FieldRead
-from leadflow.pagination import Keyset, PageRequest, decode_cursor, encode_cursor
-from leadflow.readpath import ReadStatement, as_text, fields
-from leadflow.readpath import page as readpath_page
+from leadflow.pagination import Keyset, PageRequest, decode_cursor
+from leadflow.readpath import ReadStatement, as_text, fields, page_of
 from leadflow.tenancy import Caller, in_viewer_company, viewer_params
 
 # Creation order (the order a front end shows them in until fields can be reordered).
@@ -80,8 +79,4 @@ async def field_page(
     if page.cursor is not None:
         params["after_key"], params["after_id"] = decode_cursor(page.cursor, FIELD_ORDER)
     rows = await page_statement(page.cursor is not None).fetch(session, params)
-    cursor = None
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
-    return readpath_page([fields(row, _NAMES) for row in rows], cursor)
+    return page_of(rows, page, "created_at", lambda row: fields(row, _NAMES))

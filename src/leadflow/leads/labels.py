@@ -13,9 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.leads.models import LeadLabel
 from leadflow.leads.schemas import LeadLabelRead
-from leadflow.pagination import Keyset, PageRequest, decode_cursor, encode_cursor
-from leadflow.readpath import ReadStatement, as_text, fields
-from leadflow.readpath import page as readpath_page
+from leadflow.pagination import Keyset, PageRequest, decode_cursor
+from leadflow.readpath import ReadStatement, as_text, fields, page_of
 from leadflow.tenancy import Caller, in_viewer_company, viewer_params
 
 LABELS_BY_NAME = Keyset(LeadLabel.name, LeadLabel.id)
@@ -58,8 +57,4 @@ async def labels(session: AsyncSession, caller: Caller, page: PageRequest) -> di
     if page.cursor is not None:
         params["after_key"], params["after_id"] = decode_cursor(page.cursor, LABELS_BY_NAME)
     rows = await label_page(page.cursor is not None).fetch(session, params)
-    cursor = None
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        cursor = encode_cursor(rows[-1]["name"], rows[-1]["id"])
-    return readpath_page([fields(row, _FIELDS) for row in rows], cursor)
+    return page_of(rows, page, "name", lambda row: fields(row, _FIELDS))

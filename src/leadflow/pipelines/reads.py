@@ -15,11 +15,10 @@ from sqlalchemy import Integer, Select, Uuid, bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from leadflow.pagination import Keyset, PageRequest, decode_cursor, encode_cursor
+from leadflow.pagination import Keyset, PageRequest, decode_cursor
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.pipelines.schemas import PipelineRead, StageRead
-from leadflow.readpath import ReadStatement, as_text, fields
-from leadflow.readpath import page as readpath_page
+from leadflow.readpath import ReadStatement, as_text, fields, page_of
 from leadflow.tenancy import Caller, in_viewer_company
 
 PIPELINES_BY_POSITION = Keyset(Pipeline.position, Pipeline.id)
@@ -144,8 +143,4 @@ async def stages_page(
 
 
 def _page(rows: list[Any], page: PageRequest, names: tuple[str, ...]) -> dict[str, Any]:
-    cursor = None
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        cursor = encode_cursor(rows[-1]["position"], rows[-1]["id"])
-    return readpath_page([fields(row, names) for row in rows], cursor)
+    return page_of(rows, page, "position", lambda row: fields(row, names))

@@ -12,11 +12,10 @@ from typing import Any
 from sqlalchemy import Boolean, Integer, Select, String, Uuid, bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.pagination import Keyset, PageRequest, decode_cursor, encode_cursor
+from leadflow.pagination import Keyset, PageRequest, decode_cursor
 from leadflow.products.models import Product
 from leadflow.products.schemas import ProductRead
-from leadflow.readpath import ReadStatement, as_text, fields
-from leadflow.readpath import page as readpath_page
+from leadflow.readpath import ReadStatement, as_text, fields, page_of
 from leadflow.tenancy import Caller, in_viewer_company
 
 PRODUCTS_BY_NAME = Keyset(Product.name, Product.id)
@@ -77,8 +76,4 @@ async def products_page(
         params["after_key"], params["after_id"] = decode_cursor(page.cursor, PRODUCTS_BY_NAME)
     statement = product_page(active is not None, page.cursor is not None)
     rows = await statement.fetch(session, params)
-    cursor = None
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        cursor = encode_cursor(rows[-1]["name"], rows[-1]["id"])
-    return readpath_page([fields(row, _FIELDS) for row in rows], cursor)
+    return page_of(rows, page, "name", lambda row: fields(row, _FIELDS))

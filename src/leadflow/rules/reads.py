@@ -12,9 +12,8 @@ from typing import Any, get_args
 from sqlalchemy import DateTime, Integer, Uuid, bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.pagination import Keyset, PageRequest, decode_cursor, encode_cursor
-from leadflow.readpath import ReadStatement, as_text, fields
-from leadflow.readpath import page as readpath_page
+from leadflow.pagination import Keyset, PageRequest, decode_cursor
+from leadflow.readpath import ReadStatement, as_text, fields, page_of
 from leadflow.rules.models import ConversionRule
 from leadflow.rules.schemas import Condition, ConversionRuleRead
 from leadflow.tenancy import Caller, in_viewer_company, viewer_params
@@ -81,8 +80,4 @@ async def rules(session: AsyncSession, caller: Caller, page: PageRequest) -> dic
     if page.cursor is not None:
         params["after_key"], params["after_id"] = decode_cursor(page.cursor, RULES_ORDER)
     rows = await rule_page(page.cursor is not None).fetch(session, params)
-    cursor = None
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
-    return readpath_page([_rule_json(row) for row in rows], cursor)
+    return page_of(rows, page, "created_at", _rule_json)

@@ -10,9 +10,8 @@ from typing import Any
 from sqlalchemy import Integer, String, Uuid, bindparam, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.pagination import Keyset, PageRequest, decode_cursor, encode_cursor
-from leadflow.readpath import ReadStatement, as_text, fields
-from leadflow.readpath import page as readpath_page
+from leadflow.pagination import Keyset, PageRequest, decode_cursor
+from leadflow.readpath import ReadStatement, as_text, fields, page_of
 from leadflow.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery, WebhookEvent
 from leadflow.webhooks.schemas import delivery_fields, webhook_fields
 
@@ -126,11 +125,7 @@ async def webhooks(
     if page.cursor is not None:
         params["after_id"] = decode_cursor(page.cursor, WEBHOOKS_IN_ORDER)[1]
     rows = await webhook_page(after).fetch(session, params)
-    cursor = None
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        cursor = encode_cursor(rows[-1]["id"], rows[-1]["id"])
-    return readpath_page([fields(row, _WEBHOOK_FIELDS) for row in rows], cursor)
+    return page_of(rows, page, "id", lambda row: fields(row, _WEBHOOK_FIELDS))
 
 
 async def delivery(
@@ -158,8 +153,6 @@ async def deliveries(
     if page.cursor is not None:
         params["after_id"] = decode_cursor(page.cursor, DELIVERIES_NEWEST_FIRST)[1]
     rows = await delivery_page(status is not None, page.cursor is not None).fetch(session, params)
-    cursor = None
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        cursor = encode_cursor(rows[-1]["event_id"], rows[-1]["event_id"])
-    return readpath_page([fields(row, _DELIVERY_FIELDS) for row in rows], cursor)
+    return page_of(
+        rows, page, "event_id", lambda row: fields(row, _DELIVERY_FIELDS), id_key="event_id"
+    )
