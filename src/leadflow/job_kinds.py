@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow import idempotency
 from leadflow.capture.repository import purge_deliveries
+from leadflow.deals.formulas import RECOMPUTE_JOB, recompute_step
 from leadflow.jobs.repository import JobRepository
 from leadflow.jobs.runner import Handler, JobLoop, Periodic, SessionFactory, purging
 from leadflow.rules.service import APPLY_JOB, apply_step
@@ -27,6 +28,7 @@ async def _purge_jobs(session: AsyncSession, limit: int) -> int:
 
 HANDLERS: dict[str, Handler] = {
     APPLY_JOB: apply_step,
+    RECOMPUTE_JOB: recompute_step,
     "purge.idempotency_keys": purging(idempotency.purge_expired),
     "purge.capture_deliveries": purging(purge_deliveries),
     "purge.jobs": purging(_purge_jobs),

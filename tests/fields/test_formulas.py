@@ -7,9 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from leadflow.deals import formulas as deal_formulas
 from leadflow.fields.formulas import Amount, FormulaError, evaluate, parse
-from tests.factories import API, Actor, create_company, create_deal, create_lead
+from tests.factories import API, Actor, create_company, create_deal, create_lead, run_jobs
 from tests.fields.helpers import create_field
 
 D = Amount
@@ -180,21 +182,29 @@ async def test_mixed_currencies_are_not_calculated(client: httpx.AsyncClient) ->
     assert "sum" not in deal["custom_fields"]
 
 
-async def test_changing_a_formula_recomputes_every_deal(client: httpx.AsyncClient) -> None:
+async def test_changing_a_formula_recomputes_every_deal_as_a_job(
+    client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deal_formulas, "RECOMPUTE_CHUNK", 1)  # a chunk a deal
     admin = await create_company(client)
     deals = [
         await create_deal(client, admin, value={"amount": str(n), "currency": "EUR"})
         for n in (10, 20)
     ]
     made = await _formula(client, admin, "Double", "#value * 2")
+    before = await client.get(f"{API}/deals/{deals[0]['id']}", headers=admin.headers)
+    assert "double" not in before.json()["custom_fields"], "the job has not run yet"
+    await run_jobs(app)
     for deal, expected in zip(deals, ("20.00", "40.00"), strict=True):
         got = await client.get(f"{API}/deals/{deal['id']}", headers=admin.headers)
         assert got.json()["custom_fields"]["double"]["amount"] == expected
     await client.patch(
         f"{API}/fields/{made.json()['id']}", json={"formula": "#value * 3"}, headers=admin.headers
     )
-    got = await client.get(f"{API}/deals/{deals[0]['id']}", headers=admin.headers)
-    assert got.json()["custom_fields"]["double"]["amount"] == "30.00"
+    await run_jobs(app)
+    for deal, expected in zip(deals, ("30.00", "60.00"), strict=True):
+        got = await client.get(f"{API}/deals/{deal['id']}", headers=admin.headers)
+        assert got.json()["custom_fields"]["double"]["amount"] == expected
 
 
 async def test_activities_and_line_items_are_inputs(client: httpx.AsyncClient) -> None:

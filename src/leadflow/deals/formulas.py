@@ -21,25 +21,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.deals.models import Deal, DealProduct
 from leadflow.deals.repository import DealRepository
-from leadflow.errors import Conflict
 from leadflow.fields import formulas
 from leadflow.fields.models import FieldDefinition
+from leadflow.jobs.repository import JobRepository
+from leadflow.jobs.runner import JobContext, Step, caller_params
 from leadflow.tenancy import Caller, in_company
 
-# A formula change recomputes every deal of the company in the request (until a job
-# runner lands): at most this many deals, else the change is refused.
-MAX_DEALS_RECOMPUTED = 5_000
+# A formula change recomputes the company's deals as a job, this many deals a chunk.
+RECOMPUTE_JOB = "deal_formulas.recompute"
+RECOMPUTE_CHUNK = 500
 MAX_NUMBER_DECIMALS = 6
 
 # Activities sit above deals (they name deals as parents): read by their columns.
 _ACTIVITY = table(
     "activity", column("deal_id", Uuid), column("done", Boolean), column("company_id", Uuid)
 )
-
-
-class TooManyDealsToRecompute(Conflict):
-    slug = "too-many-deals-to-recompute"
-    title = "Too many deals to recompute a formula in one request"
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,27 +204,30 @@ async def refresh(session: AsyncSession, caller: Caller, deal: Deal) -> None:
         await DealRepository(session, caller).update(deal, {"custom_fields": new})
 
 
-async def refresh_company(session: AsyncSession, caller: Caller) -> None:
-    """Every deal of the company (converted ones aside) gets its formula values anew."""
+async def enqueue_recompute(session: AsyncSession, caller: Caller) -> None:
+    """Every deal of the company gets its formula values anew, as a job enqueued in the
+    transaction of the formula's change (`recompute_step` runs it): a company of any
+    size can change a formula, and its deals show the new values once the job is done."""
+    await JobRepository(session).enqueue(RECOMPUTE_JOB, {"caller": caller_params(caller)}, caller)
+
+
+async def recompute_step(session: AsyncSession, job: JobContext) -> Step:
+    """One chunk of a recompute: the next RECOMPUTE_CHUNK deals of the company by id
+    (converted ones aside), locked, each written only when its values change."""
+    caller = job.caller()
     found = await deal_formulas(session, caller.company_id)
+    after = (job.checkpoint or {}).get("after")
+    stmt = select(Deal).where(in_company(Deal, caller), Deal.converted_lead_id.is_(None))
+    if after is not None:
+        stmt = stmt.where(Deal.id > uuid.UUID(after))
     deals = list(
-        await session.scalars(
-            select(Deal)
-            .where(in_company(Deal, caller), Deal.converted_lead_id.is_(None))
-            .order_by(Deal.id)
-            .limit(MAX_DEALS_RECOMPUTED + 1)
-            .with_for_update()
-        )
+        await session.scalars(stmt.order_by(Deal.id).limit(RECOMPUTE_CHUNK).with_for_update())
     )
-    if len(deals) > MAX_DEALS_RECOMPUTED:
-        raise TooManyDealsToRecompute(
-            f"A formula change recomputes every deal in the request, at most "
-            f"{MAX_DEALS_RECOMPUTED} deals; this company has more."
-        )
     counts = (
         await _counts(session, caller.company_id, [d.id for d in deals]) if found.counted else {}
     )
     repository = DealRepository(session, caller)
+    changed = 0
     for deal in deals:
         new = with_formulas(
             found,
@@ -240,3 +239,10 @@ async def refresh_company(session: AsyncSession, caller: Caller) -> None:
         )
         if new != (deal.custom_fields or {}):
             await repository.update(deal, {"custom_fields": new})
+            changed += 1
+    return Step(
+        done=len(deals),
+        checkpoint={"after": str(deals[-1].id) if deals else after},
+        result={"changed": int(job.result.get("changed", 0)) + changed},
+        finished=len(deals) < RECOMPUTE_CHUNK,
+    )

@@ -49,7 +49,7 @@ async def _activity_changed(session: AsyncSession, event: ActivityEvent) -> None
 
 async def _formula_changed(session: AsyncSession, event: FormulaChanged) -> None:
     if event.actor is not None:
-        await formulas.refresh_company(session, event.actor)
+        await formulas.enqueue_recompute(session, event.actor)
 
 
 def subscribe(publisher: events.Publisher = events.publisher) -> None:
