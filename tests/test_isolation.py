@@ -164,6 +164,7 @@ LIST_PROBES: dict[str, list[dict[str, str]]] = {
     "conversion-rules:list": [{}],
     "forms:list": [{}],
     "webhooks:list": [{}],
+    "jobs:list": [{}],
     "fields:list": [{"entity": "field_entity"}],
 }
 

@@ -271,3 +271,37 @@ async def test_the_periodic_purges_delete_what_outlived_its_retention_and_keep_t
         text("SELECT kind FROM job WHERE company_id IS NULL AND state = 'done'")
     )
     assert {"purge.idempotency_keys", "purge.capture_deliveries", "purge.jobs"} <= set(purges)
+
+
+async def test_the_job_list_is_newest_first_filtered_and_walked_by_cursor(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    admin = await create_company(client)
+    regular = await create_user(client, admin)
+    other = await create_company(client)
+    started = []
+    for name in ("First", "Second"):
+        rule = await create_rule(client, admin, MANUAL, name=name)
+        applied = await client.post(f"{RULES}/{rule['id']}/apply", headers=admin.headers)
+        started.append(applied.json()["id"])
+    listed = await client.get(f"{API}/jobs", headers=admin.headers)
+    assert listed.status_code == 200, listed.text
+    assert [j["id"] for j in listed.json()["data"]] == started[::-1]
+    assert listed.json()["data"][0] == await _job(client, admin, started[1])
+
+    first = (await client.get(f"{API}/jobs?limit=1", headers=admin.headers)).json()
+    rest = await client.get(
+        f"{API}/jobs", params={"limit": 1, "cursor": first["next_cursor"]}, headers=admin.headers
+    )
+    assert [j["id"] for j in first["data"] + rest.json()["data"]] == started[::-1]
+
+    await client.post(f"{API}/jobs/{started[0]}/cancel", headers=admin.headers)
+    queued = await client.get(f"{API}/jobs?state=queued", headers=admin.headers)
+    assert [j["id"] for j in queued.json()["data"]] == [started[1]]
+    none = await client.get(f"{API}/jobs?kind=purge.jobs", headers=admin.headers)
+    assert none.json() == {"data": [], "next_cursor": None}
+    for outsider in (regular, other):
+        seen = await client.get(f"{API}/jobs", headers=outsider.headers)
+        assert seen.json() == {"data": [], "next_cursor": None}
+    bad = await client.get(f"{API}/jobs?state=sleeping", headers=admin.headers)
+    assert bad.status_code == 422

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from leadflow.deps import CurrentCaller, Session
 from leadflow.errors import Conflict, found, responses
+from leadflow.jobs import reads
+from leadflow.jobs.models import JobState
 from leadflow.jobs.reads import job_by_id, job_json
 from leadflow.jobs.repository import JobRepository
 from leadflow.jobs.schemas import JobRead
+from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
 from leadflow.tenancy import Caller, viewer_params
 
@@ -26,6 +30,26 @@ async def job_answer(session: Session, caller: Caller, job_id: uuid.UUID) -> dic
     """The job as `JobRead` writes it (404 unless the caller may see it)."""
     params = {**viewer_params(caller), "job_id": job_id}
     return job_json(found(await job_by_id(caller.is_admin).fetchrow(session, params), "job"))
+
+
+@router.get(
+    "/jobs",
+    name="jobs:list",
+    response_model=Page[JobRead],
+    responses=responses(401, 422),
+)
+async def list_jobs(
+    session: Session,
+    caller: CurrentCaller,
+    page: PageParams,
+    kind: Annotated[
+        str | None,
+        Query(max_length=64, description="Only jobs of this kind (`conversion_rule.apply`, ...)."),
+    ] = None,
+    state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
+) -> Response:
+    """The jobs the caller started (an admin: every job of the company), newest first."""
+    return json_response(await reads.jobs(session, caller, page, kind, state))
 
 
 @router.get(
