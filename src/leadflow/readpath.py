@@ -89,9 +89,9 @@ class ReadStatement:
 
         A GET's session (`db.make_reader_factory`, autocommit) holding no connection yet
         lends one from the engine's pool for this statement alone: checking a connection
-        out through a Session and a Connection and closing them cost 267,000 more
-        instructions per read (callgrind, GET /leads/{id} in-process: 2.98 million a
-        request before, about 9 % less after). The statement never holds a second
+        out through a Session and a Connection and closing them cost 273,000 more
+        instructions per read (callgrind, GET /leads/{id} in-process: 2.85 million a
+        request before, 9.6 % less after). The statement never holds a second
         connection while the session holds one (it then runs on the session's), so one
         request never waits on the pool while holding it. The driver's errors are raised
         as SQLAlchemy raises them (`DBAPIError` with the driver's error as `orig`), so
