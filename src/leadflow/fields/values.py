@@ -36,7 +36,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.auth.models import User
 from leadflow.capabilities import Capability, Entity, require
-from leadflow.contacts.models import Organization, Person
 from leadflow.errors import (
     INVALID_CUSTOM_FIELD,
     NOT_A_PHONE_NUMBER,
@@ -377,6 +376,18 @@ def fitting(
     return fit
 
 
+# The records a `person` or an `organization` field names, by field type: contacts build
+# on fields (their values are custom fields), so they register their models at start-up
+# (`leadflow.contacts.subscriptions`) rather than fields importing them.
+_REFERENCED: dict[str, Any] = {}
+
+
+def register_referenced(field_type: str, model: Any) -> None:
+    """`model` (with `id`, `company_id`, `owner_id`, `visible_to`) holds the records a
+    field of `field_type` names; a value must be one the caller can see."""
+    _REFERENCED[field_type] = model
+
+
 def _references_statement(caller: Caller, wanted: dict[str, set[uuid.UUID]]) -> Select[Any]:
     parts = []
     for kind, ids in wanted.items():
@@ -386,7 +397,9 @@ def _references_statement(caller: Caller, wanted: dict[str, set[uuid.UUID]]) -> 
             condition = User.company_id == caller.company_id
             model: Any = User
         else:
-            model = Person if kind == "person" else Organization
+            model = _REFERENCED.get(kind)
+            if model is None:
+                raise RuntimeError(f"nothing registered for `{kind}` fields at start-up")
             condition = visible_to_caller(model, caller)
         parts.append(select(literal(kind), model.id).where(condition, model.id.in_(ids)))
     return union_all(*parts)  # type: ignore[return-value]
