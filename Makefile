@@ -87,6 +87,10 @@ bench-checkout: install ## a pool checkout with pool_pre_ping vs the closed-conn
 bench-webhooks: install ## POST /leads and conversion p50 with vs without a webhook subscription; deliveries/s of one worker
 	$(BIN)/python -m bench.webhooks $(BENCH_ARGS)
 
+.PHONY: bench-instructions
+bench-instructions: install ## instructions per request under valgrind's callgrind (same whatever the load; BENCH_ONLY=lead,deal,page,healthz)
+	$(BIN)/python -m bench.instructions $(BENCH_ARGS)
+
 .PHONY: bench-rules
 bench-rules: install ## marking an activity done with 0 and with 50 enabled conversion rules
 	$(BIN)/python -m bench.rules $(BENCH_ARGS)
