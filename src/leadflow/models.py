@@ -6,7 +6,14 @@ from leadflow.capture.models import CaptureDelivery, Form
 from leadflow.contacts.models import Organization, Person
 from leadflow.conversion.models import Conversion
 from leadflow.db import Base
-from leadflow.deals.models import Deal, DealChange, DealFile, DealParticipant, DealProduct
+from leadflow.deals.models import (
+    Deal,
+    DealChange,
+    DealFile,
+    DealParticipant,
+    DealProduct,
+    DealStageTotal,
+)
 from leadflow.fields.models import FieldDefinition
 from leadflow.idempotency import IdempotencyRecord
 from leadflow.jobs.models import Job
@@ -29,6 +36,7 @@ __all__ = [
     "DealFile",
     "DealParticipant",
     "DealProduct",
+    "DealStageTotal",
     "FieldDefinition",
     "Form",
     "IdempotencyRecord",

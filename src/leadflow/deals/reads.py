@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.deals.access import DealConverted
-from leadflow.deals.models import Deal, DealChange, DealStatus
+from leadflow.deals.models import Deal, DealChange, DealStageTotal, DealStatus
 from leadflow.deals.repository import CHANGELOG_ORDER, NEWEST_FIRST
 from leadflow.deals.schemas import BoardStageRead, DealChangeRead, DealRead
 from leadflow.errors import InvalidInput, NotFound
@@ -336,11 +336,11 @@ def board_columns(viewer: Viewer) -> ReadStatement:
     `value_amount`, then per stage its newest `limit` deals (with `count` null).
 
     The stages are an array bind parameter rather than a join on the pipeline, so the
-    planner sees which stages it reads: the totals walk ix_deal_open_stage_totals (or
-    ix_deal_stage_id) over those stages only, not ix_deal_open over every open deal of
-    the company; each first page is a LATERAL walk of ix_deal_stage_id (stage, status,
-    created_at DESC, id DESC) that stops after `limit` rows however many deals a stage
-    holds. The stages' `rotten_days` come in beside their ids: no join on stage."""
+    planner sees which stages it reads: the totals are a few rows of `deal_stage_total`
+    per stage (ux_deal_stage_total), however many deals it holds; each first page is a
+    LATERAL walk of ix_deal_stage_id (stage, status, created_at DESC, id DESC) that stops
+    after `limit` rows however many deals a stage holds. The stages' `rotten_days` come
+    in beside their ids: no join on stage."""
     stage_ids = bindparam("stage_ids", type_=ARRAY(Uuid))
     rotten_days = bindparam("rotten_days", type_=ARRAY(Integer))
     stage = (
@@ -367,18 +367,25 @@ def board_columns(viewer: Viewer) -> ReadStatement:
     deals = select(*first_page.c, null().cast(BigInteger).label("count")).select_from(
         stage.join(first_page, true())
     )
+    # Counts and totals from the kept per-stage figures (a few rows per stage: owners x
+    # visibilities x currencies), filtered by the same visibility rule as the deals.
+    total = DealStageTotal
     totals_of = {
-        "stage_id": as_text(Deal.stage_id),
-        "value_currency": Deal.value_currency,
-        "value_amount": cast(func.sum(Deal.value_amount), Text).label("value_amount"),
+        "stage_id": as_text(total.stage_id),
+        "value_currency": total.value_currency,
+        "value_amount": cast(func.sum(total.value_amount), Text).label("value_amount"),
     }
     totals = (
         select(
             *(totals_of.get(c.key, null().cast(c.type).label(c.key)) for c in first_page.c),
-            func.count().label("count"),
+            cast(func.sum(total.count), BigInteger).label("count"),
         )
-        .where(*open_deal, Deal.stage_id == any_(stage_ids))
-        .group_by(Deal.stage_id, Deal.value_currency)
+        .where(
+            visible_to_viewer(total, viewer),
+            total.count > 0,
+            total.stage_id == any_(stage_ids),
+        )
+        .group_by(total.stage_id, total.value_currency)
     )
     return ReadStatement(union_all(totals, deals))
 
