@@ -99,7 +99,10 @@ async def ensure_database(url: str) -> None:
         ) from exc
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-    except asyncpg.DuplicateDatabaseError:
+    except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+        # Another process created it first: replicas starting together on a new server
+        # both find it missing; the loser of the race sees a duplicate name, or, when
+        # both inserted at once, the catalog's unique index refusing the second.
         pass
     finally:
         await admin.close()
