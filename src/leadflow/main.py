@@ -47,6 +47,7 @@ from leadflow.routing import add_routes, index_routes
 from leadflow.rules import subscriptions as rules_subscriptions
 from leadflow.rules.router import router as rules_router
 from leadflow.security import SecurityHeaders
+from leadflow.storage import make_storage
 from leadflow.webhooks import outbox as webhooks_outbox
 from leadflow.webhooks.docs import describe_webhooks
 from leadflow.webhooks.router import router as webhooks_router
@@ -205,6 +206,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         static_url="/docs-assets",
     )
     app.state.settings = settings
+    # One per app: an S3 store keeps its HTTP connections between requests.
+    app.state.storage = make_storage(settings)
     app.state.callers = CallerLookup(settings.auth_cache_seconds)
     app.state.session_factory = None
     app.state.reader_factory = None
