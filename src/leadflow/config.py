@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # they are opened and closed per request; the default has none.
     db_pool_size: int = Field(default=20, ge=1, le=200)
     db_max_overflow: int = Field(default=0, ge=0, le=200)
+    # The database is reached through PgBouncer in transaction (or statement) pooling:
+    # no prepared statement outlives its round trip, no startup parameters (see db.py).
+    db_pgbouncer: bool = False
     # Seconds a known API token's caller is remembered per process (0: look up every time).
     auth_cache_seconds: float = Field(default=10.0, ge=0, le=3600)
     # Seconds a request waits for a database connection (a free one of the pool, then

@@ -169,20 +169,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise RuntimeError(
                 "DATABASE_URL is not set. Run `leadflow serve` to use the embedded PostgreSQL."
             )
+        connect_args: dict[str, Any] = {"timeout": settings.db_pool_timeout}
+        if not settings.db_pgbouncer:
+            # Behind PgBouncer these are the role's (ALTER ROLE ... SET), not the
+            # connection's: PgBouncer refuses them as startup parameters (README).
+            connect_args["server_settings"] = {
+                "statement_timeout": str(settings.statement_timeout_ms),
+                "idle_in_transaction_session_timeout": str(settings.idle_in_transaction_timeout_ms),
+            }
         engine = make_engine(
             settings.database_url,
+            pgbouncer=settings.db_pgbouncer,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,
-            connect_args={
-                "timeout": settings.db_pool_timeout,
-                "server_settings": {
-                    "statement_timeout": str(settings.statement_timeout_ms),
-                    "idle_in_transaction_session_timeout": str(
-                        settings.idle_in_transaction_timeout_ms
-                    ),
-                },
-            },
+            connect_args=connect_args,
         )
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
