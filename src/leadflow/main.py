@@ -60,6 +60,10 @@ pipeline, and converts between them under strict capability rules.
 
 Errors are RFC 9457 `application/problem+json`. Lists are keyset-paginated
 (`limit`, `cursor` → `next_cursor`). Every POST accepts an `Idempotency-Key` header.
+
+Text anywhere (bodies, query parameters, path segments) may not contain NUL (U+0000),
+which PostgreSQL cannot store: such a request is 422 (where no other rule refused it
+first, with an error of type `string_nul`), whatever a string's schema below allows.
 """
 
 
