@@ -58,7 +58,7 @@ fuzz: dev ## schemathesis against every operation of the live app, FUZZ_EXAMPLES
 # path, idempotency (advisory locks), the migration lock, the job worker (SKIP LOCKED
 # claims). Not tests/webhooks: its backoff test allows 10 % around 5 s including the
 # delivery's own round trips, which a loaded machine behind PgBouncer overran (5.54 s).
-PGBOUNCER_TESTS ?= tests/leads tests/deals tests/conversion tests/deal_items tests/test_pgbouncer.py tests/test_idempotency.py tests/test_migrations.py tests/jobs
+PGBOUNCER_TESTS ?= tests/leads tests/deals tests/conversion tests/deal_items tests/test_pgbouncer.py tests/test_idempotency.py tests/test_migration_lock.py tests/jobs
 
 .PHONY: test-pgbouncer
 test-pgbouncer: dev ## PGBOUNCER_TESTS through a PgBouncer in transaction mode in front of 127.0.0.1:5432, LEADFLOW_DB_PGBOUNCER=true (.ci/with-pgbouncer; installs Debian's pgbouncer when missing)
