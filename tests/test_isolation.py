@@ -25,6 +25,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -168,6 +169,17 @@ LIST_PROBES: dict[str, list[dict[str, str]]] = {
     "fields:list": [{"entity": "field_entity"}],
 }
 
+# Reports: asked with A's ids as filters (and with none), every figure counts nothing of
+# A's: each count is 0 and nothing of A's appears. "@range" is a range around today.
+REPORT_PROBES: dict[str, list[dict[str, str]]] = {
+    "reports:deals-summary": [{}, {"pipeline_id": "pipeline"}, {"owner_id": "admin"}],
+    "reports:deals-forecast": [{"@range": ""}, {"@range": "", "pipeline_id": "pipeline"}],
+    "reports:deals-outcomes": [{"@range": ""}, {"@range": "", "owner_id": "admin"}],
+    "reports:leads-conversion": [{"@range": ""}, {"@range": "", "owner_id": "admin"}],
+}
+_COUNTS = {"count", "open_count", "won_count", "lost_count", "created", "converted", "archived"}
+
+
 # Creates without path parameters: B's body names A's resources -> 404 or 422, never 2xx.
 # A string instead of a body is the reason the route is not probed.
 OWN_COMPANY_ONLY = "the body names no other resource: it can only create in the caller's company"
@@ -283,6 +295,8 @@ def _classify(endpoint: Endpoint) -> str:
         return "path"
     if endpoint.name in LIST_PROBES:
         return "list"
+    if endpoint.name in REPORT_PROBES:
+        return "report"
     if endpoint.name in CREATE_PROBES:
         return "create"
     return "unknown"
@@ -292,6 +306,9 @@ def test_every_route_is_known() -> None:
     """A new route fails here until the isolation test knows how to build or skip it."""
     found = endpoints()
     assert len(found) > 100
+    # The probes call these paths as they are: each already carries the API prefix (a
+    # probe that doubled it got 404 on every list and create, and passed for nothing).
+    assert all(e.path.startswith(API) for e in found if e.name in LIST_PROBES)
     unknown = [e for e in found if _classify(e) == "unknown"]
     assert not unknown, f"routes the isolation test does not know: {unknown}"
     unbuildable = [
@@ -304,7 +321,8 @@ def test_every_route_is_known() -> None:
         if _classify(e) == "path":
             assert set(e.params) <= OWNER_SCOPED | OWNER_SCENARIO_EXCLUDED_PARAMS.keys(), e
     names = {e.name for e in found}
-    stale = (NOT_TENANT_DATA.keys() | LIST_PROBES.keys() | CREATE_PROBES.keys()) - names
+    probed = NOT_TENANT_DATA.keys() | LIST_PROBES.keys() | CREATE_PROBES.keys()
+    stale = (probed | REPORT_PROBES.keys()) - names
     assert not stale, f"tables name routes that no longer exist: {stale}"
 
 
@@ -566,20 +584,59 @@ async def _probe_lists(
 ) -> list[str]:
     """Lists filtered by A's ids: empty (or 404/422), and nothing of A's in the body."""
     failures: list[str] = []
+    answered = 0
     wanted = set(names)
     for endpoint in (e for e in endpoints() if _classify(e) == "list" and e.name in wanted):
         for probe in LIST_PROBES[endpoint.name]:
             params = {k: world.get(v, v) for k, v in probe.items()}
             response = await _call(
-                client, caller, endpoint, API + endpoint.path, world, params=params
+                client, caller, endpoint, endpoint.path, world, params=params
             )
             where = f"GET {endpoint.path}?{params}"
+            answered += response.status_code == 200
             if response.status_code == 200:
                 data = response.json()["data"]
                 if probe and data:
                     failures.append(f"{where}: the list filtered by A's ids is not empty: {data}")
             elif response.status_code not in (404, 422):
                 failures.append(f"{where}: {response.status_code} {response.text[:200]}")
+            if leaks := _leaks(response, world, json.dumps(params)):
+                failures.append(f"{where}: leaks {leaks}")
+    if wanted and not answered:
+        failures.append("no list answered 200: the probes reached no route")
+    return failures
+
+
+def _counted(body: Any) -> list[int]:
+    """Every count of a report's answer, wherever it is nested."""
+    if isinstance(body, dict):
+        own = [v for k, v in body.items() if k in _COUNTS and isinstance(v, int)]
+        return own + [n for v in body.values() for n in _counted(v)]
+    if isinstance(body, list):
+        return [n for v in body for n in _counted(v)]
+    return []
+
+
+async def _probe_reports(
+    client: httpx.AsyncClient, caller: Actor, world: dict[str, str]
+) -> list[str]:
+    """Reports answer the caller with nothing of A's: every count 0, no id or name."""
+    failures: list[str] = []
+    today = datetime.now(UTC).date()
+    span = {"from": (today - timedelta(days=400)).isoformat(), "to": today.isoformat()}
+    for endpoint in (e for e in endpoints() if _classify(e) == "report"):
+        for probe in REPORT_PROBES[endpoint.name]:
+            params = {k: world.get(v, v) for k, v in probe.items() if k != "@range"}
+            if "@range" in probe:
+                params.update(span)
+            response = await _call(
+                client, caller, endpoint, endpoint.path, world, params=params
+            )
+            where = f"GET {endpoint.path}?{params}"
+            if response.status_code != 200:
+                failures.append(f"{where}: {response.status_code} {response.text[:200]}")
+            elif any(_counted(response.json())):
+                failures.append(f"{where}: counts A's records: {response.text[:300]}")
             if leaks := _leaks(response, world, json.dumps(params)):
                 failures.append(f"{where}: leaks {leaks}")
     return failures
@@ -599,7 +656,7 @@ async def _probe_creates(
         if isinstance(create_body, str):
             continue  # the reason is in the table
         response = await _call(
-            client, caller, endpoint, API + endpoint.path, world, body=create_body
+            client, caller, endpoint, endpoint.path, world, body=create_body
         )
         where = f"POST {endpoint.path} naming {list(create_body)}"
         allowed = (404, 409, 422) if endpoint.name == "leads:convert-bulk" else (404, 422)
@@ -644,6 +701,8 @@ async def test_another_company_gets_404_on_every_route(client: httpx.AsyncClient
 
     failures += await _probe_lists(client, intruder, world, LIST_PROBES.keys())
 
+    failures += await _probe_reports(client, intruder, world)
+
     failures += await _probe_creates(client, intruder, world, CREATE_PROBES)
 
     assert not failures, "\n".join(failures)
@@ -668,6 +727,7 @@ async def _assert_hidden_from(
     """`user` gets 404 on every route, empty filtered lists and 404/422 creates."""
     failures = await _probe_paths(client, user, world, routes)
     failures += await _probe_lists(client, user, world, OWNER_SCOPED_LISTS)
+    failures += await _probe_reports(client, user, world)
     failures += await _probe_creates(client, user, world, OWNER_CREATE_PROBES)
     assert not failures, "\n".join(failures)
 

@@ -213,6 +213,7 @@ PACKAGE_ORDER = (
     "capture",
     "conversion",
     "rules",
+    "reports",
     "webhooks",
 )
 ASSEMBLY = {"main.py", "cli.py", "worker.py", "job_kinds.py", "models.py"}

@@ -43,6 +43,7 @@ from leadflow.middleware import RequestEnvelope
 from leadflow.pipelines.router import router as pipelines_router
 from leadflow.products import subscriptions as products_subscriptions
 from leadflow.products.router import router as products_router
+from leadflow.reports.router import router as reports_router
 from leadflow.routing import add_routes, index_routes
 from leadflow.rules import subscriptions as rules_subscriptions
 from leadflow.rules.router import router as rules_router
@@ -87,6 +88,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     webhooks_router,
     jobs_router,
     fields_router,
+    reports_router,
 )
 
 

@@ -1,0 +1,493 @@
+"""The statements of the reports: one each, compiled once per viewer kind, on the read
+path (no transaction, rows as asyncpg records), and the answers shaped from their rows.
+
+Definitions (the OpenAPI description of each operation repeats them):
+
+- A deal counts while it is a deal: one converted back to a lead has left.
+- Weighted value: value x probability / 100, rounded to the cent per deal; the deal's
+  probability, else its stage's, else 100 %. Open deals only.
+- Periods are months or quarters of the `timezone` given: a deal won at 23:30 UTC on 31
+  January is a February win in Europe/Paris. `from` and `to` are inclusive dates there.
+- Amounts are summed in `numeric` per currency and never added across currencies; a
+  deal without a value counts in `count` and in no currency.
+- Durations are exact intervals (no floats), given in days with 2 decimals; a median of
+  an even number of durations is the mean of the middle two.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    String,
+    Text,
+    Uuid,
+    and_,
+    bindparam,
+    case,
+    cast,
+    extract,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    tuple_,
+    union_all,
+    within_group,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.deals.models import Deal, DealStatus
+from leadflow.leads.models import Lead
+from leadflow.pipelines.models import Stage
+from leadflow.readpath import ReadStatement
+from leadflow.reports.schemas import Interval, amount
+from leadflow.tenancy import Caller, Viewer, viewer_params, visible_to_viewer
+
+_TZ = bindparam("tz", type_=String)
+_FROM = bindparam("date_from", type_=Date)
+_TO = bindparam("date_to", type_=Date)
+_INTERVAL = bindparam("interval", type_=String)
+
+
+def _optional(column: Any, name: str, type_: Any) -> Any:
+    """`column = :name`, or every row when the parameter is null (one compiled statement
+    for every combination of filters)."""
+    value = bindparam(name, type_=type_)
+    return or_(value.is_(None), column == value)
+
+
+def _local_day(column: Any) -> Any:
+    """A timestamptz as a date in the report's time zone."""
+    return cast(func.timezone(_TZ, column), Date)
+
+
+def _period(day: Any) -> Any:
+    return cast(func.date_trunc(_INTERVAL, day), Date)
+
+
+def _is_deal() -> Any:
+    return Deal.converted_lead_id.is_(None)
+
+
+def _weighted() -> Any:
+    weight = func.coalesce(Deal.probability, Stage.probability, 100)
+    return func.round(Deal.value_amount * weight / 100, 2)
+
+
+def _days(interval: Any) -> Any:
+    """An interval as days, 2 decimals, in numeric (EXTRACT gives numeric)."""
+    return cast(func.round(extract("epoch", interval) / 86400, 2), Text)
+
+
+def _median_days(duration: Any, fraction: float = 0.5) -> Any:
+    return _days(within_group(func.percentile_cont(fraction), duration))
+
+
+# Deal summary
+
+
+@functools.cache
+def summary_statement(viewer: Viewer) -> ReadStatement:
+    """Per (stage, currency): count, value, weighted value of the matching deals."""
+    return ReadStatement(
+        select(
+            cast(Deal.stage_id, Text).label("stage_id"),
+            Deal.value_currency,
+            func.count().label("count"),
+            cast(func.sum(Deal.value_amount), Text).label("value"),
+            cast(func.sum(case((Deal.status == DealStatus.open.value, _weighted()))), Text).label(
+                "weighted_value"
+            ),
+        )
+        .select_from(Deal)
+        .join(Stage, Stage.id == Deal.stage_id)
+        .where(
+            visible_to_viewer(Deal, viewer),
+            _is_deal(),
+            _optional(Deal.status, "status", String),
+            _optional(Deal.pipeline_id, "pipeline_id", Uuid),
+            _optional(Deal.stage_id, "stage_id", Uuid),
+            _optional(Deal.owner_id, "owner_id", Uuid),
+        )
+        .group_by(Deal.stage_id, Deal.value_currency, Stage.position)
+        .order_by(Stage.position, Deal.stage_id, Deal.value_currency)
+    )
+
+
+def _totals(count: int, value: Decimal, weighted: Decimal) -> dict[str, Any]:
+    return {"count": count, "value": amount(value), "weighted_value": amount(weighted)}
+
+
+async def deal_summary(
+    session: AsyncSession, caller: Caller, filters: dict[str, Any], per_stage: bool
+) -> dict[str, Any]:
+    rows = await summary_statement(Viewer.of(caller)).fetch(
+        session, {**viewer_params(caller), **filters}
+    )
+    count = 0
+    overall: dict[str, list[Any]] = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
+    stages: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        count += row["count"]
+        stage = stages.setdefault(
+            row["stage_id"], {"stage_id": row["stage_id"], "count": 0, "by_currency": {}}
+        )
+        stage["count"] += row["count"]
+        currency = row["value_currency"]
+        if currency is None:
+            continue
+        value, weighted = Decimal(row["value"]), Decimal(row["weighted_value"] or 0)
+        stage["by_currency"][currency] = _totals(row["count"], value, weighted)
+        figures = overall[currency]
+        figures[0] += row["count"]
+        figures[1] += value
+        figures[2] += weighted
+    return {
+        "count": count,
+        "by_currency": {c: _totals(*figures) for c, figures in sorted(overall.items())},
+        "stages": list(stages.values()) if per_stage else None,
+    }
+
+
+# Periods
+
+
+def period_starts(date_from: date, date_to: date, interval: Interval) -> list[date]:
+    """The first day of every period from the one holding `date_from` to the one holding
+    `date_to`."""
+    months = 3 if interval is Interval.quarter else 1
+    month = (date_from.month - 1) // months * months + 1
+    start = date(date_from.year, month, 1)
+    starts = []
+    while start <= date_to:
+        starts.append(start)
+        month_index = start.month - 1 + months
+        start = date(start.year + month_index // 12, month_index % 12 + 1, 1)
+    return starts
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """The dates a report covers (inclusive, in `tz`) and how it cuts them."""
+
+    date_from: date
+    date_to: date
+    interval: Interval
+    tz: str
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "date_from": self.date_from,
+            "date_to": self.date_to,
+            "interval": self.interval.value,
+            "tz": self.tz,
+        }
+
+    def starts(self) -> list[date]:
+        return period_starts(self.date_from, self.date_to, self.interval)
+
+    def header(self) -> dict[str, Any]:
+        return {"interval": self.interval.value, "timezone": self.tz}
+
+
+async def _rows(
+    statement: Any, session: AsyncSession, caller: Caller, filters: dict[str, Any], span: Range
+) -> list[Any]:
+    rows: list[Any] = await statement(Viewer.of(caller)).fetch(
+        session, {**viewer_params(caller), **filters, **span.params()}
+    )
+    return rows
+
+
+def _by_currency(rows: list[Any], value: str = "value") -> dict[str, str]:
+    return {
+        row["value_currency"]: amount(Decimal(row[value]))
+        for row in sorted(rows, key=lambda r: r["value_currency"] or "")
+        if row["value_currency"] is not None
+    }
+
+
+# Forecast
+
+
+@functools.cache
+def forecast_statement(viewer: Viewer) -> ReadStatement:
+    """Open deals by the period of their expected close date, beside deals won by the
+    period of their win, per currency."""
+    filters = (
+        visible_to_viewer(Deal, viewer),
+        _is_deal(),
+        _optional(Deal.pipeline_id, "pipeline_id", Uuid),
+        _optional(Deal.owner_id, "owner_id", Uuid),
+    )
+    open_deals = (
+        select(
+            literal("open").label("kind"),
+            _period(Deal.expected_close_date).label("start"),
+            Deal.value_currency,
+            func.count().label("count"),
+            cast(func.sum(Deal.value_amount), Text).label("value"),
+            cast(func.sum(_weighted()), Text).label("weighted_value"),
+        )
+        .select_from(Deal)
+        .join(Stage, Stage.id == Deal.stage_id)
+        .where(
+            *filters,
+            Deal.status == DealStatus.open.value,
+            Deal.expected_close_date.between(_FROM, _TO),
+        )
+        .group_by(_period(Deal.expected_close_date), Deal.value_currency)
+    )
+    won = (
+        select(
+            literal("won").label("kind"),
+            _period(_local_day(Deal.won_at)).label("start"),
+            Deal.value_currency,
+            func.count().label("count"),
+            cast(func.sum(Deal.value_amount), Text).label("value"),
+            null().cast(Text).label("weighted_value"),
+        )
+        .where(
+            *filters,
+            Deal.status == DealStatus.won.value,
+            _local_day(Deal.won_at).between(_FROM, _TO),
+        )
+        .group_by(_period(_local_day(Deal.won_at)), Deal.value_currency)
+    )
+    return ReadStatement(union_all(open_deals, won))
+
+
+async def forecast(
+    session: AsyncSession,
+    caller: Caller,
+    filters: dict[str, Any],
+    span: Range,
+) -> dict[str, Any]:
+    rows = await _rows(forecast_statement, session, caller, filters, span)
+    found: dict[tuple[str, date], list[Any]] = defaultdict(list)
+    for row in rows:
+        found[(row["kind"], row["start"])].append(row)
+    periods = []
+    for start in span.starts():
+        opened, won = found[("open", start)], found[("won", start)]
+        periods.append(
+            {
+                "start": start,
+                "open_count": sum(row["count"] for row in opened),
+                "open_value": _by_currency(opened),
+                "open_weighted_value": _by_currency(opened, "weighted_value"),
+                "won_count": sum(row["count"] for row in won),
+                "won_value": _by_currency(won),
+            }
+        )
+    return {**span.header(), "periods": periods}
+
+
+# Outcomes
+
+
+@functools.cache
+def outcomes_statement(viewer: Viewer) -> ReadStatement:
+    """Won and lost deals by period and currency; lost reasons ranked; days from creation
+    to win (average, median) of the deals won in the range."""
+    filters = (
+        visible_to_viewer(Deal, viewer),
+        _is_deal(),
+        _optional(Deal.pipeline_id, "pipeline_id", Uuid),
+        _optional(Deal.owner_id, "owner_id", Uuid),
+    )
+    won_in_range = (
+        Deal.status == DealStatus.won.value,
+        _local_day(Deal.won_at).between(_FROM, _TO),
+    )
+    lost_in_range = (
+        Deal.status == DealStatus.lost.value,
+        _local_day(Deal.lost_at).between(_FROM, _TO),
+    )
+
+    def closed(kind: str, at: Any, in_range: tuple[Any, ...]) -> Any:
+        return (
+            select(
+                literal(kind).label("kind"),
+                _period(_local_day(at)).label("start"),
+                Deal.value_currency.label("key"),
+                func.count().label("count"),
+                cast(func.sum(Deal.value_amount), Text).label("value"),
+                null().cast(Text).label("median"),
+            )
+            .where(*filters, *in_range)
+            .group_by(_period(_local_day(at)), Deal.value_currency)
+        )
+
+    reasons = (
+        select(
+            literal("reason").label("kind"),
+            null().cast(Date).label("start"),
+            Deal.lost_reason.label("key"),
+            func.count().label("count"),
+            null().cast(Text).label("value"),
+            null().cast(Text).label("median"),
+        )
+        .where(*filters, *lost_in_range)
+        .group_by(Deal.lost_reason)
+    )
+    to_win = Deal.won_at - Deal.created_at
+    days = select(
+        literal("days").label("kind"),
+        null().cast(Date).label("start"),
+        null().cast(String).label("key"),
+        func.count().label("count"),
+        _days(func.avg(to_win)).label("value"),
+        _median_days(to_win).label("median"),
+    ).where(*filters, *won_in_range)
+    return ReadStatement(
+        union_all(
+            closed("won", Deal.won_at, won_in_range),
+            closed("lost", Deal.lost_at, lost_in_range),
+            reasons,
+            days,
+        )
+    )
+
+
+async def outcomes(
+    session: AsyncSession,
+    caller: Caller,
+    filters: dict[str, Any],
+    span: Range,
+) -> dict[str, Any]:
+    rows = await _rows(outcomes_statement, session, caller, filters, span)
+    closed: dict[tuple[str, date], list[dict[str, Any]]] = defaultdict(list)
+    reasons: list[dict[str, Any]] = []
+    average = median = None
+    for row in rows:
+        if row["kind"] in ("won", "lost"):
+            closed[(row["kind"], row["start"])].append(
+                {"value_currency": row["key"], "value": row["value"], "count": row["count"]}
+            )
+        elif row["kind"] == "reason":
+            reasons.append({"reason": row["key"], "count": row["count"]})
+        else:
+            average, median = row["value"], row["median"]
+    periods = []
+    for start in span.starts():
+        won, lost = closed[("won", start)], closed[("lost", start)]
+        periods.append(
+            {
+                "start": start,
+                "won_count": sum(row["count"] for row in won),
+                "won_value": _by_currency(won),
+                "lost_count": sum(row["count"] for row in lost),
+                "lost_value": _by_currency(lost),
+            }
+        )
+    reasons.sort(key=lambda r: (-r["count"], r["reason"] is None, r["reason"] or ""))
+    return {
+        **span.header(),
+        "periods": periods,
+        "lost_reasons": reasons,
+        "days_to_win_average": average,
+        "days_to_win_median": median,
+    }
+
+
+# Leads
+
+
+@functools.cache
+def lead_conversion_statement(viewer: Viewer) -> ReadStatement:
+    """Leads created in the range, in one pass grouped four ways (grouping sets): per
+    period, per source, per owner, and all of them."""
+    period = _period(_local_day(Lead.created_at))
+    converted = Lead.converted_deal_id.is_not(None)
+    to_convert = Lead.converted_at - Lead.created_at
+    return ReadStatement(
+        select(
+            func.grouping(period, Lead.source, Lead.owner_id).label("grouping"),
+            period.label("start"),
+            Lead.source,
+            cast(Lead.owner_id, Text).label("owner_id"),
+            func.count().label("created"),
+            cast(func.count().filter(converted), BigInteger).label("converted"),
+            cast(func.count().filter(and_(Lead.is_archived, ~converted)), BigInteger).label(
+                "archived"
+            ),
+            _days(func.avg(to_convert)).label("average"),
+            _median_days(to_convert).label("median"),
+            _median_days(to_convert, 0.9).label("p90"),
+        )
+        .where(
+            visible_to_viewer(Lead, viewer),
+            _local_day(Lead.created_at).between(_FROM, _TO),
+            _optional(Lead.source, "source", String),
+            _optional(Lead.owner_id, "owner_id", Uuid),
+        )
+        .group_by(
+            func.grouping_sets(tuple_(period), tuple_(Lead.source), tuple_(Lead.owner_id), tuple_())
+        )
+    )
+
+
+# func.grouping(period, source, owner) is a bit mask of the columns left out: 1 = owner,
+# 2 = source, 4 = period.
+_PER_PERIOD, _PER_SOURCE, _PER_OWNER, _ALL = 0b011, 0b101, 0b110, 0b111
+
+
+def _lead_figures(row: Any | None) -> dict[str, Any]:
+    if row is None:
+        created = converted = archived = 0
+        average = median = p90 = None
+    else:
+        created, converted, archived = row["created"], row["converted"], row["archived"]
+        average, median, p90 = row["average"], row["median"], row["p90"]
+    rate = f"{Decimal(converted) / Decimal(created):.4f}" if created else None
+    return {
+        "created": created,
+        "converted": converted,
+        "archived": archived,
+        "conversion_rate": rate,
+        "days_to_convert_average": average,
+        "days_to_convert_median": median,
+        "days_to_convert_p90": p90,
+    }
+
+
+async def lead_conversion(
+    session: AsyncSession,
+    caller: Caller,
+    filters: dict[str, Any],
+    span: Range,
+) -> dict[str, Any]:
+    rows = await _rows(lead_conversion_statement, session, caller, filters, span)
+    total = None
+    per_period: dict[date, Any] = {}
+    by_source, by_owner = [], []
+    for row in rows:
+        if row["grouping"] == _ALL:
+            total = row
+        elif row["grouping"] == _PER_PERIOD:
+            per_period[row["start"]] = row
+        elif row["grouping"] == _PER_SOURCE:
+            by_source.append({"source": row["source"], **_lead_figures(row)})
+        elif row["grouping"] == _PER_OWNER:
+            by_owner.append({"owner_id": row["owner_id"], **_lead_figures(row)})
+    by_source.sort(key=lambda f: (-f["created"], f["source"]))
+    by_owner.sort(key=lambda f: (-f["created"], f["owner_id"] is None, f["owner_id"] or ""))
+    return {
+        **span.header(),
+        "total": _lead_figures(total),
+        "periods": [
+            {"start": start, **_lead_figures(per_period.get(start))} for start in span.starts()
+        ],
+        "by_source": by_source,
+        "by_owner": by_owner,
+    }
