@@ -140,6 +140,7 @@ WRITERS = {
     "Note": "activities/repository.py",
     "Activity": "activities/repository.py",
     "FieldDefinition": "fields/repository.py",
+    "DealHistory": "reports/repository.py",
 }
 _WRITES = {"insert", "update", "delete", "pg_insert"}
 

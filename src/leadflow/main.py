@@ -43,6 +43,7 @@ from leadflow.middleware import RequestEnvelope
 from leadflow.pipelines.router import router as pipelines_router
 from leadflow.products import subscriptions as products_subscriptions
 from leadflow.products.router import router as products_router
+from leadflow.reports import subscriptions as reports_subscriptions
 from leadflow.reports.router import router as reports_router
 from leadflow.routing import add_routes, index_routes
 from leadflow.rules import subscriptions as rules_subscriptions
@@ -133,6 +134,7 @@ def subscribe_listeners() -> None:
     contacts_subscriptions.subscribe()
     products_subscriptions.subscribe()
     rules_subscriptions.subscribe()
+    reports_subscriptions.subscribe()
 
 
 def _start_worker(
