@@ -79,7 +79,12 @@ REFUSE_AN_EMPTY_BODY = {("POST", f"{API}/fields")}
 # them (the last value of a repeated parameter is the one read).
 BASE_QUERY = {
     f"{API}/reports/{report}": "from=2026-01-01&to=2026-03-31"
-    for report in ("deals/forecast", "deals/outcomes", "leads/conversion")
+    for report in (
+        "deals/forecast",
+        "deals/outcomes",
+        "leads/conversion",
+        "pipelines/{pipeline_id}/conversion",
+    )
 }
 
 

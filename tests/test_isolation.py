@@ -531,6 +531,8 @@ async def _call(
     params: dict[str, str] | None = None,
     body: Any = None,
 ) -> httpx.Response:
+    if params is None and endpoint.name == "reports:pipeline-conversion":
+        params = {"from": "2026-01-01", "to": "2026-12-31"}  # required, not the point here
     kwargs: dict[str, Any] = {"headers": actor.headers, "params": params}
     if endpoint.name == "deals:files:create":
         kwargs["files"] = {"file": ("pwned.txt", b"pwned")}

@@ -355,3 +355,102 @@ async def test_bad_report_parameters_are_422(
 async def test_reports_need_a_token(client: httpx.AsyncClient) -> None:
     response = await client.get(f"{REPORTS}/deals/summary")
     assert response.status_code == 401
+
+
+async def test_pipeline_conversion_funnel_with_skipped_stages(
+    client: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    admin = await create_company(client)
+    pipeline = await create_pipeline(client, admin)
+    s1, s2, s3, s4 = [(await create_stage(client, admin, pipeline["id"]))["id"] for _ in range(4)]
+
+    async def deal(stage: str, created: str) -> str:
+        made = await create_deal(client, admin, stage_id=stage)
+        await _set(connection, "deal", made["id"], created_at=f"2026-{created}T09:00:00+00:00")
+        return str(made["id"])
+
+    async def step(deal_id: str, at: str, **body: str) -> None:
+        moved = await client.patch(f"{API}/deals/{deal_id}", json=body, headers=admin.headers)
+        assert moved.status_code == 200, moved.text
+        await connection.execute(
+            text(
+                "UPDATE deal_history SET at = :at WHERE id = (SELECT id FROM deal_history"
+                " WHERE deal_id = :deal_id ORDER BY id DESC LIMIT 1)"
+            ),
+            {"deal_id": deal_id, "at": datetime.fromisoformat(f"2026-{at}T09:00:00+00:00")},
+        )
+
+    a = await deal(s1, "01-01")
+    await step(a, "01-05", stage_id=s2)
+    await step(a, "01-10", stage_id=s4)  # skips s3
+    await step(a, "01-12", status="won")
+    b = await deal(s1, "01-02")
+    await step(b, "01-04", stage_id=s2)
+    await step(b, "01-20", status="lost")
+    await deal(s3, "01-03")  # created past s1 and s2
+    d = await deal(s1, "01-01")
+    await _set(connection, "deal", d, created_at="2025-12-15T09:00:00+00:00")  # before the range
+    await step(d, "01-06", stage_id=s2)
+
+    report = await _get(
+        client,
+        admin,
+        f"/pipelines/{pipeline['id']}/conversion",
+        **{"from": "2026-01-01", "to": "2026-01-31"},
+    )
+
+    def reached(*pairs: tuple[str, int, str]) -> list[dict[str, Any]]:
+        return [{"stage_id": s, "count": n, "rate": r} for s, n, r in pairs]
+
+    assert report["stages"] == [
+        {
+            "stage_id": s1,
+            "entered": 3,  # a, b and c (skipped it); d entered it in December
+            "reached": reached((s2, 3, "1.0000"), (s3, 2, "0.6667"), (s4, 1, "0.3333")),
+            "won": 1,
+            "won_rate": "0.3333",
+            "days_in_stage_average": "9.33",  # a 4, b 2, d 22 (left in January)
+        },
+        {
+            "stage_id": s2,
+            "entered": 4,
+            "reached": reached((s3, 2, "0.5000"), (s4, 1, "0.2500")),
+            "won": 1,
+            "won_rate": "0.2500",
+            "days_in_stage_average": "5.00",
+        },
+        {
+            "stage_id": s3,
+            "entered": 2,
+            "reached": reached((s4, 1, "0.5000")),
+            "won": 1,
+            "won_rate": "0.5000",
+            "days_in_stage_average": None,
+        },
+        {
+            "stage_id": s4,
+            "entered": 1,
+            "reached": [],
+            "won": 1,
+            "won_rate": "1.0000",
+            "days_in_stage_average": None,
+        },
+    ]
+    assert report["added"] == {
+        "count": 3,
+        "won": 1,
+        "lost": 1,
+        "won_rate": "0.3333",
+        "lost_rate": "0.3333",
+    }
+    assert report["movements"] == [
+        {"from_stage_id": s1, "to_stage_id": s2, "count": 3},
+        {"from_stage_id": s2, "to_stage_id": s4, "count": 1},
+    ]
+    other = await create_company(client)
+    hidden = await client.get(
+        f"{REPORTS}/pipelines/{pipeline['id']}/conversion",
+        params={"from": "2026-01-01", "to": "2026-01-31"},
+        headers=other.headers,
+    )
+    assert hidden.status_code == 404

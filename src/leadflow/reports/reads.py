@@ -1,5 +1,6 @@
-"""The statements of the reports: one each, compiled once per viewer kind, on the read
-path (no transaction, rows as asyncpg records), and the answers shaped from their rows.
+"""The statements of the reports: one each (the pipeline report: its stages first, then
+one), compiled once per viewer kind, on the read path (no transaction, rows as asyncpg
+records), and the answers shaped from their rows.
 
 Definitions (the OpenAPI description of each operation repeats them):
 
@@ -43,14 +44,16 @@ from sqlalchemy import (
     union_all,
     within_group,
 )
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.deals.models import Deal, DealStatus
 from leadflow.leads.models import Lead
-from leadflow.pipelines.models import Stage
+from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.readpath import ReadStatement
+from leadflow.reports.models import DealHistory
 from leadflow.reports.schemas import Interval, amount
-from leadflow.tenancy import Caller, Viewer, viewer_params, visible_to_viewer
+from leadflow.tenancy import Caller, Viewer, in_viewer_company, viewer_params, visible_to_viewer
 
 _TZ = bindparam("tz", type_=String)
 _FROM = bindparam("date_from", type_=Date)
@@ -491,3 +494,230 @@ async def lead_conversion(
         "by_source": by_source,
         "by_owner": by_owner,
     }
+
+
+# Pipeline movement and conversion
+
+
+@functools.cache
+def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
+    """The funnel of one pipeline, its movements and the time spent in its stages.
+
+    A deal enters stages: the one it was created in (at `created_at`: the stage its first
+    move left, or its stage if it never moved), then each stage a move took it to; a deal
+    recorded before history was kept enters at its synthetic row. It has *reached* every
+    stage up to the furthest position it entered, so a deal that skipped stages counts
+    for each one it skipped; it reached a stage at the first entry that got it that far.
+    Rows, by `kind`: `reached` (stage `a` reached in the range, `b` reached by now, how
+    many deals), `won` (of the deals that reached `a` in the range, how many are won),
+    `added` (deals created in the range: count, won, lost), `move` (moves from `a` to `b`
+    in the range) and `stay` (moves out of `a` in the range: average days spent in it).
+    """
+    pipeline = bindparam("pipeline_id", type_=Uuid)
+    deals = (
+        select(Deal.id, Deal.status, Deal.created_at, Deal.stage_id)
+        .where(visible_to_viewer(Deal, viewer), _is_deal(), Deal.pipeline_id == pipeline)
+        .cte("deals")
+    )
+    history = (
+        select(
+            DealHistory.deal_id,
+            DealHistory.at,
+            DealHistory.id,
+            DealHistory.from_stage_id,
+            DealHistory.stage_id,
+            DealHistory.synthetic,
+        )
+        .join(deals, deals.c.id == DealHistory.deal_id)
+        .where(or_(DealHistory.from_stage_id.is_not(None), DealHistory.synthetic))
+        .cte("moves")
+    )
+    first_move = (
+        select(history.c.deal_id, history.c.from_stage_id)
+        .where(~history.c.synthetic)
+        .ext(distinct_on(history.c.deal_id))
+        .order_by(history.c.deal_id, history.c.at, history.c.id)
+        .cte("first_move")
+    )
+    synthetic = select(history.c.deal_id).where(history.c.synthetic)
+    created = (
+        select(
+            deals.c.id.label("deal_id"),
+            deals.c.created_at.label("at"),
+            func.coalesce(first_move.c.from_stage_id, deals.c.stage_id).label("stage_id"),
+        )
+        .select_from(deals.outerjoin(first_move, first_move.c.deal_id == deals.c.id))
+        .where(deals.c.id.not_in(synthetic))
+    )
+    entries = union_all(created, select(history.c.deal_id, history.c.at, history.c.stage_id)).cte(
+        "entries"
+    )
+    by_deal, in_time = entries.c.deal_id, (entries.c.at, Stage.position)
+    positioned = (
+        select(
+            entries.c.deal_id,
+            entries.c.at,
+            entries.c.stage_id,
+            func.max(Stage.position)
+            .over(partition_by=by_deal, order_by=in_time, rows=(None, 0))
+            .label("reached"),
+            func.lead(entries.c.at).over(partition_by=by_deal, order_by=in_time).label("left_at"),
+        )
+        .join(Stage, and_(Stage.id == entries.c.stage_id, Stage.pipeline_id == pipeline))
+        .cte("positioned")
+    )
+    stage = Stage.__table__.alias("pipeline_stage")
+    firsts = (
+        select(
+            stage.c.id.label("stage_id"),
+            positioned.c.deal_id,
+            func.min(positioned.c.at).label("first_at"),
+        )
+        .join(positioned, positioned.c.reached >= stage.c.position)
+        .where(stage.c.pipeline_id == pipeline)
+        .group_by(stage.c.id, positioned.c.deal_id)
+        .cte("firsts")
+    )
+    later = firsts.alias("later")
+    in_range = _local_day(firsts.c.first_at).between(_FROM, _TO)
+
+    def row(kind: str, a: Any, b: Any, count: Any, *more: Any) -> list[Any]:
+        extra = list(more) + [null()] * (3 - len(more))
+        return [
+            literal(kind).label("kind"),
+            cast(a, Text).label("a"),
+            cast(b, Text).label("b"),
+            count.label("count"),
+            *(
+                cast(value, Text).label(name)
+                for value, name in zip(extra, ("x", "y", "z"), strict=True)
+            ),
+        ]
+
+    reached = (
+        select(*row("reached", firsts.c.stage_id, later.c.stage_id, func.count()))
+        .join(later, later.c.deal_id == firsts.c.deal_id)
+        .where(in_range)
+        .group_by(firsts.c.stage_id, later.c.stage_id)
+    )
+    won = (
+        select(*row("won", firsts.c.stage_id, null(), func.count()))
+        .join(deals, deals.c.id == firsts.c.deal_id)
+        .where(in_range, deals.c.status == DealStatus.won.value)
+        .group_by(firsts.c.stage_id)
+    )
+    added = select(
+        *row(
+            "added",
+            null(),
+            null(),
+            func.count(),
+            func.count().filter(deals.c.status == DealStatus.won.value),
+            func.count().filter(deals.c.status == DealStatus.lost.value),
+        )
+    ).where(_local_day(deals.c.created_at).between(_FROM, _TO))
+    moves = (
+        select(*row("move", history.c.from_stage_id, history.c.stage_id, func.count()))
+        .where(~history.c.synthetic, _local_day(history.c.at).between(_FROM, _TO))
+        .group_by(history.c.from_stage_id, history.c.stage_id)
+    )
+    stays = (
+        select(
+            *row(
+                "stay",
+                positioned.c.stage_id,
+                null(),
+                func.count(),
+                func.round(
+                    extract("epoch", func.avg(positioned.c.left_at - positioned.c.at)) / 86400, 2
+                ),
+            )
+        )
+        .where(
+            positioned.c.left_at.is_not(None),
+            _local_day(positioned.c.left_at).between(_FROM, _TO),
+        )
+        .group_by(positioned.c.stage_id)
+    )
+    return ReadStatement(union_all(reached, won, added, moves, stays))
+
+
+def _rate(part: int, whole: int) -> str | None:
+    return f"{Decimal(part) / Decimal(whole):.4f}" if whole else None
+
+
+async def pipeline_conversion(
+    session: AsyncSession, caller: Caller, pipeline_id: Any, span: Range
+) -> dict[str, Any] | None:
+    """None when the pipeline is not the caller's company's."""
+    stages = await pipeline_stages_statement().fetch(
+        session, {**viewer_params(caller), "pipeline_id": pipeline_id}
+    )
+    if not stages:
+        return None
+    rows = await _rows(
+        pipeline_conversion_statement, session, caller, {"pipeline_id": pipeline_id}, span
+    )
+    order = [row["id"] for row in stages if row["id"] is not None]
+    reached: dict[str, dict[str, int]] = defaultdict(dict)
+    won: dict[str, int] = {}
+    stays: dict[str, str] = {}
+    movements = []
+    added = {"count": 0, "won": 0, "lost": 0}
+    for row in rows:
+        if row["kind"] == "reached":
+            reached[row["a"]][row["b"]] = row["count"]
+        elif row["kind"] == "won":
+            won[row["a"]] = row["count"]
+        elif row["kind"] == "added":
+            added = {"count": row["count"], "won": int(row["x"]), "lost": int(row["y"])}
+        elif row["kind"] == "move":
+            movements.append(
+                {"from_stage_id": row["a"], "to_stage_id": row["b"], "count": row["count"]}
+            )
+        else:
+            stays[row["a"]] = row["x"]
+    movements.sort(key=lambda m: (-m["count"], m["from_stage_id"], m["to_stage_id"]))
+    funnel = []
+    for index, stage_id in enumerate(order):
+        entered = reached[stage_id].get(stage_id, 0)
+        funnel.append(
+            {
+                "stage_id": stage_id,
+                "entered": entered,
+                "reached": [
+                    {
+                        "stage_id": later,
+                        "count": reached[stage_id].get(later, 0),
+                        "rate": _rate(reached[stage_id].get(later, 0), entered),
+                    }
+                    for later in order[index + 1 :]
+                ],
+                "won": won.get(stage_id, 0),
+                "won_rate": _rate(won.get(stage_id, 0), entered),
+                "days_in_stage_average": stays.get(stage_id),
+            }
+        )
+    return {
+        "timezone": span.tz,
+        "pipeline_id": str(pipeline_id),
+        "stages": funnel,
+        "added": {
+            **added,
+            "won_rate": _rate(added["won"], added["count"]),
+            "lost_rate": _rate(added["lost"], added["count"]),
+        },
+        "movements": movements,
+    }
+
+
+@functools.cache
+def pipeline_stages_statement() -> ReadStatement:
+    """The company's pipeline with its stages by position (no row: not the company's)."""
+    return ReadStatement(
+        select(cast(Stage.id, Text).label("id"))
+        .select_from(Pipeline)
+        .outerjoin(Stage, Stage.pipeline_id == Pipeline.id)
+        .where(in_viewer_company(Pipeline), Pipeline.id == bindparam("pipeline_id", type_=Uuid))
+        .order_by(Stage.position, Stage.id)
+    )

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from leadflow.deps import CurrentCaller, Session
-from leadflow.errors import InvalidInput, responses
+from leadflow.errors import InvalidInput, found, responses
 from leadflow.leads.schemas import LeadSource
 from leadflow.readpath import json_response
 from leadflow.reports import reads
@@ -28,6 +28,7 @@ from leadflow.reports.schemas import (
     Interval,
     LeadConversion,
     Outcomes,
+    PipelineConversion,
 )
 
 router = APIRouter(tags=["reports"])
@@ -66,7 +67,9 @@ TimeZone = Annotated[
 ]
 
 
-def report(path: str, name: str, model: type[BaseModel]) -> Callable[[Endpoint], Endpoint]:
+def report(
+    path: str, name: str, model: type[BaseModel], *statuses: int
+) -> Callable[[Endpoint], Endpoint]:
     """A report's GET route: its docstring, then the definitions every report shares, as
     the operation's description; JSON by `model`, or CSV."""
 
@@ -77,7 +80,7 @@ def report(path: str, name: str, model: type[BaseModel]) -> Callable[[Endpoint],
             methods=["GET"],
             name=name,
             response_model=model,
-            responses={**responses(401, 422), **_CSV},
+            responses={**responses(401, *statuses, 422), **_CSV},
             description=inspect.cleandoc(endpoint.__doc__ or "") + _DEFINITIONS,
         )
         return endpoint
@@ -248,4 +251,42 @@ async def lead_conversion(
     rows += [row("period", p["start"].isoformat(), p) for p in report["periods"]]
     rows += [row("source", f["source"], f) for f in report["by_source"]]
     rows += [row("owner", f["owner_id"], f) for f in report["by_owner"]]
+    return _answer(request, report, rows)
+
+
+@report(
+    "/reports/pipelines/{pipeline_id}/conversion", "reports:pipeline-conversion", PipelineConversion
+)
+async def pipeline_conversion(
+    request: Request,
+    session: Session,
+    caller: CurrentCaller,
+    pipeline_id: uuid.UUID,
+    date_from: DateFrom,
+    date_to: DateTo,
+    timezone: TimeZone = "UTC",
+) -> Response:
+    """How deals move through one pipeline. Per stage, in pipeline order: the deals that
+    entered it in the range, how many of them reached each later stage by now and how
+    many are won (a deal that skips stages counts for each stage it skipped; a deal
+    enters the stage it is created in at its creation), and the average days deals spent
+    in it before moves out of it in the range. Also the deals created in the range with
+    their won and lost rates, and the moves between stages in the range. History is kept
+    from the deal history's migration on: a deal made before it enters its stage of then,
+    at its last stage change. 404 for a pipeline of another company. CSV: one row per
+    (stage, later stage)."""
+    span = _span(date_from, date_to, Interval.month, timezone)
+    report = found(await reads.pipeline_conversion(session, caller, pipeline_id, span), "pipeline")
+    rows = [
+        {
+            "stage_id": stage["stage_id"],
+            "entered": stage["entered"],
+            "won": stage["won"],
+            "reached_stage_id": later["stage_id"],
+            "reached": later["count"],
+            "rate": later["rate"] or "",
+        }
+        for stage in report["stages"]
+        for later in stage["reached"] or [{"stage_id": "", "count": "", "rate": ""}]
+    ]
     return _answer(request, report, rows)

@@ -141,3 +141,46 @@ class LeadConversion(BaseModel):
 
 def amount(value: Decimal) -> str:
     return f"{value:.2f}"
+
+
+Rate = Annotated[
+    str | None,
+    Field(pattern=r"^[0-9]\.[0-9]{4}$", description="A share, 4 decimals; null over nothing"),
+]
+
+
+class StageReached(BaseModel):
+    stage_id: uuid.UUID
+    count: int = Field(description="Of the deals that entered the stage, how many reached this")
+    rate: Rate
+
+
+class StageFunnel(BaseModel):
+    stage_id: uuid.UUID
+    entered: int = Field(description="Deals that reached the stage in the range")
+    reached: list[StageReached] = Field(description="Each later stage, in pipeline order")
+    won: int = Field(description="Of the deals that entered the stage, how many are won now")
+    won_rate: Rate
+    days_in_stage_average: Days
+
+
+class AddedDeals(BaseModel):
+    count: int = Field(description="Deals created in the pipeline in the range")
+    won: int
+    lost: int
+    won_rate: Rate
+    lost_rate: Rate
+
+
+class Movement(BaseModel):
+    from_stage_id: uuid.UUID
+    to_stage_id: uuid.UUID
+    count: int
+
+
+class PipelineConversion(BaseModel):
+    timezone: str
+    pipeline_id: uuid.UUID
+    stages: list[StageFunnel] = Field(description="In pipeline order")
+    added: AddedDeals
+    movements: list[Movement] = Field(description="Moves between stages, most frequent first")
