@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -23,6 +23,7 @@ from tests.factories import (
     create_stage,
     create_user,
 )
+from tests.rules.helpers import create_rule
 
 REPORTS = f"{API}/reports"
 
@@ -454,3 +455,46 @@ async def test_pipeline_conversion_funnel_with_skipped_stages(
         headers=other.headers,
     )
     assert hidden.status_code == 404
+
+
+async def test_lead_conversion_per_rule_ready_converted_and_won(
+    client: httpx.AsyncClient,
+) -> None:
+    """A `mark_ready` rule holding for two leads, a `convert` rule converting two (one of
+    the deals won): figures per rule, over the leads created in the range."""
+    admin = await create_company(client)
+    ready = await create_rule(
+        client, admin, {"type": "source_is", "source": "manual"}, name="A ready"
+    )
+    converting = await create_rule(
+        client, admin, {"type": "source_is", "source": "api"}, action="convert", name="B convert"
+    )
+    for _ in range(2):
+        await create_lead(client, admin, source="manual")
+    made = [await create_lead(client, admin, source="api") for _ in range(2)]
+    gone = await client.get(f"{API}/leads/{made[0]['id']}", headers=admin.headers)
+    assert gone.status_code == 410, gone.text  # converted by the rule
+    deal_id = gone.json()["deal_id"]
+    won = await client.patch(
+        f"{API}/deals/{deal_id}", json={"status": "won"}, headers=admin.headers
+    )
+    assert won.status_code == 200, won.text
+    today = datetime.now(UTC).date().isoformat()
+    report = await _get(client, admin, "/leads/conversion", **{"from": today, "to": today})
+    figures = {rule["name"]: rule for rule in report["by_rule"]}
+    assert figures["A ready"] == {
+        "rule_id": ready["id"],
+        "name": "A ready",
+        "ready": 2,
+        "converted": 0,
+        "won": 0,
+        "won_rate": None,
+    }
+    assert figures["B convert"] == {
+        "rule_id": converting["id"],
+        "name": "B convert",
+        "ready": 0,
+        "converted": 2,
+        "won": 1,
+        "won_rate": "0.5000",
+    }

@@ -47,12 +47,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.conversion.models import Conversion
 from leadflow.deals.models import Deal, DealStatus
-from leadflow.leads.models import Lead
+from leadflow.leads.models import Lead, LeadReadiness
 from leadflow.pipelines.models import Pipeline, Stage
-from leadflow.readpath import ReadStatement
+from leadflow.readpath import ReadStatement, fields
 from leadflow.reports.models import DealHistory
 from leadflow.reports.schemas import Interval, amount
+from leadflow.rules.models import ConversionRule
 from leadflow.tenancy import Caller, Viewer, in_viewer_company, viewer_params, visible_to_viewer
 
 _TZ = bindparam("tz", type_=String)
@@ -440,6 +442,53 @@ def lead_conversion_statement(viewer: Viewer) -> ReadStatement:
     )
 
 
+@functools.cache
+def lead_rules_statement(viewer: Viewer) -> ReadStatement:
+    """Per conversion rule of the company, over the leads created in the range: how many
+    it holds for now (ready), how many it converted, and how many of those deals are won."""
+    leads = (
+        select(Lead.id)
+        .where(
+            visible_to_viewer(Lead, viewer),
+            _local_day(Lead.created_at).between(_FROM, _TO),
+            _optional(Lead.source, "source", String),
+            _optional(Lead.owner_id, "owner_id", Uuid),
+        )
+        .cte("range_leads")
+    )
+    converted = (
+        select(
+            Conversion.rule_id,
+            func.count().label("converted"),
+            func.count().filter(Deal.status == DealStatus.won.value).label("won"),
+        )
+        .join(leads, leads.c.id == Conversion.lead_id)
+        .join(Deal, Deal.id == Conversion.deal_id)
+        .where(Conversion.direction == "lead_to_deal", Conversion.rule_id.is_not(None))
+        .group_by(Conversion.rule_id)
+        .subquery("converted")
+    )
+    ready = (
+        select(LeadReadiness.rule_id, func.count().label("ready"))
+        .join(leads, leads.c.id == LeadReadiness.lead_id)
+        .group_by(LeadReadiness.rule_id)
+        .subquery("ready")
+    )
+    return ReadStatement(
+        select(
+            cast(ConversionRule.id, Text).label("rule_id"),
+            ConversionRule.name,
+            func.coalesce(ready.c.ready, 0).label("ready"),
+            func.coalesce(converted.c.converted, 0).label("converted"),
+            func.coalesce(converted.c.won, 0).label("won"),
+        )
+        .outerjoin(ready, ready.c.rule_id == ConversionRule.id)
+        .outerjoin(converted, converted.c.rule_id == ConversionRule.id)
+        .where(in_viewer_company(ConversionRule))
+        .order_by(ConversionRule.name, ConversionRule.id)
+    )
+
+
 # func.grouping(period, source, owner) is a bit mask of the columns left out: 1 = owner,
 # 2 = source, 4 = period.
 _PER_PERIOD, _PER_SOURCE, _PER_OWNER, _ALL = 0b011, 0b101, 0b110, 0b111
@@ -471,6 +520,7 @@ async def lead_conversion(
     span: Range,
 ) -> dict[str, Any]:
     rows = await _rows(lead_conversion_statement, session, caller, filters, span)
+    rules = await _rows(lead_rules_statement, session, caller, filters, span)
     total = None
     per_period: dict[date, Any] = {}
     by_source, by_owner = [], []
@@ -493,6 +543,15 @@ async def lead_conversion(
         ],
         "by_source": by_source,
         "by_owner": by_owner,
+        "by_rule": [
+            {
+                **fields(rule, ("rule_id", "name", "ready", "converted", "won")),
+                "won_rate": f"{Decimal(rule['won']) / Decimal(rule['converted']):.4f}"
+                if rule["converted"]
+                else None,
+            }
+            for rule in rules
+        ],
     }
 
 

@@ -103,7 +103,8 @@ def _answer(request: Request, report: dict[str, Any], rows: list[dict[str, Any]]
     if "text/csv" not in request.headers.get("accept", ""):
         return json_response(report)
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["empty"])
+    columns = list(dict.fromkeys(column for row in rows for column in row)) or ["empty"]
+    writer = csv.DictWriter(out, fieldnames=columns, restval="")
     writer.writeheader()
     writer.writerows(rows)
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
@@ -233,14 +234,17 @@ async def lead_conversion(
     them became deals by now and at what rate (converted / created), how many were
     archived without becoming a deal, and the days from creation to conversion (average,
     median, 90th percentile); for the whole range, per period, per source and per owner
-    (most leads first). CSV: one row per figure set, `group` naming it (`total`,
-    `period`, `source`, `owner`) and `key` its period start, source or owner id."""
+    (most leads first); and per conversion rule, of those leads, how many it holds for
+    now, how many it converted and how many of those deals are won. CSV: one row per
+    figure set, `group` naming it (`total`, `period`, `source`, `owner`, `rule`) and
+    `key` its period start, source, owner id or rule id."""
     span = _span(date_from, date_to, interval, timezone)
     filters = {"source": source.value if source else None, "owner_id": owner_id}
     report = await reads.lead_conversion(session, caller, filters, span)
 
     def row(group: str, key: Any, figures: dict[str, Any]) -> dict[str, Any]:
-        shown = {k: v for k, v in figures.items() if k not in ("start", "source", "owner_id")}
+        hidden = ("start", "source", "owner_id", "rule_id")
+        shown = {k: v for k, v in figures.items() if k not in hidden}
         return {
             "group": group,
             "key": key or "",
@@ -251,6 +255,7 @@ async def lead_conversion(
     rows += [row("period", p["start"].isoformat(), p) for p in report["periods"]]
     rows += [row("source", f["source"], f) for f in report["by_source"]]
     rows += [row("owner", f["owner_id"], f) for f in report["by_owner"]]
+    rows += [row("rule", f["rule_id"], f) for f in report["by_rule"]]
     return _answer(request, report, rows)
 
 

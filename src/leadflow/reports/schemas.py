@@ -130,6 +130,20 @@ class LeadOwnerFigures(LeadFigures):
     owner_id: uuid.UUID | None
 
 
+class RuleFigures(BaseModel):
+    """What one conversion rule did with the leads created in the range."""
+
+    rule_id: uuid.UUID
+    name: str
+    ready: int = Field(description="Leads the rule holds for now (marked ready)")
+    converted: int = Field(description="Leads the rule converted")
+    won: int = Field(description="Of the deals it made, how many are won now")
+    won_rate: Annotated[
+        str | None,
+        Field(pattern=r"^[0-9]\.[0-9]{4}$", description="won / converted; null when none"),
+    ]
+
+
 class LeadConversion(BaseModel):
     interval: Interval
     timezone: str
@@ -137,6 +151,7 @@ class LeadConversion(BaseModel):
     periods: list[LeadPeriod]
     by_source: list[LeadSourceFigures]
     by_owner: list[LeadOwnerFigures]
+    by_rule: list[RuleFigures] = Field(description="Every conversion rule of the company")
 
 
 def amount(value: Decimal) -> str:
