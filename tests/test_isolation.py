@@ -620,9 +620,11 @@ def _counted(body: Any) -> list[int]:
 
 
 async def _probe_reports(
-    client: httpx.AsyncClient, caller: Actor, world: dict[str, str]
+    client: httpx.AsyncClient, caller: Actor, world: dict[str, str], *, same_company: bool
 ) -> list[str]:
-    """Reports answer the caller with nothing of A's: every count 0, no id or name."""
+    """Reports answer the caller with nothing of A's: every count 0, no id or name. A
+    user of A's own company also sees A's conversion rules in `by_rule` (rules are the
+    company's, listed to every user by GET /conversion-rules), with zero counts."""
     failures: list[str] = []
     today = datetime.now(UTC).date()
     span = {"from": (today - timedelta(days=400)).isoformat(), "to": today.isoformat()}
@@ -639,7 +641,10 @@ async def _probe_reports(
                 failures.append(f"{where}: {response.status_code} {response.text[:200]}")
             elif any(_counted(response.json())):
                 failures.append(f"{where}: counts A's records: {response.text[:300]}")
-            if leaks := _leaks(response, world, json.dumps(params)):
+            shown = response
+            if same_company and response.status_code == 200:
+                shown = httpx.Response(200, json={**response.json(), "by_rule": None})
+            if leaks := _leaks(shown, world, json.dumps(params)):
                 failures.append(f"{where}: leaks {leaks}")
     return failures
 
@@ -703,7 +708,7 @@ async def test_another_company_gets_404_on_every_route(client: httpx.AsyncClient
 
     failures += await _probe_lists(client, intruder, world, LIST_PROBES.keys())
 
-    failures += await _probe_reports(client, intruder, world)
+    failures += await _probe_reports(client, intruder, world, same_company=False)
 
     failures += await _probe_creates(client, intruder, world, CREATE_PROBES)
 
@@ -729,7 +734,7 @@ async def _assert_hidden_from(
     """`user` gets 404 on every route, empty filtered lists and 404/422 creates."""
     failures = await _probe_paths(client, user, world, routes)
     failures += await _probe_lists(client, user, world, OWNER_SCOPED_LISTS)
-    failures += await _probe_reports(client, user, world)
+    failures += await _probe_reports(client, user, world, same_company=True)
     failures += await _probe_creates(client, user, world, OWNER_CREATE_PROBES)
     assert not failures, "\n".join(failures)
 
