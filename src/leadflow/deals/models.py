@@ -117,6 +117,9 @@ class Deal(Timestamps, MoneyColumns, CustomFieldColumns, Base):
         Index("ix_deal_open", "company_id", postgresql_where=COUNTS_AS_OPEN),
         # The board's counts and totals are kept in `deal_stage_total` (below).
         Index("ix_deal_label_ids", "label_ids", postgresql_using="gin"),
+        # The deals won, or lost, in a range (forecast and outcomes reports).
+        Index("ix_deal_won_at", "company_id", "won_at", postgresql_where=text("status = 'won'")),
+        Index("ix_deal_lost_at", "company_id", "lost_at", postgresql_where=text("status = 'lost'")),
     )
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Date,
+    DateTime,
     String,
     Text,
     Uuid,
@@ -37,6 +38,7 @@ from sqlalchemy import (
     extract,
     func,
     literal,
+    literal_column,
     null,
     or_,
     select,
@@ -73,6 +75,15 @@ def _optional(column: Any, name: str, type_: Any) -> Any:
 def _local_day(column: Any) -> Any:
     """A timestamptz as a date in the report's time zone."""
     return cast(func.timezone(_TZ, column), Date)
+
+
+def _in_range(column: Any) -> Any:
+    """A timestamptz within the range's days in its time zone, written so that an index
+    on the column serves it: from the first instant of `from` there to the first of the
+    day after `to`."""
+    start = func.timezone(_TZ, cast(_FROM, DateTime))
+    end = func.timezone(_TZ, cast(_TO, DateTime) + literal_column("interval '1 day'"))
+    return and_(column >= start, column < end)
 
 
 def _period(day: Any) -> Any:
@@ -264,7 +275,7 @@ def forecast_statement(viewer: Viewer) -> ReadStatement:
         .where(
             *filters,
             Deal.status == DealStatus.won.value,
-            _local_day(Deal.won_at).between(_FROM, _TO),
+            _in_range(Deal.won_at),
         )
         .group_by(_period(_local_day(Deal.won_at)), Deal.value_currency)
     )
@@ -312,11 +323,11 @@ def outcomes_statement(viewer: Viewer) -> ReadStatement:
     )
     won_in_range = (
         Deal.status == DealStatus.won.value,
-        _local_day(Deal.won_at).between(_FROM, _TO),
+        _in_range(Deal.won_at),
     )
     lost_in_range = (
         Deal.status == DealStatus.lost.value,
-        _local_day(Deal.lost_at).between(_FROM, _TO),
+        _in_range(Deal.lost_at),
     )
 
     def closed(kind: str, at: Any, in_range: tuple[Any, ...]) -> Any:
@@ -432,7 +443,7 @@ def lead_conversion_statement(viewer: Viewer) -> ReadStatement:
         )
         .where(
             visible_to_viewer(Lead, viewer),
-            _local_day(Lead.created_at).between(_FROM, _TO),
+            _in_range(Lead.created_at),
             _optional(Lead.source, "source", String),
             _optional(Lead.owner_id, "owner_id", Uuid),
         )
@@ -450,7 +461,7 @@ def lead_rules_statement(viewer: Viewer) -> ReadStatement:
         select(Lead.id)
         .where(
             visible_to_viewer(Lead, viewer),
-            _local_day(Lead.created_at).between(_FROM, _TO),
+            _in_range(Lead.created_at),
             _optional(Lead.source, "source", String),
             _optional(Lead.owner_id, "owner_id", Uuid),
         )
@@ -638,7 +649,7 @@ def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
         .cte("firsts")
     )
     later = firsts.alias("later")
-    in_range = _local_day(firsts.c.first_at).between(_FROM, _TO)
+    in_range = _in_range(firsts.c.first_at)
 
     def row(kind: str, a: Any, b: Any, count: Any, *more: Any) -> list[Any]:
         extra = list(more) + [null()] * (3 - len(more))
@@ -674,10 +685,10 @@ def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
             func.count().filter(deals.c.status == DealStatus.won.value),
             func.count().filter(deals.c.status == DealStatus.lost.value),
         )
-    ).where(_local_day(deals.c.created_at).between(_FROM, _TO))
+    ).where(_in_range(deals.c.created_at))
     moves = (
         select(*row("move", history.c.from_stage_id, history.c.stage_id, func.count()))
-        .where(~history.c.synthetic, _local_day(history.c.at).between(_FROM, _TO))
+        .where(~history.c.synthetic, _in_range(history.c.at))
         .group_by(history.c.from_stage_id, history.c.stage_id)
     )
     stays = (
@@ -694,7 +705,7 @@ def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
         )
         .where(
             positioned.c.left_at.is_not(None),
-            _local_day(positioned.c.left_at).between(_FROM, _TO),
+            _in_range(positioned.c.left_at),
         )
         .group_by(positioned.c.stage_id)
     )
