@@ -110,8 +110,24 @@ def _answer(request: Request, report: dict[str, Any], rows: list[dict[str, Any]]
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
 
 
-def _currencies(*maps: dict[str, Any]) -> list[str]:
-    return sorted({currency for figures in maps for currency in figures}) or [""]
+def _period_rows(
+    periods: list[dict[str, Any]], counts: tuple[str, ...], amounts: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """CSV rows of a report by period: one per (period, currency), with the period's
+    counts and the currency's amounts (one row with no currency for an empty period)."""
+    rows = []
+    for period in periods:
+        currencies = sorted({c for name in amounts for c in period[name]}) or [""]
+        for currency in currencies:
+            rows.append(
+                {
+                    "period_start": period["start"].isoformat(),
+                    "currency": currency,
+                    **{name: period[name] for name in counts},
+                    **{name: period[name].get(currency, "") for name in amounts},
+                }
+            )
+    return rows
 
 
 @report("/reports/deals/summary", "reports:deals-summary", DealSummary)
@@ -168,19 +184,11 @@ async def deal_forecast(
     span = _span(date_from, date_to, interval, timezone)
     filters = {"pipeline_id": pipeline_id, "owner_id": owner_id}
     report = await reads.forecast(session, caller, filters, span)
-    rows = [
-        {
-            "period_start": period["start"].isoformat(),
-            "currency": currency,
-            "open_count": period["open_count"],
-            "open_value": period["open_value"].get(currency, ""),
-            "open_weighted_value": period["open_weighted_value"].get(currency, ""),
-            "won_count": period["won_count"],
-            "won_value": period["won_value"].get(currency, ""),
-        }
-        for period in report["periods"]
-        for currency in _currencies(period["open_value"], period["won_value"])
-    ]
+    rows = _period_rows(
+        report["periods"],
+        ("open_count", "won_count"),
+        ("open_value", "open_weighted_value", "won_value"),
+    )
     return _answer(request, report, rows)
 
 
@@ -203,18 +211,7 @@ async def deal_outcomes(
     span = _span(date_from, date_to, interval, timezone)
     filters = {"pipeline_id": pipeline_id, "owner_id": owner_id}
     report = await reads.outcomes(session, caller, filters, span)
-    rows = [
-        {
-            "period_start": period["start"].isoformat(),
-            "currency": currency,
-            "won_count": period["won_count"],
-            "won_value": period["won_value"].get(currency, ""),
-            "lost_count": period["lost_count"],
-            "lost_value": period["lost_value"].get(currency, ""),
-        }
-        for period in report["periods"]
-        for currency in _currencies(period["won_value"], period["lost_value"])
-    ]
+    rows = _period_rows(report["periods"], ("won_count", "lost_count"), ("won_value", "lost_value"))
     return _answer(request, report, rows)
 
 
