@@ -29,6 +29,7 @@ from leadflow.leads.schemas import (
     LeadLabelRead,
     LeadLabelUpdate,
     LeadRead,
+    LeadSource,
     LeadUpdate,
 )
 from leadflow.pagination import Page, PageParams
@@ -115,12 +116,9 @@ async def list_leads(
         uuid.UUID | None, Query(description="Leads linked to this organization.")
     ] = None,
     source: Annotated[
-        str | None,
+        LeadSource | None,
         Query(
-            min_length=1,
-            max_length=32,
-            description="Leads that arrived this way.",
-            examples=["api"],
+            description="Leads that arrived this way (an unknown source is 422).", examples=["api"]
         ),
     ] = None,
     email: Annotated[
@@ -158,7 +156,7 @@ async def list_leads(
         "label_ids": label_id or None,
         "person_id": person_id,
         "organization_id": organization_id,
-        "source": source,
+        "source": source.value if source is not None else None,
         "email": email,
         "custom_fields": parse_filter(custom_fields),
     }
