@@ -577,18 +577,21 @@ def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
     move left, or its stage if it never moved), then each stage a move took it to; a deal
     recorded before history was kept enters at its synthetic row. It has *reached* every
     stage up to the furthest position it entered, so a deal that skipped stages counts
-    for each one it skipped; it reached a stage at the first entry that got it that far.
-    Rows, by `kind`: `reached` (stage `a` reached in the range, `b` reached by now, how
-    many deals), `won` (of the deals that reached `a` in the range, how many are won),
-    `added` (deals created in the range: count, won, lost), `move` (moves from `a` to `b`
-    in the range) and `stay` (moves out of `a` in the range: average days spent in it).
+    for each one it skipped; it reached a stage at the first entry that got it that far
+    (an entry that set a new furthest position reaches the stages between the old one
+    and it). Rows, by `kind`: `reached` (stage `a` reached in the range by `count` deals
+    whose furthest position now is `b`, `x` of them won), `added` (deals created in the
+    range: count, won, lost), `move` (moves from `a` to `b` in the range) and `stay` (moves
+    out of `a` in the range: average days spent in it).
     """
     pipeline = bindparam("pipeline_id", type_=Uuid)
+    won_now = (Deal.status == DealStatus.won.value).label("won")
     deals = (
-        select(Deal.id, Deal.status, Deal.created_at, Deal.stage_id)
+        select(Deal.id, Deal.status, Deal.created_at, Deal.stage_id, won_now)
         .where(visible_to_viewer(Deal, viewer), _is_deal(), Deal.pipeline_id == pipeline)
         .cte("deals")
     )
+    # The pipeline's history through ix_deal_history_pipeline_at, kept for visible deals.
     history = (
         select(
             DealHistory.deal_id,
@@ -597,9 +600,14 @@ def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
             DealHistory.from_stage_id,
             DealHistory.stage_id,
             DealHistory.synthetic,
+            deals.c.won,
         )
         .join(deals, deals.c.id == DealHistory.deal_id)
-        .where(or_(DealHistory.from_stage_id.is_not(None), DealHistory.synthetic))
+        .where(
+            in_viewer_company(DealHistory),
+            DealHistory.pipeline_id == pipeline,
+            or_(DealHistory.from_stage_id.is_not(None), DealHistory.synthetic),
+        )
         .cte("moves")
     )
     first_move = (
@@ -609,47 +617,62 @@ def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
         .order_by(history.c.deal_id, history.c.at, history.c.id)
         .cte("first_move")
     )
-    synthetic = select(history.c.deal_id).where(history.c.synthetic)
+    recorded_before = (
+        select(history.c.deal_id).where(history.c.synthetic).distinct().cte("recorded_before")
+    )
     created = (
         select(
             deals.c.id.label("deal_id"),
             deals.c.created_at.label("at"),
             func.coalesce(first_move.c.from_stage_id, deals.c.stage_id).label("stage_id"),
+            deals.c.won,
         )
-        .select_from(deals.outerjoin(first_move, first_move.c.deal_id == deals.c.id))
-        .where(deals.c.id.not_in(synthetic))
+        .select_from(
+            deals.outerjoin(first_move, first_move.c.deal_id == deals.c.id).outerjoin(
+                recorded_before, recorded_before.c.deal_id == deals.c.id
+            )
+        )
+        .where(recorded_before.c.deal_id.is_(None))
     )
-    entries = union_all(created, select(history.c.deal_id, history.c.at, history.c.stage_id)).cte(
-        "entries"
-    )
+    entries = union_all(
+        created, select(history.c.deal_id, history.c.at, history.c.stage_id, history.c.won)
+    ).cte("entries")
     by_deal, in_time = entries.c.deal_id, (entries.c.at, Stage.position)
+    furthest_yet = func.max(Stage.position).over(
+        partition_by=by_deal, order_by=in_time, rows=(None, 0)
+    )
     positioned = (
         select(
             entries.c.deal_id,
             entries.c.at,
             entries.c.stage_id,
-            func.max(Stage.position)
-            .over(partition_by=by_deal, order_by=in_time, rows=(None, 0))
-            .label("reached"),
+            entries.c.won,
+            furthest_yet.label("reached"),
+            func.max(Stage.position).over(partition_by=by_deal).label("furthest"),
             func.lead(entries.c.at).over(partition_by=by_deal, order_by=in_time).label("left_at"),
         )
         .join(Stage, and_(Stage.id == entries.c.stage_id, Stage.pipeline_id == pipeline))
         .cte("positioned")
     )
+    records = select(
+        positioned,
+        func.coalesce(
+            func.lag(positioned.c.reached).over(
+                partition_by=positioned.c.deal_id, order_by=(positioned.c.at, positioned.c.reached)
+            ),
+            -1,
+        ).label("before"),
+    ).subquery("records")
     stage = Stage.__table__.alias("pipeline_stage")
     firsts = (
-        select(
-            stage.c.id.label("stage_id"),
-            positioned.c.deal_id,
-            func.min(positioned.c.at).label("first_at"),
+        select(stage.c.id.label("stage_id"), records.c.at, records.c.furthest, records.c.won)
+        .join(
+            records,
+            and_(stage.c.position > records.c.before, stage.c.position <= records.c.reached),
         )
-        .join(positioned, positioned.c.reached >= stage.c.position)
-        .where(stage.c.pipeline_id == pipeline)
-        .group_by(stage.c.id, positioned.c.deal_id)
+        .where(stage.c.pipeline_id == pipeline, records.c.reached > records.c.before)
         .cte("firsts")
     )
-    later = firsts.alias("later")
-    in_range = _in_range(firsts.c.first_at)
 
     def row(kind: str, a: Any, b: Any, count: Any, *more: Any) -> list[Any]:
         extra = list(more) + [null()] * (3 - len(more))
@@ -665,16 +688,17 @@ def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
         ]
 
     reached = (
-        select(*row("reached", firsts.c.stage_id, later.c.stage_id, func.count()))
-        .join(later, later.c.deal_id == firsts.c.deal_id)
-        .where(in_range)
-        .group_by(firsts.c.stage_id, later.c.stage_id)
-    )
-    won = (
-        select(*row("won", firsts.c.stage_id, null(), func.count()))
-        .join(deals, deals.c.id == firsts.c.deal_id)
-        .where(in_range, deals.c.status == DealStatus.won.value)
-        .group_by(firsts.c.stage_id)
+        select(
+            *row(
+                "reached",
+                firsts.c.stage_id,
+                firsts.c.furthest,
+                func.count(),
+                func.count().filter(firsts.c.won),
+            )
+        )
+        .where(_in_range(firsts.c.at))
+        .group_by(firsts.c.stage_id, firsts.c.furthest)
     )
     added = select(
         *row(
@@ -698,18 +722,13 @@ def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
                 positioned.c.stage_id,
                 null(),
                 func.count(),
-                func.round(
-                    extract("epoch", func.avg(positioned.c.left_at - positioned.c.at)) / 86400, 2
-                ),
+                _days(func.avg(positioned.c.left_at - positioned.c.at)),
             )
         )
-        .where(
-            positioned.c.left_at.is_not(None),
-            _in_range(positioned.c.left_at),
-        )
+        .where(positioned.c.left_at.is_not(None), _in_range(positioned.c.left_at))
         .group_by(positioned.c.stage_id)
     )
-    return ReadStatement(union_all(reached, won, added, moves, stays))
+    return ReadStatement(union_all(reached, added, moves, stays))
 
 
 def _rate(part: int, whole: int) -> str | None:
@@ -728,17 +747,15 @@ async def pipeline_conversion(
     rows = await _rows(
         pipeline_conversion_statement, session, caller, {"pipeline_id": pipeline_id}, span
     )
-    order = [row["id"] for row in stages if row["id"] is not None]
-    reached: dict[str, dict[str, int]] = defaultdict(dict)
-    won: dict[str, int] = {}
+    order = [(row["id"], row["position"]) for row in stages if row["id"] is not None]
+    # Per stage reached in the range: how many deals, by the furthest position they reached.
+    by_furthest: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
     stays: dict[str, str] = {}
     movements = []
     added = {"count": 0, "won": 0, "lost": 0}
     for row in rows:
         if row["kind"] == "reached":
-            reached[row["a"]][row["b"]] = row["count"]
-        elif row["kind"] == "won":
-            won[row["a"]] = row["count"]
+            by_furthest[row["a"]].append((int(row["b"]), row["count"], int(row["x"])))
         elif row["kind"] == "added":
             added = {"count": row["count"], "won": int(row["x"]), "lost": int(row["y"])}
         elif row["kind"] == "move":
@@ -749,8 +766,14 @@ async def pipeline_conversion(
             stays[row["a"]] = row["x"]
     movements.sort(key=lambda m: (-m["count"], m["from_stage_id"], m["to_stage_id"]))
     funnel = []
-    for index, stage_id in enumerate(order):
-        entered = reached[stage_id].get(stage_id, 0)
+    for index, (stage_id, _) in enumerate(order):
+        groups = by_furthest[stage_id]
+        entered = sum(count for _, count, _ in groups)
+        won = sum(won for _, _, won in groups)
+
+        def reaching(position: int, groups: list[tuple[int, int, int]] = groups) -> int:
+            return sum(count for furthest, count, _ in groups if furthest >= position)
+
         funnel.append(
             {
                 "stage_id": stage_id,
@@ -758,13 +781,13 @@ async def pipeline_conversion(
                 "reached": [
                     {
                         "stage_id": later,
-                        "count": reached[stage_id].get(later, 0),
-                        "rate": _rate(reached[stage_id].get(later, 0), entered),
+                        "count": reaching(position),
+                        "rate": _rate(reaching(position), entered),
                     }
-                    for later in order[index + 1 :]
+                    for later, position in order[index + 1 :]
                 ],
-                "won": won.get(stage_id, 0),
-                "won_rate": _rate(won.get(stage_id, 0), entered),
+                "won": won,
+                "won_rate": _rate(won, entered),
                 "days_in_stage_average": stays.get(stage_id),
             }
         )
@@ -785,7 +808,7 @@ async def pipeline_conversion(
 def pipeline_stages_statement() -> ReadStatement:
     """The company's pipeline with its stages by position (no row: not the company's)."""
     return ReadStatement(
-        select(cast(Stage.id, Text).label("id"))
+        select(cast(Stage.id, Text).label("id"), Stage.position)
         .select_from(Pipeline)
         .outerjoin(Stage, Stage.pipeline_id == Pipeline.id)
         .where(in_viewer_company(Pipeline), Pipeline.id == bindparam("pipeline_id", type_=Uuid))
