@@ -39,7 +39,7 @@ from leadflow.leads import subscriptions as leads_subscriptions
 from leadflow.leads.router import labels_router as lead_labels_router
 from leadflow.leads.router import router as leads_router
 from leadflow.logs import configure_logging
-from leadflow.middleware import RequestEnvelope
+from leadflow.middleware import HeadAsGet, RequestEnvelope
 from leadflow.pipelines.router import router as pipelines_router
 from leadflow.products import subscriptions as products_subscriptions
 from leadflow.products.router import router as products_router
@@ -220,6 +220,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
     errors.install_error_handlers(app)
     idempotency.install(app)
+    app.add_middleware(HeadAsGet)
     if settings.cors_origins:
         # Inside the envelope: preflights get a request id and are logged like the rest.
         app.add_middleware(
