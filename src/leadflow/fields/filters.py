@@ -73,6 +73,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import JSONB, JSONPATH
@@ -380,47 +381,92 @@ def filtered(stmt: Select[Any], model: Any, entity: str, shape: CustomShape) -> 
     return stmt
 
 
-def _sort_keys(model: Any, entity: str) -> tuple[Any, Any, Any, Any]:
-    """(field type, no value, text key, number key) of the sort, the keys never NULL so
-    that a cursor compares them as a row."""
+def _sort_keys(model: Any, field: Any) -> tuple[Any, Any, Any]:
+    """(no value, text key, number key) of the sort, by the field's row (`_sort_field`:
+    which key of the value each sort key reads), the keys never NULL so that a cursor
+    compares them as a row. A live field's record has its key only when it has a value."""
     key = bindparam("sort_key", type_=String)
-    field_type = _field_type(entity, key)
     value, text = _value(model, key), _text(model, key)
     amount = value.op("->>", return_type=String)(literal("amount", String))
-    currency = value.op("->>", return_type=String)(literal("currency", String))
-    start = value.op("->>", return_type=String)(literal("start", String))
     as_text = case(
-        (_one_of(field_type, _TEXT_SORTED), text),
-        (_one_of(field_type, ("monetary", "formula")), currency),
-        (field_type == "date_range", start),
+        (field.c.cf_text_of == 1, text),
+        (field.c.cf_text_of == 2, value.op("->>", return_type=String)(literal("currency", String))),
+        (field.c.cf_text_of == 3, value.op("->>", return_type=String)(literal("start", String))),
     )
     as_number = case(
-        (_one_of(field_type, ("number", "enum")), _as_numeric(text)),
-        (field_type == "monetary", _as_numeric(amount)),
+        (field.c.cf_number_of == 1, _as_numeric(text)),
+        (field.c.cf_number_of == 2, _as_numeric(amount)),
         # A formula's result is a number or money.
-        (field_type == "formula", func.coalesce(_as_numeric(text), _as_numeric(amount))),
-        (field_type == "boolean", case((text == "true", 1), (text == "false", 0))),
+        (field.c.cf_number_of == 3, func.coalesce(_as_numeric(text), _as_numeric(amount))),
+        (field.c.cf_number_of == 4, case((text == "true", 1), (text == "false", 0))),
     )
-    missing = and_(as_text.is_(None), as_number.is_(None))
     return (
-        field_type.label("cf_sort_type"),
-        missing.label("cf_sort_missing"),
-        func.coalesce(as_text, literal("", String)).label("cf_sort_text"),
-        func.coalesce(as_number, literal(0, Numeric)).label("cf_sort_number"),
+        ~model.custom_fields.has_key(key),
+        func.coalesce(as_text, literal("", String)),
+        func.coalesce(as_number, literal(0, Numeric)),
+    )
+
+
+def _sort_field(entity: str) -> Any:
+    """The sort's field, one row (none when the key is no live field): its type, and
+    which part of a value each sort key reads, decided here once rather than per record
+    (text key: 1 the value, 2 a money's currency, 3 a date range's start; number key:
+    1 the value, 2 a money's amount, 3 either (formulas), 4 a boolean)."""
+    kind = FieldDefinition.field_type
+    return (
+        select(
+            kind.label("cf_sort_type"),
+            case(
+                (_one_of(kind, _TEXT_SORTED), 1),
+                (_one_of(kind, ("monetary", "formula")), 2),
+                (kind == "date_range", 3),
+                else_=0,
+            ).label("cf_text_of"),
+            case(
+                (_one_of(kind, ("number", "enum")), 1),
+                (kind == "monetary", 2),
+                (kind == "formula", 3),
+                (kind == "boolean", 4),
+                else_=0,
+            ).label("cf_number_of"),
+        )
+        .where(
+            FieldDefinition.company_id == bindparam("viewer_company_id", type_=Uuid),
+            FieldDefinition.entity == literal(entity, String),
+            FieldDefinition.key == bindparam("sort_key", type_=String),
+            FieldDefinition.deleted_at.is_(None),
+        )
+        .subquery("cf_sort_field")
     )
 
 
 def sorted_page(
     stmt: Select[Any], model: Any, entity: str, shape: CustomShape, limit: Any
 ) -> Select[Any]:
-    """`stmt` ordered by the custom field `sort_key` (see the module), after the cursor's
-    `after_missing`, `after_text`, `after_number`, `after_id` when `shape.after`."""
-    field_type, missing, text, number = _sort_keys(model, entity)
-    stmt = stmt.add_columns(field_type, missing, text, number)
-    m_e, t_e, n_e = missing.element, text.element, number.element
+    """`stmt` (a list's select with its filters) ordered by the custom field `sort_key`
+    (see the module), after the cursor's `after_missing`, `after_text`, `after_number`,
+    `after_id` when `shape.after`.
+
+    In two steps: the page's ids and sort keys from the filtered rows (narrow rows: the
+    sort reads every filtered record of the company), then those records with their
+    columns. The field's type and which part of a value each key reads are one row
+    joined in, decided once per statement (they were a sub-select per use and a chain
+    of text comparisons per record). At 200,000 leads of one company, sorted by a number
+    field, whole: 1.6-1.8 s before, 1.0-1.1 s after; by a text field 0.5-0.8 s before,
+    0.30-0.33 s after (a loaded 2-core machine; the numeric cast's pattern check is
+    most of what remains, and the cost stays linear in the company's records)."""
+    field_type = _sort_field(entity)
+    missing, text, number = _sort_keys(model, field_type)
+    inner = stmt.with_only_columns(
+        model.id.label("cf_sort_id"),
+        field_type.c.cf_sort_type,
+        missing.label("cf_sort_missing"),
+        text.label("cf_sort_text"),
+        number.label("cf_sort_number"),
+    ).outerjoin(field_type, true())
     if shape.after:
         after_missing = bindparam("after_missing", type_=Boolean)
-        rest = tuple_(t_e, n_e, model.id)
+        rest = tuple_(text, number, model.id)
         after_rest = tuple_(
             bindparam("after_text", type_=String),
             bindparam("after_number", type_=Numeric),
@@ -428,17 +474,26 @@ def sorted_page(
         )
         beyond = rest < after_rest if shape.sort == "desc" else rest > after_rest
         # The records without a value come last in both directions.
-        stmt = stmt.where(
+        inner = inner.where(
             or_(
-                and_(m_e, after_missing == false()),
-                and_(m_e == after_missing, beyond),
+                and_(missing, after_missing == false()),
+                and_(missing == after_missing, beyond),
             )
         )
-    if shape.sort == "desc":
-        order = (m_e, t_e.desc(), n_e.desc(), model.id.desc())
-    else:
-        order = (m_e, t_e, n_e, model.id)
-    return stmt.order_by(*order).limit(limit)
+    descending = shape.sort == "desc"
+
+    def order(m: Any, t: Any, n: Any, i: Any) -> tuple[Any, ...]:
+        return (m, t.desc(), n.desc(), i.desc()) if descending else (m, t, n, i)
+
+    page = inner.order_by(*order(missing, text, number, model.id)).limit(limit).subquery("cf_page")
+    keys = (page.c.cf_sort_missing, page.c.cf_sort_text, page.c.cf_sort_number, page.c.cf_sort_id)
+    # The records of the page, through the list's own select (its FROM and filters, which
+    # hold for these rows: cheap on a page).
+    return (
+        stmt.join(page, page.c.cf_sort_id == model.id)
+        .add_columns(page.c.cf_sort_type, *keys[:3])
+        .order_by(*order(*keys))
+    )
 
 
 def sort_params(cursor: str) -> dict[str, Any]:
