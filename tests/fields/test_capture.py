@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from tests.capture.helpers import capture, create_form
-from tests.factories import API, Actor, create_company
+from tests.factories import API, Actor, create_company, create_deal
 from tests.fields.helpers import create_field
 
 ANSWERS = {
@@ -178,3 +178,55 @@ async def test_a_field_map_names_only_fields_a_capture_can_fill(
         headers=admin.headers,
     )
     assert bad_key.status_code == 422
+
+
+async def test_what_a_capture_kept_travels_with_conversions(client: httpx.AsyncClient) -> None:
+    """Unmapped answers stay readable on the deal made from the lead (`deal.fields`, the
+    same shape as the lead's), single and bulk, and go back with a deal made a lead."""
+    admin = await create_company(client)
+    await _fields(client, admin)
+    form = await create_form(client, admin)
+    leads = []
+    for _ in range(3):
+        response = await capture(client, form, {"person_name": "Ana", "fields": ANSWERS})
+        leads.append(
+            (
+                await client.get(f"{API}/leads/{response.json()['lead_id']}", headers=admin.headers)
+            ).json()
+        )
+    kept = leads[0]["fields"]
+    assert kept["unmapped"] == {"start": "not a date", "unrelated": "kept"}
+    single = await client.post(f"{API}/leads/{leads[0]['id']}/convert", headers=admin.headers)
+    deal = single.json()["deal"]
+    assert deal["fields"] == kept
+    bulk = await client.post(
+        f"{API}/leads/convert",
+        json={"lead_ids": [lead["id"] for lead in leads[1:]]},
+        headers=admin.headers,
+    )
+    assert bulk.status_code == 201, bulk.text
+    for converted in bulk.json()["conversions"]:
+        got = await client.get(f"{API}/deals/{converted['deal_id']}", headers=admin.headers)
+        assert got.json()["fields"] == kept
+    back = await client.post(f"{API}/deals/{deal['id']}/convert", headers=admin.headers)
+    assert back.status_code in (200, 201), back.text
+    lead_id = back.json()["lead"]["id"]
+    again = await client.get(f"{API}/leads/{lead_id}", headers=admin.headers)
+    assert again.json()["fields"] == kept
+
+
+async def test_a_lead_converted_into_a_deal_gives_it_its_captured_answers(
+    client: httpx.AsyncClient,
+) -> None:
+    admin = await create_company(client)
+    form = await create_form(client, admin)
+    response = await capture(client, form, {"person_name": "Ana", "fields": {"x": "1"}})
+    lead_id = response.json()["lead_id"]
+    existing = await create_deal(client, admin)
+    assert existing["fields"] == {}
+    converted = await client.post(
+        f"{API}/leads/{lead_id}/convert", json={"deal_id": existing["id"]}, headers=admin.headers
+    )
+    assert converted.status_code == 201, converted.text
+    got = await client.get(f"{API}/deals/{existing['id']}", headers=admin.headers)
+    assert got.json()["fields"]["fields"] == {"x": "1"}

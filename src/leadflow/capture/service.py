@@ -323,22 +323,9 @@ async def create_captured_lead(
     """A lead in the inbox with prospect details (not contacts: conversion makes those),
     written with its delivery record; None if `delivery_key` was delivered before."""
     captures = CaptureRepository(session)
-    extra: dict[str, Any] = {}
-    if prospect.message:
-        extra["message"] = prospect.message
     got = await _custom_fields(session, form, prospect)
     custom = got.values
-    if prospect.fields:
-        extra["fields"] = prospect.fields
-        unmapped = {
-            name: answer
-            for name, answer in prospect.fields.items()
-            if name not in prospect.used and name not in got.used
-        }
-        if unmapped:
-            extra["unmapped"] = unmapped
-        if got.refused:
-            extra["refused"] = got.refused
+    extra = _kept(prospect, got)
     lead = {
         "id": new_id(),
         "company_id": form.company_id,
@@ -360,6 +347,27 @@ async def create_captured_lead(
         **({"custom_fields": custom} if custom else {}),
     }
     return await captures.claim_delivery_with_lead(form, delivery_key, lead)
+
+
+def _kept(prospect: Prospect, got: values.Captured) -> dict[str, Any]:
+    """What a captured record's `fields` keeps: the message, every answer as submitted,
+    the answers that filled neither an attribute nor a custom field (`unmapped`), and
+    why each refused answer filled none (`refused`)."""
+    kept: dict[str, Any] = {}
+    if prospect.message:
+        kept["message"] = prospect.message
+    if prospect.fields:
+        kept["fields"] = prospect.fields
+        unmapped = {
+            name: answer
+            for name, answer in prospect.fields.items()
+            if name not in prospect.used and name not in got.used
+        }
+        if unmapped:
+            kept["unmapped"] = unmapped
+        if got.refused:
+            kept["refused"] = got.refused
+    return kept
 
 
 async def _custom_fields(
@@ -427,6 +435,7 @@ async def create_captured_deal(
                 }
             ],
         )
+    got = await _custom_fields(session, form, prospect)
     (deal,) = await insert_deals(
         session,
         form.company_id,
@@ -444,7 +453,8 @@ async def create_captured_deal(
                 "value_amount": prospect.value.amount if prospect.value else None,
                 "value_currency": prospect.value.currency if prospect.value else None,
                 "visible_to": "company",
-                "custom_fields": (await _custom_fields(session, form, prospect)).values,
+                "custom_fields": got.values,
+                "fields": _kept(prospect, got),
             }
         ],
     )

@@ -87,6 +87,7 @@ def _deal_columns(rotten_days: Any) -> tuple[Any, ...]:
         as_text(Deal.label_ids),
         Deal.visible_to,
         as_text(Deal.source_lead_id),
+        Deal.fields,
         Deal.custom_fields,
         Deal.created_at,
         Deal.updated_at,

@@ -110,6 +110,7 @@ def deal_read(deal: Deal, rotten_days: int | None, now: datetime | None = None) 
         label_ids=deal.label_ids,
         visible_to=deal.visible_to,
         source_lead_id=deal.source_lead_id,
+        fields=deal.fields,
         custom_fields=deal.custom_fields,
         created_at=deal.created_at,
         updated_at=deal.updated_at,
