@@ -13,6 +13,7 @@ import httpx
 import jsonschema
 import pytest
 
+from tests.conftest import Statements
 from tests.factories import API, Actor, create_company, create_deal, create_lead, create_person
 from tests.fields.helpers import create_field
 
@@ -169,6 +170,16 @@ async def test_the_static_document_keeps_custom_fields_open(
     assert {k: v for k, v in typed.items() if k != "components"} == {
         k: v for k, v in static.items() if k != "components"
     }
+
+
+async def test_the_company_document_is_one_statement(
+    client: httpx.AsyncClient, statements: Statements
+) -> None:
+    admin, _ = await _company_with_fields(client)
+    await _document(client, admin)  # the caller cached
+    before = len(statements.of())
+    await _document(client, admin)
+    assert len(statements.of()) - before == 1, statements.of()[before:]
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}])
