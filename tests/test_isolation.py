@@ -122,6 +122,10 @@ NOT_TENANT_DATA: dict[str, str] = {
     "ops:metrics": "Prometheus counters of the process, no per-company data",
     "companies:create": "operator token only (LEADFLOW_ADMIN_TOKEN); creates a new tenant",
     "users:me": "returns the caller itself; takes no id",
+    "openapi:company": (
+        "the caller's own company's typed OpenAPI document; takes no id "
+        "(tests/fields/test_company_openapi.py: B's document holds none of A's keys)"
+    ),
     "capabilities:get": "the static lead/deal capability table, the same for every company",
     "leads:convert:other-methods": "405 for GET/PATCH/DELETE /leads/convert; reads nothing",
     # --- path parameter, but the form id itself is the public capability ---

@@ -79,6 +79,12 @@ class Deal(Timestamps, MoneyColumns, CustomFieldColumns, Base):
     source_lead_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("lead.id", ondelete="SET NULL")
     )
+    # What a capture kept of its answers (a captured deal's, or those of the lead the deal
+    # was converted from), as a lead's `fields` holds them: nothing a form submitted
+    # becomes unreachable when its lead turns into a deal.
+    fields: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
     # Set when this deal went back to the inbox: it leaves the deal lists, kept as history.
     converted_lead_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("lead.id", ondelete="SET NULL")
