@@ -105,6 +105,10 @@ bench-instructions: install ## instructions per request under valgrind's callgri
 bench-rules: install ## marking an activity done with 0 and with 50 enabled conversion rules
 	$(BIN)/python -m bench.rules $(BENCH_ARGS)
 
+.PHONY: bench-fields
+bench-fields: install ## custom fields: an equality filter at 10,000 vs 1,000,000 leads; a deal write with 0 vs 10 formulas (BENCH_ARGS=--quick: 1,000 / 10,000 leads)
+	$(BIN)/python -m bench.fields $(BENCH_ARGS)
+
 .PHONY: soak
 soak: install ## SOAK_SECONDS (600) of mixed traffic at SOAK_RPS (60) against `leadflow serve`: fails on any 5xx, RSS or DB connection growth
 	$(BIN)/python bench/soak.py $(BENCH_ARGS)

@@ -140,6 +140,7 @@ WRITERS = {
     "Note": "activities/repository.py",
     "Activity": "activities/repository.py",
     "FieldDefinition": "fields/repository.py",
+    "DealHistory": "reports/repository.py",
 }
 _WRITES = {"insert", "update", "delete", "pg_insert"}
 
@@ -213,6 +214,7 @@ PACKAGE_ORDER = (
     "capture",
     "conversion",
     "rules",
+    "reports",
     "webhooks",
 )
 ASSEMBLY = {"main.py", "cli.py", "worker.py", "job_kinds.py", "models.py"}

@@ -20,6 +20,7 @@ from leadflow.jobs.models import Job
 from leadflow.leads.models import Lead, LeadLabel, LeadReadiness
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.products.models import Product
+from leadflow.reports.models import DealHistory
 from leadflow.rules.models import ConversionRule
 from leadflow.webhooks.models import Webhook, WebhookDelivery, WebhookEvent
 
@@ -34,6 +35,7 @@ __all__ = [
     "Deal",
     "DealChange",
     "DealFile",
+    "DealHistory",
     "DealParticipant",
     "DealProduct",
     "DealStageTotal",

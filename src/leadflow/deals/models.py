@@ -79,6 +79,12 @@ class Deal(Timestamps, MoneyColumns, CustomFieldColumns, Base):
     source_lead_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("lead.id", ondelete="SET NULL")
     )
+    # What a capture kept of its answers (a captured deal's, or those of the lead the deal
+    # was converted from), as a lead's `fields` holds them: nothing a form submitted
+    # becomes unreachable when its lead turns into a deal.
+    fields: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
     # Set when this deal went back to the inbox: it leaves the deal lists, kept as history.
     converted_lead_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("lead.id", ondelete="SET NULL")
@@ -117,6 +123,9 @@ class Deal(Timestamps, MoneyColumns, CustomFieldColumns, Base):
         Index("ix_deal_open", "company_id", postgresql_where=COUNTS_AS_OPEN),
         # The board's counts and totals are kept in `deal_stage_total` (below).
         Index("ix_deal_label_ids", "label_ids", postgresql_using="gin"),
+        # The deals won, or lost, in a range (forecast and outcomes reports).
+        Index("ix_deal_won_at", "company_id", "won_at", postgresql_where=text("status = 'won'")),
+        Index("ix_deal_lost_at", "company_id", "lost_at", postgresql_where=text("status = 'lost'")),
     )
 
 

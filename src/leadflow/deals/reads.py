@@ -30,7 +30,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy import column as named_column
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.deals.access import DealConverted
@@ -38,6 +38,8 @@ from leadflow.deals.models import Deal, DealChange, DealStageTotal, DealStatus
 from leadflow.deals.repository import CHANGELOG_ORDER, NEWEST_FIRST
 from leadflow.deals.schemas import BoardStageRead, DealChangeRead, DealRead
 from leadflow.errors import InvalidInput, NotFound
+from leadflow.fields import filters as custom_filters
+from leadflow.fields.filters import CustomQuery, CustomShape
 from leadflow.pagination import Keyset, PageRequest, decode_cursor, encode_cursor
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.readpath import ReadStatement, as_text, fields, money, page_of
@@ -85,6 +87,7 @@ def _deal_columns(rotten_days: Any) -> tuple[Any, ...]:
         as_text(Deal.label_ids),
         Deal.visible_to,
         as_text(Deal.source_lead_id),
+        Deal.fields,
         Deal.custom_fields,
         Deal.created_at,
         Deal.updated_at,
@@ -136,7 +139,7 @@ class DealListShape:
     owner: bool = False
     person: bool = False
     organization: bool = False
-    custom_fields: bool = False  # containment, ix_deal_custom_fields (GIN, jsonb_path_ops)
+    custom: CustomShape | None = None  # `custom_fields` filters, a custom field sort
     after: bool = False
 
 
@@ -157,24 +160,43 @@ def deal_page(viewer: Viewer, shape: DealListShape) -> ReadStatement:
     for name, column, kind in _FILTERS:
         if getattr(shape, name):
             stmt = stmt.where(column == bindparam(name, type_=kind()))
-    if shape.custom_fields:
-        stmt = stmt.where(Deal.custom_fields.contains(bindparam("custom_fields", type_=JSONB)))
+    limit = bindparam("limit", type_=Integer)
+    if shape.custom is not None:  # containment: ix_deal_custom_fields (GIN, jsonb_path_ops)
+        stmt = custom_filters.filtered(stmt, Deal, "deal", shape.custom)
+        if shape.custom.sort is not None:
+            sorted_stmt = custom_filters.sorted_page(stmt, Deal, "deal", shape.custom, limit)
+            return ReadStatement(sorted_stmt)
     if shape.after:
         after = tuple_(
             bindparam("after_key", type_=DateTime(timezone=True)),
             bindparam("after_id", type_=Uuid),
         )
         stmt = stmt.where(tuple_(Deal.created_at, Deal.id) < after)
-    limit = bindparam("limit", type_=Integer)
     return ReadStatement(stmt.order_by(Deal.created_at.desc(), Deal.id.desc()).limit(limit))
 
 
 async def list_page(
-    session: AsyncSession, caller: Caller, page: PageRequest, filters: dict[str, Any]
+    session: AsyncSession,
+    caller: Caller,
+    page: PageRequest,
+    filters: dict[str, Any],
+    custom: CustomQuery | None = None,
 ) -> dict[str, Any]:
-    """A page for `GET /deals`: `filters` by the shape's names (status, pipeline, ...)."""
-    shape = DealListShape(**{name: True for name in filters})
+    """A page for `GET /deals`: `filters` by the shape's names (status, pipeline, ...),
+    and the custom field filters and sort."""
+    shape = DealListShape(
+        **{name: True for name in filters}, custom=None if custom is None else custom.shape
+    )
     params = {**viewer_params(caller), **filters, "limit": page.limit + 1}
+    if custom is not None:
+        params.update(custom.params)
+    if custom is not None and custom.shape.sort is not None:
+        if page.cursor is not None:
+            params.update(custom_filters.sort_params(page.cursor))
+            shape = replace(shape, custom=replace(custom.shape, after=True))
+        rows = await deal_page(Viewer.of(caller), shape).fetch(session, params)
+        custom_filters.check_sorted(rows)
+        return page_of(rows, page, "", deal_json, cursor_of=custom_filters.sort_cursor)
     if page.cursor is not None:
         params["after_key"], params["after_id"] = decode_cursor(page.cursor, NEWEST_FIRST)
         shape = replace(shape, after=True)

@@ -80,3 +80,25 @@ async def field_page(
         params["after_key"], params["after_id"] = decode_cursor(page.cursor, FIELD_ORDER)
     rows = await page_statement(page.cursor is not None).fetch(session, params)
     return page_of(rows, page, "created_at", lambda row: fields(row, _NAMES))
+
+
+@functools.cache
+def company_fields() -> ReadStatement:
+    """Every live field of the viewer's company, of every entity: what its OpenAPI
+    document types (`fields.openapi`)."""
+    return ReadStatement(
+        select(
+            FieldDefinition.entity,
+            FieldDefinition.key,
+            FieldDefinition.name,
+            FieldDefinition.field_type,
+            FieldDefinition.options,
+            FieldDefinition.description,
+        )
+        .where(in_viewer_company(FieldDefinition), _live())
+        .order_by(FieldDefinition.created_at, FieldDefinition.id)
+    )
+
+
+async def all_fields(session: AsyncSession, caller: Caller) -> list[Any]:
+    return await company_fields().fetch(session, viewer_params(caller))
