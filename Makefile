@@ -54,6 +54,16 @@ typecheck: dev
 fuzz: dev ## schemathesis against every operation of the live app, FUZZ_EXAMPLES (5) per operation and mode; fails on any finding (embedded PostgreSQL unless DATABASE_URL is set)
 	$(BIN)/pytest -m fuzz -p no:randomly -n $(TEST_WORKERS) -q tests/test_schemathesis.py $(PYTEST_ARGS)
 
+# What `make test-pgbouncer` runs through PgBouncer: the API's main resources, the read
+# path, idempotency (advisory locks), the migration lock, the job worker (SKIP LOCKED
+# claims). Not tests/webhooks: its backoff test allows 10 % around 5 s including the
+# delivery's own round trips, which a loaded machine behind PgBouncer overran (5.54 s).
+PGBOUNCER_TESTS ?= tests/leads tests/deals tests/conversion tests/deal_items tests/test_pgbouncer.py tests/test_idempotency.py tests/test_migration_lock.py tests/jobs
+
+.PHONY: test-pgbouncer
+test-pgbouncer: dev ## PGBOUNCER_TESTS through a PgBouncer in transaction mode in front of 127.0.0.1:5432, LEADFLOW_DB_PGBOUNCER=true (.ci/with-pgbouncer; installs Debian's pgbouncer when missing)
+	.ci/with-pgbouncer $(BIN)/pytest -n $(TEST_WORKERS) -q $(PGBOUNCER_TESTS) $(PYTEST_ARGS)
+
 .PHONY: reliability
 reliability: dev ## fault tests: a throwaway PostgreSQL cluster and `leadflow serve` processes (not in `make test`)
 	$(BIN)/pytest -m reliability -q tests/reliability $(PYTEST_ARGS)

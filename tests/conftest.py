@@ -25,6 +25,9 @@ from tests.factories import OPERATOR_TOKEN
 
 T = TypeVar("T")
 
+# The `s3_server` fixture: moto's S3 server, started once per session when a test asks.
+pytest_plugins = ["tests.s3server"]
+
 
 def _in_thread(fn: Callable[[], T]) -> T:
     """Run blocking setup (its own event loop) outside pytest-asyncio's loop."""

@@ -200,7 +200,7 @@ async def test_docs_and_openapi_json_still_answer(client: httpx.AsyncClient) -> 
 
 
 async def test_allow_names_the_documented_methods(client: httpx.AsyncClient) -> None:
-    # A lead's deal-only sub-path refuses every method with 409 but documents only GET.
+    # A lead's deal-only sub-path refuses the deal's methods with 409; it documents GET only.
     lead_products = await client.options(f"{API}/leads/{uuid4()}/products", headers=OPERATOR)
     assert_problem(lead_products, 405, "method-not-allowed")
     assert lead_products.headers["allow"] == "GET"

@@ -141,3 +141,24 @@ async def test_stored_responses_do_not_keep_api_tokens_in_clear(
     assert token.encode() not in stored
     replay = await client.post(f"{API}/users", json=body, headers=headers)
     assert replay.json()["api_token"] == token
+
+
+async def test_keys_are_what_the_document_states(client: httpx.AsyncClient) -> None:
+    """Visible ASCII, spaces inside, 1 to 255: the document's pattern and the service's
+    check are one (issue 22: the document allowed keys the service refused)."""
+    import re
+
+    from leadflow.openapi import IDEMPOTENCY_PARAMETER
+
+    schema = IDEMPOTENCY_PARAMETER["schema"]
+    admin = await create_company(client)
+    url = f"{API}/groups"
+    keys = ["a", "order 42 / retry", "~" * 255, "x\ty", "a\x7f", "a" * 256, "caf\xe9"]
+    for n, key in enumerate(keys):
+        documented = len(key) <= schema["maxLength"] and re.fullmatch(schema["pattern"], key)
+        # As bytes: Latin-1 for the one beyond ASCII, which httpx would not encode itself.
+        headers = {**admin.headers, "Idempotency-Key": key.encode("latin-1")}
+        answer = await client.post(url, json={"name": f"G{n}"}, headers=headers)
+        assert answer.status_code == (201 if documented else 422), (key, answer.text)
+        if not documented:
+            assert answer.json()["errors"][0]["loc"] == ["header", "Idempotency-Key"]

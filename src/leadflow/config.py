@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ASYNC_SCHEME = "postgresql+asyncpg"
 _ORIGIN = re.compile(r"^https?://[^/\s*]+$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")  # S3's bucket naming rules
 
 
 def to_async_url(url: str) -> str:
@@ -39,6 +40,9 @@ class Settings(BaseSettings):
     # they are opened and closed per request; the default has none.
     db_pool_size: int = Field(default=20, ge=1, le=200)
     db_max_overflow: int = Field(default=0, ge=0, le=200)
+    # The database is reached through PgBouncer in transaction (or statement) pooling:
+    # no prepared statement outlives its round trip, no startup parameters (see db.py).
+    db_pgbouncer: bool = False
     # Seconds a known API token's caller is remembered per process (0: look up every time).
     auth_cache_seconds: float = Field(default=10.0, ge=0, le=3600)
     # Seconds a request waits for a database connection (a free one of the pool, then
@@ -51,8 +55,19 @@ class Settings(BaseSettings):
     # On SIGTERM, seconds in-flight requests may take to finish before the process exits.
     shutdown_timeout: int = Field(default=25, ge=1, le=3600)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    # Deal files: stored under random keys in this directory (local storage).
+    # Deal files: stored under random keys in this directory (local storage), unless
+    # files_url names an S3-compatible bucket: `s3://bucket` or `s3://bucket/prefix`.
     files_dir: Path = Path(".data/files")
+    files_url: str | None = None
+    # The S3 endpoint (MinIO, Ceph, R2...; unset: AWS by region), region and credentials;
+    # any left unset are read as AWS SDKs read them (AWS_* variables, instance metadata).
+    files_s3_endpoint: str | None = None
+    files_s3_region: str | None = None
+    files_s3_access_key_id: SecretStr | None = None
+    files_s3_secret_access_key: SecretStr | None = None
+    # S3 only: a download answers 307 to a presigned URL valid this many seconds, so the
+    # bytes go from the bucket to the client; 0 streams them through the API.
+    files_redirect_seconds: int = Field(default=0, ge=0, le=604_800)
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
     default_phone_region: str | None = Field(default=None, min_length=2, max_length=2)
     log_level: str = "INFO"
@@ -124,6 +139,18 @@ class Settings(BaseSettings):
         from limits import parse  # imported here: only the rate settings need it
 
         parse(value)  # "600/minute", "10/second", "5 per 10 seconds"; raises ValueError
+        return value
+
+    @field_validator("files_url")
+    @classmethod
+    def _files_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        bucket = value.removeprefix("s3://").split("/", 1)[0]
+        if not value.startswith("s3://") or not _BUCKET.match(bucket):
+            raise ValueError(
+                f"{value!r} is not an S3 location like s3://bucket or s3://bucket/prefix"
+            )
         return value
 
     @field_validator("database_url")

@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.selectable import TableValuedAlias
 
+from leadflow.config import get_settings
+
 # The key `leadflow.readpath` reads: defined here, the lower module of the two.
 LENDS_FROM_POOL = "leadflow.reads_from_pool"
 
@@ -54,12 +56,40 @@ class Timestamps:
     )
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+# Behind PgBouncer in transaction pooling, consecutive transactions of one client
+# connection run on whichever server connection is free, so nothing may be left on a
+# server connection for later: no named prepared statement (asyncpg's statement cache and
+# SQLAlchemy's, both off). With both caches off, asyncpg (0.31+) prepares every statement
+# as the unnamed one and parses it again in the same Parse/Bind/Execute/Sync exchange it
+# runs in, which PgBouncer keeps on one server connection; the read path's statements
+# (`readpath`, asyncpg's fetch) follow the same rule. Unique statement names
+# (SQLAlchemy's `prepared_statement_name_func`) are not used: a named statement would be
+# closed later through whichever server connection the next exchange gets, and so would
+# pile up on the one that parsed it.
+PGBOUNCER_CONNECT_ARGS: dict[str, Any] = {
+    "statement_cache_size": 0,  # asyncpg
+    "prepared_statement_cache_size": 0,  # SQLAlchemy's asyncpg dialect
+}
+
+
+def make_engine(url: str, *, pgbouncer: bool | None = None, **kwargs: Any) -> AsyncEngine:
     """The engine, with no ping per checkout (pool_pre_ping costs a round trip per
     request): a pooled connection the server has closed (a restart, an idle timeout) is
     known as closed by asyncpg and replaced at checkout, with no round trip; one that
     dies in use fails its request, which is answered 503, and SQLAlchemy then recycles
-    every connection opened before that failure."""
+    every connection opened before that failure.
+
+    `pgbouncer` (None: as LEADFLOW_DB_PGBOUNCER says) turns the prepared-statement caches
+    off (`PGBOUNCER_CONNECT_ARGS`) and refuses startup parameters (`server_settings`),
+    which PgBouncer does not pass on: a session setting would hold on one server
+    connection only."""
+    if pgbouncer is None:
+        pgbouncer = get_settings().db_pgbouncer
+    if pgbouncer:
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        if connect_args.get("server_settings"):
+            raise ValueError("no startup parameters (server_settings) through PgBouncer")
+        kwargs["connect_args"] = {**connect_args, **PGBOUNCER_CONNECT_ARGS}
     engine = create_async_engine(url, **{"pool_pre_ping": False, **kwargs})
     event.listen(engine.sync_engine, "checkout", _replace_closed_connection)
     return engine

@@ -379,7 +379,7 @@ def _allowed_methods(request: Request) -> str:
     """The methods the document lists for this path; for a path it does not list, every
     method some route serves there (Starlette's 405 names only the first matching route's,
     e.g. `GET` for a path that also has PATCH and DELETE routes). Hidden routes (a lead's
-    deal-only sub-paths refuse every method with 409) are not advertised."""
+    deal-only sub-paths refuse the deal's methods with 409) are not advertised."""
     documented = _documented_methods(request.app, request.url.path)
     if documented:
         return ", ".join(documented)

@@ -14,6 +14,7 @@ their answer is still stored and replayed.
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,6 +44,12 @@ from leadflow.sealing import Sealer, Unsealable, app_server_key
 HEADER = "Idempotency-Key"
 RETENTION = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
+# What a key may be, as the OpenAPI document states it: visible ASCII characters, spaces
+# inside only (HTTP drops a value's leading and trailing spaces, so a key cannot carry
+# them). Bytes beyond ASCII arrive as Latin-1 text, which no client can be sure to send
+# alike: refused.
+KEY_PATTERN = r"^[!-~]([ -~]*[!-~])?$"
+_KEY = re.compile(KEY_PATTERN)
 # The derivation label of the key that seals stored answers; changing it makes every
 # stored answer unreadable (each key would then run its request again).
 _SEAL_LABEL = b"leadflow stored response seal v1"
@@ -143,9 +150,10 @@ async def claim(request: Request, session: AsyncSession, company_id: uuid.UUID |
     key = request.headers.get(HEADER)
     if key is None:
         return
-    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
+    if len(key) > MAX_KEY_LENGTH or not _KEY.fullmatch(key):
         raise InvalidInput(
-            ["header", HEADER], f"must be 1 to {MAX_KEY_LENGTH} printable characters"
+            ["header", HEADER],
+            f"must be 1 to {MAX_KEY_LENGTH} visible ASCII characters (spaces only inside)",
         )
     sealer = sealer_for(request.app.state)
     body = await request.body()

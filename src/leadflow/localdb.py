@@ -86,6 +86,14 @@ async def ensure_database(url: str) -> None:
         conn = await _connect(_dsn(url))
     except asyncpg.InvalidCatalogNameError:
         conn = None
+    except asyncpg.ProtocolViolationError as exc:
+        # PgBouncer passes the server's refused login on as its own error (08P01), with
+        # the server's message: the same "missing", told by its words only.
+        if f'database "{name}" does not exist' not in str(exc):
+            raise DatabaseUnavailable(
+                f"cannot reach the database at {describe(url)}: {exc}"
+            ) from exc
+        conn = None
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise DatabaseUnavailable(f"cannot reach the database at {describe(url)}: {exc}") from exc
     if conn is not None:
@@ -99,7 +107,10 @@ async def ensure_database(url: str) -> None:
         ) from exc
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-    except asyncpg.DuplicateDatabaseError:
+    except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+        # Another process created it first: replicas starting together on a new server
+        # both find it missing; the loser of the race sees a duplicate name, or, when
+        # both inserted at once, the catalog's unique index refusing the second.
         pass
     finally:
         await admin.close()

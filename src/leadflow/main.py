@@ -49,6 +49,7 @@ from leadflow.routing import add_routes, index_routes
 from leadflow.rules import subscriptions as rules_subscriptions
 from leadflow.rules.router import router as rules_router
 from leadflow.security import SecurityHeaders
+from leadflow.storage import make_storage
 from leadflow.webhooks import outbox as webhooks_outbox
 from leadflow.webhooks.docs import describe_webhooks
 from leadflow.webhooks.router import router as webhooks_router
@@ -61,6 +62,10 @@ pipeline, and converts between them under strict capability rules.
 
 Errors are RFC 9457 `application/problem+json`. Lists are keyset-paginated
 (`limit`, `cursor` → `next_cursor`). Every POST accepts an `Idempotency-Key` header.
+
+Text anywhere (bodies, query parameters, path segments) may not contain NUL (U+0000),
+which PostgreSQL cannot store: such a request is 422 (where no other rule refused it
+first, with an error of type `string_nul`), whatever a string's schema below allows.
 """
 
 
@@ -172,20 +177,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise RuntimeError(
                 "DATABASE_URL is not set. Run `leadflow serve` to use the embedded PostgreSQL."
             )
+        connect_args: dict[str, Any] = {"timeout": settings.db_pool_timeout}
+        if not settings.db_pgbouncer:
+            # Behind PgBouncer these are the role's (ALTER ROLE ... SET), not the
+            # connection's: PgBouncer refuses them as startup parameters (README).
+            connect_args["server_settings"] = {
+                "statement_timeout": str(settings.statement_timeout_ms),
+                "idle_in_transaction_session_timeout": str(settings.idle_in_transaction_timeout_ms),
+            }
         engine = make_engine(
             settings.database_url,
+            pgbouncer=settings.db_pgbouncer,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,
-            connect_args={
-                "timeout": settings.db_pool_timeout,
-                "server_settings": {
-                    "statement_timeout": str(settings.statement_timeout_ms),
-                    "idle_in_transaction_session_timeout": str(
-                        settings.idle_in_transaction_timeout_ms
-                    ),
-                },
-            },
+            connect_args=connect_args,
         )
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
@@ -209,6 +215,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         static_url="/docs-assets",
     )
     app.state.settings = settings
+    # One per app: an S3 store keeps its HTTP connections between requests.
+    app.state.storage = make_storage(settings)
     app.state.callers = CallerLookup(settings.auth_cache_seconds)
     app.state.session_factory = None
     app.state.reader_factory = None

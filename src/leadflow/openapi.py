@@ -23,7 +23,7 @@ from fastapi.openapi.utils import get_openapi
 
 from leadflow.errors import PROBLEM_JSON
 from leadflow.idempotency import HEADER as IDEMPOTENCY_HEADER
-from leadflow.idempotency import MAX_KEY_LENGTH
+from leadflow.idempotency import KEY_PATTERN, MAX_KEY_LENGTH
 from leadflow.routing import path_operations
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -64,9 +64,15 @@ IDEMPOTENCY_PARAMETER: dict[str, Any] = {
     "required": False,
     "description": (
         "Makes the POST safe to retry: the first response for a key is stored for 24 h and "
-        "replayed for the same body; a different body is 422, a repeat while the first runs 409."
+        "replayed for the same body; a different body is 422, a repeat while the first runs 409. "
+        f"1 to {MAX_KEY_LENGTH} visible ASCII characters, spaces only inside (else 422)."
     ),
-    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_KEY_LENGTH,
+        "pattern": KEY_PATTERN,
+    },
 }
 
 TOO_MANY_FAILURES: dict[str, Any] = {

@@ -119,6 +119,39 @@ async def test_a_deal_form_needs_a_stage(client: httpx.AsyncClient) -> None:
     assert created.status_code == 422
     assert patched.status_code == 422
     assert patched.json()["errors"][0]["loc"] == ["body", "stage_id"]
+    # The stored form (it has no stage) decides: a rule against the record.
+    assert patched.json()["errors"][0]["type"] == "conflicts_with_record"
+
+
+async def test_a_patch_making_a_deal_form_without_a_stage_is_refused_as_documented(
+    client: httpx.AsyncClient,
+) -> None:
+    """Both at once is invalid by the document's own schema (issue 22: it allowed it); a
+    deal form's stage cleared alone is the stored form's to judge."""
+    from leadflow.capture.schemas import FormUpdate
+
+    admin = await create_company(client)
+    pipeline = await create_pipeline(client, admin)
+    stage = await create_stage(client, admin, pipeline["id"])
+    form = await create_form(client, admin, creates="deal", stage_id=stage["id"])
+    url = f"{API}/forms/{form['id']}"
+
+    both_at_once = {"creates": "deal", "stage_id": None}
+    both = await client.patch(url, json=both_at_once, headers=admin.headers)
+    assert both.status_code == 422
+    assert both.json()["errors"][0]["loc"] == ["body"]
+    (rule,) = FormUpdate.model_json_schema()["allOf"]
+    assert rule["anyOf"][0]["properties"]["creates"] == {"not": {"const": "deal"}}
+    assert rule["anyOf"][1]["properties"]["stage_id"] == {"not": {"type": "null"}}
+
+    cleared = await client.patch(url, json={"stage_id": None}, headers=admin.headers)
+    assert cleared.status_code == 422
+    assert cleared.json()["errors"][0]["type"] == "conflicts_with_record"
+    to_leads = await client.patch(
+        url, json={"creates": "lead", "stage_id": None}, headers=admin.headers
+    )
+    assert to_leads.status_code == 200
+    assert to_leads.json()["stage_id"] is None
 
 
 async def test_patch_changes_only_the_fields_sent_and_null_clears(

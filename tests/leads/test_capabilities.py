@@ -24,6 +24,7 @@ from leadflow.capabilities import (
     require,
 )
 from leadflow.config import Settings
+from leadflow.leads.router import DEAL_METHODS
 from leadflow.main import create_app
 from leadflow.routing import path_operations
 from tests.factories import API, create_company, create_lead, create_user
@@ -36,33 +37,60 @@ CAPABILITY_NOT_SUPPORTED = "https://leadflow.dev/problems/capability-not-support
 
 @pytest.mark.parametrize("segment", DEAL_ONLY_SEGMENTS)
 @pytest.mark.parametrize("method", METHODS)
-async def test_deal_only_sub_resources_of_a_lead_are_409(
+async def test_deal_only_sub_resources_of_a_lead_are_409_for_the_deals_methods(
     client: httpx.AsyncClient, segment: str, method: str
 ) -> None:
+    """409 for a method the deal's route has (and the documented GET); any other, such as
+    PUT, which no deal sub-resource has either, is 405 naming the documented GET."""
     admin = await create_company(client)
     lead = await create_lead(client, admin)
     response = await client.request(
         method, f"{API}/leads/{lead['id']}/{segment}", json={}, headers=admin.headers
     )
-    assert response.status_code == 409
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
+    if method not in DEAL_METHODS[Capability(segment)][0]:
+        assert response.status_code == 405
+        assert problem["type"] == "https://leadflow.dev/problems/method-not-allowed"
+        assert response.headers["allow"] == "GET"
+        return
+    assert response.status_code == 409
     assert problem["type"] == CAPABILITY_NOT_SUPPORTED
     assert problem["capability"] == segment
     assert problem["entity"] == "lead"
 
 
 @pytest.mark.parametrize("segment", DEAL_ONLY_SEGMENTS)
-async def test_items_under_a_deal_only_sub_resource_are_409_too(
+async def test_items_under_a_deal_only_sub_resource_answer_as_the_deals_routes(
     client: httpx.AsyncClient, segment: str
 ) -> None:
+    """409 for a method a deal's route below the sub-resource has; 405 for another; 404
+    where the deal has no route below it (as /deals/{id}/changelog/x is)."""
     admin = await create_company(client)
     lead = await create_lead(client, admin)
     url = f"{API}/leads/{lead['id']}/{segment}/{uuid.uuid4()}"
-    for method in ("GET", "DELETE"):
+    below = DEAL_METHODS[Capability(segment)][1]
+    for method in ("GET", "PATCH", "DELETE", "PUT"):
         response = await client.request(method, url, headers=admin.headers)
-        assert response.status_code == 409
-        assert response.json()["capability"] == segment
+        if method in below:
+            assert response.status_code == 409, method
+            assert response.json()["capability"] == segment
+        else:
+            assert response.status_code == (405 if below else 404), method
+
+
+def test_the_leads_refusals_follow_the_deal_routes() -> None:
+    """DEAL_METHODS (leads cannot ask deals) is what the deal routes serve: on each
+    sub-resource's collection (with the documented GET of a planned one), and below it."""
+    app = create_app(Settings(database_url=None))
+    routes = [r for r in path_operations(app.routes) if isinstance(r, APIRoute)]
+    for segment in DEAL_ONLY_SEGMENTS:
+        collection = f"{API}/deals/{{deal_id}}/{segment}"
+        on_collection = {m for r in routes if r.path == collection for m in r.methods}
+        below = {m for r in routes if r.path.startswith(collection + "/") for m in r.methods}
+        listed_on_collection, listed_below = DEAL_METHODS[Capability(segment)]
+        assert set(listed_on_collection) == on_collection | {"GET"}, segment
+        assert set(listed_below) == below, segment
 
 
 async def test_deal_only_sub_resources_of_an_invisible_lead_are_404(

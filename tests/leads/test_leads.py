@@ -157,6 +157,8 @@ async def test_patch_may_not_leave_a_lead_naming_no_one(client: httpx.AsyncClien
     refused = await client.patch(url, json={"prospect": None}, headers=admin.headers)
     assert refused.status_code == 422
     assert _errors(refused) == [["body"]]
+    # A rule against the stored lead (the body alone is valid), typed as the others are.
+    assert refused.json()["errors"][0]["type"] == "conflicts_with_record"
     refused_field = await client.patch(
         url, json={"prospect": {"email": None}}, headers=admin.headers
     )

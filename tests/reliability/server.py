@@ -37,16 +37,25 @@ class ApiServer:
         }
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> ApiServer:
+    def start(self, *, migrate: bool = False) -> ApiServer:
+        self.launch(migrate=migrate)
+        return self.ready()
+
+    def launch(self, *, migrate: bool = False) -> None:
+        """Starts the process (migrating first with `migrate`) without waiting for it."""
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own command
                 [str(LEADFLOW), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--no-migrate"],
+                 *([] if migrate else ["--no-migrate"])],
                 env=self.env,
                 cwd=REPO,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    def ready(self) -> ApiServer:
+        """Once the process answers /healthz."""
+        assert self.process is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

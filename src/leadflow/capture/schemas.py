@@ -17,6 +17,7 @@ from leadflow.schemas import (
     Name,
     Output,
     Patch,
+    drop_defaults,
     fields_set,
 )
 
@@ -150,8 +151,27 @@ class FormCreate(Input):
 _UNSET: Any = None
 
 
+def _form_update_schema(schema: dict[str, Any]) -> None:
+    """A PATCH's schema (no defaults), with `_no_deals_without_a_stage` as JSON Schema:
+    not `creates: deal` with `stage_id: null` (either alone is the stored form's to judge)."""
+    drop_defaults(schema)
+    schema["allOf"] = [
+        {
+            "anyOf": [
+                {"properties": {"creates": {"not": {"const": FormCreates.deal.value}}}},
+                {"properties": {"stage_id": {"not": {"type": "null"}}}},
+            ]
+        }
+    ]
+
+
 class FormUpdate(Patch):
-    """Only the fields sent change; `null` clears `stage_id` or `owner_id`."""
+    """Only the fields sent change; `null` clears `stage_id` or `owner_id`. A body that
+    makes the form create deals and clears its stage at once is refused; one that leaves a
+    deal form without a stage with the stored form's values (`creates: deal` on a form
+    with none, `stage_id: null` on a deal form) is 422 `conflicts_with_record`."""
+
+    model_config = ConfigDict(json_schema_extra=_form_update_schema)
 
     name: Name = _UNSET
     creates: FormCreates = _UNSET
@@ -159,6 +179,16 @@ class FormUpdate(Patch):
     owner_id: uuid.UUID | None = None
     label_ids: Annotated[list[uuid.UUID], Field(max_length=MAX_LABELS)] = _UNSET
     field_map: FieldMap = _UNSET
+
+    @model_validator(mode="after")
+    def _no_deals_without_a_stage(self) -> FormUpdate:
+        if (
+            {"creates", "stage_id"} <= self.model_fields_set
+            and self.creates is FormCreates.deal
+            and self.stage_id is None
+        ):
+            raise ValueError("a form that creates deals needs a stage_id")
+        return self
 
 
 class FormRead(Output):

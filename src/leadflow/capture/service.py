@@ -26,6 +26,7 @@ from leadflow.db import new_id
 from leadflow.deals.limits import ensure_open_deal_slot
 from leadflow.deals.repository import insert_deals
 from leadflow.errors import (
+    CONFLICTS_WITH_RECORD,
     INVALID_CUSTOM_FIELD,
     NOT_A_PHONE_NUMBER,
     NOT_AN_EMAIL_ADDRESS,
@@ -100,7 +101,13 @@ async def update_form(
     creates = changes.get("creates", form.creates)
     stage_id = changes.get("stage_id", form.stage_id)
     if creates == FormCreates.deal.value and stage_id is None:
-        raise InvalidInput(["body", "stage_id"], "A form that creates deals needs a stage_id.")
+        # The body alone was valid (FormUpdate refuses both at once): the stored form's
+        # `creates` or stage decides, a rule against the record.
+        raise InvalidInput(
+            ["body", "stage_id"],
+            "A form that creates deals needs a stage_id.",
+            CONFLICTS_WITH_RECORD,
+        )
     for name, value in changes.items():
         setattr(form, name, value)
     return await forms.save(form)

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import Field
 from sqlalchemy import DateTime, Integer, Select, Uuid, bindparam, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -208,11 +208,18 @@ async def store_file(
             yield chunk
 
     key = new_key()
-    size = await storage.put(key, counted())
+    file_name = safe_file_name(upload.filename)
+    content_type = media_type(upload.content_type)
+    size = await storage.put(
+        key,
+        counted(),
+        content_type=content_type,
+        content_disposition=content_disposition(file_name),
+    )
     try:
         return await FileRepository(session, caller, deal_id).add(
-            file_name=safe_file_name(upload.filename),
-            content_type=media_type(upload.content_type),
+            file_name=file_name,
+            content_type=content_type,
             size_bytes=size,
             sha256=digest.hexdigest(),
             storage_key=key,
@@ -324,6 +331,14 @@ async def get_file(
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
             },
         },
+        307: {
+            "description": (
+                "Where files are kept in object storage and the service is set to redirect "
+                "(LEADFLOW_FILES_REDIRECT_SECONDS): `Location` is a short-lived presigned "
+                "URL that answers the content with the same type and disposition."
+            ),
+            "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
+        },
         **responses(401, 404, 410, 422),
     },
 )
@@ -333,10 +348,19 @@ async def download_file(
     session: Session,
     caller: CurrentCaller,
     storage: FileStorage,
-) -> StreamingResponse:
+) -> Response:
     """Download a file of a deal (always as an attachment)."""
     deal = await visible_deal(session, caller, deal_id)
     row = found(await FileRepository(session, caller, deal.id).get(file_id), "file")
+    url = await storage.download_url(row.storage_key)
+    if url is not None:
+        # The bytes go from the bucket to the client; the URL is a credential for this
+        # one object until it expires, so it is cached nowhere.
+        return RedirectResponse(
+            url,
+            status_code=status.HTTP_307_TEMPORARY_REDIRECT,
+            headers={"Cache-Control": "private, no-store"},
+        )
     content = await storage.open(row.storage_key)
     return StreamingResponse(
         content,

@@ -284,16 +284,30 @@ def _deal_only(capability: Capability) -> Callable[..., Awaitable[None]]:
 
     refuse.__doc__ = (
         f"Refused with 409 `capability-not-supported`: {capability.value} belong to deals, "
-        "not leads (any method)."
+        "not leads (the methods a deal's route has there)."
     )
     return refuse
 
 
-_WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
-_ALL_METHODS = ["GET", *_WRITE_METHODS]
+# The methods a deal's routes serve under each of its sub-resources: (on the collection,
+# on any path below it). A lead refuses exactly these with 409 capability-not-supported
+# (the deal's route has the method, the lead has no such capability); any other method is
+# 405 with `Allow`, as HTTP and the document say for a method a path does not serve
+# (issue 22: PUT, which no deal sub-resource has either, was 409). The collection's GET,
+# which the document lists, is refused with 409 even where no deal route serves it yet
+# (invoices, planned). tests/leads/test_capabilities.py holds this table to the deal
+# routes (deals stand above leads: leads cannot ask them).
+DEAL_METHODS: dict[Capability, tuple[list[str], list[str]]] = {
+    Capability.products: (["GET", "POST"], ["PATCH", "DELETE"]),
+    Capability.participants: (["GET", "POST"], ["DELETE"]),
+    Capability.files: (["GET", "POST"], ["GET", "DELETE"]),
+    Capability.changelog: (["GET"], []),
+    Capability.invoices: (["GET"], []),
+}
 
 for _capability in DEAL_SUBRESOURCES:
     _path = f"/leads/{{lead_id}}/{_capability.value}"
+    _on_collection, _below = DEAL_METHODS[_capability]
     router.add_api_route(
         _path,
         _deal_only(_capability),
@@ -303,22 +317,25 @@ for _capability in DEAL_SUBRESOURCES:
         response_model=Problem,
         responses=responses(401, 404, 409, 422),
     )
-    # The other methods, and sub-paths such as a file's, answer the same; the document
-    # lists the GET only, so that clients are not generated 25 operations that always fail.
-    router.add_api_route(
-        _path,
-        _deal_only(_capability),
-        methods=_WRITE_METHODS,
-        name=f"leads:{_capability.value}:write",
-        include_in_schema=False,
-    )
-    router.add_api_route(
-        _path + "/{rest:path}",
-        _deal_only(_capability),
-        methods=_ALL_METHODS,
-        name=f"leads:{_capability.value}:item",
-        include_in_schema=False,
-    )
+    # The deal's other methods, and its sub-paths such as a file's, answer the same; the
+    # document lists the GET only, so that clients are not generated operations that
+    # always fail.
+    if _writes := [m for m in _on_collection if m != "GET"]:
+        router.add_api_route(
+            _path,
+            _deal_only(_capability),
+            methods=_writes,
+            name=f"leads:{_capability.value}:write",
+            include_in_schema=False,
+        )
+    if _below:
+        router.add_api_route(
+            _path + "/{rest:path}",
+            _deal_only(_capability),
+            methods=_below,
+            name=f"leads:{_capability.value}:item",
+            include_in_schema=False,
+        )
 
 
 @labels_router.post(

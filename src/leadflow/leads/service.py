@@ -16,6 +16,7 @@ from leadflow.capabilities import PIPELINE_FIELDS, Capability, Entity, require
 from leadflow.contacts.access import ensure_links_visible, link_visible
 from leadflow.contacts.models import Organization, Person
 from leadflow.errors import (
+    CONFLICTS_WITH_RECORD,
     NOT_A_PHONE_NUMBER,
     Conflict,
     InvalidInput,
@@ -104,9 +105,9 @@ def _money_columns(value: Money | None) -> dict[str, Any]:
     return {"value_amount": value.amount, "value_currency": value.currency}
 
 
-def _check_names_someone(values: dict[str, Any]) -> None:
+def _check_names_someone(values: dict[str, Any], type: str = "value_error") -> None:
     if not any(values.get(column) is not None for column in _NAMING_COLUMNS):
-        raise InvalidInput(["body"], _NAMES_NO_ONE)
+        raise InvalidInput(["body"], _NAMES_NO_ONE, type)
 
 
 async def _check_owner(session: AsyncSession, caller: Caller, owner_id: uuid.UUID) -> None:
@@ -263,8 +264,11 @@ async def update_lead(
             changes.update(
                 _prospect_columns(data.prospect.model_dump(exclude_unset=True), phone_region)
             )
+    # Whether a PATCH leaves the lead naming no one depends on the stored lead too (a
+    # body valid by the document may clear the last link): a rule against the record.
     _check_names_someone(
-        {column: changes.get(column, getattr(lead, column)) for column in _NAMING_COLUMNS}
+        {column: changes.get(column, getattr(lead, column)) for column in _NAMING_COLUMNS},
+        CONFLICTS_WITH_RECORD,
     )
     # A reference sent back unchanged is not re-checked: a client may resend what it read.
     if changes.get("owner_id", lead.owner_id) != lead.owner_id:
