@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from leadflow.deps import CurrentCaller, Session
-from leadflow.errors import InvalidInput, found, responses
+from leadflow.errors import CONFLICTING_PARAMETERS, InvalidInput, found, responses
 from leadflow.leads.schemas import LeadSource
 from leadflow.readpath import json_response
 from leadflow.reports import reads
@@ -62,7 +62,9 @@ IntervalParam = Annotated[Interval, Query(description="How the range is cut.")]
 TimeZone = Annotated[
     str,
     Query(
-        max_length=64, description="IANA time zone of the periods and dates, e.g. `Europe/Paris`."
+        max_length=64,
+        description="IANA time zone of the periods and dates, e.g. `Europe/Paris`.",
+        json_schema_extra={"enum": sorted(_TIME_ZONES)},
     ),
 ]
 
@@ -91,10 +93,13 @@ def report(
 def _span(date_from: date, date_to: date, interval: Interval, timezone: str) -> reads.Range:
     if timezone not in _TIME_ZONES:
         raise InvalidInput(["query", "timezone"], f"Unknown time zone {timezone!r}.")
+    # Each date is valid alone; together they may not be (no schema states it).
     if date_to < date_from:
-        raise InvalidInput(["query", "to"], "`to` is before `from`.")
+        raise InvalidInput(["query", "to"], "`to` is before `from`.", CONFLICTING_PARAMETERS)
     if (date_to - date_from).days > MAX_DAYS:
-        raise InvalidInput(["query", "to"], f"At most {MAX_DAYS} days in one report.")
+        raise InvalidInput(
+            ["query", "to"], f"At most {MAX_DAYS} days in one report.", CONFLICTING_PARAMETERS
+        )
     return reads.Range(date_from, date_to, interval, timezone)
 
 
@@ -257,7 +262,10 @@ async def lead_conversion(
 
 
 @report(
-    "/reports/pipelines/{pipeline_id}/conversion", "reports:pipeline-conversion", PipelineConversion
+    "/reports/pipelines/{pipeline_id}/conversion",
+    "reports:pipeline-conversion",
+    PipelineConversion,
+    404,
 )
 async def pipeline_conversion(
     request: Request,
