@@ -157,7 +157,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every table must be known before the first query resolves a foreign key.
     assert models.Base.metadata.tables
     subscribe_listeners()
-    webhooks_outbox.subscribed_companies.configure(settings.webhook_cache_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
