@@ -37,6 +37,7 @@ from leadflow import events
 from leadflow.db import new_id
 from leadflow.events import Change, DealConverted, DomainEvent, LeadConverted
 from leadflow.readpath import ReadStatement
+from leadflow.webhooks.models import WAKE_CHANNEL
 from leadflow.webhooks.records import (
     ENTITIES,
     EVENT_TYPES,
@@ -208,7 +209,8 @@ _COMPANY_WIDE = ", ".join(f"'{k.entity}'" for k in KINDS.values() if k.facts is 
 # pending delivery for each matching enabled subscription: its event types, its filters
 # and its creator's visibility (the rule of `tenancy.visible_to_caller`, for the
 # creator: admins see all of the company; others what they own, what is shared with the
-# company, and group records of their group). The EXISTS is uncorrelated: PostgreSQL
+# company, and group records of their group); workers are woken at the commit when it
+# made any delivery (WAKE_CHANNEL). The EXISTS is uncorrelated: PostgreSQL
 # runs it once, first, and reads nothing more when the company has no subscription.
 _TEMPLATE = """
 WITH record AS ({statement}),
@@ -254,7 +256,8 @@ event AS (
     WHERE (e.deleted OR r.id IS NOT NULL)
       AND EXISTS (SELECT 1 FROM webhook WHERE company_id = :viewer_company_id)
     RETURNING id, company_id, type, entity, entity_id, owner_id, pipeline_id, visible_to
-)
+),
+delivery AS (
 INSERT INTO webhook_delivery (id, company_id, webhook_id, event_id, entity_id, status,
                               attempts, next_attempt_at, created_at)
 SELECT gen_random_uuid(), w.company_id, w.id, e.id, e.entity_id, 'pending', 0, now(), now()
@@ -274,7 +277,10 @@ WHERE (e.type = ANY (w.event_types)
            WHERE o.id = e.owner_id AND o.company_id = e.company_id
              AND o.group_id = creator.group_id)))
 ORDER BY e.id
-""".replace("{company_wide}", _COMPANY_WIDE)
+RETURNING 1
+)
+SELECT pg_notify('{channel}', '') WHERE EXISTS (SELECT 1 FROM delivery)
+""".replace("{channel}", WAKE_CHANNEL).replace("{company_wide}", _COMPANY_WIDE)
 
 
 @functools.lru_cache(maxsize=256)
