@@ -74,6 +74,7 @@ async def test_each_kind_of_change_is_delivered_signed_with_the_record_as_the_ap
             "lead.updated",
             "lead.archived",
             "lead.unarchived",
+            "person.created",  # the conversion made the prospect a person
             "deal.created",
             "lead.converted",
             "lead.created",

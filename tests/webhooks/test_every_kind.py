@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from leadflow.webhooks.delivery import DeliveryLoop
 from leadflow.webhooks.schemas import PAYLOADS
+from tests.capture.helpers import capture, create_form
 from tests.factories import API, Actor, create_company, create_lead, create_user
 from tests.webhooks.conftest import Receiver, drain, subscribe
 
@@ -202,3 +203,36 @@ async def test_notes_and_activities_reach_only_creators_who_see_their_parent(
         private["id"],
         shared["id"],
     }
+
+
+async def test_a_capture_sends_the_contacts_deal_and_note_it_creates(
+    live_client: httpx.AsyncClient, receiver: Receiver, worker: DeliveryLoop
+) -> None:
+    client = live_client
+    admin = await create_company(client)
+    await subscribe(client, admin, receiver, "/captured")
+    pipeline = (await client.get(f"{API}/pipelines", headers=admin.headers)).json()["data"][0]
+    stages = await client.get(
+        f"{API}/stages", params={"pipeline_id": pipeline["id"]}, headers=admin.headers
+    )
+    form = await create_form(client, admin, creates="deal", stage_id=stages.json()["data"][0]["id"])
+    response = await capture(
+        client,
+        form,
+        {
+            "person_name": "Ana Silva",
+            "email": "ana@example.com",
+            "organization_name": "Pipes and More",
+            "message": "Call me",
+        },
+    )
+    assert response.status_code == 201, response.text
+    await drain(worker)
+    got = {r.body["type"]: r.body for r in receiver.of("/captured")}
+    assert sorted(got) == ["deal.created", "note.created", "organization.created", "person.created"]
+    assert {b["change_source"] for b in got.values()} == {"capture"}
+    deal = got["deal.created"]["data"]
+    assert deal["id"] == response.json()["deal_id"]
+    assert deal["person_id"] == got["person.created"]["entity_id"]
+    assert deal["organization_id"] == got["organization.created"]["entity_id"]
+    assert got["note.created"]["data"]["deal_id"] == deal["id"]
