@@ -11,8 +11,10 @@ figure includes auth, the request envelope with its commit, and the HTTP client)
    127.0.0.1 no worker sends to during this part). `--requests` sequential `POST
    /api/v1/leads` each, the two interleaved (alternating which goes first), then as
    many `POST /api/v1/leads/{id}/convert` on those leads. Each write of "hooked" writes
-   its events (a lead.created; a deal.created and a lead.converted) and their
-   deliveries. Target: p50 hooked / p50 none at most 1.15 for each.
+   its events (a lead.created; a person.created, a deal.created and a lead.converted)
+   and their deliveries, in one statement; the same statement runs for "none" and
+   writes nothing (the company has no subscription). Target: p50 hooked / p50 none at
+   most 1.15 for each.
 2. One worker (`DeliveryLoop`, batch 20, in this process) sends every delivery made in
    part 1 to a receiver on 127.0.0.1 (uvicorn in its own process, answering 204):
    deliveries per second, wall time from the first claim to the last record.
