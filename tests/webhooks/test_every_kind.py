@@ -9,13 +9,22 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from leadflow.webhooks.delivery import DeliveryLoop
 from leadflow.webhooks.schemas import PAYLOADS
 from tests.capture.helpers import capture, create_form
-from tests.factories import API, Actor, create_company, create_lead, create_user
+from tests.factories import (
+    API,
+    Actor,
+    create_company,
+    create_deal,
+    create_lead,
+    create_user,
+    run_jobs,
+)
 from tests.webhooks.conftest import Receiver, drain, subscribe
 
 
@@ -236,3 +245,42 @@ async def test_a_capture_sends_the_contacts_deal_and_note_it_creates(
     assert deal["person_id"] == got["person.created"]["entity_id"]
     assert deal["organization_id"] == got["organization.created"]["entity_id"]
     assert got["note.created"]["data"]["deal_id"] == deal["id"]
+
+
+async def test_a_deal_changed_by_its_products_or_a_recompute_sends_deal_updated(
+    live_client: httpx.AsyncClient, live_app: FastAPI, receiver: Receiver, worker: DeliveryLoop
+) -> None:
+    client = live_client
+    admin = await create_company(client)
+    await subscribe(client, admin, receiver, "/deals", ["deal.updated"])
+    product = await client.post(
+        f"{API}/products",
+        json={"name": "Valve", "unit_price": "10.00", "currency": "EUR"},
+        headers=admin.headers,
+    )
+    assert product.status_code == 201, product.text
+    deal = await create_deal(client, admin, value_from_products=True)
+    item = await client.post(
+        f"{API}/deals/{deal['id']}/products",
+        json={"product_id": product.json()["id"], "quantity": "2"},
+        headers=admin.headers,
+    )
+    assert item.status_code == 201, item.text
+    formula = await client.post(
+        f"{API}/fields",
+        params={"entity": "deal"},
+        json={"name": "Double", "type": "formula", "formula": "#value * 2"},
+        headers=admin.headers,
+    )
+    assert formula.status_code == 201, formula.text
+    await run_jobs(live_app)  # the recompute of every deal's formula values
+    await drain(worker)
+
+    shown = (await client.get(f"{API}/deals/{deal['id']}", headers=admin.headers)).json()
+    got = {r.body["change_source"]: r.body for r in receiver.of("/deals")}
+    assert sorted(got) == ["api", "system"]
+    assert got["api"]["data"]["value"] == {"amount": "20.00", "currency": "EUR"}
+    assert got["api"]["previous"] == {"value": None}
+    assert got["system"]["data"] == shown
+    assert shown["custom_fields"]["double"]["amount"] == "40.00"
+    assert got["system"]["previous"] == {"custom_fields": {}}

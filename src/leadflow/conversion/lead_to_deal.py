@@ -47,6 +47,7 @@ from leadflow.db import json_rows, new_id
 from leadflow.deals import formulas as deal_formulas
 from leadflow.deals.access import visible_deal
 from leadflow.deals.changelog import changes_insert, creation_rows
+from leadflow.deals.changes import publish_changed, snapshot
 from leadflow.deals.limits import ensure_open_deal_slot_under
 from leadflow.deals.models import Deal, DealStatus
 from leadflow.deals.repository import DealRepository, Destination, deal_rows, deals_insert
@@ -225,7 +226,13 @@ async def convert_leads(
     )
     for p in prepared:
         if p.into_deal is not None:
-            await _carry_custom_fields(session, caller, p.lead, p.into_deal)
+            await _carry_custom_fields(
+                session,
+                caller,
+                p.lead,
+                p.into_deal,
+                ChangeSource.rule if rule_id is not None else ChangeSource.api,
+            )
     converted = [
         Converted(
             conversion=conversions[p.lead.id],
@@ -239,7 +246,7 @@ async def convert_leads(
 
 
 async def _carry_custom_fields(
-    session: AsyncSession, caller: Caller, lead: Lead, deal: Deal
+    session: AsyncSession, caller: Caller, lead: Lead, deal: Deal, source: ChangeSource
 ) -> None:
     """A lead converted into an existing deal gives it the custom field values the deal
     lacks (the deal's own values stay); its formulas are computed anew. Nothing is
@@ -247,10 +254,12 @@ async def _carry_custom_fields(
     missing = {k: v for k, v in lead.custom_fields.items() if k not in deal.custom_fields}
     if not missing:
         return
+    before = snapshot(deal)
     await DealRepository(session, caller).update(
         deal, {"custom_fields": {**deal.custom_fields, **missing}}
     )
     await deal_formulas.refresh(session, caller, deal)
+    await publish_changed(session, caller, [(deal, before)], source)
 
 
 async def _publish(

@@ -20,6 +20,7 @@ from leadflow.auth.repository import UserRepository
 from leadflow.capabilities import Capability, Entity
 from leadflow.contacts.access import ensure_links_visible
 from leadflow.deals import formulas as deal_formulas
+from leadflow.deals.changes import WATCHED
 from leadflow.deals.limits import OpenDealLimit, ensure_open_deal_slot
 from leadflow.deals.line_items.service import sync_deal_value
 from leadflow.deals.models import Deal, DealStatus
@@ -322,7 +323,8 @@ async def update_deal(
         rotten_days = (await deals.rotten_days({deal.stage_id})).get(deal.stage_id)
     if not values:
         return deal, rotten_days
-    before = {field: getattr(deal, field) for field in values}
+    # The watched columns too: following the products and formulas change them.
+    before = {field: getattr(deal, field) for field in (*values, *WATCHED)}
     starts_following = values.get("value_from_products") is True and not deal.value_from_products
     deal = await deals.update(deal, values)
     if starts_following:
