@@ -121,7 +121,8 @@ async def test_every_kind_of_change_is_delivered_with_the_record_as_its_get_show
     await run.delete(f"/organizations/{organization}", "organization.deleted")
     await run.delete(f"/products/{product}", "product.deleted")
     await run.delete(f"/stages/{second}", "stage.deleted")
-    await run.delete(f"/pipelines/{pipeline}", "pipeline.deleted")  # with its last stage
+    await run.delete(f"/pipelines/{pipeline}", "pipeline.deleted")
+    run.shown.insert(-1, ("stage.deleted", stage, None))  # its last stage went with it
     await run.delete(f"/fields/{field}", "field.deleted")
 
     await drain(worker)

@@ -98,9 +98,11 @@ async def delete_pipeline(session: AsyncSession, caller: Caller, pipeline_id: uu
     if len(company_pipelines) == 1:
         raise LastPipeline("This is the company's only pipeline; create another one first.")
     await ensure_no_open_deals(session, caller, pipeline_id=pipeline_id)
-    await pipelines.delete(pipeline_id)
+    stage_ids = await pipelines.delete(pipeline_id)
     await publish(
-        session, PipelineDeleted(id=pipeline_id, company_id=caller.company_id, actor=caller)
+        session,
+        *(StageDeleted(id=s, company_id=caller.company_id, actor=caller) for s in stage_ids),
+        PipelineDeleted(id=pipeline_id, company_id=caller.company_id, actor=caller),
     )
 
 

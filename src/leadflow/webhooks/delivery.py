@@ -225,7 +225,7 @@ class DeliveryLoop:
         while not stop.is_set():
             lost = asyncio.Event()
             try:
-                connection = await asyncpg.connect(dsn)
+                connection = await asyncpg.connect(dsn, timeout=10)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 log.warning("webhook worker: cannot LISTEN; polling meanwhile", exc_info=True)
             else:
