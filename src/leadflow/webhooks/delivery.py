@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -32,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from leadflow import metrics
 from leadflow.capture.signing import sign
 from leadflow.config import Settings
-from leadflow.webhooks import targets
+from leadflow.webhooks import listening, targets
 from leadflow.webhooks.models import WAKE_CHANNEL
 from leadflow.webhooks.service import WebhookKeys
 
@@ -52,9 +51,6 @@ LEASE_SECONDS = 60
 MAX_RESPONSE_BYTES = 64 * 1024
 MAX_ERROR_LENGTH = 500
 USER_AGENT = "leadflow-webhooks/1"
-# A listening connection that failed (the database away) is opened again after this;
-# meanwhile the worker polls.
-LISTEN_RETRY_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,33 +212,20 @@ class DeliveryLoop:
         await self.client.aclose()
 
     async def listen(self, stop: asyncio.Event) -> None:
-        """LISTEN on WAKE_CHANNEL on a connection of its own (not one of the pool's: it
-        is held for the worker's life) until `stop`, setting `wakeup` at every
-        notification. The poll stays the fallback: a lost connection is opened again
-        after LISTEN_RETRY_SECONDS, and `wakeup` is set on every (re)connection, since
-        notifications sent meanwhile are lost."""
-        dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        while not stop.is_set():
-            lost = asyncio.Event()
-            try:
-                connection = await asyncpg.connect(dsn, timeout=10)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                log.warning("webhook worker: cannot LISTEN; polling meanwhile", exc_info=True)
-            else:
-                try:
-                    connection.add_termination_listener(lambda _, lost=lost: lost.set())
-                    await connection.add_listener(WAKE_CHANNEL, self._notified)
-                    self.listening.set()
-                    self.wakeup.set()
-                    await _first(stop.wait(), lost.wait())
-                finally:
-                    self.listening.clear()
-                    await _close(connection)
-            if not stop.is_set():
-                await _first(stop.wait(), asyncio.sleep(LISTEN_RETRY_SECONDS))
+        """LISTEN on WAKE_CHANNEL until `stop` (`listening.listen`), setting `wakeup` at
+        every notification. The poll stays the fallback; `wakeup` is set at every
+        (re)connection too, since notifications sent meanwhile are lost."""
+        await listening.listen(self.engine, WAKE_CHANNEL, self._notified, self._state, stop)
 
-    def _notified(self, *_: object) -> None:
+    def _notified(self, payload: str) -> None:
         self.wakeup.set()
+
+    def _state(self, up: bool) -> None:
+        if up:
+            self.listening.set()
+            self.wakeup.set()
+        else:
+            self.listening.clear()
 
     async def run_once(self) -> int:
         """Claim up to `batch` due deliveries, send them, record them; how many."""
@@ -364,20 +347,3 @@ async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
 
 def _ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
-
-
-async def _first(*waits: Any) -> None:
-    """Until the first of these awaitables is done; the others are cancelled."""
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-
-
-async def _close(connection: Any) -> None:
-    try:
-        await asyncio.wait_for(connection.close(), 5)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-        connection.terminate()
