@@ -44,6 +44,10 @@ class DeliveryStatus(enum.StrEnum):
 # their next poll.
 WAKE_CHANNEL = "leadflow_webhook_due"
 
+# The channel a subscription's creation NOTIFYs with its company's id (at its commit):
+# API processes LISTEN on it to forget that the company had none (`outbox.Unsubscribed`).
+SUBSCRIBED_CHANNEL = "leadflow_webhook_subscribed"
+
 # The statuses that still hold a record's later events back (per-record order).
 OPEN_STATUSES = (DeliveryStatus.pending.value, DeliveryStatus.in_flight.value)
 

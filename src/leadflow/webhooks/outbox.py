@@ -22,6 +22,7 @@ events of every write that starts after it committed.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import uuid
 from collections.abc import Mapping, Sequence
@@ -31,13 +32,14 @@ from typing import Any
 import orjson
 from sqlalchemy import Text, Uuid, cast, false, null, select, union_all
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from leadflow import events
 from leadflow.db import new_id
 from leadflow.events import Change, DealConverted, DomainEvent, LeadConverted
 from leadflow.readpath import ReadStatement
-from leadflow.webhooks.models import WAKE_CHANNEL
+from leadflow.webhooks import listening
+from leadflow.webhooks.models import SUBSCRIBED_CHANNEL, WAKE_CHANNEL
 from leadflow.webhooks.records import (
     ENTITIES,
     EVENT_TYPES,
@@ -145,7 +147,58 @@ async def on_events(session: AsyncSession, published: Sequence[DomainEvent]) -> 
     practice), which writes nothing when the company has no subscription."""
     sent = [e for e in published if e.type in _SENT]
     for company_id in dict.fromkeys(e.company_id for e in sent):
-        await _write(session, company_id, [e for e in sent if e.company_id == company_id])
+        if not unsubscribed.known(company_id):
+            await _write(session, company_id, [e for e in sent if e.company_id == company_id])
+
+
+class Unsubscribed:
+    """Companies this process knows to have no subscription: their writes run no outbox
+    statement. Known only from the statement's own answer (`subscribed`), and trusted
+    only while the process LISTENs on SUBSCRIBED_CHANNEL, which a subscription's
+    creation NOTIFYs with its company's id at its commit: the notification makes every
+    process forget that company. A write starting after the commit and before the
+    notification reaches a process (milliseconds) is not sent, as a write already under
+    way at the commit is not. An answer is not kept when a notification (of any company)
+    arrived while its statement ran, and a lost LISTEN forgets everything: until it is
+    back, every write asks the database. A process that does not listen (a `leadflow
+    worker`, the tests' apps) always asks."""
+
+    def __init__(self, maxsize: int = 100_000) -> None:
+        self.maxsize = maxsize
+        self.listening = False
+        self._none: set[uuid.UUID] = set()
+        self._events = 0  # notifications and (dis)connections so far
+
+    def known(self, company_id: uuid.UUID) -> bool:
+        return self.listening and company_id in self._none
+
+    def seen(self) -> int:
+        """What `note` needs: taken before the statement runs."""
+        return self._events
+
+    def note(self, company_id: uuid.UUID, seen: int) -> None:
+        """The statement that started at `seen` found no subscription."""
+        if self.listening and seen == self._events and len(self._none) < self.maxsize:
+            self._none.add(company_id)
+
+    def subscribed(self, payload: str) -> None:
+        self._events += 1
+        try:
+            self._none.discard(uuid.UUID(payload))
+        except ValueError:
+            self._none.clear()
+
+    def state(self, up: bool) -> None:
+        self._events += 1
+        self.listening = up
+        self._none.clear()
+
+    async def listen(self, engine: AsyncEngine, stop: asyncio.Event) -> None:
+        """Run by the API process's lifespan until `stop`."""
+        await listening.listen(engine, SUBSCRIBED_CHANNEL, self.subscribed, self.state, stop)
+
+
+unsubscribed = Unsubscribed()
 
 
 async def _write(session: AsyncSession, company_id: uuid.UUID, batch: list[DomainEvent]) -> None:
@@ -199,7 +252,10 @@ async def _write(session: AsyncSession, company_id: uuid.UUID, batch: list[Domai
     }
     for entity, entity_record_ids in read.items():
         params[f"{entity}_ids"] = list(dict.fromkeys(entity_record_ids))
-    await _statement(tuple(sorted(read))).fetch(session, params)
+    seen = unsubscribed.seen()
+    row = await _statement(tuple(sorted(read))).fetchrow(session, params)
+    if not row["subscribed"]:
+        unsubscribed.note(company_id, seen)
 
 
 _COMPANY_WIDE = ", ".join(f"'{k.entity}'" for k in KINDS.values() if k.facts is Facts.company)
@@ -279,7 +335,8 @@ WHERE (e.type = ANY (w.event_types)
 ORDER BY e.id
 RETURNING 1
 )
-SELECT pg_notify('{channel}', '') WHERE EXISTS (SELECT 1 FROM delivery)
+SELECT EXISTS (SELECT 1 FROM webhook WHERE company_id = :viewer_company_id) AS subscribed,
+       CASE WHEN EXISTS (SELECT 1 FROM delivery) THEN pg_notify('{channel}', '') END AS woken
 """.replace("{channel}", WAKE_CHANNEL).replace("{company_wide}", _COMPANY_WIDE)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.auth.models import User
 from leadflow.pipelines.models import Pipeline
 from leadflow.tenancy import Caller, in_company
-from leadflow.webhooks.models import WAKE_CHANNEL, Webhook
+from leadflow.webhooks.models import SUBSCRIBED_CHANNEL, WAKE_CHANNEL, Webhook
 
 
 class WebhookRepository:
@@ -30,8 +30,13 @@ class WebhookRepository:
         return await self.session.scalar(stmt)
 
     async def add(self, webhook: Webhook) -> Webhook:
+        """The subscription, and a NOTIFY at the commit that makes every API process
+        forget that its company had none (`outbox.Unsubscribed`)."""
         self.session.add(webhook)
         await self.session.flush()
+        await self.session.execute(
+            _WAKE, {"channel": SUBSCRIBED_CHANNEL, "payload": str(webhook.company_id)}
+        )
         return webhook
 
     async def save(self, webhook: Webhook) -> Webhook:
@@ -70,7 +75,7 @@ class WebhookRepository:
     async def wake_workers(self) -> None:
         """Deliveries are due now: the workers start a round at this commit (not at their
         next poll)."""
-        await self.session.execute(_WAKE, {"channel": WAKE_CHANNEL})
+        await self.session.execute(_WAKE, {"channel": WAKE_CHANNEL, "payload": ""})
 
     async def replay(self, webhook_id: uuid.UUID, since: datetime) -> int:
         result = await self.session.execute(
@@ -97,7 +102,7 @@ class WebhookRepository:
         await self.wake_workers()
 
 
-_WAKE = text("SELECT pg_notify(:channel, '')")
+_WAKE = text("SELECT pg_notify(:channel, :payload)")
 
 # Not while a worker holds it (in flight): it would be sent twice at once.
 _RETRY = text(
