@@ -1,5 +1,7 @@
 """What the outbox adds to the hot writes: one statement per write, the same with a
-subscription and without (it writes nothing then). Counted as the driver sees them on
+subscription and without (it writes nothing then) in a process that does not LISTEN
+for subscriptions, as the tests' apps; one that does runs none for a company known to
+have none (test_unsubscribed.py). Counted as the driver sees them on
 the test's connection (`Statements` of tests/conftest.py), read-path statements
 included; the outbox's statement runs on the driver connection, like the read path's."""
 
