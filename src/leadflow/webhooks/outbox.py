@@ -14,10 +14,10 @@ are read as the API shows them and written as JSON by the same statement
 (`readpath.json_record`: the read models' columns, shaped in SQL), the deleted ones'
 last states are looked up in it, and it inserts the events and their deliveries. It
 writes nothing unless the company has a subscription (enabled or not: a disabled one
-may be replayed later), a condition PostgreSQL evaluates once before anything else, so
-a company without one pays a round trip and no more. That check is in the statement,
-not remembered by the process, so a subscription made through any replica receives the
-events of every write that starts after it committed.
+may be replayed later), a condition PostgreSQL evaluates once before anything else, and
+it answers whether there is one: a process that LISTENs for new subscriptions then runs
+no statement at all for that company's writes (`Unsubscribed`), and any replica's new
+subscription is known to every process at its commit (a NOTIFY).
 """
 
 from __future__ import annotations
