@@ -87,9 +87,17 @@ bench-checkout: install ## a pool checkout with pool_pre_ping vs the closed-conn
 bench-webhooks: install ## POST /leads and conversion p50 with vs without a webhook subscription; deliveries/s of one worker
 	$(BIN)/python -m bench.webhooks $(BENCH_ARGS)
 
+.PHONY: bench-instructions
+bench-instructions: install ## instructions per request under valgrind's callgrind (same whatever the load; BENCH_ONLY=lead,deal,page,healthz)
+	$(BIN)/python -m bench.instructions $(BENCH_ARGS)
+
 .PHONY: bench-rules
 bench-rules: install ## marking an activity done with 0 and with 50 enabled conversion rules
 	$(BIN)/python -m bench.rules $(BENCH_ARGS)
+
+.PHONY: bench-fields
+bench-fields: install ## custom fields: an equality filter at 10,000 vs 1,000,000 leads; a deal write with 0 vs 10 formulas (BENCH_ARGS=--quick: 1,000 / 10,000 leads)
+	$(BIN)/python -m bench.fields $(BENCH_ARGS)
 
 .PHONY: soak
 soak: install ## SOAK_SECONDS (600) of mixed traffic at SOAK_RPS (60) against `leadflow serve`: fails on any 5xx, RSS or DB connection growth

@@ -94,7 +94,7 @@ SELECT x.id, x.title, x.owner_id, x.person_id, x.organization_id, x.pipeline_id,
        x.status, x.lost_reason, x.value_amount, x.value_currency, x.value_from_products,
        x.probability, x.expected_close_date, x.won_at, x.lost_at, x.closed_at,
        x.stage_changed_at, x.label_ids, x.visible_to, x.source_lead_id,
-       x.custom_fields::text AS custom_fields, x.created_at,
+       x.fields::text AS fields, x.custom_fields::text AS custom_fields, x.created_at,
        x.updated_at,
        (x.status = 'open' AND s.rotten_days IS NOT NULL
         AND coalesce(x.stage_changed_at, x.created_at)
@@ -110,7 +110,8 @@ SELECT x.* FROM caller c CROSS JOIN LATERAL (
            x.stage_id, x.status, x.lost_reason, x.value_amount, x.value_currency,
            x.value_from_products, x.probability, x.expected_close_date, x.won_at, x.lost_at,
            x.closed_at, x.stage_changed_at, x.label_ids, x.visible_to, x.source_lead_id,
-           x.custom_fields::text AS custom_fields, x.created_at, x.updated_at,
+           x.fields::text AS fields, x.custom_fields::text AS custom_fields, x.created_at,
+           x.updated_at,
            (x.status = 'open' AND s.rotten_days IS NOT NULL
             AND coalesce(x.stage_changed_at, x.created_at)
                 < now() - make_interval(days => s.rotten_days)) AS rotten
@@ -247,6 +248,7 @@ def _deal(row: asyncpg.Record, rotten: bool) -> dict[str, Any]:
     deal = {field: _plain(row[field]) for field in DEAL_FIELDS}
     deal["value"] = _money(row["value_amount"], row["value_currency"])
     deal["label_ids"] = [str(i) for i in row["label_ids"]]
+    deal["fields"] = json.loads(row["fields"])
     deal["custom_fields"] = json.loads(row["custom_fields"])
     deal["rotten"] = rotten
     return deal

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import pkgutil
@@ -12,11 +13,18 @@ from uuid import uuid4
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 import leadflow
 from leadflow.config import Settings
-from leadflow.errors import _HTTP_SLUGS, DomainError
+from leadflow.errors import (
+    _HTTP_SLUGS,
+    DomainError,
+    WriteConflict,
+    problem_for,
+    unavailable,
+)
 from leadflow.main import create_app
 from tests.factories import API, OPERATOR, OPERATOR_TOKEN
 
@@ -228,3 +236,31 @@ def test_a_slug_means_one_status_everywhere() -> None:
     assert len(statuses) > 20, "the walk found the error classes"
     two_or_more = {slug: found for slug, found in statuses.items() if len(found) > 1}
     assert two_or_more == CONTRACT_SLUGS_WITH_TWO_STATUSES
+
+
+async def test_a_deadlock_is_a_503_write_conflict_to_retry(engine: AsyncEngine) -> None:
+    """A real deadlock between two transactions: the one PostgreSQL rolls back is a 503
+    `write-conflict` with a short Retry-After (the request lost a race; sent again it
+    succeeds), not a 500."""
+    first_locked, second_locked = asyncio.Event(), asyncio.Event()
+
+    async def lock(mine: int, theirs: int, locked: asyncio.Event, other: asyncio.Event) -> None:
+        async with engine.connect() as conn, conn.begin():
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": mine})
+            locked.set()
+            await other.wait()
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": theirs})
+
+    key = int(uuid4().int % 2**62)
+    outcomes = await asyncio.gather(
+        lock(key, key + 1, first_locked, second_locked),
+        lock(key + 1, key, second_locked, first_locked),
+        return_exceptions=True,
+    )
+    failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    assert len(failures) == 1, outcomes
+    conflict = unavailable(failures[0])
+    assert isinstance(conflict, WriteConflict)
+    response = problem_for(conflict)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"

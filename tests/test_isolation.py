@@ -25,6 +25,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -121,6 +122,10 @@ NOT_TENANT_DATA: dict[str, str] = {
     "ops:metrics": "Prometheus counters of the process, no per-company data",
     "companies:create": "operator token only (LEADFLOW_ADMIN_TOKEN); creates a new tenant",
     "users:me": "returns the caller itself; takes no id",
+    "openapi:company": (
+        "the caller's own company's typed OpenAPI document; takes no id "
+        "(tests/fields/test_company_openapi.py: B's document holds none of A's keys)"
+    ),
     "capabilities:get": "the static lead/deal capability table, the same for every company",
     "leads:convert:other-methods": "405 for GET/PATCH/DELETE /leads/convert; reads nothing",
     # --- path parameter, but the form id itself is the public capability ---
@@ -167,6 +172,17 @@ LIST_PROBES: dict[str, list[dict[str, str]]] = {
     "jobs:list": [{}],
     "fields:list": [{"entity": "field_entity"}],
 }
+
+# Reports: asked with A's ids as filters (and with none), every figure counts nothing of
+# A's: each count is 0 and nothing of A's appears. "@range" is a range around today.
+REPORT_PROBES: dict[str, list[dict[str, str]]] = {
+    "reports:deals-summary": [{}, {"pipeline_id": "pipeline"}, {"owner_id": "admin"}],
+    "reports:deals-forecast": [{"@range": ""}, {"@range": "", "pipeline_id": "pipeline"}],
+    "reports:deals-outcomes": [{"@range": ""}, {"@range": "", "owner_id": "admin"}],
+    "reports:leads-conversion": [{"@range": ""}, {"@range": "", "owner_id": "admin"}],
+}
+_COUNTS = {"count", "open_count", "won_count", "lost_count", "created", "converted", "archived"}
+
 
 # Creates without path parameters: B's body names A's resources -> 404 or 422, never 2xx.
 # A string instead of a body is the reason the route is not probed.
@@ -283,6 +299,8 @@ def _classify(endpoint: Endpoint) -> str:
         return "path"
     if endpoint.name in LIST_PROBES:
         return "list"
+    if endpoint.name in REPORT_PROBES:
+        return "report"
     if endpoint.name in CREATE_PROBES:
         return "create"
     return "unknown"
@@ -292,6 +310,9 @@ def test_every_route_is_known() -> None:
     """A new route fails here until the isolation test knows how to build or skip it."""
     found = endpoints()
     assert len(found) > 100
+    # The probes call these paths as they are: each already carries the API prefix (a
+    # probe that doubled it got 404 on every list and create, and passed for nothing).
+    assert all(e.path.startswith(API) for e in found if e.name in LIST_PROBES)
     unknown = [e for e in found if _classify(e) == "unknown"]
     assert not unknown, f"routes the isolation test does not know: {unknown}"
     unbuildable = [
@@ -304,7 +325,8 @@ def test_every_route_is_known() -> None:
         if _classify(e) == "path":
             assert set(e.params) <= OWNER_SCOPED | OWNER_SCENARIO_EXCLUDED_PARAMS.keys(), e
     names = {e.name for e in found}
-    stale = (NOT_TENANT_DATA.keys() | LIST_PROBES.keys() | CREATE_PROBES.keys()) - names
+    probed = NOT_TENANT_DATA.keys() | LIST_PROBES.keys() | CREATE_PROBES.keys()
+    stale = (probed | REPORT_PROBES.keys()) - names
     assert not stale, f"tables name routes that no longer exist: {stale}"
 
 
@@ -513,6 +535,8 @@ async def _call(
     params: dict[str, str] | None = None,
     body: Any = None,
 ) -> httpx.Response:
+    if params is None and endpoint.name == "reports:pipeline-conversion":
+        params = {"from": "2026-01-01", "to": "2026-12-31"}  # required, not the point here
     kwargs: dict[str, Any] = {"headers": actor.headers, "params": params}
     if endpoint.name == "deals:files:create":
         kwargs["files"] = {"file": ("pwned.txt", b"pwned")}
@@ -566,14 +590,16 @@ async def _probe_lists(
 ) -> list[str]:
     """Lists filtered by A's ids: empty (or 404/422), and nothing of A's in the body."""
     failures: list[str] = []
+    answered = 0
     wanted = set(names)
     for endpoint in (e for e in endpoints() if _classify(e) == "list" and e.name in wanted):
         for probe in LIST_PROBES[endpoint.name]:
             params = {k: world.get(v, v) for k, v in probe.items()}
             response = await _call(
-                client, caller, endpoint, API + endpoint.path, world, params=params
+                client, caller, endpoint, endpoint.path, world, params=params
             )
             where = f"GET {endpoint.path}?{params}"
+            answered += response.status_code == 200
             if response.status_code == 200:
                 data = response.json()["data"]
                 if probe and data:
@@ -581,6 +607,48 @@ async def _probe_lists(
             elif response.status_code not in (404, 422):
                 failures.append(f"{where}: {response.status_code} {response.text[:200]}")
             if leaks := _leaks(response, world, json.dumps(params)):
+                failures.append(f"{where}: leaks {leaks}")
+    if wanted and not answered:
+        failures.append("no list answered 200: the probes reached no route")
+    return failures
+
+
+def _counted(body: Any) -> list[int]:
+    """Every count of a report's answer, wherever it is nested."""
+    if isinstance(body, dict):
+        own = [v for k, v in body.items() if k in _COUNTS and isinstance(v, int)]
+        return own + [n for v in body.values() for n in _counted(v)]
+    if isinstance(body, list):
+        return [n for v in body for n in _counted(v)]
+    return []
+
+
+async def _probe_reports(
+    client: httpx.AsyncClient, caller: Actor, world: dict[str, str], *, same_company: bool
+) -> list[str]:
+    """Reports answer the caller with nothing of A's: every count 0, no id or name. A
+    user of A's own company also sees A's conversion rules in `by_rule` (rules are the
+    company's, listed to every user by GET /conversion-rules), with zero counts."""
+    failures: list[str] = []
+    today = datetime.now(UTC).date()
+    span = {"from": (today - timedelta(days=400)).isoformat(), "to": today.isoformat()}
+    for endpoint in (e for e in endpoints() if _classify(e) == "report"):
+        for probe in REPORT_PROBES[endpoint.name]:
+            params = {k: world.get(v, v) for k, v in probe.items() if k != "@range"}
+            if "@range" in probe:
+                params.update(span)
+            response = await _call(
+                client, caller, endpoint, endpoint.path, world, params=params
+            )
+            where = f"GET {endpoint.path}?{params}"
+            if response.status_code != 200:
+                failures.append(f"{where}: {response.status_code} {response.text[:200]}")
+            elif any(_counted(response.json())):
+                failures.append(f"{where}: counts A's records: {response.text[:300]}")
+            shown = response
+            if same_company and response.status_code == 200:
+                shown = httpx.Response(200, json={**response.json(), "by_rule": None})
+            if leaks := _leaks(shown, world, json.dumps(params)):
                 failures.append(f"{where}: leaks {leaks}")
     return failures
 
@@ -599,7 +667,7 @@ async def _probe_creates(
         if isinstance(create_body, str):
             continue  # the reason is in the table
         response = await _call(
-            client, caller, endpoint, API + endpoint.path, world, body=create_body
+            client, caller, endpoint, endpoint.path, world, body=create_body
         )
         where = f"POST {endpoint.path} naming {list(create_body)}"
         allowed = (404, 409, 422) if endpoint.name == "leads:convert-bulk" else (404, 422)
@@ -644,6 +712,8 @@ async def test_another_company_gets_404_on_every_route(client: httpx.AsyncClient
 
     failures += await _probe_lists(client, intruder, world, LIST_PROBES.keys())
 
+    failures += await _probe_reports(client, intruder, world, same_company=False)
+
     failures += await _probe_creates(client, intruder, world, CREATE_PROBES)
 
     assert not failures, "\n".join(failures)
@@ -668,6 +738,7 @@ async def _assert_hidden_from(
     """`user` gets 404 on every route, empty filtered lists and 404/422 creates."""
     failures = await _probe_paths(client, user, world, routes)
     failures += await _probe_lists(client, user, world, OWNER_SCOPED_LISTS)
+    failures += await _probe_reports(client, user, world, same_company=True)
     failures += await _probe_creates(client, user, world, OWNER_CREATE_PROBES)
     assert not failures, "\n".join(failures)
 

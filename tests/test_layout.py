@@ -140,6 +140,7 @@ WRITERS = {
     "Note": "activities/repository.py",
     "Activity": "activities/repository.py",
     "FieldDefinition": "fields/repository.py",
+    "DealHistory": "reports/repository.py",
 }
 _WRITES = {"insert", "update", "delete", "pg_insert"}
 
@@ -196,6 +197,73 @@ def record_writes(root: Path = SRC) -> list[str]:
     return found
 
 
+# The packages from the bottom up: each may import the ones before it, never one after
+# (what a higher package needs of a lower one's records arrives as a domain event or a
+# registration at start-up). Above them: main, cli, worker, job_kinds and models, which
+# assemble the app; below them the shared modules of `leadflow/` (SHARED_EXCEPTIONS aside).
+PACKAGE_ORDER = (
+    "jobs",
+    "pipelines",
+    "auth",
+    "fields",
+    "contacts",
+    "products",
+    "leads",
+    "deals",
+    "activities",
+    "capture",
+    "conversion",
+    "rules",
+    "reports",
+    "webhooks",
+)
+ASSEMBLY = {"main.py", "cli.py", "worker.py", "job_kinds.py", "models.py"}
+# deps.py is the web glue every router solves: it authenticates with auth's identity
+# modules (the token cache and the failure limiter), which import nothing above them.
+SHARED_EXCEPTIONS = {("deps.py", "auth")}
+
+
+def _package_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "leadflow" else None
+
+
+def imports_against_the_order(root: Path = SRC) -> list[str]:
+    found = []
+    for package in PACKAGE_ORDER:
+        rank = PACKAGE_ORDER.index(package)
+        for path in sorted((root / package).rglob("*.py")):
+            for line, module in imported_modules(path, root):
+                target = _package_of(module)
+                if target in PACKAGE_ORDER and PACKAGE_ORDER.index(target) > rank:
+                    found.append(f"{path.relative_to(root)}:{line} imports {module}")
+    for path in sorted(root.glob("*.py")):
+        if path.name in ASSEMBLY:
+            continue
+        for line, module in imported_modules(path, root):
+            target = _package_of(module)
+            if target in PACKAGE_ORDER and (path.name, target) not in SHARED_EXCEPTIONS:
+                found.append(f"{path.relative_to(root)}:{line} imports {module}")
+    return sorted(set(found))
+
+
+def test_packages_import_only_the_ones_below() -> None:
+    """Pipelines ask deals whether a stage may go by an event (`PipelineVacating`),
+    tenancy reads users through a Core table of its own, and contacts register the
+    records `person`/`organization` fields name: no arrow runs back up."""
+    assert imports_against_the_order() == []
+
+
+def test_tenancy_users_table_is_the_users_table() -> None:
+    """tenancy's Core copy of `app_user` (group visibility) names real columns."""
+    from leadflow.auth.models import User
+    from leadflow.tenancy import USERS
+
+    assert USERS.name == User.__tablename__
+    for column in USERS.c:
+        assert column.name in User.__table__.c, column.name
+
+
 def test_no_lower_package_imports_rules_or_conversion() -> None:
     """leads/, activities/, capture/, deals/, contacts/, pipelines/ and products/ publish
     domain events; rule evaluation and conversion sit above them and listen."""
@@ -217,6 +285,8 @@ def test_each_record_is_written_by_its_own_repository() -> None:
         ("conversion/x.py", "from sqlalchemy import insert\ninsert(Lead)\n", "writes Lead"),
         ("capture/x.py", "Deal(title='t')\n", "writes Deal"),
         ("rules/x.py", "update(Person).values(name='n')\n", "writes Person"),
+        ("pipelines/x.py", "from leadflow.deals.service import f\n", "imports"),
+        ("tenancy.py", "from leadflow.auth.models import User\n", "imports"),
     ],
 )
 def test_the_checks_catch_a_violation(tmp_path: Path, where: str, code: str, expected: str) -> None:
@@ -227,5 +297,5 @@ def test_the_checks_catch_a_violation(tmp_path: Path, where: str, code: str, exp
     target.write_text(code)
     for package in LOWER_PACKAGES:
         (root / package).mkdir(parents=True, exist_ok=True)
-    found = upward_imports(root) + record_writes(root)
+    found = upward_imports(root) + record_writes(root) + imports_against_the_order(root)
     assert any(expected in line for line in found), found

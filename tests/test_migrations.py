@@ -7,6 +7,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -52,5 +53,66 @@ def test_migrations_match_models_and_downgrade_cleanly(database_url: str) -> Non
             raise AssertionError(f"models and migrations differ: {exc}") from exc
         _in_thread(lambda: command.downgrade(config, "base"))
         _in_thread(lambda: command.upgrade(config, "head"))
+    finally:
+        _in_thread(lambda: asyncio.run(drop_database(scratch)))
+
+
+_BEFORE_HISTORY = """
+WITH company AS (
+    INSERT INTO company (id, name) VALUES (gen_random_uuid(), 'Old') RETURNING id
+), pipeline AS (
+    INSERT INTO pipeline (id, company_id, name, position)
+    SELECT gen_random_uuid(), id, 'P', 0 FROM company RETURNING id, company_id
+), stage AS (
+    INSERT INTO stage (id, company_id, pipeline_id, name, position, probability)
+    SELECT gen_random_uuid(), company_id, id, 'S', 0, 100 FROM pipeline
+    RETURNING id, company_id, pipeline_id
+)
+INSERT INTO deal (id, company_id, title, pipeline_id, stage_id, status, visible_to,
+                  value_amount, value_currency, stage_changed_at, created_at, updated_at)
+SELECT gen_random_uuid(), company_id, 'Old deal', pipeline_id, id, kind.status, 'company',
+       10, 'EUR', '2026-01-02T03:04:05Z', '2026-01-01T00:00:00Z', now()
+FROM stage CROSS JOIN (VALUES ('won'), ('open')) AS kind (status)
+"""
+
+
+def test_deals_made_before_history_get_one_synthetic_row_and_kept_totals(
+    database_url: str,
+) -> None:
+    """Migrating a database that holds deals: 0012 counts the open one into the board
+    totals (not the won one) and 0013 gives each one synthetic history row, at its last
+    stage change."""
+    url = make_url(database_url).set(database=f"leadflow_mig_{uuid.uuid4().hex[:8]}")
+    scratch = url.render_as_string(hide_password=False)
+    _in_thread(lambda: asyncio.run(ensure_database(scratch)))
+    try:
+        config = _config(scratch)
+        _in_thread(lambda: command.upgrade(config, "0008_fields"))
+
+        async def run(sql: str) -> list[asyncpg.Record]:
+            conn = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
+            try:
+                return await conn.fetch(sql)
+            finally:
+                await conn.close()
+
+        _in_thread(lambda: asyncio.run(run(_BEFORE_HISTORY)))
+        _in_thread(lambda: command.upgrade(config, "head"))
+        rows = _in_thread(
+            lambda: asyncio.run(
+                run(
+                    "SELECT to_status, from_stage_id, synthetic, at = '2026-01-02T03:04:05Z'"
+                    " AS at_stage_change FROM deal_history ORDER BY to_status"
+                )
+            )
+        )
+        assert [tuple(row) for row in rows] == [
+            ("open", None, True, True),
+            ("won", None, True, True),
+        ]
+        totals = _in_thread(
+            lambda: asyncio.run(run("SELECT count, value_amount::text FROM deal_stage_total"))
+        )
+        assert [tuple(row) for row in totals] == [(1, "10.00")]
     finally:
         _in_thread(lambda: asyncio.run(drop_database(scratch)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,27 @@ def test_api_error_responses_are_problem_json(document: dict[str, Any]) -> None:
             ):
                 wrong.append(f"{method.upper()} {path} {status}")
     assert not wrong, f"error responses not described as problem+json: {wrong}"
+
+
+def test_generators_can_read_the_document() -> None:
+    """No boolean schema where a property is forbidden (`{"not": {}}` instead), and no two
+    component schemas with one title: client generators refuse the first and drop one
+    model of the second."""
+    document = json.loads(Path("openapi/openapi.json").read_text())
+    forbidden: list[str] = []
+
+    def walk(node: object, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.get("properties", {}).items():
+                if isinstance(value, bool):
+                    forbidden.append(f"{path}/properties/{key}")
+            for key, value in node.items():
+                walk(value, f"{path}/{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{path}/{index}")
+
+    walk(document, "")
+    assert forbidden == []
+    titles = Counter(schema.get("title") for schema in document["components"]["schemas"].values())
+    assert [title for title, count in titles.items() if count > 1] == []

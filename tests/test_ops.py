@@ -167,3 +167,20 @@ async def test_docs_work_offline_with_local_assets(client: httpx.AsyncClient) ->
         assert fetched.content
     assert "/openapi.json" in html
     assert (await client.get("/openapi.json")).json()["info"]["title"] == "leadflow"
+
+
+async def test_head_answers_wherever_get_does(client: httpx.AsyncClient) -> None:
+    """Uptime checkers send HEAD: the GET's status and headers, no body."""
+    admin = await create_company(client)
+    for path in ("/healthz", f"{API}/leads", f"{API}/capabilities"):
+        got = await client.get(path, headers=admin.headers)
+        head = await client.head(path, headers=admin.headers)
+        assert head.status_code == got.status_code == 200, (path, head.status_code)
+        assert head.content == b""
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.headers["content-length"] == got.headers["content-length"]
+    missing = await client.head(
+        f"{API}/leads/00000000-0000-7000-8000-000000000000", headers=admin.headers
+    )
+    assert missing.status_code == 404
+    assert missing.content == b""

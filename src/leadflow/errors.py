@@ -181,6 +181,20 @@ class StatementTimeout(ServiceUnavailable):
     title = "A database statement took too long and was cancelled"
 
 
+class WriteConflict(ServiceUnavailable):
+    """PostgreSQL broke a deadlock or a serialization conflict by rolling this request
+    back (e.g. two requests writing deals of one owner in one stage in opposite orders,
+    both waiting on the board's kept totals): nothing was written and the same request
+    sent again succeeds."""
+
+    slug = "write-conflict"
+    title = "Another request wrote the same records at the same moment"
+    headers = {"Retry-After": "1"}  # noqa: RUF012 - read-only class data
+
+
+# deadlock_detected, serialization_failure: the request lost a race, it is not wrong.
+_CONFLICT_SQLSTATES = {"40P01", "40001"}
+
 # SQLSTATE classes and codes that say "not now", not "not this request": connection
 # exceptions (08), the server shutting down or starting up (57P01..57P03), too many
 # connections (53300).
@@ -220,6 +234,11 @@ def _unavailable(exc: BaseException) -> ServiceUnavailable | None:
             return StatementTimeout(
                 "A database statement ran past the statement timeout and was cancelled; "
                 "the request was rolled back."
+            )
+        if sqlstate in _CONFLICT_SQLSTATES:
+            return WriteConflict(
+                "The database rolled this request back to resolve a conflict with another "
+                "one; nothing was written. Send it again (with the same Idempotency-Key)."
             )
         if exc.connection_invalidated or sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
             return _database_unavailable()

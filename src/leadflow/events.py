@@ -255,6 +255,21 @@ class StageChanged(DomainEvent):
 class StageDeleted(DomainEvent):
     type = "stage.deleted"
 
+# Pipelines and stages
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PipelineVacating(DomainEvent):
+    """Pipeline `id` (or only its stage `stage_id`) is about to be deleted, or the stage
+    moved to another pipeline. Published before the change, under the lock of the
+    company's pipelines, so that a listener whose records sit there can refuse (409):
+    deals keep their stage, even won and lost ones (the foreign keys are ON DELETE
+    RESTRICT), and a stage that holds deals cannot move without splitting them."""
+
+    type = "pipeline.vacating"
+
+    stage_id: uuid.UUID | None = None
+
 
 # Custom fields (the records that carry values listen: leads and deals to `deal` fields,
 # contacts to `person` and `organization` fields, products to `product` fields)

@@ -39,10 +39,12 @@ from leadflow.leads import subscriptions as leads_subscriptions
 from leadflow.leads.router import labels_router as lead_labels_router
 from leadflow.leads.router import router as leads_router
 from leadflow.logs import configure_logging
-from leadflow.middleware import RequestEnvelope
+from leadflow.middleware import HeadAsGet, RequestEnvelope
 from leadflow.pipelines.router import router as pipelines_router
 from leadflow.products import subscriptions as products_subscriptions
 from leadflow.products.router import router as products_router
+from leadflow.reports import subscriptions as reports_subscriptions
+from leadflow.reports.router import router as reports_router
 from leadflow.routing import add_routes, index_routes
 from leadflow.rules import subscriptions as rules_subscriptions
 from leadflow.rules.router import router as rules_router
@@ -87,6 +89,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     webhooks_router,
     jobs_router,
     fields_router,
+    reports_router,
 )
 
 
@@ -131,6 +134,7 @@ def subscribe_listeners() -> None:
     contacts_subscriptions.subscribe()
     products_subscriptions.subscribe()
     rules_subscriptions.subscribe()
+    reports_subscriptions.subscribe()
 
 
 def _start_worker(
@@ -222,6 +226,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
     errors.install_error_handlers(app)
     idempotency.install(app)
+    app.add_middleware(HeadAsGet)
     if settings.cors_origins:
         # Inside the envelope: preflights get a request id and are logged like the rest.
         app.add_middleware(

@@ -315,3 +315,26 @@ def _clean_request_id(raw: bytes | None) -> str | None:
         return None
     text = raw.decode("latin-1")
     return text if text.isprintable() and " " not in text else None
+
+
+class HeadAsGet:
+    """HEAD answers wherever GET does (RFC 9110, 9.3.2), as uptime checkers expect: the
+    request runs as a GET and the answer goes out with the GET's status and headers
+    (its Content-Length included) and no body. Inside the request envelope, which logs
+    and times it as the HEAD it is and gives it a read's session."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] != "http.response.body":
+                await send(message)
+            elif not message.get("more_body", False):
+                await send({"type": "http.response.body", "body": b""})
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)

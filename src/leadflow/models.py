@@ -6,13 +6,21 @@ from leadflow.capture.models import CaptureDelivery, Form
 from leadflow.contacts.models import Organization, Person
 from leadflow.conversion.models import Conversion
 from leadflow.db import Base
-from leadflow.deals.models import Deal, DealChange, DealFile, DealParticipant, DealProduct
+from leadflow.deals.models import (
+    Deal,
+    DealChange,
+    DealFile,
+    DealParticipant,
+    DealProduct,
+    DealStageTotal,
+)
 from leadflow.fields.models import FieldDefinition
 from leadflow.idempotency import IdempotencyRecord
 from leadflow.jobs.models import Job
 from leadflow.leads.models import Lead, LeadLabel, LeadReadiness
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.products.models import Product
+from leadflow.reports.models import DealHistory
 from leadflow.rules.models import ConversionRule
 from leadflow.webhooks.models import Webhook, WebhookDelivery, WebhookEvent
 
@@ -27,8 +35,10 @@ __all__ = [
     "Deal",
     "DealChange",
     "DealFile",
+    "DealHistory",
     "DealParticipant",
     "DealProduct",
+    "DealStageTotal",
     "FieldDefinition",
     "Form",
     "IdempotencyRecord",

@@ -169,6 +169,11 @@ def build(app: FastAPI) -> dict[str, Any]:
     _add_links(schema["paths"])
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["ValidationProblem"] = VALIDATION_PROBLEM_SCHEMA
+    # A model used in requests and answers is two schemas (`Money-Input`,
+    # `Money-Output`) with one title; generators that name classes by title drop one.
+    for name, component in components.items():
+        if name.endswith(("-Input", "-Output")) and isinstance(component, dict):
+            component["title"] = name.replace("-", "")
     for unused in ("HTTPValidationError", "ValidationError"):
         if unused in components and f'"#/components/schemas/{unused}"' not in json.dumps(
             {k: v for k, v in schema.items() if k != "components"}

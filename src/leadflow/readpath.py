@@ -262,12 +262,15 @@ def page_of(
     key: str,
     shape: Callable[[Any], Any],
     id_key: str = "id",
+    cursor_of: Callable[[Any], str] | None = None,
 ) -> dict[str, Any]:
     """A list's answer from the rows of a statement limited to `request.limit + 1` (the
     one more tells that a next page exists): the first `request.limit` rows as `shape`
-    makes them, and a cursor after the last (its `key` column, then its `id_key`)."""
+    makes them, and a cursor after the last (its `key` column, then its `id_key`; or
+    what `cursor_of` makes of the last row, for an order of several keys)."""
     cursor = None
     if len(rows) > request.limit:
         rows = rows[: request.limit]
-        cursor = encode_cursor(rows[-1][key], rows[-1][id_key])
+        last = rows[-1]
+        cursor = cursor_of(last) if cursor_of else encode_cursor(last[key], last[id_key])
     return page([shape(row) for row in rows], cursor)

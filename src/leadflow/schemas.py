@@ -133,8 +133,10 @@ def fields_unset(*names: str) -> dict[str, Any]:
 
 
 def fields_absent(*names: str) -> dict[str, Any]:
-    """None of `names` is given, not even as null."""
-    return {"properties": dict.fromkeys(names, False)}
+    """None of `names` is given, not even as null. `{"not": {}}` rather than the boolean
+    schema `false`: the same meaning, and client generators that refuse boolean schemas
+    (openapi-python-client) read it."""
+    return {"properties": {name: {"not": {}} for name in names}}
 
 
 class Input(BaseModel):

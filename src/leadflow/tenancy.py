@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Uuid, and_, bindparam, or_, select
+from sqlalchemy import ColumnElement, Uuid, and_, bindparam, column, or_, select, table
 
-from leadflow.auth.models import User
+# The users table as group visibility reads it: a Core table of the three columns, so that
+# this bottom module does not import `leadflow.auth`, which builds on it (a test holds the
+# columns to `auth.models.User`).
+USERS = table("app_user", column("id", Uuid), column("company_id", Uuid), column("group_id", Uuid))
 
 
 class Visibility(enum.StrEnum):
@@ -82,7 +85,9 @@ def _visible(
             and_(
                 model.visible_to == Visibility.group.value,
                 model.owner_id.in_(
-                    select(User.id).where(User.company_id == company_id, User.group_id == group_id)
+                    select(USERS.c.id).where(
+                        USERS.c.company_id == company_id, USERS.c.group_id == group_id
+                    )
                 ),
             )
         )

@@ -58,7 +58,9 @@ async def test_valid_signed_capture_creates_one_lead_with_prospect_details_and_s
     assert row["prospect_organization_name"] == "Pipes and More"
     assert row["owner_id"] == uuid.UUID(admin.user_id)
     assert row["person_id"] is None and row["organization_id"] is None
-    assert row["fields"] == {"message": "Please call me.", "fields": ANA["fields"]}
+    # No answer filled anything (the form maps none, the company has no custom field).
+    fields = ANA["fields"]
+    assert row["fields"] == {"message": "Please call me.", "fields": fields, "unmapped": fields}
     assert await count(connection, "lead", admin.company_id) == 1
     assert await count(connection, "person", admin.company_id) == 0, "contacts stay clean"
 

@@ -477,3 +477,14 @@ async def test_archiving_an_unknown_lead_is_404(client: httpx.AsyncClient) -> No
     for action in ("archive", "unarchive"):
         response = await client.post(f"{API}/leads/{uuid.uuid4()}/{action}", headers=admin.headers)
         assert response.status_code == 404
+
+
+async def test_an_unknown_source_filter_is_422(client: httpx.AsyncClient) -> None:
+    """A typo in `source` is an error, not an empty inbox."""
+    admin = await create_company(client)
+    await create_lead(client, admin, source="api")
+    response = await client.get(f"{API}/leads", params={"source": "bogus"}, headers=admin.headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["loc"] == ["query", "source"]
+    known = await client.get(f"{API}/leads", params={"source": "api"}, headers=admin.headers)
+    assert [lead["source"] for lead in known.json()["data"]] == ["api"]

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
+from leadflow.fields.keys import KEY_PATTERN
 from leadflow.schemas import (
     NOT_BLANK,
     Email,
@@ -24,6 +25,8 @@ MAX_LABELS = 50
 CAPTURE_PATH = "/api/v1/capture/{form_id}"
 PAGE_PATH = "/f/{form_id}"
 MAX_EXTRA_FIELDS = 100
+MAX_MAPPED_CUSTOM_FIELDS = 100
+CustomFieldKey = Annotated[str, StringConstraints(pattern=KEY_PATTERN)]
 MAX_MESSAGE_LENGTH = 10_000
 
 
@@ -83,6 +86,21 @@ class FieldMap(Input):
     value: FieldName | None = Field(
         default=None,
         description='The entry holds `{"amount", "currency"}` or a string like "1500.00 EUR".',
+    )
+    custom_fields: dict[CustomFieldKey, FieldName] | None = Field(
+        default=None,
+        max_length=MAX_MAPPED_CUSTOM_FIELDS,
+        description=(
+            "For `deal` custom fields (leads carry them too), by key: the name of the "
+            "`fields` entry that fills it (`{\"budget_range\": \"Budget\"}`). The entry is "
+            "checked as an API write checks the field's value; one that does not fit fills "
+            "nothing and stays in the record's `fields.unmapped`, with the reason in "
+            "`fields.refused`. Each key must be a field of the company that a capture can "
+            "fill: not a formula, nor a user, person or organization (a capture has no "
+            "caller to see records as). An entry named like a field key fills that field "
+            "without being mapped."
+        ),
+        examples=[{"budget_range": "Budget"}],
     )
 
 

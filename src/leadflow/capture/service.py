@@ -26,6 +26,7 @@ from leadflow.db import new_id
 from leadflow.deals.limits import ensure_open_deal_slot
 from leadflow.deals.repository import insert_deals
 from leadflow.errors import (
+    INVALID_CUSTOM_FIELD,
     NOT_A_PHONE_NUMBER,
     NOT_AN_EMAIL_ADDRESS,
     Conflict,
@@ -76,6 +77,7 @@ async def create_form(
     """The new form and its signing secret, in clear this once."""
     forms = FormRepository(session, caller)
     await _check_references(forms, data.model_dump(exclude_unset=True))
+    await _check_custom_map(session, caller, data.field_map)
     form_id = new_id()
     secret = new_signing_secret()
     form = Form(
@@ -102,6 +104,7 @@ async def update_form(
     if "creates" in changes:
         changes["creates"] = changes["creates"].value
     if "field_map" in changes:
+        await _check_custom_map(session, caller, data.field_map)
         changes["field_map"] = data.field_map.model_dump(exclude_none=True)
     creates = changes.get("creates", form.creates)
     stage_id = changes.get("stage_id", form.stage_id)
@@ -142,6 +145,19 @@ async def _check_references(forms: FormRepository, fields: dict[str, Any]) -> No
     await ensure_labels_exist(forms.session, forms.caller.company_id, fields.get("label_ids") or [])
 
 
+async def _check_custom_map(session: AsyncSession, caller: Caller, field_map: FieldMap) -> None:
+    """Each custom field the map fills is a `deal` field a capture can fill (422 else);
+    the definitions are read only when the map names custom fields."""
+    if not field_map.custom_fields:
+        return
+    known = await values.definitions(session, caller.company_id, "deal")
+    for key in field_map.custom_fields:
+        why = values.capturable(known, key)
+        if why is not None:
+            loc = ["body", "field_map", "custom_fields", key]
+            raise InvalidInput(loc, why, INVALID_CUSTOM_FIELD)
+
+
 def signing_secrets(form: Form, keyring: Keyring, now: datetime) -> list[str]:
     """The secrets a capture may be signed with: the current one, and the previous one
     while its grace period lasts."""
@@ -173,6 +189,8 @@ class Prospect:
     fields: dict[str, Any] = field(default_factory=dict)
     # The server's default region, for phone numbers in `fields` that fill custom fields.
     phone_region: str | None = None
+    # The names of the `fields` entries that filled an attribute through the field map.
+    used: set[str] = field(default_factory=set)
 
     def names_someone(self) -> bool:
         return any((self.person_name, self.email, self.organization_name))
@@ -200,7 +218,7 @@ def prospect_from_capture(
         fields=dict(body.fields),
         phone_region=phone_region,
     )
-    known = FieldMap.model_fields.keys()
+    known = FieldMap.model_fields.keys() - {"custom_fields"}  # those fill custom fields
     for attribute, source in field_map.items():
         if attribute not in known or getattr(prospect, attribute) is not None:
             continue
@@ -208,6 +226,7 @@ def prospect_from_capture(
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             continue
         setattr(prospect, attribute, _mapped_value(attribute, source, raw))
+        prospect.used.add(source)
     if prospect.phone is not None:
         try:
             prospect.phone_e164 = normalize_phone(prospect.phone, phone_region)
@@ -313,12 +332,9 @@ async def create_captured_lead(
     """A lead in the inbox with prospect details (not contacts: conversion makes those),
     written with its delivery record; None if `delivery_key` was delivered before."""
     captures = CaptureRepository(session)
-    extra: dict[str, Any] = {}
-    if prospect.message:
-        extra["message"] = prospect.message
-    if prospect.fields:
-        extra["fields"] = prospect.fields
-    custom = await _custom_fields(session, form, prospect)
+    got = await _custom_fields(session, form, prospect)
+    custom = got.values
+    extra = _kept(prospect, got)
     lead = {
         "id": new_id(),
         "company_id": form.company_id,
@@ -342,15 +358,40 @@ async def create_captured_lead(
     return await captures.claim_delivery_with_lead(form, delivery_key, lead)
 
 
-async def _custom_fields(session: AsyncSession, form: Form, prospect: Prospect) -> dict[str, Any]:
-    """Answers in `fields` named by a `deal` custom field key (leads and deals share the
-    set) whose value fits the field: they fill the record's `custom_fields`. Every answer
-    also stays in `fields` as submitted, so one that does not fit is kept, not dropped.
-    The definitions are read only when the capture has `fields`."""
+def _kept(prospect: Prospect, got: values.Captured) -> dict[str, Any]:
+    """What a captured record's `fields` keeps: the message, every answer as submitted,
+    the answers that filled neither an attribute nor a custom field (`unmapped`), and
+    why each refused answer filled none (`refused`)."""
+    kept: dict[str, Any] = {}
+    if prospect.message:
+        kept["message"] = prospect.message
+    if prospect.fields:
+        kept["fields"] = prospect.fields
+        unmapped = {
+            name: answer
+            for name, answer in prospect.fields.items()
+            if name not in prospect.used and name not in got.used
+        }
+        if unmapped:
+            kept["unmapped"] = unmapped
+        if got.refused:
+            kept["refused"] = got.refused
+    return kept
+
+
+async def _custom_fields(
+    session: AsyncSession, form: Form, prospect: Prospect
+) -> values.Captured:
+    """The `deal` custom field values (leads and deals share the set) of the answers in
+    `fields`: those the form's `field_map.custom_fields` maps, then those named by a field
+    key, each checked as an API write checks it (`values.captured`). Every answer also
+    stays in `fields` as submitted, so one that does not fit is kept, not dropped. The
+    definitions are read only when the capture has `fields`."""
     if not prospect.fields:
-        return {}
+        return values.Captured({}, set(), {})
     known = await values.definitions(session, form.company_id, "deal")
-    return values.fitting(known, prospect.fields, prospect.phone_region)
+    mapping = (form.field_map or {}).get("custom_fields") or {}
+    return values.captured(known, prospect.fields, mapping, prospect.phone_region)
 
 
 async def create_captured_deal(
@@ -407,6 +448,7 @@ async def create_captured_deal(
                 }
             ],
         )
+    got = await _custom_fields(session, form, prospect)
     (deal,) = await insert_deals(
         session,
         form.company_id,
@@ -424,7 +466,8 @@ async def create_captured_deal(
                 "value_amount": prospect.value.amount if prospect.value else None,
                 "value_currency": prospect.value.currency if prospect.value else None,
                 "visible_to": "company",
-                "custom_fields": await _custom_fields(session, form, prospect),
+                "custom_fields": got.values,
+                "fields": _kept(prospect, got),
             }
         ],
     )

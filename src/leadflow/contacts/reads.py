@@ -9,12 +9,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Integer, String, Uuid, bindparam, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.contacts.models import Organization, Person
 from leadflow.contacts.repository import as_email, as_phone, name_matches, prefix_query
 from leadflow.contacts.schemas import OrganizationRead, PersonRead
+from leadflow.fields import filters as custom_filters
+from leadflow.fields.filters import CustomQuery, CustomShape
 from leadflow.pagination import Keyset, PageRequest, decode_cursor
 from leadflow.readpath import JsonRows, ReadStatement, as_text, fields, page_of
 from leadflow.readpath import page as readpath_page
@@ -51,7 +52,7 @@ class ContactShape:
     q_phone: bool = False
     email: bool = False
     organization: bool = False
-    custom: bool = False  # `custom_fields` containment (GIN, jsonb_path_ops)
+    custom: CustomShape | None = None  # `custom_fields` filters, a custom field sort
     after: bool = False
 
 
@@ -77,12 +78,17 @@ def page_statement(
         stmt = stmt.where(Person.emails.contains(bindparam("email", type_=Person.emails.type)))
     if shape.organization:
         stmt = stmt.where(Person.organization_id == bindparam("organization_id", type_=Uuid))
-    if shape.custom:
-        stmt = stmt.where(model.custom_fields.contains(bindparam("custom_fields", type_=JSONB)))
+    limit = bindparam("limit", type_=Integer)
+    if shape.custom is not None:  # containment: ix_<table>_custom_fields (GIN, jsonb_path_ops)
+        entity = "person" if model is Person else "organization"
+        stmt = custom_filters.filtered(stmt, model, entity, shape.custom)
+        if shape.custom.sort is not None:
+            return ReadStatement(
+                custom_filters.sorted_page(stmt, model, entity, shape.custom, limit)
+            )
     if shape.after:
         after = tuple_(bindparam("after_key", type_=String), bindparam("after_id", type_=Uuid))
         stmt = stmt.where(tuple_(model.name, model.id) > after)
-    limit = bindparam("limit", type_=Integer)
     return ReadStatement(stmt.order_by(model.name, model.id).limit(limit))
 
 
@@ -108,7 +114,7 @@ async def contact_page(
     email: str | None = None,
     organization_id: Any = None,
     phone_region: str | None = None,
-    custom_fields: str | None = None,
+    custom: CustomQuery | None = None,
 ) -> dict[str, Any]:
     """A page for `GET /persons` or `GET /organizations` (`q` that can match nothing, no
     word and no email or phone in it, answers an empty page)."""
@@ -128,14 +134,28 @@ async def contact_page(
         shape, params["email"] = replace(shape, email=True), [email]
     if organization_id is not None:
         shape, params["organization_id"] = replace(shape, organization=True), organization_id
-    if custom_fields is not None:  # JSON text (`fields.filters.parse_filter`)
-        shape, params["custom_fields"] = replace(shape, custom=True), custom_fields
+    names = _PERSON_FIELDS if model is Person else _ORGANIZATION_FIELDS
+    if custom is not None:  # `fields.filters.parse_query`
+        shape = replace(shape, custom=custom.shape)
+        params.update(custom.params)
+        if custom.shape.sort is not None:
+            if page.cursor is not None:
+                params.update(custom_filters.sort_params(page.cursor))
+                shape = replace(shape, custom=replace(custom.shape, after=True))
+            rows = await page_statement(model, Viewer.of(caller), shape).fetch(session, params)
+            custom_filters.check_sorted(rows)
+            return page_of(
+                rows,
+                page,
+                "",
+                lambda row: fields(row, names),
+                cursor_of=custom_filters.sort_cursor,
+            )
     keyset = PERSONS_BY_NAME if model is Person else ORGANIZATIONS_BY_NAME
     if page.cursor is not None:
         params["after_key"], params["after_id"] = decode_cursor(page.cursor, keyset)
         shape = replace(shape, after=True)
     rows = await page_statement(model, Viewer.of(caller), shape).fetch(session, params)
-    names = _PERSON_FIELDS if model is Person else _ORGANIZATION_FIELDS
     return page_of(rows, page, "name", lambda row: fields(row, names))
 
 

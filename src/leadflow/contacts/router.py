@@ -17,7 +17,7 @@ from leadflow.contacts.schemas import (
 )
 from leadflow.deps import AppSettings, CurrentCaller, Session
 from leadflow.errors import found, responses
-from leadflow.fields.filters import CustomFieldsFilter, parse_filter
+from leadflow.fields.filters import CustomFieldsFilter, CustomFieldsSort, parse_query
 from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
 from leadflow.schemas import Email
@@ -77,8 +77,9 @@ async def list_persons(
         uuid.UUID | None, Query(description="Persons of this organization.")
     ] = None,
     custom_fields: CustomFieldsFilter = None,
+    sort: CustomFieldsSort = None,
 ) -> Response:
-    """List the persons visible to the caller, by name."""
+    """List the persons visible to the caller, by name (or by `sort`)."""
     answer = await reads.contact_page(
         session,
         caller,
@@ -88,7 +89,7 @@ async def list_persons(
         email=email,
         organization_id=organization_id,
         phone_region=settings.default_phone_region,
-        custom_fields=parse_filter(custom_fields),
+        custom=parse_query(custom_fields, sort),
     )
     return json_response(answer)
 
@@ -165,10 +166,11 @@ async def list_organizations(
     page: PageParams,
     q: SearchText = None,
     custom_fields: CustomFieldsFilter = None,
+    sort: CustomFieldsSort = None,
 ) -> Response:
     """List the organizations visible to the caller, by name."""
     answer = await reads.contact_page(
-        session, caller, Organization, page, q=q, custom_fields=parse_filter(custom_fields)
+        session, caller, Organization, page, q=q, custom=parse_query(custom_fields, sort)
     )
     return json_response(answer)
 

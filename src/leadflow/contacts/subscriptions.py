@@ -1,5 +1,6 @@
 """What contacts listen to: a `person` or `organization` custom field deleted or losing
-options. Registered at start-up."""
+options. Registered at start-up, with the persons and organizations that `person` and
+`organization` custom fields name."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from leadflow import events
 from leadflow.contacts.models import Organization, Person
 from leadflow.contacts.repository import ContactFieldValues
 from leadflow.events import FieldDeleted, FieldOptionsRemoved
-from leadflow.fields import storage
+from leadflow.fields import storage, values
 
 _MODELS: dict[str, type[Person] | type[Organization]] = {
     "person": Person,
@@ -30,5 +31,7 @@ async def _options_removed(session: AsyncSession, event: FieldOptionsRemoved) ->
 
 
 def subscribe(publisher: events.Publisher = events.publisher) -> None:
+    for field_type, model in _MODELS.items():
+        values.register_referenced(field_type, model)
     publisher.subscribe(FieldDeleted, _field_deleted)
     publisher.subscribe(FieldOptionsRemoved, _options_removed)

@@ -73,6 +73,8 @@ async def convert_deal(
         label_ids=list(deal.label_ids),
         # The same `deal` custom fields: the values go back as they are.
         custom_fields=custom_fields,
+        # What a capture kept goes back with the deal.
+        fields=dict(deal.fields or {}),
         source="deal",
         visible_to=deal.visible_to,
         source_deal_id=deal.id,

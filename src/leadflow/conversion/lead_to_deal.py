@@ -249,16 +249,22 @@ async def _carry_custom_fields(
     session: AsyncSession, caller: Caller, lead: Lead, deal: Deal, source: ChangeSource
 ) -> None:
     """A lead converted into an existing deal gives it the custom field values the deal
-    lacks (the deal's own values stay); its formulas are computed anew. Nothing is
-    written when the lead has no value the deal lacks."""
+    lacks (the deal's own values stay); its formulas are computed anew. A deal that
+    holds no captured answers takes the lead's (`fields`; one that holds some keeps its
+    own: the lead's stay on the converted lead's row). Nothing is written when the lead
+    has nothing the deal lacks."""
+    changes: dict[str, Any] = {}
     missing = {k: v for k, v in lead.custom_fields.items() if k not in deal.custom_fields}
-    if not missing:
+    if missing:
+        changes["custom_fields"] = {**deal.custom_fields, **missing}
+    if lead.fields and not deal.fields:
+        changes["fields"] = dict(lead.fields)
+    if not changes:
         return
     before = snapshot(deal)
-    await DealRepository(session, caller).update(
-        deal, {"custom_fields": {**deal.custom_fields, **missing}}
-    )
-    await deal_formulas.refresh(session, caller, deal)
+    await DealRepository(session, caller).update(deal, changes)
+    if missing:
+        await deal_formulas.refresh(session, caller, deal)
     await publish_changed(session, caller, [(deal, before)], source)
 
 
@@ -366,6 +372,8 @@ async def _insert_contacts_and_deals(
                 "source_lead_id": p.lead.id,
                 # Leads and deals share the `deal` custom fields: the values go as they are.
                 "custom_fields": custom_fields,
+                # What a capture kept of the lead's answers stays readable on the deal.
+                "fields": dict(p.lead.fields or {}),
             }
         )
     deal_ids, deal_json = deal_rows(caller.company_id, rows)

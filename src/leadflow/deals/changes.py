@@ -16,7 +16,7 @@ from leadflow.events import ChangeSource, DealChanged, changes_between, publish
 from leadflow.tenancy import Caller
 
 # The columns those writes change.
-WATCHED = ("value_amount", "value_currency", "custom_fields")
+WATCHED = ("value_amount", "value_currency", "custom_fields", "fields")
 
 
 def snapshot(deal: Deal) -> dict[str, Any]:

@@ -9,6 +9,7 @@ only when a formula reads them; the deal is written once whatever the number of 
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -62,6 +63,12 @@ async def deal_formulas(session: AsyncSession, company_id: uuid.UUID) -> DealFor
     return from_rows(rows)
 
 
+# A formula's tree by its text: every deal write of a company with formulas reads them
+# (1.8 ms to parse ten short formulas on a loaded 2-core machine, per write). The trees
+# are only read once parsed; a stored formula was checked when it was defined.
+_parsed = functools.lru_cache(maxsize=4096)(formulas.parse)
+
+
 def from_rows(rows: Iterable[Sequence[Any]]) -> DealFormulas:
     """From (key, type, formula) rows of the company's deal fields."""
     types: dict[str, str] = {}
@@ -69,7 +76,7 @@ def from_rows(rows: Iterable[Sequence[Any]]) -> DealFormulas:
     for key, kind, source in rows:
         types[key] = kind
         if source is not None:
-            trees[key] = formulas.parse(source)
+            trees[key] = _parsed(source)
     read = set().union(*(formulas.references(t) for t in trees.values())) if trees else set()
     return DealFormulas(types, trees, frozenset(read & formulas.COUNTED_INPUTS))
 
@@ -184,6 +191,28 @@ def with_formulas(
         if stored is not None:
             values[key] = stored
     return values
+
+
+async def computed(
+    session: AsyncSession, deal: Deal, values: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The deal's `custom_fields` with its formulas computed over the deal as an update
+    of `values` will leave it (its value, probability and custom fields), so that the
+    update writes them in its own statement; None when the company has no formula."""
+    found = await deal_formulas(session, deal.company_id)
+    if not found.trees:
+        return None
+    counted = (
+        (await _counts(session, deal.company_id, [deal.id])).get(deal.id) if found.counted else None
+    )
+    return with_formulas(
+        found,
+        value_amount=values.get("value_amount", deal.value_amount),
+        value_currency=values.get("value_currency", deal.value_currency),
+        probability=values.get("probability", deal.probability),
+        custom_fields=values.get("custom_fields", deal.custom_fields) or {},
+        counted=counted,
+    )
 
 
 async def refresh(session: AsyncSession, caller: Caller, deal: Deal) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     Numeric,
@@ -78,6 +79,12 @@ class Deal(Timestamps, MoneyColumns, CustomFieldColumns, Base):
     source_lead_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("lead.id", ondelete="SET NULL")
     )
+    # What a capture kept of its answers (a captured deal's, or those of the lead the deal
+    # was converted from), as a lead's `fields` holds them: nothing a form submitted
+    # becomes unreachable when its lead turns into a deal.
+    fields: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
     # Set when this deal went back to the inbox: it leaves the deal lists, kept as history.
     converted_lead_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("lead.id", ondelete="SET NULL")
@@ -114,16 +121,50 @@ class Deal(Timestamps, MoneyColumns, CustomFieldColumns, Base):
         Index("ix_deal_organization_id", "organization_id"),
         Index("ix_deal_source_lead_id", "source_lead_id"),
         Index("ix_deal_open", "company_id", postgresql_where=COUNTS_AS_OPEN),
-        # The board's count and totals per (stage, currency) as an index-only scan: every
-        # column that query reads is in the index, for admins and regular users alike.
-        Index(
-            "ix_deal_open_stage_totals",
-            "stage_id",
-            "value_currency",
-            postgresql_include=["value_amount", "company_id", "owner_id", "visible_to"],
-            postgresql_where=COUNTS_AS_OPEN,
-        ),
+        # The board's counts and totals are kept in `deal_stage_total` (below).
         Index("ix_deal_label_ids", "label_ids", postgresql_using="gin"),
+        # The deals won, or lost, in a range (forecast and outcomes reports).
+        Index("ix_deal_won_at", "company_id", "won_at", postgresql_where=text("status = 'won'")),
+        Index("ix_deal_lost_at", "company_id", "lost_at", postgresql_where=text("status = 'lost'")),
+    )
+
+
+class DealStageTotal(Base):
+    """The open deals of a stage, counted and summed per owner, visibility and currency:
+    what the board's counts and totals read instead of every open deal, so a board costs
+    the same with 10,000 deals or 1,000,000.
+
+    Kept by the database, not written by the application: statement-level triggers on
+    `deal` (migration 0012_board_totals) add each statement's net change, so every
+    writer of deals (one row, a bulk conversion, a cascade from a deleted user) keeps it
+    without knowing, and an edit that moves no total (a title) touches no row. Rows of
+    a (stage, owner, visibility, currency) whose deals all left stay with `count` 0.
+    No foreign keys: a company's deletion cascades to its deals, whose triggers write
+    here while its stages go.
+    """
+
+    __tablename__ = "deal_stage_total"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    company_id: Mapped[uuid.UUID] = mapped_column()
+    stage_id: Mapped[uuid.UUID] = mapped_column()
+    owner_id: Mapped[uuid.UUID | None] = mapped_column()
+    visible_to: Mapped[str] = mapped_column(String(16))
+    value_currency: Mapped[str | None] = mapped_column(String(3))
+    count: Mapped[int] = mapped_column(BigInteger)
+    # Wider than a deal's amount: a stage's sum of many deals.
+    value_amount: Mapped[Decimal] = mapped_column(Numeric(30, 2))
+
+    __table_args__ = (
+        Index(
+            "ux_deal_stage_total",
+            "stage_id",
+            "owner_id",
+            "visible_to",
+            "value_currency",
+            unique=True,
+            postgresql_nulls_not_distinct=True,
+        ),
     )
 
 

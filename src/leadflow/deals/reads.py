@@ -30,14 +30,16 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy import column as named_column
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.deals.access import DealConverted
-from leadflow.deals.models import Deal, DealChange, DealStatus
+from leadflow.deals.models import Deal, DealChange, DealStageTotal, DealStatus
 from leadflow.deals.repository import CHANGELOG_ORDER, NEWEST_FIRST
 from leadflow.deals.schemas import BoardStageRead, DealChangeRead, DealRead
 from leadflow.errors import InvalidInput, NotFound
+from leadflow.fields import filters as custom_filters
+from leadflow.fields.filters import CustomQuery, CustomShape
 from leadflow.pagination import Keyset, PageRequest, decode_cursor, encode_cursor
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.readpath import JsonRows, ReadStatement, as_text, fields, money, page_of
@@ -85,6 +87,7 @@ def _deal_columns(rotten_days: Any) -> tuple[Any, ...]:
         as_text(Deal.label_ids),
         Deal.visible_to,
         as_text(Deal.source_lead_id),
+        Deal.fields,
         Deal.custom_fields,
         Deal.created_at,
         Deal.updated_at,
@@ -136,7 +139,7 @@ class DealListShape:
     owner: bool = False
     person: bool = False
     organization: bool = False
-    custom_fields: bool = False  # containment, ix_deal_custom_fields (GIN, jsonb_path_ops)
+    custom: CustomShape | None = None  # `custom_fields` filters, a custom field sort
     after: bool = False
 
 
@@ -157,24 +160,43 @@ def deal_page(viewer: Viewer, shape: DealListShape) -> ReadStatement:
     for name, column, kind in _FILTERS:
         if getattr(shape, name):
             stmt = stmt.where(column == bindparam(name, type_=kind()))
-    if shape.custom_fields:
-        stmt = stmt.where(Deal.custom_fields.contains(bindparam("custom_fields", type_=JSONB)))
+    limit = bindparam("limit", type_=Integer)
+    if shape.custom is not None:  # containment: ix_deal_custom_fields (GIN, jsonb_path_ops)
+        stmt = custom_filters.filtered(stmt, Deal, "deal", shape.custom)
+        if shape.custom.sort is not None:
+            sorted_stmt = custom_filters.sorted_page(stmt, Deal, "deal", shape.custom, limit)
+            return ReadStatement(sorted_stmt)
     if shape.after:
         after = tuple_(
             bindparam("after_key", type_=DateTime(timezone=True)),
             bindparam("after_id", type_=Uuid),
         )
         stmt = stmt.where(tuple_(Deal.created_at, Deal.id) < after)
-    limit = bindparam("limit", type_=Integer)
     return ReadStatement(stmt.order_by(Deal.created_at.desc(), Deal.id.desc()).limit(limit))
 
 
 async def list_page(
-    session: AsyncSession, caller: Caller, page: PageRequest, filters: dict[str, Any]
+    session: AsyncSession,
+    caller: Caller,
+    page: PageRequest,
+    filters: dict[str, Any],
+    custom: CustomQuery | None = None,
 ) -> dict[str, Any]:
-    """A page for `GET /deals`: `filters` by the shape's names (status, pipeline, ...)."""
-    shape = DealListShape(**{name: True for name in filters})
+    """A page for `GET /deals`: `filters` by the shape's names (status, pipeline, ...),
+    and the custom field filters and sort."""
+    shape = DealListShape(
+        **{name: True for name in filters}, custom=None if custom is None else custom.shape
+    )
     params = {**viewer_params(caller), **filters, "limit": page.limit + 1}
+    if custom is not None:
+        params.update(custom.params)
+    if custom is not None and custom.shape.sort is not None:
+        if page.cursor is not None:
+            params.update(custom_filters.sort_params(page.cursor))
+            shape = replace(shape, custom=replace(custom.shape, after=True))
+        rows = await deal_page(Viewer.of(caller), shape).fetch(session, params)
+        custom_filters.check_sorted(rows)
+        return page_of(rows, page, "", deal_json, cursor_of=custom_filters.sort_cursor)
     if page.cursor is not None:
         params["after_key"], params["after_id"] = decode_cursor(page.cursor, NEWEST_FIRST)
         shape = replace(shape, after=True)
@@ -336,11 +358,11 @@ def board_columns(viewer: Viewer) -> ReadStatement:
     `value_amount`, then per stage its newest `limit` deals (with `count` null).
 
     The stages are an array bind parameter rather than a join on the pipeline, so the
-    planner sees which stages it reads: the totals walk ix_deal_open_stage_totals (or
-    ix_deal_stage_id) over those stages only, not ix_deal_open over every open deal of
-    the company; each first page is a LATERAL walk of ix_deal_stage_id (stage, status,
-    created_at DESC, id DESC) that stops after `limit` rows however many deals a stage
-    holds. The stages' `rotten_days` come in beside their ids: no join on stage."""
+    planner sees which stages it reads: the totals are a few rows of `deal_stage_total`
+    per stage (ux_deal_stage_total), however many deals it holds; each first page is a
+    LATERAL walk of ix_deal_stage_id (stage, status, created_at DESC, id DESC) that stops
+    after `limit` rows however many deals a stage holds. The stages' `rotten_days` come
+    in beside their ids: no join on stage."""
     stage_ids = bindparam("stage_ids", type_=ARRAY(Uuid))
     rotten_days = bindparam("rotten_days", type_=ARRAY(Integer))
     stage = (
@@ -367,18 +389,25 @@ def board_columns(viewer: Viewer) -> ReadStatement:
     deals = select(*first_page.c, null().cast(BigInteger).label("count")).select_from(
         stage.join(first_page, true())
     )
+    # Counts and totals from the kept per-stage figures (a few rows per stage: owners x
+    # visibilities x currencies), filtered by the same visibility rule as the deals.
+    total = DealStageTotal
     totals_of = {
-        "stage_id": as_text(Deal.stage_id),
-        "value_currency": Deal.value_currency,
-        "value_amount": cast(func.sum(Deal.value_amount), Text).label("value_amount"),
+        "stage_id": as_text(total.stage_id),
+        "value_currency": total.value_currency,
+        "value_amount": cast(func.sum(total.value_amount), Text).label("value_amount"),
     }
     totals = (
         select(
             *(totals_of.get(c.key, null().cast(c.type).label(c.key)) for c in first_page.c),
-            func.count().label("count"),
+            cast(func.sum(total.count), BigInteger).label("count"),
         )
-        .where(*open_deal, Deal.stage_id == any_(stage_ids))
-        .group_by(Deal.stage_id, Deal.value_currency)
+        .where(
+            visible_to_viewer(total, viewer),
+            total.count > 0,
+            total.stage_id == any_(stage_ids),
+        )
+        .group_by(total.stage_id, total.value_currency)
     )
     return ReadStatement(union_all(totals, deals))
 

@@ -399,6 +399,7 @@ _NEW_DEAL_COLUMNS = (
     "visible_to",
     "source_lead_id",
     "custom_fields",
+    "fields",
 )
 
 

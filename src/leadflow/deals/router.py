@@ -20,7 +20,7 @@ from leadflow.deals.schemas import (
 )
 from leadflow.deps import AppSettings, CurrentCaller, Session
 from leadflow.errors import found, responses
-from leadflow.fields.filters import CustomFieldsFilter, parse_filter
+from leadflow.fields.filters import CustomFieldsFilter, CustomFieldsSort, parse_query
 from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
 from leadflow.storage import FileStorage, delete_stored
@@ -67,8 +67,10 @@ async def list_deals(
         uuid.UUID | None, Query(description="Only this organization's deals.")
     ] = None,
     custom_fields: CustomFieldsFilter = None,
+    sort: CustomFieldsSort = None,
 ) -> Response:
-    """List the deals visible to the caller, newest first."""
+    """List the deals visible to the caller, newest first (or by `sort`)."""
+    custom = parse_query(custom_fields, sort)
     given = {
         "status": deal_status.value if deal_status is not None else None,
         "pipeline": pipeline_id,
@@ -76,10 +78,9 @@ async def list_deals(
         "owner": owner_id,
         "person": person_id,
         "organization": organization_id,
-        "custom_fields": parse_filter(custom_fields),
     }
     filters = {name: value for name, value in given.items() if value is not None}
-    return json_response(await reads.list_page(session, caller, page, filters))
+    return json_response(await reads.list_page(session, caller, page, filters, custom))
 
 
 @router.get(

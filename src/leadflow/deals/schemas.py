@@ -162,6 +162,13 @@ class DealRead(Output):
     label_ids: list[uuid.UUID]
     visible_to: Visibility
     source_lead_id: uuid.UUID | None = Field(description="The lead this deal was converted from.")
+    fields: dict[str, Any] = Field(
+        description=(
+            "What a capture kept (read-only): a captured deal's answers, or those of the "
+            "lead it was converted from, as the lead's `fields` holds them (`message`, "
+            "`fields`: every answer as submitted, `unmapped`, `refused`); `{}` when none."
+        )
+    )
     custom_fields: CustomFieldsRead = Field(
         description=(
             "Values of the company's `deal` custom fields (leads and deals share them, so "

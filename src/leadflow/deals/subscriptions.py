@@ -1,4 +1,5 @@
-"""What deals listen to: a deleted lead label (deals share the leads' labels) is taken off
+"""What deals listen to: a pipeline or stage about to go while deals sit in it (refused,
+409); a deleted lead label (deals share the leads' labels) is taken off
 every deal that carried it, in the transaction of the deletion; a `deal` custom field
 deleted or losing options. Registered at start-up."""
 
@@ -10,12 +11,14 @@ from leadflow import events
 from leadflow.deals import formulas
 from leadflow.deals.changes import publish_changed, snapshot
 from leadflow.deals.repository import DealRepository
+from leadflow.deals.service import ensure_no_deals_in
 from leadflow.events import (
     ActivityEvent,
     FieldDeleted,
     FieldOptionsRemoved,
     FormulaChanged,
     LeadLabelDeleted,
+    PipelineVacating,
 )
 from leadflow.fields import storage
 
@@ -23,6 +26,14 @@ from leadflow.fields import storage
 async def _label_deleted(session: AsyncSession, event: LeadLabelDeleted) -> None:
     assert event.actor is not None  # labels are deleted through the API, by a user
     await DealRepository(session, event.actor).remove_label(event.id)
+
+
+async def _pipeline_vacating(session: AsyncSession, event: PipelineVacating) -> None:
+    assert event.actor is not None  # pipelines and stages change through the API, by a user
+    if event.stage_id is not None:
+        await ensure_no_deals_in(session, event.actor, stage_id=event.stage_id)
+    else:
+        await ensure_no_deals_in(session, event.actor, pipeline_id=event.id)
 
 
 async def _field_deleted(session: AsyncSession, event: FieldDeleted) -> None:
@@ -59,5 +70,6 @@ def subscribe(publisher: events.Publisher = events.publisher) -> None:
     publisher.subscribe(ActivityEvent, _activity_changed)
     publisher.subscribe(FormulaChanged, _formula_changed)
     publisher.subscribe(LeadLabelDeleted, _label_deleted)
+    publisher.subscribe(PipelineVacating, _pipeline_vacating)
     publisher.subscribe(FieldDeleted, _field_deleted)
     publisher.subscribe(FieldOptionsRemoved, _options_removed)

@@ -86,3 +86,25 @@ def field_rows() -> JsonRows:
     """Field definitions as the GETs write them (deleted ones too), for JSON built in SQL
     (the webhook outbox)."""
     return JsonRows(select(*_COLUMNS), _NAMES)
+
+
+@functools.cache
+def company_fields() -> ReadStatement:
+    """Every live field of the viewer's company, of every entity: what its OpenAPI
+    document types (`fields.openapi`)."""
+    return ReadStatement(
+        select(
+            FieldDefinition.entity,
+            FieldDefinition.key,
+            FieldDefinition.name,
+            FieldDefinition.field_type,
+            FieldDefinition.options,
+            FieldDefinition.description,
+        )
+        .where(in_viewer_company(FieldDefinition), _live())
+        .order_by(FieldDefinition.created_at, FieldDefinition.id)
+    )
+
+
+async def all_fields(session: AsyncSession, caller: Caller) -> list[Any]:
+    return await company_fields().fetch(session, viewer_params(caller))

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from leadflow.deps import AdminCaller, CurrentCaller, Session
 from leadflow.errors import found, responses
-from leadflow.fields import reads, service
+from leadflow.fields import openapi, reads, service
 from leadflow.fields.models import FieldDefinition
 from leadflow.fields.schemas import FieldCreate, FieldEntity, FieldRead, FieldUpdate
 from leadflow.pagination import Page, PageParams
@@ -116,3 +116,20 @@ async def delete_field(field_id: uuid.UUID, session: Session, caller: AdminCalle
     """Delete a field (admins only): it and its values are hidden (kept for history); its
     key is never given to another field."""
     await service.delete_field(session, caller, field_id)
+
+
+@router.get(
+    "/openapi.json",
+    name="openapi:company",
+    response_model=dict[str, Any],
+    responses=responses(401),
+)
+async def company_openapi(request: Request, session: Session, caller: CurrentCaller) -> Response:
+    """This OpenAPI document, with `custom_fields` typed for the caller's company.
+
+    The same document as the static one, but every schema that carries `custom_fields`
+    names the company's fields of its entity as properties (formats, patterns, option
+    ids as enums, the money shape; nullable on writes, formulas read-only) and allows
+    no other key: a client generated from it knows the company's fields."""
+    fields = await reads.all_fields(session, caller)
+    return json_response(openapi.typed(request.app.openapi(), [dict(row) for row in fields]))

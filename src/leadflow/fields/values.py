@@ -36,7 +36,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.auth.models import User
 from leadflow.capabilities import Capability, Entity, require
-from leadflow.contacts.models import Organization, Person
 from leadflow.errors import (
     INVALID_CUSTOM_FIELD,
     NOT_A_PHONE_NUMBER,
@@ -356,25 +355,77 @@ def check(
 REFERENCES = frozenset({"user", "person", "organization"})
 
 
-def fitting(
-    known: Mapping[str, Definition], answers: Mapping[str, Any], region: str | None
-) -> dict[str, Any]:
-    """The answers (of a captured form) named by a field key whose value fits the field,
-    canonical; the others are left out (the caller keeps every answer as submitted).
-    References are left out too: a capture has no caller to see records as."""
-    fit: dict[str, Any] = {}
-    for key, raw in answers.items():
-        definition = known.get(key)
-        skipped = REFERENCES | {"formula"}
-        if definition is None or definition.field_type in skipped or raw is None:
+# What a capture cannot fill: references need a caller to see records as, and a
+# formula's value is calculated.
+NOT_CAPTURED = REFERENCES | {"formula"}
+
+
+def capturable(known: Mapping[str, Definition], key: str) -> str | None:
+    """Why a form's `field_map` may not map `key` (None: it may)."""
+    definition = known.get(key)
+    if definition is None:
+        return "No such custom field."
+    if definition.field_type in NOT_CAPTURED:
+        return f"A capture cannot fill a {definition.field_type} field."
+    return None
+
+
+@dataclass(slots=True)
+class Captured:
+    """What a captured form's answers give: `values` for `custom_fields` (canonical),
+    the names of the answers used, and why each refused answer fills nothing."""
+
+    values: dict[str, Any]
+    used: set[str]
+    refused: dict[str, str]
+
+
+def captured(
+    known: Mapping[str, Definition],
+    answers: Mapping[str, Any],
+    field_map: Mapping[str, str],
+    region: str | None,
+) -> Captured:
+    """The custom field values of a captured form's answers, each checked as an API
+    write checks it: first the answers the form's map names (`{key: answer name}`), then
+    the answers named by a field key that the map left. An answer that does not fit (or
+    whose field is gone, or a formula or reference) fills nothing and is refused with
+    the reason; the caller keeps every answer as submitted."""
+    result = Captured({}, set(), {})
+    wanted = [(key, source) for key, source in field_map.items()]
+    wanted += [(name, name) for name in answers if name not in field_map]
+    for key, source in wanted:
+        raw = answers.get(source)
+        if key in result.values or raw is None or (isinstance(raw, str) and not raw.strip()):
             continue
-        try:
-            value = _canonical(raw, definition, region)
-        except _Refused:
-            continue
-        if value is not None:
-            fit[key] = value
-    return fit
+        mapped = source != key or key in field_map
+        if key not in known and not mapped:
+            continue  # an answer of its own, named by no field
+        why = capturable(known, key)
+        if why is None:
+            try:
+                value = _canonical(raw, known[key], region)
+            except _Refused as refused:
+                why = str(refused)
+            else:
+                if value is not None:
+                    result.values[key] = value
+                    result.used.add(source)
+                continue
+        result.refused[source] = f"{key}: {why}"
+    return result
+
+
+# The records a `person` or an `organization` field names, by field type: contacts build
+# on fields (their values are custom fields), so they register their models at start-up
+# (`leadflow.contacts.subscriptions`) rather than fields importing them.
+_REFERENCED: dict[str, Any] = {}
+
+
+def register_referenced(field_type: str, model: Any) -> None:
+    """`model` (with `id`, `company_id`, `owner_id`, `visible_to`) holds the records a
+    field of `field_type` names; a value must be one the caller can see."""
+    _REFERENCED[field_type] = model
 
 
 def _references_statement(caller: Caller, wanted: dict[str, set[uuid.UUID]]) -> Select[Any]:
@@ -386,7 +437,9 @@ def _references_statement(caller: Caller, wanted: dict[str, set[uuid.UUID]]) -> 
             condition = User.company_id == caller.company_id
             model: Any = User
         else:
-            model = Person if kind == "person" else Organization
+            model = _REFERENCED.get(kind)
+            if model is None:
+                raise RuntimeError(f"nothing registered for `{kind}` fields at start-up")
             condition = visible_to_caller(model, caller)
         parts.append(select(literal(kind), model.id).where(condition, model.id.in_(ids)))
     return union_all(*parts)  # type: ignore[return-value]

@@ -126,6 +126,8 @@ class Lead(Timestamps, MoneyColumns, CustomFieldColumns, Base):
             postgresql_where=text("is_archived"),
         ),
         Index("ix_lead_label_ids", "label_ids", postgresql_using="gin"),
+        # The leads created in a range, converted or not (the lead conversion report).
+        Index("ix_lead_company_id_created_at", "company_id", "created_at"),
         # GET /leads?email=: a prospect's leads, found by one index look-up at any size.
         # Not partial, so that ANALYZE keeps statistics on lower(prospect_email): with
         # a partial index the planner could not estimate the filter (see migration 0006).

@@ -38,6 +38,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from leadflow.fields import filters as custom_filters
+from leadflow.fields.filters import CustomShape
 from leadflow.leads.models import Lead, LeadReadiness, in_archive, in_inbox
 from leadflow.leads.schemas import LeadRead, ProspectRead, Readiness
 from leadflow.pagination import (
@@ -47,7 +49,7 @@ from leadflow.pagination import (
     decode_cursor,
     encode_cursor,
 )
-from leadflow.readpath import JsonRows, ReadStatement, as_text, fields, money, rfc3339
+from leadflow.readpath import JsonRows, ReadStatement, as_text, fields, money, page_of, rfc3339
 from leadflow.readpath import page as readpath_page
 from leadflow.tenancy import Caller, Viewer, viewer_params, visible_to_viewer
 
@@ -58,6 +60,8 @@ _RULE = table("conversion_rule", column("id", UUID), column("name", String))
 # readiness row, so the list walks ix_lead_readiness_company_id_since (company_id,
 # since, lead_id) in order and keeps each lead's earliest row only.
 READY_ORDER = Keyset(LeadReadiness.since, LeadReadiness.lead_id)
+# Leads carry the deal fields (`fields.values`): their definitions' entity.
+DEAL_FIELDS = "deal"
 # The inbox and the archive: newest first (ix_lead_inbox*, ix_lead_archived).
 INBOX_ORDER = Keyset(Lead.created_at, Lead.id, descending=True)
 
@@ -268,7 +272,7 @@ class InboxShape:
     source: bool = False
     email: bool = False
     ready: bool = False
-    custom: bool = False  # `custom_fields` containment
+    custom: CustomShape | None = None  # `custom_fields` filters, a custom field sort
     after: bool = False  # a cursor was given
 
 
@@ -291,8 +295,8 @@ def inbox_page(viewer: Viewer, shape: InboxShape) -> ReadStatement:
         stmt = stmt.where(Lead.organization_id == bindparam("organization_id", type_=Uuid))
     if shape.source:
         stmt = stmt.where(Lead.source == bindparam("source", type_=String))
-    if shape.custom:  # ix_lead_custom_fields (GIN, jsonb_path_ops)
-        stmt = stmt.where(Lead.custom_fields.contains(bindparam("custom_fields", type_=JSONB)))
+    if shape.custom is not None:  # containment: ix_lead_custom_fields (GIN, jsonb_path_ops)
+        stmt = custom_filters.filtered(stmt, Lead, DEAL_FIELDS, shape.custom)
     if shape.email:  # spelled as ix_lead_prospect_email
         stmt = stmt.where(
             func.lower(Lead.prospect_email) == func.lower(bindparam("email", type_=String))
@@ -316,6 +320,10 @@ def inbox_page(viewer: Viewer, shape: InboxShape) -> ReadStatement:
         if shape.after:
             stmt = stmt.where(tuple_(row.since, row.lead_id) > _after())
         return ReadStatement(stmt.order_by(row.since, row.lead_id).limit(limit))
+    if shape.custom is not None and shape.custom.sort is not None:
+        return ReadStatement(
+            custom_filters.sorted_page(stmt, Lead, DEAL_FIELDS, shape.custom, limit)
+        )
     if shape.after:
         stmt = stmt.where(tuple_(Lead.created_at, Lead.id) < _after())
     return ReadStatement(stmt.order_by(Lead.created_at.desc(), Lead.id.desc()).limit(limit))
@@ -339,6 +347,14 @@ async def lead_page(
     values: the filters the shape names, by their bind parameter names."""
     order = READY_ORDER if shape.ready else INBOX_ORDER
     params = {**viewer_params(caller), **filters, "limit": page.limit + 1}
+    custom = shape.custom
+    if custom is not None and custom.sort is not None:
+        if page.cursor is not None:
+            params.update(custom_filters.sort_params(page.cursor))
+            shape = replace(shape, custom=replace(custom, after=True))
+        rows = await inbox_page(Viewer.of(caller), shape).fetch(session, params)
+        custom_filters.check_sorted(rows)
+        return page_of(rows, page, "", lead_json, cursor_of=custom_filters.sort_cursor)
     if page.cursor is not None:
         params["after_key"], params["after_id"] = decode_cursor(page.cursor, order)
         shape = replace(shape, after=True)

@@ -17,7 +17,7 @@ from leadflow.errors import (
     found,
     responses,
 )
-from leadflow.fields.filters import CustomFieldsFilter, parse_filter
+from leadflow.fields.filters import CustomFieldsFilter, CustomFieldsSort, parse_query
 from leadflow.leads import labels, service
 from leadflow.leads.access import LeadConverted, visible_lead
 from leadflow.leads.models import Lead
@@ -29,6 +29,7 @@ from leadflow.leads.schemas import (
     LeadLabelRead,
     LeadLabelUpdate,
     LeadRead,
+    LeadSource,
     LeadUpdate,
 )
 from leadflow.pagination import Page, PageParams
@@ -115,12 +116,9 @@ async def list_leads(
         uuid.UUID | None, Query(description="Leads linked to this organization.")
     ] = None,
     source: Annotated[
-        str | None,
+        LeadSource | None,
         Query(
-            min_length=1,
-            max_length=32,
-            description="Leads that arrived this way.",
-            examples=["api"],
+            description="Leads that arrived this way (an unknown source is 422).", examples=["api"]
         ),
     ] = None,
     email: Annotated[
@@ -145,24 +143,33 @@ async def list_leads(
         ),
     ] = False,
     custom_fields: CustomFieldsFilter = None,
+    sort: CustomFieldsSort = None,
 ) -> Response:
-    """The inbox: leads neither archived nor converted, newest first."""
+    """The inbox: leads neither archived nor converted, newest first (or by `sort`)."""
     if ready and archived:
         raise InvalidInput(
             ["query", "ready"],
             "Readiness lists inbox leads, not the archive.",
             CONFLICTING_PARAMETERS,
         )
+    if ready and sort is not None:
+        raise InvalidInput(
+            ["query", "sort"],
+            "Ready leads are listed by readiness; `sort` does not apply.",
+            CONFLICTING_PARAMETERS,
+        )
+    custom = parse_query(custom_fields, sort)
     given = {
         "owner_id": owner_id,
         "label_ids": label_id or None,
         "person_id": person_id,
         "organization_id": organization_id,
-        "source": source,
+        "source": source.value if source is not None else None,
         "email": email,
-        "custom_fields": parse_filter(custom_fields),
     }
     filters = {name: value for name, value in given.items() if value is not None}
+    if custom is not None:
+        filters.update(custom.params)
     shape = InboxShape(
         archived=archived,
         owner="owner_id" in filters,
@@ -171,7 +178,7 @@ async def list_leads(
         organization="organization_id" in filters,
         source="source" in filters,
         email="email" in filters,
-        custom="custom_fields" in filters,
+        custom=None if custom is None else custom.shape,
         ready=ready,
     )
     return json_response(await lead_page(session, caller, page, shape, filters))

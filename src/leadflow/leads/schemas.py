@@ -255,7 +255,10 @@ class LeadRead(Output):
     )
     fields: dict[str, Any] = Field(
         description=(
-            "Extra fields captured with the lead (forms, webhooks), as submitted; read-only."
+            "Extra fields captured with the lead (forms, webhooks); read-only. A capture "
+            "keeps `message`, `fields` (every answer, as submitted), `unmapped` (the answers "
+            "that filled neither an attribute nor a custom field, as submitted) and "
+            "`refused` (answer name: why it filled no custom field)."
         )
     )
     custom_fields: CustomFieldsRead = Field(

@@ -10,7 +10,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.deals.service import ensure_no_deals_in
+from leadflow import events
 from leadflow.errors import Conflict, NotFound, UnknownReference, found
 from leadflow.events import (
     DomainEvent,
@@ -39,20 +39,22 @@ class LastStage(Conflict):
     title = "A pipeline keeps at least one stage"
 
 
-async def ensure_no_open_deals(
+async def vacate(
     session: AsyncSession,
     caller: Caller,
-    *,
-    pipeline_id: uuid.UUID | None = None,
+    pipeline_id: uuid.UUID,
     stage_id: uuid.UUID | None = None,
 ) -> None:
-    """Refuse (409 `holds-deals`) deleting a pipeline or stage that deals sit in.
-
-    Called under the lock `delete_pipeline`/`delete_stage` already hold. Open deals are
-    the contract's rule; won, lost and converted deals refuse it too, since
-    `deal.pipeline_id` and `deal.stage_id` are ON DELETE RESTRICT (history keeps its stage).
-    """
-    await ensure_no_deals_in(session, caller, pipeline_id=pipeline_id, stage_id=stage_id)
+    """Ask the records that sit in a pipeline (or one of its stages) whether it may go:
+    deals refuse (409 `holds-deals`) while any sits there. Called under the lock that
+    `delete_pipeline`, `update_stage` and `delete_stage` already hold; pipelines know
+    nothing of deals, which listen (`leadflow.deals.subscriptions`)."""
+    await events.publish(
+        session,
+        events.PipelineVacating(
+            id=pipeline_id, stage_id=stage_id, company_id=caller.company_id, actor=caller
+        ),
+    )
 
 
 async def create_pipeline(session: AsyncSession, caller: Caller, data: PipelineCreate) -> Pipeline:
@@ -97,7 +99,7 @@ async def delete_pipeline(session: AsyncSession, caller: Caller, pipeline_id: uu
         raise NotFound("pipeline")
     if len(company_pipelines) == 1:
         raise LastPipeline("This is the company's only pipeline; create another one first.")
-    await ensure_no_open_deals(session, caller, pipeline_id=pipeline_id)
+    await vacate(session, caller, pipeline_id)
     stage_ids = await pipelines.delete(pipeline_id)
     await publish(
         session,
@@ -136,7 +138,7 @@ async def update_stage(
             raise LastStage("This is its pipeline's only stage; it cannot be moved away.")
         if target != stage.pipeline_id:
             # A deal's pipeline is its stage's: moving a stage that holds deals would split them.
-            await ensure_no_open_deals(session, caller, stage_id=stage.id)
+            await vacate(session, caller, stage.pipeline_id, stage.id)
     before = {column: getattr(stage, column) for column in changes}
     stage = await stages.update(stage, changes)
     await _changed(session, caller, StageChanged, stage, before)
@@ -149,6 +151,6 @@ async def delete_stage(session: AsyncSession, caller: Caller, stage_id: uuid.UUI
     stage = found(await stages.get(stage_id), "stage")
     if await stages.count_in(stage.pipeline_id) == 1:
         raise LastStage("This is its pipeline's only stage; add another stage first.")
-    await ensure_no_open_deals(session, caller, stage_id=stage_id)
+    await vacate(session, caller, stage.pipeline_id, stage_id)
     await stages.delete(stage_id)
     await publish(session, StageDeleted(id=stage_id, company_id=caller.company_id, actor=caller))

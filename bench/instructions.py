@@ -1,0 +1,164 @@
+"""Instructions per request, counted by valgrind's callgrind: the same figure whatever else
+the machine is doing, so two commits compare on a shared, noisy machine where timings
+cannot.
+
+The app is called in-process through httpx's ASGI transport (the client's own work is in
+the figure, as in bench/cpu.py), with the JSON log on and start-up objects frozen as
+`leadflow serve` freezes them; without the freeze, full collections timed by the
+allocation pattern swing the count by 100,000s of instructions a request. Each request
+kind runs twice under callgrind, 50 and 250 times after a warm-up; the difference over
+200 is the cost of one request (start-up and warm-up cancel out). PYTHONHASHSEED is
+fixed. About two minutes per run.
+
+    python -m bench.instructions              # GET /leads/{id} and the inbox page
+    BENCH_ONLY=lead,deal,page,healthz python -m bench.instructions
+
+Needs valgrind (Debian: `apt-get install valgrind`). Run it from two checkouts to compare
+commits; the database is `leadflow_instructions` on DATABASE_URL's server (else the
+embedded PostgreSQL), dropped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import API, OPERATOR_TOKEN, BenchDatabase
+
+KINDS = ("lead", "deal", "page", "healthz")
+FEW, MANY, WARM_UP = 50, 250, 20
+
+
+def _app(url: str) -> Any:
+    from leadflow.config import Settings
+    from leadflow.db import make_engine, make_reader_factory, make_session_factory
+    from leadflow.main import create_app
+
+    engine = make_engine(url, pool_size=5)
+    app = create_app(Settings(database_url=url, admin_token=OPERATOR_TOKEN))
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.state.reader_factory = make_reader_factory(engine)
+    return app
+
+
+async def _fill(url: str) -> dict[str, str]:
+    app = _app(url)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        operator = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        company = await client.post(
+            f"{API}/companies", json={"name": "B", "admin_email": "b@example.com"}, headers=operator
+        )
+        token = company.json()["api_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        leads = []
+        for i in range(60):
+            body = {"title": f"Lead {i}", "prospect": {"person_name": f"Ana {i}"}}
+            leads.append(
+                (await client.post(f"{API}/leads", json=body, headers=headers)).json()["id"]
+            )
+        deal = await client.post(f"{API}/deals", json={"title": "Deal"}, headers=headers)
+        await client.get(f"{API}/leads/{leads[7]}", headers=headers)  # its owner saw it
+    await app.state.engine.dispose()
+    return {"url": url, "token": token, "lead": leads[7], "deal": deal.json()["id"]}
+
+
+async def _requests(state: dict[str, str], kind: str, count: int) -> None:
+    """The child's work, under callgrind: `count` requests of one kind."""
+    from leadflow import main as leadflow_main
+    from leadflow.logs import configure_logging
+
+    configure_logging("INFO", as_json=True)
+    app = _app(state["url"])
+    path = {
+        "lead": f"{API}/leads/{state['lead']}",
+        "deal": f"{API}/deals/{state['deal']}",
+        "page": f"{API}/leads?limit=50",
+        "healthz": "/healthz",
+    }[kind]
+    headers = {"Authorization": f"Bearer {state['token']}"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        for _ in range(WARM_UP):
+            await client.get(path, headers=headers)
+        leadflow_main._freeze_startup_objects()
+        for _ in range(count):
+            response = await client.get(path, headers=headers)
+            assert response.status_code == 200, response.text
+    await app.state.engine.dispose()
+
+
+def _instructions(valgrind: str, state_file: Path, kind: str, count: int) -> int:
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "callgrind.out"
+        run = subprocess.run(  # noqa: S603 - our own interpreter and arguments
+            [
+                valgrind,
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                "-m",
+                "bench.instructions",
+                "--child",
+                str(state_file),
+                kind,
+                str(count),
+            ],
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+            cwd=Path(__file__).resolve().parents[1],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if run.returncode != 0:
+        raise SystemExit(f"the requests under callgrind failed:\n{run.stderr[-3000:]}")
+    found = re.search(r"Collected : (\d+)", run.stderr)
+    if found is None:
+        raise SystemExit(f"callgrind printed no count:\n{run.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        state = json.loads(Path(sys.argv[2]).read_text())
+        asyncio.run(_requests(state, sys.argv[3], int(sys.argv[4])))
+        return
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
+    kinds = [k for k in os.environ.get("BENCH_ONLY", "lead,page").split(",") if k]
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise SystemExit(f"unknown BENCH_ONLY kinds {sorted(unknown)}; known: {KINDS}")
+    database = BenchDatabase("leadflow_instructions")
+    database.recreate()
+    try:
+        state = asyncio.run(_fill(database.url))
+        with tempfile.TemporaryDirectory() as scratch:
+            state_file = Path(scratch) / "state.json"
+            state_file.write_text(json.dumps(state))
+            print(f"instructions per request (callgrind; {MANY} minus {FEW} requests)")
+            for kind in kinds:
+                few = _instructions(valgrind, state_file, kind, FEW)
+                many = _instructions(valgrind, state_file, kind, MANY)
+                print(f"  {kind:<8} {(many - few) / (MANY - FEW):>12,.0f}", flush=True)
+    finally:
+        database.drop()
+        database.stop()
+
+
+if __name__ == "__main__":
+    main()

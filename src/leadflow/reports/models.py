@@ -1,0 +1,44 @@
+"""Deal history: what a deal went through, recorded from the migration on (0013)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from leadflow.db import Base, new_id
+
+
+class DealHistory(Base):
+    """One change of a deal's stage or status (or both, made by one write).
+
+    `from_stage_id` is set when the deal moved (into `stage_id`); `from_status` and
+    `to_status` when its status changed. A deal's first stage is not a row: it is where
+    the deal was created (`deal.created_at`), the `from_stage_id` of its first move or,
+    without one, its stage. Deals that existed before history was kept have one
+    `synthetic` row: the stage and status they had then, at their last stage change.
+    Written only by `leadflow.reports.repository`, in the transaction of the change.
+    """
+
+    __tablename__ = "deal_history"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
+    deal_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deal.id", ondelete="CASCADE"))
+    pipeline_id: Mapped[uuid.UUID] = mapped_column()
+    from_stage_id: Mapped[uuid.UUID | None] = mapped_column()
+    stage_id: Mapped[uuid.UUID] = mapped_column()
+    from_status: Mapped[str | None] = mapped_column(String(8))
+    to_status: Mapped[str | None] = mapped_column(String(8))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL")
+    )
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+    __table_args__ = (
+        Index("ix_deal_history_pipeline_at", "company_id", "pipeline_id", "at"),
+        Index("ix_deal_history_deal_at", "deal_id", "at"),
+    )

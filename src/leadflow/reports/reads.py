@@ -1,0 +1,816 @@
+"""The statements of the reports: one each (the pipeline report: its stages first, then
+one), compiled once per viewer kind, on the read path (no transaction, rows as asyncpg
+records), and the answers shaped from their rows.
+
+Definitions (the OpenAPI description of each operation repeats them):
+
+- A deal counts while it is a deal: one converted back to a lead has left.
+- Weighted value: value x probability / 100, rounded to the cent per deal; the deal's
+  probability, else its stage's, else 100 %. Open deals only.
+- Periods are months or quarters of the `timezone` given: a deal won at 23:30 UTC on 31
+  January is a February win in Europe/Paris. `from` and `to` are inclusive dates there.
+- Amounts are summed in `numeric` per currency and never added across currencies; a
+  deal without a value counts in `count` and in no currency.
+- Durations are exact intervals (no floats), given in days with 2 decimals; a median of
+  an even number of durations is the mean of the middle two.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    String,
+    Text,
+    Uuid,
+    and_,
+    bindparam,
+    case,
+    cast,
+    extract,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    tuple_,
+    union_all,
+    within_group,
+)
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.conversion.models import Conversion
+from leadflow.deals.models import Deal, DealStatus
+from leadflow.leads.models import Lead, LeadReadiness
+from leadflow.pipelines.models import Pipeline, Stage
+from leadflow.readpath import ReadStatement, fields
+from leadflow.reports.models import DealHistory
+from leadflow.reports.schemas import Interval, amount
+from leadflow.rules.models import ConversionRule
+from leadflow.tenancy import Caller, Viewer, in_viewer_company, viewer_params, visible_to_viewer
+
+_TZ = bindparam("tz", type_=String)
+_FROM = bindparam("date_from", type_=Date)
+_TO = bindparam("date_to", type_=Date)
+_INTERVAL = bindparam("interval", type_=String)
+
+
+def _optional(column: Any, name: str, type_: Any) -> Any:
+    """`column = :name`, or every row when the parameter is null (one compiled statement
+    for every combination of filters)."""
+    value = bindparam(name, type_=type_)
+    return or_(value.is_(None), column == value)
+
+
+def _local_day(column: Any) -> Any:
+    """A timestamptz as a date in the report's time zone."""
+    return cast(func.timezone(_TZ, column), Date)
+
+
+def _in_range(column: Any) -> Any:
+    """A timestamptz within the range's days in its time zone, written so that an index
+    on the column serves it: from the first instant of `from` there to the first of the
+    day after `to`."""
+    start = func.timezone(_TZ, cast(_FROM, DateTime))
+    end = func.timezone(_TZ, cast(_TO, DateTime) + literal_column("interval '1 day'"))
+    return and_(column >= start, column < end)
+
+
+def _period(day: Any) -> Any:
+    return cast(func.date_trunc(_INTERVAL, day), Date)
+
+
+def _is_deal() -> Any:
+    return Deal.converted_lead_id.is_(None)
+
+
+def _weighted() -> Any:
+    weight = func.coalesce(Deal.probability, Stage.probability, 100)
+    return func.round(Deal.value_amount * weight / 100, 2)
+
+
+def _days(interval: Any) -> Any:
+    """An interval as days, 2 decimals, in numeric (EXTRACT gives numeric)."""
+    return cast(func.round(extract("epoch", interval) / 86400, 2), Text)
+
+
+def _median_days(duration: Any, fraction: float = 0.5) -> Any:
+    return _days(within_group(func.percentile_cont(fraction), duration))
+
+
+# Deal summary
+
+
+@functools.cache
+def summary_statement(viewer: Viewer) -> ReadStatement:
+    """Per (stage, currency): count, value, weighted value of the matching deals."""
+    return ReadStatement(
+        select(
+            cast(Deal.stage_id, Text).label("stage_id"),
+            Deal.value_currency,
+            func.count().label("count"),
+            cast(func.sum(Deal.value_amount), Text).label("value"),
+            cast(func.sum(case((Deal.status == DealStatus.open.value, _weighted()))), Text).label(
+                "weighted_value"
+            ),
+        )
+        .select_from(Deal)
+        .join(Stage, Stage.id == Deal.stage_id)
+        .where(
+            visible_to_viewer(Deal, viewer),
+            _is_deal(),
+            _optional(Deal.status, "status", String),
+            _optional(Deal.pipeline_id, "pipeline_id", Uuid),
+            _optional(Deal.stage_id, "stage_id", Uuid),
+            _optional(Deal.owner_id, "owner_id", Uuid),
+        )
+        .group_by(Deal.stage_id, Deal.value_currency, Stage.position)
+        .order_by(Stage.position, Deal.stage_id, Deal.value_currency)
+    )
+
+
+def _totals(count: int, value: Decimal, weighted: Decimal) -> dict[str, Any]:
+    return {"count": count, "value": amount(value), "weighted_value": amount(weighted)}
+
+
+async def deal_summary(
+    session: AsyncSession, caller: Caller, filters: dict[str, Any], per_stage: bool
+) -> dict[str, Any]:
+    rows = await summary_statement(Viewer.of(caller)).fetch(
+        session, {**viewer_params(caller), **filters}
+    )
+    count = 0
+    overall: dict[str, list[Any]] = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
+    stages: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        count += row["count"]
+        stage = stages.setdefault(
+            row["stage_id"], {"stage_id": row["stage_id"], "count": 0, "by_currency": {}}
+        )
+        stage["count"] += row["count"]
+        currency = row["value_currency"]
+        if currency is None:
+            continue
+        value, weighted = Decimal(row["value"]), Decimal(row["weighted_value"] or 0)
+        stage["by_currency"][currency] = _totals(row["count"], value, weighted)
+        figures = overall[currency]
+        figures[0] += row["count"]
+        figures[1] += value
+        figures[2] += weighted
+    return {
+        "count": count,
+        "by_currency": {c: _totals(*figures) for c, figures in sorted(overall.items())},
+        "stages": list(stages.values()) if per_stage else None,
+    }
+
+
+# Periods
+
+
+def period_starts(date_from: date, date_to: date, interval: Interval) -> list[date]:
+    """The first day of every period from the one holding `date_from` to the one holding
+    `date_to`."""
+    months = 3 if interval is Interval.quarter else 1
+    month = (date_from.month - 1) // months * months + 1
+    start = date(date_from.year, month, 1)
+    starts = []
+    while start <= date_to:
+        starts.append(start)
+        month_index = start.month - 1 + months
+        start = date(start.year + month_index // 12, month_index % 12 + 1, 1)
+    return starts
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """The dates a report covers (inclusive, in `tz`) and how it cuts them."""
+
+    date_from: date
+    date_to: date
+    interval: Interval
+    tz: str
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "date_from": self.date_from,
+            "date_to": self.date_to,
+            "interval": self.interval.value,
+            "tz": self.tz,
+        }
+
+    def starts(self) -> list[date]:
+        return period_starts(self.date_from, self.date_to, self.interval)
+
+    def header(self) -> dict[str, Any]:
+        return {"interval": self.interval.value, "timezone": self.tz}
+
+
+async def _rows(
+    statement: Any, session: AsyncSession, caller: Caller, filters: dict[str, Any], span: Range
+) -> list[Any]:
+    rows: list[Any] = await statement(Viewer.of(caller)).fetch(
+        session, {**viewer_params(caller), **filters, **span.params()}
+    )
+    return rows
+
+
+def _by_currency(rows: list[Any], value: str = "value") -> dict[str, str]:
+    return {
+        row["value_currency"]: amount(Decimal(row[value]))
+        for row in sorted(rows, key=lambda r: r["value_currency"] or "")
+        if row["value_currency"] is not None
+    }
+
+
+# Forecast
+
+
+@functools.cache
+def forecast_statement(viewer: Viewer) -> ReadStatement:
+    """Open deals by the period of their expected close date, beside deals won by the
+    period of their win, per currency."""
+    filters = (
+        visible_to_viewer(Deal, viewer),
+        _is_deal(),
+        _optional(Deal.pipeline_id, "pipeline_id", Uuid),
+        _optional(Deal.owner_id, "owner_id", Uuid),
+    )
+    open_deals = (
+        select(
+            literal("open").label("kind"),
+            _period(Deal.expected_close_date).label("start"),
+            Deal.value_currency,
+            func.count().label("count"),
+            cast(func.sum(Deal.value_amount), Text).label("value"),
+            cast(func.sum(_weighted()), Text).label("weighted_value"),
+        )
+        .select_from(Deal)
+        .join(Stage, Stage.id == Deal.stage_id)
+        .where(
+            *filters,
+            Deal.status == DealStatus.open.value,
+            Deal.expected_close_date.between(_FROM, _TO),
+        )
+        .group_by(_period(Deal.expected_close_date), Deal.value_currency)
+    )
+    won = (
+        select(
+            literal("won").label("kind"),
+            _period(_local_day(Deal.won_at)).label("start"),
+            Deal.value_currency,
+            func.count().label("count"),
+            cast(func.sum(Deal.value_amount), Text).label("value"),
+            null().cast(Text).label("weighted_value"),
+        )
+        .where(
+            *filters,
+            Deal.status == DealStatus.won.value,
+            _in_range(Deal.won_at),
+        )
+        .group_by(_period(_local_day(Deal.won_at)), Deal.value_currency)
+    )
+    return ReadStatement(union_all(open_deals, won))
+
+
+async def forecast(
+    session: AsyncSession,
+    caller: Caller,
+    filters: dict[str, Any],
+    span: Range,
+) -> dict[str, Any]:
+    rows = await _rows(forecast_statement, session, caller, filters, span)
+    found: dict[tuple[str, date], list[Any]] = defaultdict(list)
+    for row in rows:
+        found[(row["kind"], row["start"])].append(row)
+    periods = []
+    for start in span.starts():
+        opened, won = found[("open", start)], found[("won", start)]
+        periods.append(
+            {
+                "start": start,
+                "open_count": sum(row["count"] for row in opened),
+                "open_value": _by_currency(opened),
+                "open_weighted_value": _by_currency(opened, "weighted_value"),
+                "won_count": sum(row["count"] for row in won),
+                "won_value": _by_currency(won),
+            }
+        )
+    return {**span.header(), "periods": periods}
+
+
+# Outcomes
+
+
+@functools.cache
+def outcomes_statement(viewer: Viewer) -> ReadStatement:
+    """Won and lost deals by period and currency; lost reasons ranked; days from creation
+    to win (average, median) of the deals won in the range."""
+    filters = (
+        visible_to_viewer(Deal, viewer),
+        _is_deal(),
+        _optional(Deal.pipeline_id, "pipeline_id", Uuid),
+        _optional(Deal.owner_id, "owner_id", Uuid),
+    )
+    won_in_range = (
+        Deal.status == DealStatus.won.value,
+        _in_range(Deal.won_at),
+    )
+    lost_in_range = (
+        Deal.status == DealStatus.lost.value,
+        _in_range(Deal.lost_at),
+    )
+
+    def closed(kind: str, at: Any, in_range: tuple[Any, ...]) -> Any:
+        return (
+            select(
+                literal(kind).label("kind"),
+                _period(_local_day(at)).label("start"),
+                Deal.value_currency.label("key"),
+                func.count().label("count"),
+                cast(func.sum(Deal.value_amount), Text).label("value"),
+                null().cast(Text).label("median"),
+            )
+            .where(*filters, *in_range)
+            .group_by(_period(_local_day(at)), Deal.value_currency)
+        )
+
+    reasons = (
+        select(
+            literal("reason").label("kind"),
+            null().cast(Date).label("start"),
+            Deal.lost_reason.label("key"),
+            func.count().label("count"),
+            null().cast(Text).label("value"),
+            null().cast(Text).label("median"),
+        )
+        .where(*filters, *lost_in_range)
+        .group_by(Deal.lost_reason)
+    )
+    to_win = Deal.won_at - Deal.created_at
+    days = select(
+        literal("days").label("kind"),
+        null().cast(Date).label("start"),
+        null().cast(String).label("key"),
+        func.count().label("count"),
+        _days(func.avg(to_win)).label("value"),
+        _median_days(to_win).label("median"),
+    ).where(*filters, *won_in_range)
+    return ReadStatement(
+        union_all(
+            closed("won", Deal.won_at, won_in_range),
+            closed("lost", Deal.lost_at, lost_in_range),
+            reasons,
+            days,
+        )
+    )
+
+
+async def outcomes(
+    session: AsyncSession,
+    caller: Caller,
+    filters: dict[str, Any],
+    span: Range,
+) -> dict[str, Any]:
+    rows = await _rows(outcomes_statement, session, caller, filters, span)
+    closed: dict[tuple[str, date], list[dict[str, Any]]] = defaultdict(list)
+    reasons: list[dict[str, Any]] = []
+    average = median = None
+    for row in rows:
+        if row["kind"] in ("won", "lost"):
+            closed[(row["kind"], row["start"])].append(
+                {"value_currency": row["key"], "value": row["value"], "count": row["count"]}
+            )
+        elif row["kind"] == "reason":
+            reasons.append({"reason": row["key"], "count": row["count"]})
+        else:
+            average, median = row["value"], row["median"]
+    periods = []
+    for start in span.starts():
+        won, lost = closed[("won", start)], closed[("lost", start)]
+        periods.append(
+            {
+                "start": start,
+                "won_count": sum(row["count"] for row in won),
+                "won_value": _by_currency(won),
+                "lost_count": sum(row["count"] for row in lost),
+                "lost_value": _by_currency(lost),
+            }
+        )
+    reasons.sort(key=lambda r: (-r["count"], r["reason"] is None, r["reason"] or ""))
+    return {
+        **span.header(),
+        "periods": periods,
+        "lost_reasons": reasons,
+        "days_to_win_average": average,
+        "days_to_win_median": median,
+    }
+
+
+# Leads
+
+
+@functools.cache
+def lead_conversion_statement(viewer: Viewer) -> ReadStatement:
+    """Leads created in the range, in one pass grouped four ways (grouping sets): per
+    period, per source, per owner, and all of them."""
+    period = _period(_local_day(Lead.created_at))
+    converted = Lead.converted_deal_id.is_not(None)
+    to_convert = Lead.converted_at - Lead.created_at
+    return ReadStatement(
+        select(
+            func.grouping(period, Lead.source, Lead.owner_id).label("grouping"),
+            period.label("start"),
+            Lead.source,
+            cast(Lead.owner_id, Text).label("owner_id"),
+            func.count().label("created"),
+            cast(func.count().filter(converted), BigInteger).label("converted"),
+            cast(func.count().filter(and_(Lead.is_archived, ~converted)), BigInteger).label(
+                "archived"
+            ),
+            _days(func.avg(to_convert)).label("average"),
+            _median_days(to_convert).label("median"),
+            _median_days(to_convert, 0.9).label("p90"),
+        )
+        .where(
+            visible_to_viewer(Lead, viewer),
+            _in_range(Lead.created_at),
+            _optional(Lead.source, "source", String),
+            _optional(Lead.owner_id, "owner_id", Uuid),
+        )
+        .group_by(
+            func.grouping_sets(tuple_(period), tuple_(Lead.source), tuple_(Lead.owner_id), tuple_())
+        )
+    )
+
+
+@functools.cache
+def lead_rules_statement(viewer: Viewer) -> ReadStatement:
+    """Per conversion rule of the company, over the leads created in the range: how many
+    it holds for now (ready), how many it converted, and how many of those deals are won."""
+    leads = (
+        select(Lead.id)
+        .where(
+            visible_to_viewer(Lead, viewer),
+            _in_range(Lead.created_at),
+            _optional(Lead.source, "source", String),
+            _optional(Lead.owner_id, "owner_id", Uuid),
+        )
+        .cte("range_leads")
+    )
+    converted = (
+        select(
+            Conversion.rule_id,
+            func.count().label("converted"),
+            func.count().filter(Deal.status == DealStatus.won.value).label("won"),
+        )
+        .join(leads, leads.c.id == Conversion.lead_id)
+        .join(Deal, Deal.id == Conversion.deal_id)
+        .where(Conversion.direction == "lead_to_deal", Conversion.rule_id.is_not(None))
+        .group_by(Conversion.rule_id)
+        .subquery("converted")
+    )
+    ready = (
+        select(LeadReadiness.rule_id, func.count().label("ready"))
+        .join(leads, leads.c.id == LeadReadiness.lead_id)
+        .group_by(LeadReadiness.rule_id)
+        .subquery("ready")
+    )
+    return ReadStatement(
+        select(
+            cast(ConversionRule.id, Text).label("rule_id"),
+            ConversionRule.name,
+            func.coalesce(ready.c.ready, 0).label("ready"),
+            func.coalesce(converted.c.converted, 0).label("converted"),
+            func.coalesce(converted.c.won, 0).label("won"),
+        )
+        .outerjoin(ready, ready.c.rule_id == ConversionRule.id)
+        .outerjoin(converted, converted.c.rule_id == ConversionRule.id)
+        .where(in_viewer_company(ConversionRule))
+        .order_by(ConversionRule.name, ConversionRule.id)
+    )
+
+
+# func.grouping(period, source, owner) is a bit mask of the columns left out: 1 = owner,
+# 2 = source, 4 = period.
+_PER_PERIOD, _PER_SOURCE, _PER_OWNER, _ALL = 0b011, 0b101, 0b110, 0b111
+
+
+def _lead_figures(row: Any | None) -> dict[str, Any]:
+    if row is None:
+        created = converted = archived = 0
+        average = median = p90 = None
+    else:
+        created, converted, archived = row["created"], row["converted"], row["archived"]
+        average, median, p90 = row["average"], row["median"], row["p90"]
+    rate = f"{Decimal(converted) / Decimal(created):.4f}" if created else None
+    return {
+        "created": created,
+        "converted": converted,
+        "archived": archived,
+        "conversion_rate": rate,
+        "days_to_convert_average": average,
+        "days_to_convert_median": median,
+        "days_to_convert_p90": p90,
+    }
+
+
+async def lead_conversion(
+    session: AsyncSession,
+    caller: Caller,
+    filters: dict[str, Any],
+    span: Range,
+) -> dict[str, Any]:
+    rows = await _rows(lead_conversion_statement, session, caller, filters, span)
+    rules = await _rows(lead_rules_statement, session, caller, filters, span)
+    total = None
+    per_period: dict[date, Any] = {}
+    by_source, by_owner = [], []
+    for row in rows:
+        if row["grouping"] == _ALL:
+            total = row
+        elif row["grouping"] == _PER_PERIOD:
+            per_period[row["start"]] = row
+        elif row["grouping"] == _PER_SOURCE:
+            by_source.append({"source": row["source"], **_lead_figures(row)})
+        elif row["grouping"] == _PER_OWNER:
+            by_owner.append({"owner_id": row["owner_id"], **_lead_figures(row)})
+    by_source.sort(key=lambda f: (-f["created"], f["source"]))
+    by_owner.sort(key=lambda f: (-f["created"], f["owner_id"] is None, f["owner_id"] or ""))
+    return {
+        **span.header(),
+        "total": _lead_figures(total),
+        "periods": [
+            {"start": start, **_lead_figures(per_period.get(start))} for start in span.starts()
+        ],
+        "by_source": by_source,
+        "by_owner": by_owner,
+        "by_rule": [
+            {
+                **fields(rule, ("rule_id", "name", "ready", "converted", "won")),
+                "won_rate": f"{Decimal(rule['won']) / Decimal(rule['converted']):.4f}"
+                if rule["converted"]
+                else None,
+            }
+            for rule in rules
+        ],
+    }
+
+
+# Pipeline movement and conversion
+
+
+@functools.cache
+def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
+    """The funnel of one pipeline, its movements and the time spent in its stages.
+
+    A deal enters stages: the one it was created in (at `created_at`: the stage its first
+    move left, or its stage if it never moved), then each stage a move took it to; a deal
+    recorded before history was kept enters at its synthetic row. It has *reached* every
+    stage up to the furthest position it entered, so a deal that skipped stages counts
+    for each one it skipped; it reached a stage at the first entry that got it that far
+    (an entry that set a new furthest position reaches the stages between the old one
+    and it). Rows, by `kind`: `reached` (stage `a` reached in the range by `count` deals
+    whose furthest position now is `b`, `x` of them won), `added` (deals created in the
+    range: count, won, lost), `move` (moves from `a` to `b` in the range) and `stay` (moves
+    out of `a` in the range: average days spent in it).
+    """
+    pipeline = bindparam("pipeline_id", type_=Uuid)
+    won_now = (Deal.status == DealStatus.won.value).label("won")
+    deals = (
+        select(Deal.id, Deal.status, Deal.created_at, Deal.stage_id, won_now)
+        .where(visible_to_viewer(Deal, viewer), _is_deal(), Deal.pipeline_id == pipeline)
+        .cte("deals")
+    )
+    # The pipeline's history through ix_deal_history_pipeline_at, kept for visible deals.
+    history = (
+        select(
+            DealHistory.deal_id,
+            DealHistory.at,
+            DealHistory.id,
+            DealHistory.from_stage_id,
+            DealHistory.stage_id,
+            DealHistory.synthetic,
+            deals.c.won,
+        )
+        .join(deals, deals.c.id == DealHistory.deal_id)
+        .where(
+            in_viewer_company(DealHistory),
+            DealHistory.pipeline_id == pipeline,
+            or_(DealHistory.from_stage_id.is_not(None), DealHistory.synthetic),
+        )
+        .cte("moves")
+    )
+    first_move = (
+        select(history.c.deal_id, history.c.from_stage_id)
+        .where(~history.c.synthetic)
+        .ext(distinct_on(history.c.deal_id))
+        .order_by(history.c.deal_id, history.c.at, history.c.id)
+        .cte("first_move")
+    )
+    recorded_before = (
+        select(history.c.deal_id).where(history.c.synthetic).distinct().cte("recorded_before")
+    )
+    created = (
+        select(
+            deals.c.id.label("deal_id"),
+            deals.c.created_at.label("at"),
+            func.coalesce(first_move.c.from_stage_id, deals.c.stage_id).label("stage_id"),
+            deals.c.won,
+        )
+        .select_from(
+            deals.outerjoin(first_move, first_move.c.deal_id == deals.c.id).outerjoin(
+                recorded_before, recorded_before.c.deal_id == deals.c.id
+            )
+        )
+        .where(recorded_before.c.deal_id.is_(None))
+    )
+    entries = union_all(
+        created, select(history.c.deal_id, history.c.at, history.c.stage_id, history.c.won)
+    ).cte("entries")
+    by_deal, in_time = entries.c.deal_id, (entries.c.at, Stage.position)
+    furthest_yet = func.max(Stage.position).over(
+        partition_by=by_deal, order_by=in_time, rows=(None, 0)
+    )
+    positioned = (
+        select(
+            entries.c.deal_id,
+            entries.c.at,
+            entries.c.stage_id,
+            entries.c.won,
+            furthest_yet.label("reached"),
+            func.max(Stage.position).over(partition_by=by_deal).label("furthest"),
+            func.lead(entries.c.at).over(partition_by=by_deal, order_by=in_time).label("left_at"),
+        )
+        .join(Stage, and_(Stage.id == entries.c.stage_id, Stage.pipeline_id == pipeline))
+        .cte("positioned")
+    )
+    records = select(
+        positioned,
+        func.coalesce(
+            func.lag(positioned.c.reached).over(
+                partition_by=positioned.c.deal_id, order_by=(positioned.c.at, positioned.c.reached)
+            ),
+            -1,
+        ).label("before"),
+    ).subquery("records")
+    stage = Stage.__table__.alias("pipeline_stage")
+    firsts = (
+        select(stage.c.id.label("stage_id"), records.c.at, records.c.furthest, records.c.won)
+        .join(
+            records,
+            and_(stage.c.position > records.c.before, stage.c.position <= records.c.reached),
+        )
+        .where(stage.c.pipeline_id == pipeline, records.c.reached > records.c.before)
+        .cte("firsts")
+    )
+
+    def row(kind: str, a: Any, b: Any, count: Any, *more: Any) -> list[Any]:
+        extra = list(more) + [null()] * (3 - len(more))
+        return [
+            literal(kind).label("kind"),
+            cast(a, Text).label("a"),
+            cast(b, Text).label("b"),
+            count.label("count"),
+            *(
+                cast(value, Text).label(name)
+                for value, name in zip(extra, ("x", "y", "z"), strict=True)
+            ),
+        ]
+
+    reached = (
+        select(
+            *row(
+                "reached",
+                firsts.c.stage_id,
+                firsts.c.furthest,
+                func.count(),
+                func.count().filter(firsts.c.won),
+            )
+        )
+        .where(_in_range(firsts.c.at))
+        .group_by(firsts.c.stage_id, firsts.c.furthest)
+    )
+    added = select(
+        *row(
+            "added",
+            null(),
+            null(),
+            func.count(),
+            func.count().filter(deals.c.status == DealStatus.won.value),
+            func.count().filter(deals.c.status == DealStatus.lost.value),
+        )
+    ).where(_in_range(deals.c.created_at))
+    moves = (
+        select(*row("move", history.c.from_stage_id, history.c.stage_id, func.count()))
+        .where(~history.c.synthetic, _in_range(history.c.at))
+        .group_by(history.c.from_stage_id, history.c.stage_id)
+    )
+    stays = (
+        select(
+            *row(
+                "stay",
+                positioned.c.stage_id,
+                null(),
+                func.count(),
+                _days(func.avg(positioned.c.left_at - positioned.c.at)),
+            )
+        )
+        .where(positioned.c.left_at.is_not(None), _in_range(positioned.c.left_at))
+        .group_by(positioned.c.stage_id)
+    )
+    return ReadStatement(union_all(reached, added, moves, stays))
+
+
+def _rate(part: int, whole: int) -> str | None:
+    return f"{Decimal(part) / Decimal(whole):.4f}" if whole else None
+
+
+async def pipeline_conversion(
+    session: AsyncSession, caller: Caller, pipeline_id: Any, span: Range
+) -> dict[str, Any] | None:
+    """None when the pipeline is not the caller's company's."""
+    stages = await pipeline_stages_statement().fetch(
+        session, {**viewer_params(caller), "pipeline_id": pipeline_id}
+    )
+    if not stages:
+        return None
+    rows = await _rows(
+        pipeline_conversion_statement, session, caller, {"pipeline_id": pipeline_id}, span
+    )
+    order = [(row["id"], row["position"]) for row in stages if row["id"] is not None]
+    # Per stage reached in the range: how many deals, by the furthest position they reached.
+    by_furthest: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    stays: dict[str, str] = {}
+    movements = []
+    added = {"count": 0, "won": 0, "lost": 0}
+    for row in rows:
+        if row["kind"] == "reached":
+            by_furthest[row["a"]].append((int(row["b"]), row["count"], int(row["x"])))
+        elif row["kind"] == "added":
+            added = {"count": row["count"], "won": int(row["x"]), "lost": int(row["y"])}
+        elif row["kind"] == "move":
+            movements.append(
+                {"from_stage_id": row["a"], "to_stage_id": row["b"], "count": row["count"]}
+            )
+        else:
+            stays[row["a"]] = row["x"]
+    movements.sort(key=lambda m: (-m["count"], m["from_stage_id"], m["to_stage_id"]))
+    funnel = []
+    for index, (stage_id, _) in enumerate(order):
+        groups = by_furthest[stage_id]
+        entered = sum(count for _, count, _ in groups)
+        won = sum(won for _, _, won in groups)
+
+        def reaching(position: int, groups: list[tuple[int, int, int]] = groups) -> int:
+            return sum(count for furthest, count, _ in groups if furthest >= position)
+
+        funnel.append(
+            {
+                "stage_id": stage_id,
+                "entered": entered,
+                "reached": [
+                    {
+                        "stage_id": later,
+                        "count": reaching(position),
+                        "rate": _rate(reaching(position), entered),
+                    }
+                    for later, position in order[index + 1 :]
+                ],
+                "won": won,
+                "won_rate": _rate(won, entered),
+                "days_in_stage_average": stays.get(stage_id),
+            }
+        )
+    return {
+        "timezone": span.tz,
+        "pipeline_id": str(pipeline_id),
+        "stages": funnel,
+        "added": {
+            **added,
+            "won_rate": _rate(added["won"], added["count"]),
+            "lost_rate": _rate(added["lost"], added["count"]),
+        },
+        "movements": movements,
+    }
+
+
+@functools.cache
+def pipeline_stages_statement() -> ReadStatement:
+    """The company's pipeline with its stages by position (no row: not the company's)."""
+    return ReadStatement(
+        select(cast(Stage.id, Text).label("id"), Stage.position)
+        .select_from(Pipeline)
+        .outerjoin(Stage, Stage.pipeline_id == Pipeline.id)
+        .where(in_viewer_company(Pipeline), Pipeline.id == bindparam("pipeline_id", type_=Uuid))
+        .order_by(Stage.position, Stage.id)
+    )
