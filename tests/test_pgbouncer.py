@@ -67,3 +67,21 @@ def test_startup_parameters_are_refused_in_pgbouncer_mode(database_url: str) -> 
             pgbouncer=True,
             connect_args={"server_settings": {"statement_timeout": "1000"}},
         )
+
+
+async def test_no_listen_through_pgbouncer() -> None:
+    """Behind PgBouncer's transaction mode a LISTEN would hear nothing without a word:
+    the listener stays down (the outbox then asks the database at every write, the
+    worker polls) and returns at once."""
+    from leadflow.db import make_engine
+    from leadflow.webhooks import listening
+
+    engine = make_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none", pgbouncer=True)
+    states: list[bool] = []
+    try:
+        await asyncio.wait_for(
+            listening.listen(engine, "x", lambda _: None, states.append, asyncio.Event()), 1
+        )
+    finally:
+        await engine.dispose()
+    assert states == []

@@ -93,11 +93,7 @@ class Settings(BaseSettings):
     # Strict-Transport-Security max-age in seconds; 0 sends none (set it behind TLS).
     hsts_max_age: int = Field(default=0, ge=0, le=63_072_000)
 
-    # Outgoing webhooks. Seconds a process remembers whether a company has a subscription
-    # (a subscription made through another process starts receiving events at most this
-    # much later; 0 asks the database at every write).
-    webhook_cache_seconds: float = Field(default=5.0, ge=0, le=300)
-    # Plain http:// subscription URLs; None: allowed in local mode only (where
+    # Outgoing webhooks. Plain http:// subscription URLs; None: allowed in local mode only (where
     # LEADFLOW_REQUIRE_DATABASE_URL is not set, i.e. not in the container image).
     webhook_allow_http: bool | None = None
     # Send to loopback, private, link-local and metadata addresses (development, tests);

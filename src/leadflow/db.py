@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+import weakref
 from datetime import datetime
 from typing import Any
 
@@ -92,7 +93,19 @@ def make_engine(url: str, *, pgbouncer: bool | None = None, **kwargs: Any) -> As
         kwargs["connect_args"] = {**connect_args, **PGBOUNCER_CONNECT_ARGS}
     engine = create_async_engine(url, **{"pool_pre_ping": False, **kwargs})
     event.listen(engine.sync_engine, "checkout", _replace_closed_connection)
+    if pgbouncer:
+        _BEHIND_PGBOUNCER.add(engine.sync_engine)
     return engine
+
+
+# Engines made for PgBouncer's transaction mode (weakly: tests make many engines).
+_BEHIND_PGBOUNCER: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def behind_pgbouncer(engine: AsyncEngine) -> bool:
+    """Whether `engine` talks through PgBouncer in transaction mode, where a LISTEN holds
+    on no server connection: notifications would be lost without a word."""
+    return engine.sync_engine in _BEHIND_PGBOUNCER
 
 
 def _replace_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) -> None:

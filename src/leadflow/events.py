@@ -180,6 +180,81 @@ class DealConverted(DomainEvent):
     conversion_id: uuid.UUID
 
 
+# Contacts, notes, the catalog and pipelines: published for the webhook outbox (nothing
+# else listens yet). `changes` as for leads: the changed columns' old and new values.
+
+
+class PersonCreated(DomainEvent):
+    type = "person.created"
+
+
+class PersonChanged(DomainEvent):
+    type = "person.updated"
+
+
+class PersonDeleted(DomainEvent):
+    type = "person.deleted"
+
+
+class OrganizationCreated(DomainEvent):
+    type = "organization.created"
+
+
+class OrganizationChanged(DomainEvent):
+    type = "organization.updated"
+
+
+class OrganizationDeleted(DomainEvent):
+    type = "organization.deleted"
+
+
+class NoteCreated(DomainEvent):
+    type = "note.created"
+
+
+class NoteChanged(DomainEvent):
+    type = "note.updated"
+
+
+class NoteDeleted(DomainEvent):
+    type = "note.deleted"
+
+
+class ProductCreated(DomainEvent):
+    type = "product.created"
+
+
+class ProductChanged(DomainEvent):
+    type = "product.updated"
+
+
+class ProductDeleted(DomainEvent):
+    type = "product.deleted"
+
+
+class PipelineCreated(DomainEvent):
+    type = "pipeline.created"
+
+
+class PipelineChanged(DomainEvent):
+    type = "pipeline.updated"
+
+
+class PipelineDeleted(DomainEvent):
+    type = "pipeline.deleted"
+
+
+class StageCreated(DomainEvent):
+    type = "stage.created"
+
+
+class StageChanged(DomainEvent):
+    type = "stage.updated"
+
+
+class StageDeleted(DomainEvent):
+    type = "stage.deleted"
+
 # Pipelines and stages
 
 
@@ -198,6 +273,18 @@ class PipelineVacating(DomainEvent):
 
 # Custom fields (the records that carry values listen: leads and deals to `deal` fields,
 # contacts to `person` and `organization` fields, products to `product` fields)
+
+
+class FieldCreated(DomainEvent):
+    """A custom field definition was created (for the webhook outbox)."""
+
+    type = "field.created"
+
+
+class FieldChanged(DomainEvent):
+    """A custom field definition's name, description, options or formula changed."""
+
+    type = "field.updated"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -166,7 +166,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every table must be known before the first query resolves a foreign key.
     assert models.Base.metadata.tables
     subscribe_listeners()
-    webhooks_outbox.subscribed_companies.configure(settings.webhook_cache_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -198,9 +197,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.reader_factory = make_reader_factory(engine)
         _freeze_startup_objects()
         worker = _start_worker(engine, settings) if settings.run_worker else None
+        # Companies without a subscription write no outbox statement while this runs.
+        stop_listening = asyncio.Event()
+        listener = asyncio.create_task(webhooks_outbox.unsubscribed.listen(engine, stop_listening))
         try:
             yield
         finally:
+            stop_listening.set()
+            listener.cancel()
+            with suppress(asyncio.CancelledError):
+                await listener
             if worker is not None:
                 await _stop_worker(*worker)
             await engine.dispose()

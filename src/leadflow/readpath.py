@@ -16,14 +16,26 @@ of a kind.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from typing import cast as typed
 
 import asyncpg
 import orjson
-from sqlalchemy import ClauseElement, ColumnElement, Text, case, cast, func
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import (
+    ClauseElement,
+    ColumnElement,
+    DateTime,
+    Select,
+    Text,
+    case,
+    cast,
+    func,
+    literal_column,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -46,6 +58,10 @@ _OPTIONS = orjson.OPT_UTC_Z
 # busy). Each invalidates the connection, so the pool never hands it out again, and
 # answers 503 as a lost connection does on the ORM path.
 _CONNECTION_LOST = (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
+
+
+# `:name` in SQL text, not a `::type` cast.
+_NAMED = re.compile(r"(?<![:\w]):(\w+)")
 
 
 class ReadStatement:
@@ -71,6 +87,25 @@ class ReadStatement:
             for name, bind in zip(self._names, binds, strict=True)
             if not bind.required
         }
+
+    def around(self, template: str) -> ReadStatement:
+        """This statement's SQL inside a larger SQL text (written where `{statement}` is),
+        whose own `:name` parameters are numbered after this statement's (one name, one
+        number: a name both use is one parameter). For a statement whose outer part reads
+        best as SQL (the webhook outbox's INSERTs around the records' JSON)."""
+        names = list(self._names)
+
+        def number(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in names:
+                names.append(name)
+            return f"${names.index(name) + 1}"
+
+        composed = object.__new__(ReadStatement)
+        composed.sql = _NAMED.sub(number, template).replace("{statement}", self.sql)
+        composed._names = tuple(names)
+        composed._fixed = dict(self._fixed)
+        return composed
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         return [params[name] if name in params else self._fixed[name] for name in self._names]
@@ -149,6 +184,59 @@ def money(row: Any) -> dict[str, Any] | None:
     """`value` of a row with `value_amount` (as text) and `value_currency`."""
     amount, currency = row["value_amount"], row["value_currency"]
     return None if amount is None or currency is None else {"amount": amount, "currency": currency}
+
+
+@dataclass(frozen=True, slots=True)
+class JsonRows:
+    """A read model's rows as a select (its read statement's columns and joins, without
+    the caller's filters) and how its Python shaping names them: what `json_record`
+    needs to build the same JSON in SQL."""
+
+    select: Select[Any]
+    names: tuple[str, ...]
+    nested: Mapping[str, Mapping[str, str]] | None = None
+
+
+def _key(name: str) -> ColumnElement[str]:
+    """A JSON key written into the SQL (names of the read models: no quote to escape)."""
+    return literal_column(f"'{name}'")
+
+
+def json_value(column: Any) -> ColumnElement[Any]:
+    """A column of a read statement as the read models write it into JSON: timestamps as
+    `rfc3339`; everything else as `jsonb` spells it (text, booleans, numbers, dates,
+    arrays, jsonb) — ids and amounts are text already (`as_text`)."""
+    return rfc3339(column) if isinstance(column.type, DateTime) else column
+
+
+def json_record(
+    columns: Any, names: Sequence[str], nested: Mapping[str, Mapping[str, str]] | None = None
+) -> ColumnElement[Any]:
+    """The row of a read statement (`columns`: its subquery's `.c`) as the JSON object its
+    Python shaping (`fields`, `money`, a nested object) writes, built in SQL: for a
+    statement that stores a record as the API shows it without a round trip (the webhook
+    outbox). `nested` names objects built of columns (`{"prospect": {"email":
+    "prospect_email"}}`); a `value` name is the money object of `value_amount` and
+    `value_currency`. Tests hold it to the GET answers."""
+    pairs: list[Any] = []
+    for name in names:
+        if name == "value":
+            amount, currency = columns["value_amount"], columns["value_currency"]
+            value: Any = case(
+                (amount.is_(None) | currency.is_(None), literal_column("NULL::jsonb")),
+                else_=func.jsonb_build_object(
+                    _key("amount"), amount, _key("currency"), currency, type_=JSONB
+                ),
+            )
+        elif nested and name in nested:
+            inner: list[Any] = []
+            for key, column in nested[name].items():
+                inner += [_key(key), json_value(columns[column])]
+            value = func.jsonb_build_object(*inner, type_=JSONB)
+        else:
+            value = json_value(columns[name])
+        pairs += [_key(name), value]
+    return func.jsonb_build_object(*pairs, type_=JSONB)
 
 
 def json_response(

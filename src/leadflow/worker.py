@@ -5,14 +5,16 @@ starts) runs it inside the API process, on the app's engine. Each kind of work i
 `Loop`: the webhook deliveries (`leadflow.webhooks.delivery`) and the jobs
 (`leadflow.jobs.runner`, with the periodic purges). The worker runs each loop's rounds
 one after the other, concurrently with the other loops, and a loop sleeps
-`poll_seconds` after a round that found nothing. Several workers may run at once: every
+`poll_seconds` after a round that found nothing, unless woken sooner: a loop with a
+`wakeup` event and a `listen` task (the webhook deliveries: LISTEN/NOTIFY, the NOTIFY
+sent by the transaction that made deliveries due) starts its next round as soon as the
+event is set, the poll remaining the fallback. Several workers may run at once: every
 loop claims its work with `FOR UPDATE SKIP LOCKED`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Protocol
@@ -44,23 +46,47 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run every loop until `stop` is set; a round in progress finishes first."""
+        listeners = [
+            asyncio.create_task(listen(stop))
+            for loop in self.loops
+            if (listen := getattr(loop, "listen", None)) is not None
+        ]
         try:
             await asyncio.gather(*(self._run_loop(loop, stop) for loop in self.loops))
         finally:
+            for task in listeners:
+                task.cancel()
+            await asyncio.gather(*listeners, return_exceptions=True)
             for loop in self.loops:
                 await loop.aclose()
 
     async def _run_loop(self, loop: Loop, stop: asyncio.Event) -> None:
+        wakeup: asyncio.Event | None = getattr(loop, "wakeup", None)
         while not stop.is_set():
+            if wakeup is not None:
+                wakeup.clear()  # a notification during the round wakes the next pause
             try:
                 handled = await loop.run_once()
                 pause = 0.0 if handled else self.poll_seconds
             except Exception:
                 log.exception("worker loop %s failed; retrying", loop.name)
-                pause = ERROR_BACKOFF_SECONDS
+                pause, wakeup_now = ERROR_BACKOFF_SECONDS, None
+            else:
+                wakeup_now = wakeup
             if pause:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), pause)
+                await _pause(stop, wakeup_now, pause)
+
+
+async def _pause(stop: asyncio.Event, wakeup: asyncio.Event | None, seconds: float) -> None:
+    """`seconds`, or less when `stop` (or `wakeup`) is set meanwhile."""
+    waits = [asyncio.ensure_future(stop.wait())]
+    if wakeup is not None:
+        waits.append(asyncio.ensure_future(wakeup.wait()))
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
 
 
 # The kinds of work a worker may be limited to (`leadflow worker --only ...`).

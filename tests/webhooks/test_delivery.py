@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from leadflow import events
 from leadflow.events import LeadCreated
 from leadflow.webhooks.delivery import DeliveryLoop
-from leadflow.webhooks.schemas import DealEventPayload, LeadEventPayload
+from leadflow.webhooks.schemas import PAYLOADS
 from tests.factories import (
     API,
     create_company,
@@ -74,11 +74,14 @@ async def test_each_kind_of_change_is_delivered_signed_with_the_record_as_the_ap
             "lead.updated",
             "lead.archived",
             "lead.unarchived",
+            "person.created",  # the conversion made the prospect a person
             "deal.created",
             "lead.converted",
             "lead.created",
             "lead.deleted",
             "deal.created",
+            "pipeline.created",
+            "stage.created",
             "deal.updated",
             "deal.stage_changed",
             "deal.status_changed",
@@ -100,8 +103,8 @@ async def test_each_kind_of_change_is_delivered_signed_with_the_record_as_the_ap
     assert stage_changed["data"]["stage_id"] == stage["id"]
     assert stage_changed["previous"]["stage_id"] == deal["stage_id"]
     for received in got:
-        documented = LeadEventPayload if received.body["entity"] == "lead" else DealEventPayload
-        documented.model_validate(received.body)  # the OpenAPI `webhooks` describe it
+        # The OpenAPI `webhooks` describe it.
+        PAYLOADS[received.body["entity"]].model_validate(received.body)
         assert received.headers["webhook-id"] == received.body["id"]
         assert received.headers["content-type"] == "application/json"
     listed = await deliveries(client, admin, hook["id"], status="succeeded")

@@ -30,7 +30,7 @@ from leadflow.activities.parents import Parent, ParentKind, parent_visible_to_vi
 from leadflow.activities.schemas import ActivityRead, CommentRead, NoteRead
 from leadflow.errors import InvalidInput, NotFound
 from leadflow.pagination import Keyset, PageRequest, decode_cursor
-from leadflow.readpath import ReadStatement, as_text, fields, page_of
+from leadflow.readpath import JsonRows, ReadStatement, as_text, fields, page_of
 from leadflow.tenancy import Caller, Viewer, in_viewer_company, viewer_params
 
 NEWEST_NOTES_FIRST = Keyset(Note.created_at, Note.id, descending=True)
@@ -243,3 +243,13 @@ async def activities(
         shape, params["due_to"] = replace(shape, due_to=True), filters.due_to
     rows = await activity_page(Viewer.of(caller), shape).fetch(session, params)
     return _page(rows, page, _ACTIVITY_FIELDS)
+
+
+def note_rows() -> JsonRows:
+    """Notes as the GETs write them, for JSON built in SQL (the webhook outbox)."""
+    return JsonRows(select(*_columns(Note, _NOTE_FIELDS)), _NOTE_FIELDS)
+
+
+def activity_rows() -> JsonRows:
+    """Activities as the GETs write them, for JSON built in SQL (the webhook outbox)."""
+    return JsonRows(select(*_columns(Activity, _ACTIVITY_FIELDS)), _ACTIVITY_FIELDS)

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.activities.models import Activity, Note, NoteComment
 from leadflow.activities.parents import Parent, parent_visible
+from leadflow.db import new_id
 from leadflow.tenancy import Caller, in_company
 
 
@@ -48,11 +49,13 @@ class NoteRepository:
         await self.session.refresh(note)
         return note
 
-    async def add_unsigned(self, *, content: str, parent: Parent) -> None:
-        """A note no user wrote (a captured message), no author (`user_id` null)."""
+    async def add_unsigned(self, *, content: str, parent: Parent) -> uuid.UUID:
+        """A note no user wrote (a captured message), no author (`user_id` null); its id."""
         company_id = self.caller.company_id
-        self.session.add(Note(company_id=company_id, content=content, **parent.columns()))
+        note = Note(id=new_id(), company_id=company_id, content=content, **parent.columns())
+        self.session.add(note)
         await self.session.flush()
+        return note.id
 
     async def update(self, note: Note, changes: dict[str, Any]) -> Note:
         """Apply `changes` (column -> value) to a row got with `get(..., for_update=True)`."""

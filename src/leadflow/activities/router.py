@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from leadflow.activities import reads, service
 from leadflow.activities.parents import Parent, ParentKind
 from leadflow.activities.reads import ActivityFilters
-from leadflow.activities.repository import NoteRepository
 from leadflow.activities.schemas import (
     ActivityCreate,
     ActivityRead,
@@ -21,7 +20,7 @@ from leadflow.activities.schemas import (
     NoteUpdate,
 )
 from leadflow.deps import CurrentCaller, Session
-from leadflow.errors import CONFLICTING_PARAMETERS, InvalidInput, NotFound, responses
+from leadflow.errors import CONFLICTING_PARAMETERS, InvalidInput, responses
 from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
 from leadflow.schemas import IsoDate
@@ -112,8 +111,7 @@ async def update_note(
 )
 async def delete_note(note_id: uuid.UUID, session: Session, caller: CurrentCaller) -> None:
     """Delete a note and its comments."""
-    if not await NoteRepository(session, caller).delete(note_id):
-        raise NotFound("note")
+    await service.delete_note(session, caller, note_id)
 
 
 @router.post(

@@ -23,7 +23,7 @@ from leadflow.activities.schemas import (
     NoteUpdate,
 )
 from leadflow.auth.repository import UserRepository
-from leadflow.errors import CONFLICTS_WITH_RECORD, Forbidden, InvalidInput, found
+from leadflow.errors import CONFLICTS_WITH_RECORD, Forbidden, InvalidInput, NotFound, found
 from leadflow.events import (
     ActivityChanged,
     ActivityCreated,
@@ -31,6 +31,9 @@ from leadflow.events import (
     ActivityDone,
     ActivityEvent,
     Change,
+    NoteChanged,
+    NoteCreated,
+    NoteDeleted,
     changes_between,
     publish,
 )
@@ -63,9 +66,11 @@ async def get_note(
 async def create_note(session: AsyncSession, caller: Caller, data: NoteCreate) -> Note:
     await ensure_visible(session, caller, data.parent)
     await _ensure_mentions(session, caller, data.mentions)
-    return await NoteRepository(session, caller).add(
+    note = await NoteRepository(session, caller).add(
         content=data.content, parent=data.parent, mentions=data.mentions
     )
+    await publish(session, NoteCreated(id=note.id, company_id=caller.company_id, actor=caller))
+    return note
 
 
 async def update_note(
@@ -75,7 +80,21 @@ async def update_note(
     changes = data.model_dump(exclude_unset=True)
     if "mentions" in changes:
         await _ensure_mentions(session, caller, changes["mentions"])
-    return await NoteRepository(session, caller).update(note, changes)
+    before = {column: getattr(note, column) for column in changes}
+    note = await NoteRepository(session, caller).update(note, changes)
+    if changed := changes_between(before, {c: getattr(note, c) for c in changes}):
+        await publish(
+            session,
+            NoteChanged(id=note.id, company_id=caller.company_id, actor=caller, changes=changed),
+        )
+    return note
+
+
+async def delete_note(session: AsyncSession, caller: Caller, note_id: uuid.UUID) -> None:
+    """A visible note and its comments; 404 when there is none."""
+    if not await NoteRepository(session, caller).delete(note_id):
+        raise NotFound("note")
+    await publish(session, NoteDeleted(id=note_id, company_id=caller.company_id, actor=caller))
 
 
 async def create_comment(

@@ -35,7 +35,16 @@ from leadflow.errors import (
     UnknownReference,
     found,
 )
-from leadflow.events import ChangeSource, DealCreated, LeadCreated, publish
+from leadflow.events import (
+    ChangeSource,
+    DealCreated,
+    DomainEvent,
+    LeadCreated,
+    NoteCreated,
+    OrganizationCreated,
+    PersonCreated,
+    publish,
+)
 from leadflow.fields import values
 from leadflow.leads.repository import ensure_labels_exist, existing_label_ids
 from leadflow.normalize import normalize_email, normalize_phone
@@ -419,15 +428,19 @@ async def create_captured_deal(
         )
     ).get(0, Duplicates())
     contact = {"company_id": form.company_id, "owner_id": actor.user_id, "visible_to": "company"}
+    # The contacts this capture creates, published with the deal (before it: it names them).
+    created: list[DomainEvent] = []
     organization_id = first_match(found.organization)
     if organization_id is None and prospect.organization_name:
         organization_id = new_id()
+        created.append(_created(OrganizationCreated, organization_id, form, actor))
         await insert_organizations(
             session, [{"id": organization_id, "name": prospect.organization_name, **contact}]
         )
     person_id = first_match(found.person)
     if person_id is None and (prospect.person_name or prospect.email):
         person_id = new_id()
+        created.append(_created(PersonCreated, person_id, form, actor))
         await insert_persons(
             session,
             [
@@ -465,17 +478,20 @@ async def create_captured_deal(
             }
         ],
     )
+    created.append(_created(DealCreated, deal.id, form, actor))
     if prospect.message or prospect.fields:
-        await NoteRepository(session, actor).add_unsigned(
+        note_id = await NoteRepository(session, actor).add_unsigned(
             content=_note_content(prospect), parent=Parent(ParentKind.deal, deal.id)
         )
-    await publish(
-        session,
-        DealCreated(
-            id=deal.id, company_id=form.company_id, actor=actor, source=ChangeSource.capture
-        ),
-    )
+        created.append(_created(NoteCreated, note_id, form, actor))
+    await publish(session, *created)
     return deal.id
+
+
+def _created(
+    kind: type[DomainEvent], record_id: uuid.UUID, form: Form, actor: Caller
+) -> DomainEvent:
+    return kind(id=record_id, company_id=form.company_id, actor=actor, source=ChangeSource.capture)
 
 
 async def _labels_left(session: AsyncSession, form: Form) -> list[uuid.UUID]:

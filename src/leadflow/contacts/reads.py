@@ -17,7 +17,7 @@ from leadflow.contacts.schemas import OrganizationRead, PersonRead
 from leadflow.fields import filters as custom_filters
 from leadflow.fields.filters import CustomQuery, CustomShape
 from leadflow.pagination import Keyset, PageRequest, decode_cursor
-from leadflow.readpath import ReadStatement, as_text, fields, page_of
+from leadflow.readpath import JsonRows, ReadStatement, as_text, fields, page_of
 from leadflow.readpath import page as readpath_page
 from leadflow.tenancy import Caller, Viewer, viewer_params, visible_to_viewer
 
@@ -157,3 +157,10 @@ async def contact_page(
         shape = replace(shape, after=True)
     rows = await page_statement(model, Viewer.of(caller), shape).fetch(session, params)
     return page_of(rows, page, "name", lambda row: fields(row, names))
+
+
+def contact_rows(model: type[Person] | type[Organization]) -> JsonRows:
+    """Persons or organizations as the GETs write them, for JSON built in SQL (the
+    webhook outbox)."""
+    names = _PERSON_FIELDS if model is Person else _ORGANIZATION_FIELDS
+    return JsonRows(select(*_columns(model, names)), names)

@@ -7,7 +7,6 @@ from fastapi import APIRouter, Query, Response, status
 
 from leadflow.contacts import reads, service
 from leadflow.contacts.models import Organization, Person
-from leadflow.contacts.repository import OrganizationRepository, PersonRepository
 from leadflow.contacts.schemas import (
     OrganizationCreate,
     OrganizationRead,
@@ -17,7 +16,7 @@ from leadflow.contacts.schemas import (
     PersonUpdate,
 )
 from leadflow.deps import AppSettings, CurrentCaller, Session
-from leadflow.errors import NotFound, found, responses
+from leadflow.errors import found, responses
 from leadflow.fields.filters import CustomFieldsFilter, CustomFieldsSort, parse_query
 from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
@@ -135,8 +134,7 @@ async def update_person(
 )
 async def delete_person(person_id: uuid.UUID, session: Session, caller: CurrentCaller) -> None:
     """Delete a person."""
-    if not await PersonRepository(session, caller).delete(person_id):
-        raise NotFound("person")
+    await service.delete_person(session, caller, person_id)
 
 
 @router.post(
@@ -222,5 +220,4 @@ async def delete_organization(
     organization_id: uuid.UUID, session: Session, caller: CurrentCaller
 ) -> None:
     """Delete an organization; its persons stay, without an organization."""
-    if not await OrganizationRepository(session, caller).delete(organization_id):
-        raise NotFound("organization")
+    await service.delete_organization(session, caller, organization_id)

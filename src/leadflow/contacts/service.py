@@ -17,7 +17,17 @@ from leadflow.contacts.schemas import (
     PersonCreate,
     PersonUpdate,
 )
-from leadflow.errors import NOT_A_PHONE_NUMBER, InvalidInput, found
+from leadflow.errors import NOT_A_PHONE_NUMBER, InvalidInput, NotFound, found
+from leadflow.events import (
+    OrganizationChanged,
+    OrganizationCreated,
+    OrganizationDeleted,
+    PersonChanged,
+    PersonCreated,
+    PersonDeleted,
+    changes_between,
+    publish,
+)
 from leadflow.fields import values
 from leadflow.normalize import normalize_phone
 from leadflow.tenancy import Caller
@@ -61,7 +71,7 @@ async def create_person(
     custom = await values.validate(session, caller, "person", data.custom_fields, phone_region)
     await _check_organization(session, caller, data.organization_id)
     await _check_owner(session, caller, owner_id)
-    return await PersonRepository(session, caller).add(
+    person = await PersonRepository(session, caller).add(
         custom_fields=values.merged({}, custom),
         name=data.name,
         emails=data.emails,
@@ -71,6 +81,8 @@ async def create_person(
         owner_id=owner_id,
         visible_to=data.visible_to.value,
     )
+    await publish(session, PersonCreated(id=person.id, company_id=caller.company_id, actor=caller))
+    return person
 
 
 async def update_person(
@@ -93,7 +105,22 @@ async def update_person(
         await _check_organization(session, caller, data.organization_id)
     if changes.get("owner_id", person.owner_id) != person.owner_id:
         await _check_owner(session, caller, data.owner_id)
-    return await persons.update(person, changes)
+    before = {column: getattr(person, column) for column in changes}
+    person = await persons.update(person, changes)
+    if changed := changes_between(before, {c: getattr(person, c) for c in changes}):
+        await publish(
+            session,
+            PersonChanged(
+                id=person.id, company_id=caller.company_id, actor=caller, changes=changed
+            ),
+        )
+    return person
+
+
+async def delete_person(session: AsyncSession, caller: Caller, person_id: uuid.UUID) -> None:
+    if not await PersonRepository(session, caller).delete(person_id):
+        raise NotFound("person")
+    await publish(session, PersonDeleted(id=person_id, company_id=caller.company_id, actor=caller))
 
 
 async def create_organization(
@@ -107,7 +134,7 @@ async def create_organization(
         session, caller, "organization", data.custom_fields, phone_region
     )
     await _check_owner(session, caller, owner_id)
-    return await OrganizationRepository(session, caller).add(
+    organization = await OrganizationRepository(session, caller).add(
         custom_fields=values.merged({}, custom),
         name=data.name,
         address=data.address,
@@ -115,6 +142,11 @@ async def create_organization(
         owner_id=owner_id,
         visible_to=data.visible_to.value,
     )
+    await publish(
+        session,
+        OrganizationCreated(id=organization.id, company_id=caller.company_id, actor=caller),
+    )
+    return organization
 
 
 async def update_organization(
@@ -134,4 +166,24 @@ async def update_organization(
         changes["custom_fields"] = values.merged(organization.custom_fields, custom)
     if changes.get("owner_id", organization.owner_id) != organization.owner_id:
         await _check_owner(session, caller, data.owner_id)
-    return await organizations.update(organization, changes)
+    before = {column: getattr(organization, column) for column in changes}
+    organization = await organizations.update(organization, changes)
+    if changed := changes_between(before, {c: getattr(organization, c) for c in changes}):
+        await publish(
+            session,
+            OrganizationChanged(
+                id=organization.id, company_id=caller.company_id, actor=caller, changes=changed
+            ),
+        )
+    return organization
+
+
+async def delete_organization(
+    session: AsyncSession, caller: Caller, organization_id: uuid.UUID
+) -> None:
+    if not await OrganizationRepository(session, caller).delete(organization_id):
+        raise NotFound("organization")
+    await publish(
+        session,
+        OrganizationDeleted(id=organization_id, company_id=caller.company_id, actor=caller),
+    )

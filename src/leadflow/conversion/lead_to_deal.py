@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -47,12 +47,21 @@ from leadflow.db import json_rows, new_id
 from leadflow.deals import formulas as deal_formulas
 from leadflow.deals.access import visible_deal
 from leadflow.deals.changelog import changes_insert, creation_rows
+from leadflow.deals.changes import publish_changed, snapshot
 from leadflow.deals.limits import ensure_open_deal_slot_under
 from leadflow.deals.models import Deal, DealStatus
 from leadflow.deals.repository import DealRepository, Destination, deal_rows, deals_insert
 from leadflow.deals.service import destination_of_new_deals
 from leadflow.errors import DomainError, NotFound, UnknownReference
-from leadflow.events import ChangeSource, DealCreated, LeadConverted, publish
+from leadflow.events import (
+    ChangeSource,
+    DealCreated,
+    DomainEvent,
+    LeadConverted,
+    OrganizationCreated,
+    PersonCreated,
+    publish,
+)
 from leadflow.leads.models import Lead
 from leadflow.leads.repository import converted_update, set_converted
 from leadflow.pipelines.models import Stage
@@ -207,7 +216,7 @@ async def convert_leads(
         await ensure_open_deal_slot_under(
             session, caller.company_id, destination.max_open_deals, adding=len(new_deals)
         )
-    deals = await _insert_contacts_and_deals(session, caller, prepared, new_deals)
+    deals, contacts = await _insert_contacts_and_deals(session, caller, prepared, new_deals)
     deal_of_lead = {
         p.lead.id: (p.into_deal.id if p.into_deal is not None else deals[p.lead.id].id)
         for p in prepared
@@ -217,7 +226,13 @@ async def convert_leads(
     )
     for p in prepared:
         if p.into_deal is not None:
-            await _carry_custom_fields(session, caller, p.lead, p.into_deal)
+            await _carry_custom_fields(
+                session,
+                caller,
+                p.lead,
+                p.into_deal,
+                ChangeSource.rule if rule_id is not None else ChangeSource.api,
+            )
     converted = [
         Converted(
             conversion=conversions[p.lead.id],
@@ -226,12 +241,12 @@ async def convert_leads(
         )
         for p in prepared
     ]
-    await _publish(session, caller, converted, new_deals, rule_id)
+    await _publish(session, caller, converted, new_deals, rule_id, contacts)
     return converted
 
 
 async def _carry_custom_fields(
-    session: AsyncSession, caller: Caller, lead: Lead, deal: Deal
+    session: AsyncSession, caller: Caller, lead: Lead, deal: Deal, source: ChangeSource
 ) -> None:
     """A lead converted into an existing deal gives it the custom field values the deal
     lacks (the deal's own values stay); its formulas are computed anew. A deal that
@@ -246,9 +261,11 @@ async def _carry_custom_fields(
         changes["fields"] = dict(lead.fields)
     if not changes:
         return
+    before = snapshot(deal)
     await DealRepository(session, caller).update(deal, changes)
     if missing:
         await deal_formulas.refresh(session, caller, deal)
+    await publish_changed(session, caller, [(deal, before)], source)
 
 
 async def _publish(
@@ -257,13 +274,16 @@ async def _publish(
     converted: Sequence[Converted],
     new_deals: Sequence[Prepared],
     rule_id: uuid.UUID | None,
+    contacts: Sequence[DomainEvent] = (),
 ) -> None:
-    """`DealCreated` for each new deal, then `LeadConverted` for each lead."""
+    """The contacts' creations (`contacts`), `DealCreated` for each new deal, then
+    `LeadConverted` for each lead."""
     source = ChangeSource.rule if rule_id is not None else ChangeSource.api
     company_id = caller.company_id
     created = {p.lead.id for p in new_deals}
     await publish(
         session,
+        *(replace(event, source=source) for event in contacts),
         *(
             DealCreated(id=c.deal.id, company_id=company_id, actor=caller, source=source)
             for c in converted
@@ -301,13 +321,24 @@ async def _insert_contacts_and_deals(
     caller: Caller,
     prepared: Sequence[Prepared],
     new_deals: Sequence[Prepared],
-) -> dict[uuid.UUID, Deal]:
-    """The planned contacts and the new deals in one statement; the deals by lead id."""
+) -> tuple[dict[uuid.UUID, Deal], list[DomainEvent]]:
+    """The planned contacts and the new deals in one statement: the deals by lead id,
+    and the contacts' creations to publish."""
     org_rows, person_rows = planned_contact_rows(
         caller, [p.lead for p in prepared], _plans(prepared)
     )
     if not (org_rows or person_rows or new_deals):
-        return {}
+        return {}, []
+    contacts: list[DomainEvent] = [
+        *(
+            OrganizationCreated(id=r["id"], company_id=caller.company_id, actor=caller)
+            for r in org_rows
+        ),
+        *(
+            PersonCreated(id=r["id"], company_id=caller.company_id, actor=caller)
+            for r in person_rows
+        ),
+    ]
     rows: list[dict[str, Any]] = []
     for p in new_deals:
         assert isinstance(p.stage, Destination)
@@ -355,7 +386,8 @@ async def _insert_contacts_and_deals(
         },
     )
     by_id = {deal.id: deal for deal in loaded}
-    return {p.lead.id: by_id[deal_id] for p, deal_id in zip(new_deals, deal_ids, strict=True)}
+    deals = {p.lead.id: by_id[deal_id] for p, deal_id in zip(new_deals, deal_ids, strict=True)}
+    return deals, contacts
 
 
 @functools.cache

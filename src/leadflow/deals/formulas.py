@@ -20,8 +20,10 @@ from lark import Token, Tree
 from sqlalchemy import Boolean, Integer, Uuid, column, func, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.deals.changes import publish_changed, snapshot
 from leadflow.deals.models import Deal, DealProduct
 from leadflow.deals.repository import DealRepository
+from leadflow.events import ChangeSource
 from leadflow.fields import formulas
 from leadflow.fields.models import FieldDefinition
 from leadflow.jobs.repository import JobRepository
@@ -257,6 +259,7 @@ async def recompute_step(session: AsyncSession, job: JobContext) -> Step:
     )
     repository = DealRepository(session, caller)
     changed = 0
+    written: list[tuple[Deal, dict[str, Any]]] = []
     for deal in deals:
         new = with_formulas(
             found,
@@ -267,8 +270,11 @@ async def recompute_step(session: AsyncSession, job: JobContext) -> Step:
             counted=counts.get(deal.id),
         )
         if new != (deal.custom_fields or {}):
+            written.append((deal, snapshot(deal)))
             await repository.update(deal, {"custom_fields": new})
             changed += 1
+    # The chunk's deal.updated events in one publish (one outbox statement).
+    await publish_changed(session, caller, written, ChangeSource.system)
     return Step(
         done=len(deals),
         checkpoint={"after": str(deals[-1].id) if deals else after},

@@ -42,7 +42,7 @@ from leadflow.fields import filters as custom_filters
 from leadflow.fields.filters import CustomQuery, CustomShape
 from leadflow.pagination import Keyset, PageRequest, decode_cursor, encode_cursor
 from leadflow.pipelines.models import Pipeline, Stage
-from leadflow.readpath import ReadStatement, as_text, fields, money, page_of
+from leadflow.readpath import JsonRows, ReadStatement, as_text, fields, money, page_of
 from leadflow.tenancy import (
     Caller,
     Viewer,
@@ -458,3 +458,7 @@ async def board(
         )
     return {"pipeline_id": str(pipeline_id), "stages": columns}
 
+
+def deal_rows() -> JsonRows:
+    """Deals as `deal_json` writes them, for JSON built in SQL (the webhook outbox)."""
+    return JsonRows(_with_stage(), (*_DEAL_FIELDS, "value"))

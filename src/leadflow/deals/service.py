@@ -20,6 +20,7 @@ from leadflow.auth.repository import UserRepository
 from leadflow.capabilities import Capability, Entity
 from leadflow.contacts.access import ensure_links_visible
 from leadflow.deals import formulas as deal_formulas
+from leadflow.deals.changes import WATCHED
 from leadflow.deals.limits import OpenDealLimit, ensure_open_deal_slot
 from leadflow.deals.line_items.service import sync_deal_value
 from leadflow.deals.models import Deal, DealStatus
@@ -331,7 +332,8 @@ async def update_deal(
         with_formulas = await deal_formulas.computed(session, deal, values)
         if with_formulas is not None and with_formulas != (deal.custom_fields or {}):
             values["custom_fields"] = with_formulas
-    before = {field: getattr(deal, field) for field in values}
+    # The watched columns too: following the products changes them.
+    before = {field: getattr(deal, field) for field in (*values, *WATCHED)}
     deal = await deals.update(deal, values)
     if starts_following:
         # Logs its own `value` change when the products' total differs.

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow import events
 from leadflow.deals import formulas
+from leadflow.deals.changes import publish_changed, snapshot
 from leadflow.deals.repository import DealRepository
 from leadflow.deals.service import ensure_no_deals_in
 from leadflow.events import (
@@ -55,7 +56,9 @@ async def _activity_changed(session: AsyncSession, event: ActivityEvent) -> None
     deal = await DealRepository(session, event.actor).get(
         event.deal_id, for_update=True, allow_converted=True
     )
+    before = snapshot(deal)
     await formulas.refresh(session, event.actor, deal)
+    await publish_changed(session, event.actor, [(deal, before)], event.source)
 
 
 async def _formula_changed(session: AsyncSession, event: FormulaChanged) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.fields.models import FieldDefinition
 from leadflow.fields.schemas import FieldRead
 from leadflow.pagination import Keyset, PageRequest, decode_cursor
-from leadflow.readpath import ReadStatement, as_text, fields, page_of
+from leadflow.readpath import JsonRows, ReadStatement, as_text, fields, page_of
 from leadflow.tenancy import Caller, in_viewer_company, viewer_params
 
 # Creation order (the order a front end shows them in until fields can be reordered).
@@ -80,6 +80,12 @@ async def field_page(
         params["after_key"], params["after_id"] = decode_cursor(page.cursor, FIELD_ORDER)
     rows = await page_statement(page.cursor is not None).fetch(session, params)
     return page_of(rows, page, "created_at", lambda row: fields(row, _NAMES))
+
+
+def field_rows() -> JsonRows:
+    """Field definitions as the GETs write them (deleted ones too), for JSON built in SQL
+    (the webhook outbox)."""
+    return JsonRows(select(*_COLUMNS), _NAMES)
 
 
 @functools.cache

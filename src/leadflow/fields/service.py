@@ -17,7 +17,15 @@ from leadflow.errors import (
     InvalidInput,
     found,
 )
-from leadflow.events import FieldDeleted, FieldOptionsRemoved, FormulaChanged, publish
+from leadflow.events import (
+    FieldChanged,
+    FieldCreated,
+    FieldDeleted,
+    FieldOptionsRemoved,
+    FormulaChanged,
+    changes_between,
+    publish,
+)
 from leadflow.fields import formulas
 from leadflow.fields.keys import SYSTEM_NAMES, free_key, key_from_name
 from leadflow.fields.limits import MAX_FIELDS_PER_ENTITY
@@ -119,6 +127,9 @@ async def create_field(
         formula=data.formula,
         next_option_id=len(options) + 1,
     )
+    await publish(
+        session, FieldCreated(id=definition.id, company_id=caller.company_id, actor=caller)
+    )
     if definition.formula is not None:
         await publish(
             session, FormulaChanged(id=definition.id, company_id=caller.company_id, actor=caller)
@@ -171,7 +182,16 @@ async def update_field(
         changes["formula"] = data.formula
     if not changes:
         return definition
+    before = {column: getattr(definition, column) for column in changes}
     definition = await fields.update(definition, changes)
+    shown = {column: getattr(definition, column) for column in changes}
+    if changed := changes_between(before, shown):
+        await publish(
+            session,
+            FieldChanged(
+                id=definition.id, company_id=caller.company_id, actor=caller, changes=changed
+            ),
+        )
     if "formula" in changes:
         await publish(
             session, FormulaChanged(id=definition.id, company_id=caller.company_id, actor=caller)

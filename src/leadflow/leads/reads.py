@@ -49,7 +49,7 @@ from leadflow.pagination import (
     decode_cursor,
     encode_cursor,
 )
-from leadflow.readpath import ReadStatement, as_text, fields, money, page_of, rfc3339
+from leadflow.readpath import JsonRows, ReadStatement, as_text, fields, money, page_of, rfc3339
 from leadflow.readpath import page as readpath_page
 from leadflow.tenancy import Caller, Viewer, viewer_params, visible_to_viewer
 
@@ -366,3 +366,10 @@ async def lead_page(
         key = last["ready_since"] if shape.ready else last["created_at"]
         cursor = encode_cursor(key, last["id"])
     return readpath_page([lead_json(row) for row in rows], cursor)
+
+
+def lead_rows() -> JsonRows:
+    """Leads as `lead_json` writes them, for JSON built in SQL (the webhook outbox)."""
+    return JsonRows(
+        select(*_LEAD_COLUMNS), (*_LEAD_FIELDS, "prospect", "value"), {"prospect": _PROSPECT}
+    )

@@ -18,7 +18,7 @@ from sqlalchemy.orm import aliased
 from leadflow.pagination import Keyset, PageRequest, decode_cursor
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.pipelines.schemas import PipelineRead, StageRead
-from leadflow.readpath import ReadStatement, as_text, fields, page_of
+from leadflow.readpath import JsonRows, ReadStatement, as_text, fields, page_of
 from leadflow.tenancy import Caller, in_viewer_company
 
 PIPELINES_BY_POSITION = Keyset(Pipeline.position, Pipeline.id)
@@ -144,3 +144,13 @@ async def stages_page(
 
 def _page(rows: list[Any], page: PageRequest, names: tuple[str, ...]) -> dict[str, Any]:
     return page_of(rows, page, "position", lambda row: fields(row, names))
+
+
+def pipeline_rows() -> JsonRows:
+    """Pipelines as the GETs write them, for JSON built in SQL (the webhook outbox)."""
+    return JsonRows(_pipelines(), _PIPELINE_FIELDS)
+
+
+def stage_rows() -> JsonRows:
+    """Stages as the GETs write them, for JSON built in SQL (the webhook outbox)."""
+    return JsonRows(_stages(), _STAGE_FIELDS)

@@ -117,11 +117,18 @@ class PipelineRepository:
         await self.session.refresh(pipeline)
         return pipeline
 
-    async def delete(self, pipeline_id: uuid.UUID) -> None:
-        """Delete the pipeline; its stages go with it (ON DELETE CASCADE)."""
+    async def delete(self, pipeline_id: uuid.UUID) -> list[uuid.UUID]:
+        """Delete the pipeline and its stages; the stages' ids. The stages are deleted by
+        this statement rather than by the cascade, which would not say which they were
+        (each gets its `stage.deleted` event)."""
+        stages = delete(Stage).where(
+            in_company(Stage, self.caller), Stage.pipeline_id == pipeline_id
+        )
+        stage_ids = list(await self.session.scalars(stages.returning(Stage.id)))
         await self.session.execute(
             delete(Pipeline).where(in_company(Pipeline, self.caller), Pipeline.id == pipeline_id)
         )
+        return stage_ids
 
 
 class StageRepository:

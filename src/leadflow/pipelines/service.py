@@ -12,6 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow import events
 from leadflow.errors import Conflict, NotFound, UnknownReference, found
+from leadflow.events import (
+    DomainEvent,
+    PipelineChanged,
+    PipelineCreated,
+    PipelineDeleted,
+    StageChanged,
+    StageCreated,
+    StageDeleted,
+    changes_between,
+    publish,
+)
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.pipelines.repository import PipelineRepository, StageRepository
 from leadflow.pipelines.schemas import PipelineCreate, PipelineUpdate, StageCreate, StageUpdate
@@ -49,7 +60,11 @@ async def vacate(
 async def create_pipeline(session: AsyncSession, caller: Caller, data: PipelineCreate) -> Pipeline:
     pipelines = PipelineRepository(session, caller)
     position = data.position if data.position is not None else await pipelines.next_position()
-    return await pipelines.add(data.name, position)
+    pipeline = await pipelines.add(data.name, position)
+    await publish(
+        session, PipelineCreated(id=pipeline.id, company_id=caller.company_id, actor=caller)
+    )
+    return pipeline
 
 
 async def update_pipeline(
@@ -57,7 +72,24 @@ async def update_pipeline(
 ) -> Pipeline:
     pipelines = PipelineRepository(session, caller)
     pipeline = found(await pipelines.get(pipeline_id), "pipeline")
-    return await pipelines.update(pipeline, data.model_dump(exclude_unset=True))
+    changes = data.model_dump(exclude_unset=True)
+    before = {column: getattr(pipeline, column) for column in changes}
+    pipeline = await pipelines.update(pipeline, changes)
+    await _changed(session, caller, PipelineChanged, pipeline, before)
+    return pipeline
+
+
+async def _changed(
+    session: AsyncSession,
+    caller: Caller,
+    kind: type[DomainEvent],
+    record: Pipeline | Stage,
+    before: dict[str, object],
+) -> None:
+    if changed := changes_between(before, {c: getattr(record, c) for c in before}):
+        await publish(
+            session, kind(id=record.id, company_id=caller.company_id, actor=caller, changes=changed)
+        )
 
 
 async def delete_pipeline(session: AsyncSession, caller: Caller, pipeline_id: uuid.UUID) -> None:
@@ -68,7 +100,12 @@ async def delete_pipeline(session: AsyncSession, caller: Caller, pipeline_id: uu
     if len(company_pipelines) == 1:
         raise LastPipeline("This is the company's only pipeline; create another one first.")
     await vacate(session, caller, pipeline_id)
-    await pipelines.delete(pipeline_id)
+    stage_ids = await pipelines.delete(pipeline_id)
+    await publish(
+        session,
+        *(StageDeleted(id=s, company_id=caller.company_id, actor=caller) for s in stage_ids),
+        PipelineDeleted(id=pipeline_id, company_id=caller.company_id, actor=caller),
+    )
 
 
 async def create_stage(session: AsyncSession, caller: Caller, data: StageCreate) -> Stage:
@@ -78,9 +115,11 @@ async def create_stage(session: AsyncSession, caller: Caller, data: StageCreate)
     position = (
         data.position if data.position is not None else await stages.next_position(data.pipeline_id)
     )
-    return await stages.add(
+    stage = await stages.add(
         data.pipeline_id, data.name, position, data.probability, data.rotten_days
     )
+    await publish(session, StageCreated(id=stage.id, company_id=caller.company_id, actor=caller))
+    return stage
 
 
 async def update_stage(
@@ -100,7 +139,10 @@ async def update_stage(
         if target != stage.pipeline_id:
             # A deal's pipeline is its stage's: moving a stage that holds deals would split them.
             await vacate(session, caller, stage.pipeline_id, stage.id)
-    return await stages.update(stage, changes)
+    before = {column: getattr(stage, column) for column in changes}
+    stage = await stages.update(stage, changes)
+    await _changed(session, caller, StageChanged, stage, before)
+    return stage
 
 
 async def delete_stage(session: AsyncSession, caller: Caller, stage_id: uuid.UUID) -> None:
@@ -111,3 +153,4 @@ async def delete_stage(session: AsyncSession, caller: Caller, stage_id: uuid.UUI
         raise LastStage("This is its pipeline's only stage; add another stage first.")
     await vacate(session, caller, stage.pipeline_id, stage_id)
     await stages.delete(stage_id)
+    await publish(session, StageDeleted(id=stage_id, company_id=caller.company_id, actor=caller))

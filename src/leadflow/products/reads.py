@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.pagination import Keyset, PageRequest, decode_cursor
 from leadflow.products.models import Product
 from leadflow.products.schemas import ProductRead
-from leadflow.readpath import ReadStatement, as_text, fields, page_of
+from leadflow.readpath import JsonRows, ReadStatement, as_text, fields, page_of
 from leadflow.tenancy import Caller, in_viewer_company
 
 PRODUCTS_BY_NAME = Keyset(Product.name, Product.id)
@@ -77,3 +77,8 @@ async def products_page(
     statement = product_page(active is not None, page.cursor is not None)
     rows = await statement.fetch(session, params)
     return page_of(rows, page, "name", lambda row: fields(row, _FIELDS))
+
+
+def product_rows() -> JsonRows:
+    """Products as the GETs write them, for JSON built in SQL (the webhook outbox)."""
+    return JsonRows(_products(), _FIELDS)

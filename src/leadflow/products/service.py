@@ -10,6 +10,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.errors import CONFLICTS_WITH_RECORD, Conflict, InvalidInput, NotFound, found
+from leadflow.events import (
+    ProductChanged,
+    ProductCreated,
+    ProductDeleted,
+    changes_between,
+    publish,
+)
 from leadflow.fields import values
 from leadflow.products.models import Product
 from leadflow.products.repository import ProductRepository
@@ -49,7 +56,7 @@ async def _unique_code(
 async def create_product(session: AsyncSession, caller: Caller, data: ProductCreate) -> Product:
     custom = await values.validate(session, caller, "product", data.custom_fields)
     products = ProductRepository(session, caller)
-    return await _unique_code(
+    product = await _unique_code(
         session,
         data.code,
         lambda: products.add(
@@ -61,6 +68,10 @@ async def create_product(session: AsyncSession, caller: Caller, data: ProductCre
             custom_fields=values.merged({}, custom),
         ),
     )
+    await publish(
+        session, ProductCreated(id=product.id, company_id=caller.company_id, actor=caller)
+    )
+    return product
 
 
 async def update_product(
@@ -80,9 +91,18 @@ async def update_product(
             "unit_price and currency are set together or cleared together",
             CONFLICTS_WITH_RECORD,
         )
-    return await _unique_code(
+    before = {column: getattr(product, column) for column in changes}
+    product = await _unique_code(
         session, changes.get("code"), lambda: products.update(product, changes)
     )
+    if changed := changes_between(before, {c: getattr(product, c) for c in changes}):
+        await publish(
+            session,
+            ProductChanged(
+                id=product.id, company_id=caller.company_id, actor=caller, changes=changed
+            ),
+        )
+    return product
 
 
 async def delete_product(session: AsyncSession, caller: Caller, product_id: uuid.UUID) -> None:
@@ -101,3 +121,6 @@ async def delete_product(session: AsyncSession, caller: Caller, product_id: uuid
         raise
     if not deleted:
         raise NotFound("product")
+    await publish(
+        session, ProductDeleted(id=product_id, company_id=caller.company_id, actor=caller)
+    )

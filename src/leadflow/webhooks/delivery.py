@@ -31,7 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from leadflow import metrics
 from leadflow.capture.signing import sign
 from leadflow.config import Settings
-from leadflow.webhooks import targets
+from leadflow.webhooks import listening, targets
+from leadflow.webhooks.models import WAKE_CHANNEL
 from leadflow.webhooks.service import WebhookKeys
 
 log = logging.getLogger("leadflow.webhooks")
@@ -202,8 +203,29 @@ class DeliveryLoop:
             timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False
         )
 
+        # Set when a transaction that made deliveries due commits (`listen`): the worker
+        # starts a round at once instead of at its next poll.
+        self.wakeup = asyncio.Event()
+        self.listening = asyncio.Event()  # for tests: the LISTEN is in place
+
     async def aclose(self) -> None:
         await self.client.aclose()
+
+    async def listen(self, stop: asyncio.Event) -> None:
+        """LISTEN on WAKE_CHANNEL until `stop` (`listening.listen`), setting `wakeup` at
+        every notification. The poll stays the fallback; `wakeup` is set at every
+        (re)connection too, since notifications sent meanwhile are lost."""
+        await listening.listen(self.engine, WAKE_CHANNEL, self._notified, self._state, stop)
+
+    def _notified(self, payload: str) -> None:
+        self.wakeup.set()
+
+    def _state(self, up: bool) -> None:
+        if up:
+            self.listening.set()
+            self.wakeup.set()
+        else:
+            self.listening.clear()
 
     async def run_once(self) -> int:
         """Claim up to `batch` due deliveries, send them, record them; how many."""

@@ -8,7 +8,19 @@ from typing import Any
 from fastapi import FastAPI, Response
 
 from leadflow.webhooks.outbox import EVENT_TYPES, TEST_EVENT
-from leadflow.webhooks.schemas import DealEventPayload, LeadEventPayload, TestEventPayload
+from leadflow.webhooks.schemas import (
+    ActivityEventPayload,
+    DealEventPayload,
+    FieldEventPayload,
+    LeadEventPayload,
+    NoteEventPayload,
+    OrganizationEventPayload,
+    PersonEventPayload,
+    PipelineEventPayload,
+    ProductEventPayload,
+    StageEventPayload,
+    TestEventPayload,
+)
 
 _HEADERS: list[dict[str, Any]] = [
     {
@@ -54,8 +66,55 @@ async def deal_event(payload: DealEventPayload) -> None:
     """A deal event."""
 
 
+async def person_event(payload: PersonEventPayload) -> None:
+    """A person event."""
+
+
+async def organization_event(payload: OrganizationEventPayload) -> None:
+    """An organization event."""
+
+
+async def note_event(payload: NoteEventPayload) -> None:
+    """A note event."""
+
+
+async def activity_event(payload: ActivityEventPayload) -> None:
+    """An activity event."""
+
+
+async def product_event(payload: ProductEventPayload) -> None:
+    """A product event."""
+
+
+async def pipeline_event(payload: PipelineEventPayload) -> None:
+    """A pipeline event."""
+
+
+async def stage_event(payload: StageEventPayload) -> None:
+    """A stage event."""
+
+
+async def field_event(payload: FieldEventPayload) -> None:
+    """A custom field definition event."""
+
+
 async def test_event(payload: TestEventPayload) -> None:
     """A test event."""
+
+
+# The documented endpoint (its payload's schema) of each entity's events.
+_ENDPOINTS: dict[str, Any] = {
+    "lead": lead_event,
+    "deal": deal_event,
+    "person": person_event,
+    "organization": organization_event,
+    "note": note_event,
+    "activity": activity_event,
+    "product": product_event,
+    "pipeline": pipeline_event,
+    "stage": stage_event,
+    "field": field_event,
+}
 
 
 _DESCRIPTIONS = {
@@ -67,7 +126,9 @@ _DESCRIPTIONS = {
     "converted": "was converted (`related` names the result)",
     "stage_changed": "moved to another stage (sent beside `deal.updated`)",
     "status_changed": "was won, lost or reopened (sent beside `deal.updated`)",
+    "done": "was marked done (instead of `activity.updated`)",
 }
+_ARTICLES = {"organization": "An", "activity": "An"}
 
 
 def describe_webhooks(app: FastAPI) -> None:
@@ -77,8 +138,9 @@ def describe_webhooks(app: FastAPI) -> None:
             endpoint: Any = test_event
             summary = "Sent by `POST /webhooks/{id}/test`"
         else:
-            endpoint = lead_event if entity == "lead" else deal_event
-            summary = f"A {entity} {_DESCRIPTIONS[action]}"
+            endpoint = _ENDPOINTS[entity]
+            name = "custom field definition" if entity == "field" else entity
+            summary = f"{_ARTICLES.get(entity, 'A')} {name} {_DESCRIPTIONS[action]}"
         app.webhooks.add_api_route(
             event_type,
             endpoint,

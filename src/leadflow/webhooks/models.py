@@ -39,6 +39,15 @@ class DeliveryStatus(enum.StrEnum):
     failed = "failed"  # the schedule ran out, or the endpoint answered 410
 
 
+# The channel a transaction that made deliveries due NOTIFYs (delivered at its commit,
+# never for a rollback): workers LISTEN on it and start a round at once instead of at
+# their next poll.
+WAKE_CHANNEL = "leadflow_webhook_due"
+
+# The channel a subscription's creation NOTIFYs with its company's id (at its commit):
+# API processes LISTEN on it to forget that the company had none (`outbox.Unsubscribed`).
+SUBSCRIBED_CHANNEL = "leadflow_webhook_subscribed"
+
 # The statuses that still hold a record's later events back (per-record order).
 OPEN_STATUSES = (DeliveryStatus.pending.value, DeliveryStatus.in_flight.value)
 

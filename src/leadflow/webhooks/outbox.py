@@ -1,100 +1,59 @@
-"""The outbox: each domain event about a lead or a deal becomes one `webhook_event` row,
-written in the transaction of the change, with a delivery row per matching subscription.
+"""The outbox: each domain event about a record the API shows (leads, deals, persons,
+organizations, notes, activities, products, pipelines, stages, custom field definitions)
+becomes one `webhook_event` row, written in the transaction of the change, with a
+delivery row per matching subscription.
 
 A subscriber of `leadflow.events` (`subscribe()`, called at start-up before the other
 listeners, so that an event's `data` is the record as the change left it and not as a
 conversion rule reacting to the change leaves it). The event row exists if and only if
 the change commits: a rolled-back request leaves nothing to send.
 
-Cost. A company without any subscription pays nothing: whether it has one is remembered
-per process (`SubscribedCompanies`), so its writes run no extra statement. A company with
-one pays, per `publish` call (a batch subscriber: a bulk conversion of any number of
-leads is one call), one read per kind of record (leads, deals) as the API shows them,
-one read of the last states of deleted records if any, and one INSERT of every event
-and its deliveries (a CTE): POST /leads 2 statements more, a conversion 3.
+Cost: one statement per `publish` call (a batch subscriber: a bulk conversion of any
+number of leads is one call), whatever the kinds and number of its events. The records
+are read as the API shows them and written as JSON by the same statement
+(`readpath.json_record`: the read models' columns, shaped in SQL), the deleted ones'
+last states are looked up in it, and it inserts the events and their deliveries. It
+writes nothing unless the company has a subscription (enabled or not: a disabled one
+may be replayed later), a condition PostgreSQL evaluates once before anything else, and
+it answers whether there is one: a process that LISTENs for new subscriptions then runs
+no statement at all for that company's writes (`Unsubscribed`), and any replica's new
+subscription is known to every process at its commit (a NOTIFY).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import orjson
-from cachetools import TTLCache
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Text, Uuid, cast, false, null, select, union_all
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from leadflow import events
 from leadflow.db import new_id
-from leadflow.deals.reads import deal_json, deals_by_ids
-from leadflow.events import Change, CompanyCreated, DealConverted, DomainEvent, LeadConverted
-from leadflow.leads.reads import lead_json, leads_by_ids
-from leadflow.tenancy import Viewer
-
-# Every event type a subscription may name (besides `<entity>.*` and `*`), as the
-# payload's `type` spells it: the `type` of the domain events below.
-EVENT_TYPES = (
-    "lead.created",
-    "lead.updated",
-    "lead.archived",
-    "lead.unarchived",
-    "lead.deleted",
-    "lead.converted",
-    "deal.created",
-    "deal.updated",
-    "deal.stage_changed",
-    "deal.status_changed",
-    "deal.deleted",
-    "deal.converted",
+from leadflow.events import Change, DealConverted, DomainEvent, LeadConverted
+from leadflow.readpath import ReadStatement
+from leadflow.webhooks import listening
+from leadflow.webhooks.models import SUBSCRIBED_CHANNEL, WAKE_CHANNEL
+from leadflow.webhooks.records import (
+    ENTITIES,
+    EVENT_TYPES,
+    KINDS,
+    PROSPECT_FIELDS,
+    Facts,
+    Kind,
+    records,
 )
-ENTITIES = ("lead", "deal")
+
+__all__ = ["ENTITIES", "EVENT_TYPES", "TEST_EVENT", "dumps", "on_events", "payload"]
+
 TEST_EVENT = "webhook.test"
-
-# Deletions: the record is gone when the event is published.
-_DELETIONS = frozenset({"lead.deleted", "deal.deleted"})
-
-
-class SubscribedCompanies:
-    """Whether a company has any subscription (enabled or not: a disabled one may be
-    replayed later, so its company's events are kept), remembered per process.
-
-    Bounded staleness: a subscription created through another API process is seen here
-    at most `ttl` seconds later (LEADFLOW_WEBHOOK_CACHE_SECONDS, 5 by default); events
-    this process writes meanwhile for that company are not in the outbox. In this
-    process a subscription created or deleted is seen at once (`note`), and a new
-    company is known to have none (`CompanyCreated`). The reverse staleness (a company
-    whose last subscription is gone) only costs an event row no delivery uses.
-    """
-
-    def __init__(self, ttl: float = 5.0) -> None:
-        self.configure(ttl)
-
-    def configure(self, ttl: float) -> None:
-        self._cache: TTLCache[uuid.UUID, bool] | None = (
-            TTLCache(maxsize=100_000, ttl=ttl) if ttl > 0 else None
-        )
-
-    async def any(self, session: AsyncSession, company_id: uuid.UUID) -> bool:
-        if self._cache is not None and (known := self._cache.get(company_id)) is not None:
-            return known
-        found = bool(
-            (await session.execute(_HAS_SUBSCRIPTION, {"company_id": company_id})).scalar_one()
-        )
-        self.note(company_id, found)
-        return found
-
-    def note(self, company_id: uuid.UUID, subscribed: bool) -> None:
-        if self._cache is not None:
-            self._cache[company_id] = subscribed
-
-
-_HAS_SUBSCRIPTION = text("SELECT EXISTS (SELECT 1 FROM webhook WHERE company_id = :company_id)")
-
-subscribed_companies = SubscribedCompanies()
+_SENT = frozenset(EVENT_TYPES)
 
 
 def _json_default(value: Any) -> Any:
@@ -110,29 +69,35 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value, default=_json_default, option=orjson.OPT_UTC_Z).decode()
 
 
-def previous_values(changes: Mapping[str, Change], data: Mapping[str, Any]) -> dict[str, Any]:
-    """The changed fields' values before the change, under the API's field names: money
-    columns become `value` ({amount, currency}, null when either was null), prospect
-    columns nest under `prospect`; columns the API does not show are left out."""
+def previous_values(
+    changes: Mapping[str, Change], kind: Kind
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The changed fields' values before the change, under the API's field names (money
+    columns become `value`: {amount, currency}, null when either was null; prospect
+    columns nest under `prospect`; columns the API does not show are left out), and,
+    when only one half of `value` changed, that half's old value: the statement fills
+    the other half in from the record as it is (`fill`)."""
     previous: dict[str, Any] = {}
     money: dict[str, Any] = {}
     for column, change in changes.items():
-        if column in ("value_amount", "value_currency"):
-            money[column.removeprefix("value_")] = change.old
-        elif column.startswith("prospect_") and column[9:] in (data.get("prospect") or {}):
+        if column in ("value_amount", "value_currency") and "value" in kind.shown:
+            old = change.old
+            money[column.removeprefix("value_")] = str(old) if isinstance(old, Decimal) else old
+        elif (
+            column.startswith("prospect_")
+            and "prospect" in kind.shown
+            and column[9:] in PROSPECT_FIELDS
+        ):
             previous.setdefault("prospect", {})[column[9:]] = change.old
-        elif column in data:
+        elif column in kind.shown:
             previous[column] = change.old
-    if money:
-        current = data.get("value") or {}
-        amount = money.get("amount", current.get("amount"))
-        currency = money.get("currency", current.get("currency"))
+    if len(money) == 2:
+        amount, currency = money["amount"], money["currency"]
         previous["value"] = (
-            None
-            if amount is None or currency is None
-            else {"amount": str(amount), "currency": currency}
+            None if amount is None or currency is None else {"amount": amount, "currency": currency}
         )
-    return previous
+        return previous, None
+    return previous, (money or None)
 
 
 def payload(
@@ -146,7 +111,8 @@ def payload(
     previous: Any,
     related: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The body every delivery of an event sends (documented as the OpenAPI `webhooks`)."""
+    """The body every delivery of an event sends (documented as the OpenAPI `webhooks`);
+    for a domain event the outbox's statement sets `data` (and completes `previous`)."""
     body: dict[str, Any] = {
         "id": str(event_id),
         "type": type_,
@@ -176,199 +142,222 @@ def _related(event: DomainEvent) -> dict[str, Any] | None:
     return None
 
 
-async def _records(
-    session: AsyncSession, company_id: uuid.UUID, entity: str, ids: list[uuid.UUID]
-) -> dict[str, dict[str, Any]]:
-    """The records as the API shows them to an admin (whose visibility is the company's),
-    by id, in one statement; each subscription's creator is matched against their owner
-    and visibility apart, when the event is fanned out."""
-    if not ids:
-        return {}
-    if entity == "lead":
-        params = {**_admin_of(company_id), "lead_ids": ids}
-        rows = await leads_by_ids(Viewer.admin).fetch(session, params)
-        return {row["id"]: lead_json(row) for row in rows}
-    rows = await deals_by_ids().fetch(session, {**_admin_of(company_id), "deal_ids": ids})
-    return {row["id"]: deal_json(row) for row in rows}
-
-
-def _admin_of(company_id: uuid.UUID) -> dict[str, Any]:
-    return {"viewer_company_id": company_id, "viewer_user_id": None, "viewer_group_id": None}
-
-
-# The last state an earlier event carried, per deleted record (its `previous`, and the
-# owner and visibility that decide who may hear of the deletion).
-_LAST_STATES = text(
-    "SELECT DISTINCT ON (entity_id) CAST(entity_id AS text) AS entity_id,"
-    " payload -> 'data' AS data, owner_id, pipeline_id, visible_to FROM webhook_event"
-    " WHERE company_id = :company_id AND entity_id = ANY (CAST(:ids AS uuid[]))"
-    " AND payload -> 'data' <> 'null'::jsonb ORDER BY entity_id, id DESC"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    """One event as the outbox stores it."""
-
-    id: uuid.UUID
-    type: str
-    entity_id: uuid.UUID | None
-    owner_id: uuid.UUID | None
-    pipeline_id: uuid.UUID | None
-    visible_to: str | None
-    body: dict[str, Any]
-
-
 async def on_events(session: AsyncSession, published: Sequence[DomainEvent]) -> None:
-    """Write the events of one `publish` call, when their company has a subscription:
-    the records read once per kind (leads, deals), the deleted ones' last states once,
-    then one INSERT of every event and its deliveries."""
-    wanted = [e for e in published if e.type in EVENT_TYPES]
-    for company_id in dict.fromkeys(e.company_id for e in wanted):
-        if await subscribed_companies.any(session, company_id):
-            await _write(session, company_id, [e for e in wanted if e.company_id == company_id])
+    """Write the events of one `publish` call: one statement per company (one in
+    practice), which writes nothing when the company has no subscription."""
+    sent = [e for e in published if e.type in _SENT]
+    for company_id in dict.fromkeys(e.company_id for e in sent):
+        if not unsubscribed.known(company_id):
+            await _write(session, company_id, [e for e in sent if e.company_id == company_id])
+
+
+class Unsubscribed:
+    """Companies this process knows to have no subscription: their writes run no outbox
+    statement. Known only from the statement's own answer (`subscribed`), and trusted
+    only while the process LISTENs on SUBSCRIBED_CHANNEL, which a subscription's
+    creation NOTIFYs with its company's id at its commit: the notification makes every
+    process forget that company. A write starting after the commit and before the
+    notification reaches a process (milliseconds) is not sent, as a write already under
+    way at the commit is not. An answer is not kept when a notification (of any company)
+    arrived while its statement ran, and a lost LISTEN forgets everything: until it is
+    back, every write asks the database. A process that does not listen (a `leadflow
+    worker`, the tests' apps) always asks."""
+
+    def __init__(self, maxsize: int = 100_000) -> None:
+        self.maxsize = maxsize
+        self.listening = False
+        self._none: set[uuid.UUID] = set()
+        self._events = 0  # notifications and (dis)connections so far
+
+    def known(self, company_id: uuid.UUID) -> bool:
+        return self.listening and company_id in self._none
+
+    def seen(self) -> int:
+        """What `note` needs: taken before the statement runs."""
+        return self._events
+
+    def note(self, company_id: uuid.UUID, seen: int) -> None:
+        """The statement that started at `seen` found no subscription."""
+        if self.listening and seen == self._events and len(self._none) < self.maxsize:
+            self._none.add(company_id)
+
+    def subscribed(self, payload: str) -> None:
+        self._events += 1
+        try:
+            self._none.discard(uuid.UUID(payload))
+        except ValueError:
+            self._none.clear()
+
+    def state(self, up: bool) -> None:
+        self._events += 1
+        self.listening = up
+        self._none.clear()
+
+    async def listen(self, engine: AsyncEngine, stop: asyncio.Event) -> None:
+        """Run by the API process's lifespan until `stop`."""
+        await listening.listen(engine, SUBSCRIBED_CHANNEL, self.subscribed, self.state, stop)
+
+
+unsubscribed = Unsubscribed()
 
 
 async def _write(session: AsyncSession, company_id: uuid.UUID, batch: list[DomainEvent]) -> None:
-    deleted = [e.id for e in batch if e.type in _DELETIONS]
-    last: dict[str, Any] = {}
-    if deleted:
-        result = await session.execute(_LAST_STATES, {"company_id": company_id, "ids": deleted})
-        last = {row.entity_id: row for row in result}
-    records: dict[str, dict[str, Any]] = {}
-    if len(deleted) < len(batch):
-        await session.flush()
-        for entity in ENTITIES:
-            ids = list(
-                dict.fromkeys(
-                    e.id for e in batch if e.entity == entity and e.type not in _DELETIONS
+    # The change's own rows must be in the database before the statement reads them.
+    await session.flush()
+    ids: list[uuid.UUID] = []
+    types: list[str] = []
+    entity_ids: list[uuid.UUID] = []
+    deleted: list[bool] = []
+    envelopes: list[str] = []
+    fills: list[str | None] = []
+    read: dict[str, list[uuid.UUID]] = {}
+    for event in batch:
+        # Not `event.entity`: a field event has a field of that name (the field's entity).
+        entity, _, action = event.type.partition(".")
+        kind = KINDS[entity]
+        previous: dict[str, Any] | None = None
+        fill = None
+        if event.changes:
+            previous, fill = previous_values(event.changes, kind)
+        event_id = new_id()
+        ids.append(event_id)
+        types.append(event.type)
+        entity_ids.append(event.id)
+        deleted.append(action == "deleted")
+        if action != "deleted":
+            read.setdefault(entity, []).append(event.id)
+        envelopes.append(
+            dumps(
+                payload(
+                    event_id=event_id,
+                    type_=event.type,
+                    event=event,
+                    company_id=company_id,
+                    entity_id=event.id,
+                    data=None,
+                    previous=previous,
+                    related=_related(event),
                 )
             )
-            records.update(await _records(session, company_id, entity, ids))
-    rows = []
-    for event in batch:
-        key = str(event.id)
-        if event.type in _DELETIONS:
-            state = last.get(key)
-            data = None
-            previous = state.data if state is not None else None
-            facts = (
-                (state.owner_id, state.pipeline_id, state.visible_to)
-                if state is not None
-                else (None, None, None)
-            )
-        else:
-            data = records.get(key)
-            if data is None:  # not there any more (deleted later in the same request)
-                continue
-            previous = previous_values(event.changes, data) if event.changes else None
-            facts = (
-                _uuid(data.get("owner_id")),
-                _uuid(data.get("pipeline_id")),
-                data["visible_to"],
-            )
-        event_id = new_id()
-        body = payload(
-            event_id=event_id,
-            type_=event.type,
-            event=event,
-            company_id=company_id,
-            entity_id=event.id,
-            data=data,
-            previous=previous,
-            related=_related(event),
         )
-        rows.append(
-            OutboxRow(
-                id=event_id,
-                type=event.type,
-                entity_id=event.id,
-                owner_id=facts[0],
-                pipeline_id=facts[1],
-                visible_to=facts[2],
-                body=body,
-            )
-        )
-    await insert_events(session, company_id, rows)
+        fills.append(dumps(fill) if fill is not None else None)
+    params: dict[str, Any] = {
+        "viewer_company_id": company_id,
+        "ids": ids,
+        "types": types,
+        "entity_ids": entity_ids,
+        "deleted": deleted,
+        "envelopes": envelopes,
+        "fills": fills,
+    }
+    for entity, entity_record_ids in read.items():
+        params[f"{entity}_ids"] = list(dict.fromkeys(entity_record_ids))
+    seen = unsubscribed.seen()
+    row = await _statement(tuple(sorted(read))).fetchrow(session, params)
+    if not row["subscribed"]:
+        unsubscribed.note(company_id, seen)
 
 
-def _uuid(value: Any) -> uuid.UUID | None:
-    return None if value is None else uuid.UUID(str(value))
+_COMPANY_WIDE = ", ".join(f"'{k.entity}'" for k in KINDS.values() if k.facts is Facts.company)
+
+# The events, each with its record as the API shows it (`record`: none for a deletion,
+# whose `previous` and facts are those the last event about the record carried), and a
+# pending delivery for each matching enabled subscription: its event types, its filters
+# and its creator's visibility (the rule of `tenancy.visible_to_caller`, for the
+# creator: admins see all of the company; others what they own, what is shared with the
+# company, and group records of their group); workers are woken at the commit when it
+# made any delivery (WAKE_CHANNEL). The EXISTS is uncorrelated: PostgreSQL
+# runs it once, first, and reads nothing more when the company has no subscription.
+_TEMPLATE = """
+WITH record AS ({statement}),
+event AS (
+    INSERT INTO webhook_event
+        (id, company_id, type, entity, entity_id, owner_id, pipeline_id, visible_to,
+         payload, occurred_at)
+    SELECT e.id, :viewer_company_id, e.type, split_part(e.type, '.', 1), e.entity_id,
+           CASE WHEN e.deleted THEN l.owner_id ELSE r.owner_id END,
+           CASE WHEN e.deleted THEN l.pipeline_id ELSE r.pipeline_id END,
+           CASE WHEN e.deleted THEN coalesce(l.visible_to, CASE
+                    WHEN split_part(e.type, '.', 1) IN ({company_wide}) THEN 'company' END)
+                ELSE r.visible_to END,
+           CAST(e.envelope AS jsonb) || jsonb_build_object(
+               'data', r.data,
+               'previous', CASE
+                   WHEN e.deleted THEN l.data
+                   WHEN e.fill IS NULL THEN CAST(e.envelope AS jsonb) -> 'previous'
+                   ELSE (CAST(e.envelope AS jsonb) -> 'previous') || jsonb_build_object(
+                       'value', CASE WHEN m.value ->> 'amount' IS NULL
+                                       OR m.value ->> 'currency' IS NULL
+                                     THEN 'null'::jsonb ELSE m.value END)
+               END),
+           now()
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS varchar[]),
+                CAST(:entity_ids AS uuid[]), CAST(:deleted AS boolean[]),
+                CAST(:envelopes AS text[]), CAST(:fills AS text[]))
+         AS e(id, type, entity_id, deleted, envelope, fill)
+    LEFT JOIN record r ON r.id = e.entity_id AND NOT e.deleted
+    LEFT JOIN LATERAL (
+        SELECT last.payload -> 'data' AS data, last.owner_id, last.pipeline_id,
+               last.visible_to
+        FROM webhook_event last
+        WHERE e.deleted AND last.company_id = :viewer_company_id
+          AND last.entity_id = e.entity_id AND last.payload -> 'data' <> 'null'::jsonb
+        ORDER BY last.id DESC LIMIT 1
+    ) l ON true
+    CROSS JOIN LATERAL (
+        SELECT jsonb_build_object('amount', r.data -> 'value' -> 'amount',
+                                  'currency', r.data -> 'value' -> 'currency')
+               || CAST(e.fill AS jsonb) AS value
+    ) m
+    WHERE (e.deleted OR r.id IS NOT NULL)
+      AND EXISTS (SELECT 1 FROM webhook WHERE company_id = :viewer_company_id)
+    RETURNING id, company_id, type, entity, entity_id, owner_id, pipeline_id, visible_to
+),
+delivery AS (
+INSERT INTO webhook_delivery (id, company_id, webhook_id, event_id, entity_id, status,
+                              attempts, next_attempt_at, created_at)
+SELECT gen_random_uuid(), w.company_id, w.id, e.id, e.entity_id, 'pending', 0, now(), now()
+FROM event e
+JOIN webhook w ON w.company_id = e.company_id AND w.enabled
+JOIN app_user creator ON creator.id = w.created_by AND creator.company_id = w.company_id
+WHERE (e.type = ANY (w.event_types)
+       OR e.entity || '.*' = ANY (w.event_types)
+       OR '*' = ANY (w.event_types))
+  AND (w.pipeline_id IS NULL OR w.pipeline_id = e.pipeline_id)
+  AND (w.owner_id IS NULL OR w.owner_id = e.owner_id)
+  AND (creator.role = 'admin'
+       OR e.owner_id = creator.id
+       OR e.visible_to = 'company'
+       OR (e.visible_to = 'group' AND creator.group_id IS NOT NULL AND EXISTS (
+           SELECT 1 FROM app_user o
+           WHERE o.id = e.owner_id AND o.company_id = e.company_id
+             AND o.group_id = creator.group_id)))
+ORDER BY e.id
+RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM webhook WHERE company_id = :viewer_company_id) AS subscribed,
+       CASE WHEN EXISTS (SELECT 1 FROM delivery) THEN pg_notify('{channel}', '') END AS woken
+""".replace("{channel}", WAKE_CHANNEL).replace("{company_wide}", _COMPANY_WIDE)
 
 
-async def insert_events(
-    session: AsyncSession, company_id: uuid.UUID, rows: list[OutboxRow]
-) -> None:
-    """The events, and a pending delivery for each matching enabled subscription, in one
-    statement whatever their number."""
-    if not rows:
-        return
-    await session.execute(
-        _insert_events(),
-        {
-            "company_id": company_id,
-            "ids": [r.id for r in rows],
-            "types": [r.type for r in rows],
-            "entity_ids": [r.entity_id for r in rows],
-            "owner_ids": [r.owner_id for r in rows],
-            "pipeline_ids": [r.pipeline_id for r in rows],
-            "visible_tos": [r.visible_to for r in rows],
-            "payloads": [dumps(r.body) for r in rows],
-        },
-    )
-
-
-@functools.cache
-def _insert_events() -> Any:
-    """One statement: the events, and their deliveries to the company's enabled
-    subscriptions whose event types, filters and creator's visibility match (the rule of
-    `tenancy.visible_to_caller`, for the creator: admins see all of the company; others
-    what they own, what is shared with the company, and group records of their group)."""
-    return text(
-        """
-        WITH event AS (
-            INSERT INTO webhook_event
-                (id, company_id, type, entity, entity_id, owner_id, pipeline_id, visible_to,
-                 payload, occurred_at)
-            SELECT e.id, :company_id, e.type, split_part(e.type, '.', 1), e.entity_id,
-                   e.owner_id, e.pipeline_id, e.visible_to, CAST(e.payload AS jsonb), now()
-            FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS varchar[]),
-                        CAST(:entity_ids AS uuid[]), CAST(:owner_ids AS uuid[]),
-                        CAST(:pipeline_ids AS uuid[]), CAST(:visible_tos AS varchar[]),
-                        CAST(:payloads AS text[]))
-                 AS e(id, type, entity_id, owner_id, pipeline_id, visible_to, payload)
-            RETURNING id, company_id, type, entity, entity_id, owner_id, pipeline_id,
-                      visible_to
-        )
-        INSERT INTO webhook_delivery (id, company_id, webhook_id, event_id, entity_id, status,
-                                      attempts, next_attempt_at, created_at)
-        SELECT gen_random_uuid(), w.company_id, w.id, e.id, e.entity_id, 'pending', 0,
-               now(), now()
-        FROM event e
-        JOIN webhook w ON w.company_id = e.company_id AND w.enabled
-        JOIN app_user creator ON creator.id = w.created_by AND creator.company_id = w.company_id
-        WHERE (e.type = ANY (w.event_types)
-               OR e.entity || '.*' = ANY (w.event_types)
-               OR '*' = ANY (w.event_types))
-          AND (w.pipeline_id IS NULL OR w.pipeline_id = e.pipeline_id)
-          AND (w.owner_id IS NULL OR w.owner_id = e.owner_id)
-          AND (creator.role = 'admin'
-               OR e.owner_id = creator.id
-               OR e.visible_to = 'company'
-               OR (e.visible_to = 'group' AND creator.group_id IS NOT NULL AND EXISTS (
-                   SELECT 1 FROM app_user o
-                   WHERE o.id = e.owner_id AND o.company_id = e.company_id
-                     AND o.group_id = creator.group_id)))
-        ORDER BY e.id
-        """
-    )
-
-
-async def _company_created(session: AsyncSession, event: CompanyCreated) -> None:
-    subscribed_companies.note(event.company_id, False)
+@functools.lru_cache(maxsize=256)
+def _statement(entities: tuple[str, ...]) -> ReadStatement:
+    """The statement for events about records of these kinds (deletions need none),
+    compiled once per combination (a write touches one or two kinds)."""
+    if entities:
+        parts = [records(entity) for entity in entities]
+        rows: Any = parts[0] if len(parts) == 1 else union_all(*parts)
+    else:
+        rows = select(
+            cast(null(), Uuid).label("id"),
+            cast(null(), JSONB).label("data"),
+            cast(null(), Uuid).label("owner_id"),
+            cast(null(), Uuid).label("pipeline_id"),
+            cast(null(), Text).label("visible_to"),
+        ).where(false())
+    return ReadStatement(rows).around(_TEMPLATE)
 
 
 def subscribe(publisher: events.Publisher = events.publisher) -> None:
     """Called first by `main.subscribe_listeners` (see the module's docstring)."""
     publisher.subscribe_batch(on_events)
-    publisher.subscribe(CompanyCreated, _company_created)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.auth.models import User
 from leadflow.pipelines.models import Pipeline
 from leadflow.tenancy import Caller, in_company
-from leadflow.webhooks.models import Webhook
+from leadflow.webhooks.models import SUBSCRIBED_CHANNEL, WAKE_CHANNEL, Webhook
 
 
 class WebhookRepository:
@@ -30,8 +30,13 @@ class WebhookRepository:
         return await self.session.scalar(stmt)
 
     async def add(self, webhook: Webhook) -> Webhook:
+        """The subscription, and a NOTIFY at the commit that makes every API process
+        forget that its company had none (`outbox.Unsubscribed`)."""
         self.session.add(webhook)
         await self.session.flush()
+        await self.session.execute(
+            _WAKE, {"channel": SUBSCRIBED_CHANNEL, "payload": str(webhook.company_id)}
+        )
         return webhook
 
     async def save(self, webhook: Webhook) -> Webhook:
@@ -63,14 +68,23 @@ class WebhookRepository:
             _RETRY,
             {"company_id": self.caller.company_id, "webhook_id": webhook_id, "id": delivery_id},
         )
-        return result.first() is not None
+        if retried := result.first() is not None:
+            await self.wake_workers()
+        return retried
+
+    async def wake_workers(self) -> None:
+        """Deliveries are due now: the workers start a round at this commit (not at their
+        next poll)."""
+        await self.session.execute(_WAKE, {"channel": WAKE_CHANNEL, "payload": ""})
 
     async def replay(self, webhook_id: uuid.UUID, since: datetime) -> int:
         result = await self.session.execute(
             _REPLAY,
             {"company_id": self.caller.company_id, "webhook_id": webhook_id, "since": since},
         )
-        return int(result.scalar_one())
+        if replayed := int(result.scalar_one()):
+            await self.wake_workers()
+        return replayed
 
     async def add_test_delivery(
         self, webhook_id: uuid.UUID, event_id: uuid.UUID, delivery_id: uuid.UUID, body: str
@@ -85,7 +99,10 @@ class WebhookRepository:
                 "payload": body,
             },
         )
+        await self.wake_workers()
 
+
+_WAKE = text("SELECT pg_notify(:channel, :payload)")
 
 # Not while a worker holds it (in flight): it would be sent twice at once.
 _RETRY = text(

@@ -7,12 +7,17 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
+from leadflow.activities.schemas import ActivityRead, NoteRead
+from leadflow.contacts.schemas import OrganizationRead, PersonRead
 from leadflow.deals.schemas import DealRead
+from leadflow.fields.schemas import FieldRead
 from leadflow.leads.schemas import LeadRead
+from leadflow.pipelines.schemas import PipelineRead, StageRead
+from leadflow.products.schemas import ProductRead
 from leadflow.schemas import Input, Output, Patch
 from leadflow.webhooks.models import DeliveryStatus
 
-MAX_EVENT_TYPES = 20
+MAX_EVENT_TYPES = 64  # every type and wildcard fits
 
 
 class EventTypeFilter(enum.StrEnum):
@@ -35,6 +40,39 @@ class EventTypeFilter(enum.StrEnum):
     deal_status_changed = "deal.status_changed"
     deal_deleted = "deal.deleted"
     deal_converted = "deal.converted"
+    person_all = "person.*"
+    person_created = "person.created"
+    person_updated = "person.updated"
+    person_deleted = "person.deleted"
+    organization_all = "organization.*"
+    organization_created = "organization.created"
+    organization_updated = "organization.updated"
+    organization_deleted = "organization.deleted"
+    note_all = "note.*"
+    note_created = "note.created"
+    note_updated = "note.updated"
+    note_deleted = "note.deleted"
+    activity_all = "activity.*"
+    activity_created = "activity.created"
+    activity_updated = "activity.updated"
+    activity_done = "activity.done"
+    activity_deleted = "activity.deleted"
+    product_all = "product.*"
+    product_created = "product.created"
+    product_updated = "product.updated"
+    product_deleted = "product.deleted"
+    pipeline_all = "pipeline.*"
+    pipeline_created = "pipeline.created"
+    pipeline_updated = "pipeline.updated"
+    pipeline_deleted = "pipeline.deleted"
+    stage_all = "stage.*"
+    stage_created = "stage.created"
+    stage_updated = "stage.updated"
+    stage_deleted = "stage.deleted"
+    field_all = "field.*"
+    field_created = "field.created"
+    field_updated = "field.updated"
+    field_deleted = "field.deleted"
 
 
 # http(s), a host name or IPv4 address (no credentials), an optional port, then printable
@@ -207,6 +245,77 @@ class DealEventPayload(EventPayload):
     data: DealRead | None = Field(
         description="The deal as `GET /deals/{id}` shows it after the change; null when deleted."
     )
+
+
+class PersonEventPayload(EventPayload):
+    data: PersonRead | None = Field(
+        description="The person as `GET /persons/{id}` shows it after the change; null when "
+        "deleted."
+    )
+
+
+class OrganizationEventPayload(EventPayload):
+    data: OrganizationRead | None = Field(
+        description="The organization as `GET /organizations/{id}` shows it after the change; "
+        "null when deleted."
+    )
+
+
+class NoteEventPayload(EventPayload):
+    data: NoteRead | None = Field(
+        description="The note as `GET /notes/{id}` shows it after the change; null when "
+        "deleted. Sent to subscriptions whose creator may see the note's parent record."
+    )
+
+
+class ActivityEventPayload(EventPayload):
+    data: ActivityRead | None = Field(
+        description="The activity as `GET /activities/{id}` shows it after the change; null "
+        "when deleted. Sent to subscriptions whose creator may see the activity's parent "
+        "record."
+    )
+
+
+class ProductEventPayload(EventPayload):
+    data: ProductRead | None = Field(
+        description="The product as `GET /products/{id}` shows it after the change; null when "
+        "deleted."
+    )
+
+
+class PipelineEventPayload(EventPayload):
+    data: PipelineRead | None = Field(
+        description="The pipeline as `GET /pipelines/{id}` shows it after the change; null "
+        "when deleted."
+    )
+
+
+class StageEventPayload(EventPayload):
+    data: StageRead | None = Field(
+        description="The stage as `GET /stages/{id}` shows it after the change; null when deleted."
+    )
+
+
+class FieldEventPayload(EventPayload):
+    data: FieldRead | None = Field(
+        description="The custom field definition as `GET /fields/{id}` shows it after the "
+        "change; null when deleted."
+    )
+
+
+# Each entity's payload, by the part of the event type before the dot.
+PAYLOADS: dict[str, type[EventPayload]] = {
+    "lead": LeadEventPayload,
+    "deal": DealEventPayload,
+    "person": PersonEventPayload,
+    "organization": OrganizationEventPayload,
+    "note": NoteEventPayload,
+    "activity": ActivityEventPayload,
+    "product": ProductEventPayload,
+    "pipeline": PipelineEventPayload,
+    "stage": StageEventPayload,
+    "field": FieldEventPayload,
+}
 
 
 class TestEventPayload(EventPayload):

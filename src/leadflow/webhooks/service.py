@@ -131,7 +131,6 @@ async def create_webhook(
         secret_sealed=keys.seal(secret, webhook_id),
     )
     await webhooks.add(webhook)
-    outbox.subscribed_companies.note(caller.company_id, True)
     return webhook, secret
 
 

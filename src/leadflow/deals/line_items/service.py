@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.deals import formulas as deal_formulas
 from leadflow.deals.access import visible_deal
+from leadflow.deals.changes import publish_changed, snapshot
 from leadflow.deals.line_items.repository import LineItemRepository
 from leadflow.deals.line_items.schemas import LineItemCreate, LineItemUpdate
 from leadflow.deals.models import Deal, DealProduct
@@ -103,6 +104,7 @@ async def add_line_item(
     session: AsyncSession, caller: Caller, deal_id: uuid.UUID, data: LineItemCreate
 ) -> DealProduct:
     deal = await visible_deal(session, caller, deal_id, for_update=True)
+    before = snapshot(deal)
     product = await ProductRepository(session, caller).get_for_key_share(data.product_id)
     if product is None:
         raise UnknownReference(["body", "product_id"], "No such product in your company.")
@@ -124,6 +126,7 @@ async def add_line_item(
     )
     await sync_deal_value(session, caller, deal)
     await deal_formulas.refresh(session, caller, deal)
+    await publish_changed(session, caller, [(deal, before)])
     return item
 
 
@@ -135,6 +138,7 @@ async def update_line_item(
     data: LineItemUpdate,
 ) -> DealProduct:
     deal = await visible_deal(session, caller, deal_id, for_update=True)
+    before = snapshot(deal)
     items = LineItemRepository(session, caller, deal.id)
     item = found(await items.get(item_id), "line item")
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
@@ -148,6 +152,7 @@ async def update_line_item(
     item = await items.update(item, changes)
     await sync_deal_value(session, caller, deal)
     await deal_formulas.refresh(session, caller, deal)
+    await publish_changed(session, caller, [(deal, before)])
     return item
 
 
@@ -155,7 +160,9 @@ async def delete_line_item(
     session: AsyncSession, caller: Caller, deal_id: uuid.UUID, item_id: uuid.UUID
 ) -> None:
     deal = await visible_deal(session, caller, deal_id, for_update=True)
+    before = snapshot(deal)
     if not await LineItemRepository(session, caller, deal.id).delete(item_id):
         raise NotFound("line item")
     await sync_deal_value(session, caller, deal)
     await deal_formulas.refresh(session, caller, deal)
+    await publish_changed(session, caller, [(deal, before)])
