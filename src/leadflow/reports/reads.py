@@ -51,8 +51,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.conversion.models import Conversion
 from leadflow.deals.models import Deal, DealStatus
+from leadflow.deals.reads import board_stages
 from leadflow.leads.models import Lead, LeadReadiness
-from leadflow.pipelines.models import Pipeline, Stage
+from leadflow.pipelines.models import Stage
 from leadflow.readpath import ReadStatement, fields
 from leadflow.reports.models import DealHistory
 from leadflow.reports.schemas import Interval, amount
@@ -505,6 +506,11 @@ def lead_rules_statement(viewer: Viewer) -> ReadStatement:
 _PER_PERIOD, _PER_SOURCE, _PER_OWNER, _ALL = 0b011, 0b101, 0b110, 0b111
 
 
+def _rate(part: int, whole: int) -> str | None:
+    """part / whole with 4 decimals, in Decimal; None over nothing."""
+    return f"{Decimal(part) / Decimal(whole):.4f}" if whole else None
+
+
 def _lead_figures(row: Any | None) -> dict[str, Any]:
     if row is None:
         created = converted = archived = 0
@@ -512,12 +518,11 @@ def _lead_figures(row: Any | None) -> dict[str, Any]:
     else:
         created, converted, archived = row["created"], row["converted"], row["archived"]
         average, median, p90 = row["average"], row["median"], row["p90"]
-    rate = f"{Decimal(converted) / Decimal(created):.4f}" if created else None
     return {
         "created": created,
         "converted": converted,
         "archived": archived,
-        "conversion_rate": rate,
+        "conversion_rate": _rate(converted, created),
         "days_to_convert_average": average,
         "days_to_convert_median": median,
         "days_to_convert_p90": p90,
@@ -557,9 +562,7 @@ async def lead_conversion(
         "by_rule": [
             {
                 **fields(rule, ("rule_id", "name", "ready", "converted", "won")),
-                "won_rate": f"{Decimal(rule['won']) / Decimal(rule['converted']):.4f}"
-                if rule["converted"]
-                else None,
+                "won_rate": _rate(rule["won"], rule["converted"]),
             }
             for rule in rules
         ],
@@ -731,15 +734,11 @@ def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
     return ReadStatement(union_all(reached, added, moves, stays))
 
 
-def _rate(part: int, whole: int) -> str | None:
-    return f"{Decimal(part) / Decimal(whole):.4f}" if whole else None
-
-
 async def pipeline_conversion(
     session: AsyncSession, caller: Caller, pipeline_id: Any, span: Range
 ) -> dict[str, Any] | None:
     """None when the pipeline is not the caller's company's."""
-    stages = await pipeline_stages_statement().fetch(
+    stages = await board_stages().fetch(
         session, {**viewer_params(caller), "pipeline_id": pipeline_id}
     )
     if not stages:
@@ -802,15 +801,3 @@ async def pipeline_conversion(
         },
         "movements": movements,
     }
-
-
-@functools.cache
-def pipeline_stages_statement() -> ReadStatement:
-    """The company's pipeline with its stages by position (no row: not the company's)."""
-    return ReadStatement(
-        select(cast(Stage.id, Text).label("id"), Stage.position)
-        .select_from(Pipeline)
-        .outerjoin(Stage, Stage.pipeline_id == Pipeline.id)
-        .where(in_viewer_company(Pipeline), Pipeline.id == bindparam("pipeline_id", type_=Uuid))
-        .order_by(Stage.position, Stage.id)
-    )
