@@ -11,7 +11,11 @@ kind runs twice under callgrind, 50 and 250 times after a warm-up; the differenc
 fixed. About two minutes per run.
 
     python -m bench.instructions              # GET /leads/{id} and the inbox page
-    BENCH_ONLY=lead,deal,page,healthz python -m bench.instructions
+    BENCH_ONLY=lead,deal,page,healthz,create,convert python -m bench.instructions
+
+`create` is `POST /leads` (a prospect with a name and an email, as `make bench` sends);
+`convert` is `POST /leads/{id}/convert` of a lead whose prospect becomes a new person
+and a new organization (each request converts a lead of its own, made beforehand).
 
 Needs valgrind (Debian: `apt-get install valgrind`). Run it from two checkouts to compare
 commits; the database is `leadflow_instructions` on DATABASE_URL's server (else the
@@ -37,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import API, OPERATOR_TOKEN, BenchDatabase
 
-KINDS = ("lead", "deal", "page", "healthz")
+KINDS = ("lead", "deal", "page", "healthz", "create", "convert")
 FEW, MANY, WARM_UP = 50, 250, 20
 
 
@@ -72,32 +76,70 @@ async def _fill(url: str) -> dict[str, str]:
             )
         deal = await client.post(f"{API}/deals", json={"title": "Deal"}, headers=headers)
         await client.get(f"{API}/leads/{leads[7]}", headers=headers)  # its owner saw it
+        convertible = []
+        for i in range(2 * WARM_UP + FEW + MANY):
+            body = {
+                "title": f"To convert {i}",
+                "prospect": {
+                    "person_name": f"Ana {i}",
+                    "email": f"ana.{i}@example.com",
+                    "organization_name": f"Acme {i}",
+                },
+            }
+            answer = await client.post(f"{API}/leads", json=body, headers=headers)
+            convertible.append(answer.json()["id"])
     await app.state.engine.dispose()
-    return {"url": url, "token": token, "lead": leads[7], "deal": deal.json()["id"]}
+    return {
+        "url": url,
+        "token": token,
+        "lead": leads[7],
+        "deal": deal.json()["id"],
+        "convertible": convertible,
+    }
 
 
-async def _requests(state: dict[str, str], kind: str, count: int) -> None:
+def _create(n: int) -> tuple[str, str, bytes]:
+    body = {
+        "title": f"New lead {n}",
+        "prospect": {"person_name": f"New {n}", "email": f"n.{n}@x.net"},
+    }
+    return "POST", f"{API}/leads", json.dumps(body).encode()
+
+
+async def _requests(state: dict[str, Any], kind: str, count: int) -> None:
     """The child's work, under callgrind: `count` requests of one kind."""
     from leadflow import main as leadflow_main
     from leadflow.logs import configure_logging
 
     configure_logging("INFO", as_json=True)
     app = _app(state["url"])
-    path = {
-        "lead": f"{API}/leads/{state['lead']}",
-        "deal": f"{API}/deals/{state['deal']}",
-        "page": f"{API}/leads?limit=50",
-        "healthz": "/healthz",
-    }[kind]
-    headers = {"Authorization": f"Bearer {state['token']}"}
+    # Each run converts leads of its own: the short run the first ones, the long one the rest.
+    convertible = iter(state["convertible"][: WARM_UP + FEW] if count == FEW
+                       else state["convertible"][WARM_UP + FEW :])  # fmt: skip
+
+    def request(n: int) -> tuple[str, str, bytes | None]:
+        if kind == "create":
+            return _create(n)
+        if kind == "convert":
+            return "POST", f"{API}/leads/{next(convertible)}/convert", b"{}"
+        return "GET", {
+            "lead": f"{API}/leads/{state['lead']}",
+            "deal": f"{API}/deals/{state['deal']}",
+            "page": f"{API}/leads?limit=50",
+            "healthz": "/healthz",
+        }[kind], None  # fmt: skip
+
+    headers = {"Authorization": f"Bearer {state['token']}", "Content-Type": "application/json"}
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-        for _ in range(WARM_UP):
-            await client.get(path, headers=headers)
+        for n in range(WARM_UP):
+            method, path, body = request(n)
+            await client.request(method, path, headers=headers, content=body)
         leadflow_main._freeze_startup_objects()
-        for _ in range(count):
-            response = await client.get(path, headers=headers)
-            assert response.status_code == 200, response.text
+        for n in range(count):
+            method, path, body = request(WARM_UP + n)
+            response = await client.request(method, path, headers=headers, content=body)
+            assert response.status_code in (200, 201), response.text
     await app.state.engine.dispose()
 
 

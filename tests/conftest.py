@@ -125,9 +125,11 @@ async def live_client(live_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 class Statements:
-    """Every statement the test's connection runs while listening, as the driver saw it
-    (asyncpg's query logger): those SQLAlchemy executes and those the read path runs on
-    the driver connection alike. BEGIN/COMMIT/SAVEPOINT are kept; `.of()` filters."""
+    """Every statement run on the driver connection directly while listening (asyncpg's
+    query logger): the read path's compiled-once statements, the webhook outbox, and
+    SQLAlchemy's transaction control; not SQLAlchemy's own statements, which asyncpg
+    runs as prepared statements past the logger (`before_cursor_execute` sees those).
+    BEGIN/COMMIT/SAVEPOINT are kept; `.of()` filters."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, tuple[Any, ...]]] = []

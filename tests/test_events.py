@@ -152,3 +152,22 @@ async def test_a_failing_listener_undoes_the_write_that_published(
 
 def _uuid(value: str | None = None) -> uuid.UUID:
     return uuid.UUID(value) if value else uuid.uuid4()
+
+
+async def test_a_failing_listener_undoes_the_write_on_the_servers_own_transaction(
+    live_client: httpx.AsyncClient, failing_listener: None
+) -> None:
+    """As above with the app committing for real: the lead's INSERT runs on the driver
+    connection, which must be inside the request's transaction when it does, even when
+    it is the request's first statement (the caller known from the token cache)."""
+    admin = await create_company(live_client)
+    inbox = await live_client.get(f"{API}/leads", headers=admin.headers)
+    assert inbox.status_code == 200 and inbox.json()["data"] == []
+    response = await live_client.post(
+        f"{API}/leads",
+        json={"title": "x", "prospect": {"person_name": "A"}},
+        headers=admin.headers,
+    )
+    assert response.status_code == 500
+    inbox = await live_client.get(f"{API}/leads", headers=admin.headers)
+    assert inbox.status_code == 200 and inbox.json()["data"] == []

@@ -103,8 +103,13 @@ class CompanyCreated(DomainEvent):
 # Leads
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LeadCreated(DomainEvent):
     type = "lead.created"
+
+    # False when the lead's own INSERT found the company without an enabled conversion
+    # rule (it asks at no extra round trip): the rules need not ask again.
+    rules_enabled: bool = True
 
 
 class LeadChanged(DomainEvent):
@@ -254,6 +259,7 @@ class StageChanged(DomainEvent):
 
 class StageDeleted(DomainEvent):
     type = "stage.deleted"
+
 
 # Pipelines and stages
 

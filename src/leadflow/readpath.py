@@ -140,7 +140,9 @@ class ReadStatement:
             finally:
                 await greenlet_spawn(lent.close)
         connection = await session.connection()
-        return await self._on(await connection.get_raw_connection(), how, arguments)
+        raw = await connection.get_raw_connection()
+        await _begun(raw)
+        return await self._on(raw, how, arguments)
 
     async def _on(self, raw: PoolProxiedConnection, how: str, arguments: list[Any]) -> Any:
         try:
@@ -152,6 +154,17 @@ class ReadStatement:
             if lost:
                 raw.invalidate(error)
             raise DBAPIError(self.sql, arguments, error, connection_invalidated=lost) from error
+
+
+async def _begun(raw: PoolProxiedConnection) -> None:
+    """The write's transaction begun on the driver connection. SQLAlchemy's asyncpg
+    adapter sends BEGIN lazily, with the first statement SQLAlchemy itself executes; a
+    statement run on the driver connection before any would otherwise run outside the
+    transaction and commit at once, whatever the request does next. (An autocommit
+    connection, a GET's, begins nothing.)"""
+    adapted: Any = raw.dbapi_connection
+    if getattr(adapted, "_transaction", False) is None:
+        await adapted._start_transaction()
 
 
 def _pool_of(session: AsyncSession) -> Pool:

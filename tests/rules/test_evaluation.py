@@ -75,6 +75,25 @@ async def test_readiness_appears_and_disappears_with_its_condition(
     assert unlabelled.json()["readiness"] == []
 
 
+async def test_a_new_lead_that_meets_a_rule_is_answered_ready(
+    client: httpx.AsyncClient,
+) -> None:
+    """The POST answer shows what the rules did in the same request, as a GET would."""
+    admin = await create_company(client)
+    replied = await create_lead_label(client, admin, "Replied")
+    rule = await create_rule(client, admin, {"type": "has_label", "label_id": replied["id"]})
+    created = await client.post(
+        f"{API}/leads",
+        json={"title": "Met", "prospect": {"person_name": "Ana"}, "label_ids": [replied["id"]]},
+        headers=admin.headers,
+    )
+    assert created.status_code == 201, created.text
+    [ready] = created.json()["readiness"]
+    assert (ready["rule_id"], ready["name"]) == (rule["id"], rule["name"])
+    again = await client.get(f"{API}/leads/{created.json()['id']}", headers=admin.headers)
+    assert {**created.json(), "was_seen": True} == again.json()
+
+
 async def test_a_lead_back_from_the_archive_meets_the_rules_again(
     client: httpx.AsyncClient,
 ) -> None:

@@ -7,7 +7,6 @@ included; the outbox's statement runs on the driver connection, like the read pa
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
 
 import httpx
@@ -17,8 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tests.conftest import Statements
 from tests.factories import API, Actor, create_company
-from tests.test_statement_counts import _prospect_lead
-from tests.test_statement_counts import statements as orm_statements
+from tests.test_statement_counts import _prospect_lead, counted
 
 # One statement per publish: the records read as the API shows them, every event and
 # its deliveries, guarded by whether the company has a subscription.
@@ -43,24 +41,11 @@ async def _company(client: httpx.AsyncClient, subscribed: bool) -> Actor:
 async def _counted(
     engine: AsyncEngine, statements: Statements, request: Awaitable[httpx.Response]
 ) -> tuple[int, int]:
-    """Statements SQLAlchemy ran (`before_cursor_execute`) and those run on the driver
-    connection (its query logger: SQLAlchemy's prepared statements bypass it), and how
-    many of them were the outbox's."""
-    await _logged()
-    before = len(statements.of())
-    with orm_statements(engine) as seen:
+    """Statements run by either road (`counted`), and how many of them were the outbox's."""
+    async with counted(engine, statements) as every:
         response = await request
     assert response.status_code == 201, response.text
-    await _logged()
-    driver = [sql for sql, _ in statements.of()[before:]]
-    every = [*seen, *driver]
     return len(every), sum(OUTBOX in sql for sql in every)
-
-
-async def _logged() -> None:
-    """asyncpg hands each statement to its query loggers on a later turn of the loop."""
-    for _ in range(5):
-        await asyncio.sleep(0)
 
 
 async def _events(connection: AsyncConnection, company_id: str) -> list[str]:

@@ -5,7 +5,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import CTE, Select, bindparam, delete, func, select, update
+from sqlalchemy import CTE, Select, Uuid, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,7 +13,7 @@ from leadflow.auth.models import User
 from leadflow.capture.models import CaptureDelivery, Form
 from leadflow.db import new_id
 from leadflow.deals.repository import stage_for_new_deal
-from leadflow.leads.repository import insert_when
+from leadflow.leads.repository import insert_when, rules_enabled
 from leadflow.pipelines.models import Stage
 from leadflow.tenancy import Caller, Role, in_company
 
@@ -114,27 +114,30 @@ class CaptureRepository:
 
     async def claim_delivery_with_lead(
         self, form: Form, webhook_id: str, lead: dict[str, Any]
-    ) -> uuid.UUID | None:
+    ) -> tuple[uuid.UUID, bool] | None:
         """Record the delivery and insert its lead in one statement; None, and neither
-        row, when this webhook id was already delivered to the form.
+        row, when this webhook id was already delivered to the form. With the lead's id:
+        whether its company has an enabled conversion rule (`rules_enabled`).
 
         The lead is inserted only from the claim's RETURNING row, so a conflict writes
         nothing; the delivery names the lead's id up front, and its foreign key is
         checked at the end of the statement, when the lead exists.
         """
         params = {f"lead_{name}": value for name, value in lead.items()}
-        lead_id: uuid.UUID | None = await self.session.scalar(
-            _claim_with_lead_statement(tuple(lead)),
-            {
-                **params,
-                "delivery_id": new_id(),
-                "company_id": form.company_id,
-                "form_id": form.id,
-                "webhook_id": webhook_id,
-                "lead_id": lead["id"],
-            },
-        )
-        return lead_id
+        row = (
+            await self.session.execute(
+                _claim_with_lead_statement(tuple(lead)),
+                {
+                    **params,
+                    "delivery_id": new_id(),
+                    "company_id": form.company_id,
+                    "form_id": form.id,
+                    "webhook_id": webhook_id,
+                    "lead_id": lead["id"],
+                },
+            )
+        ).one_or_none()
+        return None if row is None else (row.id, row.rules_enabled)
 
     async def stage(self, company_id: uuid.UUID, stage_id: uuid.UUID) -> Stage | None:
         """The form's stage, locked as for any new deal: a pipeline or stage delete running
@@ -162,12 +165,13 @@ def _claim_statement() -> CTE:
 
 
 @functools.lru_cache(maxsize=64)
-def _claim_with_lead_statement(names: tuple[str, ...]) -> Select[tuple[uuid.UUID]]:
+def _claim_with_lead_statement(names: tuple[str, ...]) -> Select[tuple[uuid.UUID, bool]]:
     """`claim_delivery_with_lead`'s statement for a lead of these columns, built once per
     set of columns (a form gives the same set every time) with bind parameters. The lead
     INSERT is the leads' writer's (`insert_when`), guarded by the claim."""
     created = insert_when(_claim_statement(), names)
-    return select(created.c.id)
+    company_id = bindparam("company_id", type_=Uuid)
+    return select(created.c.id, rules_enabled(company_id).label("rules_enabled"))
 
 
 # Deliveries are kept to answer a retried submission (same webhook-id) with what it

@@ -295,14 +295,19 @@ async def deliver(
         deal_id = await create_captured_deal(session, form, actor, prospect)
         await captures.record_outcome(delivery_id, None, deal_id)
         return Captured(lead_id=None, deal_id=deal_id, created=True)
-    lead_id = await create_captured_lead(session, form, owner_id, prospect, source, delivery_key)
-    if lead_id is None:
+    created = await create_captured_lead(session, form, owner_id, prospect, source, delivery_key)
+    if created is None:
         return await _first_delivery(captures, form, delivery_key)
+    lead_id, rules = created
     # Conversion rules listen: a `convert` rule that holds converts it, acting as the owner.
     await publish(
         session,
         LeadCreated(
-            id=lead_id, company_id=form.company_id, actor=actor, source=ChangeSource.capture
+            id=lead_id,
+            company_id=form.company_id,
+            actor=actor,
+            source=ChangeSource.capture,
+            rules_enabled=rules,
         ),
     )
     return Captured(lead_id=lead_id, deal_id=None, created=True)
@@ -335,9 +340,10 @@ async def create_captured_lead(
     prospect: Prospect,
     source: str,
     delivery_key: str,
-) -> uuid.UUID | None:
+) -> tuple[uuid.UUID, bool] | None:
     """A lead in the inbox with prospect details (not contacts: conversion makes those),
-    written with its delivery record; None if `delivery_key` was delivered before."""
+    written with its delivery record; None if `delivery_key` was delivered before. With
+    its id, whether the company has an enabled conversion rule."""
     captures = CaptureRepository(session)
     got = await _custom_fields(session, form, prospect)
     custom = got.values
@@ -386,9 +392,7 @@ def _kept(prospect: Prospect, got: values.Captured) -> dict[str, Any]:
     return kept
 
 
-async def _custom_fields(
-    session: AsyncSession, form: Form, prospect: Prospect
-) -> values.Captured:
+async def _custom_fields(session: AsyncSession, form: Form, prospect: Prospect) -> values.Captured:
     """The `deal` custom field values (leads and deals share the set) of the answers in
     `fields`: those the form's `field_map.custom_fields` maps, then those named by a field
     key, each checked as an API write checks it (`values.captured`). Every answer also

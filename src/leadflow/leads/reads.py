@@ -200,33 +200,42 @@ class _Key:
 
 # GET answers: statements compiled once per shape (`readpath`), rows straight to JSON.
 
-_LEAD_COLUMNS = (
-    as_text(Lead.id),
-    Lead.title,
-    as_text(Lead.owner_id),
-    as_text(Lead.person_id),
-    as_text(Lead.organization_id),
-    Lead.prospect_person_name,
-    Lead.prospect_email,
-    Lead.prospect_phone,
-    Lead.prospect_phone_e164,
-    Lead.prospect_organization_name,
-    as_text(Lead.value_amount),
-    Lead.value_currency,
-    Lead.expected_close_date,
-    as_text(Lead.label_ids),
-    Lead.source,
-    Lead.is_archived,
-    Lead.archived_at,
-    Lead.was_seen,
-    Lead.visible_to,
-    as_text(Lead.source_deal_id),
-    _READINESS_ROWS.label("readiness"),
-    Lead.fields,
-    Lead.custom_fields,
-    Lead.created_at,
-    Lead.updated_at,
-)
+
+def lead_columns(lead: Any, readiness: Any) -> tuple[Any, ...]:
+    """The columns of a lead answer, of `lead` (`Lead`, or an alias of a statement's
+    rows such as an INSERT's RETURNING) with `readiness` (a JSON array)."""
+    return (
+        as_text(lead.id),
+        lead.title,
+        as_text(lead.owner_id),
+        as_text(lead.person_id),
+        as_text(lead.organization_id),
+        lead.prospect_person_name,
+        lead.prospect_email,
+        lead.prospect_phone,
+        lead.prospect_phone_e164,
+        lead.prospect_organization_name,
+        as_text(lead.value_amount),
+        lead.value_currency,
+        lead.expected_close_date,
+        as_text(lead.label_ids),
+        lead.source,
+        lead.is_archived,
+        lead.archived_at,
+        lead.was_seen,
+        lead.visible_to,
+        as_text(lead.source_deal_id),
+        readiness.label("readiness"),
+        lead.fields,
+        lead.custom_fields,
+        lead.created_at,
+        lead.updated_at,
+    )
+
+
+_LEAD_COLUMNS = lead_columns(Lead, _READINESS_ROWS)
+# A lead just written has no readiness (conversion rules mark it afterwards, if at all).
+NO_READINESS = literal_column("'[]'::jsonb", JSONB)
 
 
 # LeadRead's fields that are columns of the same name (`value`, `prospect` are built).

@@ -10,10 +10,11 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     CTE,
+    Boolean,
     ColumnElement,
-    Select,
     Uuid,
     bindparam,
     delete,
@@ -23,10 +24,11 @@ from sqlalchemy import (
     literal,
     not_,
     select,
+    table,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
-from sqlalchemy.engine import Row
+from sqlalchemy import column as sql_column
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -34,11 +36,20 @@ from leadflow.db import new_id
 from leadflow.errors import UnknownReference
 from leadflow.fields import storage
 from leadflow.leads.models import Lead, LeadLabel
+from leadflow.readpath import ReadStatement
 from leadflow.tenancy import Caller, in_company, visible_to_caller
 
 
 def _uuid_array(ids: list[uuid.UUID]) -> Any:
     return literal(ids, ARRAY(UUID(as_uuid=True)))
+
+
+# Columns the driver takes as JSON text when a statement runs past SQLAlchemy's binds.
+_JSON_COLUMNS = frozenset(c.key for c in Lead.__table__.c if isinstance(c.type, JSONB))
+
+
+def _driver_value(name: str, value: Any) -> Any:
+    return orjson.dumps(value).decode() if name in _JSON_COLUMNS and value is not None else value
 
 
 class LeadRepository:
@@ -57,21 +68,19 @@ class LeadRepository:
         return lead
 
     async def add_checked(
-        self, statement: Select[Any], params: Mapping[str, Any], **columns: Any
-    ) -> Row[Any]:
-        """Insert a lead with a statement that checks and writes at once: one built on
-        `insert_when(guard, names, whole=True)` whose last item is the new lead (None when
-        the guard held it back). `columns` are the lead's `names` but `id` and
-        `company_id`; `params` the guard's own. Returns the statement's one row."""
+        self, statement: ReadStatement, params: Mapping[str, Any], **columns: Any
+    ) -> Any:
+        """Insert a lead with a statement compiled once that checks and writes at once:
+        one built on `insert_when(guard, names, whole=True)` (the lead is written only
+        when the guard lets it). `columns` are the lead's `names` but `id` and
+        `company_id`; `params` the guard's own. Runs in the request's transaction on its
+        connection, past the ORM (the session holds no copy of the lead). Returns the
+        statement's one row (an asyncpg record)."""
         values = {"id": new_id(), "company_id": self.caller.company_id, **columns}
-        row: Row[Any] = (
-            await self.session.execute(
-                statement, {**params, **{f"lead_{name}": v for name, v in values.items()}}
-            )
-        ).one()
-        if row[-1] is not None:
-            set_committed_value(row[-1], "readiness_rows", [])
-        return row
+        return await statement.fetchrow(
+            self.session,
+            {**params, **{f"lead_{name}": _driver_value(name, v) for name, v in values.items()}},
+        )
 
     async def update(self, lead: Lead, changes: dict[str, Any]) -> Lead:
         """Apply `changes` (column -> value) to a visible lead got for update."""
@@ -249,6 +258,19 @@ async def ensure_labels_exist(
 
 def _unnest(values: Sequence[uuid.UUID]) -> Any:
     return func.unnest(_uuid_array(list(values)))
+
+
+# Conversion rules' table, by its columns (`rules/` sits above `leads/`).
+_RULE = table("conversion_rule", sql_column("company_id", UUID), sql_column("enabled", Boolean))
+
+
+def rules_enabled(company_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Whether the company has an enabled conversion rule: asked by a lead's INSERT at
+    no extra round trip, so that a company without one runs no rules statement after it
+    (`LeadCreated.rules_enabled`). Served by ix_conversion_rule_company_id_enabled."""
+    return exists(
+        select(_RULE.c.company_id).where(_RULE.c.company_id == company_id, _RULE.c.enabled)
+    )
 
 
 @functools.lru_cache(maxsize=64)

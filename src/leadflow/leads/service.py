@@ -6,10 +6,17 @@ import functools
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, Uuid, bindparam, func, literal, or_, select, true
+from sqlalchemy import (
+    Uuid,
+    bindparam,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from leadflow.auth.repository import UserRepository, user_in_company
 from leadflow.capabilities import PIPELINE_FIELDS, Capability, Entity, require
@@ -36,15 +43,18 @@ from leadflow.events import (
 )
 from leadflow.fields import values
 from leadflow.leads.models import Lead, LeadLabel
+from leadflow.leads.reads import NO_READINESS, lead_columns
 from leadflow.leads.repository import (
     LeadLabelRepository,
     LeadRepository,
     ensure_labels_exist,
     first_unknown_label,
     insert_when,
+    rules_enabled,
 )
 from leadflow.leads.schemas import LeadCreate, LeadLabelCreate, LeadLabelUpdate, LeadUpdate
 from leadflow.normalize import normalize_phone
+from leadflow.readpath import ReadStatement
 from leadflow.schemas import Money
 from leadflow.tenancy import Caller, Viewer, viewer_params
 
@@ -134,11 +144,12 @@ _CREATE_COLUMNS = (
 
 
 @functools.cache
-def _create_statement(kind: Viewer) -> Select[Any]:
-    """`POST /leads` in one statement, built once per kind of caller: the reference checks
-    (owner in the company, person and organization visible to the caller, labels of the
-    company) and the INSERT, which runs only when they all pass. Its row: the checks, then
-    the new lead (None when a check failed)."""
+def _create_statement(kind: Viewer) -> ReadStatement:
+    """`POST /leads` in one statement, built and compiled once per kind of caller: the
+    reference checks (owner in the company, person and organization visible to the
+    caller, labels of the company) and the INSERT, which runs only when they all pass.
+    Its row: the checks, whether the company has an enabled conversion rule, then the
+    new lead as the lead answers show it (NULL columns when a check failed)."""
     company_id = bindparam("viewer_company_id", type_=Uuid)
     owner_id = bindparam("owner_id", type_=Uuid)
     checks = select(
@@ -165,14 +176,14 @@ def _create_statement(kind: Viewer) -> Select[Any]:
         .cte("passed")
     )
     created = insert_when(passed, ("id", "company_id", *_CREATE_COLUMNS), whole=True)
-    lead = aliased(Lead, created)
-    return (
+    return ReadStatement(
         select(
             checks.c.owner_known,
             checks.c.person_visible,
             checks.c.organization_visible,
             checks.c.unknown_label,
-            lead,
+            rules_enabled(company_id).label("rules_enabled"),
+            *lead_columns(created.c, NO_READINESS),
         )
         .select_from(checks)
         .outerjoin(created, true())
@@ -181,10 +192,14 @@ def _create_statement(kind: Viewer) -> Select[Any]:
 
 async def create_lead(
     session: AsyncSession, caller: Caller, data: LeadCreate, phone_region: str | None
-) -> Lead:
+) -> tuple[Any, bool]:
     """One statement checks the references and inserts the lead; a failed check answers
     as `UserRepository.ensure_exist`, `ensure_links_visible` and `ensure_labels_exist` do.
-    Custom fields, when sent, are checked first (their definitions: one statement more)."""
+    Custom fields, when sent, are checked first (their definitions: one statement more).
+
+    Returns the new lead's row as the lead answers show it (`reads.lead_json`), and
+    whether conversion rules ran on it (they may have marked or converted it: the row
+    then no longer tells the lead as it is)."""
     custom = await values.validate(
         session, caller, DEAL_FIELDS, data.custom_fields, phone_region, lead=True
     )
@@ -214,21 +229,23 @@ async def create_lead(
     row = await LeadRepository(session, caller).add_checked(
         _create_statement(Viewer.of(caller)), checks, **columns
     )
-    if not row.owner_known:
+    if not row["owner_known"]:
         raise UnknownReference(["body", "owner_id"], "No such user in your company.")
-    for what, visible in (
-        ("person", row.person_visible),
-        ("organization", row.organization_visible),
-    ):
-        if not visible:
+    for what in ("person", "organization"):
+        if not row[f"{what}_visible"]:
             raise UnknownReference(["body", f"{what}_id"], f"No such {what} is visible to you.")
-    if row.unknown_label is not None:
+    if row["unknown_label"] is not None:
         raise UnknownReference(
-            ["body", "label_ids", row.unknown_label], "No such lead label in your company."
+            ["body", "label_ids", row["unknown_label"]], "No such lead label in your company."
         )
-    lead: Lead = row[-1]
-    await publish(session, LeadCreated(id=lead.id, company_id=lead.company_id, actor=caller))
-    return lead
+    rules = bool(row["rules_enabled"])
+    await publish(
+        session,
+        LeadCreated(
+            id=uuid.UUID(row["id"]), company_id=caller.company_id, actor=caller, rules_enabled=rules
+        ),
+    )
+    return row, rules
 
 
 async def update_lead(

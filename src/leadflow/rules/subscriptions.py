@@ -28,6 +28,8 @@ _CONDITION_FIELDS = frozenset({"done", "type"})
 
 
 async def _lead_written(session: AsyncSession, event: LeadCreated | LeadChanged) -> None:
+    if isinstance(event, LeadCreated) and not event.rules_enabled:
+        return  # the lead's INSERT saw no enabled rule in its company
     await evaluate_lead(session, event.company_id, event.actor, event.id)
 
 
