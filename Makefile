@@ -65,7 +65,7 @@ test-pgbouncer: dev ## PGBOUNCER_TESTS through a PgBouncer in transaction mode i
 	.ci/with-pgbouncer $(BIN)/pytest -n $(TEST_WORKERS) -q $(PGBOUNCER_TESTS) $(PYTEST_ARGS)
 
 .PHONY: reliability
-reliability: dev ## fault tests: a throwaway PostgreSQL cluster and `leadflow serve` processes (not in `make test`)
+reliability: dev ## fault tests: a throwaway PostgreSQL cluster, `leadflow serve` processes, two replicas behind HAProxy with a Redis of their own (Debian's haproxy, redis-server; not in `make test`)
 	$(BIN)/pytest -m reliability -q tests/reliability $(PYTEST_ARGS)
 
 check: lint typecheck test

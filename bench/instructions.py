@@ -18,8 +18,9 @@ fixed. About two minutes per run.
 and a new organization (each request converts a lead of its own, made beforehand).
 
 Needs valgrind (Debian: `apt-get install valgrind`). Run it from two checkouts to compare
-commits; the database is `leadflow_instructions` on DATABASE_URL's server (else the
-embedded PostgreSQL), dropped at the end.
+commits, one after the other or at once: each run has its own database,
+`leadflow_instructions_<pid>` on DATABASE_URL's server (else the embedded PostgreSQL),
+dropped at the end.
 """
 
 from __future__ import annotations
@@ -185,7 +186,7 @@ def main() -> None:
     unknown = set(kinds) - set(KINDS)
     if unknown:
         raise SystemExit(f"unknown BENCH_ONLY kinds {sorted(unknown)}; known: {KINDS}")
-    database = BenchDatabase("leadflow_instructions")
+    database = BenchDatabase(f"leadflow_instructions_{os.getpid()}")
     database.recreate()
     try:
         state = asyncio.run(_fill(database.url))

@@ -37,16 +37,17 @@ class ApiServer:
         }
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, migrate: bool = False) -> ApiServer:
-        self.launch(migrate=migrate)
+    def start(self, *, migrate: bool = False, worker: bool = False) -> ApiServer:
+        self.launch(migrate=migrate, worker=worker)
         return self.ready()
 
-    def launch(self, *, migrate: bool = False) -> None:
-        """Starts the process (migrating first with `migrate`) without waiting for it."""
+    def launch(self, *, migrate: bool = False, worker: bool = False) -> None:
+        """Starts the process (migrating first with `migrate`, with the worker inside
+        with `worker`) without waiting for it."""
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own command
                 [str(LEADFLOW), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                 *([] if migrate else ["--no-migrate"])],
+                 *([] if migrate else ["--no-migrate"]), *(["--worker"] if worker else [])],
                 env=self.env,
                 cwd=REPO,
                 stdout=log,
