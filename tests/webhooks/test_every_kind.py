@@ -285,3 +285,49 @@ async def test_a_deal_changed_by_its_products_or_a_recompute_sends_deal_updated(
     assert got["system"]["data"] == shown
     assert shown["custom_fields"]["double"]["amount"] == "40.00"
     assert got["system"]["previous"] == {"custom_fields": {}}
+
+
+async def test_notes_and_activities_moved_by_a_conversion_send_their_change_both_ways(
+    live_client: httpx.AsyncClient, receiver: Receiver, worker: DeliveryLoop
+) -> None:
+    """A conversion carries the lead's notes and activities to the deal (and a deal back
+    to a lead carries them back): each is an update of the note or activity, its
+    `previous` the parent it had, its `data` as its GET shows it after the move."""
+    client = live_client
+    admin = await create_company(client)
+    await subscribe(client, admin, receiver, "/moved", ["note.updated", "activity.updated"])
+    lead = await create_lead(client, admin)
+    note = await client.post(
+        f"{API}/notes", json={"content": "Met", "lead_id": lead["id"]}, headers=admin.headers
+    )
+    call = await client.post(
+        f"{API}/activities",
+        json={"subject": "Call", "type": "call", "lead_id": lead["id"]},
+        headers=admin.headers,
+    )
+    assert note.status_code == 201 and call.status_code == 201, (note.text, call.text)
+    converted = await client.post(f"{API}/leads/{lead['id']}/convert", headers=admin.headers)
+    assert converted.status_code == 201, converted.text
+    deal_id = converted.json()["deal"]["id"]
+    await drain(worker)
+
+    to_deal = {r.body["type"]: r.body for r in receiver.of("/moved")}
+    assert sorted(to_deal) == ["activity.updated", "note.updated"]
+    for kind, record in (("note", note.json()), ("activity", call.json())):
+        event = to_deal[f"{kind}.updated"]
+        assert event["entity_id"] == record["id"]
+        assert event["previous"] == {"lead_id": lead["id"], "deal_id": None}
+        path = "notes" if kind == "note" else "activities"
+        shown = await client.get(f"{API}/{path}/{record['id']}", headers=admin.headers)
+        assert event["data"] == shown.json()
+        assert shown.json()["deal_id"] == deal_id and shown.json()["lead_id"] is None
+
+    back = await client.post(f"{API}/deals/{deal_id}/convert", headers=admin.headers)
+    assert back.status_code == 201, back.text
+    await drain(worker)
+    to_lead = [r.body for r in receiver.of("/moved")[2:]]
+    assert sorted(b["type"] for b in to_lead) == ["activity.updated", "note.updated"]
+    new_lead_id = back.json()["lead"]["id"]
+    for event in to_lead:
+        assert event["previous"] == {"deal_id": deal_id, "lead_id": None}
+        assert event["data"]["lead_id"] == new_lead_id and event["data"]["deal_id"] is None

@@ -12,9 +12,9 @@ from __future__ import annotations
 import functools
 import uuid
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CTE, CursorResult, Uuid, bindparam, delete, func, select, update
+from sqlalchemy import CTE, Uuid, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -171,50 +171,36 @@ async def _move(
     company_id: uuid.UUID,
     source: tuple[str, uuid.UUID],
     target: tuple[str, uuid.UUID],
-) -> int:
-    """One UPDATE moving every row of `model` from one parent column/id to another."""
+) -> list[uuid.UUID]:
+    """One UPDATE moving every row of `model` from one parent column/id to another;
+    returns the ids of the rows moved."""
     (from_column, from_id), (to_column, to_id) = source, target
     result = await session.execute(
         update(model)
         .where(model.company_id == company_id, getattr(model, from_column) == from_id)
         # Being carried over by a conversion is not an edit: keep `updated_at`.
         .values({from_column: None, to_column: to_id, "updated_at": model.updated_at})
+        .returning(model.id)
         .execution_options(synchronize_session="fetch")
     )
-    return cast(CursorResult[Any], result).rowcount
-
-
-async def move_notes(
-    session: AsyncSession, company_id: uuid.UUID, from_lead_id: uuid.UUID, to_deal_id: uuid.UUID
-) -> int:
-    """Move every note of a lead to a deal in one UPDATE; comments and mentions follow."""
-    return await _move(
-        session, Note, company_id, ("lead_id", from_lead_id), ("deal_id", to_deal_id)
-    )
+    return list(result.scalars())
 
 
 async def move_notes_to_lead(
     session: AsyncSession, company_id: uuid.UUID, from_deal_id: uuid.UUID, to_lead_id: uuid.UUID
-) -> int:
-    """Move every note of a deal to a lead in one UPDATE (deal -> lead conversion)."""
+) -> list[uuid.UUID]:
+    """Move every note of a deal to a lead in one UPDATE (deal -> lead conversion);
+    comments and mentions follow their notes. The ids of the notes moved."""
     return await _move(
         session, Note, company_id, ("deal_id", from_deal_id), ("lead_id", to_lead_id)
     )
 
 
-async def move_activities(
-    session: AsyncSession, company_id: uuid.UUID, from_lead_id: uuid.UUID, to_deal_id: uuid.UUID
-) -> int:
-    """Move every activity of a lead to a deal in one UPDATE."""
-    return await _move(
-        session, Activity, company_id, ("lead_id", from_lead_id), ("deal_id", to_deal_id)
-    )
-
-
 async def move_activities_to_lead(
     session: AsyncSession, company_id: uuid.UUID, from_deal_id: uuid.UUID, to_lead_id: uuid.UUID
-) -> int:
-    """Move every activity of a deal to a lead in one UPDATE (deal -> lead conversion)."""
+) -> list[uuid.UUID]:
+    """Move every activity of a deal to a lead in one UPDATE (deal -> lead conversion).
+    The ids of the activities moved."""
     return await _move(
         session, Activity, company_id, ("deal_id", from_deal_id), ("lead_id", to_lead_id)
     )
@@ -260,7 +246,8 @@ def moves_to_deals() -> tuple[CTE, CTE]:
     it composes with its other writes (notes, activities; comments and mentions follow
     their notes), built
     once: each lead of `pair_lead_ids` to the deal at the same place of `pair_deal_ids`,
-    in the company `move_company_id`; each returns `lead_id` once per moved row."""
+    in the company `move_company_id`; each returns `lead_id` and the moved row's `id`
+    once per moved row."""
     moved = []
     for name, model in (("moved_note", Note), ("moved_activity", Activity)):
         pairs = _pairs()
@@ -271,7 +258,7 @@ def moves_to_deals() -> tuple[CTE, CTE]:
                 model.lead_id == pairs.c.lead_id,
             )
             .values(lead_id=None, deal_id=pairs.c.deal_id, updated_at=model.updated_at)
-            .returning(pairs.c.lead_id)
+            .returning(pairs.c.lead_id, model.id)
             .cte(name)
         )
     return moved[0], moved[1]

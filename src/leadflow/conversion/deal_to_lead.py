@@ -21,7 +21,7 @@ from leadflow.db import new_id
 from leadflow.deals.formulas import deal_formulas
 from leadflow.deals.models import DealFile, DealParticipant, DealProduct, DealStatus
 from leadflow.deals.repository import DealRepository
-from leadflow.events import DealConverted, publish
+from leadflow.events import ActivityChanged, Change, DealConverted, NoteChanged, publish
 from leadflow.leads.models import Lead
 from leadflow.leads.repository import LeadRepository
 from leadflow.tenancy import Caller
@@ -90,7 +90,7 @@ async def convert_deal(
         lead_id=lead.id,
         deal_id=deal.id,
         status="completed",
-        moved={"notes": notes, "activities": activities},
+        moved={"notes": len(notes), "activities": len(activities)},
         left_on_deal=left,
         user_id=caller.user_id,
     )
@@ -99,6 +99,8 @@ async def convert_deal(
     await session.refresh(conversion)
     # No `LeadCreated`: conversion rules would judge the lead again and might convert
     # it straight back; the lead's history is this conversion.
+    # The moved notes and activities changed parent: from the deal to the lead.
+    moved = {"deal_id": Change(deal.id, None), "lead_id": Change(None, lead.id)}
     await publish(
         session,
         DealConverted(
@@ -107,6 +109,20 @@ async def convert_deal(
             actor=caller,
             lead_id=lead.id,
             conversion_id=conversion.id,
+        ),
+        *(
+            NoteChanged(id=note_id, company_id=caller.company_id, actor=caller, changes=moved)
+            for note_id in notes
+        ),
+        *(
+            ActivityChanged(
+                id=activity_id,
+                company_id=caller.company_id,
+                actor=caller,
+                changes=moved,
+                lead_id=lead.id,
+            )
+            for activity_id in activities
         ),
     )
     return ConvertedToLead(conversion=conversion, lead=lead)

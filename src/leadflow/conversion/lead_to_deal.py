@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import CTE, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -54,10 +54,13 @@ from leadflow.deals.repository import DealRepository, Destination, deal_rows, de
 from leadflow.deals.service import destination_of_new_deals
 from leadflow.errors import DomainError, NotFound, UnknownReference
 from leadflow.events import (
+    ActivityChanged,
+    Change,
     ChangeSource,
     DealCreated,
     DomainEvent,
     LeadConverted,
+    NoteChanged,
     OrganizationCreated,
     PersonCreated,
     publish,
@@ -115,6 +118,9 @@ class Converted:
     conversion: Conversion
     deal: Deal
     rotten_days: int | None
+    # The lead's notes and activities the conversion moved to the deal.
+    moved_note_ids: Sequence[uuid.UUID] = ()
+    moved_activity_ids: Sequence[uuid.UUID] = ()
 
 
 async def _leads(
@@ -221,7 +227,7 @@ async def convert_leads(
         p.lead.id: (p.into_deal.id if p.into_deal is not None else deals[p.lead.id].id)
         for p in prepared
     }
-    conversions = await _record_conversions(
+    conversions, moved = await _record_conversions(
         session, caller, prepared, deal_of_lead, [deals[p.lead.id] for p in new_deals], rule_id
     )
     for p in prepared:
@@ -238,6 +244,8 @@ async def convert_leads(
             conversion=conversions[p.lead.id],
             deal=p.into_deal if p.into_deal is not None else deals[p.lead.id],
             rotten_days=p.stage.rotten_days if p.stage is not None else None,
+            moved_note_ids=moved[p.lead.id][0],
+            moved_activity_ids=moved[p.lead.id][1],
         )
         for p in prepared
     ]
@@ -277,7 +285,8 @@ async def _publish(
     contacts: Sequence[DomainEvent] = (),
 ) -> None:
     """The contacts' creations (`contacts`), `DealCreated` for each new deal, then
-    `LeadConverted` for each lead."""
+    `LeadConverted` for each lead, then each moved note and activity changed: its
+    parent went from the lead to the deal."""
     source = ChangeSource.rule if rule_id is not None else ChangeSource.api
     company_id = caller.company_id
     created = {p.lead.id for p in new_deals}
@@ -301,7 +310,38 @@ async def _publish(
             )
             for c in converted
         ),
+        *(
+            NoteChanged(
+                id=note_id,
+                company_id=company_id,
+                actor=caller,
+                source=source,
+                changes=_moved(c),
+            )
+            for c in converted
+            for note_id in c.moved_note_ids
+        ),
+        *(
+            ActivityChanged(
+                id=activity_id,
+                company_id=company_id,
+                actor=caller,
+                source=source,
+                changes=_moved(c),
+                deal_id=c.deal.id,
+            )
+            for c in converted
+            for activity_id in c.moved_activity_ids
+        ),
     )
+
+
+def _moved(converted: Converted) -> dict[str, Change]:
+    """What a move to the deal changed on a note or an activity of the lead."""
+    return {
+        "lead_id": Change(converted.conversion.lead_id, None),
+        "deal_id": Change(None, converted.deal.id),
+    }
 
 
 def _plans(prepared: Sequence[Prepared]) -> dict[uuid.UUID, ContactPlan]:
@@ -400,8 +440,22 @@ def _conversion_statement() -> Select[Any]:
     leads = converted_update()
     conversions = conversions_insert(notes, activities)
     conversion = aliased(Conversion, conversions)
+
+    def moved(cte: CTE) -> Any:
+        """The ids of the lead's notes (or activities) the statement moved."""
+        return func.array(
+            select(cte.c.id).where(cte.c.lead_id == conversions.c.lead_id).scalar_subquery()
+        )
+
     return (
-        select(conversion, leads.c.converted_deal_id, leads.c.converted_at, leads.c.updated_at)
+        select(
+            conversion,
+            leads.c.converted_deal_id,
+            leads.c.converted_at,
+            leads.c.updated_at,
+            moved(notes).label("moved_note_ids"),
+            moved(activities).label("moved_activity_ids"),
+        )
         .join(leads, leads.c.id == conversions.c.lead_id)
         .add_cte(changes_insert())
     )
@@ -414,9 +468,10 @@ async def _record_conversions(
     deal_of_lead: dict[uuid.UUID, uuid.UUID],
     new_deals: Sequence[Deal],
     rule_id: uuid.UUID | None,
-) -> dict[uuid.UUID, Conversion]:
+) -> tuple[dict[uuid.UUID, Conversion], dict[uuid.UUID, tuple[list[uuid.UUID], list[uuid.UUID]]]]:
     """Changelog, moves, lead updates and one conversion row per lead, in one statement;
-    the loaded leads get their new values."""
+    the loaded leads get their new values. With the conversions: the ids of the notes
+    and activities moved, by lead."""
     rows = [
         {
             "id": new_id(),
@@ -431,7 +486,7 @@ async def _record_conversions(
         for lead_id, deal_id in deal_of_lead.items()
     ]
     if not rows:
-        return {}
+        return {}, {}
     result = await session.execute(
         _conversion_statement(),
         {
@@ -444,11 +499,13 @@ async def _record_conversions(
     )
     leads = {p.lead.id: p.lead for p in prepared}
     conversions: dict[uuid.UUID, Conversion] = {}
+    moved: dict[uuid.UUID, tuple[list[uuid.UUID], list[uuid.UUID]]] = {}
     for row in result:
         conversion = row[0]
         conversions[conversion.lead_id] = conversion
+        moved[conversion.lead_id] = (list(row.moved_note_ids), list(row.moved_activity_ids))
         set_converted(leads[conversion.lead_id], row)
-    return {lead_id: conversions[lead_id] for lead_id in deal_of_lead}
+    return {lead_id: conversions[lead_id] for lead_id in deal_of_lead}, moved
 
 
 async def preview_conversion(
