@@ -116,6 +116,12 @@ class LeadChanged(DomainEvent):
     type = "lead.updated"
 
 
+class LeadLabelRemoved(LeadChanged):
+    """A deleted label taken off a lead (`changes`: its `label_ids`): an update of the
+    lead for integrators. Conversion rules answer the label's deletion once, for all
+    leads (`LeadLabelDeleted`), not lead by lead."""
+
+
 class LeadArchived(LeadChanged):
     """`is_archived` went from false to true (or back: `LeadUnarchived`)."""
 
@@ -156,6 +162,10 @@ class DealCreated(DomainEvent):
 
 class DealChanged(DomainEvent):
     type = "deal.updated"
+
+
+class DealLabelRemoved(DealChanged):
+    """A deleted lead label taken off a deal (`changes`: its `label_ids`)."""
 
 
 class DealStageChanged(DomainEvent):

@@ -359,3 +359,25 @@ async def test_a_page_of_leads_loads_readiness_in_one_statement(
     for _ in range(6):
         await create_lead(client, admin)
     assert await statements_to_list(1) == await statements_to_list(6)
+
+
+async def test_deleting_a_label_ends_the_readiness_of_rules_that_name_it(
+    client: httpx.AsyncClient,
+) -> None:
+    admin = await create_company(client)
+    replied = await create_lead_label(client, admin, "Replied")
+    other = await create_lead_label(client, admin, "Other")
+    naming = await create_rule(client, admin, {"type": "has_label", "label_id": replied["id"]})
+    kept = await create_rule(
+        client, admin, {"type": "has_label", "label_id": other["id"]}, name="Other rule"
+    )
+    lead = await create_lead(client, admin, label_ids=[replied["id"], other["id"]])
+    ready = {r["rule_id"] for r in await readiness(client, admin, lead["id"])}
+    assert ready == {naming["id"], kept["id"]}
+
+    deleted = await client.delete(f"{API}/lead-labels/{replied['id']}", headers=admin.headers)
+    assert deleted.status_code == 204
+
+    shown = (await client.get(f"{API}/leads/{lead['id']}", headers=admin.headers)).json()
+    assert shown["label_ids"] == [other["id"]]
+    assert [r["rule_id"] for r in shown["readiness"]] == [kept["id"]]

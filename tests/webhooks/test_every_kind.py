@@ -331,3 +331,33 @@ async def test_notes_and_activities_moved_by_a_conversion_send_their_change_both
     for event in to_lead:
         assert event["previous"] == {"deal_id": deal_id, "lead_id": None}
         assert event["data"]["lead_id"] == new_lead_id and event["data"]["deal_id"] is None
+
+
+async def test_a_deleted_label_sends_an_update_of_each_lead_and_deal_that_carried_it(
+    live_client: httpx.AsyncClient, receiver: Receiver, worker: DeliveryLoop
+) -> None:
+    client = live_client
+    admin = await create_company(client)
+    await subscribe(client, admin, receiver, "/labels", ["lead.updated", "deal.updated"])
+    label = await client.post(
+        f"{API}/lead-labels", json={"name": "Hot", "color": "red"}, headers=admin.headers
+    )
+    kept = await client.post(
+        f"{API}/lead-labels", json={"name": "Kept", "color": "blue"}, headers=admin.headers
+    )
+    both = [label.json()["id"], kept.json()["id"]]
+    lead = await create_lead(client, admin, label_ids=both)
+    deal = await create_deal(client, admin, label_ids=both)
+    await create_lead(client, admin, label_ids=[kept.json()["id"]])  # untouched
+
+    deleted = await client.delete(f"{API}/lead-labels/{both[0]}", headers=admin.headers)
+    assert deleted.status_code == 204
+    await drain(worker)
+
+    got = {r.body["type"]: r.body for r in receiver.of("/labels")}
+    assert sorted(got) == ["deal.updated", "lead.updated"]
+    for kind, record in (("lead", lead), ("deal", deal)):
+        event = got[f"{kind}.updated"]
+        assert event["entity_id"] == record["id"]
+        assert event["previous"] == {"label_ids": both}
+        assert event["data"]["label_ids"] == [both[1]]

@@ -106,10 +106,13 @@ class DealRepository:
             changes={"converted_lead_id": (None, lead_id)},
         )
 
-    async def remove_label(self, label_id: uuid.UUID) -> None:
+    async def remove_label(
+        self, label_id: uuid.UUID
+    ) -> list[tuple[uuid.UUID, list[uuid.UUID], list[uuid.UUID]]]:
         """Take a deleted label off every deal of the company carrying it, each change in
         the changelog like any edit. One UPDATE reads each deal's labels before and after
-        (a self-join sees the row as it was), one INSERT writes the changelog."""
+        (a self-join sees the row as it was), one INSERT writes the changelog. Returns
+        (deal id, labels before, labels after) of each."""
         prior = aliased(Deal)
         rows = await self.session.execute(
             update(Deal)
@@ -122,12 +125,14 @@ class DealRepository:
             .returning(Deal.id, prior.label_ids, Deal.label_ids)
             .execution_options(synchronize_session=False)
         )
+        changed = [(deal_id, list(old), list(new)) for deal_id, old, new in rows]
         await changelog.record_many(
             self.session,
             self.caller.company_id,
             self.caller.user_id,
-            [(deal_id, "label_ids", old, new) for deal_id, old, new in rows],
+            [(deal_id, "label_ids", old, new) for deal_id, old, new in changed],
         )
+        return changed
 
     async def retire_custom_field(self, key: str) -> None:
         """A deleted custom field's values leave the deals' answers, kept for history (no

@@ -14,6 +14,8 @@ from leadflow.deals.repository import DealRepository
 from leadflow.deals.service import ensure_no_deals_in
 from leadflow.events import (
     ActivityEvent,
+    Change,
+    DealLabelRemoved,
     FieldDeleted,
     FieldOptionsRemoved,
     FormulaChanged,
@@ -25,7 +27,21 @@ from leadflow.fields import storage
 
 async def _label_deleted(session: AsyncSession, event: LeadLabelDeleted) -> None:
     assert event.actor is not None  # labels are deleted through the API, by a user
-    await DealRepository(session, event.actor).remove_label(event.id)
+    relabeled = await DealRepository(session, event.actor).remove_label(event.id)
+    if not relabeled:
+        return
+    await events.publish(
+        session,
+        *(
+            DealLabelRemoved(
+                id=deal_id,
+                company_id=event.company_id,
+                actor=event.actor,
+                changes={"label_ids": Change(old, new)},
+            )
+            for deal_id, old, new in relabeled
+        ),
+    )
 
 
 async def _pipeline_vacating(session: AsyncSession, event: PipelineVacating) -> None:

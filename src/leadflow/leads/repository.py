@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy import column as sql_column
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from leadflow.db import new_id
@@ -133,14 +134,26 @@ class LeadRepository:
             .execution_options(synchronize_session=False)
         )
 
-    async def remove_label(self, label_id: uuid.UUID) -> None:
-        """Take a deleted label off every lead of the company (not an edit: no event)."""
-        await self.session.execute(
+    async def remove_label(
+        self, label_id: uuid.UUID
+    ) -> list[tuple[uuid.UUID, list[uuid.UUID], list[uuid.UUID]]]:
+        """Take a deleted label off every lead of the company carrying it, in one UPDATE
+        that reads each lead's labels before and after (a self-join sees the row as it
+        was): (lead id, labels before, labels after) of each. Not an edit of the lead by
+        anyone: `updated_at` stays."""
+        prior = aliased(Lead)
+        rows = await self.session.execute(
             update(Lead)
-            .where(in_company(Lead, self.caller), Lead.label_ids.contains(_uuid_array([label_id])))
+            .where(
+                prior.id == Lead.id,
+                in_company(Lead, self.caller),
+                Lead.label_ids.contains(_uuid_array([label_id])),
+            )
             .values(label_ids=func.array_remove(Lead.label_ids, label_id))
+            .returning(Lead.id, prior.label_ids, Lead.label_ids)
             .execution_options(synchronize_session=False)
         )
+        return [(lead_id, list(old), list(new)) for lead_id, old, new in rows]
 
 
 class LeadLabelRepository:

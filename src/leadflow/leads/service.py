@@ -32,11 +32,13 @@ from leadflow.errors import (
     found,
 )
 from leadflow.events import (
+    Change,
     LeadArchived,
     LeadChanged,
     LeadCreated,
     LeadDeleted,
     LeadLabelDeleted,
+    LeadLabelRemoved,
     LeadUnarchived,
     changes_between,
     publish,
@@ -376,7 +378,17 @@ async def delete_label(session: AsyncSession, caller: Caller, label_id: uuid.UUI
     subscriber of `LeadLabelDeleted` (leads/ sits below deals/ and does not write them)."""
     if not await LeadLabelRepository(session, caller).delete(label_id):
         raise NotFound("lead label")
-    await LeadRepository(session, caller).remove_label(label_id)
+    relabeled = await LeadRepository(session, caller).remove_label(label_id)
     await publish(
-        session, LeadLabelDeleted(id=label_id, company_id=caller.company_id, actor=caller)
+        session,
+        LeadLabelDeleted(id=label_id, company_id=caller.company_id, actor=caller),
+        *(
+            LeadLabelRemoved(
+                id=lead_id,
+                company_id=caller.company_id,
+                actor=caller,
+                changes={"label_ids": Change(old, new)},
+            )
+            for lead_id, old, new in relabeled
+        ),
     )

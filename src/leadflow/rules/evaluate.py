@@ -454,6 +454,22 @@ async def upsert_readiness(session: AsyncSession, rows: list[dict[str, Any]]) ->
     return sum(1 for inserted in await session.scalars(upsert) if inserted)
 
 
+async def clear_readiness_of_label(
+    session: AsyncSession, company_id: uuid.UUID, label_id: uuid.UUID
+) -> None:
+    """Readiness of the company's rules that have a `has_label` condition on this label
+    (served by the readiness rows' (company_id, since, lead_id) index and the rules')."""
+    naming = ConversionRule.conditions.contains([{"type": "has_label", "label_id": str(label_id)}])
+    await session.execute(
+        delete(LeadReadiness).where(
+            LeadReadiness.company_id == company_id,
+            LeadReadiness.rule_id.in_(
+                select(ConversionRule.id).where(ConversionRule.company_id == company_id, naming)
+            ),
+        )
+    )
+
+
 async def evaluate_lead(
     session: AsyncSession, company_id: uuid.UUID, actor: Caller | None, lead_id: uuid.UUID
 ) -> Outcome | None:

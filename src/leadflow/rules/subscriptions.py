@@ -19,8 +19,10 @@ from leadflow.events import (
     CompanyCreated,
     LeadChanged,
     LeadCreated,
+    LeadLabelDeleted,
+    LeadLabelRemoved,
 )
-from leadflow.rules.evaluate import evaluate_lead
+from leadflow.rules.evaluate import clear_readiness_of_label, evaluate_lead
 from leadflow.rules.service import add_example_rule
 
 # The activity fields an `activity_done` condition looks at.
@@ -30,7 +32,16 @@ _CONDITION_FIELDS = frozenset({"done", "type"})
 async def _lead_written(session: AsyncSession, event: LeadCreated | LeadChanged) -> None:
     if isinstance(event, LeadCreated) and not event.rules_enabled:
         return  # the lead's INSERT saw no enabled rule in its company
+    if isinstance(event, LeadLabelRemoved):
+        return  # answered once for all leads: `_label_deleted`
     await evaluate_lead(session, event.company_id, event.actor, event.id)
+
+
+async def _label_deleted(session: AsyncSession, event: LeadLabelDeleted) -> None:
+    """Conditions only ask for what a lead has, so a label taken off leads can only stop
+    rules holding: those whose conditions name it (all of a rule's conditions must
+    hold), which no lead can meet any more. Their readiness goes, in one statement."""
+    await clear_readiness_of_label(session, event.company_id, event.id)
 
 
 async def _activity_written(session: AsyncSession, event: ActivityEvent) -> None:
@@ -55,3 +66,4 @@ def subscribe(publisher: events.Publisher = events.publisher) -> None:
     publisher.subscribe(ActivityChanged, _activity_written)
     publisher.subscribe(ActivityDeleted, _activity_written)
     publisher.subscribe(CompanyCreated, _company_created)
+    publisher.subscribe(LeadLabelDeleted, _label_deleted)
