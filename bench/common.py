@@ -248,7 +248,7 @@ WITH src AS MATERIALIZED (
         id, company_id, title, owner_id, organization_id, prospect_person_name, prospect_email,
         prospect_organization_name, value_amount, value_currency, source, is_archived,
         archived_at, was_seen, visible_to, converted_deal_id, converted_at, created_at,
-        updated_at
+        updated_at, custom_fields
     )
     SELECT
         id, $1, 'Lead ' || g, owner,
@@ -266,7 +266,10 @@ WITH src AS MATERIALIZED (
         CASE WHEN g % 50 = 1 THEN $4::uuid END,
         CASE WHEN g % 50 = 1 THEN now() END,
         now() - make_interval(secs => g * 30),
-        now() - make_interval(secs => g * 30)
+        now() - make_interval(secs => g * 30),
+        -- A `text` custom field (defined by the bench) shared by 5 leads at any size: an
+        -- external id, what a custom-field filter looks up.
+        jsonb_build_object('crm_id', 'C-' || (g / 5))
     FROM src
 ), notes AS (
     INSERT INTO note (id, company_id, lead_id, content, user_id, created_at, updated_at)

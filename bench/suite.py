@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlencode
 
 import asyncpg
 from bench.common import (
@@ -294,6 +295,7 @@ def make_company(base: str, leads: int) -> Company:
             stages.append(uuid.UUID(stage["id"]))
             stage_pipelines.append(uuid.UUID(pipeline))
     form = post(base, "/forms", {"name": "Website"}, token)
+    post(base, "/fields?entity=deal", {"name": "crm_id", "type": "text"}, token)
     return Company(
         leads,
         uuid.UUID(created["company"]["id"]),
@@ -359,6 +361,7 @@ class Picks:
     deep_first: uuid.UUID
     deep_rows: int
     emails: list[str]
+    crm_ids: list[str]
 
 
 INBOX = "company_id = $1 AND NOT is_archived AND converted_deal_id IS NULL"
@@ -399,11 +402,16 @@ async def pick(dsn: str, company: Company, deep: int) -> Picks:
             f"SELECT prospect_email FROM lead WHERE {INBOX} AND prospect_email IS NOT NULL"
             " ORDER BY random() LIMIT 1000", c
         )]  # fmt: skip
+        crm_ids = [r[0] for r in await conn.fetch(
+            f"SELECT custom_fields->>'crm_id' FROM lead WHERE {INBOX}"
+            " ORDER BY random() LIMIT 1000", c
+        )]  # fmt: skip
     finally:
         await conn.close()
     return Picks(
-        lead_ids, deal_ids, convertible, cursor(last["created_at"], last["id"]), first, rows, emails
-    )
+        lead_ids, deal_ids, convertible, cursor(last["created_at"], last["id"]), first, rows,
+        emails, crm_ids,
+    )  # fmt: skip
 
 
 # --- the run --------------------------------------------------------------------------
@@ -517,6 +525,10 @@ REPORT_RANGE = (
 )
 
 
+def _crm(crm_id: str) -> str:
+    return json.dumps({"crm_id": crm_id}, separators=(",", ":"))
+
+
 def requests_for(company: Company, picks: Picks) -> dict[str, list[Line]]:
     auth = company.auth
     return {
@@ -526,6 +538,10 @@ def requests_for(company: Company, picks: Picks) -> dict[str, list[Line]]:
         "deal": [Line("GET", f"{API}/deals/{i}", auth) for i in picks.deal_ids],
         "deals": [Line("GET", f"{API}/deals?limit=50", auth)],
         "email": [Line("GET", f"{API}/leads?limit=50&email={e}", auth) for e in picks.emails],
+        "custom": [
+            Line("GET", f"{API}/leads?limit=50&{urlencode({'custom_fields': _crm(k)})}", auth)
+            for k in picks.crm_ids
+        ],
         "board": [Line("GET", f"{API}/pipelines/{company.pipelines[0]}/board", auth)],
         **{
             name: [Line("GET", f"{API}/reports/{path}{REPORT_RANGE}", auth)]
@@ -738,6 +754,7 @@ def scale_curve(
             email_supported,
         ),
         ("pipeline board", "board", True),
+        ("inbox filtered by a custom field (equality)", "custom", True),
         ("report: deal summary per stage", "r_summary", True),
         ("report: forecast by month", "r_forecast", True),
         ("report: outcomes by month", "r_outcomes", True),
@@ -751,7 +768,9 @@ def scale_curve(
             bench.wrk.file(requests_for(c, p)[name]) for c, p in zip(companies, picks, strict=True)
         ]
         report = name.startswith("r_")  # the ceiling has no reports
-        targets = [(leadflow, on_leadflow), (ceiling, name != "board" and not report)]
+        # nor custom fields, nor the board's kept totals
+        theirs = name not in ("board", "custom") and not report
+        targets = [(leadflow, on_leadflow), (ceiling, theirs)]
         best: dict[tuple[int, int], Figure] = {}
         for round_ in range(2):
             for size, file in enumerate(files):

@@ -62,6 +62,9 @@ def test_ceiling_answers_what_leadflow_answers(tmp_path, worker_id: str) -> None
             lines = requests_for(company, picks)
             for name in ("lead", "inbox", "deep", "deal", "deals", "email"):
                 check_same_answer(leadflow, ceiling, lines[name][0])
+            # The custom-field filter (leadflow only): the leads of one external id.
+            found = call(leadflow.base, lines["custom"][0], 200)["data"]
+            assert found and {f["custom_fields"]["crm_id"] for f in found} == {picks.crm_ids[0]}
 
             a, b = picks.convertible[:2]
             ours = call(leadflow.base, convert_lines(company, [a])[0], 201)
