@@ -10,18 +10,20 @@ see.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import Select, literal, null, or_, select, union_all
+from sqlalchemy import Select, any_, bindparam, literal, null, or_, select, union_all
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.contacts.models import Organization, Person
 from leadflow.contacts.repository import organization_key
-from leadflow.tenancy import Caller, visible_to_caller
+from leadflow.tenancy import Caller, Viewer, viewer_params, visible_to_viewer
 
 Match = Literal["email", "phone", "name"]
 K = TypeVar("K", bound=Hashable)
@@ -51,6 +53,52 @@ class Identity:
     organization_name: str | None = None
 
 
+@functools.cache
+def _search(viewer: Viewer, persons: bool, organizations: bool) -> Select[Any]:
+    """Persons by email or phone and organizations by normalized name, visible to the
+    viewer, in one round trip, each kind oldest first: built once per shape, with the
+    values as array parameters (`emails`, `phones`, `org_keys`) and the viewer's ids."""
+    # The arrays as the columns' own types (text[] && varchar[] has no operator).
+    emails, phones = Person.emails.type, Person.phones_e164.type
+    names = ARRAY(Organization.name_normalized.type)
+    searches: list[Select[*tuple[Any, ...]]] = []
+    if persons:
+        searches.append(
+            select(
+                literal("person").label("kind"),
+                Person.id,
+                Person.name,
+                Person.emails,
+                Person.phones_e164,
+                null().label("name_normalized"),
+                Person.created_at,
+            ).where(
+                visible_to_viewer(Person, viewer),
+                or_(
+                    Person.emails.overlap(bindparam("emails", type_=emails)),
+                    Person.phones_e164.overlap(bindparam("phones", type_=phones)),
+                ),
+            )
+        )
+    if organizations:
+        searches.append(
+            select(
+                literal("organization").label("kind"),
+                Organization.id,
+                Organization.name,
+                null().label("emails"),
+                null().label("phones_e164"),
+                Organization.name_normalized,
+                Organization.created_at,
+            ).where(
+                visible_to_viewer(Organization, viewer),
+                Organization.name_normalized == any_(bindparam("org_keys", type_=names)),
+            )
+        )
+    found = union_all(*searches).subquery("found")
+    return select(found).order_by(found.c.kind, found.c.created_at, found.c.id)
+
+
 async def find_duplicates(
     session: AsyncSession, caller: Caller, prospects: Mapping[K, Identity]
 ) -> dict[K, Duplicates]:
@@ -63,47 +111,15 @@ async def find_duplicates(
     }
     persons: list[tuple[uuid.UUID, str, list[str], list[str]]] = []
     organizations: list[tuple[uuid.UUID, str, str]] = []
-    searches: list[Select[*tuple[Any, ...]]] = []
-    if emails or phones:
-        searches.append(
-            select(
-                literal("person").label("kind"),
-                Person.id,
-                Person.name,
-                Person.emails,
-                Person.phones_e164,
-                null().label("name_normalized"),
-                Person.created_at,
-            ).where(
-                visible_to_caller(Person, caller),
-                or_(
-                    Person.emails.overlap(sorted(emails)),
-                    Person.phones_e164.overlap(sorted(phones)),
-                ),
-            )
-        )
-    if org_keys:
-        searches.append(
-            select(
-                literal("organization").label("kind"),
-                Organization.id,
-                Organization.name,
-                null().label("emails"),
-                null().label("phones_e164"),
-                Organization.name_normalized,
-                Organization.created_at,
-            ).where(
-                visible_to_caller(Organization, caller),
-                Organization.name_normalized.in_(org_keys),
-            )
-        )
-    if searches:
-        # Persons and organizations in one round trip, each oldest first.
-        found_rows = union_all(*searches).subquery("found")
-        rows = await session.execute(
-            select(found_rows).order_by(found_rows.c.kind, found_rows.c.created_at, found_rows.c.id)
-        )
-        for row in rows:
+    if emails or phones or org_keys:
+        params = {
+            **viewer_params(caller),
+            "emails": sorted(emails),
+            "phones": sorted(phones),
+            "org_keys": sorted(org_keys),
+        }
+        statement = _search(Viewer.of(caller), bool(emails or phones), bool(org_keys))
+        for row in await session.execute(statement, params):
             if row.kind == "person":
                 persons.append((row.id, row.name, row.emails, row.phones_e164))
             else:

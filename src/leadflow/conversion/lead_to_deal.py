@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from sqlalchemy import CTE, Select, func, select
+from sqlalchemy import CTE, UUID, Select, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -69,7 +70,7 @@ from leadflow.leads.models import Lead
 from leadflow.leads.repository import converted_update, set_converted
 from leadflow.pipelines.models import Stage
 from leadflow.schemas import Money
-from leadflow.tenancy import Caller, Visibility, visible_to_caller
+from leadflow.tenancy import Caller, Viewer, Visibility, viewer_params, visible_to_viewer
 
 
 @dataclass
@@ -123,15 +124,22 @@ class Converted:
     moved_activity_ids: Sequence[uuid.UUID] = ()
 
 
+@functools.cache
+def _leads_statement(viewer: Viewer, lock: bool) -> Select[Lead]:
+    """The leads of `lead_ids` the viewer may see, in id order (the order locks are
+    taken in), built once per kind of caller."""
+    ids = bindparam("lead_ids", type_=ARRAY(UUID(as_uuid=True)))
+    stmt = select(Lead).where(visible_to_viewer(Lead, viewer), Lead.id == any_(ids))
+    stmt = stmt.order_by(Lead.id)
+    return stmt.with_for_update() if lock else stmt
+
+
 async def _leads(
     session: AsyncSession, caller: Caller, lead_ids: Sequence[uuid.UUID], lock: bool
 ) -> dict[uuid.UUID, Lead]:
-    stmt = (
-        select(Lead).where(visible_to_caller(Lead, caller), Lead.id.in_(lead_ids)).order_by(Lead.id)
-    )
-    if lock:
-        stmt = stmt.with_for_update()
-    return {lead.id: lead for lead in await session.scalars(stmt)}
+    params = {**viewer_params(caller), "lead_ids": list(lead_ids)}
+    leads = await session.scalars(_leads_statement(Viewer.of(caller), lock), params)
+    return {lead.id: lead for lead in leads}
 
 
 async def _check_owners(session: AsyncSession, caller: Caller, orders: Sequence[Order]) -> None:
