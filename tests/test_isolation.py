@@ -155,6 +155,7 @@ LIST_PROBES: dict[str, list[dict[str, str]]] = {
         {"organization_id": "organization"},
         {"label_id": "label"},
         {"owner_id": "admin"},
+        {"q": "mark"},
     ],
     "lead-labels:list": [{}],
     "deals:list": [
@@ -163,6 +164,7 @@ LIST_PROBES: dict[str, list[dict[str, str]]] = {
         {"stage_id": "stage"},
         {"person_id": "person"},
         {"owner_id": "admin"},
+        {"q": "mark"},
     ],
     "products:list": [{}],
     "conversions:list": [{}, {"lead_id": "converted_lead"}, {"deal_id": "converted_deal"}],
@@ -171,6 +173,7 @@ LIST_PROBES: dict[str, list[dict[str, str]]] = {
     "webhooks:list": [{}],
     "jobs:list": [{}],
     "fields:list": [{"entity": "field_entity"}],
+    "search:search": [{"q": "mark"}, {"q": "mark", "types": "lead,deal"}],
 }
 
 # Reports: asked with A's ids as filters (and with none), every figure counts nothing of
@@ -265,6 +268,7 @@ OWNER_SCOPED_LISTS = [
     "leads:list",
     "deals:list",
     "conversions:list",
+    "search:search",
 ]
 # Creates by the member whose body names an owner-only record of the admin.
 OWNER_CREATE_PROBES: dict[str, dict[str, Any] | str] = {

@@ -48,6 +48,7 @@ from leadflow.reports.router import router as reports_router
 from leadflow.routing import add_routes, index_routes
 from leadflow.rules import subscriptions as rules_subscriptions
 from leadflow.rules.router import router as rules_router
+from leadflow.search.router import router as search_router
 from leadflow.security import SecurityHeaders
 from leadflow.storage import make_storage
 from leadflow.webhooks import outbox as webhooks_outbox
@@ -95,6 +96,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     jobs_router,
     fields_router,
     reports_router,
+    search_router,
 )
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     cast,
     func,
     null,
+    or_,
     select,
     text,
     true,
@@ -33,6 +34,7 @@ from sqlalchemy import column as named_column
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.contacts.search import linked_matches
 from leadflow.deals.access import DealConverted
 from leadflow.deals.models import Deal, DealChange, DealStageTotal, DealStatus
 from leadflow.deals.repository import CHANGELOG_ORDER, NEWEST_FIRST
@@ -50,6 +52,7 @@ from leadflow.tenancy import (
     viewer_params,
     visible_to_viewer,
 )
+from leadflow.textsearch import matches, search_doc
 
 
 def _rotten(rotten_days: Any) -> Any:
@@ -139,6 +142,7 @@ class DealListShape:
     owner: bool = False
     person: bool = False
     organization: bool = False
+    search: bool = False  # `q` (`leadflow.textsearch`)
     custom: CustomShape | None = None  # `custom_fields` filters, a custom field sort
     after: bool = False
 
@@ -160,6 +164,8 @@ def deal_page(viewer: Viewer, shape: DealListShape) -> ReadStatement:
     for name, column, kind in _FILTERS:
         if getattr(shape, name):
             stmt = stmt.where(column == bindparam(name, type_=kind()))
+    if shape.search:  # ix_deal_search_doc, or the linked contacts' (leadflow.textsearch)
+        stmt = stmt.where(or_(matches(search_doc(Deal)), linked_matches(Deal, viewer)))
     limit = bindparam("limit", type_=Integer)
     if shape.custom is not None:  # containment: ix_deal_custom_fields (GIN, jsonb_path_ops)
         stmt = custom_filters.filtered(stmt, Deal, "deal", shape.custom)
@@ -182,10 +188,11 @@ async def list_page(
     filters: dict[str, Any],
     custom: CustomQuery | None = None,
 ) -> dict[str, Any]:
-    """A page for `GET /deals`: `filters` by the shape's names (status, pipeline, ...),
-    and the custom field filters and sort."""
+    """A page for `GET /deals`: `filters` by the shape's names (status, pipeline, ...;
+    `q` for the search's words), and the custom field filters and sort."""
     shape = DealListShape(
-        **{name: True for name in filters}, custom=None if custom is None else custom.shape
+        **{"search" if name == "q" else name: True for name in filters},
+        custom=None if custom is None else custom.shape,
     )
     params = {**viewer_params(caller), **filters, "limit": page.limit + 1}
     if custom is not None:

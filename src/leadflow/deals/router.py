@@ -25,6 +25,7 @@ from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
 from leadflow.storage import FileStorage, delete_stored
 from leadflow.tenancy import Viewer, viewer_params
+from leadflow.textsearch import SearchText, words
 
 router = APIRouter(tags=["deals"])
 
@@ -66,6 +67,7 @@ async def list_deals(
     organization_id: Annotated[
         uuid.UUID | None, Query(description="Only this organization's deals.")
     ] = None,
+    q: SearchText = None,
     custom_fields: CustomFieldsFilter = None,
     sort: CustomFieldsSort = None,
 ) -> Response:
@@ -78,6 +80,7 @@ async def list_deals(
         "owner": owner_id,
         "person": person_id,
         "organization": organization_id,
+        "q": None if q is None else words(q),
     }
     filters = {name: value for name, value in given.items() if value is not None}
     return json_response(await reads.list_page(session, caller, page, filters, custom))

@@ -30,6 +30,7 @@ from sqlalchemy import (
     column,
     func,
     literal_column,
+    or_,
     select,
     table,
     tuple_,
@@ -38,6 +39,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from leadflow.contacts.search import linked_matches
 from leadflow.fields import filters as custom_filters
 from leadflow.fields.filters import CustomShape
 from leadflow.leads.models import Lead, LeadReadiness, in_archive, in_inbox
@@ -52,6 +54,7 @@ from leadflow.pagination import (
 from leadflow.readpath import JsonRows, ReadStatement, as_text, fields, money, page_of, rfc3339
 from leadflow.readpath import page as readpath_page
 from leadflow.tenancy import Caller, Viewer, viewer_params, visible_to_viewer
+from leadflow.textsearch import matches, search_doc
 
 # The columns of a conversion rule that a lead's readiness shows.
 _RULE = table("conversion_rule", column("id", UUID), column("name", String))
@@ -272,6 +275,7 @@ class InboxShape:
     source: bool = False
     email: bool = False
     ready: bool = False
+    search: bool = False  # `q` (`leadflow.textsearch`)
     custom: CustomShape | None = None  # `custom_fields` filters, a custom field sort
     after: bool = False  # a cursor was given
 
@@ -297,6 +301,8 @@ def inbox_page(viewer: Viewer, shape: InboxShape) -> ReadStatement:
         stmt = stmt.where(Lead.source == bindparam("source", type_=String))
     if shape.custom is not None:  # containment: ix_lead_custom_fields (GIN, jsonb_path_ops)
         stmt = custom_filters.filtered(stmt, Lead, DEAL_FIELDS, shape.custom)
+    if shape.search:  # ix_lead_search_doc, or the linked contacts' (leadflow.textsearch)
+        stmt = stmt.where(or_(matches(search_doc(Lead)), linked_matches(Lead, viewer)))
     if shape.email:  # spelled as ix_lead_prospect_email
         stmt = stmt.where(
             func.lower(Lead.prospect_email) == func.lower(bindparam("email", type_=String))

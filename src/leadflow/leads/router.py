@@ -35,6 +35,7 @@ from leadflow.leads.schemas import (
 from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
 from leadflow.tenancy import Viewer, viewer_params
+from leadflow.textsearch import SearchText, words
 
 router = APIRouter(tags=["leads"])
 labels_router = APIRouter(tags=["lead labels"])
@@ -142,6 +143,7 @@ async def list_leads(
             )
         ),
     ] = False,
+    q: SearchText = None,
     custom_fields: CustomFieldsFilter = None,
     sort: CustomFieldsSort = None,
 ) -> Response:
@@ -166,6 +168,7 @@ async def list_leads(
         "organization_id": organization_id,
         "source": source.value if source is not None else None,
         "email": email,
+        "q": None if q is None else words(q),
     }
     filters = {name: value for name, value in given.items() if value is not None}
     if custom is not None:
@@ -178,6 +181,7 @@ async def list_leads(
         organization="organization_id" in filters,
         source="source" in filters,
         email="email" in filters,
+        search="q" in filters,
         custom=None if custom is None else custom.shape,
         ready=ready,
     )
