@@ -174,6 +174,7 @@ LIST_PROBES: dict[str, list[dict[str, str]]] = {
     "jobs:list": [{}],
     "fields:list": [{"entity": "field_entity"}],
     "search:search": [{"q": "mark"}, {"q": "mark", "types": "lead,deal"}],
+    "deleted:list": [{"since": "2000-01-01T00:00:00Z"}],
 }
 
 # Reports: asked with A's ids as filters (and with none), every figure counts nothing of
@@ -269,6 +270,7 @@ OWNER_SCOPED_LISTS = [
     "deals:list",
     "conversions:list",
     "search:search",
+    "deleted:list",
 ]
 # Creates by the member whose body names an owner-only record of the admin.
 OWNER_CREATE_PROBES: dict[str, dict[str, Any] | str] = {

@@ -216,6 +216,7 @@ PACKAGE_ORDER = (
     "rules",
     "reports",
     "webhooks",
+    "sync",
     "search",
 )
 ASSEMBLY = {"main.py", "cli.py", "worker.py", "job_kinds.py", "models.py"}

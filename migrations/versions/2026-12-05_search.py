@@ -87,6 +87,19 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 """  # noqa: S608 - built of this file's own constants
 
+# The deletion log (leadflow.sync): every deleted lead, deal, person and organization,
+# written by PostgreSQL whoever deletes (a repository, a cascade), with its visibility.
+_LOG_DELETION = """
+CREATE FUNCTION leadflow_log_deletion() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO deleted_record (company_id, record_type, record_id, owner_id, visible_to)
+  VALUES (OLD.company_id, TG_ARGV[0], OLD.id, OLD.owner_id, OLD.visible_to);
+  RETURN NULL;
+END
+$$
+"""
+_LOGGED = ("lead", "deal", "person", "organization")
+
 _CUSTOM = "leadflow_custom_text(custom_fields)"
 # What each table's document is made of: (title, the rest). leadflow.textsearch.DOCUMENTS
 # holds the same (the models' Computed columns; tests/test_migrations compares).
@@ -124,8 +137,55 @@ def upgrade() -> None:
             f"ix_{table}_search_doc", table, ["search_doc"], unique=False, postgresql_using="gin"
         )
 
+    op.create_table(
+        "deleted_record",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("company_id", sa.Uuid(), nullable=False),
+        sa.Column("record_type", sa.String(length=16), nullable=False),
+        sa.Column("record_id", sa.Uuid(), nullable=False),
+        sa.Column("owner_id", sa.Uuid(), nullable=True),
+        sa.Column("visible_to", sa.String(length=16), nullable=False),
+        sa.Column(
+            "deleted_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_deleted_record")),
+    )
+    op.create_index(
+        "ix_deleted_record_company_id_deleted_at",
+        "deleted_record",
+        ["company_id", "deleted_at", "id"],
+        unique=False,
+    )
+    op.create_index("ix_deleted_record_deleted_at", "deleted_record", ["deleted_at"], unique=False)
+    connection.exec_driver_sql(_LOG_DELETION)
+    for table in _LOGGED:
+        op.execute(
+            f"CREATE TRIGGER {table}_log_deletion AFTER DELETE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION leadflow_log_deletion('{table}')"
+        )
+    # Sorted lists and sync (leadflow.sorting): by last change.
+    op.create_index(
+        "ix_lead_inbox_updated_at",
+        "lead",
+        ["company_id", sa.text("updated_at DESC"), sa.text("id DESC")],
+        unique=False,
+        postgresql_where=sa.text("NOT is_archived AND converted_deal_id IS NULL"),
+    )
+    op.create_index(
+        "ix_deal_company_id_updated_at", "deal", ["company_id", "updated_at", "id"], unique=False
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_deal_company_id_updated_at", table_name="deal")
+    op.drop_index("ix_lead_inbox_updated_at", table_name="lead")
+    for table in _LOGGED:
+        op.execute(f"DROP TRIGGER {table}_log_deletion ON {table}")
+    op.execute("DROP FUNCTION leadflow_log_deletion()")
+    op.drop_table("deleted_record")
     for table in _DOCUMENTS:
         op.drop_index(f"ix_{table}_search_doc", table_name=table)
         op.drop_column(table, "search_doc")

@@ -51,6 +51,7 @@ from leadflow.rules.router import router as rules_router
 from leadflow.search.router import router as search_router
 from leadflow.security import SecurityHeaders
 from leadflow.storage import make_storage
+from leadflow.sync.router import router as sync_router
 from leadflow.webhooks import outbox as webhooks_outbox
 from leadflow.webhooks.docs import describe_webhooks
 from leadflow.webhooks.router import router as webhooks_router
@@ -97,6 +98,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     fields_router,
     reports_router,
     search_router,
+    sync_router,
 )
 
 

@@ -118,6 +118,8 @@ class Deal(Timestamps, MoneyColumns, CustomFieldColumns, Base):
         ),
         Index("ix_deal_pipeline_id", "pipeline_id", "status"),
         Index("ix_deal_stage_id", "stage_id", "status", text("created_at DESC"), text("id DESC")),
+        # sort=updated_at, updated_since (sync).
+        Index("ix_deal_company_id_updated_at", "company_id", "updated_at", "id"),
         Index("ix_deal_person_id", "person_id"),
         Index("ix_deal_organization_id", "organization_id"),
         Index("ix_deal_source_lead_id", "source_lead_id"),

@@ -103,6 +103,14 @@ class Lead(Timestamps, MoneyColumns, CustomFieldColumns, Base):
             text("id DESC"),
             postgresql_where=IN_INBOX,
         ),
+        # sort=updated_at, updated_since (sync): the inbox by last change.
+        Index(
+            "ix_lead_inbox_updated_at",
+            "company_id",
+            text("updated_at DESC"),
+            text("id DESC"),
+            postgresql_where=IN_INBOX,
+        ),
         Index(
             "ix_lead_inbox_owner",
             "company_id",
