@@ -177,9 +177,19 @@ def upgrade() -> None:
     op.create_index(
         "ix_deal_company_id_updated_at", "deal", ["company_id", "updated_at", "id"], unique=False
     )
+    # Users and tokens (leadflow.auth): deactivation, token names and last use.
+    op.add_column("app_user", sa.Column("deactivated_at", sa.DateTime(timezone=True)))
+    op.add_column(
+        "api_token",
+        sa.Column("name", sa.String(length=100), server_default="default", nullable=False),
+    )
+    op.add_column("api_token", sa.Column("last_used_at", sa.DateTime(timezone=True)))
 
 
 def downgrade() -> None:
+    op.drop_column("api_token", "last_used_at")
+    op.drop_column("api_token", "name")
+    op.drop_column("app_user", "deactivated_at")
     op.drop_index("ix_deal_company_id_updated_at", table_name="deal")
     op.drop_index("ix_lead_inbox_updated_at", table_name="lead")
     for table in _LOGGED:
