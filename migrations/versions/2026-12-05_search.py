@@ -81,6 +81,16 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     AND e.value #>> '{{}}' !~ '^[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$'
 $$;
 
+CREATE FUNCTION leadflow_company_lexeme(company uuid) RETURNS tsvector
+LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS $$
+  SELECT array_to_tsvector(ARRAY['@' || company::text])
+$$;
+
+CREATE FUNCTION leadflow_company_query(company uuid) RETURNS tsquery
+LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS $$
+  SELECT quote_literal('@' || company::text)::tsquery
+$$;
+
 CREATE FUNCTION leadflow_join_text(a text[]) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT coalesce(string_agg(e, ' '), '') FROM unnest(a) AS e
@@ -123,7 +133,10 @@ def upgrade() -> None:
         body = function if function.startswith("CREATE") else "CREATE" + function
         connection.exec_driver_sql(body)
     for table, (title, rest) in _DOCUMENTS.items():
-        document = f"setweight(leadflow_search_doc({title}), 'A') || leadflow_search_doc({rest})"
+        document = (
+            "leadflow_company_lexeme(company_id) || "
+            f"setweight(leadflow_search_doc({title}), 'A') || leadflow_search_doc({rest})"
+        )
         op.add_column(
             table,
             sa.Column(
@@ -201,6 +214,8 @@ def downgrade() -> None:
         op.drop_column(table, "search_doc")
     for function in (
         "leadflow_join_text(text[])",
+        "leadflow_company_query(uuid)",
+        "leadflow_company_lexeme(uuid)",
         "leadflow_custom_text(jsonb)",
         "leadflow_search_query(text)",
         "leadflow_search_doc(text)",

@@ -40,6 +40,7 @@ from sqlalchemy import (
     Index,
     String,
     Table,
+    Uuid,
     bindparam,
     func,
     literal_column,
@@ -69,9 +70,14 @@ DOCUMENTS = {
 
 
 def document_sql(table: str) -> str:
-    """The generated column's expression: the title words weighted A, then the rest."""
+    """The generated column's expression: the company's lexeme (`@<company id>`, which
+    no word of a query can match: punctuation is no part of a word), the title words
+    weighted A, then the rest."""
     title, rest = DOCUMENTS[table]
-    return f"setweight(leadflow_search_doc({title}), 'A') || leadflow_search_doc({rest})"
+    return (
+        "leadflow_company_lexeme(company_id) || "
+        f"setweight(leadflow_search_doc({title}), 'A') || leadflow_search_doc({rest})"
+    )
 
 
 def add_search_doc(model: Any) -> None:
@@ -124,8 +130,12 @@ def query() -> ColumnElement[Any]:
 
 
 def matches(document: Any) -> ColumnElement[bool]:
-    """`document` (a `search_doc` column) matches `q`: through its GIN index."""
-    return document.bool_op("@@")(query())  # type: ignore[no-any-return]
+    """`document` (a `search_doc` column) of the viewer's company matches `q`: both in
+    one GIN look-up (the index holds each record's company as a lexeme, so a company's
+    search never reads another company's matches)."""
+    company = func.leadflow_company_query(bindparam("viewer_company_id", type_=Uuid), type_=TSQUERY)
+    both = query().op("&&", return_type=TSQUERY)(company)
+    return document.bool_op("@@")(both)  # type: ignore[no-any-return]
 
 
 def text_matches(text: Any) -> ColumnElement[bool]:
