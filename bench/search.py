@@ -18,6 +18,8 @@ envelope and the HTTP client) it times `--requests` requests per figure and comp
 
 - `GET /search?q=<code's first 7 characters>` (the ranked list over all four types);
 - `GET /leads?q=<code's first 7 characters>`;
+- `GET /leads?sort=-updated_at` (the first page, most recently changed first) and
+  `GET /leads?sort=updated_at&updated_since=<the newest 1 %>` (a sync job's first page);
 - `GET /leads?q=<a domain>` (domain10 to domain49: 2 % of the leads each, no other
   domain starting with its name; the first page, newest first).
 
@@ -37,6 +39,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs or py.typed
@@ -83,6 +86,7 @@ class Company:
     headers: dict[str, str]
     company_id: uuid.UUID
     user_id: uuid.UUID
+    recent: str = ""  # the updated_at of the newest 1 % of the leads
     samples: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -138,6 +142,12 @@ async def run(url: str, small: int, large: int, requests: int) -> bool:
                     await conn.execute(
                         FILL_LEADS, company.company_id, company.user_id, start, end, codes
                     )
+                # A sync job's question: what changed since, 1 % of the leads.
+                company.recent = (
+                    (datetime.now(UTC) - timedelta(seconds=30 * size // 100))
+                    .isoformat()
+                    .replace("+00:00", "Z")
+                )
                 companies.append(company)
             await conn.execute("VACUUM ANALYZE lead")
             fill_seconds = time.perf_counter() - started
@@ -147,6 +157,10 @@ async def run(url: str, small: int, large: int, requests: int) -> bool:
                 ),
                 "GET /leads?q=<code>": lambda c: (
                     f"{API}/leads?q={code(rng.randrange(c.size // SHARED_BY))[:7]}"
+                ),
+                "GET /leads?sort=-updated_at": lambda c: f"{API}/leads?sort=-updated_at",
+                "GET /leads?sort=updated_at&updated_since=<1 %>": lambda c: (
+                    f"{API}/leads?sort=updated_at&updated_since={c.recent}"
                 ),
                 "GET /leads?q=<domain> (2 %)": lambda c: (
                     f"{API}/leads?q=domain{rng.randrange(10, DOMAINS)}"

@@ -187,9 +187,13 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("NOT is_archived AND converted_deal_id IS NULL"),
     )
-    op.create_index(
-        "ix_deal_company_id_updated_at", "deal", ["company_id", "updated_at", "id"], unique=False
-    )
+    for table in ("deal", "person", "organization"):
+        op.create_index(
+            f"ix_{table}_company_id_updated_at",
+            table,
+            ["company_id", "updated_at", "id"],
+            unique=False,
+        )
     # Users and tokens (leadflow.auth): deactivation, token names and last use.
     op.add_column("app_user", sa.Column("deactivated_at", sa.DateTime(timezone=True)))
     op.add_column(
@@ -203,7 +207,8 @@ def downgrade() -> None:
     op.drop_column("api_token", "last_used_at")
     op.drop_column("api_token", "name")
     op.drop_column("app_user", "deactivated_at")
-    op.drop_index("ix_deal_company_id_updated_at", table_name="deal")
+    for table in ("deal", "person", "organization"):
+        op.drop_index(f"ix_{table}_company_id_updated_at", table_name=table)
     op.drop_index("ix_lead_inbox_updated_at", table_name="lead")
     for table in _LOGGED:
         op.execute(f"DROP TRIGGER {table}_log_deletion ON {table}")

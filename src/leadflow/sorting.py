@@ -57,10 +57,12 @@ _COLUMNS: dict[str, tuple[str, bool, Any, Any]] = {
     "created_at": ("created_at", False, DateTime(timezone=True), datetime.fromisoformat),
     "updated_at": ("updated_at", False, DateTime(timezone=True), datetime.fromisoformat),
     "title": ("title", False, String(), str),
+    "name": ("name", False, String(), str),
     "value": ("value_amount", True, Numeric(), Decimal),
     "expected_close_date": ("expected_close_date", True, Date(), date.fromisoformat),
 }
 COLUMN_SORT_PATTERN = r"^-?(created_at|updated_at|title|value|expected_close_date)$"
+CONTACT_SORT_PATTERN = r"^-?(created_at|updated_at|name)$"
 LIST_SORT_PATTERN = (
     r"^-?(created_at|updated_at|title|value|expected_close_date|custom_fields\.[a-z0-9_]+)$"
 )
@@ -82,6 +84,25 @@ ListSort = Annotated[
             "Without it: newest first. Pass `next_cursor` back with the same `sort`."
         ),
         examples=["-updated_at", "custom_fields.budget"],
+    ),
+]
+
+ContactSort = Annotated[
+    str | None,
+    Query(
+        alias="sort",
+        pattern=r"^-?(created_at|updated_at|name|custom_fields\.[a-z0-9_]+)$",
+        max_length=MAX_SORT_LENGTH,
+        description=(
+            "The order: `name`, `created_at`, `updated_at`, or `custom_fields.<key>` (a "
+            "custom field: numbers and amounts as numbers, dates, times and texts as "
+            "text, an enum by option id, a date range by its start, a boolean false "
+            "first; a `set` field, or a key that is no field of the entity, is 422 "
+            "`invalid_custom_field` when the page has records); `-` before it for "
+            "descending. Records without a value come last either way; ties by id. "
+            "Without it: by name. Pass `next_cursor` back with the same `sort`."
+        ),
+        examples=["-updated_at", "custom_fields.tier"],
     ),
 ]
 
@@ -107,13 +128,16 @@ class ColumnSort:
     after: bool = False  # a cursor was given
 
 
-def split_sort(sort: str | None) -> tuple[ColumnSort | None, str | None]:
-    """(a column sort, a custom field sort) of `sort`: at most one is not None."""
+def split_sort(
+    sort: str | None, columns: str = COLUMN_SORT_PATTERN
+) -> tuple[ColumnSort | None, str | None]:
+    """(a column sort, a custom field sort) of `sort`: at most one is not None. `columns`:
+    the list's column sorts (leads and deals by default; CONTACT_SORT_PATTERN)."""
     if sort is None:
         return None, None
     if sort.removeprefix("-").startswith(_CUSTOM_PREFIX):
         return None, sort
-    if not re.fullmatch(COLUMN_SORT_PATTERN, sort):
+    if not re.fullmatch(columns, sort):
         raise InvalidInput(["query", "sort"], "Not a sort key of this list.")
     return ColumnSort(sort.removeprefix("-"), descending=sort.startswith("-")), None
 

@@ -24,11 +24,18 @@ from tests.factories import (
 )
 
 PATHS = ("/leads", "/deals")
+CONTACTS = ("/persons", "/organizations")
+# What names a record in each list: what a sort by it and an update change.
+TITLE = {"/leads": "title", "/deals": "title", "/persons": "name", "/organizations": "name"}
 
 
 async def _create(client: httpx.AsyncClient, actor: Actor, path: str, **body: Any) -> Any:
     if path == "/leads":
         return await create_lead(client, actor, **body)
+    if path == "/persons":
+        return await create_person(client, actor, **body)
+    if path == "/organizations":
+        return await create_organization(client, actor, **body)
     return await create_deal(client, actor, **body)
 
 
@@ -109,6 +116,29 @@ async def test_each_sort_key_orders_both_ways_with_missing_values_last(
         assert [r["id"] for r in listed] == _expected(rows, sort, descending), asked
 
 
+@pytest.mark.parametrize("path", CONTACTS)
+@pytest.mark.parametrize("sort", ["created_at", "updated_at", "name"])
+async def test_persons_and_organizations_sort_by_name_and_times(
+    client: httpx.AsyncClient, path: str, sort: str
+) -> None:
+    admin = await create_company(client)
+    for name in ("Bravo", "alpha", "Charlie", "Bravo", "Échelle", "delta"):
+        await _create(client, admin, path, name=name)
+    first = (await _all(client, admin, path, sort="created_at"))[0]
+    changed = await client.patch(
+        f"{API}{path}/{first['id']}", json={"name": "Zulu"}, headers=admin.headers
+    )
+    assert changed.status_code == 200
+    rows = await _all(client, admin, path, limit=100)
+    for descending in (False, True):
+        asked = f"-{sort}" if descending else sort
+        listed = await _all(client, admin, path, limit=2, sort=asked)
+        assert [r["id"] for r in listed] == _expected(rows, sort, descending), asked
+    for bad in ("title", "value", "-expected_close_date"):
+        response = await client.get(f"{API}{path}", params={"sort": bad}, headers=admin.headers)
+        assert response.status_code == 422, bad
+
+
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("sort", ["updated_at", "-updated_at", "title", "-value"])
 async def test_a_cursor_stays_exact_while_records_are_added(
@@ -163,9 +193,7 @@ async def test_updated_since_keeps_the_records_changed_since(
     old = await _create(client, admin, path, title="Old")
     untouched = await _create(client, admin, path, title="Untouched")
     listed = await _all(client, admin, path)
-    mark = max(datetime.fromisoformat(r["updated_at"]) for r in listed) + timedelta(
-        microseconds=1
-    )
+    mark = max(datetime.fromisoformat(r["updated_at"]) for r in listed) + timedelta(microseconds=1)
     changed = await client.patch(
         f"{API}{path}/{old['id']}", json={"title": "Changed"}, headers=admin.headers
     )
@@ -227,12 +255,13 @@ async def test_a_sync_job_keeps_an_exact_copy_through_creates_updates_and_delete
     client = live_client
     admin = await create_company(client)
     rng = random.Random(20)  # noqa: S311 - varied data, not secrets
-    mirror: dict[str, dict[str, dict[str, Any]]] = {"/leads": {}, "/deals": {}}
-    since = {"/leads": None, "/deals": None, "deleted": None}
-    live: dict[str, list[str]] = {"/leads": [], "/deals": []}
+    every = (*PATHS, *CONTACTS)
+    mirror: dict[str, dict[str, dict[str, Any]]] = {path: {} for path in every}
+    since: dict[str, str | None] = {path: None for path in (*every, "deleted")}
+    live: dict[str, list[str]] = {path: [] for path in every}
 
     async def sync() -> None:
-        for path in PATHS:
+        for path in every:
             params = {"sort": "updated_at"}
             if since[path] is not None:
                 params["updated_since"] = since[path]
@@ -247,16 +276,17 @@ async def test_a_sync_job_keeps_an_exact_copy_through_creates_updates_and_delete
             since["deleted"] = _later(since["deleted"], row["deleted_at"])
 
     for _ in range(6):
-        for _ in range(8):
-            path = rng.choice(PATHS)
+        for _ in range(12):
+            path = rng.choice(every)
             action = rng.choice(["create", "create", "update", "delete"])
             if action == "create" or not live[path]:
-                created = await _create(client, admin, path, title=f"R{rng.randrange(1000)}")
+                body = {TITLE[path]: f"R{rng.randrange(1000)}"}
+                created = await _create(client, admin, path, **body)
                 live[path].append(created["id"])
             elif action == "update":
                 record_id = rng.choice(live[path])
-                body = {"title": f"U{rng.randrange(1000)}"}
-                if rng.random() < 0.5:
+                body = {TITLE[path]: f"U{rng.randrange(1000)}"}
+                if path in PATHS and rng.random() < 0.5:
                     body["value"] = {"amount": f"{rng.randrange(1, 99)}.00", "currency": "EUR"}
                 response = await client.patch(
                     f"{API}{path}/{record_id}", json=body, headers=admin.headers
@@ -267,6 +297,6 @@ async def test_a_sync_job_keeps_an_exact_copy_through_creates_updates_and_delete
                 response = await client.delete(f"{API}{path}/{record_id}", headers=admin.headers)
                 assert response.status_code == 204, response.text
         await sync()
-        for path in PATHS:
+        for path in every:
             server = {row["id"]: row for row in await _all(client, admin, path, limit=100)}
             assert mirror[path] == server, path

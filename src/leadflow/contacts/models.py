@@ -40,6 +40,8 @@ class Organization(Timestamps, CustomFieldColumns, Base):
     __table_args__ = (
         custom_fields_index("organization"),
         Index("ix_organization_company_id_name", "company_id", "name", "id"),
+        # sort=updated_at, updated_since (sync).
+        Index("ix_organization_company_id_updated_at", "company_id", "updated_at", "id"),
         Index("ix_organization_company_id_name_normalized", "company_id", "name_normalized"),
         # Word-prefix search for `q` (built-in full text: the embedded server has no pg_trgm).
         Index(
@@ -78,6 +80,8 @@ class Person(Timestamps, CustomFieldColumns, Base):
     __table_args__ = (
         custom_fields_index("person"),
         Index("ix_person_company_id_name", "company_id", "name", "id"),
+        # sort=updated_at, updated_since (sync).
+        Index("ix_person_company_id_updated_at", "company_id", "updated_at", "id"),
         Index("ix_person_organization_id", "organization_id"),
         Index("ix_person_emails", "emails", postgresql_using="gin"),
         Index("ix_person_phones_e164", "phones_e164", postgresql_using="gin"),
