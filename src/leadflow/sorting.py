@@ -148,11 +148,11 @@ def updated_since(model: Any) -> ColumnElement[bool]:
     return model.updated_at >= since  # type: ignore[no-any-return]
 
 
-def aware(moment: datetime) -> datetime:
-    """`updated_since` must say its offset (RFC 3339): 422 otherwise."""
+def aware(moment: datetime, name: str = "updated_since") -> datetime:
+    """A time parameter must say its offset (RFC 3339 `date-time`): 422 otherwise."""
     if moment.tzinfo is None:
         raise InvalidInput(
-            ["query", "updated_since"], "Give the time with its offset, e.g. 2026-12-05T08:00:00Z."
+            ["query", name], "Give the time with its offset, e.g. 2026-12-05T08:00:00Z."
         )
     return moment
 

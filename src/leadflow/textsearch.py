@@ -8,7 +8,10 @@ filled it for the existing rows), indexed with GIN (`ix_<table>_search_doc`):
   values of its custom fields;
 - deals: title (A) and the text values of its custom fields;
 - persons: name (A), emails and custom field texts; organizations: name (A) and custom
-  field texts.
+  field texts;
+- and in every document the record's company as a lexeme (`@<company id>`), which a
+  match requires (`matches`), so one GIN look-up finds the caller's company's matches
+  only.
 
 The words are folded by SQL functions of migration 0017_search: `leadflow_fold` takes
 accents off Latin letters (a fixed `translate` map, plus ß, æ, œ, ø, đ, ł, þ), so that
@@ -17,9 +20,9 @@ servers without the `unaccent` extension (the embedded one) search alike, and lo
 its parts: `ana.silva@example.com` is found by `silva` and by `example`) and builds the
 tsvector of the `simple` configuration (no stemming, no stop words: names are not prose);
 `leadflow_search_query` builds the same words of a query as prefixes, all required.
-"Custom field texts" are the JSON strings of `custom_fields` that are neither dates,
-times nor ids (text, long text, email, url and phone values; enum options are numbers
-and money is an object, so neither is a string).
+"Custom field texts" are the JSON strings of `custom_fields` that are neither numbers,
+dates, times nor ids (text, long text, email, url and phone values; enum options are
+numbers and money is an object, so neither is a string).
 
 A lead or a deal is also found by the name of its linked person or organization: those
 records match through their own index, and the leads or deals linked to them through
@@ -41,14 +44,14 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    and_,
     bindparam,
     func,
+    literal,
     literal_column,
 )
 from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
 from sqlalchemy.schema import Column
-
-from leadflow.errors import InvalidInput
 
 MIN_QUERY_LENGTH = 2
 MAX_QUERY_LENGTH = 200
@@ -104,7 +107,8 @@ SearchText = Annotated[
             "Free-text search: every word must start a word of the record (its title, "
             "the linked person's or organization's name, the prospect's name, email and "
             "organization, the text values of its custom fields), ignoring case and "
-            "accents. Under 2 characters, or without a letter or digit, is 422."
+            "accents. Under 2 characters is 422; without a letter or digit it matches "
+            "nothing."
         ),
         examples=["jose mar"],
     ),
@@ -112,16 +116,9 @@ SearchText = Annotated[
 
 
 def words(q: str) -> str:
-    """The words of `q` for `leadflow_search_query`, 422 when it has none (a `q` of
-    punctuation) or is shorter than 2 characters."""
-    text = q.strip()
-    found = re.findall(r"[^\W_]+", text)[:MAX_QUERY_WORDS]
-    if len(text) < MIN_QUERY_LENGTH or not found:
-        raise InvalidInput(
-            ["query", "q"],
-            f"Search for at least {MIN_QUERY_LENGTH} characters holding a letter or digit.",
-        )
-    return " ".join(found)
+    """The words of `q` for `leadflow_search_query` (at most MAX_QUERY_WORDS); empty
+    when it has none (a `q` of punctuation), which matches nothing."""
+    return " ".join(re.findall(r"[^\W_]+", q)[:MAX_QUERY_WORDS])
 
 
 def query() -> ColumnElement[Any]:
@@ -135,7 +132,9 @@ def matches(document: Any) -> ColumnElement[bool]:
     search never reads another company's matches)."""
     company = func.leadflow_company_query(bindparam("viewer_company_id", type_=Uuid), type_=TSQUERY)
     both = query().op("&&", return_type=TSQUERY)(company)
-    return document.bool_op("@@")(both)  # type: ignore[no-any-return]
+    # No word (a `q` of punctuation): nothing, rather than the company's every record.
+    has_words = bindparam("q", type_=String) != literal("", String)
+    return and_(has_words, document.bool_op("@@")(both))
 
 
 def text_matches(text: Any) -> ColumnElement[bool]:

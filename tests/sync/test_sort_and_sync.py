@@ -241,7 +241,9 @@ async def test_deleted_lists_each_type_for_the_company_and_what_the_caller_could
     later = (datetime.now(UTC) + timedelta(seconds=5)).isoformat()
     response = await client.get(f"{API}/deleted", params={"since": later}, headers=admin.headers)
     assert response.json()["data"] == []
-    for bad in ({"since": "2026-12-05T08:00:00"}, {"since": since, "types": "lead,lead"}, {}):
+    twice = await deleted(admin, types="deal,deal")
+    assert twice == [("deal", records["deal"]["id"])]
+    for bad in ({"since": "2026-12-05T08:00:00"}, {"since": since, "types": "lead,invoice"}, {}):
         response = await client.get(f"{API}/deleted", params=bad, headers=admin.headers)
         assert response.status_code == 422, bad
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from leadflow.deps import CurrentCaller, Session
-from leadflow.errors import InvalidInput, responses
+from leadflow.errors import responses
 from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
 from leadflow.sorting import aware
@@ -55,9 +55,5 @@ async def list_deleted(
     oldest first, that the caller could see when they were deleted: with `updated_since`
     on the lists, an exact copy for a sync job. A lead converted into a deal is not
     deleted (its own route answers 410 with the deal)."""
-    asked = list(LOGGED) if types is None else types.split(",")
-    if len(set(asked)) != len(asked):
-        raise InvalidInput(["query", "types"], "Name each type once.")
-    if since.tzinfo is None:
-        raise InvalidInput(["query", "since"], "Give the time with its offset, e.g. ...Z.")
-    return json_response(await reads.deleted(session, caller, page, asked, aware(since)))
+    asked = list(LOGGED) if types is None else sorted(set(types.split(",")))
+    return json_response(await reads.deleted(session, caller, page, asked, aware(since, "since")))
