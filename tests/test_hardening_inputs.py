@@ -85,6 +85,9 @@ BASE_QUERY = {
         "leads/conversion",
         "pipelines/{pipeline_id}/conversion",
     )
+} | {
+    f"{API}/search": "q=alpha",  # required
+    f"{API}/deleted": "since=2026-01-01T00:00:00Z",  # required
 }
 
 

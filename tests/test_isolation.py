@@ -107,6 +107,7 @@ BUILDERS: dict[str, str] = {
     "delivery_id": "delivery",
     "job_id": "job",
     "field_id": "field",
+    "token_id": "token",
     "rest": "rest",
 }
 
@@ -155,6 +156,7 @@ LIST_PROBES: dict[str, list[dict[str, str]]] = {
         {"organization_id": "organization"},
         {"label_id": "label"},
         {"owner_id": "admin"},
+        {"q": "mark"},
     ],
     "lead-labels:list": [{}],
     "deals:list": [
@@ -163,6 +165,7 @@ LIST_PROBES: dict[str, list[dict[str, str]]] = {
         {"stage_id": "stage"},
         {"person_id": "person"},
         {"owner_id": "admin"},
+        {"q": "mark"},
     ],
     "products:list": [{}],
     "conversions:list": [{}, {"lead_id": "converted_lead"}, {"deal_id": "converted_deal"}],
@@ -171,6 +174,8 @@ LIST_PROBES: dict[str, list[dict[str, str]]] = {
     "webhooks:list": [{}],
     "jobs:list": [{}],
     "fields:list": [{"entity": "field_entity"}],
+    "search:search": [{"q": "mark"}, {"q": "mark", "types": "lead,deal"}],
+    "deleted:list": [{"since": "2000-01-01T00:00:00Z"}],
 }
 
 # Reports: asked with A's ids as filters (and with none), every figure counts nothing of
@@ -238,6 +243,8 @@ WRITE_BODIES: dict[str, Any] = {
     "webhooks:update": {"url": "https://pwned.example.com/in"},
     "webhooks:replay": {"since": "2026-01-01T00:00:00Z"},
     "fields:update": {"name": "pwned"},
+    "users:update": {"name": "pwned"},
+    "users:tokens:create": {"name": "pwned"},
 }
 
 # Owner-visibility scenario: routes whose every path parameter is one of these.
@@ -265,6 +272,8 @@ OWNER_SCOPED_LISTS = [
     "leads:list",
     "deals:list",
     "conversions:list",
+    "search:search",
+    "deleted:list",
 ]
 # Creates by the member whose body names an owner-only record of the admin.
 OWNER_CREATE_PROBES: dict[str, dict[str, Any] | str] = {
@@ -289,6 +298,8 @@ OWNER_SCENARIO_EXCLUDED_PARAMS = {
     "job_id": "jobs have no visible_to: their starter and the company's admins see them "
     "(tests/jobs/test_jobs.py)",
     "field_id": "custom field definitions have no visible_to (admin-managed)",
+    "token_id": "API tokens belong to a user: an admin or that user manages them "
+    "(tests/users/test_users_and_tokens.py)",
 }
 
 
@@ -433,7 +444,9 @@ async def _build_world(
         params={"entity": "deal"},
         json={"name": f"{mark} field", "type": "enum", "options": [{"label": mark}]},
     )
+    token = await _post(client, admin, f"/users/{member.user_id}/tokens", json={"name": mark})
     return {
+        "token": token["token"]["id"],
         "admin": admin.user_id,
         "owner": (owner or admin).user_id,
         "user": member.user_id,

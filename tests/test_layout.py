@@ -216,6 +216,8 @@ PACKAGE_ORDER = (
     "rules",
     "reports",
     "webhooks",
+    "sync",
+    "search",
 )
 ASSEMBLY = {"main.py", "cli.py", "worker.py", "job_kinds.py", "models.py"}
 # deps.py is the web glue every router solves: it authenticates with auth's identity

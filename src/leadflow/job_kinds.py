@@ -17,6 +17,7 @@ from leadflow.deals.formulas import RECOMPUTE_JOB, recompute_step
 from leadflow.jobs.repository import JobRepository
 from leadflow.jobs.runner import Handler, JobLoop, Periodic, SessionFactory, purging
 from leadflow.rules.service import APPLY_JOB, apply_step
+from leadflow.sync.repository import PURGE_JOB, purge_deletions
 
 # How often each purge runs (one at a time across all workers: `Periodic`).
 PURGE_EVERY = timedelta(hours=1)
@@ -32,6 +33,7 @@ HANDLERS: dict[str, Handler] = {
     "purge.idempotency_keys": purging(idempotency.purge_expired),
     "purge.capture_deliveries": purging(purge_deliveries),
     "purge.jobs": purging(_purge_jobs),
+    PURGE_JOB: purging(purge_deletions),
 }
 PERIODIC = tuple(Periodic(kind, PURGE_EVERY) for kind in HANDLERS if kind.startswith("purge."))
 

@@ -17,7 +17,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from leadflow import errors, idempotency, models, openapi, ops
 from leadflow.activities.router import router as activities_router
-from leadflow.auth.callers import CallerLookup
+from leadflow.auth.callers import AUTH_CHANNEL, CallerLookup
 from leadflow.auth.router import router as auth_router
 from leadflow.capabilities_router import router as capabilities_router
 from leadflow.capture.pages import router as capture_pages_router
@@ -48,10 +48,13 @@ from leadflow.reports.router import router as reports_router
 from leadflow.routing import add_routes, index_routes
 from leadflow.rules import subscriptions as rules_subscriptions
 from leadflow.rules.router import router as rules_router
+from leadflow.search.router import router as search_router
 from leadflow.security import SecurityHeaders
 from leadflow.storage import make_storage
+from leadflow.sync.router import router as sync_router
 from leadflow.webhooks import outbox as webhooks_outbox
 from leadflow.webhooks.docs import describe_webhooks
+from leadflow.webhooks.listening import listen
 from leadflow.webhooks.router import router as webhooks_router
 
 API_PREFIX = "/api/v1"
@@ -95,6 +98,8 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     jobs_router,
     fields_router,
     reports_router,
+    search_router,
+    sync_router,
 )
 
 
@@ -200,13 +205,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Companies without a subscription write no outbox statement while this runs.
         stop_listening = asyncio.Event()
         listener = asyncio.create_task(webhooks_outbox.unsubscribed.listen(engine, stop_listening))
+        # Revoked tokens and changed users are forgotten by every process (auth.callers).
+        callers: CallerLookup = app.state.callers
+        auth_listener = asyncio.create_task(
+            listen(engine, AUTH_CHANNEL, callers.forget_all, callers.on_listening, stop_listening)
+        )
         try:
             yield
         finally:
             stop_listening.set()
-            listener.cancel()
-            with suppress(asyncio.CancelledError):
-                await listener
+            for task in (listener, auth_listener):
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
             if worker is not None:
                 await _stop_worker(*worker)
             await engine.dispose()

@@ -22,6 +22,7 @@ from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.products.models import Product
 from leadflow.reports.models import DealHistory
 from leadflow.rules.models import ConversionRule
+from leadflow.sync.models import DeletedRecord
 from leadflow.webhooks.models import Webhook, WebhookDelivery, WebhookEvent
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "DealParticipant",
     "DealProduct",
     "DealStageTotal",
+    "DeletedRecord",
     "FieldDefinition",
     "Form",
     "IdempotencyRecord",

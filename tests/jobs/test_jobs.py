@@ -31,7 +31,8 @@ async def _many_leads(connection: AsyncConnection, admin: Actor, lead_id: str, m
         for name in await connection.scalars(
             text(
                 "SELECT column_name FROM information_schema.columns "
-                "WHERE table_name = 'lead' AND column_name <> 'id' ORDER BY ordinal_position"
+                "WHERE table_name = 'lead' AND column_name <> 'id' AND is_generated = 'NEVER' "
+                "ORDER BY ordinal_position"
             )
         )
     ]

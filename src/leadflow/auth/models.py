@@ -46,6 +46,8 @@ class User(Timestamps, Base):
     group_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("user_group.id", ondelete="SET NULL"), index=True
     )
+    # Set while the user is deactivated: its tokens are refused, its records keep it.
+    deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index("uq_app_user_company_id_email", "company_id", "email", unique=True),
@@ -66,4 +68,7 @@ class ApiToken(Base):
         ForeignKey("app_user.id", ondelete="CASCADE"), index=True
     )
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100), server_default="default")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # When the token was last used, to the minute (`auth.callers`).
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

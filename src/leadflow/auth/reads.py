@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import DateTime, Integer, String, Uuid, bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.auth.models import User, UserGroup
-from leadflow.auth.schemas import GroupRead, UserRead
+from leadflow.auth.models import ApiToken, User, UserGroup
+from leadflow.auth.schemas import GroupRead, TokenRead, UserRead
 from leadflow.pagination import Keyset, PageRequest, decode_cursor
 from leadflow.readpath import ReadStatement, as_text, fields, page_of
 from leadflow.tenancy import Caller, in_viewer_company, viewer_params
@@ -22,7 +22,9 @@ GROUPS_BY_NAME = Keyset(UserGroup.name, UserGroup.id)
 
 _USER_FIELDS = tuple(UserRead.model_fields)
 _GROUP_FIELDS = tuple(GroupRead.model_fields)
-_IDS = {"id", "company_id", "group_id"}
+_TOKEN_FIELDS = tuple(TokenRead.model_fields)
+TOKENS_OLDEST_FIRST = Keyset(ApiToken.created_at, ApiToken.id)
+_IDS = {"id", "company_id", "group_id", "user_id"}
 
 
 def _columns(model: Any, names: tuple[str, ...]) -> list[Any]:
@@ -90,3 +92,30 @@ async def users(session: AsyncSession, caller: Caller, page: PageRequest) -> dic
 async def groups(session: AsyncSession, caller: Caller, page: PageRequest) -> dict[str, Any]:
     """`GET /groups`: the visibility groups of the caller's company, by name."""
     return await _page(session, caller, page, GROUPS_BY_NAME, group_page, _GROUP_FIELDS)
+
+
+@functools.cache
+def token_page(after: bool) -> ReadStatement:
+    """A user's tokens (never their digests), oldest first: ix_api_token_user_id."""
+    stmt = select(*_columns(ApiToken, _TOKEN_FIELDS)).where(
+        in_viewer_company(ApiToken), ApiToken.user_id == bindparam("user_id", type_=Uuid)
+    )
+    if after:
+        key = tuple_(
+            bindparam("after_key", type_=DateTime(timezone=True)),
+            bindparam("after_id", type_=Uuid),
+        )
+        stmt = stmt.where(tuple_(ApiToken.created_at, ApiToken.id) > key)
+    limit = bindparam("limit", type_=Integer)
+    return ReadStatement(stmt.order_by(ApiToken.created_at, ApiToken.id).limit(limit))
+
+
+async def tokens(
+    session: AsyncSession, caller: Caller, user_id: uuid.UUID, page: PageRequest
+) -> dict[str, Any]:
+    """`GET /users/{user_id}/tokens`: the user's API tokens, oldest first."""
+    params: dict[str, Any] = {**viewer_params(caller), "user_id": user_id, "limit": page.limit + 1}
+    if page.cursor is not None:
+        params["after_key"], params["after_id"] = decode_cursor(page.cursor, TOKENS_OLDEST_FIRST)
+    rows = await token_page(page.cursor is not None).fetch(session, params)
+    return page_of(rows, page, "created_at", lambda row: fields(row, _TOKEN_FIELDS))

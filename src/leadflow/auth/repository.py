@@ -81,6 +81,60 @@ class UserRepository:
         await self.session.refresh(user)
         return user, token
 
+    async def get(self, user_id: uuid.UUID, for_update: bool = False) -> User | None:
+        stmt = select(User).where(User.company_id == self.company_id, User.id == user_id)
+        return await self.session.scalar(stmt.with_for_update() if for_update else stmt)
+
+    async def update(self, user: User, changes: dict[str, Any]) -> User:
+        for name, value in changes.items():
+            setattr(user, name, value)
+        await self.session.flush()
+        await self.session.refresh(user)
+        return user
+
+    async def active_admins(self) -> int:
+        return len(
+            (
+                await self.session.scalars(
+                    select(User.id).where(
+                        User.company_id == self.company_id,
+                        User.role == "admin",
+                        User.deactivated_at.is_(None),
+                    )
+                )
+            ).all()
+        )
+
+
+class TokenRepository:
+    """API tokens of one company's users: the one writer of `api_token` besides a new
+    user's first token (`UserRepository.add`)."""
+
+    def __init__(self, session: AsyncSession, company_id: uuid.UUID) -> None:
+        self.session = session
+        self.company_id = company_id
+
+    async def add(self, user_id: uuid.UUID, name: str) -> tuple[ApiToken, str]:
+        secret = new_token()
+        token = ApiToken(
+            company_id=self.company_id, user_id=user_id, name=name, token_hash=hash_token(secret)
+        )
+        self.session.add(token)
+        await self.session.flush()
+        await self.session.refresh(token)
+        return token, secret
+
+    async def get(self, token_id: uuid.UUID) -> ApiToken | None:
+        return await self.session.scalar(
+            select(ApiToken)
+            .where(ApiToken.company_id == self.company_id, ApiToken.id == token_id)
+            .with_for_update()
+        )
+
+    async def delete(self, token: ApiToken) -> None:
+        await self.session.delete(token)
+        await self.session.flush()
+
 
 class GroupRepository:
     def __init__(self, session: AsyncSession, caller: Caller) -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Integer, String, Uuid, bindparam, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow import sorting
 from leadflow.contacts.models import Organization, Person
 from leadflow.contacts.repository import as_email, as_phone, name_matches, prefix_query
 from leadflow.contacts.schemas import OrganizationRead, PersonRead
@@ -19,6 +21,7 @@ from leadflow.fields.filters import CustomQuery, CustomShape
 from leadflow.pagination import Keyset, PageRequest, decode_cursor
 from leadflow.readpath import JsonRows, ReadStatement, as_text, fields, page_of
 from leadflow.readpath import page as readpath_page
+from leadflow.sorting import ColumnSort
 from leadflow.tenancy import Caller, Viewer, viewer_params, visible_to_viewer
 
 PERSONS_BY_NAME = Keyset(Person.name, Person.id)
@@ -52,6 +55,8 @@ class ContactShape:
     q_phone: bool = False
     email: bool = False
     organization: bool = False
+    updated_since: bool = False
+    column_sort: ColumnSort | None = None  # `sort` by a column (`leadflow.sorting`)
     custom: CustomShape | None = None  # `custom_fields` filters, a custom field sort
     after: bool = False
 
@@ -78,6 +83,8 @@ def page_statement(
         stmt = stmt.where(Person.emails.contains(bindparam("email", type_=Person.emails.type)))
     if shape.organization:
         stmt = stmt.where(Person.organization_id == bindparam("organization_id", type_=Uuid))
+    if shape.updated_since:
+        stmt = stmt.where(sorting.updated_since(model))
     limit = bindparam("limit", type_=Integer)
     if shape.custom is not None:  # containment: ix_<table>_custom_fields (GIN, jsonb_path_ops)
         entity = "person" if model is Person else "organization"
@@ -86,6 +93,8 @@ def page_statement(
             return ReadStatement(
                 custom_filters.sorted_page(stmt, model, entity, shape.custom, limit)
             )
+    if shape.column_sort is not None:  # updated_at: ix_<table>_company_id_updated_at
+        return ReadStatement(sorting.sorted_page(stmt, model, shape.column_sort, limit))
     if shape.after:
         after = tuple_(bindparam("after_key", type_=String), bindparam("after_id", type_=Uuid))
         stmt = stmt.where(tuple_(model.name, model.id) > after)
@@ -115,6 +124,8 @@ async def contact_page(
     organization_id: Any = None,
     phone_region: str | None = None,
     custom: CustomQuery | None = None,
+    column_sort: ColumnSort | None = None,
+    updated_since: datetime | None = None,
 ) -> dict[str, Any]:
     """A page for `GET /persons` or `GET /organizations` (`q` that can match nothing, no
     word and no email or phone in it, answers an empty page)."""
@@ -134,6 +145,8 @@ async def contact_page(
         shape, params["email"] = replace(shape, email=True), [email]
     if organization_id is not None:
         shape, params["organization_id"] = replace(shape, organization=True), organization_id
+    if updated_since is not None:
+        shape, params["updated_since"] = replace(shape, updated_since=True), updated_since
     names = _PERSON_FIELDS if model is Person else _ORGANIZATION_FIELDS
     if custom is not None:  # `fields.filters.parse_query`
         shape = replace(shape, custom=custom.shape)
@@ -151,6 +164,15 @@ async def contact_page(
                 lambda row: fields(row, names),
                 cursor_of=custom_filters.sort_cursor,
             )
+    if column_sort is not None:
+        shape = replace(shape, column_sort=column_sort)
+        if page.cursor is not None:
+            params.update(sorting.sort_params(page.cursor, column_sort))
+            shape = replace(shape, column_sort=replace(column_sort, after=True))
+        rows = await page_statement(model, Viewer.of(caller), shape).fetch(session, params)
+        return page_of(
+            rows, page, "", lambda row: fields(row, names), cursor_of=sorting.sort_cursor
+        )
     keyset = PERSONS_BY_NAME if model is Person else ORGANIZATIONS_BY_NAME
     if page.cursor is not None:
         params["after_key"], params["after_id"] = decode_cursor(page.cursor, keyset)

@@ -17,10 +17,11 @@ from leadflow.contacts.schemas import (
 )
 from leadflow.deps import AppSettings, CurrentCaller, Session
 from leadflow.errors import found, responses
-from leadflow.fields.filters import CustomFieldsFilter, CustomFieldsSort, parse_query
+from leadflow.fields.filters import CustomFieldsFilter, parse_query
 from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
 from leadflow.schemas import Email
+from leadflow.sorting import CONTACT_SORT_PATTERN, ContactSort, UpdatedSince, aware, split_sort
 
 router = APIRouter(tags=["contacts"])
 
@@ -77,9 +78,11 @@ async def list_persons(
         uuid.UUID | None, Query(description="Persons of this organization.")
     ] = None,
     custom_fields: CustomFieldsFilter = None,
-    sort: CustomFieldsSort = None,
+    sort: ContactSort = None,
+    updated_since: UpdatedSince = None,
 ) -> Response:
     """List the persons visible to the caller, by name (or by `sort`)."""
+    column_sort, custom_sort = split_sort(sort, CONTACT_SORT_PATTERN)
     answer = await reads.contact_page(
         session,
         caller,
@@ -89,7 +92,9 @@ async def list_persons(
         email=email,
         organization_id=organization_id,
         phone_region=settings.default_phone_region,
-        custom=parse_query(custom_fields, sort),
+        custom=parse_query(custom_fields, custom_sort),
+        column_sort=column_sort,
+        updated_since=None if updated_since is None else aware(updated_since),
     )
     return json_response(answer)
 
@@ -166,11 +171,20 @@ async def list_organizations(
     page: PageParams,
     q: SearchText = None,
     custom_fields: CustomFieldsFilter = None,
-    sort: CustomFieldsSort = None,
+    sort: ContactSort = None,
+    updated_since: UpdatedSince = None,
 ) -> Response:
-    """List the organizations visible to the caller, by name."""
+    """List the organizations visible to the caller, by name (or by `sort`)."""
+    column_sort, custom_sort = split_sort(sort, CONTACT_SORT_PATTERN)
     answer = await reads.contact_page(
-        session, caller, Organization, page, q=q, custom=parse_query(custom_fields, sort)
+        session,
+        caller,
+        Organization,
+        page,
+        q=q,
+        custom=parse_query(custom_fields, custom_sort),
+        column_sort=column_sort,
+        updated_since=None if updated_since is None else aware(updated_since),
     )
     return json_response(answer)
 

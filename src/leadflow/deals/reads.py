@@ -23,6 +23,7 @@ from sqlalchemy import (
     cast,
     func,
     null,
+    or_,
     select,
     text,
     true,
@@ -33,6 +34,8 @@ from sqlalchemy import column as named_column
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow import sorting
+from leadflow.contacts.search import linked_matches
 from leadflow.deals.access import DealConverted
 from leadflow.deals.models import Deal, DealChange, DealStageTotal, DealStatus
 from leadflow.deals.repository import CHANGELOG_ORDER, NEWEST_FIRST
@@ -43,6 +46,7 @@ from leadflow.fields.filters import CustomQuery, CustomShape
 from leadflow.pagination import Keyset, PageRequest, decode_cursor, encode_cursor
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.readpath import JsonRows, ReadStatement, as_text, fields, money, page_of
+from leadflow.sorting import ColumnSort
 from leadflow.tenancy import (
     Caller,
     Viewer,
@@ -50,6 +54,7 @@ from leadflow.tenancy import (
     viewer_params,
     visible_to_viewer,
 )
+from leadflow.textsearch import matches, search_doc, unindexed
 
 
 def _rotten(rotten_days: Any) -> Any:
@@ -139,6 +144,9 @@ class DealListShape:
     owner: bool = False
     person: bool = False
     organization: bool = False
+    search: bool = False  # `q` (`leadflow.textsearch`)
+    updated_since: bool = False
+    column_sort: ColumnSort | None = None  # `sort` by a column (`leadflow.sorting`)
     custom: CustomShape | None = None  # `custom_fields` filters, a custom field sort
     after: bool = False
 
@@ -160,19 +168,30 @@ def deal_page(viewer: Viewer, shape: DealListShape) -> ReadStatement:
     for name, column, kind in _FILTERS:
         if getattr(shape, name):
             stmt = stmt.where(column == bindparam(name, type_=kind()))
+    if shape.search:  # ix_deal_search_doc, or the linked contacts' (leadflow.textsearch)
+        stmt = stmt.where(or_(matches(search_doc(Deal)), linked_matches(Deal, viewer)))
+    if shape.updated_since:
+        stmt = stmt.where(sorting.updated_since(Deal))
     limit = bindparam("limit", type_=Integer)
     if shape.custom is not None:  # containment: ix_deal_custom_fields (GIN, jsonb_path_ops)
         stmt = custom_filters.filtered(stmt, Deal, "deal", shape.custom)
         if shape.custom.sort is not None:
             sorted_stmt = custom_filters.sorted_page(stmt, Deal, "deal", shape.custom, limit)
             return ReadStatement(sorted_stmt)
+    if shape.column_sort is not None:  # updated_at: ix_deal_company_id_updated_at
+        by_index = not shape.search
+        return ReadStatement(
+            sorting.sorted_page(stmt, Deal, shape.column_sort, limit, by_index=by_index)
+        )
     if shape.after:
         after = tuple_(
             bindparam("after_key", type_=DateTime(timezone=True)),
             bindparam("after_id", type_=Uuid),
         )
         stmt = stmt.where(tuple_(Deal.created_at, Deal.id) < after)
-    return ReadStatement(stmt.order_by(Deal.created_at.desc(), Deal.id.desc()).limit(limit))
+    # A search sorts its matches (the GIN index finds them): `textsearch.unindexed`.
+    newest = unindexed(Deal.created_at) if shape.search else Deal.created_at
+    return ReadStatement(stmt.order_by(newest.desc(), Deal.id.desc()).limit(limit))
 
 
 async def list_page(
@@ -181,11 +200,15 @@ async def list_page(
     page: PageRequest,
     filters: dict[str, Any],
     custom: CustomQuery | None = None,
+    column_sort: ColumnSort | None = None,
 ) -> dict[str, Any]:
-    """A page for `GET /deals`: `filters` by the shape's names (status, pipeline, ...),
-    and the custom field filters and sort."""
+    """A page for `GET /deals`: `filters` by the shape's names (status, pipeline, ...;
+    `q` for the search's words, `updated_since`), and the custom field filters and sort,
+    or a column sort."""
     shape = DealListShape(
-        **{name: True for name in filters}, custom=None if custom is None else custom.shape
+        **{"search" if name == "q" else name: True for name in filters},
+        custom=None if custom is None else custom.shape,
+        column_sort=column_sort,
     )
     params = {**viewer_params(caller), **filters, "limit": page.limit + 1}
     if custom is not None:
@@ -197,6 +220,12 @@ async def list_page(
         rows = await deal_page(Viewer.of(caller), shape).fetch(session, params)
         custom_filters.check_sorted(rows)
         return page_of(rows, page, "", deal_json, cursor_of=custom_filters.sort_cursor)
+    if column_sort is not None:
+        if page.cursor is not None:
+            params.update(sorting.sort_params(page.cursor, column_sort))
+            shape = replace(shape, column_sort=replace(column_sort, after=True))
+        rows = await deal_page(Viewer.of(caller), shape).fetch(session, params)
+        return page_of(rows, page, "", deal_json, cursor_of=sorting.sort_cursor)
     if page.cursor is not None:
         params["after_key"], params["after_id"] = decode_cursor(page.cursor, NEWEST_FIRST)
         shape = replace(shape, after=True)

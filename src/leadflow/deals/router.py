@@ -20,11 +20,13 @@ from leadflow.deals.schemas import (
 )
 from leadflow.deps import AppSettings, CurrentCaller, Session
 from leadflow.errors import found, responses
-from leadflow.fields.filters import CustomFieldsFilter, CustomFieldsSort, parse_query
+from leadflow.fields.filters import CustomFieldsFilter, parse_query
 from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
+from leadflow.sorting import ListSort, UpdatedSince, aware, split_sort
 from leadflow.storage import FileStorage, delete_stored
 from leadflow.tenancy import Viewer, viewer_params
+from leadflow.textsearch import SearchText, words
 
 router = APIRouter(tags=["deals"])
 
@@ -66,11 +68,14 @@ async def list_deals(
     organization_id: Annotated[
         uuid.UUID | None, Query(description="Only this organization's deals.")
     ] = None,
+    q: SearchText = None,
+    updated_since: UpdatedSince = None,
     custom_fields: CustomFieldsFilter = None,
-    sort: CustomFieldsSort = None,
+    sort: ListSort = None,
 ) -> Response:
     """List the deals visible to the caller, newest first (or by `sort`)."""
-    custom = parse_query(custom_fields, sort)
+    column_sort, custom_sort = split_sort(sort)
+    custom = parse_query(custom_fields, custom_sort)
     given = {
         "status": deal_status.value if deal_status is not None else None,
         "pipeline": pipeline_id,
@@ -78,9 +83,11 @@ async def list_deals(
         "owner": owner_id,
         "person": person_id,
         "organization": organization_id,
+        "q": None if q is None else words(q),
+        "updated_since": None if updated_since is None else aware(updated_since),
     }
     filters = {name: value for name, value in given.items() if value is not None}
-    return json_response(await reads.list_page(session, caller, page, filters, custom))
+    return json_response(await reads.list_page(session, caller, page, filters, custom, column_sort))
 
 
 @router.get(

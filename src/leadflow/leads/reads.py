@@ -30,6 +30,7 @@ from sqlalchemy import (
     column,
     func,
     literal_column,
+    or_,
     select,
     table,
     tuple_,
@@ -38,6 +39,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from leadflow import sorting
+from leadflow.contacts.search import linked_matches
 from leadflow.fields import filters as custom_filters
 from leadflow.fields.filters import CustomShape
 from leadflow.leads.models import Lead, LeadReadiness, in_archive, in_inbox
@@ -51,7 +54,9 @@ from leadflow.pagination import (
 )
 from leadflow.readpath import JsonRows, ReadStatement, as_text, fields, money, page_of, rfc3339
 from leadflow.readpath import page as readpath_page
+from leadflow.sorting import ColumnSort
 from leadflow.tenancy import Caller, Viewer, viewer_params, visible_to_viewer
+from leadflow.textsearch import matches, search_doc, unindexed
 
 # The columns of a conversion rule that a lead's readiness shows.
 _RULE = table("conversion_rule", column("id", UUID), column("name", String))
@@ -281,6 +286,9 @@ class InboxShape:
     source: bool = False
     email: bool = False
     ready: bool = False
+    search: bool = False  # `q` (`leadflow.textsearch`)
+    updated_since: bool = False
+    column_sort: ColumnSort | None = None  # `sort` by a column (`leadflow.sorting`)
     custom: CustomShape | None = None  # `custom_fields` filters, a custom field sort
     after: bool = False  # a cursor was given
 
@@ -306,6 +314,10 @@ def inbox_page(viewer: Viewer, shape: InboxShape) -> ReadStatement:
         stmt = stmt.where(Lead.source == bindparam("source", type_=String))
     if shape.custom is not None:  # containment: ix_lead_custom_fields (GIN, jsonb_path_ops)
         stmt = custom_filters.filtered(stmt, Lead, DEAL_FIELDS, shape.custom)
+    if shape.search:  # ix_lead_search_doc, or the linked contacts' (leadflow.textsearch)
+        stmt = stmt.where(or_(matches(search_doc(Lead)), linked_matches(Lead, viewer)))
+    if shape.updated_since:
+        stmt = stmt.where(sorting.updated_since(Lead))
     if shape.email:  # spelled as ix_lead_prospect_email
         stmt = stmt.where(
             func.lower(Lead.prospect_email) == func.lower(bindparam("email", type_=String))
@@ -333,9 +345,16 @@ def inbox_page(viewer: Viewer, shape: InboxShape) -> ReadStatement:
         return ReadStatement(
             custom_filters.sorted_page(stmt, Lead, DEAL_FIELDS, shape.custom, limit)
         )
+    if shape.column_sort is not None:  # updated_at: ix_lead_inbox_updated_at
+        by_index = not shape.search
+        return ReadStatement(
+            sorting.sorted_page(stmt, Lead, shape.column_sort, limit, by_index=by_index)
+        )
     if shape.after:
         stmt = stmt.where(tuple_(Lead.created_at, Lead.id) < _after())
-    return ReadStatement(stmt.order_by(Lead.created_at.desc(), Lead.id.desc()).limit(limit))
+    # A search sorts its matches (the GIN index finds them): `textsearch.unindexed`.
+    newest = unindexed(Lead.created_at) if shape.search else Lead.created_at
+    return ReadStatement(stmt.order_by(newest.desc(), Lead.id.desc()).limit(limit))
 
 
 def _after() -> Any:
@@ -364,6 +383,12 @@ async def lead_page(
         rows = await inbox_page(Viewer.of(caller), shape).fetch(session, params)
         custom_filters.check_sorted(rows)
         return page_of(rows, page, "", lead_json, cursor_of=custom_filters.sort_cursor)
+    if shape.column_sort is not None:
+        if page.cursor is not None:
+            params.update(sorting.sort_params(page.cursor, shape.column_sort))
+            shape = replace(shape, column_sort=replace(shape.column_sort, after=True))
+        rows = await inbox_page(Viewer.of(caller), shape).fetch(session, params)
+        return page_of(rows, page, "", lead_json, cursor_of=sorting.sort_cursor)
     if page.cursor is not None:
         params["after_key"], params["after_id"] = decode_cursor(page.cursor, order)
         shape = replace(shape, after=True)

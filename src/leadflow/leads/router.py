@@ -17,7 +17,7 @@ from leadflow.errors import (
     found,
     responses,
 )
-from leadflow.fields.filters import CustomFieldsFilter, CustomFieldsSort, parse_query
+from leadflow.fields.filters import CustomFieldsFilter, parse_query
 from leadflow.leads import labels, service
 from leadflow.leads.access import LeadConverted, visible_lead
 from leadflow.leads.models import Lead
@@ -34,7 +34,9 @@ from leadflow.leads.schemas import (
 )
 from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
+from leadflow.sorting import ListSort, UpdatedSince, aware, split_sort
 from leadflow.tenancy import Viewer, viewer_params
+from leadflow.textsearch import SearchText, words
 
 router = APIRouter(tags=["leads"])
 labels_router = APIRouter(tags=["lead labels"])
@@ -147,8 +149,10 @@ async def list_leads(
             )
         ),
     ] = False,
+    q: SearchText = None,
+    updated_since: UpdatedSince = None,
     custom_fields: CustomFieldsFilter = None,
-    sort: CustomFieldsSort = None,
+    sort: ListSort = None,
 ) -> Response:
     """The inbox: leads neither archived nor converted, newest first (or by `sort`)."""
     if ready and archived:
@@ -163,7 +167,8 @@ async def list_leads(
             "Ready leads are listed by readiness; `sort` does not apply.",
             CONFLICTING_PARAMETERS,
         )
-    custom = parse_query(custom_fields, sort)
+    column_sort, custom_sort = split_sort(sort)
+    custom = parse_query(custom_fields, custom_sort)
     given = {
         "owner_id": owner_id,
         "label_ids": label_id or None,
@@ -171,6 +176,8 @@ async def list_leads(
         "organization_id": organization_id,
         "source": source.value if source is not None else None,
         "email": email,
+        "q": None if q is None else words(q),
+        "updated_since": None if updated_since is None else aware(updated_since),
     }
     filters = {name: value for name, value in given.items() if value is not None}
     if custom is not None:
@@ -183,6 +190,9 @@ async def list_leads(
         organization="organization_id" in filters,
         source="source" in filters,
         email="email" in filters,
+        search="q" in filters,
+        updated_since="updated_since" in filters,
+        column_sort=column_sort,
         custom=None if custom is None else custom.shape,
         ready=ready,
     )
