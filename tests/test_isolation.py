@@ -107,6 +107,7 @@ BUILDERS: dict[str, str] = {
     "delivery_id": "delivery",
     "job_id": "job",
     "field_id": "field",
+    "invoice_id": "invoice",
     "rest": "rest",
 }
 
@@ -127,6 +128,10 @@ NOT_TENANT_DATA: dict[str, str] = {
         "(tests/fields/test_company_openapi.py: B's document holds none of A's keys)"
     ),
     "capabilities:get": "the static lead/deal capability table, the same for every company",
+    "invoice-settings:get": "the caller's own company's invoice number format; takes no id",
+    "invoice-settings:update": (
+        "sets the caller's own company's number format; takes no id and names no resource"
+    ),
     "leads:convert:other-methods": "405 for GET/PATCH/DELETE /leads/convert; reads nothing",
     # --- path parameter, but the form id itself is the public capability ---
     "capture:deliver": (
@@ -171,6 +176,7 @@ LIST_PROBES: dict[str, list[dict[str, str]]] = {
     "webhooks:list": [{}],
     "jobs:list": [{}],
     "fields:list": [{"entity": "field_entity"}],
+    "invoices:list": [{}, {"deal_id": "deal"}, {"status": "draft"}],
 }
 
 # Reports: asked with A's ids as filters (and with none), every figure counts nothing of
@@ -238,6 +244,10 @@ WRITE_BODIES: dict[str, Any] = {
     "webhooks:update": {"url": "https://pwned.example.com/in"},
     "webhooks:replay": {"since": "2026-01-01T00:00:00Z"},
     "fields:update": {"name": "pwned"},
+    "deals:invoices:create": {"title": "pwned"},
+    "invoices:update": {"notes": "pwned"},
+    "invoices:mark-paid": {"paid_date": "2026-12-31"},
+    "invoices:void": {"reason": "pwned"},
 }
 
 # Owner-visibility scenario: routes whose every path parameter is one of these.
@@ -253,6 +263,7 @@ OWNER_SCOPED = {
     "participant_id",
     "file_id",
     "conversion_id",
+    "invoice_id",
     "rest",
 }
 # Lists of owner-visible records (the other lists hold company-wide resources whose
@@ -265,6 +276,7 @@ OWNER_SCOPED_LISTS = [
     "leads:list",
     "deals:list",
     "conversions:list",
+    "invoices:list",
 ]
 # Creates by the member whose body names an owner-only record of the admin.
 OWNER_CREATE_PROBES: dict[str, dict[str, Any] | str] = {
@@ -433,6 +445,7 @@ async def _build_world(
         params={"entity": "deal"},
         json={"name": f"{mark} field", "type": "enum", "options": [{"label": mark}]},
     )
+    invoice = await _post(client, admin, f"{deal_path}/invoices", json={"notes": f"{mark} invoice"})
     return {
         "admin": admin.user_id,
         "owner": (owner or admin).user_id,
@@ -462,6 +475,7 @@ async def _build_world(
         "job": applied.json()["id"],
         "field": field["id"],
         "field_entity": "deal",
+        "invoice": invoice["id"],
         "rest": "anything",
         "mark": mark,
     }
@@ -488,6 +502,8 @@ def _readbacks(world: dict[str, str]) -> list[str]:
         f"{deal}/files",
         f"{deal}/files/{w['file']}/content",
         f"{deal}/changelog",
+        f"{deal}/invoices",
+        f"/invoices/{w['invoice']}",
         f"/products/{w['product']}",
         f"/notes/{w['note']}",
         f"/notes/{w['note']}/comments",
@@ -595,9 +611,7 @@ async def _probe_lists(
     for endpoint in (e for e in endpoints() if _classify(e) == "list" and e.name in wanted):
         for probe in LIST_PROBES[endpoint.name]:
             params = {k: world.get(v, v) for k, v in probe.items()}
-            response = await _call(
-                client, caller, endpoint, endpoint.path, world, params=params
-            )
+            response = await _call(client, caller, endpoint, endpoint.path, world, params=params)
             where = f"GET {endpoint.path}?{params}"
             answered += response.status_code == 200
             if response.status_code == 200:
@@ -637,9 +651,7 @@ async def _probe_reports(
             params = {k: world.get(v, v) for k, v in probe.items() if k != "@range"}
             if "@range" in probe:
                 params.update(span)
-            response = await _call(
-                client, caller, endpoint, endpoint.path, world, params=params
-            )
+            response = await _call(client, caller, endpoint, endpoint.path, world, params=params)
             where = f"GET {endpoint.path}?{params}"
             if response.status_code != 200:
                 failures.append(f"{where}: {response.status_code} {response.text[:200]}")
@@ -666,9 +678,7 @@ async def _probe_creates(
         create_body = probes[endpoint.name]
         if isinstance(create_body, str):
             continue  # the reason is in the table
-        response = await _call(
-            client, caller, endpoint, endpoint.path, world, body=create_body
-        )
+        response = await _call(client, caller, endpoint, endpoint.path, world, body=create_body)
         where = f"POST {endpoint.path} naming {list(create_body)}"
         allowed = (404, 409, 422) if endpoint.name == "leads:convert-bulk" else (404, 422)
         if response.status_code not in allowed:

@@ -141,6 +141,7 @@ WRITERS = {
     "Activity": "activities/repository.py",
     "FieldDefinition": "fields/repository.py",
     "DealHistory": "reports/repository.py",
+    "Invoice": "invoices/repository.py",
 }
 _WRITES = {"insert", "update", "delete", "pg_insert"}
 
@@ -216,6 +217,9 @@ PACKAGE_ORDER = (
     "rules",
     "reports",
     "webhooks",
+    "invoices",
+    "projects",
+    "documents",
 )
 ASSEMBLY = {"main.py", "cli.py", "worker.py", "job_kinds.py", "models.py"}
 # deps.py is the web glue every router solves: it authenticates with auth's identity

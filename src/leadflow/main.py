@@ -34,6 +34,8 @@ from leadflow.deals.line_items.router import router as deal_products_router
 from leadflow.deals.participants import router as deal_participants_router
 from leadflow.deals.router import router as deals_router
 from leadflow.fields.router import router as fields_router
+from leadflow.invoices import subscriptions as invoices_subscriptions
+from leadflow.invoices.router import router as invoices_router
 from leadflow.jobs.router import router as jobs_router
 from leadflow.leads import subscriptions as leads_subscriptions
 from leadflow.leads.router import labels_router as lead_labels_router
@@ -95,6 +97,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     jobs_router,
     fields_router,
     reports_router,
+    invoices_router,
 )
 
 
@@ -140,6 +143,7 @@ def subscribe_listeners() -> None:
     products_subscriptions.subscribe()
     rules_subscriptions.subscribe()
     reports_subscriptions.subscribe()
+    invoices_subscriptions.subscribe()
 
 
 def _start_worker(

@@ -14,12 +14,21 @@ from leadflow.deals.models import (
     DealProduct,
     DealStageTotal,
 )
+from leadflow.documents.models import DealDocument, DocumentTemplate
 from leadflow.fields.models import FieldDefinition
 from leadflow.idempotency import IdempotencyRecord
+from leadflow.invoices.models import Invoice, InvoiceNumbering
 from leadflow.jobs.models import Job
 from leadflow.leads.models import Lead, LeadLabel, LeadReadiness
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.products.models import Product
+from leadflow.projects.models import (
+    PipelineProjectBoard,
+    Project,
+    ProjectBoard,
+    ProjectDeal,
+    ProjectPhase,
+)
 from leadflow.reports.models import DealHistory
 from leadflow.rules.models import ConversionRule
 from leadflow.webhooks.models import Webhook, WebhookDelivery, WebhookEvent
@@ -34,14 +43,18 @@ __all__ = [
     "ConversionRule",
     "Deal",
     "DealChange",
+    "DealDocument",
     "DealFile",
     "DealHistory",
     "DealParticipant",
     "DealProduct",
     "DealStageTotal",
+    "DocumentTemplate",
     "FieldDefinition",
     "Form",
     "IdempotencyRecord",
+    "Invoice",
+    "InvoiceNumbering",
     "Job",
     "Lead",
     "LeadLabel",
@@ -51,7 +64,12 @@ __all__ = [
     "Organization",
     "Person",
     "Pipeline",
+    "PipelineProjectBoard",
     "Product",
+    "Project",
+    "ProjectBoard",
+    "ProjectDeal",
+    "ProjectPhase",
     "Stage",
     "User",
     "UserGroup",
