@@ -108,6 +108,9 @@ BUILDERS: dict[str, str] = {
     "job_id": "job",
     "field_id": "field",
     "invoice_id": "invoice",
+    "project_id": "project",
+    "board_id": "board",
+    "phase_id": "phase",
     "rest": "rest",
 }
 
@@ -177,6 +180,9 @@ LIST_PROBES: dict[str, list[dict[str, str]]] = {
     "jobs:list": [{}],
     "fields:list": [{"entity": "field_entity"}],
     "invoices:list": [{}, {"deal_id": "deal"}, {"status": "draft"}],
+    "projects:list": [{}, {"board_id": "board"}, {"phase_id": "phase"}],
+    "project-boards:list": [{}],
+    "project-phases:list": [{}, {"board_id": "board"}],
 }
 
 # Reports: asked with A's ids as filters (and with none), every figure counts nothing of
@@ -220,6 +226,9 @@ CREATE_PROBES: dict[str, dict[str, Any] | str] = {
         "pipeline_id": "@pipeline",
     },
     "fields:create": OWN_COMPANY_ONLY,
+    "project-boards:create": {"name": "x", "opens_for_pipeline_ids": ["@pipeline"]},
+    "project-phases:create": {"board_id": "@board", "name": "x"},
+    "projects:create": {"title": "x", "deal_ids": ["@deal"]},
 }
 
 # Bodies of B's writes, so that validation passes and the ownership check is what answers.
@@ -248,6 +257,9 @@ WRITE_BODIES: dict[str, Any] = {
     "invoices:update": {"notes": "pwned"},
     "invoices:mark-paid": {"paid_date": "2026-12-31"},
     "invoices:void": {"reason": "pwned"},
+    "project-boards:update": {"name": "pwned"},
+    "project-phases:update": {"name": "pwned"},
+    "projects:update": {"title": "pwned"},
 }
 
 # Owner-visibility scenario: routes whose every path parameter is one of these.
@@ -264,6 +276,7 @@ OWNER_SCOPED = {
     "file_id",
     "conversion_id",
     "invoice_id",
+    "project_id",
     "rest",
 }
 # Lists of owner-visible records (the other lists hold company-wide resources whose
@@ -277,6 +290,7 @@ OWNER_SCOPED_LISTS = [
     "deals:list",
     "conversions:list",
     "invoices:list",
+    "projects:list",
 ]
 # Creates by the member whose body names an owner-only record of the admin.
 OWNER_CREATE_PROBES: dict[str, dict[str, Any] | str] = {
@@ -286,6 +300,7 @@ OWNER_CREATE_PROBES: dict[str, dict[str, Any] | str] = {
     "leads:create": {"title": "x", "person_id": "@person"},
     "deals:create": {"title": "x", "person_id": "@person"},
     "leads:convert-bulk": {"lead_ids": ["@lead"]},
+    "projects:create": {"title": "x", "deal_ids": ["@deal"]},
 }
 # Not in the owner scenario, and why:
 OWNER_SCENARIO_EXCLUDED_PARAMS = {
@@ -301,6 +316,8 @@ OWNER_SCENARIO_EXCLUDED_PARAMS = {
     "job_id": "jobs have no visible_to: their starter and the company's admins see them "
     "(tests/jobs/test_jobs.py)",
     "field_id": "custom field definitions have no visible_to (admin-managed)",
+    "board_id": "project boards have no visible_to: the company's, as pipelines are",
+    "phase_id": "project phases have no visible_to: the company's, as stages are",
 }
 
 
@@ -446,6 +463,16 @@ async def _build_world(
         json={"name": f"{mark} field", "type": "enum", "options": [{"label": mark}]},
     )
     invoice = await _post(client, admin, f"{deal_path}/invoices", json={"notes": f"{mark} invoice"})
+    board = await _post(client, admin, "/project-boards", json={"name": f"{mark} board"})
+    phase = await _post(
+        client, admin, "/project-phases", json={"board_id": board["id"], "name": f"{mark} phase"}
+    )
+    project = await _post(
+        client,
+        admin,
+        "/projects",
+        json={"title": f"{mark} project", "deal_ids": [deal["id"]], **private},
+    )
     return {
         "admin": admin.user_id,
         "owner": (owner or admin).user_id,
@@ -476,6 +503,9 @@ async def _build_world(
         "field": field["id"],
         "field_entity": "deal",
         "invoice": invoice["id"],
+        "board": board["id"],
+        "phase": phase["id"],
+        "project": project["id"],
         "rest": "anything",
         "mark": mark,
     }
@@ -504,6 +534,10 @@ def _readbacks(world: dict[str, str]) -> list[str]:
         f"{deal}/changelog",
         f"{deal}/invoices",
         f"/invoices/{w['invoice']}",
+        f"{deal}/projects",
+        f"/projects/{w['project']}",
+        f"/project-boards/{w['board']}",
+        f"/project-phases/{w['phase']}",
         f"/products/{w['product']}",
         f"/notes/{w['note']}",
         f"/notes/{w['note']}/comments",

@@ -142,6 +142,9 @@ WRITERS = {
     "FieldDefinition": "fields/repository.py",
     "DealHistory": "reports/repository.py",
     "Invoice": "invoices/repository.py",
+    "Project": "projects/repository.py",
+    "ProjectBoard": "projects/repository.py",
+    "ProjectPhase": "projects/repository.py",
 }
 _WRITES = {"insert", "update", "delete", "pg_insert"}
 

@@ -74,7 +74,7 @@ TABLE: Final[dict[Capability, Row]] = {
         _DEAL, "Documents (PDF) made from the company's templates.", built=False
     ),
     Capability.invoices: Row(_DEAL, "Invoicing."),
-    Capability.projects: Row(_DEAL, "Linked to projects.", built=False),
+    Capability.projects: Row(_DEAL, "Linked to projects."),
     Capability.formula_fields: Row(_DEAL, "Formula fields."),
     Capability.changelog: Row(_DEAL, "Changelog (field-level history)."),
     Capability.open_deal_limit: Row(_DEAL, "Counted against the plan's open-deal limit."),

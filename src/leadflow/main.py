@@ -45,6 +45,8 @@ from leadflow.middleware import HeadAsGet, RequestEnvelope
 from leadflow.pipelines.router import router as pipelines_router
 from leadflow.products import subscriptions as products_subscriptions
 from leadflow.products.router import router as products_router
+from leadflow.projects import subscriptions as projects_subscriptions
+from leadflow.projects.router import router as projects_router
 from leadflow.reports import subscriptions as reports_subscriptions
 from leadflow.reports.router import router as reports_router
 from leadflow.routing import add_routes, index_routes
@@ -98,6 +100,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     fields_router,
     reports_router,
     invoices_router,
+    projects_router,
 )
 
 
@@ -144,6 +147,7 @@ def subscribe_listeners() -> None:
     rules_subscriptions.subscribe()
     reports_subscriptions.subscribe()
     invoices_subscriptions.subscribe()
+    projects_subscriptions.subscribe()
 
 
 def _start_worker(

@@ -33,10 +33,10 @@ async def deal_with_items(
         actor,
         "/products",
         {"name": "Copper pipe", "unit_price": "50.00", "currency": "EUR"},
-    )  # noqa: E501
+    )
     tap = await _post(
         client, actor, "/products", {"name": "Mixer tap", "unit_price": "200.00", "currency": "EUR"}
-    )  # noqa: E501
+    )
     path = f"/deals/{deal['id']}/products"
     await _post(client, actor, path, {"product_id": pipe["id"], "quantity": 2, "tax_percent": 20})
     await _post(client, actor, path, {"product_id": tap["id"], "discount_percent": 10})

@@ -203,22 +203,22 @@ async def test_the_invoice_is_a_snapshot_of_products_and_contacts(
         f"{API}/products/{world['pipe']['id']}",
         json={"name": "Renamed", "unit_price": "99.00"},
         headers=h,
-    )  # noqa: E501
+    )
     await client.patch(
         f"{API}/organizations/{world['organization']['id']}",
         json={"name": "New Name", "address": "Elsewhere"},
         headers=h,
-    )  # noqa: E501
+    )
     await client.patch(
         f"{API}/persons/{world['person']['id']}",
         json={"emails": ["new@acme.example.com"]},
         headers=h,
-    )  # noqa: E501
+    )
     items = await client.get(f"{API}/deals/{world['deal']['id']}/products", headers=h)
     item_id = items.json()["data"][0]["id"]
     await client.patch(
         f"{API}/deals/{world['deal']['id']}/products/{item_id}", json={"quantity": 7}, headers=h
-    )  # noqa: E501
+    )
     again = (await client.get(f"{API}/invoices/{invoice['id']}", headers=h)).json()
     assert again == invoice
 

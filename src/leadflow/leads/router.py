@@ -306,7 +306,7 @@ DEAL_METHODS: dict[Capability, tuple[list[str], list[str]]] = {
     Capability.changelog: (["GET"], []),
     Capability.invoices: (["GET", "POST"], []),
     Capability.documents: (["GET"], []),
-    Capability.projects: (["GET"], []),
+    Capability.projects: (["GET", "POST"], []),
 }
 
 for _capability in DEAL_SUBRESOURCES:
