@@ -111,6 +111,7 @@ BUILDERS: dict[str, str] = {
     "project_id": "project",
     "board_id": "board",
     "phase_id": "phase",
+    "template_id": "template",
     "rest": "rest",
 }
 
@@ -183,6 +184,7 @@ LIST_PROBES: dict[str, list[dict[str, str]]] = {
     "projects:list": [{}, {"board_id": "board"}, {"phase_id": "phase"}],
     "project-boards:list": [{}],
     "project-phases:list": [{}, {"board_id": "board"}],
+    "document-templates:list": [{}],
 }
 
 # Reports: asked with A's ids as filters (and with none), every figure counts nothing of
@@ -229,6 +231,7 @@ CREATE_PROBES: dict[str, dict[str, Any] | str] = {
     "project-boards:create": {"name": "x", "opens_for_pipeline_ids": ["@pipeline"]},
     "project-phases:create": {"board_id": "@board", "name": "x"},
     "projects:create": {"title": "x", "deal_ids": ["@deal"]},
+    "document-templates:create": OWN_COMPANY_ONLY,
 }
 
 # Bodies of B's writes, so that validation passes and the ownership check is what answers.
@@ -260,6 +263,8 @@ WRITE_BODIES: dict[str, Any] = {
     "project-boards:update": {"name": "pwned"},
     "project-phases:update": {"name": "pwned"},
     "projects:update": {"title": "pwned"},
+    "document-templates:update": {"name": "pwned"},
+    "deals:documents:create": {"template_id": "@template"},
 }
 
 # Owner-visibility scenario: routes whose every path parameter is one of these.
@@ -318,6 +323,7 @@ OWNER_SCENARIO_EXCLUDED_PARAMS = {
     "field_id": "custom field definitions have no visible_to (admin-managed)",
     "board_id": "project boards have no visible_to: the company's, as pipelines are",
     "phase_id": "project phases have no visible_to: the company's, as stages are",
+    "template_id": "document templates have no visible_to: the company's, as products are",
 }
 
 
@@ -473,6 +479,15 @@ async def _build_world(
         "/projects",
         json={"title": f"{mark} project", "deal_ids": [deal["id"]], **private},
     )
+    template = await _post(
+        client,
+        admin,
+        "/document-templates",
+        json={"name": f"{mark} template", "body": "= {{ deal.title }}"},
+    )
+    document = await _post(
+        client, admin, f"{deal_path}/documents", json={"template_id": template["id"]}
+    )
     return {
         "admin": admin.user_id,
         "owner": (owner or admin).user_id,
@@ -506,6 +521,8 @@ async def _build_world(
         "board": board["id"],
         "phase": phase["id"],
         "project": project["id"],
+        "template": template["id"],
+        "document": document["id"],
         "rest": "anything",
         "mark": mark,
     }
@@ -538,6 +555,8 @@ def _readbacks(world: dict[str, str]) -> list[str]:
         f"/projects/{w['project']}",
         f"/project-boards/{w['board']}",
         f"/project-phases/{w['phase']}",
+        f"/document-templates/{w['template']}",
+        f"{deal}/documents",
         f"/products/{w['product']}",
         f"/notes/{w['note']}",
         f"/notes/{w['note']}/comments",
@@ -645,7 +664,9 @@ async def _probe_lists(
     for endpoint in (e for e in endpoints() if _classify(e) == "list" and e.name in wanted):
         for probe in LIST_PROBES[endpoint.name]:
             params = {k: world.get(v, v) for k, v in probe.items()}
-            response = await _call(client, caller, endpoint, endpoint.path, world, params=params)
+            response = await _call(
+                client, caller, endpoint, endpoint.path, world, params=params
+            )
             where = f"GET {endpoint.path}?{params}"
             answered += response.status_code == 200
             if response.status_code == 200:
@@ -685,7 +706,9 @@ async def _probe_reports(
             params = {k: world.get(v, v) for k, v in probe.items() if k != "@range"}
             if "@range" in probe:
                 params.update(span)
-            response = await _call(client, caller, endpoint, endpoint.path, world, params=params)
+            response = await _call(
+                client, caller, endpoint, endpoint.path, world, params=params
+            )
             where = f"GET {endpoint.path}?{params}"
             if response.status_code != 200:
                 failures.append(f"{where}: {response.status_code} {response.text[:200]}")
@@ -712,7 +735,9 @@ async def _probe_creates(
         create_body = probes[endpoint.name]
         if isinstance(create_body, str):
             continue  # the reason is in the table
-        response = await _call(client, caller, endpoint, endpoint.path, world, body=create_body)
+        response = await _call(
+            client, caller, endpoint, endpoint.path, world, body=create_body
+        )
         where = f"POST {endpoint.path} naming {list(create_body)}"
         allowed = (404, 409, 422) if endpoint.name == "leads:convert-bulk" else (404, 422)
         if response.status_code not in allowed:

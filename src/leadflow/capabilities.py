@@ -70,9 +70,7 @@ TABLE: Final[dict[Capability, Row]] = {
     Capability.products: Row(_DEAL, "Products (line items)."),
     Capability.participants: Row(_DEAL, "Participants."),
     Capability.files: Row(_DEAL, "Files."),
-    Capability.documents: Row(
-        _DEAL, "Documents (PDF) made from the company's templates.", built=False
-    ),
+    Capability.documents: Row(_DEAL, "Documents (PDF) made from the company's templates."),
     Capability.invoices: Row(_DEAL, "Invoicing."),
     Capability.projects: Row(_DEAL, "Linked to projects."),
     Capability.formula_fields: Row(_DEAL, "Formula fields."),

@@ -33,6 +33,8 @@ from leadflow.deals.files import router as deal_files_router
 from leadflow.deals.line_items.router import router as deal_products_router
 from leadflow.deals.participants import router as deal_participants_router
 from leadflow.deals.router import router as deals_router
+from leadflow.documents import subscriptions as documents_subscriptions
+from leadflow.documents.router import router as documents_router
 from leadflow.fields.router import router as fields_router
 from leadflow.invoices import subscriptions as invoices_subscriptions
 from leadflow.invoices.router import router as invoices_router
@@ -101,6 +103,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     reports_router,
     invoices_router,
     projects_router,
+    documents_router,
 )
 
 
@@ -148,6 +151,7 @@ def subscribe_listeners() -> None:
     reports_subscriptions.subscribe()
     invoices_subscriptions.subscribe()
     projects_subscriptions.subscribe()
+    documents_subscriptions.subscribe()
 
 
 def _start_worker(

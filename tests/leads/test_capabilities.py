@@ -188,8 +188,8 @@ async def test_capabilities_serves_the_table(client: httpx.AsyncClient) -> None:
     assert table == as_table()
     for segment in DEAL_ONLY_SEGMENTS:
         assert table["lead"][segment] is False
-        assert table["deal"][segment] is (segment != "documents")
-    assert table["planned"] == ["documents", "import"]
+        assert table["deal"][segment] is True
+    assert table["planned"] == ["import"]
     assert table["lead"]["archiving"] is True and table["deal"]["archiving"] is False
     assert table["lead"]["pipeline"] is False and table["deal"]["pipeline"] is True
     assert table["lead"]["notes"] is table["deal"]["notes"] is True

@@ -305,7 +305,7 @@ DEAL_METHODS: dict[Capability, tuple[list[str], list[str]]] = {
     Capability.files: (["GET", "POST"], ["GET", "DELETE"]),
     Capability.changelog: (["GET"], []),
     Capability.invoices: (["GET", "POST"], []),
-    Capability.documents: (["GET"], []),
+    Capability.documents: (["GET", "POST"], []),
     Capability.projects: (["GET", "POST"], []),
 }
 
