@@ -343,3 +343,19 @@ async def test_capabilities_report_invoices_for_deals_only(client: httpx.AsyncCl
     table = (await client.get(f"{API}/capabilities", headers=admin.headers)).json()
     assert table["deal"]["invoices"] is True and table["lead"]["invoices"] is False
     assert "invoices" not in table["planned"]
+
+
+async def test_a_percentage_discount_over_100_is_422(client: httpx.AsyncClient) -> None:
+    admin = await create_company(client)
+    world = await deal_with_items(client, admin)
+    invoice = await draft(client, admin, world["deal"]["id"])
+    line = {"name": "x", "unit_price": "10", "discount": "100.01"}
+    response = await client.patch(
+        f"{API}/invoices/{invoice['id']}", json={"lines": [line]}, headers=admin.headers
+    )
+    assert response.status_code == 422
+    allowed = {**line, "discount": "100.01", "unit_price": "200", "discount_type": "amount"}
+    response = await client.patch(
+        f"{API}/invoices/{invoice['id']}", json={"lines": [allowed]}, headers=admin.headers
+    )
+    assert response.status_code == 200 and response.json()["total"] == "99.99"

@@ -204,3 +204,16 @@ async def test_projects_stay_linked_to_a_deal_converted_back_to_a_lead(
     assert converted.json()["conversion"]["left_on_deal"]["projects"] == 1
     linked = await _get(client, admin, f"/deals/{deal['id']}/projects")
     assert [p["id"] for p in linked.json()["data"]] == [project["id"]]
+
+
+async def test_a_project_ending_before_it_starts_is_422(client: httpx.AsyncClient) -> None:
+    admin = await create_company(client)
+    await _board(client, admin)
+    body = {"title": "P", "start_date": "2026-12-10", "end_date": "2026-12-01"}
+    refused = await client.post(f"{API}/projects", json=body, headers=admin.headers)
+    assert refused.status_code == 422
+    project = await _post(client, admin, "/projects", {"title": "P", "start_date": "2026-12-10"})
+    moved = await client.patch(
+        f"{API}/projects/{project['id']}", json={"end_date": "2026-12-01"}, headers=admin.headers
+    )
+    assert moved.status_code == 422

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -22,7 +23,7 @@ import typst
 from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from leadflow.errors import DomainError
+from leadflow.errors import INVALID_TEMPLATE, InvalidInput
 
 MAX_TEMPLATE_CHARS = 100_000
 MAX_PDF_BYTES = 10 * 1024 * 1024
@@ -33,10 +34,12 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-class TemplateInvalid(DomainError):
-    status = 422
-    slug = "template-invalid"
-    title = "The template cannot be rendered"
+class TemplateInvalid(InvalidInput):
+    """422 `invalid_template` at `loc`: the template's body, or the template a document
+    was asked of when it does not render."""
+
+    def __init__(self, msg: str, loc: Sequence[str] = ("body", "template_id")) -> None:
+        super().__init__(loc, msg, INVALID_TEMPLATE)
 
 
 def typst_text(value: Any) -> str:
@@ -69,35 +72,38 @@ def check(body: str) -> None:
     try:
         _environment().parse(body)
     except TemplateError as exc:
-        raise TemplateInvalid(f"Template syntax: {exc}") from exc
+        raise TemplateInvalid(f"Template syntax: {exc}", ("body", "body")) from exc
 
 
-def _refuse_forbidden(source: str) -> None:
+def _refuse_forbidden(source: str, loc: Sequence[str]) -> None:
     found = _FORBIDDEN.search(_STRING.sub('""', source))
     if found:
         what = found.group(0).strip('#(" ')
         raise TemplateInvalid(
             f"A template may not use {what!r}: documents are made of the template and the "
-            "record alone."
+            "record alone.",
+            loc,
         )
 
 
-def render_pdf(body: str, context: dict[str, Any]) -> bytes:
-    """The PDF of the template for this context; 422 when it cannot be made."""
+def render_pdf(
+    body: str, context: dict[str, Any], loc: Sequence[str] = ("body", "template_id")
+) -> bytes:
+    """The PDF of the template for this context; 422 at `loc` when it cannot be made."""
     try:
         source = _environment().from_string(body).render(context)
     except TemplateError as exc:
-        raise TemplateInvalid(f"Template: {exc}") from exc
+        raise TemplateInvalid(f"Template: {exc}", loc) from exc
     # Checked on what Typst reads: template text joined by Jinja2 (`imp{# #}ort`)
     # is caught too; the values are string literals, which are left out.
-    _refuse_forbidden(source)
+    _refuse_forbidden(source, loc)
     with tempfile.TemporaryDirectory(prefix="leadflow-typst-") as root:
         main = Path(root) / "main.typ"
         main.write_text(source)
         try:
             pdf = typst.compile(main, root=Path(root), ignore_system_fonts=True, format="pdf")
         except Exception as exc:  # the binding raises its own TypstError (a RuntimeError)
-            raise TemplateInvalid(f"Typst: {str(exc).replace(root, '')}") from exc
+            raise TemplateInvalid(f"Typst: {str(exc).replace(root, '')}", loc) from exc
     if len(pdf) > MAX_PDF_BYTES:
-        raise TemplateInvalid(f"The document is over {MAX_PDF_BYTES} bytes.")
+        raise TemplateInvalid(f"The document is over {MAX_PDF_BYTES} bytes.", loc)
     return pdf

@@ -140,9 +140,9 @@ async def deal_context(session: AsyncSession, caller: Caller, deal: Deal) -> dic
     }
 
 
-async def _pdf(body: str, context: dict[str, Any]) -> bytes:
+async def _pdf(body: str, context: dict[str, Any], loc: tuple[str, str]) -> bytes:
     # Typesetting is CPU work of tens of milliseconds: off the event loop.
-    return await anyio.to_thread.run_sync(render.render_pdf, body, context)
+    return await anyio.to_thread.run_sync(render.render_pdf, body, context, loc)
 
 
 async def create_document(
@@ -156,7 +156,9 @@ async def create_document(
     template = await TemplateRepository(session, caller).get(data.template_id)
     if template is None:
         raise UnknownReference(["body", "template_id"], "No such document template.")
-    pdf = await _pdf(template.body, await deal_context(session, caller, deal))
+    pdf = await _pdf(
+        template.body, await deal_context(session, caller, deal), ("body", "template_id")
+    )
     name = safe_file_name(data.file_name or f"{template.name} - {deal.title}")
     if not name.lower().endswith(".pdf"):
         name = safe_file_name(f"{name}.pdf")
@@ -204,4 +206,4 @@ async def invoice_pdf(
         "invoice": invoice,
     }
     name = f"{invoice['number'] or 'draft-invoice'}.pdf"
-    return await _pdf(body, context), safe_file_name(name)
+    return await _pdf(body, context, ("query", "template_id")), safe_file_name(name)

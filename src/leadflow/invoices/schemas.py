@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, PlainSerializer, StringConstraints, model_validator
+from pydantic.config import JsonDict
 
 from leadflow.deals.line_items.schemas import Percent, Quantity
 from leadflow.invoices.models import InvoiceStatus
@@ -45,6 +46,7 @@ UnitPrice = Annotated[
     Field(ge=0, max_digits=18, decimal_places=4, examples=["0.335"]),
     PlainSerializer(price_text, return_type=str, when_used="json"),
 ]
+PERCENT_PATTERN = r"^(100(\.0{1,2})?|[0-9]{1,2}(\.[0-9]{1,2})?)$"
 ShortLine = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 TaxId = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
 EmailText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)]
@@ -103,7 +105,35 @@ class BillToRead(Output):
     )
 
 
+# A percentage discount is at most 100: stated for the document as "the type is amount,
+# or the discount is a percent" (the model validator checks the same).
+_DISCOUNT_RULE: JsonDict = {
+    "allOf": [
+        {
+            "anyOf": [
+                {
+                    "required": ["discount_type"],
+                    "properties": {"discount_type": {"const": "amount"}},
+                },
+                {
+                    "properties": {
+                        "discount": {
+                            "anyOf": [
+                                {"type": "integer", "minimum": 0, "maximum": 100},
+                                {"type": "string", "pattern": PERCENT_PATTERN},
+                            ]
+                        }
+                    }
+                },
+            ]
+        }
+    ]
+}
+
+
 class InvoiceLineInput(Input):
+    model_config = ConfigDict(json_schema_extra=_DISCOUNT_RULE)
+
     product_id: uuid.UUID | None = Field(
         default=None, description="The catalog product it came from, kept as a reference only."
     )

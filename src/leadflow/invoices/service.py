@@ -12,7 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.deals.access import visible_deal
 from leadflow.deals.line_items.schemas import _plain
-from leadflow.errors import Conflict, InvalidInput, NotFound, found
+from leadflow.errors import (
+    CONFLICTING_PARAMETERS,
+    CONFLICTS_WITH_RECORD,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    found,
+)
 from leadflow.invoices.models import Invoice, InvoiceStatus
 from leadflow.invoices.repository import InvoiceRepository
 from leadflow.invoices.schemas import (
@@ -69,6 +76,7 @@ class NoCurrency(InvalidInput):
         super().__init__(
             ["body", "currency"],
             "The deal has no currency (no value, no line items): send `currency`.",
+            CONFLICTS_WITH_RECORD,
         )
 
 
@@ -96,11 +104,13 @@ def priced_lines(lines: list[InvoiceLineInput], currency: str) -> list[dict[str,
             raise InvalidInput(
                 ["body", "lines", position - 1, "discount"],
                 "An amount discount may not exceed quantity x unit_price.",
+                CONFLICTING_PARAMETERS,
             ) from exc
         if totals.gross > MAX_AMOUNT:
             raise InvalidInput(
                 ["body", "lines", position - 1, "quantity"],
                 f"A line may not exceed {MAX_AMOUNT}.",
+                CONFLICTING_PARAMETERS,
             )
         priced.append(
             {
@@ -131,7 +141,11 @@ def _totals(lines: list[dict[str, Any]]) -> dict[str, Decimal]:
         "total": sum((Decimal(line["total"]) for line in lines), Decimal(0)),
     }
     if max(sums.values()) > MAX_AMOUNT:
-        raise InvalidInput(["body", "lines"], f"An invoice's total may not exceed {MAX_AMOUNT}.")
+        raise InvalidInput(
+            ["body", "lines"],
+            f"An invoice's total may not exceed {MAX_AMOUNT}.",
+            CONFLICTING_PARAMETERS,
+        )
     return sums
 
 
@@ -269,12 +283,16 @@ async def issue_invoice(
         raise InvoiceEmpty("Add lines to the draft before issuing it.")
     if not invoice.bill_to.get("name"):
         raise InvalidInput(
-            ["body"], "The invoice names no one to bill: set `bill_to` on the draft first."
+            ["body"],
+            "The invoice names no one to bill: set `bill_to` on the draft first.",
+            CONFLICTS_WITH_RECORD,
         )
     issue_date = data.issue_date or invoice.issue_date or datetime.now(UTC).date()
     due_date = data.due_date or invoice.due_date
     if due_date is not None and due_date < issue_date:
-        raise InvalidInput(["body", "due_date"], "The due date is before the issue date.")
+        raise InvalidInput(
+            ["body", "due_date"], "The due date is before the issue date.", CONFLICTS_WITH_RECORD
+        )
     # Taken last, so the counter row stays locked for as little of the request as can be.
     seq, number_format = await invoices.take_number()
     return await invoices.update(
@@ -299,7 +317,11 @@ async def mark_paid(
         raise InvoiceStatusConflict(invoice.status, "marked paid")
     assert invoice.issue_date is not None
     if data.paid_date < invoice.issue_date:
-        raise InvalidInput(["body", "paid_date"], "The invoice was paid before it was issued?")
+        raise InvalidInput(
+            ["body", "paid_date"],
+            "The paid date is before the invoice's issue date.",
+            CONFLICTS_WITH_RECORD,
+        )
     return await invoices.update(
         invoice, {"status": InvoiceStatus.paid.value, "paid_date": data.paid_date}
     )

@@ -7,7 +7,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints
 
 from leadflow.projects.models import ProjectStatus
 from leadflow.schemas import JSON_NUMBER, Input, IsoDate, LongName, Name, Output, Patch
@@ -71,16 +71,7 @@ class ProjectPhaseRead(Output):
     updated_at: datetime
 
 
-class _Dates:
-    @model_validator(mode="after")
-    def _ordered(self) -> Any:
-        start, end = getattr(self, "start_date", None), getattr(self, "end_date", None)
-        if start is not None and end is not None and end < start:
-            raise ValueError("end_date is before start_date")
-        return self
-
-
-class ProjectCreate(_Dates, Input):
+class ProjectCreate(Input):
     title: LongName = Field(examples=["Kitchen refit: installation"])
     description: Description | None = None
     status: ProjectStatus = ProjectStatus.open
@@ -99,7 +90,7 @@ class ProjectCreate(_Dates, Input):
     deal_ids: DealIds = Field(default_factory=list, description="Deals to link.")
 
 
-class ProjectUpdate(_Dates, Patch):
+class ProjectUpdate(Patch):
     """Only the fields sent change; `deal_ids` replaces the links."""
 
     title: LongName = Field(default=_UNSET)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
@@ -15,7 +15,15 @@ from leadflow.auth.repository import UserRepository
 from leadflow.contacts.access import ensure_links_visible
 from leadflow.deals.access import visible_deal
 from leadflow.deals.models import Deal
-from leadflow.errors import Conflict, InvalidInput, NotFound, UnknownReference, found
+from leadflow.errors import (
+    CONFLICTING_PARAMETERS,
+    CONFLICTS_WITH_RECORD,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    UnknownReference,
+    found,
+)
 from leadflow.projects.models import Project, ProjectBoard, ProjectPhase, ProjectStatus
 from leadflow.projects.repository import BoardRepository, PhaseRepository, ProjectRepository
 from leadflow.projects.schemas import (
@@ -130,17 +138,27 @@ async def _place(
         if phase is None:
             raise UnknownReference(["body", "phase_id"], "No such project phase in your company.")
         if board_id is not None and phase.board_id != board_id:
-            raise InvalidInput(["body", "phase_id"], "The phase is not a phase of `board_id`.")
+            raise InvalidInput(
+                ["body", "phase_id"],
+                "The phase is not a phase of `board_id`.",
+                CONFLICTS_WITH_RECORD,
+            )
         return phase.board_id, phase.id
     boards = BoardRepository(session, caller)
     board = await (boards.get(board_id) if board_id is not None else boards.first())
     if board is None:
         if board_id is not None:
             raise UnknownReference(["body", "board_id"], "No such project board in your company.")
-        raise InvalidInput(["body", "board_id"], "Create a project board with a phase first.")
+        raise InvalidInput(
+            ["body", "board_id"],
+            "Create a project board with a phase first.",
+            CONFLICTS_WITH_RECORD,
+        )
     first = await phases.first_of(board.id)
     if first is None:
-        raise InvalidInput(["body", "board_id"], "The board has no phase yet.")
+        raise InvalidInput(
+            ["body", "board_id"], "The board has no phase yet.", CONFLICTS_WITH_RECORD
+        )
     return board.id, first.id
 
 
@@ -163,7 +181,15 @@ async def _check_deals(projects: ProjectRepository, deal_ids: list[uuid.UUID]) -
     return wanted
 
 
+def _dates_in_order(start: date | None, end: date | None) -> None:
+    if start is not None and end is not None and end < start:
+        raise InvalidInput(
+            ["body", "end_date"], "end_date is before start_date", CONFLICTING_PARAMETERS
+        )
+
+
 async def create_project(session: AsyncSession, caller: Caller, data: ProjectCreate) -> Project:
+    _dates_in_order(data.start_date, data.end_date)
     values = data.model_dump(exclude={"deal_ids", "board_id", "phase_id"})
     values["owner_id"] = data.owner_id or caller.user_id
     await _check_links(session, caller, values)
@@ -186,7 +212,9 @@ async def update_project(
     start = changes.get("start_date", project.start_date)
     end = changes.get("end_date", project.end_date)
     if start is not None and end is not None and end < start:
-        raise InvalidInput(["body", "end_date"], "end_date is before start_date")
+        raise InvalidInput(
+            ["body", "end_date"], "end_date is before start_date", CONFLICTS_WITH_RECORD
+        )
     if "board_id" in changes or "phase_id" in changes:
         board_id = changes.pop("board_id", None)
         phase_id = changes.pop("phase_id", None)
@@ -216,8 +244,7 @@ async def project_of_deal(
     """A project linked to the deal, with its title, owner, person, organization and
     visibility."""
     board_id, phase_id = await _place(session, caller, data.board_id, data.phase_id)
-    if data.start_date and data.end_date and data.end_date < data.start_date:
-        raise InvalidInput(["body", "end_date"], "end_date is before start_date")
+    _dates_in_order(data.start_date, data.end_date)
     projects = ProjectRepository(session, caller)
     project = await projects.add(
         title=data.title or deal.title,
