@@ -24,8 +24,8 @@ _BODY = (
 )
 TemplateBody = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=MAX_TEMPLATE_CHARS),
-    NOT_BLANK,
+    # Not stripped (white space is the template's), but not blank either.
+    StringConstraints(min_length=1, max_length=MAX_TEMPLATE_CHARS, pattern=r"\S"),
     Field(description=_BODY, examples=["= Quote for {{ deal.title }}"]),
 ]
 FileName = Annotated[
