@@ -108,6 +108,11 @@ BUILDERS: dict[str, str] = {
     "job_id": "job",
     "field_id": "field",
     "token_id": "token",
+    "invoice_id": "invoice",
+    "project_id": "project",
+    "board_id": "board",
+    "phase_id": "phase",
+    "template_id": "template",
     "rest": "rest",
 }
 
@@ -128,6 +133,10 @@ NOT_TENANT_DATA: dict[str, str] = {
         "(tests/fields/test_company_openapi.py: B's document holds none of A's keys)"
     ),
     "capabilities:get": "the static lead/deal capability table, the same for every company",
+    "invoice-settings:get": "the caller's own company's invoice number format; takes no id",
+    "invoice-settings:update": (
+        "sets the caller's own company's number format; takes no id and names no resource"
+    ),
     "leads:convert:other-methods": "405 for GET/PATCH/DELETE /leads/convert; reads nothing",
     # --- path parameter, but the form id itself is the public capability ---
     "capture:deliver": (
@@ -176,6 +185,11 @@ LIST_PROBES: dict[str, list[dict[str, str]]] = {
     "fields:list": [{"entity": "field_entity"}],
     "search:search": [{"q": "mark"}, {"q": "mark", "types": "lead,deal"}],
     "deleted:list": [{"since": "2000-01-01T00:00:00Z"}],
+    "invoices:list": [{}, {"deal_id": "deal"}, {"status": "draft"}],
+    "projects:list": [{}, {"board_id": "board"}, {"phase_id": "phase"}],
+    "project-boards:list": [{}],
+    "project-phases:list": [{}, {"board_id": "board"}],
+    "document-templates:list": [{}],
 }
 
 # Reports: asked with A's ids as filters (and with none), every figure counts nothing of
@@ -219,6 +233,10 @@ CREATE_PROBES: dict[str, dict[str, Any] | str] = {
         "pipeline_id": "@pipeline",
     },
     "fields:create": OWN_COMPANY_ONLY,
+    "project-boards:create": {"name": "x", "opens_for_pipeline_ids": ["@pipeline"]},
+    "project-phases:create": {"board_id": "@board", "name": "x"},
+    "projects:create": {"title": "x", "deal_ids": ["@deal"]},
+    "document-templates:create": OWN_COMPANY_ONLY,
 }
 
 # Bodies of B's writes, so that validation passes and the ownership check is what answers.
@@ -245,6 +263,15 @@ WRITE_BODIES: dict[str, Any] = {
     "fields:update": {"name": "pwned"},
     "users:update": {"name": "pwned"},
     "users:tokens:create": {"name": "pwned"},
+    "deals:invoices:create": {"title": "pwned"},
+    "invoices:update": {"notes": "pwned"},
+    "invoices:mark-paid": {"paid_date": "2026-12-31"},
+    "invoices:void": {"reason": "pwned"},
+    "project-boards:update": {"name": "pwned"},
+    "project-phases:update": {"name": "pwned"},
+    "projects:update": {"title": "pwned"},
+    "document-templates:update": {"name": "pwned"},
+    "deals:documents:create": {"template_id": "@template"},
 }
 
 # Owner-visibility scenario: routes whose every path parameter is one of these.
@@ -260,6 +287,8 @@ OWNER_SCOPED = {
     "participant_id",
     "file_id",
     "conversion_id",
+    "invoice_id",
+    "project_id",
     "rest",
 }
 # Lists of owner-visible records (the other lists hold company-wide resources whose
@@ -274,6 +303,8 @@ OWNER_SCOPED_LISTS = [
     "conversions:list",
     "search:search",
     "deleted:list",
+    "invoices:list",
+    "projects:list",
 ]
 # Creates by the member whose body names an owner-only record of the admin.
 OWNER_CREATE_PROBES: dict[str, dict[str, Any] | str] = {
@@ -283,6 +314,7 @@ OWNER_CREATE_PROBES: dict[str, dict[str, Any] | str] = {
     "leads:create": {"title": "x", "person_id": "@person"},
     "deals:create": {"title": "x", "person_id": "@person"},
     "leads:convert-bulk": {"lead_ids": ["@lead"]},
+    "projects:create": {"title": "x", "deal_ids": ["@deal"]},
 }
 # Not in the owner scenario, and why:
 OWNER_SCENARIO_EXCLUDED_PARAMS = {
@@ -300,6 +332,9 @@ OWNER_SCENARIO_EXCLUDED_PARAMS = {
     "field_id": "custom field definitions have no visible_to (admin-managed)",
     "token_id": "API tokens belong to a user: an admin or that user manages them "
     "(tests/users/test_users_and_tokens.py)",
+    "board_id": "project boards have no visible_to: the company's, as pipelines are",
+    "phase_id": "project phases have no visible_to: the company's, as stages are",
+    "template_id": "document templates have no visible_to: the company's, as products are",
 }
 
 
@@ -445,6 +480,26 @@ async def _build_world(
         json={"name": f"{mark} field", "type": "enum", "options": [{"label": mark}]},
     )
     token = await _post(client, admin, f"/users/{member.user_id}/tokens", json={"name": mark})
+    invoice = await _post(client, admin, f"{deal_path}/invoices", json={"notes": f"{mark} invoice"})
+    board = await _post(client, admin, "/project-boards", json={"name": f"{mark} board"})
+    phase = await _post(
+        client, admin, "/project-phases", json={"board_id": board["id"], "name": f"{mark} phase"}
+    )
+    project = await _post(
+        client,
+        admin,
+        "/projects",
+        json={"title": f"{mark} project", "deal_ids": [deal["id"]], **private},
+    )
+    template = await _post(
+        client,
+        admin,
+        "/document-templates",
+        json={"name": f"{mark} template", "body": "= {{ deal.title }}"},
+    )
+    document = await _post(
+        client, admin, f"{deal_path}/documents", json={"template_id": template["id"]}
+    )
     return {
         "token": token["token"]["id"],
         "admin": admin.user_id,
@@ -475,6 +530,12 @@ async def _build_world(
         "job": applied.json()["id"],
         "field": field["id"],
         "field_entity": "deal",
+        "invoice": invoice["id"],
+        "board": board["id"],
+        "phase": phase["id"],
+        "project": project["id"],
+        "template": template["id"],
+        "document": document["id"],
         "rest": "anything",
         "mark": mark,
     }
@@ -501,6 +562,14 @@ def _readbacks(world: dict[str, str]) -> list[str]:
         f"{deal}/files",
         f"{deal}/files/{w['file']}/content",
         f"{deal}/changelog",
+        f"{deal}/invoices",
+        f"/invoices/{w['invoice']}",
+        f"{deal}/projects",
+        f"/projects/{w['project']}",
+        f"/project-boards/{w['board']}",
+        f"/project-phases/{w['phase']}",
+        f"/document-templates/{w['template']}",
+        f"{deal}/documents",
         f"/products/{w['product']}",
         f"/notes/{w['note']}",
         f"/notes/{w['note']}/comments",

@@ -141,6 +141,10 @@ WRITERS = {
     "Activity": "activities/repository.py",
     "FieldDefinition": "fields/repository.py",
     "DealHistory": "reports/repository.py",
+    "Invoice": "invoices/repository.py",
+    "Project": "projects/repository.py",
+    "ProjectBoard": "projects/repository.py",
+    "ProjectPhase": "projects/repository.py",
 }
 _WRITES = {"insert", "update", "delete", "pg_insert"}
 
@@ -218,6 +222,9 @@ PACKAGE_ORDER = (
     "webhooks",
     "sync",
     "search",
+    "invoices",
+    "projects",
+    "documents",
 )
 ASSEMBLY = {"main.py", "cli.py", "worker.py", "job_kinds.py", "models.py"}
 # deps.py is the web glue every router solves: it authenticates with auth's identity

@@ -43,6 +43,7 @@ from leadflow.errors import (
     INVALID_CURSOR,
     INVALID_CUSTOM_FIELD,
     INVALID_FORMULA,
+    INVALID_TEMPLATE,
     NOT_A_PHONE_NUMBER,
     NOT_AN_EMAIL_ADDRESS,
     REFUSED_TARGET,
@@ -220,7 +221,8 @@ def _auth(case: schemathesis.Case, admin_token: str) -> dict[str, str]:
 # address in a capture form's free-form mapped `fields` value; a webhook URL the server's
 # settings refuse (http, or a loopback/private/metadata address); a `custom_fields` value
 # the company's own field definitions refuse (each company defines its fields); a formula
-# the grammar or the company's fields refuse. Every other
+# the grammar or the company's fields refuse; a document template the template language or
+# Typst refuses (issue 21). Every other
 # 422 to data valid by the document fails the run: the document must state the rule
 # (length, pattern, format, range, a body's cross-field rule as oneOf/anyOf).
 BEYOND_THE_DOCUMENT = {
@@ -233,6 +235,7 @@ BEYOND_THE_DOCUMENT = {
     REFUSED_TARGET,
     INVALID_CUSTOM_FIELD,
     INVALID_FORMULA,
+    INVALID_TEMPLATE,
 }
 
 

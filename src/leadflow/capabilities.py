@@ -31,7 +31,9 @@ class Capability(StrEnum):
     products = "products"
     participants = "participants"
     files = "files"
+    documents = "documents"
     invoices = "invoices"
+    projects = "projects"
     formula_fields = "formula_fields"
     changelog = "changelog"
     open_deal_limit = "open_deal_limit"
@@ -67,8 +69,10 @@ TABLE: Final[dict[Capability, Row]] = {
     Capability.pipeline: Row(_DEAL, "Enters a pipeline and a stage; won / lost."),
     Capability.products: Row(_DEAL, "Products (line items)."),
     Capability.participants: Row(_DEAL, "Participants."),
-    Capability.files: Row(_DEAL, "Files and documents."),
-    Capability.invoices: Row(_DEAL, "Invoicing.", built=False),
+    Capability.files: Row(_DEAL, "Files."),
+    Capability.documents: Row(_DEAL, "Documents (PDF) made from the company's templates."),
+    Capability.invoices: Row(_DEAL, "Invoicing."),
+    Capability.projects: Row(_DEAL, "Linked to projects."),
     Capability.formula_fields: Row(_DEAL, "Formula fields."),
     Capability.changelog: Row(_DEAL, "Changelog (field-level history)."),
     Capability.open_deal_limit: Row(_DEAL, "Counted against the plan's open-deal limit."),

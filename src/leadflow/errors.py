@@ -103,6 +103,10 @@ INVALID_CUSTOM_FIELD = "invalid_custom_field"
 # A formula the service refuses: its grammar, and the fields it names (which depend on the
 # company's other fields), are beyond what the document can state.
 INVALID_FORMULA = "invalid_formula"
+# A document template the service refuses: its template language and Typst's markup (and
+# what a template may not do, such as import packages) are beyond what the document can
+# state; a template renders or fails with the record it is given.
+INVALID_TEMPLATE = "invalid_template"
 
 
 class InvalidInput(DomainError):

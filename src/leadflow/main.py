@@ -33,7 +33,11 @@ from leadflow.deals.files import router as deal_files_router
 from leadflow.deals.line_items.router import router as deal_products_router
 from leadflow.deals.participants import router as deal_participants_router
 from leadflow.deals.router import router as deals_router
+from leadflow.documents import subscriptions as documents_subscriptions
+from leadflow.documents.router import router as documents_router
 from leadflow.fields.router import router as fields_router
+from leadflow.invoices import subscriptions as invoices_subscriptions
+from leadflow.invoices.router import router as invoices_router
 from leadflow.jobs.router import router as jobs_router
 from leadflow.leads import subscriptions as leads_subscriptions
 from leadflow.leads.router import labels_router as lead_labels_router
@@ -43,6 +47,8 @@ from leadflow.middleware import HeadAsGet, RequestEnvelope
 from leadflow.pipelines.router import router as pipelines_router
 from leadflow.products import subscriptions as products_subscriptions
 from leadflow.products.router import router as products_router
+from leadflow.projects import subscriptions as projects_subscriptions
+from leadflow.projects.router import router as projects_router
 from leadflow.reports import subscriptions as reports_subscriptions
 from leadflow.reports.router import router as reports_router
 from leadflow.routing import add_routes, index_routes
@@ -100,6 +106,9 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     reports_router,
     search_router,
     sync_router,
+    invoices_router,
+    projects_router,
+    documents_router,
 )
 
 
@@ -145,6 +154,9 @@ def subscribe_listeners() -> None:
     products_subscriptions.subscribe()
     rules_subscriptions.subscribe()
     reports_subscriptions.subscribe()
+    invoices_subscriptions.subscribe()
+    projects_subscriptions.subscribe()
+    documents_subscriptions.subscribe()
 
 
 def _start_worker(

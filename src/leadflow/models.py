@@ -14,12 +14,21 @@ from leadflow.deals.models import (
     DealProduct,
     DealStageTotal,
 )
+from leadflow.documents.models import DealDocument, DocumentTemplate
 from leadflow.fields.models import FieldDefinition
 from leadflow.idempotency import IdempotencyRecord
+from leadflow.invoices.models import Invoice, InvoiceNumbering
 from leadflow.jobs.models import Job
 from leadflow.leads.models import Lead, LeadLabel, LeadReadiness
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.products.models import Product
+from leadflow.projects.models import (
+    PipelineProjectBoard,
+    Project,
+    ProjectBoard,
+    ProjectDeal,
+    ProjectPhase,
+)
 from leadflow.reports.models import DealHistory
 from leadflow.rules.models import ConversionRule
 from leadflow.sync.models import DeletedRecord
@@ -35,15 +44,19 @@ __all__ = [
     "ConversionRule",
     "Deal",
     "DealChange",
+    "DealDocument",
     "DealFile",
     "DealHistory",
     "DealParticipant",
     "DealProduct",
     "DealStageTotal",
     "DeletedRecord",
+    "DocumentTemplate",
     "FieldDefinition",
     "Form",
     "IdempotencyRecord",
+    "Invoice",
+    "InvoiceNumbering",
     "Job",
     "Lead",
     "LeadLabel",
@@ -53,7 +66,12 @@ __all__ = [
     "Organization",
     "Person",
     "Pipeline",
+    "PipelineProjectBoard",
     "Product",
+    "Project",
+    "ProjectBoard",
+    "ProjectDeal",
+    "ProjectPhase",
     "Stage",
     "User",
     "UserGroup",

@@ -44,7 +44,14 @@ async def test_open_deal_goes_back_to_the_inbox_with_its_notes_and_reports_what_
     assert lead["value"] == {"amount": "10.00", "currency": "EUR"}
     assert body["conversion"]["direction"] == "deal_to_lead"
     assert body["conversion"]["moved"] == {"notes": 1, "activities": 1}
-    assert body["conversion"]["left_on_deal"] == {"products": 0, "participants": 1, "files": 0}
+    assert body["conversion"]["left_on_deal"] == {
+        "products": 0,
+        "participants": 1,
+        "files": 0,
+        "invoices": 0,
+        "documents": 0,
+        "projects": 0,
+    }
     notes = await client.get(f"{API}/notes", params={"lead_id": lead["id"]}, headers=admin.headers)
     assert len(notes.json()["data"]) == 1
     gone = await client.get(f"{API}/deals/{deal['id']}", headers=admin.headers)

@@ -30,7 +30,15 @@ from leadflow.routing import path_operations
 from tests.factories import API, create_company, create_lead, create_user
 from tests.leads.helpers import mark_converted
 
-DEAL_ONLY_SEGMENTS = ["products", "participants", "files", "changelog", "invoices"]
+DEAL_ONLY_SEGMENTS = [
+    "products",
+    "participants",
+    "files",
+    "changelog",
+    "invoices",
+    "documents",
+    "projects",
+]
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 CAPABILITY_NOT_SUPPORTED = "https://leadflow.dev/problems/capability-not-supported"
 
@@ -180,8 +188,8 @@ async def test_capabilities_serves_the_table(client: httpx.AsyncClient) -> None:
     assert table == as_table()
     for segment in DEAL_ONLY_SEGMENTS:
         assert table["lead"][segment] is False
-        assert table["deal"][segment] is (segment != "invoices")
-    assert table["planned"] == ["invoices", "import"]
+        assert table["deal"][segment] is True
+    assert table["planned"] == ["import"]
     assert table["lead"]["archiving"] is True and table["deal"]["archiving"] is False
     assert table["lead"]["pipeline"] is False and table["deal"]["pipeline"] is True
     assert table["lead"]["notes"] is table["deal"]["notes"] is True
@@ -275,8 +283,17 @@ SERVED_BY: dict[Capability, dict[Entity, tuple[ServedBy, ...]]] = {
     },
     Capability.participants: {Entity.deal: (ServedBy("/deals/{deal_id}/participants", "POST"),)},
     Capability.files: {Entity.deal: (ServedBy("/deals/{deal_id}/files", "POST"),)},
+    Capability.documents: {
+        Entity.deal: (
+            ServedBy("/document-templates", "POST"),
+            ServedBy("/deals/{deal_id}/documents", "POST"),
+        )
+    },
     Capability.invoices: {
         Entity.deal: (ServedBy("/invoices"), ServedBy("/deals/{deal_id}/invoices"))
+    },
+    Capability.projects: {
+        Entity.deal: (ServedBy("/projects", "POST"), ServedBy("/deals/{deal_id}/projects", "POST"))
     },
     Capability.formula_fields: {
         # Custom fields alone are not formulas: a field definition that accepts the type.

@@ -1,14 +1,16 @@
 """Deal to lead: an open deal that was qualified too early goes back to the inbox.
 
 Notes and activities move to the new lead. Deal-only data (products, participants,
-files, changelog) cannot live on a lead: it stays on the original deal, which leaves
-the deal lists and is kept as history, linked from the lead by `source_deal_id`.
+files, changelog, and what packages above register: invoices, documents, projects)
+cannot live on a lead: it stays on the original deal, which leaves the deal lists and
+is kept as history, linked from the lead by `source_deal_id`.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +20,7 @@ from leadflow.capabilities import TABLE, Capability, Entity
 from leadflow.conversion.errors import DealNotOpen
 from leadflow.conversion.models import Conversion
 from leadflow.db import new_id
+from leadflow.deals import left_behind as left_behind_registry
 from leadflow.deals.formulas import deal_formulas
 from leadflow.deals.models import DealFile, DealParticipant, DealProduct, DealStatus
 from leadflow.deals.repository import DealRepository
@@ -42,12 +45,14 @@ class ConvertedToLead:
 
 
 async def _left_on_deal(session: AsyncSession, deal_id: uuid.UUID) -> dict[str, int]:
+    # With what the packages above registered (invoices, documents, projects).
+    left_behind: dict[Capability, Any] = {**_LEFT_BEHIND, **left_behind_registry.registered()}
     counts = [
         select(func.count()).select_from(model).where(model.deal_id == deal_id).scalar_subquery()
-        for model in _LEFT_BEHIND.values()
+        for model in left_behind.values()
     ]
     row = (await session.execute(select(*counts))).one()
-    return {capability.value: int(n) for capability, n in zip(_LEFT_BEHIND, row, strict=True)}
+    return {capability.value: int(n) for capability, n in zip(left_behind, row, strict=True)}
 
 
 async def convert_deal(

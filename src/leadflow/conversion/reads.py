@@ -58,6 +58,9 @@ def conversion_json(row: Any) -> dict[str, Any]:
             "products": left["products"],
             "participants": left["participants"],
             "files": left["files"],
+            "invoices": left.get("invoices", 0),
+            "documents": left.get("documents", 0),
+            "projects": left.get("projects", 0),
         }
         if left
         else None,

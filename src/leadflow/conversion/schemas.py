@@ -84,6 +84,11 @@ class LeftOnDeal(Output):
     products: int
     participants: int
     files: int
+    invoices: int = Field(default=0, description="0 in conversions made before invoices.")
+    documents: int = Field(default=0, description="0 in conversions made before documents.")
+    projects: int = Field(
+        default=0, description="Projects linked to the deal (they keep the link)."
+    )
 
 
 class ConversionRead(Output):

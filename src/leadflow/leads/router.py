@@ -48,6 +48,8 @@ DEAL_SUBRESOURCES = (
     Capability.files,
     Capability.changelog,
     Capability.invoices,
+    Capability.documents,
+    Capability.projects,
 )
 
 
@@ -310,14 +312,16 @@ def _deal_only(capability: Capability) -> Callable[..., Awaitable[None]]:
 # 405 with `Allow`, as HTTP and the document say for a method a path does not serve
 # (issue 22: PUT, which no deal sub-resource has either, was 409). The collection's GET,
 # which the document lists, is refused with 409 even where no deal route serves it yet
-# (invoices, planned). tests/leads/test_capabilities.py holds this table to the deal
+# (a planned capability). tests/leads/test_capabilities.py holds this table to the deal
 # routes (deals stand above leads: leads cannot ask them).
 DEAL_METHODS: dict[Capability, tuple[list[str], list[str]]] = {
     Capability.products: (["GET", "POST"], ["PATCH", "DELETE"]),
     Capability.participants: (["GET", "POST"], ["DELETE"]),
     Capability.files: (["GET", "POST"], ["GET", "DELETE"]),
     Capability.changelog: (["GET"], []),
-    Capability.invoices: (["GET"], []),
+    Capability.invoices: (["GET", "POST"], []),
+    Capability.documents: (["GET", "POST"], []),
+    Capability.projects: (["GET", "POST"], []),
 }
 
 for _capability in DEAL_SUBRESOURCES:
