@@ -107,6 +107,7 @@ BUILDERS: dict[str, str] = {
     "delivery_id": "delivery",
     "job_id": "job",
     "field_id": "field",
+    "import_id": "import",
     "rest": "rest",
 }
 
@@ -214,6 +215,7 @@ CREATE_PROBES: dict[str, dict[str, Any] | str] = {
         "pipeline_id": "@pipeline",
     },
     "fields:create": OWN_COMPANY_ONLY,
+    "imports:create": "a file upload names no resource: it can only create in the caller's company",
 }
 
 # Bodies of B's writes, so that validation passes and the ownership check is what answers.
@@ -238,6 +240,7 @@ WRITE_BODIES: dict[str, Any] = {
     "webhooks:update": {"url": "https://pwned.example.com/in"},
     "webhooks:replay": {"since": "2026-01-01T00:00:00Z"},
     "fields:update": {"name": "pwned"},
+    "imports:mapping": {"columns": [{"column": "Name", "entity": "person", "field": "name"}]},
 }
 
 # Owner-visibility scenario: routes whose every path parameter is one of these.
@@ -289,6 +292,7 @@ OWNER_SCENARIO_EXCLUDED_PARAMS = {
     "job_id": "jobs have no visible_to: their starter and the company's admins see them "
     "(tests/jobs/test_jobs.py)",
     "field_id": "custom field definitions have no visible_to (admin-managed)",
+    "import_id": "imports have no visible_to (admins only, tests/imports)",
 }
 
 
@@ -433,6 +437,17 @@ async def _build_world(
         params={"entity": "deal"},
         json={"name": f"{mark} field", "type": "enum", "options": [{"label": mark}]},
     )
+    imported = await _post(
+        client,
+        admin,
+        "/imports",
+        files={"file": (f"{mark}.csv", f"Name,Email\r\n{mark},{mark}@example.com\r\n".encode())},
+    )
+    mapping = {"columns": [{"column": "Name", "entity": "person", "field": "name"}]}
+    response = await client.put(
+        f"{API}/imports/{imported['id']}/mapping", json=mapping, headers=admin.headers
+    )
+    assert response.status_code == 200, response.text
     return {
         "admin": admin.user_id,
         "owner": (owner or admin).user_id,
@@ -461,6 +476,7 @@ async def _build_world(
         "delivery": test_sent.json()["delivery_id"],
         "job": applied.json()["id"],
         "field": field["id"],
+        "import": imported["id"],
         "field_entity": "deal",
         "rest": "anything",
         "mark": mark,
@@ -498,6 +514,8 @@ def _readbacks(world: dict[str, str]) -> list[str]:
         f"/pipelines/{w['pipeline']}/board",
         f"/webhooks/{w['webhook']}",
         f"/webhooks/{w['webhook']}/deliveries",
+        f"/imports/{w['import']}",
+        f"/imports/{w['import']}/errors.csv",
     ]
 
 
@@ -595,9 +613,7 @@ async def _probe_lists(
     for endpoint in (e for e in endpoints() if _classify(e) == "list" and e.name in wanted):
         for probe in LIST_PROBES[endpoint.name]:
             params = {k: world.get(v, v) for k, v in probe.items()}
-            response = await _call(
-                client, caller, endpoint, endpoint.path, world, params=params
-            )
+            response = await _call(client, caller, endpoint, endpoint.path, world, params=params)
             where = f"GET {endpoint.path}?{params}"
             answered += response.status_code == 200
             if response.status_code == 200:
@@ -637,9 +653,7 @@ async def _probe_reports(
             params = {k: world.get(v, v) for k, v in probe.items() if k != "@range"}
             if "@range" in probe:
                 params.update(span)
-            response = await _call(
-                client, caller, endpoint, endpoint.path, world, params=params
-            )
+            response = await _call(client, caller, endpoint, endpoint.path, world, params=params)
             where = f"GET {endpoint.path}?{params}"
             if response.status_code != 200:
                 failures.append(f"{where}: {response.status_code} {response.text[:200]}")
@@ -666,9 +680,7 @@ async def _probe_creates(
         create_body = probes[endpoint.name]
         if isinstance(create_body, str):
             continue  # the reason is in the table
-        response = await _call(
-            client, caller, endpoint, endpoint.path, world, body=create_body
-        )
+        response = await _call(client, caller, endpoint, endpoint.path, world, body=create_body)
         where = f"POST {endpoint.path} naming {list(create_body)}"
         allowed = (404, 409, 422) if endpoint.name == "leads:convert-bulk" else (404, 422)
         if response.status_code not in allowed:

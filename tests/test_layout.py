@@ -216,6 +216,7 @@ PACKAGE_ORDER = (
     "rules",
     "reports",
     "webhooks",
+    "imports",
 )
 ASSEMBLY = {"main.py", "cli.py", "worker.py", "job_kinds.py", "models.py"}
 # deps.py is the web glue every router solves: it authenticates with auth's identity

@@ -34,6 +34,7 @@ from leadflow.deals.line_items.router import router as deal_products_router
 from leadflow.deals.participants import router as deal_participants_router
 from leadflow.deals.router import router as deals_router
 from leadflow.fields.router import router as fields_router
+from leadflow.imports.router import router as imports_router
 from leadflow.jobs.router import router as jobs_router
 from leadflow.leads import subscriptions as leads_subscriptions
 from leadflow.leads.router import labels_router as lead_labels_router
@@ -95,18 +96,22 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     jobs_router,
     fields_router,
     reports_router,
+    imports_router,
 )
 
 
 # Room for the multipart boundaries and part headers around an uploaded file.
 MULTIPART_OVERHEAD = 64 * 1024
 _FILE_UPLOAD_PATH = re.compile(rf"^{API_PREFIX}/deals/[^/]+/files/?$")
+_IMPORT_UPLOAD_PATH = re.compile(rf"^{API_PREFIX}/imports/?$")
 
 
 def body_limit_for(settings: Settings) -> Any:
     def limit(path: str) -> int:
         if _FILE_UPLOAD_PATH.match(path):
             return settings.max_upload_bytes + MULTIPART_OVERHEAD
+        if _IMPORT_UPLOAD_PATH.match(path):
+            return settings.import_max_bytes + MULTIPART_OVERHEAD
         if path.startswith(CAPTURE_BODY_PATHS):
             return CAPTURE_MAX_BODY_BYTES
         return settings.max_body_bytes

@@ -16,6 +16,7 @@ from leadflow.deals.models import (
 )
 from leadflow.fields.models import FieldDefinition
 from leadflow.idempotency import IdempotencyRecord
+from leadflow.imports.models import DataImport, DataImportRecord, DataImportRow
 from leadflow.jobs.models import Job
 from leadflow.leads.models import Lead, LeadLabel, LeadReadiness
 from leadflow.pipelines.models import Pipeline, Stage
@@ -32,6 +33,9 @@ __all__ = [
     "Company",
     "Conversion",
     "ConversionRule",
+    "DataImport",
+    "DataImportRecord",
+    "DataImportRow",
     "Deal",
     "DealChange",
     "DealFile",

@@ -7,11 +7,13 @@ import functools
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     CTE,
     ColumnElement,
+    Table,
+    bindparam,
     delete,
     false,
     func,
@@ -323,3 +325,49 @@ class ContactFieldValues:
             .values(custom_fields=storage.options_cleared(model, key, option_ids, is_set))
             .execution_options(synchronize_session=False)
         )
+
+
+# Batch writes of an import (`leadflow.imports`): updates of matched contacts and the
+# deletions of a revert, one executemany per set of columns, scoped to the company.
+
+
+async def update_contacts(
+    session: AsyncSession,
+    model: type[Person] | type[Organization],
+    company_id: Any,
+    changes: Sequence[tuple[Any, Mapping[str, Any]]],
+) -> None:
+    """Apply each (id, column -> value) to the company's person or organization."""
+    table = cast(Table, model.__table__)
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for record_id, values in changes:
+        if model is Organization and "name" in values:
+            values = {**values, "name_normalized": organization_key(values["name"])}
+        by_columns.setdefault(tuple(sorted(values)), []).append(
+            {"b_id": record_id, "b_company": company_id, **values}
+        )
+    for columns, params in by_columns.items():
+        statement = (
+            update(table)
+            .where(table.c.company_id == bindparam("b_company"), table.c.id == bindparam("b_id"))
+            .values({name: bindparam(name) for name in columns}, updated_at=func.now())
+        )
+        await session.execute(statement, params)
+
+
+async def delete_contacts(
+    session: AsyncSession,
+    model: type[Person] | type[Organization],
+    company_id: Any,
+    ids: Sequence[Any],
+) -> list[Any]:
+    """Delete the company's persons or organizations of `ids`; the ids deleted."""
+    if not ids:
+        return []
+    table = cast(Table, model.__table__)
+    rows = await session.execute(
+        delete(table)
+        .where(table.c.company_id == company_id, table.c.id.in_(list(ids)))
+        .returning(table.c.id)
+    )
+    return [row.id for row in rows]

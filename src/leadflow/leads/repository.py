@@ -8,12 +8,13 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     CTE,
     ColumnElement,
     Select,
+    Table,
     Uuid,
     bindparam,
     delete,
@@ -300,3 +301,50 @@ def set_converted(lead: Lead, row: Any) -> None:
     """Give a loaded lead the values `converted_update` returned for it."""
     for column in ("converted_deal_id", "converted_at", "updated_at"):
         set_committed_value(lead, column, getattr(row, column))
+
+
+# Batch writes of an import (`leadflow.imports`): new leads in one statement, updates of
+# matched leads and the deletions of a revert, scoped to the company.
+
+
+async def insert_leads(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Each row: every column the lead is given (id and company_id included)."""
+    if rows:
+        await session.execute(insert(cast(Table, Lead.__table__)), list(rows))
+
+
+async def update_leads(
+    session: AsyncSession, company_id: uuid.UUID, changes: Sequence[tuple[Any, Mapping[str, Any]]]
+) -> None:
+    """Apply each (id, column -> value) to the company's lead."""
+    table = cast(Table, Lead.__table__)
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for record_id, values in changes:
+        by_columns.setdefault(tuple(sorted(values)), []).append(
+            {"b_id": record_id, "b_company": company_id, **values}
+        )
+    for columns, params in by_columns.items():
+        statement = (
+            update(table)
+            .where(
+                table.c.company_id == bindparam("b_company", type_=Uuid),
+                table.c.id == bindparam("b_id", type_=Uuid),
+            )
+            .values({name: bindparam(name) for name in columns}, updated_at=func.now())
+        )
+        await session.execute(statement, params)
+
+
+async def delete_leads(
+    session: AsyncSession, company_id: uuid.UUID, ids: Sequence[Any]
+) -> list[Any]:
+    """Delete the company's leads of `ids`; the ids deleted."""
+    if not ids:
+        return []
+    table = cast(Table, Lead.__table__)
+    rows = await session.execute(
+        delete(table)
+        .where(table.c.company_id == company_id, table.c.id.in_(list(ids)))
+        .returning(table.c.id)
+    )
+    return [row.id for row in rows]
