@@ -350,7 +350,7 @@ async def update_contacts(
         statement = (
             update(table)
             .where(table.c.company_id == bindparam("b_company"), table.c.id == bindparam("b_id"))
-            .values({name: bindparam(name) for name in columns}, updated_at=func.now())
+            .values({**{name: bindparam(name) for name in columns}, "updated_at": func.now()})
         )
         await session.execute(statement, params)
 

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.contacts.duplicates import Identity, find_duplicates, first_match
+from leadflow.contacts.duplicates import Candidate, Identity, find_duplicates, first_match
 from leadflow.contacts.models import Organization, Person
 from leadflow.contacts.repository import (
     insert_organizations,
@@ -342,11 +342,13 @@ async def resolve(
                 continue
             if entity is ImportEntity.organization:
                 key: Any = organization_key(values["name"])
-                match = dups.organization[0].id if dups and dups.organization else None
+                cands: list[Candidate] = dups.organization if dups else []
+                match = cands[0].id if cands else None
             elif entity is ImportEntity.person:
                 phone = values.get("phone")
                 key = values.get("email") or (phone[1] if phone else None)
-                match = first_match(dups.person) if dups and dups.person else None
+                cands = dups.person if dups else []
+                match = first_match(cands) if cands else None
             else:
                 key = values.get("id") or _key_of(ctx, values)
                 match = existing_leads.get(values["id"]) if "id" in values else None
@@ -355,6 +357,11 @@ async def resolve(
                 if "id" in values and match is None:
                     p.error(None, "not_found", str(values["id"]), "Lead not found.")
                     break
+                cands = []
+            # A record this import made (an earlier chunk) is the one a same-file row means.
+            same = [c.id for c in cands if c.id in ours[entity]]
+            if same:
+                match = same[0]
             _decide(ctx, p, entity, key, match, ours[entity], same_file[entity], writes)
     for p in valid:
         if p.errors:  # a lead not found: nothing of the row is written
@@ -391,7 +398,8 @@ def _decide(
                 _merge(writes.updates[entity].setdefault(record_id, {}), values)
             p.actions[entity] = "updated" if policy is OnMatch.update else "linked"
         else:
-            p.actions[entity] = "skipped" if policy is OnMatch.skip else "linked"
+            skipped = policy is OnMatch.skip and record_id not in ours
+            p.actions[entity] = "skipped" if skipped else "linked"
         p.ids[entity] = record_id
         return
     if match is not None and (match in ours or policy is not OnMatch.create):
@@ -628,14 +636,12 @@ async def _updates(session: AsyncSession, ctx: Context, writes: Writes) -> dict[
             await update_leads(session, company, changes)
         else:
             await update_contacts(session, model, company, changes)
-        after: dict[uuid.UUID, Any] = dict(
-            (
-                await session.execute(
-                    select(model.id, model.updated_at).where(
-                        model.company_id == company, model.id.in_(list(befores))
-                    )
+        after: dict[uuid.UUID, Any] = _pairs(
+            await session.execute(
+                select(model.id, model.updated_at).where(
+                    model.company_id == company, model.id.in_(list(befores))
                 )
-            ).tuples()
+            )
         )
         changes_of[entity] = dict(changes)
         records.extend(
@@ -724,3 +730,7 @@ def definitions_of(
         }
         for entity, fields in custom.items()
     }
+
+
+def _pairs(rows: Any) -> dict[Any, Any]:
+    return {row[0]: row[1] for row in rows}

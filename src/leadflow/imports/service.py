@@ -422,14 +422,12 @@ async def revert_step(session: AsyncSession, job: JobContext) -> Step:
                 )
                 result["deleted"] += len(gone)
         else:
-            now: dict[uuid.UUID, Any] = dict(
-                (
-                    await session.execute(
-                        select(model.id, model.updated_at).where(
-                            model.company_id == company, model.id.in_(ids)
-                        )
+            now: dict[uuid.UUID, Any] = _pairs(
+                await session.execute(
+                    select(model.id, model.updated_at).where(
+                        model.company_id == company, model.id.in_(ids)
                     )
-                ).tuples()
+                )
             )
             restore = []
             for record_id, before, at in records:
@@ -469,3 +467,7 @@ def _typed(entity: ImportEntity, before: dict[str, Any]) -> dict[str, Any]:
     if "organization_id" in values and values["organization_id"] is not None:
         values["organization_id"] = uuid.UUID(values["organization_id"])
     return values
+
+
+def _pairs(rows: Any) -> dict[Any, Any]:
+    return {row[0]: row[1] for row in rows}

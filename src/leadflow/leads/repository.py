@@ -330,7 +330,7 @@ async def update_leads(
                 table.c.company_id == bindparam("b_company", type_=Uuid),
                 table.c.id == bindparam("b_id", type_=Uuid),
             )
-            .values({name: bindparam(name) for name in columns}, updated_at=func.now())
+            .values({**{name: bindparam(name) for name in columns}, "updated_at": func.now()})
         )
         await session.execute(statement, params)
 
