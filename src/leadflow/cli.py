@@ -153,7 +153,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 async def _work(url: str, settings: Settings, kinds: Sequence[str]) -> None:
     from leadflow.db import make_engine
+    from leadflow.main import subscribe_listeners
     from leadflow.worker import make_worker
+
+    # The jobs write records (imports, rule applies) and publish their events: the
+    # outbox, rules and reports must hear them here as in the API process.
+    subscribe_listeners()
 
     engine = make_engine(url, pool_size=5, max_overflow=0)
     stop = asyncio.Event()

@@ -255,6 +255,7 @@ class StageChanged(DomainEvent):
 class StageDeleted(DomainEvent):
     type = "stage.deleted"
 
+
 # Pipelines and stages
 
 

@@ -335,3 +335,53 @@ async def test_an_import_never_matches_or_touches_another_company(
     assert await _count(connection, "person", admin.company_id) == 1
     refused = await upload(client, other, b"")
     assert refused.status_code == 422
+
+
+async def test_events_carry_change_source_import_unless_silent_and_leads_match_by_key(
+    client: httpx.AsyncClient, app: FastAPI, connection: AsyncConnection
+) -> None:
+    admin = await create_company(client)
+    hook = await client.post(
+        f"{API}/webhooks",
+        json={"url": "https://hooks.example.com/in", "event_types": ["*"]},
+        headers=admin.headers,
+    )
+    assert hook.status_code == 201, hook.text
+    crm_id = await create_field(client, admin, name="CRM id", type="text")
+    rows = [["Name", "Company", "Title", "CRM id"], ["Ana", "Acme", "First title", "A-1"]]
+    mapping: dict[str, Any] = {
+        "columns": [
+            PEOPLE[0],
+            PEOPLE[3],
+            *columns(("Title", "lead", "title"), ("CRM id", "lead", crm_id["key"])),
+        ],
+        "lead": {"on_match": "update", "match_key": crm_id["key"]},
+    }
+    await _imported(client, app, admin, csv_bytes(rows), mapping)
+    sources = await connection.execute(
+        text(
+            "SELECT type, payload ->> 'change_source' FROM webhook_event "
+            "WHERE company_id = :c AND type <> 'field.created'"
+        ),
+        {"c": uuid.UUID(admin.company_id)},
+    )
+    assert sorted(sources.all()) == [
+        ("lead.created", "import"),
+        ("organization.created", "import"),
+        ("person.created", "import"),
+    ]
+    rows[1][2] = "Second title"
+    lead_only = {**mapping, "columns": mapping["columns"][2:], "silent": True}
+    again = await _imported(client, app, admin, csv_bytes(rows), lead_only)
+    assert again["updated"] == 1, "the lead matched by its external key"
+    leads = (await _get(client, admin, "/leads?limit=10"))["data"]
+    assert [lead["title"] for lead in leads] == ["Second title"]
+    count = await connection.scalar(
+        text("SELECT count(*) FROM webhook_event WHERE company_id = :c"),
+        {"c": uuid.UUID(admin.company_id)},
+    )
+    assert count == 4, "a silent import publishes nothing (field.created and the first 3)"
+    unknown = [["Lead id", "Title"], [str(uuid.uuid4()), "x"]]
+    by_id = {"columns": columns(("Lead id", "lead", "id"), ("Title", "lead", "title"))}
+    missing = await _imported(client, app, admin, csv_bytes(unknown), by_id)
+    assert missing["failed"] == 1

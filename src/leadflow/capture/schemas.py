@@ -93,7 +93,7 @@ class FieldMap(Input):
         max_length=MAX_MAPPED_CUSTOM_FIELDS,
         description=(
             "For `deal` custom fields (leads carry them too), by key: the name of the "
-            "`fields` entry that fills it (`{\"budget_range\": \"Budget\"}`). The entry is "
+            '`fields` entry that fills it (`{"budget_range": "Budget"}`). The entry is '
             "checked as an API write checks the field's value; one that does not fit fills "
             "nothing and stays in the record's `fields.unmapped`, with the reason in "
             "`fields.refused`. Each key must be a field of the company that a capture can "

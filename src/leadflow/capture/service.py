@@ -386,9 +386,7 @@ def _kept(prospect: Prospect, got: values.Captured) -> dict[str, Any]:
     return kept
 
 
-async def _custom_fields(
-    session: AsyncSession, form: Form, prospect: Prospect
-) -> values.Captured:
+async def _custom_fields(session: AsyncSession, form: Form, prospect: Prospect) -> values.Captured:
     """The `deal` custom field values (leads and deals share the set) of the answers in
     `fields`: those the form's `field_map.custom_fields` maps, then those named by a field
     key, each checked as an API write checks it (`values.captured`). Every answer also

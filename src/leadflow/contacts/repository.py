@@ -331,6 +331,36 @@ class ContactFieldValues:
 # deletions of a revert, one executemany per set of columns, scoped to the company.
 
 
+_IMPORTED_COLUMNS = {
+    "organization": (*_ORGANIZATION_COLUMNS, "address", "website", "custom_fields"),
+    "person": (*_PERSON_COLUMNS, "custom_fields"),
+}
+
+
+@functools.cache
+def _imported_insert(model: type[Person] | type[Organization]) -> Any:
+    rows = rows_of(model, "rows")
+    names = _IMPORTED_COLUMNS[model.__tablename__]
+    # On the table: the ORM would read a dict of parameters as a bulk insert of rows.
+    return insert(cast(Table, model.__table__)).from_select(
+        names, select(*(rows.c[name] for name in names)), include_defaults=False
+    )
+
+
+async def insert_imported(
+    session: AsyncSession,
+    model: type[Person] | type[Organization],
+    rows: Sequence[Mapping[str, Any]],
+) -> None:
+    """Persons or organizations of an import in one statement (the rows as one JSON
+    parameter): every column of `_IMPORTED_COLUMNS` given, ids chosen by the caller."""
+    if not rows:
+        return
+    if model is Organization:
+        rows = [{**row, "name_normalized": organization_key(row["name"])} for row in rows]
+    await session.execute(_imported_insert(model), {"rows": json_rows([dict(r) for r in rows])})
+
+
 async def update_contacts(
     session: AsyncSession,
     model: type[Person] | type[Organization],

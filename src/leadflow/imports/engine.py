@@ -26,8 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.contacts.duplicates import Candidate, Identity, find_duplicates, first_match
 from leadflow.contacts.models import Organization, Person
 from leadflow.contacts.repository import (
-    insert_organizations,
-    insert_persons,
+    insert_imported,
     organization_key,
     update_contacts,
 )
@@ -552,8 +551,8 @@ async def write(
                 "source": LeadSource.import_.value,
             }
         )
-    await insert_organizations(session, org_rows)
-    await insert_persons(session, person_rows)
+    await insert_imported(session, Organization, org_rows)
+    await insert_imported(session, Person, person_rows)
     await insert_leads(session, lead_rows)
     records = [
         {"entity": e.value, "record_id": i, "action": "created", "before": None, "after": None}

@@ -6,12 +6,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Integer, Table, Uuid, bindparam, func, insert, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Uuid, bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.db import json_rows
 from leadflow.imports.models import DataImport, DataImportRecord, DataImportRow
 from leadflow.jobs.models import Job
 from leadflow.tenancy import Caller
@@ -155,32 +155,11 @@ class ImportRepository:
         return [(row.row_no, row.cells, row.errors or []) for row in rows]
 
     async def record_rows(self, import_id: uuid.UUID, outcomes: Sequence[dict[str, Any]]) -> None:
-        """Each outcome: row_no, status, errors, entities."""
-        if not outcomes:
-            return
-        table = cast(Table, DataImportRow.__table__)
-        await self.session.execute(
-            update(table)
-            .where(
-                table.c.import_id == bindparam("b_import", type_=Uuid),
-                table.c.row_no == bindparam("b_row", type_=Integer),
+        """Each outcome (row_no, status, errors, entities) in one statement."""
+        if outcomes:
+            await self.session.execute(
+                _RECORD_ROWS, {"import_id": import_id, "outcomes": json_rows(list(outcomes))}
             )
-            .values(
-                status=bindparam("status"),
-                errors=bindparam("errors", type_=table.c.errors.type),
-                entities=bindparam("entities", type_=table.c.entities.type),
-            ),
-            [
-                {
-                    "b_import": import_id,
-                    "b_row": o["row_no"],
-                    "status": o["status"],
-                    "errors": o["errors"] or None,
-                    "entities": o["entities"] or None,
-                }
-                for o in outcomes
-            ],
-        )
 
     async def created_by(
         self, import_id: uuid.UUID, entity: str, ids: Iterable[uuid.UUID]
@@ -200,19 +179,13 @@ class ImportRepository:
         return set(rows)
 
     async def record(self, import_id: uuid.UUID, records: Sequence[dict[str, Any]]) -> None:
-        """Records created or updated (entity, record_id, action, before, after); an update
-        of a record already recorded keeps its first `before` and the newest `after`."""
-        if not records:
-            return
-        statement = pg_insert(DataImportRecord).values(
-            [{"import_id": import_id, **r} for r in records]
-        )
-        await self.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["import_id", "entity", "record_id"],
-                set_={"after": statement.excluded.after},
+        """Records created or updated (entity, record_id, action, before, after) in one
+        statement; an update of a record already recorded keeps its first `before` and
+        the newest `after`."""
+        if records:
+            await self.session.execute(
+                _RECORD, {"import_id": import_id, "records": json_rows(list(records))}
             )
-        )
 
     async def records(
         self, import_id: uuid.UUID, entity: str, action: str, after: uuid.UUID | None, limit: int
@@ -230,3 +203,19 @@ class ImportRepository:
             statement.order_by(DataImportRecord.record_id).limit(limit)
         )
         return [(r.record_id, r.before, r.after) for r in rows]
+
+
+_RECORD_ROWS = text(
+    "UPDATE data_import_row AS r SET status = o.status, errors = o.errors, "
+    "entities = o.entities "
+    "FROM jsonb_to_recordset(CAST(:outcomes AS jsonb)) "
+    "AS o(row_no int, status text, errors jsonb, entities jsonb) "
+    "WHERE r.import_id = :import_id AND r.row_no = o.row_no"
+).bindparams(bindparam("import_id", type_=Uuid))
+_RECORD = text(
+    "INSERT INTO data_import_record (import_id, entity, record_id, action, before, after) "
+    "SELECT :import_id, r.entity, r.record_id, r.action, r.before, r.after "
+    "FROM jsonb_to_recordset(CAST(:records AS jsonb)) "
+    "AS r(entity text, record_id uuid, action text, before jsonb, after timestamptz) "
+    "ON CONFLICT (import_id, entity, record_id) DO UPDATE SET after = excluded.after"
+).bindparams(bindparam("import_id", type_=Uuid))

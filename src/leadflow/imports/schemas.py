@@ -96,7 +96,11 @@ class ImportMapping(Input):
     lead: EntityPolicy = Field(default_factory=lambda: EntityPolicy(on_match=OnMatch.create))
     defaults: MappingDefaults = MappingDefaults()
     silent: bool = Field(
-        default=False, description="No webhooks for what the import writes (a migration)."
+        default=False,
+        description=(
+            "A migration: no domain events for what the import writes, so no webhooks, and "
+            "conversion rules evaluate an imported lead only at its next change."
+        ),
     )
 
 
