@@ -1,6 +1,7 @@
 """Import benchmark (issue 17; not part of `make test`).
 
-    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python -m bench.imports [--rows 50000]
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python -m bench.imports
+        [--rows 50000] [--silent]
 
 On a dedicated database (`leadflow_bench_imports`, recreated and migrated each run) it
 writes a CSV of `--rows` rows, each a person (name, email, phone), an organization and a
@@ -88,16 +89,19 @@ async def _import(db: BenchDatabase, path: Path, rows: int) -> dict[str, float]:
     caller = await _company(factory, "Importer")
     started = time.perf_counter()
     async with factory() as session, session.begin():
-        with path.open("rb") as raw:  # noqa: ASYNC230 - read in a thread by upload()
+        with path.open("rb") as raw:
             uploaded = await service.upload(
                 session, caller, settings, UploadFile(raw, filename=path.name), None, None
             )
-        await service.set_mapping(session, caller, uploaded.id, ImportMapping.model_validate(MAPPING))
+        await service.set_mapping(
+            session, caller, uploaded.id, ImportMapping.model_validate(MAPPING)
+        )
         await service.run(session, caller, uploaded.id)
     uploaded_at = time.perf_counter()
     leadflow = Path(sys.executable).with_name("leadflow")
     env = {**os.environ, "DATABASE_URL": db.url, "LEADFLOW_LOG_LEVEL": "WARNING"}
-    worker = subprocess.Popen([str(leadflow), "worker", "--only", "jobs", "--no-migrate"], env=env)
+    command = [str(leadflow), "worker", "--only", "jobs", "--no-migrate"]
+    worker = subprocess.Popen(command, env=env)  # noqa: S603, ASYNC220 - our own command
     try:
         while True:
             async with factory() as session:
@@ -133,7 +137,17 @@ async def _copy(db: BenchDatabase, rows: int) -> float:
         org_id, person_id = new_id(), new_id()
         orgs.append((org_id, company, org_name, organization_key(org_name), owner, "company"))
         persons.append(
-            (person_id, company, name, [email], [phone], [normalize_phone(phone)], org_id, owner, "company")
+            (
+                person_id,
+                company,
+                name,
+                [email],
+                [phone],
+                [normalize_phone(phone)],
+                org_id,
+                owner,
+                "company",
+            )
         )
         amount = value.split()[0]
         leads.append(
@@ -205,7 +219,13 @@ def main() -> None:
                 f"{imported['worker_rss_mb']:.0f} MB (worker)",
             ],
             ["  upload and mapping", f"{imported['upload']:.1f}", "", "", ""],
-            ["  run (worker job)", f"{imported['run']:.1f}", f"{args.rows / imported['run']:,.0f}", "", ""],
+            [
+                "  run (worker job)",
+                f"{imported['run']:.1f}",
+                f"{args.rows / imported['run']:,.0f}",
+                "",
+                "",
+            ],
             ["COPY", f"{copied:.1f}", f"{copy_rate:,.0f}", "1", ""],
         ],
         out=sys.stdout,

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import Select, literal, null, or_, select, union_all
+from sqlalchemy import Select, Text, func, literal, null, select, union_all
+from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.contacts.models import Organization, Person
@@ -64,7 +65,18 @@ async def find_duplicates(
     persons: list[tuple[uuid.UUID, str, list[str], list[str]]] = []
     organizations: list[tuple[uuid.UUID, str, str]] = []
     searches: list[Select[*tuple[Any, ...]]] = []
-    if emails or phones:
+    # Persons by each wanted value, one GIN probe a value (`emails @> ARRAY[value]`):
+    # for `emails && ARRAY[...]` of hundreds of values (an import's chunk) the planner
+    # expects so many rows that it scans the company's persons, testing the whole array
+    # against each (0.4 s at 10,000 persons, growing with them).
+    for column, values in ((Person.emails, emails), (Person.phones_e164, phones)):
+        if not values:
+            continue
+        given = (
+            func.unnest(literal(sorted(values), ARRAY(Text)))
+            .table_valued("value")
+            .render_derived(name="given")
+        )
         searches.append(
             select(
                 literal("person").label("kind"),
@@ -74,13 +86,10 @@ async def find_duplicates(
                 Person.phones_e164,
                 null().label("name_normalized"),
                 Person.created_at,
-            ).where(
-                visible_to_caller(Person, caller),
-                or_(
-                    Person.emails.overlap(sorted(emails)),
-                    Person.phones_e164.overlap(sorted(phones)),
-                ),
             )
+            .select_from(given)
+            .join(Person, column.contains(array([given.c.value])))
+            .where(visible_to_caller(Person, caller))
         )
     if org_keys:
         searches.append(
@@ -103,9 +112,12 @@ async def find_duplicates(
         rows = await session.execute(
             select(found_rows).order_by(found_rows.c.kind, found_rows.c.created_at, found_rows.c.id)
         )
+        found_persons: set[uuid.UUID] = set()
         for row in rows:
             if row.kind == "person":
-                persons.append((row.id, row.name, row.emails, row.phones_e164))
+                if row.id not in found_persons:  # by its email and by its phone
+                    found_persons.add(row.id)
+                    persons.append((row.id, row.name, row.emails, row.phones_e164))
             else:
                 organizations.append((row.id, row.name, row.name_normalized))
 

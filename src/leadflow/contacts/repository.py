@@ -20,6 +20,7 @@ from sqlalchemy import (
     insert,
     literal_column,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -401,3 +402,10 @@ async def delete_contacts(
         .returning(table.c.id)
     )
     return [row.id for row in rows]
+
+
+async def refresh_statistics(session: AsyncSession) -> None:
+    """ANALYZE persons and organizations: a batch writer that grows them by a large factor
+    (an import) calls this as it goes, so that the duplicate search keeps being planned
+    on their GIN and name indexes rather than on what the tables held before."""
+    await session.execute(text("ANALYZE person, organization"))

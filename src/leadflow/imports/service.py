@@ -18,7 +18,7 @@ from starlette.datastructures import UploadFile
 
 from leadflow.config import Settings, get_settings
 from leadflow.contacts.models import Organization, Person
-from leadflow.contacts.repository import delete_contacts, update_contacts
+from leadflow.contacts.repository import delete_contacts, refresh_statistics, update_contacts
 from leadflow.deals.models import Deal
 from leadflow.errors import Conflict, InvalidInput, PayloadTooLarge, UnknownReference, found
 from leadflow.imports import engine, parse
@@ -288,7 +288,8 @@ async def cancel(session: AsyncSession, caller: Caller, import_id: uuid.UUID) ->
 
 async def revert(session: AsyncSession, caller: Caller, import_id: uuid.UUID) -> uuid.UUID:
     row = await _get(session, caller, import_id, lock=True)
-    if row.state not in (ImportState.completed, ImportState.cancelled, ImportState.failed):
+    state = (await _read(session, caller, row)).state  # a failed job's import is failed
+    if state not in (ImportState.completed, ImportState.cancelled, ImportState.failed):
         raise ImportStateConflict("Only a finished import can be reverted, once.")
     if row.started_at is None:
         raise ImportStateConflict("The import wrote nothing.")
@@ -342,6 +343,11 @@ async def run_step(session: AsyncSession, job: JobContext) -> Step:
     if not rows:
         await repo.change(row.id, state=ImportState.completed.value, finished_at=datetime.now(UTC))
         return Step(total=row.row_count, result=job.result, finished=True)
+    done_chunks = after // CHUNK
+    if done_chunks and done_chunks & (done_chunks - 1) == 0:
+        # After 1, 2, 4, 8... chunks the contacts have doubled: fresh statistics for the
+        # duplicate search (log-many ANALYZEs, a few hundred ms each at most).
+        await refresh_statistics(session)
     _, counts = await engine.process(session, ctx, rows, dry_run=False)
     await repo.count_progress(row.id, len(rows), counts)
     result = {k: int(job.result.get(k, 0)) + v for k, v in counts.items()}
