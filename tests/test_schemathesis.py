@@ -40,6 +40,7 @@ from leadflow.db import make_engine, make_session_factory
 from leadflow.errors import (
     CONFLICTING_PARAMETERS,
     CONFLICTS_WITH_RECORD,
+    IMPORT_CONTENT,
     INVALID_CURSOR,
     INVALID_CUSTOM_FIELD,
     INVALID_FORMULA,
@@ -233,6 +234,7 @@ BEYOND_THE_DOCUMENT = {
     REFUSED_TARGET,
     INVALID_CUSTOM_FIELD,
     INVALID_FORMULA,
+    *IMPORT_CONTENT,
 }
 
 
