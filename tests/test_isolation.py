@@ -113,6 +113,7 @@ BUILDERS: dict[str, str] = {
     "board_id": "board",
     "phase_id": "phase",
     "template_id": "template",
+    "import_id": "import",
     "rest": "rest",
 }
 
@@ -237,6 +238,7 @@ CREATE_PROBES: dict[str, dict[str, Any] | str] = {
     "project-phases:create": {"board_id": "@board", "name": "x"},
     "projects:create": {"title": "x", "deal_ids": ["@deal"]},
     "document-templates:create": OWN_COMPANY_ONLY,
+    "imports:create": "a file upload names no resource: it can only create in the caller's company",
 }
 
 # Bodies of B's writes, so that validation passes and the ownership check is what answers.
@@ -272,6 +274,7 @@ WRITE_BODIES: dict[str, Any] = {
     "projects:update": {"title": "pwned"},
     "document-templates:update": {"name": "pwned"},
     "deals:documents:create": {"template_id": "@template"},
+    "imports:mapping": {"columns": [{"column": "Name", "entity": "person", "field": "name"}]},
 }
 
 # Owner-visibility scenario: routes whose every path parameter is one of these.
@@ -335,6 +338,7 @@ OWNER_SCENARIO_EXCLUDED_PARAMS = {
     "board_id": "project boards have no visible_to: the company's, as pipelines are",
     "phase_id": "project phases have no visible_to: the company's, as stages are",
     "template_id": "document templates have no visible_to: the company's, as products are",
+    "import_id": "imports have no visible_to (admins only, tests/imports)",
 }
 
 
@@ -500,6 +504,17 @@ async def _build_world(
     document = await _post(
         client, admin, f"{deal_path}/documents", json={"template_id": template["id"]}
     )
+    imported = await _post(
+        client,
+        admin,
+        "/imports",
+        files={"file": (f"{mark}.csv", f"Name,Email\r\n{mark},{mark}@example.com\r\n".encode())},
+    )
+    mapping = {"columns": [{"column": "Name", "entity": "person", "field": "name"}]}
+    response = await client.put(
+        f"{API}/imports/{imported['id']}/mapping", json=mapping, headers=admin.headers
+    )
+    assert response.status_code == 200, response.text
     return {
         "token": token["token"]["id"],
         "admin": admin.user_id,
@@ -529,6 +544,7 @@ async def _build_world(
         "delivery": test_sent.json()["delivery_id"],
         "job": applied.json()["id"],
         "field": field["id"],
+        "import": imported["id"],
         "field_entity": "deal",
         "invoice": invoice["id"],
         "board": board["id"],
@@ -580,6 +596,8 @@ def _readbacks(world: dict[str, str]) -> list[str]:
         f"/pipelines/{w['pipeline']}/board",
         f"/webhooks/{w['webhook']}",
         f"/webhooks/{w['webhook']}/deliveries",
+        f"/imports/{w['import']}",
+        f"/imports/{w['import']}/errors.csv",
     ]
 
 
@@ -677,9 +695,7 @@ async def _probe_lists(
     for endpoint in (e for e in endpoints() if _classify(e) == "list" and e.name in wanted):
         for probe in LIST_PROBES[endpoint.name]:
             params = {k: world.get(v, v) for k, v in probe.items()}
-            response = await _call(
-                client, caller, endpoint, endpoint.path, world, params=params
-            )
+            response = await _call(client, caller, endpoint, endpoint.path, world, params=params)
             where = f"GET {endpoint.path}?{params}"
             answered += response.status_code == 200
             if response.status_code == 200:
@@ -719,9 +735,7 @@ async def _probe_reports(
             params = {k: world.get(v, v) for k, v in probe.items() if k != "@range"}
             if "@range" in probe:
                 params.update(span)
-            response = await _call(
-                client, caller, endpoint, endpoint.path, world, params=params
-            )
+            response = await _call(client, caller, endpoint, endpoint.path, world, params=params)
             where = f"GET {endpoint.path}?{params}"
             if response.status_code != 200:
                 failures.append(f"{where}: {response.status_code} {response.text[:200]}")
@@ -748,9 +762,7 @@ async def _probe_creates(
         create_body = probes[endpoint.name]
         if isinstance(create_body, str):
             continue  # the reason is in the table
-        response = await _call(
-            client, caller, endpoint, endpoint.path, world, body=create_body
-        )
+        response = await _call(client, caller, endpoint, endpoint.path, world, body=create_body)
         where = f"POST {endpoint.path} naming {list(create_body)}"
         allowed = (404, 409, 422) if endpoint.name == "leads:convert-bulk" else (404, 422)
         if response.status_code not in allowed:

@@ -40,6 +40,7 @@ from leadflow.db import make_engine, make_session_factory
 from leadflow.errors import (
     CONFLICTING_PARAMETERS,
     CONFLICTS_WITH_RECORD,
+    IMPORT_CONTENT,
     INVALID_CURSOR,
     INVALID_CUSTOM_FIELD,
     INVALID_FORMULA,
@@ -236,6 +237,7 @@ BEYOND_THE_DOCUMENT = {
     INVALID_CUSTOM_FIELD,
     INVALID_FORMULA,
     INVALID_TEMPLATE,
+    *IMPORT_CONTENT,
 }
 
 

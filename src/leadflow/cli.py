@@ -1,4 +1,4 @@
-"""The `leadflow` command: serve, worker, migrate, create-company, openapi."""
+"""The `leadflow` command: serve, worker, migrate, create-company, import, openapi."""
 
 from __future__ import annotations
 
@@ -153,7 +153,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 async def _work(url: str, settings: Settings, kinds: Sequence[str]) -> None:
     from leadflow.db import make_engine
+    from leadflow.main import subscribe_listeners
     from leadflow.worker import make_worker
+
+    # The jobs write records (imports, rule applies) and publish their events: the
+    # outbox, rules and reports must hear them here as in the API process.
+    subscribe_listeners()
 
     engine = make_engine(url, pool_size=5, max_overflow=0)
     stop = asyncio.Event()
@@ -235,6 +240,149 @@ async def _create_company(url: str, data: object) -> object:
         await engine.dispose()
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """Upload, map, then dry-run or run an import as the API does, with a progress bar."""
+    import uuid
+
+    try:
+        company = uuid.UUID(args.company)
+        user = uuid.UUID(args.user) if args.user else None
+        mapping = json.loads(Path(args.mapping).read_text()) if args.mapping else None
+    except (ValueError, OSError) as exc:
+        return _fail(str(exc))
+    if not Path(args.file).is_file():
+        return _fail(f"no such file: {args.file}")
+    settings = get_settings()
+    configure_logging("WARNING", settings.log_json)
+    url, embedded = _resolve_database(settings)
+    try:
+        migrate(url)
+        summary = asyncio.run(
+            _import_file(url, settings, args, company, user, mapping, args.entity or [])
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    print(json.dumps(summary, indent=2, default=str))
+    return 0 if summary.get("state") in ("completed", "validated") else 1
+
+
+async def _import_file(
+    url: str,
+    settings: Settings,
+    args: argparse.Namespace,
+    company: object,
+    user: object,
+    mapping: object,
+    entities: Sequence[str],
+) -> dict[str, object]:
+    import uuid
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from sqlalchemy import select
+    from starlette.datastructures import UploadFile
+
+    from leadflow.auth.models import User
+    from leadflow.db import make_engine, make_session_factory
+    from leadflow.errors import DomainError
+    from leadflow.imports import service
+    from leadflow.imports.schemas import ImportMapping
+    from leadflow.job_kinds import HANDLERS
+    from leadflow.jobs.runner import JobLoop
+    from leadflow.main import subscribe_listeners
+    from leadflow.tenancy import Caller, Role
+
+    assert isinstance(company, uuid.UUID)
+    subscribe_listeners()
+    engine = make_engine(url, pool_size=3, max_overflow=0)
+    factory = make_session_factory(engine)
+    try:
+        async with factory() as session, session.begin():
+            admins = select(User.id, User.group_id).where(
+                User.company_id == company, User.role == Role.admin.value
+            )
+            if user is not None:
+                admins = admins.where(User.id == user)
+            found = (await session.execute(admins.order_by(User.created_at).limit(1))).first()
+            if found is None:
+                return {"state": "failed", "error": "no such admin of this company"}
+            caller = Caller(
+                company_id=company, user_id=found.id, role=Role.admin, group_id=found.group_id
+            )
+            with Path(args.file).open("rb") as raw:  # noqa: ASYNC230 - read in a thread by upload()
+                upload = UploadFile(raw, filename=Path(args.file).name)
+                uploaded = await service.upload(
+                    session, caller, settings, upload, args.encoding, args.delimiter
+                )
+            if mapping is None:
+                mapping = {
+                    "columns": [
+                        s.model_dump(mode="json")
+                        for s in uploaded.suggested_mapping
+                        if not entities or s.entity.value in entities
+                    ]
+                }
+            await service.set_mapping(
+                session, caller, uploaded.id, ImportMapping.model_validate(mapping)
+            )
+            if args.dry_run:
+                report = await service.validate(session, caller, uploaded.id)
+                await session.rollback()
+                return {
+                    "state": "validated",
+                    "rows": uploaded.row_count,
+                    **report.model_dump(exclude={"rows"}),
+                    "first_errors": [r.model_dump() for r in report.rows if r.errors][:20],
+                }
+            await service.run(session, caller, uploaded.id)
+        loop = JobLoop(factory, HANDLERS)
+        worker = asyncio.create_task(_drain(loop))
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} rows"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns) as progress:
+            task = progress.add_task(Path(args.file).name, total=uploaded.row_count)
+            while True:
+                async with factory() as session:
+                    current = await service.get_import(session, caller, uploaded.id)
+                progress.update(task, completed=current.processed)
+                if current.state not in ("queued", "running") or worker.done():
+                    break
+                await asyncio.sleep(0.3)
+        await worker
+        async with factory() as session:
+            current = await service.get_import(session, caller, uploaded.id)
+        return current.model_dump(
+            mode="json",
+            include={
+                "id",
+                "state",
+                "row_count",
+                "processed",
+                "created",
+                "updated",
+                "skipped",
+                "failed",
+                "rows_per_second",
+            },
+        )
+    except DomainError as error:
+        return {"state": "failed", "error": error.detail, **error.extensions}
+    finally:
+        await engine.dispose()
+
+
+async def _drain(loop: object) -> None:
+    from leadflow.jobs.runner import JobLoop
+
+    assert isinstance(loop, JobLoop)
+    while await loop.run_once():
+        pass
+
+
 def cmd_openapi(args: argparse.Namespace) -> int:
     from leadflow.main import create_app
     from leadflow.openapi import render
@@ -283,6 +431,24 @@ def build_parser() -> argparse.ArgumentParser:
     company.add_argument("--admin-name")
     company.add_argument("--max-open-deals", type=int)
     company.set_defaults(func=cmd_create_company)
+
+    imports = sub.add_parser(
+        "import", help="import a CSV or XLSX into a company (the API's pipeline, a progress bar)"
+    )
+    imports.add_argument("file")
+    imports.add_argument("--company", required=True, help="the company's id")
+    imports.add_argument("--user", help="the importing admin's id (default: the first admin)")
+    imports.add_argument("--mapping", help="a JSON file: the body of PUT /imports/{id}/mapping")
+    imports.add_argument(
+        "--entity",
+        action="append",
+        choices=("person", "organization", "lead"),
+        help="without --mapping: map the suggested columns of these entities (repeatable)",
+    )
+    imports.add_argument("--encoding", help="the CSV's encoding (default UTF-8)")
+    imports.add_argument("--delimiter", choices=(",", ";", "\t", "|"))
+    imports.add_argument("--dry-run", action="store_true", help="validate only; write nothing")
+    imports.set_defaults(func=cmd_import)
 
     openapi = sub.add_parser("openapi", help="write the OpenAPI document")
     openapi.add_argument("--output", default="openapi/openapi.json")

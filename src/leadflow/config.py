@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     # bytes go from the bucket to the client; 0 streams them through the API.
     files_redirect_seconds: int = Field(default=0, ge=0, le=604_800)
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    # Imports (CSV/XLSX): the file's size (413 over it) and its data rows (422 over them).
+    import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    import_max_rows: int = Field(default=50_000, ge=1)
     default_phone_region: str | None = Field(default=None, min_length=2, max_length=2)
     log_level: str = "INFO"
     log_json: bool = True

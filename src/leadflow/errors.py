@@ -107,6 +107,28 @@ INVALID_FORMULA = "invalid_formula"
 # what a template may not do, such as import packages) are beyond what the document can
 # state; a template renders or fails with the record it is given.
 INVALID_TEMPLATE = "invalid_template"
+# An import: a file whose content cannot be read as a spreadsheet (not CSV or XLSX, not in
+# its declared encoding, an encoding Python does not know, empty, over the row limit, too
+# many columns, a cell too long), and a mapping naming a column the file lacks or a field
+# the company lacks (or twice): the document can say the file is binary and a column a
+# string, not what the file holds nor which custom fields a company has.
+IMPORT_CONTENT = frozenset(
+    {
+        "unknown_encoding",
+        "not_decodable",
+        "not_csv",
+        "not_xlsx",
+        "empty_file",
+        "too_many_rows",
+        "too_many_columns",
+        "cell_too_long",
+        "unknown_column",
+        "duplicate_column",
+        "unknown_field",
+        "duplicate_field",
+        "field_not_importable",
+    }
+)
 
 
 class InvalidInput(DomainError):

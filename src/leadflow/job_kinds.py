@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow import idempotency
 from leadflow.capture.repository import purge_deliveries
 from leadflow.deals.formulas import RECOMPUTE_JOB, recompute_step
+from leadflow.imports.service import REVERT_JOB, RUN_JOB, revert_step, run_step
 from leadflow.jobs.repository import JobRepository
 from leadflow.jobs.runner import Handler, JobLoop, Periodic, SessionFactory, purging
 from leadflow.rules.service import APPLY_JOB, apply_step
@@ -30,6 +31,8 @@ async def _purge_jobs(session: AsyncSession, limit: int) -> int:
 HANDLERS: dict[str, Handler] = {
     APPLY_JOB: apply_step,
     RECOMPUTE_JOB: recompute_step,
+    RUN_JOB: run_step,
+    REVERT_JOB: revert_step,
     "purge.idempotency_keys": purging(idempotency.purge_expired),
     "purge.capture_deliveries": purging(purge_deliveries),
     "purge.jobs": purging(_purge_jobs),

@@ -36,6 +36,7 @@ from leadflow.deals.router import router as deals_router
 from leadflow.documents import subscriptions as documents_subscriptions
 from leadflow.documents.router import router as documents_router
 from leadflow.fields.router import router as fields_router
+from leadflow.imports.router import router as imports_router
 from leadflow.invoices import subscriptions as invoices_subscriptions
 from leadflow.invoices.router import router as invoices_router
 from leadflow.jobs.router import router as jobs_router
@@ -109,18 +110,22 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     invoices_router,
     projects_router,
     documents_router,
+    imports_router,
 )
 
 
 # Room for the multipart boundaries and part headers around an uploaded file.
 MULTIPART_OVERHEAD = 64 * 1024
 _FILE_UPLOAD_PATH = re.compile(rf"^{API_PREFIX}/deals/[^/]+/files/?$")
+_IMPORT_UPLOAD_PATH = re.compile(rf"^{API_PREFIX}/imports/?$")
 
 
 def body_limit_for(settings: Settings) -> Any:
     def limit(path: str) -> int:
         if _FILE_UPLOAD_PATH.match(path):
             return settings.max_upload_bytes + MULTIPART_OVERHEAD
+        if _IMPORT_UPLOAD_PATH.match(path):
+            return settings.import_max_bytes + MULTIPART_OVERHEAD
         if path.startswith(CAPTURE_BODY_PATHS):
             return CAPTURE_MAX_BODY_BYTES
         return settings.max_body_bytes

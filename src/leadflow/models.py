@@ -17,6 +17,7 @@ from leadflow.deals.models import (
 from leadflow.documents.models import DealDocument, DocumentTemplate
 from leadflow.fields.models import FieldDefinition
 from leadflow.idempotency import IdempotencyRecord
+from leadflow.imports.models import DataImport, DataImportRecord, DataImportRow
 from leadflow.invoices.models import Invoice, InvoiceNumbering
 from leadflow.jobs.models import Job
 from leadflow.leads.models import Lead, LeadLabel, LeadReadiness
@@ -42,6 +43,9 @@ __all__ = [
     "Company",
     "Conversion",
     "ConversionRule",
+    "DataImport",
+    "DataImportRecord",
+    "DataImportRow",
     "Deal",
     "DealChange",
     "DealDocument",

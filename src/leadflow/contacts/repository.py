@@ -7,17 +7,20 @@ import functools
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     CTE,
     ColumnElement,
+    Table,
+    bindparam,
     delete,
     false,
     func,
     insert,
     literal_column,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -323,3 +326,86 @@ class ContactFieldValues:
             .values(custom_fields=storage.options_cleared(model, key, option_ids, is_set))
             .execution_options(synchronize_session=False)
         )
+
+
+# Batch writes of an import (`leadflow.imports`): updates of matched contacts and the
+# deletions of a revert, one executemany per set of columns, scoped to the company.
+
+
+_IMPORTED_COLUMNS = {
+    "organization": (*_ORGANIZATION_COLUMNS, "address", "website", "custom_fields"),
+    "person": (*_PERSON_COLUMNS, "custom_fields"),
+}
+
+
+@functools.cache
+def _imported_insert(model: type[Person] | type[Organization]) -> Any:
+    rows = rows_of(model, "rows")
+    names = _IMPORTED_COLUMNS[model.__tablename__]
+    # On the table: the ORM would read a dict of parameters as a bulk insert of rows.
+    return insert(cast(Table, model.__table__)).from_select(
+        names, select(*(rows.c[name] for name in names)), include_defaults=False
+    )
+
+
+async def insert_imported(
+    session: AsyncSession,
+    model: type[Person] | type[Organization],
+    rows: Sequence[Mapping[str, Any]],
+) -> None:
+    """Persons or organizations of an import in one statement (the rows as one JSON
+    parameter): every column of `_IMPORTED_COLUMNS` given, ids chosen by the caller."""
+    if not rows:
+        return
+    if model is Organization:
+        rows = [{**row, "name_normalized": organization_key(row["name"])} for row in rows]
+    await session.execute(_imported_insert(model), {"rows": json_rows([dict(r) for r in rows])})
+
+
+async def update_contacts(
+    session: AsyncSession,
+    model: type[Person] | type[Organization],
+    company_id: Any,
+    changes: Sequence[tuple[Any, Mapping[str, Any]]],
+) -> None:
+    """Apply each (id, column -> value) to the company's person or organization."""
+    table = cast(Table, model.__table__)
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for record_id, values in changes:
+        if model is Organization and "name" in values:
+            values = {**values, "name_normalized": organization_key(values["name"])}
+        by_columns.setdefault(tuple(sorted(values)), []).append(
+            {"b_id": record_id, "b_company": company_id, **values}
+        )
+    for columns, params in by_columns.items():
+        statement = (
+            update(table)
+            .where(table.c.company_id == bindparam("b_company"), table.c.id == bindparam("b_id"))
+            .values({**{name: bindparam(name) for name in columns}, "updated_at": func.now()})
+        )
+        await session.execute(statement, params)
+
+
+async def delete_contacts(
+    session: AsyncSession,
+    model: type[Person] | type[Organization],
+    company_id: Any,
+    ids: Sequence[Any],
+) -> list[Any]:
+    """Delete the company's persons or organizations of `ids`; the ids deleted."""
+    if not ids:
+        return []
+    table = cast(Table, model.__table__)
+    rows = await session.execute(
+        delete(table)
+        .where(table.c.company_id == company_id, table.c.id.in_(list(ids)))
+        .returning(table.c.id)
+    )
+    return [row.id for row in rows]
+
+
+async def refresh_statistics(session: AsyncSession) -> None:
+    """ANALYZE persons and organizations: a batch writer that grows them by a large factor
+    (an import) calls this as it goes, so that the duplicate search keeps being planned
+    on their GIN and name indexes rather than on what the tables held before."""
+    await session.execute(text("ANALYZE person, organization"))

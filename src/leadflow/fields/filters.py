@@ -128,7 +128,7 @@ CustomFieldsFilter = Annotated[
         description=(
             "A JSON object of conditions on custom fields, by key; a record must meet "
             f"every one (at most {MAX_FILTER_KEYS} keys). A key holds either:\n\n"
-            "- a value, as the records answer it: equality (`{\"region\": \"north\"}`, "
+            '- a value, as the records answer it: equality (`{"region": "north"}`, '
             '`{"budget": {"amount": "1500.00", "currency": "EUR"}}`, a number as a '
             'decimal string `"1500.5"`); for a `set` field, `{"tags": [1]}` keeps the '
             "records whose set holds option 1 (`[1, 2]`: both);\n"
@@ -523,4 +523,3 @@ def check_sorted(rows: Any) -> None:
             "sort",
             "No such custom field." if kind is None else f"A {kind} field has no order.",
         )
-

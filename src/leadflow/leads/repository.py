@@ -8,13 +8,14 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from sqlalchemy import (
     CTE,
     Boolean,
     ColumnElement,
+    Table,
     Uuid,
     bindparam,
     delete,
@@ -33,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
-from leadflow.db import new_id
+from leadflow.db import json_rows, new_id, rows_of
 from leadflow.errors import UnknownReference
 from leadflow.fields import storage
 from leadflow.leads.models import Lead, LeadLabel
@@ -335,3 +336,79 @@ def set_converted(lead: Lead, row: Any) -> None:
     """Give a loaded lead the values `converted_update` returned for it."""
     for column in ("converted_deal_id", "converted_at", "updated_at"):
         set_committed_value(lead, column, getattr(row, column))
+
+
+# Batch writes of an import (`leadflow.imports`): new leads in one statement, updates of
+# matched leads and the deletions of a revert, scoped to the company.
+
+
+_IMPORTED_COLUMNS = (
+    "id",
+    "company_id",
+    "title",
+    "owner_id",
+    "person_id",
+    "organization_id",
+    "value_amount",
+    "value_currency",
+    "expected_close_date",
+    "label_ids",
+    "source",
+    "custom_fields",
+    "visible_to",
+)
+
+
+@functools.cache
+def _imported_insert() -> Any:
+    rows = rows_of(Lead, "rows")
+    # On the table: the ORM would read a dict of parameters as a bulk insert of rows.
+    return insert(cast(Table, Lead.__table__)).from_select(
+        _IMPORTED_COLUMNS,
+        select(*(rows.c[name] for name in _IMPORTED_COLUMNS)),
+        include_defaults=False,
+    )
+
+
+async def insert_leads(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Leads of an import in one statement (the rows as one JSON parameter), each with
+    every column of `_IMPORTED_COLUMNS`."""
+    if rows:
+        await session.execute(_imported_insert(), {"rows": json_rows([dict(r) for r in rows])})
+
+
+async def update_leads(
+    session: AsyncSession, company_id: uuid.UUID, changes: Sequence[tuple[Any, Mapping[str, Any]]]
+) -> None:
+    """Apply each (id, column -> value) to the company's lead."""
+    table = cast(Table, Lead.__table__)
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for record_id, values in changes:
+        by_columns.setdefault(tuple(sorted(values)), []).append(
+            {"b_id": record_id, "b_company": company_id, **values}
+        )
+    for columns, params in by_columns.items():
+        statement = (
+            update(table)
+            .where(
+                table.c.company_id == bindparam("b_company", type_=Uuid),
+                table.c.id == bindparam("b_id", type_=Uuid),
+            )
+            .values({**{name: bindparam(name) for name in columns}, "updated_at": func.now()})
+        )
+        await session.execute(statement, params)
+
+
+async def delete_leads(
+    session: AsyncSession, company_id: uuid.UUID, ids: Sequence[Any]
+) -> list[Any]:
+    """Delete the company's leads of `ids`; the ids deleted."""
+    if not ids:
+        return []
+    table = cast(Table, Lead.__table__)
+    rows = await session.execute(
+        delete(table)
+        .where(table.c.company_id == company_id, table.c.id.in_(list(ids)))
+        .returning(table.c.id)
+    )
+    return [row.id for row in rows]

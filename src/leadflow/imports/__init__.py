@@ -1,0 +1,1 @@
+"""Imports of persons, organizations and leads from CSV and XLSX files (issue 17)."""
