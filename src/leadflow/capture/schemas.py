@@ -46,6 +46,15 @@ def _blank_is_absent(value: Any) -> Any:
 FieldName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NOT_BLANK
 ]
+# The document states the keys' rule as the service applies it: `patternProperties`
+# alone (what Pydantic writes for a dict with constrained keys) lets any other key
+# through, which the service refuses with 422.
+MappedCustomFields = Annotated[
+    dict[CustomFieldKey, FieldName],
+    Field(
+        json_schema_extra={"propertyNames": {"pattern": KEY_PATTERN}, "additionalProperties": False}
+    ),
+]
 Phone = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NOT_BLANK
 ]
@@ -88,7 +97,7 @@ class FieldMap(Input):
         default=None,
         description='The entry holds `{"amount", "currency"}` or a string like "1500.00 EUR".',
     )
-    custom_fields: dict[CustomFieldKey, FieldName] | None = Field(
+    custom_fields: MappedCustomFields | None = Field(
         default=None,
         max_length=MAX_MAPPED_CUSTOM_FIELDS,
         description=(
