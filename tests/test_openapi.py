@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,9 @@ def test_every_operation_has_a_readable_unique_operation_id(document: dict[str, 
     ids = []
     for path, method, operation in _operations(document):
         operation_id = operation.get("operationId", "")
-        assert ":" in operation_id, f"{method.upper()} {path}: operationId {operation_id!r}"
+        assert re.fullmatch(r"[a-z]+(_[a-z0-9]+)+", operation_id), (
+            f"{method.upper()} {path}: operationId {operation_id!r}"
+        )
         ids.append(operation_id)
     assert len(ids) == len(set(ids)), "operation ids are unique"
 

@@ -146,7 +146,13 @@ class Input(BaseModel):
 
 
 class Output(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    """Response bodies. Every field is always sent, so the document marks each one
+    `required` in the answer's schema (a default only fills it in when the service builds
+    the model), and generated clients type none of them optional."""
+
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_serialization_defaults_required=True
+    )
 
 
 Currency = Annotated[

@@ -15,7 +15,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Select, literal, null, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +34,9 @@ class Candidate(BaseModel):
 
 
 class Duplicates(BaseModel):
+    # Both lists are always sent (empty when nothing matches): required in the answer.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     person: list[Candidate] = []
     organization: list[Candidate] = []
 

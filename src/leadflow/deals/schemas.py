@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, ConfigDict, Field, StrictBool, StringConstraints
 
 from leadflow.deals.models import DealStatus
 from leadflow.fields.values import CustomFieldsInput, CustomFieldsRead
@@ -179,6 +179,32 @@ class DealRead(Output):
     updated_at: datetime
 
 
+# The fields the changelog follows (deals.changelog.TRACKED_FIELDS, a test compares), and
+# `created`: a closed set, so generated clients get an enum.
+TrackedField = Literal[
+    "created",
+    "title",
+    "owner_id",
+    "person_id",
+    "organization_id",
+    "pipeline_id",
+    "stage_id",
+    "status",
+    "lost_reason",
+    "value",
+    "value_from_products",
+    "probability",
+    "expected_close_date",
+    "won_at",
+    "lost_at",
+    "closed_at",
+    "stage_changed_at",
+    "label_ids",
+    "visible_to",
+]
+CustomFieldChange = Annotated[str, StringConstraints(pattern=r"^custom_fields\.")]
+
+
 class DealChangeRead(Output):
     """One changed field of a deal; `old` and `new` are as they appear in the deal's JSON.
 
@@ -198,7 +224,12 @@ class DealChangeRead(Output):
         }
     )
 
-    field: str
+    field: TrackedField | CustomFieldChange = Field(
+        description=(
+            "`created` (the first entry), a tracked field of the deal, or "
+            "`custom_fields.<key>` for a custom field."
+        )
+    )
     old: Any
     new: Any
     user_id: uuid.UUID | None = Field(description="Who made the change; null once deleted.")

@@ -236,11 +236,8 @@ class LeadRead(Output):
     value: Money | None
     expected_close_date: date | None
     label_ids: list[uuid.UUID]
-    source: str = Field(
-        description=(
-            f"How the lead arrived: {', '.join(f'`{s.value}`' for s in LeadSource)}, ... "
-            "(more may be added). Never changes."
-        ),
+    source: LeadSource = Field(
+        description="How the lead arrived. Never changes.",
         examples=["api"],
     )
     is_archived: bool
