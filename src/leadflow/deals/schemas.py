@@ -10,6 +10,7 @@ from leadflow.deals.models import DealStatus
 from leadflow.fields.values import CustomFieldsInput, CustomFieldsRead
 from leadflow.schemas import (
     JSON_NUMBER,
+    CapturedFields,
     Input,
     IsoDate,
     LongName,
@@ -162,7 +163,7 @@ class DealRead(Output):
     label_ids: list[uuid.UUID]
     visible_to: Visibility
     source_lead_id: uuid.UUID | None = Field(description="The lead this deal was converted from.")
-    fields: dict[str, Any] = Field(
+    fields: CapturedFields = Field(
         description=(
             "What a capture kept (read-only): a captured deal's answers, or those of the "
             "lead it was converted from, as the lead's `fields` holds them (`message`, "
