@@ -1,7 +1,10 @@
 """The OpenAPI document: FastAPI's, finished by the conventions every route shares.
 
 - A route's one-line docstring is its summary (the rest of the docstring, its description).
-- Every error response is `application/problem+json`; 422 carries the `errors` list.
+- Every error response is `application/problem+json`, one of the problems the route
+  names (errors.responses): each a schema with a constant `type`, a oneOf discriminated by
+  `type` where a status has several; 422 carries the `errors` list.
+- Every POST may also answer the Idempotency-Key problems (409 in flight, 422 reused).
 - Every operation that takes a body documents 413 (the body limit of the request envelope).
 - Every POST documents the `Idempotency-Key` header.
 - The 201 of creating a lead, deal, person or organization links to the operations on it.
