@@ -50,6 +50,10 @@ format: dev
 typecheck: dev
 	$(BIN)/mypy src
 
+.PHONY: clients
+clients: dev ## generated clients as tests: a Python client (openapi-python-client, own venv .venv-clients) and TypeScript types (openapi-typescript, openapi-fetch, tsc --strict) each run the core flow against a `leadflow serve` with a fresh database on CLIENTS_DATABASE (postgresql://postgres@127.0.0.1:5432)
+	tests/clients/run
+
 .PHONY: fuzz
 fuzz: dev ## schemathesis against every operation of the live app, FUZZ_EXAMPLES (5) per operation and mode; fails on any finding (embedded PostgreSQL unless DATABASE_URL is set)
 	$(BIN)/pytest -m fuzz -p no:randomly -n $(TEST_WORKERS) -q tests/test_schemathesis.py $(PYTEST_ARGS)

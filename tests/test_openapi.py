@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,9 @@ def test_every_operation_has_a_readable_unique_operation_id(document: dict[str, 
     ids = []
     for path, method, operation in _operations(document):
         operation_id = operation.get("operationId", "")
-        assert ":" in operation_id, f"{method.upper()} {path}: operationId {operation_id!r}"
+        assert re.fullmatch(r"[a-z]+(_[a-z0-9]+)+", operation_id), (
+            f"{method.upper()} {path}: operationId {operation_id!r}"
+        )
         ids.append(operation_id)
     assert len(ids) == len(set(ids)), "operation ids are unique"
 
@@ -114,3 +117,58 @@ def test_generators_can_read_the_document() -> None:
     assert forbidden == []
     titles = Counter(schema.get("title") for schema in document["components"]["schemas"].values())
     assert [title for title, count in titles.items() if count > 1] == []
+
+
+def _problem_schemas(document: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The component schemas a problem response's schema names (a $ref or a oneOf of them)."""
+    refs = schema.get("oneOf", [schema])
+    assert all("$ref" in ref for ref in refs), schema
+    prefix = "#/components/schemas/"
+    return [document["components"]["schemas"][ref["$ref"].removeprefix(prefix)] for ref in refs]
+
+
+def test_every_problem_response_names_its_problem_types(document: dict[str, Any]) -> None:
+    """Each 4xx/5xx answer of each operation lists its problems, each with a constant `type`
+    (the problem URL) that a client narrows on, and a one-of is discriminated by it."""
+    wrong = []
+    for path, method, operation in _operations(document):
+        for status, response in operation.get("responses", {}).items():
+            if not (str(status).isdigit() and int(status) >= 400):
+                continue
+            where = f"{method.upper()} {path} {status}"
+            schema = response.get("content", {}).get("application/problem+json", {}).get("schema")
+            if schema is None:
+                wrong.append(f"{where}: no problem schema")
+                continue
+            urls = []
+            for problem in _problem_schemas(document, schema):
+                const = problem.get("properties", {}).get("type", {}).get("const")
+                status_const = problem.get("properties", {}).get("status", {}).get("const")
+                if not (isinstance(const, str) and const.startswith("https://leadflow.dev/")):
+                    wrong.append(f"{where}: {problem.get('title')} has no constant type")
+                if status_const != int(status):
+                    wrong.append(f"{where}: {problem.get('title')} is status {status_const}")
+                urls.append(const)
+            if "oneOf" in schema and set(schema["discriminator"]["mapping"]) != set(urls):
+                wrong.append(f"{where}: the discriminator does not map every type")
+    assert wrong == []
+
+
+def test_problem_schemas_carry_their_extension_members(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    expected = {
+        "DuplicateContactsProblem": {"duplicates"},
+        "LeadConvertedProblem": {"deal_id"},
+        "LeadAlreadyConvertedProblem": {"deal_id", "lead_id"},
+        "DealConvertedProblem": {"lead_id"},
+        "OpenDealLimitProblem": {"max_open_deals", "open_deals"},
+        "CapabilityNotSupportedProblem": {"capability", "entity"},
+        "ValidationProblem": {"errors"},
+        "ConversionsFailedProblem": {"failures"},
+        "TooManyRequestsProblem": {"retry_after"},
+    }
+    for name, members in expected.items():
+        assert members <= set(schemas[name]["required"]), name
+    convert = document["paths"]["/api/v1/leads/{lead_id}/convert"]["post"]["responses"]
+    mapping = convert["409"]["content"]["application/problem+json"]["schema"]["discriminator"]
+    assert "https://leadflow.dev/problems/duplicate-contacts" in mapping["mapping"]

@@ -89,6 +89,7 @@ PIPELINE_FIELDS: Final = frozenset({"stage_id", "pipeline_id", "status"})
 class CapabilityNotSupported(Conflict):
     slug = "capability-not-supported"
     title = "This capability is not available for this kind of record"
+    members = {"capability": str, "entity": Entity}  # noqa: RUF012 - read-only class data
 
     def __init__(self, entity: Entity, capability: str) -> None:
         super().__init__(

@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -34,6 +34,11 @@ class DomainError(Exception):
     slug: ClassVar[str] = "conflict"
     title: ClassVar[str] = "The request conflicts with the current state"
     headers: ClassVar[dict[str, str] | None] = None
+    # The extension members the problem always carries beside type, title, status and
+    # detail (name -> type), for its schema in the OpenAPI document (`problem_model`).
+    members: ClassVar[dict[str, Any]] = {}
+    # The schema's name in the document; `<ClassName>Problem` unless set.
+    problem_name: ClassVar[str | None] = None
 
     def __init__(self, detail: str | None = None, **extensions: Any) -> None:
         super().__init__(detail or self.title)
@@ -68,6 +73,14 @@ class Forbidden(DomainError):
     status = 403
     slug = "forbidden"
     title = "Not allowed"
+
+
+class BadRequest(DomainError):
+    """What the request envelope answers for a request it cannot read (400)."""
+
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
 
 
 class Conflict(DomainError):
@@ -131,12 +144,22 @@ IMPORT_CONTENT = frozenset(
 )
 
 
+class ValidationErrorItem(BaseModel):
+    """One input a 422 refused: where (`loc`), why (`msg`) and the rule's `type`."""
+
+    loc: list[str | int]
+    msg: str
+    type: str | None
+
+
 class InvalidInput(DomainError):
     """A rule on the input that the schema alone cannot express (422)."""
 
     status = 422
     slug = "validation-error"
     title = "The request is invalid"
+    problem_name = "ValidationProblem"
+    members = {"errors": list[ValidationErrorItem]}  # noqa: RUF012 - read-only class data
 
     def __init__(self, loc: Sequence[str | int], msg: str, type: str = "value_error") -> None:
         super().__init__(msg, errors=[{"loc": list(loc), "msg": msg, "type": type}])
@@ -169,6 +192,20 @@ class IdempotencyKeyInFlight(DomainError):
     status = 409
     slug = "idempotency-key-in-flight"
     title = "A request with this Idempotency-Key is still being processed"
+
+
+class TooManyRequests(DomainError):
+    """A client past a rate limit or its budget of failed authentications (429)."""
+
+    status = 429
+    slug = "too-many-requests"
+    title = "Too many requests"
+    members = {"retry_after": int}  # noqa: RUF012 - read-only class data
+
+    def __init__(self, retry_after: int, detail: str) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        # DomainError declares `headers` per class; this one depends on the window.
+        self.headers = {"Retry-After": str(retry_after)}  # type: ignore[misc]
 
 
 class InternalError(DomainError):
@@ -341,27 +378,101 @@ def problem_for(
     )
 
 
-def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` for a route: each listed status answers problem+json."""
-    described = {
-        401: "Missing or invalid API token",
-        403: "Not allowed",
-        404: "Not found, or not visible to the caller",
-        409: "Refused by a business rule",
-        410: "Gone",
-        413: "Request body too large",
-        422: "Invalid request",
-        429: "Too many requests",
-        503: "The database is unavailable; retry after `Retry-After` seconds",
-    }
+_PROBLEM_MODELS: dict[type[DomainError], type[BaseModel]] = {}
+
+
+def _slug_owner(cls: type[DomainError]) -> type[DomainError]:
+    """The class that gave `cls` its slug (a subclass reusing it answers the same problem)."""
+    for klass in cls.__mro__:
+        if "slug" in vars(klass):
+            return klass
+    return DomainError
+
+
+def problem_model(cls: type[DomainError]) -> type[BaseModel]:
+    """The Pydantic model of the problem+json body `cls` answers: `type` is the constant
+    problem URL (a client narrows on it), `status` the constant status, and the class's
+    extension `members` are required fields."""
+    owner = _slug_owner(cls)
+    if owner not in _PROBLEM_MODELS:
+        fields: dict[str, Any] = {
+            "type": (Literal[PROBLEM_BASE + owner.slug], ...),
+            "title": (str, ...),
+            "status": (Literal[owner.status], ...),
+            "detail": (str | None, ...),
+            **{name: (kind, ...) for name, kind in owner.members.items()},
+        }
+        name = owner.problem_name or f"{owner.__name__}Problem"
+        model = create_model(name, __doc__=f"`{owner.slug}`: {owner.title}.", **fields)
+        _PROBLEM_MODELS[owner] = model
+    return _PROBLEM_MODELS[owner]
+
+
+def problems_union(classes: Sequence[type[DomainError]]) -> Any:
+    """The schema type of an answer that is one of `classes`' problems (one status): the
+    one model, or a union discriminated by `type`."""
+    models = list(dict.fromkeys(problem_model(cls) for cls in classes))
+    if len(models) == 1:
+        return models[0]
+    return Annotated[Union[tuple(models)], Field(discriminator="type")]  # noqa: UP007
+
+
+# What a bare status in `responses(...)` answers: the generic problem of that status.
+# A route that raises a more specific problem names its class instead (or as well).
+STATUS_PROBLEMS: dict[int, tuple[type[DomainError], ...]] = {
+    400: (BadRequest,),
+    401: (Unauthorized,),
+    403: (Forbidden,),
+    404: (NotFound,),
+    409: (Conflict,),
+    413: (PayloadTooLarge,),
+    422: (InvalidInput,),
+    429: (TooManyRequests,),
+    503: (ServiceUnavailable, DatabaseBusy, StatementTimeout, WriteConflict),
+}
+
+_DESCRIBED = {
+    400: "The request cannot be read",
+    401: "Missing or invalid API token",
+    403: "Not allowed",
+    404: "Not found, or not visible to the caller",
+    409: "Refused by a business rule",
+    410: "Gone",
+    413: "Request body too large",
+    422: "Invalid request",
+    429: "Too many requests",
+    503: "The database is unavailable; retry after `Retry-After` seconds",
+}
+
+
+def responses(*answers: int | type[DomainError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for a route: each answer is a status (its generic problem,
+    `STATUS_PROBLEMS`) or a DomainError class (its problem, under its status); each
+    status answers problem+json, one of the problems listed for it."""
+    by_status: dict[int, list[type[DomainError]]] = {}
+    for answer in answers:
+        classes = STATUS_PROBLEMS[answer] if isinstance(answer, int) else (answer,)
+        for cls in classes:
+            by_status.setdefault(cls.status, []).append(cls)
     return {
         status: {
-            "model": Problem,
-            "description": described.get(status, "Problem"),
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            "model": problems_union(classes),
+            "description": _DESCRIBED.get(status, "Problem"),
         }
-        for status in statuses
+        for status, classes in sorted(by_status.items())
     }
+
+
+def problem_classes() -> list[type[DomainError]]:
+    """Every DomainError class that owns a slug (each is one problem schema)."""
+    seen: list[type[DomainError]] = []
+    todo: list[type[DomainError]] = [DomainError]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if _slug_owner(cls) is cls and cls not in seen:
+            seen.append(cls)
+    return seen
 
 
 _HTTP_SLUGS = {

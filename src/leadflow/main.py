@@ -80,8 +80,10 @@ first, with an error of type `string_nul`), whatever a string's schema below all
 
 
 def _operation_id(route: APIRoute) -> str:
-    """Readable operation ids: the route's name, e.g. `persons:create`."""
-    return route.name
+    """Readable operation ids: the route's name in snake case, e.g. `persons_create` for
+    `persons:create`, `leads_convert_preview` for `leads:convert-preview` (generators drop
+    the `:` without a separator: `leadscreate`)."""
+    return route.name.replace(":", "_").replace("-", "_")
 
 
 # In matching order: a router whose paths would shadow another's comes after it.

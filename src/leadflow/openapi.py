@@ -1,7 +1,10 @@
 """The OpenAPI document: FastAPI's, finished by the conventions every route shares.
 
 - A route's one-line docstring is its summary (the rest of the docstring, its description).
-- Every error response is `application/problem+json`; 422 carries the `errors` list.
+- Every error response is `application/problem+json`, one of the problems the route
+  names (errors.responses): each a schema with a constant `type`, a oneOf discriminated by
+  `type` where a status has several; 422 carries the `errors` list.
+- Every POST may also answer the Idempotency-Key problems (409 in flight, 422 reused).
 - Every operation that takes a body documents 413 (the body limit of the request envelope).
 - Every POST documents the `Idempotency-Key` header.
 - The 201 of creating a lead, deal, person or organization links to the operations on it.
@@ -21,42 +24,21 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from leadflow.errors import PROBLEM_JSON
+from leadflow.errors import (
+    _DESCRIBED,
+    PROBLEM_BASE,
+    PROBLEM_JSON,
+    STATUS_PROBLEMS,
+    DomainError,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    PayloadTooLarge,
+    problem_classes,
+    problem_model,
+)
 from leadflow.idempotency import HEADER as IDEMPOTENCY_HEADER
 from leadflow.idempotency import KEY_PATTERN, MAX_KEY_LENGTH
 from leadflow.routing import path_operations
-
-_PROBLEM = {"$ref": "#/components/schemas/Problem"}
-_VALIDATION_PROBLEM = {"$ref": "#/components/schemas/ValidationProblem"}
-
-VALIDATION_PROBLEM_SCHEMA: dict[str, Any] = {
-    "title": "ValidationProblem",
-    "description": "A 422 problem: `errors` says which input failed and why.",
-    "allOf": [
-        _PROBLEM,
-        {
-            "type": "object",
-            "required": ["errors"],
-            "properties": {
-                "errors": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["loc", "msg"],
-                        "properties": {
-                            "loc": {
-                                "type": "array",
-                                "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
-                            },
-                            "msg": {"type": "string"},
-                            "type": {"type": ["string", "null"]},
-                        },
-                    },
-                }
-            },
-        },
-    ],
-}
 
 IDEMPOTENCY_PARAMETER: dict[str, Any] = {
     "name": IDEMPOTENCY_HEADER,
@@ -75,24 +57,14 @@ IDEMPOTENCY_PARAMETER: dict[str, Any] = {
     },
 }
 
-TOO_MANY_FAILURES: dict[str, Any] = {
-    "description": "Too many failed authentications from this client",
-    "headers": {
+_HEADERS: dict[str, dict[str, Any]] = {
+    "429": {
         "Retry-After": {
             "description": "Seconds until the client may try again.",
             "schema": {"type": "integer", "minimum": 1},
         }
     },
-}
-
-
-DATABASE_UNAVAILABLE: dict[str, Any] = {
-    "description": (
-        "The database cannot serve the request now (`database-unavailable`, "
-        "`database-busy`, `statement-timeout`); nothing was written: retry after "
-        "`Retry-After`"
-    ),
-    "headers": {
+    "503": {
         "Retry-After": {
             "description": "Seconds to wait before retrying.",
             "schema": {"type": "integer", "minimum": 1},
@@ -101,7 +73,33 @@ DATABASE_UNAVAILABLE: dict[str, Any] = {
 }
 
 
-def _finish_operation(method: str, operation: dict[str, Any]) -> None:
+def _ref(cls: type[DomainError]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{problem_model(cls).__name__}"}
+
+
+def _schema(response: dict[str, Any]) -> dict[str, Any] | None:
+    for media in response.get("content", {}).values():
+        if media.get("schema"):
+            return dict(media["schema"])
+    return None
+
+
+def _with_problems(schema: dict[str, Any] | None, *classes: type[DomainError]) -> dict[str, Any]:
+    """`schema` (a problem's $ref, or a oneOf of them discriminated by `type`) answering
+    `classes`' problems as well."""
+    refs = [] if schema is None else list(schema.get("oneOf", [schema]))
+    refs.extend(ref for ref in map(_ref, classes) if ref not in refs)
+    if len(refs) == 1:
+        return dict(refs[0])
+    urls = {_ref(cls)["$ref"]: PROBLEM_BASE + cls.slug for cls in problem_classes()}
+    mapping = {urls[ref["$ref"]]: ref["$ref"] for ref in refs}
+    return {"oneOf": refs, "discriminator": {"propertyName": "type", "mapping": mapping}}
+
+
+def _finish_operation(method: str, operation: dict[str, Any]) -> set[type[DomainError]]:
+    """Finish one operation; answers the problem classes whose schemas it references
+    beyond those FastAPI put in the document."""
+    added: set[type[DomainError]] = set()
     description = (operation.get("description") or "").strip()
     if description:
         first, _, rest = description.partition("\n")
@@ -111,21 +109,37 @@ def _finish_operation(method: str, operation: dict[str, Any]) -> None:
         else:
             operation.pop("description", None)
     answers = operation.get("responses", {})
-    if "401" in answers and "429" not in answers:
-        answers["429"] = dict(TOO_MANY_FAILURES)
-    if "401" in answers and "503" not in answers:
-        answers["503"] = dict(DATABASE_UNAVAILABLE)
-    if "requestBody" in operation and "413" not in answers:
+    extra: dict[str, tuple[type[DomainError], ...]] = {}
+    if "401" in answers:
+        extra["429"] = STATUS_PROBLEMS[429]
+        extra["503"] = STATUS_PROBLEMS[503]
+    if "requestBody" in operation:
         # The request envelope's body limit answers any route that takes a body.
-        answers["413"] = {"description": "Request body too large"}
+        extra["413"] = (PayloadTooLarge,)
+    if method == "post":
+        extra["409"] = (IdempotencyKeyInFlight,)
+        extra["422"] = (IdempotencyKeyReused,)
+    for status, classes in extra.items():
+        response = answers.setdefault(status, {"description": _DESCRIBED[int(status)]})
+        response["content"] = {
+            PROBLEM_JSON: {"schema": _with_problems(_schema(response), *classes)}
+        }
+        added.update(classes)
     for status, response in answers.items():
         if status.isdigit() and int(status) >= 400:
-            schema = _VALIDATION_PROBLEM if status == "422" else _PROBLEM
+            schema = _schema(response)
             response["content"] = {PROBLEM_JSON: {"schema": schema}}
+    for status, headers in _HEADERS.items():
+        if status in answers:
+            answers[status].setdefault("headers", headers)
+    answers_sorted = dict(sorted(answers.items()))
+    answers.clear()
+    answers.update(answers_sorted)
     if method == "post":
         parameters = operation.setdefault("parameters", [])
         if not any(p.get("name") == IDEMPOTENCY_HEADER for p in parameters):
             parameters.append(IDEMPOTENCY_PARAMETER)
+    return added
 
 
 # OpenAPI links (what the id of a created resource opens), so that a client or a stateful
@@ -168,19 +182,29 @@ def build(app: FastAPI) -> dict[str, Any]:
         webhooks=app.webhooks.routes,
         servers=app.servers,
     )
+    added: set[type[DomainError]] = set()
     for path_item in schema.get("paths", {}).values():
         for method, operation in path_item.items():
             if isinstance(operation, dict) and "responses" in operation:
-                _finish_operation(method, operation)
+                added |= _finish_operation(method, operation)
     _add_links(schema["paths"])
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    components["ValidationProblem"] = VALIDATION_PROBLEM_SCHEMA
+    for cls in added:
+        model = problem_model(cls)
+        if model.__name__ not in components:
+            model_schema = model.model_json_schema(
+                ref_template="#/components/schemas/{model}", mode="serialization"
+            )
+            assert "$defs" not in model_schema, model.__name__  # a flat problem only
+            components[model.__name__] = model_schema
+    components = dict(sorted(components.items()))
+    schema["components"]["schemas"] = components
     # A model used in requests and answers is two schemas (`Money-Input`,
     # `Money-Output`) with one title; generators that name classes by title drop one.
     for name, component in components.items():
         if name.endswith(("-Input", "-Output")) and isinstance(component, dict):
             component["title"] = name.replace("-", "")
-    for unused in ("HTTPValidationError", "ValidationError"):
+    for unused in ("HTTPValidationError", "ValidationError", "Problem"):
         if unused in components and f'"#/components/schemas/{unused}"' not in json.dumps(
             {k: v for k, v in schema.items() if k != "components"}
         ):

@@ -21,20 +21,9 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 from starlette.requests import Request
 
-from leadflow.errors import DomainError
+from leadflow.errors import TooManyRequests as TooManyRequests  # re-exported: its home before
 
 log = logging.getLogger("leadflow.ratelimit")
-
-
-class TooManyRequests(DomainError):
-    status = 429
-    slug = "too-many-requests"
-    title = "Too many requests"
-
-    def __init__(self, retry_after: int, detail: str) -> None:
-        super().__init__(detail, retry_after=retry_after)
-        # DomainError declares `headers` per class; this one depends on the window.
-        self.headers = {"Retry-After": str(retry_after)}  # type: ignore[misc]
 
 
 def client_address(request: Request) -> str:

@@ -19,6 +19,7 @@ from pydantic import (
     GetJsonSchemaHandler,
     PlainSerializer,
     StringConstraints,
+    WithJsonSchema,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
@@ -146,7 +147,13 @@ class Input(BaseModel):
 
 
 class Output(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    """Response bodies. Every field is always sent, so the document marks each one
+    `required` in the answer's schema (a default only fills it in when the service builds
+    the model), and generated clients type none of them optional."""
+
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_serialization_defaults_required=True
+    )
 
 
 Currency = Annotated[
@@ -199,3 +206,43 @@ class Patch(Input):
 def unique(values: list[T]) -> list[T]:
     """The values in their first order, each once."""
     return list(dict.fromkeys(values))
+
+
+# Open objects whose known keys the document states (a fixed schema in both directions:
+# the service builds them as JSON, and keys appear only when there is something to keep).
+CapturedFields = Annotated[
+    dict[str, Any],
+    WithJsonSchema(
+        {
+            "description": ("What a capture kept: each key only when there is something to keep."),
+            "type": "object",
+            "properties": {
+                "message": {"type": "string"},
+                "fields": {"type": "object", "description": "Every answer, as submitted."},
+                "unmapped": {
+                    "type": "object",
+                    "description": "Answers that filled no attribute and no custom field.",
+                },
+                "refused": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "description": "Answer name: why it filled no custom field.",
+                },
+            },
+        }
+    ),
+]
+RefusalDetail = Annotated[
+    dict[str, Any],
+    WithJsonSchema(
+        {
+            "description": (
+                "A refusal's `detail` with its problem's extension members beside it "
+                "(e.g. `duplicates` for `duplicate-contacts`)."
+            ),
+            "type": "object",
+            "properties": {"detail": {"type": "string"}},
+            "required": ["detail"],
+        }
+    ),
+]

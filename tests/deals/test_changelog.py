@@ -154,3 +154,14 @@ async def test_changelog_is_paginated_oldest_first(client: httpx.AsyncClient) ->
     assert [e["field"] for e in seen] == ["created"] + ["title"] * 5
     assert [e["new"] for e in seen[1:]] == ["t1", "t2", "t3", "t4", "t5"]
     assert [e["old"] for e in seen[1:]] == ["t0", "t1", "t2", "t3", "t4"]
+
+
+def test_the_documented_changelog_fields_are_the_tracked_ones() -> None:
+    """`DealChangeRead.field` is an enum in the document: it must list what the changelog
+    records (and `created`)."""
+    from typing import get_args
+
+    from leadflow.deals.changelog import TRACKED_FIELDS
+    from leadflow.deals.schemas import TrackedField
+
+    assert get_args(TrackedField) == ("created", *TRACKED_FIELDS)

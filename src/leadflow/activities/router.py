@@ -19,8 +19,11 @@ from leadflow.activities.schemas import (
     NoteRead,
     NoteUpdate,
 )
+from leadflow.capabilities import CapabilityNotSupported
+from leadflow.deals.access import DealConverted
 from leadflow.deps import CurrentCaller, Session
 from leadflow.errors import CONFLICTING_PARAMETERS, InvalidInput, responses
+from leadflow.leads.access import LeadConverted
 from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
 from leadflow.schemas import IsoDate
@@ -61,7 +64,7 @@ ParentFilter = Annotated[Parent | None, Depends(parent_filter)]
     name="notes:create",
     status_code=status.HTTP_201_CREATED,
     response_model=NoteRead,
-    responses=responses(401, 404, 409, 410, 422),
+    responses=responses(401, 404, 409, 422, CapabilityNotSupported, LeadConverted, DealConverted),
 )
 async def create_note(data: NoteCreate, session: Session, caller: CurrentCaller) -> NoteRead:
     """Add a note to a lead, deal, person or organization visible to the caller."""
@@ -119,7 +122,7 @@ async def delete_note(note_id: uuid.UUID, session: Session, caller: CurrentCalle
     name="notes:comments:create",
     status_code=status.HTTP_201_CREATED,
     response_model=CommentRead,
-    responses=responses(401, 404, 409, 422),
+    responses=responses(401, 404, 409, 422, CapabilityNotSupported),
 )
 async def create_comment(
     note_id: uuid.UUID, data: CommentCreate, session: Session, caller: CurrentCaller
@@ -178,7 +181,7 @@ async def delete_comment(
     name="activities:create",
     status_code=status.HTTP_201_CREATED,
     response_model=ActivityRead,
-    responses=responses(401, 404, 409, 410, 422),
+    responses=responses(401, 404, 409, 422, CapabilityNotSupported, LeadConverted, DealConverted),
 )
 async def create_activity(
     data: ActivityCreate, session: Session, caller: CurrentCaller

@@ -22,6 +22,7 @@ from leadflow.auth.schemas import (
     UserRead,
     UserUpdate,
 )
+from leadflow.auth.service import EmailTaken
 from leadflow.deps import AdminCaller, CurrentCaller, Session, operator
 from leadflow.errors import found, responses
 from leadflow.pagination import Page, PageParams
@@ -35,7 +36,7 @@ router = APIRouter(tags=["companies and users"])
     name="companies:create",
     status_code=status.HTTP_201_CREATED,
     response_model=CompanyCreated,
-    responses=responses(401, 409, 422),
+    responses=responses(401, 409, 422, EmailTaken),
 )
 async def create_company(
     data: CompanyCreate, session: Session, _: Annotated[None, Depends(operator)]
@@ -54,7 +55,7 @@ async def create_company(
     name="users:create",
     status_code=status.HTTP_201_CREATED,
     response_model=UserCreated,
-    responses=responses(401, 403, 409, 422),
+    responses=responses(401, 403, 409, 422, EmailTaken),
 )
 async def create_user(data: UserCreate, session: Session, caller: AdminCaller) -> UserCreated:
     """Add a user to the caller's company (admins only); returns its API token once."""
@@ -92,7 +93,7 @@ async def get_user(user_id: uuid.UUID, session: Session, caller: CurrentCaller) 
     name="groups:create",
     status_code=status.HTTP_201_CREATED,
     response_model=GroupRead,
-    responses=responses(401, 403, 409, 422),
+    responses=responses(401, 403, 409, 422, EmailTaken),
 )
 async def create_group(data: GroupCreate, session: Session, caller: AdminCaller) -> GroupRead:
     """Create a visibility group (admins only)."""

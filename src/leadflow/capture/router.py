@@ -25,7 +25,7 @@ from leadflow.capture.schemas import (
     FormUpdate,
     FormWithSecret,
 )
-from leadflow.capture.signing import Keyring, keyring_for, verify_webhook
+from leadflow.capture.signing import Keyring, SignatureInvalid, keyring_for, verify_webhook
 from leadflow.deps import AdminCaller, AppSettings, CurrentCaller, Session
 from leadflow.errors import found, responses
 from leadflow.pagination import Page, PageParams
@@ -173,7 +173,7 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
             "description": "This webhook-id was delivered before: the first delivery's id, "
             "nothing new created.",
         },
-        **responses(401, 404, 409, 413, 422, 429),
+        **responses(SignatureInvalid, 404, 409, 413, 422, 429),
     },
     openapi_extra={
         "requestBody": {

@@ -16,7 +16,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Select, Text, any_, bindparam, func, literal, null, select, union_all
 from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +36,9 @@ class Candidate(BaseModel):
 
 
 class Duplicates(BaseModel):
+    # Both lists are always sent (empty when nothing matches): required in the answer.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     person: list[Candidate] = []
     organization: list[Candidate] = []
 

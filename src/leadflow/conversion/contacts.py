@@ -18,21 +18,48 @@ from leadflow.contacts.duplicates import find_duplicates as contact_duplicates
 from leadflow.contacts.models import Organization, Person
 from leadflow.db import new_id
 from leadflow.leads.models import Lead
-from leadflow.schemas import Input, fields_set, fields_unset
+from leadflow.schemas import Input
 from leadflow.tenancy import Caller
+
+
+def _choice_schema(schema: dict[str, Any]) -> None:
+    """One of two typed objects, so that generators type `id` (a uuid) and `create`."""
+    description = schema.get("description")
+    schema.clear()
+    schema.update(
+        {
+            "title": "ContactChoice",
+            "description": description,
+            "oneOf": [
+                {
+                    "title": "ExistingContact",
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "format": "uuid"},
+                        "create": {"type": "null"},
+                    },
+                    "required": ["id"],
+                    "additionalProperties": False,
+                },
+                {
+                    "title": "NewContact",
+                    "type": "object",
+                    "properties": {
+                        "create": {"type": "boolean", "const": True},
+                        "id": {"type": "null"},
+                    },
+                    "required": ["create"],
+                    "additionalProperties": False,
+                },
+            ],
+        }
+    )
 
 
 class ContactChoice(Input):
     """`{"id": "<existing contact>"}` links it; `{"create": true}` makes a new one."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "oneOf": [
-                {"allOf": [fields_set("id"), fields_unset("create")]},
-                {"allOf": [fields_set("create"), fields_unset("id")]},
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra=_choice_schema)
 
     id: uuid.UUID | None = None
     create: Literal[True] | None = None

@@ -5,13 +5,27 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from leadflow.contacts.duplicates import Duplicates
 from leadflow.errors import Conflict
+
+
+class ConversionFailure(BaseModel):
+    """Why one lead of a bulk conversion cannot be converted: its problem's slug (`type`)
+    and detail, with that problem's extension members beside them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    lead_id: uuid.UUID
+    type: str
+    detail: str
 
 
 class LeadAlreadyConverted(Conflict):
     slug = "lead-converted"
     title = "This lead was already converted into a deal"
+    members = {"lead_id": uuid.UUID, "deal_id": uuid.UUID}  # noqa: RUF012 - read-only class data
 
     def __init__(self, lead_id: uuid.UUID, deal_id: uuid.UUID) -> None:
         super().__init__(
@@ -24,6 +38,7 @@ class LeadAlreadyConverted(Conflict):
 class DuplicateContacts(Conflict):
     slug = "duplicate-contacts"
     title = "The lead's prospect details match existing contacts"
+    members = {"duplicates": Duplicates}  # noqa: RUF012 - read-only class data
 
     def __init__(self, duplicates: Duplicates) -> None:
         super().__init__(
@@ -36,6 +51,7 @@ class DuplicateContacts(Conflict):
 class DealNotOpen(Conflict):
     slug = "deal-not-open"
     title = "Only an open deal can go back to the leads inbox"
+    members = {"deal_status": str}  # noqa: RUF012 - read-only class data
 
     def __init__(self, status: str) -> None:
         super().__init__(f"The deal is {status}; reopen it first.", deal_status=status)
@@ -44,6 +60,7 @@ class DealNotOpen(Conflict):
 class ConversionsFailed(Conflict):
     slug = "conversion-failed"
     title = "Some leads cannot be converted; nothing was changed"
+    members = {"failures": list[ConversionFailure]}  # noqa: RUF012 - read-only class data
 
     def __init__(self, failures: list[dict[str, Any]]) -> None:
         super().__init__(

@@ -7,6 +7,12 @@ from fastapi import APIRouter, Query, Response, status
 
 from leadflow.conversion import deal_to_lead, lead_to_deal, reads
 from leadflow.conversion.contacts import Resolution
+from leadflow.conversion.errors import (
+    ConversionsFailed,
+    DealNotOpen,
+    DuplicateContacts,
+    LeadAlreadyConverted,
+)
 from leadflow.conversion.lead_to_deal import Order
 from leadflow.conversion.schemas import (
     BulkConversionCreate,
@@ -17,6 +23,8 @@ from leadflow.conversion.schemas import (
     LeadConverted,
     LeadsConverted,
 )
+from leadflow.deals.access import DealConverted as DealGone
+from leadflow.deals.limits import OpenDealLimit
 from leadflow.deals.service import deal_read
 from leadflow.deps import CurrentCaller, Session
 from leadflow.errors import found, responses
@@ -27,12 +35,19 @@ from leadflow.readpath import json_response
 router = APIRouter(tags=["conversion"])
 
 
+# What converting a lead may answer beyond the generic problems: the lead already became
+# a deal, its prospect details match contacts and no choice was made, the `deal_id` to
+# convert into is not open or went back to the inbox, the open-deal limit.
+_PREVIEW_PROBLEMS = (LeadAlreadyConverted, DuplicateContacts, DealNotOpen, DealGone)
+_CONVERT_PROBLEMS = (*_PREVIEW_PROBLEMS, OpenDealLimit)
+
+
 @router.post(
     "/leads/convert",
     name="leads:convert-bulk",
     status_code=status.HTTP_201_CREATED,
     response_model=LeadsConverted,
-    responses=responses(401, 403, 404, 409, 422),
+    responses=responses(401, 403, 404, 422, *_CONVERT_PROBLEMS, ConversionsFailed),
 )
 async def convert_leads(
     data: BulkConversionCreate, session: Session, caller: CurrentCaller
@@ -64,7 +79,7 @@ async def convert_leads(
     name="leads:convert",
     status_code=status.HTTP_201_CREATED,
     response_model=LeadConverted,
-    responses=responses(401, 403, 404, 409, 422),
+    responses=responses(401, 403, 404, 422, *_CONVERT_PROBLEMS),
 )
 async def convert_lead(
     lead_id: uuid.UUID,
@@ -94,7 +109,7 @@ async def convert_lead(
     "/leads/{lead_id}/convert/preview",
     name="leads:convert-preview",
     response_model=ConversionPreview,
-    responses=responses(401, 404, 409, 422),
+    responses=responses(401, 404, 422, *_PREVIEW_PROBLEMS),
 )
 async def preview_lead_conversion(
     lead_id: uuid.UUID,
@@ -113,7 +128,7 @@ async def preview_lead_conversion(
     name="deals:convert",
     status_code=status.HTTP_201_CREATED,
     response_model=DealConverted,
-    responses=responses(401, 404, 409, 410, 422),
+    responses=responses(401, 404, 422, DealNotOpen, DealGone),
 )
 async def convert_deal(
     deal_id: uuid.UUID, session: Session, caller: CurrentCaller

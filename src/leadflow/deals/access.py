@@ -16,6 +16,7 @@ class DealConverted(DomainError):
     status = 410
     slug = "deal-converted"
     title = "This deal was converted back into a lead"
+    members = {"lead_id": uuid.UUID}  # noqa: RUF012 - read-only class data
 
     def __init__(self, lead_id: uuid.UUID) -> None:
         super().__init__("The deal went back to the leads inbox.", lead_id=str(lead_id))

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
-from leadflow.deals.access import visible_deal
+from leadflow.deals.access import DealConverted, visible_deal
 from leadflow.deals.models import Deal, DealFile
 from leadflow.deals.reads import after_key, of_visible_deal, page_of_deal, rows_of_deal
 from leadflow.deps import AppSettings, CurrentCaller, Session
@@ -259,7 +259,7 @@ _UPLOAD_BODY = {
     name="deals:files:create",
     status_code=status.HTTP_201_CREATED,
     response_model=FileRead,
-    responses=responses(400, 401, 404, 409, 410, 413, 422),
+    responses=responses(400, 401, 404, 409, 413, 422, DealConverted),
     openapi_extra=_UPLOAD_BODY,
 )
 async def upload_file(
@@ -285,7 +285,7 @@ async def upload_file(
     "/deals/{deal_id}/files",
     name="deals:files:list",
     response_model=Page[FileRead],
-    responses=responses(401, 404, 410, 422),
+    responses=responses(401, 404, 422, DealConverted),
 )
 async def list_files(
     deal_id: uuid.UUID, session: Session, caller: CurrentCaller, page: PageParams
@@ -307,7 +307,7 @@ async def list_files(
     "/deals/{deal_id}/files/{file_id}",
     name="deals:files:get",
     response_model=FileRead,
-    responses=responses(401, 404, 410, 422),
+    responses=responses(401, 404, 422, DealConverted),
 )
 async def get_file(
     deal_id: uuid.UUID, file_id: uuid.UUID, session: Session, caller: CurrentCaller
@@ -339,7 +339,7 @@ async def get_file(
             ),
             "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
         },
-        **responses(401, 404, 410, 422),
+        **responses(401, 404, 422, DealConverted),
     },
 )
 async def download_file(
@@ -381,7 +381,7 @@ async def download_file(
     name="deals:files:delete",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=responses(401, 404, 410, 422),
+    responses=responses(401, 404, 422, DealConverted),
 )
 async def delete_file(
     deal_id: uuid.UUID,

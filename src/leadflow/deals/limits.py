@@ -24,6 +24,7 @@ class OpenDealLimit(DomainError):
     status = 403
     slug = "open-deal-limit"
     title = "The company's open-deal limit is reached"
+    members = {"max_open_deals": int, "open_deals": int}  # noqa: RUF012 - read-only class data
 
     def __init__(self, max_open_deals: int, open_deals: int, adding: int) -> None:
         super().__init__(

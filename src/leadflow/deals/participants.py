@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.contacts.models import Person
 from leadflow.db import new_id
-from leadflow.deals.access import visible_deal
+from leadflow.deals.access import DealConverted, visible_deal
 from leadflow.deals.models import Deal, DealParticipant
 from leadflow.deals.reads import after_key, of_visible_deal, page_of_deal
 from leadflow.deps import CurrentCaller, Session
@@ -187,7 +187,7 @@ router = APIRouter(tags=["deals"])
     name="deals:participants:create",
     status_code=status.HTTP_201_CREATED,
     response_model=ParticipantRead,
-    responses=responses(401, 404, 409, 410, 422),
+    responses=responses(401, 404, 409, 422, DealConverted),
 )
 async def create_participant(
     deal_id: uuid.UUID, data: ParticipantCreate, session: Session, caller: CurrentCaller
@@ -200,7 +200,7 @@ async def create_participant(
     "/deals/{deal_id}/participants",
     name="deals:participants:list",
     response_model=Page[ParticipantRead],
-    responses=responses(401, 404, 410, 422),
+    responses=responses(401, 404, 422, DealConverted),
 )
 async def list_participants(
     deal_id: uuid.UUID, session: Session, caller: CurrentCaller, page: PageParams
@@ -217,7 +217,7 @@ async def list_participants(
     name="deals:participants:delete",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=responses(401, 404, 410, 422),
+    responses=responses(401, 404, 422, DealConverted),
 )
 async def delete_participant(
     deal_id: uuid.UUID, participant_id: uuid.UUID, session: Session, caller: CurrentCaller

@@ -6,8 +6,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from starlette.background import BackgroundTask
 
+from leadflow.capabilities import CapabilityNotSupported
 from leadflow.deals import reads, service
 from leadflow.deals.access import DealConverted
+from leadflow.deals.limits import OpenDealLimit
 from leadflow.deals.models import DealStatus
 from leadflow.deals.schemas import (
     BOARD_PAGE_DEFAULT,
@@ -36,7 +38,7 @@ router = APIRouter(tags=["deals"])
     name="deals:create",
     status_code=status.HTTP_201_CREATED,
     response_model=DealRead,
-    responses=responses(401, 403, 422),
+    responses=responses(401, 403, 422, OpenDealLimit),
 )
 async def create_deal(
     data: DealCreate, session: Session, caller: CurrentCaller, settings: AppSettings
@@ -94,7 +96,7 @@ async def list_deals(
     "/deals/{deal_id}",
     name="deals:get",
     response_model=DealRead,
-    responses=responses(401, 404, 410, 422),
+    responses=responses(401, 404, 422, DealConverted),
 )
 async def get_deal(deal_id: uuid.UUID, session: Session, caller: CurrentCaller) -> Response:
     """One deal; 410 when it was converted back into a lead."""
@@ -109,7 +111,7 @@ async def get_deal(deal_id: uuid.UUID, session: Session, caller: CurrentCaller) 
     "/deals/{deal_id}",
     name="deals:update",
     response_model=DealRead,
-    responses=responses(401, 403, 404, 410, 422),
+    responses=responses(401, 403, 404, 422, OpenDealLimit, DealConverted),
 )
 async def update_deal(
     deal_id: uuid.UUID,
@@ -130,7 +132,7 @@ async def update_deal(
     name="deals:delete",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=responses(401, 404, 410, 422),
+    responses=responses(401, 404, 422, DealConverted),
 )
 async def delete_deal(
     deal_id: uuid.UUID, session: Session, caller: CurrentCaller, storage: FileStorage
@@ -149,7 +151,7 @@ async def delete_deal(
     "/deals/{deal_id}/archive",
     name="deals:archive",
     response_description="Never: archiving is refused for every deal.",
-    responses=responses(401, 404, 409, 410, 422),
+    responses=responses(401, 404, 409, 422, CapabilityNotSupported, DealConverted),
 )
 async def archive_deal(deal_id: uuid.UUID, session: Session, caller: CurrentCaller) -> None:
     """Always refused (409 capability-not-supported): deals are not archived, leads are."""

@@ -2,14 +2,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, ConfigDict, Field, StrictBool, StringConstraints
 
 from leadflow.deals.models import DealStatus
 from leadflow.fields.values import CustomFieldsInput, CustomFieldsRead
 from leadflow.schemas import (
     JSON_NUMBER,
+    CapturedFields,
     Input,
     IsoDate,
     LongName,
@@ -162,7 +163,7 @@ class DealRead(Output):
     label_ids: list[uuid.UUID]
     visible_to: Visibility
     source_lead_id: uuid.UUID | None = Field(description="The lead this deal was converted from.")
-    fields: dict[str, Any] = Field(
+    fields: CapturedFields = Field(
         description=(
             "What a capture kept (read-only): a captured deal's answers, or those of the "
             "lead it was converted from, as the lead's `fields` holds them (`message`, "
@@ -177,6 +178,32 @@ class DealRead(Output):
     )
     created_at: datetime
     updated_at: datetime
+
+
+# The fields the changelog follows (deals.changelog.TRACKED_FIELDS, a test compares), and
+# `created`: a closed set, so generated clients get an enum.
+TrackedField = Literal[
+    "created",
+    "title",
+    "owner_id",
+    "person_id",
+    "organization_id",
+    "pipeline_id",
+    "stage_id",
+    "status",
+    "lost_reason",
+    "value",
+    "value_from_products",
+    "probability",
+    "expected_close_date",
+    "won_at",
+    "lost_at",
+    "closed_at",
+    "stage_changed_at",
+    "label_ids",
+    "visible_to",
+]
+CustomFieldChange = Annotated[str, StringConstraints(pattern=r"^custom_fields\.")]
 
 
 class DealChangeRead(Output):
@@ -198,7 +225,12 @@ class DealChangeRead(Output):
         }
     )
 
-    field: str
+    field: TrackedField | CustomFieldChange = Field(
+        description=(
+            "`created` (the first entry), a tracked field of the deal, or "
+            "`custom_fields.<key>` for a custom field."
+        )
+    )
     old: Any
     new: Any
     user_id: uuid.UUID | None = Field(description="Who made the change; null once deleted.")

@@ -68,6 +68,7 @@ __all__ = [
 class DealsInTheWay(Conflict):
     slug = "holds-deals"
     title = "The pipeline or stage still holds deals"
+    members = {"open_deals": int, "deals": int}  # noqa: RUF012 - read-only class data
 
     def __init__(self, what: str, open_deals: int, deals: int) -> None:
         if open_deals:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from leadflow.deals.access import DealConverted
 from leadflow.deals.files import content_disposition
 from leadflow.deps import CurrentCaller, Session
 from leadflow.documents import reads, service
@@ -97,7 +98,7 @@ async def delete_template(template_id: uuid.UUID, session: Session, caller: Curr
     name="deals:documents:create",
     status_code=_CREATED,
     response_model=DocumentRead,
-    responses=responses(401, 404, 410, 422),
+    responses=responses(401, 404, 422, DealConverted),
 )
 async def create_document(
     deal_id: uuid.UUID,

@@ -10,6 +10,8 @@ from leadflow.errors import found, responses
 from leadflow.fields import openapi, reads, service
 from leadflow.fields.models import FieldDefinition
 from leadflow.fields.schemas import FieldCreate, FieldEntity, FieldRead, FieldUpdate
+from leadflow.fields.service import FieldImmutable, FieldInUse, FieldKeyTaken, OptionLabelTaken
+from leadflow.fields.storage import OptionInUse
 from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
 
@@ -59,7 +61,9 @@ async def list_fields(
     name="fields:create",
     status_code=status.HTTP_201_CREATED,
     response_model=FieldRead,
-    responses=responses(401, 403, 409, 422),
+    responses=responses(
+        401, 403, 409, 422, FieldKeyTaken, OptionLabelTaken, FieldInUse, FieldImmutable, OptionInUse
+    ),
 )
 async def create_field(
     data: FieldCreate, session: Session, caller: AdminCaller, entity: EntityParam = FieldEntity.deal
@@ -84,7 +88,18 @@ async def get_field(field_id: uuid.UUID, session: Session, caller: CurrentCaller
     "/fields/{field_id}",
     name="fields:update",
     response_model=FieldRead,
-    responses=responses(401, 403, 404, 409, 422),
+    responses=responses(
+        401,
+        403,
+        404,
+        409,
+        422,
+        FieldKeyTaken,
+        OptionLabelTaken,
+        FieldInUse,
+        FieldImmutable,
+        OptionInUse,
+    ),
 )
 async def update_field(
     field_id: uuid.UUID,

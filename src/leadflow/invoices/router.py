@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
 
+from leadflow.deals.access import DealConverted
 from leadflow.deps import AdminCaller, CurrentCaller, Session
 from leadflow.errors import responses
 from leadflow.invoices import reads, service
@@ -37,7 +38,7 @@ async def _answer(session: Session, caller: CurrentCaller, invoice_id: uuid.UUID
     name="deals:invoices:create",
     status_code=status.HTTP_201_CREATED,
     response_model=InvoiceRead,
-    responses=responses(401, 404, 410, 422),
+    responses=responses(401, 404, 422, DealConverted),
 )
 async def create_invoice(
     deal_id: uuid.UUID, session: Session, caller: CurrentCaller, data: InvoiceCreate | None = None

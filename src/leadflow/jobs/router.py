@@ -68,7 +68,7 @@ async def get_job(job_id: uuid.UUID, session: Session, caller: CurrentCaller) ->
     "/jobs/{job_id}/cancel",
     name="jobs:cancel",
     response_model=JobRead,
-    responses=responses(401, 404, 409, 422),
+    responses=responses(401, 404, 409, 422, JobFinished),
 )
 async def cancel_job(job_id: uuid.UUID, session: Session, caller: CurrentCaller) -> Response:
     """Stop a job: a queued one is `cancelled` at once; a running one finishes the chunk

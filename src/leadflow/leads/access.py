@@ -18,6 +18,7 @@ class LeadConverted(DomainError):
     status = 410
     slug = "lead-converted"
     title = "This lead was converted into a deal"
+    members = {"deal_id": uuid.UUID}  # noqa: RUF012 - read-only class data
 
     def __init__(self, deal_id: uuid.UUID) -> None:
         super().__init__("The lead left the inbox when it became a deal.", deal_id=str(deal_id))

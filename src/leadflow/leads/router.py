@@ -7,14 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from starlette.exceptions import HTTPException
 
-from leadflow.capabilities import Capability, Entity, require
+from leadflow.capabilities import Capability, CapabilityNotSupported, Entity, require
 from leadflow.deps import AppSettings, CurrentCaller, Session
 from leadflow.errors import (
     CONFLICTING_PARAMETERS,
     InvalidInput,
     NotFound,
-    Problem,
     found,
+    problem_model,
     responses,
 )
 from leadflow.fields.filters import CustomFieldsFilter, parse_query
@@ -32,6 +32,7 @@ from leadflow.leads.schemas import (
     LeadSource,
     LeadUpdate,
 )
+from leadflow.leads.service import LabelNameTaken
 from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
 from leadflow.sorting import ListSort, UpdatedSince, aware, split_sort
@@ -83,7 +84,7 @@ LeadToUpdate = Annotated[Lead, Depends(_lead_to_update)]
     name="leads:create",
     status_code=status.HTTP_201_CREATED,
     response_model=LeadRead,
-    responses=responses(401, 409, 422),
+    responses=responses(401, 409, 422, CapabilityNotSupported, LabelNameTaken),
     dependencies=[Depends(_new_lead_body)],
 )
 async def create_lead(
@@ -217,7 +218,7 @@ async def _convert_is_not_a_lead_id() -> None:
     "/leads/{lead_id}",
     name="leads:get",
     response_model=LeadRead,
-    responses=responses(401, 404, 410, 422),
+    responses=responses(401, 404, 422, LeadConverted),
 )
 async def get_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) -> Response:
     """One lead; its owner opening it marks it seen. A converted lead is 410 with `deal_id`."""
@@ -236,7 +237,7 @@ async def get_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) 
     "/leads/{lead_id}",
     name="leads:update",
     response_model=LeadRead,
-    responses=responses(401, 404, 409, 410, 422),
+    responses=responses(401, 404, 409, 422, CapabilityNotSupported, LabelNameTaken, LeadConverted),
 )
 async def update_lead(
     lead: LeadToUpdate,
@@ -255,7 +256,7 @@ async def update_lead(
     name="leads:delete",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=responses(401, 404, 410, 422),
+    responses=responses(401, 404, 422, LeadConverted),
 )
 async def delete_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) -> None:
     """Delete a lead with its notes and activities; a converted lead stays as history (410)."""
@@ -267,7 +268,7 @@ async def delete_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCalle
     "/leads/{lead_id}/archive",
     name="leads:archive",
     response_model=LeadRead,
-    responses=responses(401, 404, 410, 422),
+    responses=responses(401, 404, 422, LeadConverted),
 )
 async def archive_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) -> LeadRead:
     """Move a lead out of the inbox into the archive; sets `archived_at`."""
@@ -281,7 +282,7 @@ async def archive_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCall
     "/leads/{lead_id}/unarchive",
     name="leads:unarchive",
     response_model=LeadRead,
-    responses=responses(401, 404, 410, 422),
+    responses=responses(401, 404, 422, LeadConverted),
 )
 async def unarchive_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) -> LeadRead:
     """Bring an archived lead back to the inbox; clears `archived_at`."""
@@ -333,8 +334,8 @@ for _capability in DEAL_SUBRESOURCES:
         methods=["GET"],
         name=f"leads:{_capability.value}",
         status_code=status.HTTP_409_CONFLICT,
-        response_model=Problem,
-        responses=responses(401, 404, 409, 422),
+        response_model=problem_model(CapabilityNotSupported),
+        responses=responses(401, 404, 422),
     )
     # The deal's other methods, and its sub-paths such as a file's, answer the same; the
     # document lists the GET only, so that clients are not generated operations that
@@ -362,7 +363,7 @@ for _capability in DEAL_SUBRESOURCES:
     name="lead-labels:create",
     status_code=status.HTTP_201_CREATED,
     response_model=LeadLabelRead,
-    responses=responses(401, 409, 422),
+    responses=responses(401, 409, 422, CapabilityNotSupported, LabelNameTaken),
 )
 async def create_label(
     data: LeadLabelCreate, session: Session, caller: CurrentCaller
@@ -397,7 +398,7 @@ async def get_label(label_id: uuid.UUID, session: Session, caller: CurrentCaller
     "/lead-labels/{label_id}",
     name="lead-labels:update",
     response_model=LeadLabelRead,
-    responses=responses(401, 404, 409, 422),
+    responses=responses(401, 404, 409, 422, CapabilityNotSupported, LabelNameTaken),
 )
 async def update_label(
     label_id: uuid.UUID, data: LeadLabelUpdate, session: Session, caller: CurrentCaller

@@ -11,6 +11,7 @@ from leadflow.fields.values import CustomFieldsInput, CustomFieldsRead
 from leadflow.leads.models import Lead
 from leadflow.schemas import (
     NOT_BLANK,
+    CapturedFields,
     Email,
     Input,
     IsoDate,
@@ -18,6 +19,7 @@ from leadflow.schemas import (
     Money,
     Output,
     Patch,
+    RefusalDetail,
     fields_set,
     unique,
 )
@@ -220,7 +222,7 @@ class Readiness(Output):
         ),
         examples=["duplicate-contacts"],
     )
-    blocked_detail: dict[str, Any] | None = Field(
+    blocked_detail: RefusalDetail | None = Field(
         default=None,
         description="The refusal's `detail` and extension members (e.g. `duplicates`).",
     )
@@ -236,11 +238,8 @@ class LeadRead(Output):
     value: Money | None
     expected_close_date: date | None
     label_ids: list[uuid.UUID]
-    source: str = Field(
-        description=(
-            f"How the lead arrived: {', '.join(f'`{s.value}`' for s in LeadSource)}, ... "
-            "(more may be added). Never changes."
-        ),
+    source: LeadSource = Field(
+        description="How the lead arrived. Never changes.",
         examples=["api"],
     )
     is_archived: bool
@@ -253,7 +252,7 @@ class LeadRead(Output):
     readiness: list[Readiness] = Field(
         description="Conversion rules the lead meets; empty when none."
     )
-    fields: dict[str, Any] = Field(
+    fields: CapturedFields = Field(
         description=(
             "Extra fields captured with the lead (forms, webhooks); read-only. A capture "
             "keeps `message`, `fields` (every answer, as submitted), `unmapped` (the answers "

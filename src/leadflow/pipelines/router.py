@@ -19,6 +19,7 @@ from leadflow.pipelines.schemas import (
     StageRead,
     StageUpdate,
 )
+from leadflow.pipelines.service import LastPipeline, LastStage
 from leadflow.readpath import json_response
 
 router = APIRouter(tags=["pipelines and stages"])
@@ -90,7 +91,7 @@ async def update_pipeline(
     "/pipelines/{pipeline_id}",
     name="pipelines:delete",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(401, 404, 409, 422),
+    responses=responses(401, 404, 409, 422, LastPipeline, LastStage),
 )
 async def delete_pipeline(pipeline_id: uuid.UUID, session: Session, caller: CurrentCaller) -> None:
     """Delete a pipeline and its stages; never the company's last pipeline (409)."""
@@ -142,7 +143,7 @@ async def get_stage(stage_id: uuid.UUID, session: Session, caller: CurrentCaller
     "/stages/{stage_id}",
     name="stages:update",
     response_model=StageRead,
-    responses=responses(401, 404, 409, 422),
+    responses=responses(401, 404, 409, 422, LastPipeline, LastStage),
 )
 async def update_stage(
     stage_id: uuid.UUID, data: StageUpdate, session: Session, caller: CurrentCaller
@@ -155,7 +156,7 @@ async def update_stage(
     "/stages/{stage_id}",
     name="stages:delete",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(401, 404, 409, 422),
+    responses=responses(401, 404, 409, 422, LastPipeline, LastStage),
 )
 async def delete_stage(stage_id: uuid.UUID, session: Session, caller: CurrentCaller) -> None:
     """Delete a stage; never the last stage of its pipeline (409)."""

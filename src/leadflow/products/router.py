@@ -10,6 +10,7 @@ from leadflow.errors import found, responses
 from leadflow.pagination import Page, PageParams
 from leadflow.products import reads, service
 from leadflow.products.schemas import ProductCreate, ProductRead, ProductUpdate
+from leadflow.products.service import ProductCodeTaken, ProductInUse
 from leadflow.readpath import json_response
 
 router = APIRouter(tags=["products"])
@@ -20,7 +21,7 @@ router = APIRouter(tags=["products"])
     name="products:create",
     status_code=status.HTTP_201_CREATED,
     response_model=ProductRead,
-    responses=responses(401, 409, 422),
+    responses=responses(401, 409, 422, ProductCodeTaken, ProductInUse),
 )
 async def create_product(
     data: ProductCreate, session: Session, caller: CurrentCaller
@@ -62,7 +63,7 @@ async def get_product(product_id: uuid.UUID, session: Session, caller: CurrentCa
     "/products/{product_id}",
     name="products:update",
     response_model=ProductRead,
-    responses=responses(401, 404, 409, 422),
+    responses=responses(401, 404, 409, 422, ProductCodeTaken, ProductInUse),
 )
 async def update_product(
     product_id: uuid.UUID, data: ProductUpdate, session: Session, caller: CurrentCaller
@@ -78,7 +79,7 @@ async def update_product(
     name="products:delete",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=responses(401, 404, 409, 422),
+    responses=responses(401, 404, 409, 422, ProductCodeTaken, ProductInUse),
 )
 async def delete_product(product_id: uuid.UUID, session: Session, caller: CurrentCaller) -> None:
     """Delete a product; one used by line items of deals is 409 (`product-in-use`)."""

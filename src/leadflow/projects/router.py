@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
 
+from leadflow.deals.access import DealConverted
 from leadflow.deps import CurrentCaller, Session
 from leadflow.errors import responses
 from leadflow.pagination import Page, PageParams
@@ -248,7 +249,7 @@ async def delete_project(project_id: uuid.UUID, session: Session, caller: Curren
     name="deals:projects:create",
     status_code=_CREATED,
     response_model=ProjectRead,
-    responses=responses(401, 404, 410, 422),
+    responses=responses(401, 404, 422, DealConverted),
 )
 async def create_deal_project(
     deal_id: uuid.UUID,

@@ -21,6 +21,7 @@ from leadflow.rules.schemas import (
     ConversionRuleUpdate,
     DryRun,
 )
+from leadflow.rules.service import RuleDisabled
 
 router = APIRouter(tags=["conversion rules"])
 
@@ -123,7 +124,7 @@ async def dry_run(
     return await service.dry_run(session, caller, rule, PageRequest(limit, None))
 
 
-_APPLY_RESPONSES = responses(401, 403, 404, 409, 422)
+_APPLY_RESPONSES = responses(401, 403, 404, 409, 422, RuleDisabled)
 _APPLY_RESPONSES[409] = {
     **_APPLY_RESPONSES[409],
     "description": "The rule is disabled (`conversion-rule-disabled`); nothing was enqueued",

@@ -6,8 +6,10 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
+from leadflow.deals.access import DealConverted
 from leadflow.deals.line_items import reads, service
 from leadflow.deals.line_items.schemas import LineItemCreate, LineItemRead, LineItemUpdate
+from leadflow.deals.line_items.service import ProductInactive
 from leadflow.deps import CurrentCaller, Session
 from leadflow.errors import responses
 from leadflow.pagination import Page, PageParams
@@ -21,7 +23,7 @@ router = APIRouter(tags=["deals"])
     name="deals:products:create",
     status_code=status.HTTP_201_CREATED,
     response_model=LineItemRead,
-    responses=responses(401, 404, 409, 410, 422),
+    responses=responses(401, 404, 409, 422, ProductInactive, DealConverted),
 )
 async def create_line_item(
     deal_id: uuid.UUID, data: LineItemCreate, session: Session, caller: CurrentCaller
@@ -34,7 +36,7 @@ async def create_line_item(
     "/deals/{deal_id}/products",
     name="deals:products:list",
     response_model=Page[LineItemRead],
-    responses=responses(401, 404, 410, 422),
+    responses=responses(401, 404, 422, DealConverted),
 )
 async def list_line_items(
     deal_id: uuid.UUID, session: Session, caller: CurrentCaller, page: PageParams
@@ -47,7 +49,7 @@ async def list_line_items(
     "/deals/{deal_id}/products/{item_id}",
     name="deals:products:update",
     response_model=LineItemRead,
-    responses=responses(401, 404, 410, 422),
+    responses=responses(401, 404, 422, DealConverted),
 )
 async def patch_line_item(
     deal_id: uuid.UUID,
@@ -67,7 +69,7 @@ async def patch_line_item(
     name="deals:products:delete",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=responses(401, 404, 410, 422),
+    responses=responses(401, 404, 422, DealConverted),
 )
 async def remove_line_item(
     deal_id: uuid.UUID, item_id: uuid.UUID, session: Session, caller: CurrentCaller
