@@ -129,6 +129,7 @@ NOT_TENANT_DATA: dict[str, str] = {
     ),
     "capabilities:get": "the static lead/deal capability table, the same for every company",
     "leads:convert:other-methods": "405 for GET/PATCH/DELETE /leads/convert; reads nothing",
+    "users:me:other-methods": "405 for PATCH /users/me; reads nothing",
     # --- path parameter, but the form id itself is the public capability ---
     "capture:deliver": (
         "no bearer token by design: authenticated by the form's Standard Webhooks "
