@@ -139,6 +139,7 @@ NOT_TENANT_DATA: dict[str, str] = {
         "sets the caller's own company's number format; takes no id and names no resource"
     ),
     "leads:convert:other-methods": "405 for GET/PATCH/DELETE /leads/convert; reads nothing",
+    "users:me:other-methods": "405 for PATCH /users/me; reads nothing",
     # --- path parameter, but the form id itself is the public capability ---
     "capture:deliver": (
         "no bearer token by design: authenticated by the form's Standard Webhooks "

@@ -26,6 +26,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from fastapi import Query
+from pydantic import BeforeValidator
 from sqlalchemy import (
     Boolean,
     ColumnElement,
@@ -106,8 +107,24 @@ ContactSort = Annotated[
     ),
 ]
 
+_RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?$"
+)
+
+
+def _rfc3339(value: Any) -> Any:
+    """A time as RFC 3339 writes it, not any text pydantic reads as a time (`0.5`: a Unix
+    timestamp); its offset is checked by `aware`."""
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("not an RFC 3339 date-time, e.g. 2026-12-05T08:00:00Z")
+    return value
+
+
+Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339)]
+
 UpdatedSince = Annotated[
-    datetime | None,
+    Rfc3339 | None,
     Query(
         description=(
             "Only records changed at or after this time (RFC 3339 with an offset, e.g. "

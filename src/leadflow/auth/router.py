@@ -4,6 +4,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
+from starlette.exceptions import HTTPException
 
 from leadflow.auth import reads, service
 from leadflow.auth.callers import CallerLookup
@@ -113,6 +114,18 @@ def _forget_callers(request: Request) -> None:
     arrives at its commit (`auth.callers`)."""
     callers: CallerLookup = request.app.state.callers
     callers.forget_all()
+
+
+@router.api_route(
+    "/users/me",
+    methods=["PATCH"],
+    name="users:me:other-methods",
+    include_in_schema=False,
+)
+async def _me_is_not_a_user_id() -> None:
+    """`/users/me` (GET) is no user id: its PATCH is 405, not the 422 of
+    `/users/{user_id}` given a malformed id."""
+    raise HTTPException(status.HTTP_405_METHOD_NOT_ALLOWED)
 
 
 @router.patch(

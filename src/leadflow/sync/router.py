@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -11,7 +10,7 @@ from leadflow.deps import CurrentCaller, Session
 from leadflow.errors import responses
 from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
-from leadflow.sorting import aware
+from leadflow.sorting import Rfc3339, aware
 from leadflow.sync import reads
 from leadflow.sync.models import LOGGED
 from leadflow.sync.schemas import DeletedRead
@@ -32,7 +31,7 @@ async def list_deleted(
     caller: CurrentCaller,
     page: PageParams,
     since: Annotated[
-        datetime,
+        Rfc3339,
         Query(
             description=(
                 "Deletions at or after this time (RFC 3339 with an offset). Deletions "
