@@ -246,3 +246,36 @@ async def test_killing_a_replica_mid_load_loses_no_committed_request_and_duplica
     assert {row["title"].removeprefix("Load "): row["id"] for row in stored} == answered
     retried: Any = sum(1 for n in attempts.values() if n > 1)
     print(f"{len(keys)} keys, {before_kill} answered before the kill, {retried} sent again")
+
+
+async def test_a_revoked_token_is_refused_by_both_replicas_within_a_second(
+    replicas: Callable[..., Replicas],
+) -> None:
+    """Both replicas know the token (cached for minutes); it is revoked through one, and
+    within a second neither takes it, whichever the balancer picks."""
+    group = replicas()
+    async with group.client() as client:
+        admin = await create_company(client)
+        me = (await client.get(f"{API}/users/me", headers=admin)).json()
+        created = await client.post(
+            f"{API}/users/{me['id']}/tokens", json={"name": "Leaked"}, headers=admin
+        )
+        assert created.status_code == 201, created.text
+    leaked = {"Authorization": f"Bearer {created.json()['secret']}"}
+    await _known_to_both(group, leaked)
+
+    async with client_of(group.servers[0]) as one:
+        revoked = await one.delete(f"{API}/tokens/{created.json()['token']['id']}", headers=admin)
+    assert revoked.status_code == 204
+    deadline = time.monotonic() + 1.0
+    refused: set[int] = set()
+    while time.monotonic() < deadline and len(refused) < 2:
+        for i, server in enumerate(group.servers):
+            async with client_of(server) as direct:
+                answer = await direct.get(f"{API}/users/me", headers=leaked)
+            if answer.status_code == 401:
+                refused.add(i)
+    assert refused == {0, 1}, "a replica still took the revoked token after 1 s"
+    async with group.client() as client:
+        for _ in range(4):  # whichever replica answers
+            assert (await client.get(f"{API}/users/me", headers=leaked)).status_code == 401
