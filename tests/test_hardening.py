@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -180,6 +181,12 @@ async def test_cors_allows_only_the_configured_origins(
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "https://crm.example.org"
     assert "x-request-id" in response.headers["access-control-expose-headers"].lower()
+
+    # Every method a route answers, PUT too (an import's mapping).
+    put = {**allowed, **PREFLIGHT, "Access-Control-Request-Method": "PUT"}
+    mapping = await cors_client.options(f"{API}/imports/{uuid.uuid4()}/mapping", headers=put)
+    assert mapping.status_code == 200, mapping.text
+    assert "PUT" in mapping.headers["access-control-allow-methods"]
 
     foreign = {"Origin": "https://evil.example.net"}
     refused = await cors_client.options(f"{API}/persons", headers={**foreign, **PREFLIGHT})

@@ -185,6 +185,13 @@ async def _stop_worker(task: asyncio.Task[None], stop: asyncio.Event) -> None:
         await asyncio.wait_for(task, timeout=15)
 
 
+def _route_methods(app: FastAPI) -> list[str]:
+    """The methods the API's routes answer, for CORS preflights (HEAD and OPTIONS are
+    answered without one)."""
+    found = {m for r in app.routes if isinstance(r, APIRoute) for m in r.methods or ()}
+    return sorted(found - {"HEAD", "OPTIONS"})
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # Every table must be known before the first query resolves a foreign key.
@@ -259,6 +266,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_routes(app, [ops.router])
     add_routes(app, API_ROUTERS, prefix=API_PREFIX)
     add_routes(app, [capture_pages_router])
+    methods = _route_methods(app)  # before the routes are grouped into an index
     index_routes(app)
     describe_webhooks(app)
     app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
@@ -270,7 +278,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            # Every method a route answers (PUT: an import's mapping), read off the routes.
+            allow_methods=methods,
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             expose_headers=["X-Request-Id", "Retry-After", "Idempotent-Replayed"],
             max_age=600,
