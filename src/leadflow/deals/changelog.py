@@ -11,35 +11,18 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import CTE, func, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.db import json_rows, new_id, rows_of
 from leadflow.deals.models import Deal, DealChange
+from leadflow.deals.schemas import TrackedField
 
-# The deal fields the changelog follows (`updated_at` and computed fields are left out).
-TRACKED_FIELDS = (
-    "title",
-    "owner_id",
-    "person_id",
-    "organization_id",
-    "pipeline_id",
-    "stage_id",
-    "status",
-    "lost_reason",
-    "value",
-    "value_from_products",
-    "probability",
-    "expected_close_date",
-    "won_at",
-    "lost_at",
-    "closed_at",
-    "stage_changed_at",
-    "label_ids",
-    "visible_to",
-)
+# The deal fields the changelog follows (`updated_at` and computed fields are left out):
+# those of the read model's `TrackedField` (the document's enum), but `created`.
+TRACKED_FIELDS: tuple[str, ...] = tuple(f for f in get_args(TrackedField) if f != "created")
 
 
 def json_value(value: Any) -> Any:

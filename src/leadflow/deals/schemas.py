@@ -180,8 +180,8 @@ class DealRead(Output):
     updated_at: datetime
 
 
-# The fields the changelog follows (deals.changelog.TRACKED_FIELDS, a test compares), and
-# `created`: a closed set, so generated clients get an enum.
+# The fields the changelog follows (deals.changelog.TRACKED_FIELDS is this list but
+# `created`), and `created`: a closed set, so generated clients get an enum.
 TrackedField = Literal[
     "created",
     "title",
