@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 
 import httpx
 
-from tests.factories import API, create_company, create_deal, create_user
+from tests.factories import (
+    API,
+    create_company,
+    create_deal,
+    create_organization,
+    create_person,
+    create_user,
+)
 from tests.invoices.helpers import deal_with_items, draft, issue
 
 LINE = {"name": "Work", "quantity": "3", "unit_price": "0.335", "tax_rate": "19"}
@@ -359,3 +366,31 @@ async def test_a_percentage_discount_over_100_is_422(client: httpx.AsyncClient) 
         f"{API}/invoices/{invoice['id']}", json={"lines": [allowed]}, headers=admin.headers
     )
     assert response.status_code == 200 and response.json()["total"] == "99.99"
+
+
+async def test_a_draft_copies_only_contacts_its_maker_may_see(client: httpx.AsyncClient) -> None:
+    """A deal shared with the company may name an organization and a person only their
+    owner sees: a colleague's invoice does not reveal their name, address or email."""
+    admin = await create_company(client)
+    colleague = await create_user(client, admin)
+    hidden = {"visible_to": "owner"}
+    organization = await create_organization(
+        client, admin, name="Secret Ltd", address="Hidden Road", **hidden
+    )
+    person = await create_person(
+        client, admin, name="Bea Hidden", emails=["bea@secret.example.com"], **hidden
+    )
+    deal = await create_deal(
+        client,
+        admin,
+        person_id=person["id"],
+        organization_id=organization["id"],
+        value={"amount": "10.00", "currency": "EUR"},
+        visible_to="company",
+    )
+    theirs = await draft(client, colleague, deal["id"])
+    assert not theirs["bill_to"]["name"] and not theirs["bill_to"]["email"]
+    assert not theirs["bill_to"]["address"]
+    assert theirs["bill_to"]["organization_id"] is None and theirs["bill_to"]["person_id"] is None
+    mine = await draft(client, admin, deal["id"])
+    assert mine["bill_to"]["name"] == "Secret Ltd"

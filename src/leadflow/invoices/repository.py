@@ -132,14 +132,17 @@ class InvoiceRepository:
             ).all()
         )
 
+    # The billed party is copied only from contacts the caller may see: a deal they see
+    # may name an organization or person they do not (its name and address stay hidden).
+
     async def organization(self, organization_id: uuid.UUID) -> Organization | None:
         return await self.session.scalar(
             select(Organization).where(
-                in_company(Organization, self.caller), Organization.id == organization_id
+                visible_to_caller(Organization, self.caller), Organization.id == organization_id
             )
         )
 
     async def person(self, person_id: uuid.UUID) -> Person | None:
         return await self.session.scalar(
-            select(Person).where(in_company(Person, self.caller), Person.id == person_id)
+            select(Person).where(visible_to_caller(Person, self.caller), Person.id == person_id)
         )
