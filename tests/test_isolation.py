@@ -129,6 +129,10 @@ NOT_TENANT_DATA: dict[str, str] = {
     "ops:metrics": "Prometheus counters of the process, no per-company data",
     "companies:create": "operator token only (LEADFLOW_ADMIN_TOKEN); creates a new tenant",
     "users:me": "returns the caller itself; takes no id",
+    "usage:get": (
+        "counts of the caller's own company; takes no id "
+        "(tests/reports/test_usage.py: another company's records are not counted)"
+    ),
     "openapi:company": (
         "the caller's own company's typed OpenAPI document; takes no id "
         "(tests/fields/test_company_openapi.py: B's document holds none of A's keys)"

@@ -49,10 +49,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.auth.models import Company, User
 from leadflow.conversion.models import Conversion
-from leadflow.deals.models import Deal, DealStatus
+from leadflow.deals.models import COUNTS_AS_OPEN, Deal, DealFile, DealStatus
 from leadflow.deals.reads import board_stages
-from leadflow.leads.models import Lead, LeadReadiness
+from leadflow.leads.models import Lead, LeadReadiness, in_inbox
 from leadflow.pipelines.models import Stage
 from leadflow.readpath import ReadStatement, fields
 from leadflow.reports.models import DealHistory
@@ -800,4 +801,51 @@ async def pipeline_conversion(
             "lost_rate": _rate(added["lost"], added["count"]),
         },
         "movements": movements,
+    }
+
+
+# Usage: what the company's plan counts, for a front end to show how close it is.
+
+
+@functools.cache
+def usage_statement() -> ReadStatement:
+    """The caller's company's open deals (as the open-deal limit counts them, served by
+    its partial index) and limit, inbox leads, active users, and deal files with their
+    bytes, in one statement."""
+    company_id = bindparam("viewer_company_id", type_=Uuid)
+
+    def counted(model: Any, *where: Any) -> Any:
+        return (
+            select(func.count())
+            .select_from(model)
+            .where(model.company_id == company_id, *where)
+            .scalar_subquery()
+        )
+
+    return ReadStatement(
+        select(
+            counted(Deal, COUNTS_AS_OPEN).label("open_deals"),
+            select(Company.max_open_deals)
+            .where(Company.id == company_id)
+            .scalar_subquery()
+            .label("max_open_deals"),
+            counted(Lead, in_inbox()).label("leads"),
+            counted(User, User.deactivated_at.is_(None)).label("users"),
+            counted(DealFile).label("files"),
+            select(func.coalesce(func.sum(DealFile.size_bytes), 0))
+            .where(DealFile.company_id == company_id)
+            .scalar_subquery()
+            .label("file_bytes"),
+        )
+    )
+
+
+async def usage(session: AsyncSession, caller: Caller) -> dict[str, Any]:
+    row = await usage_statement().fetchrow(session, viewer_params(caller))
+    return {
+        "open_deals": row["open_deals"],
+        "max_open_deals": row["max_open_deals"],
+        "leads": row["leads"],
+        "users": row["users"],
+        "files": {"count": row["files"], "bytes": int(row["file_bytes"])},
     }

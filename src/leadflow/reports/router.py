@@ -29,6 +29,7 @@ from leadflow.reports.schemas import (
     LeadConversion,
     Outcomes,
     PipelineConversion,
+    Usage,
 )
 
 router = APIRouter(tags=["reports"])
@@ -300,3 +301,18 @@ async def pipeline_conversion(
         for later in stage["reached"] or [{"stage_id": "", "count": "", "rate": ""}]
     ]
     return _answer(request, report, rows)
+
+
+@router.get(
+    "/usage",
+    name="usage:get",
+    response_model=Usage,
+    responses=responses(401),
+)
+async def get_usage(session: Session, caller: CurrentCaller) -> Response:
+    """The company's usage against its plan.
+
+    Open deals as the open-deal limit counts them, beside the limit; inbox leads; active
+    users; the files on its deals and their bytes. Counts only, for any user of the
+    company (a front end shows how close the company is to its limit)."""
+    return json_response(await reads.usage(session, caller))

@@ -199,3 +199,20 @@ class PipelineConversion(BaseModel):
     stages: list[StageFunnel] = Field(description="In pipeline order")
     added: AddedDeals
     movements: list[Movement] = Field(description="Moves between stages, most frequent first")
+
+
+class FilesUsage(BaseModel):
+    count: int = Field(description="Files on the company's deals.")
+    bytes: int = Field(description="Their size in bytes.")
+
+
+class Usage(BaseModel):
+    """What the company's plan counts, as of now."""
+
+    open_deals: int = Field(description="Open deals, as the open-deal limit counts them.")
+    max_open_deals: int | None = Field(
+        description="The plan's open-deal limit; null when there is none."
+    )
+    leads: int = Field(description="Leads in the inbox (not counted by any limit).")
+    users: int = Field(description="Active (not deactivated) users.")
+    files: FilesUsage
