@@ -256,19 +256,35 @@ async def test_a_deal_form_creates_an_open_deal_in_its_stage_with_contacts(
     assert note == "<p>Call me &lt;b&gt;now&lt;/b&gt;</p>"
 
 
-async def test_a_deal_form_respects_the_open_deal_limit(
+async def test_a_deal_form_at_the_open_deal_limit_creates_a_lead_instead(
     client: httpx.AsyncClient, connection: AsyncConnection
 ) -> None:
+    """The limit is not exceeded, and the contact is not lost: the submission becomes a
+    lead in the inbox, and the answer (and a retry of it) says why."""
     admin = await create_company(client, max_open_deals=1)
     pipeline = await create_pipeline(client, admin)
     stage = await create_stage(client, admin, pipeline["id"])
     form = await create_form(client, admin, creates="deal", stage_id=stage["id"])
 
     first = await capture(client, form, {"person_name": "Ana"})
-    second = await capture(client, form, {"person_name": "Jan"})
+    second = await capture(
+        client, form, {"person_name": "Jan", "email": "jan@example.com"}, webhook_id="msg_jan"
+    )
 
-    assert first.status_code == 201
-    assert second.status_code == 403
-    assert second.json()["type"].endswith("/open-deal-limit")
+    assert first.status_code == 201 and first.json()["instead_of_deal"] is None
+    assert second.status_code == 201, second.text
+    assert second.json()["deal_id"] is None
+    assert second.json()["instead_of_deal"] == "open-deal-limit"
     assert await count(connection, "deal", admin.company_id) == 1
-    assert await count(connection, "capture_delivery", admin.company_id) == 1
+    assert await count(connection, "capture_delivery", admin.company_id) == 2
+    lead = await client.get(f"{API}/leads/{second.json()['lead_id']}", headers=admin.headers)
+    assert lead.status_code == 200, lead.text
+    assert lead.json()["prospect"]["email"] == "jan@example.com"
+    assert lead.json()["source"] == "webhook"
+
+    again = await capture(
+        client, form, {"person_name": "Jan", "email": "jan@example.com"}, webhook_id="msg_jan"
+    )
+    assert again.status_code == 200
+    assert again.json() == second.json()
+    assert await count(connection, "lead", admin.company_id) == 1

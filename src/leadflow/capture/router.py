@@ -231,4 +231,8 @@ async def deliver(
     captured = await service.deliver(session, form, owner_id, webhook_id, prospect, "webhook")
     if not captured.created:
         response.status_code = status.HTTP_200_OK
-    return CaptureAccepted(lead_id=captured.lead_id, deal_id=captured.deal_id)
+    return CaptureAccepted(
+        lead_id=captured.lead_id,
+        deal_id=captured.deal_id,
+        instead_of_deal="open-deal-limit" if captured.instead_of_deal else None,
+    )

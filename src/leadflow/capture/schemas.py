@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
@@ -263,13 +263,26 @@ class CaptureBody(Input):
 
 
 class CaptureAccepted(Output):
-    """What the capture created: `lead_id` for lead forms, `deal_id` for deal forms."""
+    """What the capture created: `lead_id` for lead forms, `deal_id` for deal forms; a
+    deal form at the company's open-deal limit creates a lead instead (a captured contact
+    is never lost to a plan limit), and says so in `instead_of_deal`."""
 
     model_config = ConfigDict(
         json_schema_extra={
-            "example": {"lead_id": "0190f7a2-4c1e-7d2a-9b51-3f2c8e6d1a00", "deal_id": None}
+            "example": {
+                "lead_id": "0190f7a2-4c1e-7d2a-9b51-3f2c8e6d1a00",
+                "deal_id": None,
+                "instead_of_deal": None,
+            }
         }
     )
 
     lead_id: uuid.UUID | None
     deal_id: uuid.UUID | None
+    instead_of_deal: Literal["open-deal-limit"] | None = Field(
+        default=None,
+        description=(
+            "Set when a deal form created a lead instead of a deal: why (the problem type "
+            "the deal would have met, `open-deal-limit`). Null otherwise."
+        ),
+    )

@@ -23,7 +23,7 @@ from leadflow.capture.signing import Keyring, new_signing_secret
 from leadflow.contacts.duplicates import Duplicates, Identity, find_duplicates, first_match
 from leadflow.contacts.repository import insert_organizations, insert_persons
 from leadflow.db import new_id
-from leadflow.deals.limits import ensure_open_deal_slot
+from leadflow.deals.limits import OpenDealLimit, ensure_open_deal_slot
 from leadflow.deals.repository import insert_deals
 from leadflow.errors import (
     CONFLICTS_WITH_RECORD,
@@ -46,7 +46,7 @@ from leadflow.events import (
     publish,
 )
 from leadflow.fields import values
-from leadflow.leads.repository import ensure_labels_exist, existing_label_ids
+from leadflow.leads.repository import LeadRepository, ensure_labels_exist, existing_label_ids
 from leadflow.normalize import normalize_email, normalize_phone
 from leadflow.schemas import Money
 from leadflow.tenancy import Caller, Role
@@ -208,6 +208,8 @@ class Captured:
     lead_id: uuid.UUID | None
     deal_id: uuid.UUID | None
     created: bool
+    # A deal form that made a lead instead: why (the open-deal limit's problem slug).
+    instead_of_deal: str | None = None
 
 
 def prospect_from_capture(
@@ -292,7 +294,14 @@ async def deliver(
         delivery_id = await captures.claim_delivery(form, delivery_key)
         if delivery_id is None:
             return await _first_delivery(captures, form, delivery_key)
-        deal_id = await create_captured_deal(session, form, actor, prospect)
+        try:
+            deal_id = await create_captured_deal(session, form, actor, prospect)
+        except OpenDealLimit as limit:
+            # A captured contact is never lost to a plan limit: the submission becomes a
+            # lead (the limit is checked before the deal writes anything).
+            lead_id = await _lead_instead(session, form, actor, owner_id, prospect, source)
+            await captures.record_outcome(delivery_id, lead_id, None)
+            return Captured(lead_id=lead_id, deal_id=None, created=True, instead_of_deal=limit.slug)
         await captures.record_outcome(delivery_id, None, deal_id)
         return Captured(lead_id=None, deal_id=deal_id, created=True)
     created = await create_captured_lead(session, form, owner_id, prospect, source, delivery_key)
@@ -323,7 +332,13 @@ def _acting(form: Form, owner_id: uuid.UUID | None) -> Caller | None:
 
 async def _first_delivery(captures: CaptureRepository, form: Form, delivery_key: str) -> Captured:
     lead_id, deal_id = await captures.delivered(form.id, delivery_key)
-    return Captured(lead_id=lead_id, deal_id=deal_id, created=False)
+    # A deal form's delivery that holds a lead made it instead of a deal, at the limit.
+    instead = (
+        OpenDealLimit.slug
+        if form.creates == FormCreates.deal.value and lead_id is not None
+        else None
+    )
+    return Captured(lead_id=lead_id, deal_id=deal_id, created=False, instead_of_deal=instead)
 
 
 def _title(prospect: Prospect, kind: str) -> str:
@@ -344,11 +359,23 @@ async def create_captured_lead(
     """A lead in the inbox with prospect details (not contacts: conversion makes those),
     written with its delivery record; None if `delivery_key` was delivered before. With
     its id, whether the company has an enabled conversion rule."""
-    captures = CaptureRepository(session)
+    lead = await _lead_columns(session, form, owner_id, prospect, source)
+    created = await CaptureRepository(session).claim_delivery_with_lead(form, delivery_key, lead)
+    return created
+
+
+async def _lead_columns(
+    session: AsyncSession,
+    form: Form,
+    owner_id: uuid.UUID | None,
+    prospect: Prospect,
+    source: str,
+) -> dict[str, Any]:
+    """The columns of a captured lead (its id a new one)."""
     got = await _custom_fields(session, form, prospect)
     custom = got.values
     extra = _kept(prospect, got)
-    lead = {
+    return {
         "id": new_id(),
         "company_id": form.company_id,
         "title": _title(prospect, "lead"),
@@ -368,7 +395,28 @@ async def create_captured_lead(
         "was_seen": False,
         **({"custom_fields": custom} if custom else {}),
     }
-    return await captures.claim_delivery_with_lead(form, delivery_key, lead)
+
+
+async def _lead_instead(
+    session: AsyncSession,
+    form: Form,
+    actor: Caller,
+    owner_id: uuid.UUID | None,
+    prospect: Prospect,
+    source: str,
+) -> uuid.UUID:
+    """A deal form's submission as a lead, its delivery claimed already; published as a
+    captured lead is (conversion rules judge it: a `convert` rule meets the same limit)."""
+    columns = await _lead_columns(session, form, owner_id, prospect, source)
+    columns.pop("company_id")
+    lead = await LeadRepository(session, actor).add(**columns)
+    await publish(
+        session,
+        LeadCreated(
+            id=lead.id, company_id=form.company_id, actor=actor, source=ChangeSource.capture
+        ),
+    )
+    return lead.id
 
 
 def _kept(prospect: Prospect, got: values.Captured) -> dict[str, Any]:
