@@ -69,9 +69,8 @@ def _search(viewer: Viewer, persons: bool, organizations: bool) -> Select[Any]:
     # expects so many rows that it scans the company's persons, testing the whole array
     # against each (0.4 s at 10,000 persons, growing with them). A person found by its
     # email and by its phone comes twice: `find_duplicates` keeps it once.
-    for column, name in ((Person.emails, "emails"), (Person.phones_e164, "phones")):
-        if not persons:
-            break
+    by_value = ((Person.emails, "emails"), (Person.phones_e164, "phones")) if persons else ()
+    for column, name in by_value:
         given = (
             func.unnest(bindparam(name, type_=ARRAY(Text)))
             .table_valued("value")

@@ -13,8 +13,11 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     String,
+    TableClause,
+    column,
     func,
     not_,
+    table,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -25,6 +28,16 @@ from leadflow.fields.storage import CustomFieldColumns, custom_fields_index
 from leadflow.money import MoneyColumns, money_check
 from leadflow.textsearch import add_search_doc
 
+# The conversion rules' table by the columns leads read of it (the name their readiness
+# shows; whether a company has an enabled rule): `rules/` sits above `leads/`, and a lower
+# package never imports a higher one's ORM class.
+CONVERSION_RULE: TableClause = table(
+    "conversion_rule",
+    column("id", UUID),
+    column("name", String),
+    column("company_id", UUID),
+    column("enabled", Boolean),
+)
 VISIBLE_TO_CHECK = "visible_to IN ('owner', 'group', 'company')"
 # The inbox: neither archived nor converted. Its indexes are partial on this predicate.
 IN_INBOX = text("NOT is_archived AND converted_deal_id IS NULL")

@@ -3,8 +3,8 @@
 Every lead answer (the lead routes, conversion, rules' dry-runs) is built here, so a lead
 reads the same wherever it comes from. Readiness rows are written by `leadflow.rules`;
 a row names its rule, whose name the answer shows. That name is read from the rule's
-table by its columns (`_RULE`), not through the rules package's ORM class: `rules/` sits
-above `leads/`, and a lower package never imports a higher one.
+table by its columns (`models.CONVERSION_RULE`), not through the rules package's ORM
+class: `rules/` sits above `leads/`, and a lower package never imports a higher one.
 """
 
 from __future__ import annotations
@@ -27,12 +27,10 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
-    column,
     func,
     literal_column,
     or_,
     select,
-    table,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
@@ -43,7 +41,7 @@ from leadflow import sorting
 from leadflow.contacts.search import linked_matches
 from leadflow.fields import filters as custom_filters
 from leadflow.fields.filters import CustomShape
-from leadflow.leads.models import Lead, LeadReadiness, in_archive, in_inbox
+from leadflow.leads.models import CONVERSION_RULE, Lead, LeadReadiness, in_archive, in_inbox
 from leadflow.leads.schemas import LeadRead, ProspectRead, Readiness
 from leadflow.pagination import (
     Keyset,
@@ -57,9 +55,6 @@ from leadflow.readpath import page as readpath_page
 from leadflow.sorting import ColumnSort
 from leadflow.tenancy import Caller, Viewer, viewer_params, visible_to_viewer
 from leadflow.textsearch import matches, search_doc, unindexed
-
-# The columns of a conversion rule that a lead's readiness shows.
-_RULE = table("conversion_rule", column("id", UUID), column("name", String))
 
 # `GET /leads?ready=true`: oldest readiness first. A lead's place is its earliest
 # readiness row, so the list walks ix_lead_readiness_company_id_since (company_id,
@@ -82,7 +77,7 @@ _READINESS_ROWS = (
                         "rule_id",
                         cast(LeadReadiness.rule_id, Text),
                         "name",
-                        _RULE.c.name,
+                        CONVERSION_RULE.c.name,
                         "since",
                         rfc3339(LeadReadiness.since),
                         "blocked_reason",
@@ -98,7 +93,7 @@ _READINESS_ROWS = (
             type_=JSONB,
         )
     )
-    .join(_RULE, _RULE.c.id == LeadReadiness.rule_id)
+    .join(CONVERSION_RULE, CONVERSION_RULE.c.id == LeadReadiness.rule_id)
     .where(LeadReadiness.lead_id == Lead.id, LeadReadiness.company_id == Lead.company_id)
     .scalar_subquery()
 )
@@ -115,12 +110,12 @@ async def readiness_by_lead(
         select(
             LeadReadiness.lead_id,
             LeadReadiness.rule_id,
-            _RULE.c.name,
+            CONVERSION_RULE.c.name,
             LeadReadiness.since,
             LeadReadiness.blocked_reason,
             LeadReadiness.blocked_detail,
         )
-        .join(_RULE, _RULE.c.id == LeadReadiness.rule_id)
+        .join(CONVERSION_RULE, CONVERSION_RULE.c.id == LeadReadiness.rule_id)
         .where(
             LeadReadiness.company_id == company_id,
             LeadReadiness.lead_id == any_(cast(list(set(lead_ids)), ARRAY(UUID))),

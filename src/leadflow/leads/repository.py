@@ -13,7 +13,6 @@ from typing import Any, cast
 import orjson
 from sqlalchemy import (
     CTE,
-    Boolean,
     ColumnElement,
     Table,
     Uuid,
@@ -25,10 +24,8 @@ from sqlalchemy import (
     literal,
     not_,
     select,
-    table,
     update,
 )
-from sqlalchemy import column as sql_column
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -37,7 +34,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from leadflow.db import json_rows, new_id, rows_of
 from leadflow.errors import UnknownReference
 from leadflow.fields import storage
-from leadflow.leads.models import Lead, LeadLabel
+from leadflow.leads.models import CONVERSION_RULE, Lead, LeadLabel
 from leadflow.readpath import ReadStatement
 from leadflow.tenancy import Caller, in_company, visible_to_caller
 
@@ -274,16 +271,14 @@ def _unnest(values: Sequence[uuid.UUID]) -> Any:
     return func.unnest(_uuid_array(list(values)))
 
 
-# Conversion rules' table, by its columns (`rules/` sits above `leads/`).
-_RULE = table("conversion_rule", sql_column("company_id", UUID), sql_column("enabled", Boolean))
-
-
 def rules_enabled(company_id: ColumnElement[Any]) -> ColumnElement[bool]:
     """Whether the company has an enabled conversion rule: asked by a lead's INSERT at
     no extra round trip, so that a company without one runs no rules statement after it
     (`LeadCreated.rules_enabled`). Served by ix_conversion_rule_company_id_enabled."""
     return exists(
-        select(_RULE.c.company_id).where(_RULE.c.company_id == company_id, _RULE.c.enabled)
+        select(CONVERSION_RULE.c.company_id).where(
+            CONVERSION_RULE.c.company_id == company_id, CONVERSION_RULE.c.enabled
+        )
     )
 
 
