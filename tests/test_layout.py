@@ -149,6 +149,7 @@ WRITERS = {
     "Project": "projects/repository.py",
     "ProjectBoard": "projects/repository.py",
     "ProjectPhase": "projects/repository.py",
+    "MergedRecord": "merged.py",
 }
 _WRITES = {"insert", "update", "delete", "pg_insert"}
 
@@ -230,6 +231,7 @@ PACKAGE_ORDER = (
     "projects",
     "documents",
     "imports",
+    "merge",
 )
 ASSEMBLY = {"main.py", "cli.py", "worker.py", "job_kinds.py", "models.py"}
 # deps.py is the web glue every router solves: it authenticates with auth's identity

@@ -142,3 +142,28 @@ def rows_of(model: type[Base], param: str) -> TableValuedAlias:
 def json_rows(rows: list[dict[str, Any]]) -> str:
     """`rows_of`'s value: ids, amounts and dates as their text, which PostgreSQL parses."""
     return json.dumps(rows, default=str)
+
+
+async def move_references(
+    session: AsyncSession,
+    model: Any,
+    column: str,
+    company_id: uuid.UUID,
+    from_id: uuid.UUID,
+    to_id: uuid.UUID,
+) -> list[uuid.UUID]:
+    """Point the company's rows of `model` whose `column` names `from_id` at `to_id`
+    instead (a merge), in one statement; the ids of the rows moved. Called only by the
+    repository that writes `model`'s table (one writer per record); `updated_at` moves
+    too, so a sync job asking what changed sees the new reference."""
+    table = model.__table__
+    values: dict[str, Any] = {column: to_id}
+    if "updated_at" in table.c:
+        values["updated_at"] = func.now()
+    rows = await session.execute(
+        table.update()
+        .where(table.c.company_id == company_id, table.c[column] == from_id)
+        .values(values)
+        .returning(table.c.id)
+    )
+    return [row.id for row in rows]

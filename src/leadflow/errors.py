@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import socket
+import uuid
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union
 
@@ -60,6 +61,21 @@ def found(row: T | None, resource: str) -> T:
     if row is None:
         raise NotFound(resource)
     return row
+
+
+class RecordMerged(DomainError):
+    """The person, organization or lead was merged into another (`merged_into`): its
+    references, notes and activities are there now (410)."""
+
+    status = 410
+    slug = "record-merged"
+    title = "This record was merged into another"
+    members = {"merged_into": uuid.UUID}  # noqa: RUF012 - read-only class data
+
+    def __init__(self, resource: str, into_id: uuid.UUID) -> None:
+        super().__init__(
+            f"This {resource} was merged into {resource} {into_id}.", merged_into=str(into_id)
+        )
 
 
 class Unauthorized(DomainError):

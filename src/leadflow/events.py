@@ -137,6 +137,14 @@ class LeadDeleted(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LeadMerged(LeadDeleted):
+    """The lead was merged into lead `into_id` (its notes, activities and captures are
+    there now): a deletion for integrators, whose webhook names the survivor."""
+
+    into_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LeadConverted(DomainEvent):
     """A lead became a deal (`deal_id`); `rule_id` when a conversion rule did it."""
 
@@ -211,6 +219,13 @@ class PersonDeleted(DomainEvent):
     type = "person.deleted"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PersonMerged(PersonDeleted):
+    """The person was merged into person `into_id`: a deletion naming the survivor."""
+
+    into_id: uuid.UUID
+
+
 class OrganizationCreated(DomainEvent):
     type = "organization.created"
 
@@ -221,6 +236,14 @@ class OrganizationChanged(DomainEvent):
 
 class OrganizationDeleted(DomainEvent):
     type = "organization.deleted"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrganizationMerged(OrganizationDeleted):
+    """The organization was merged into organization `into_id`: a deletion naming the
+    survivor."""
+
+    into_id: uuid.UUID
 
 
 class NoteCreated(DomainEvent):

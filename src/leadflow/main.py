@@ -43,6 +43,7 @@ from leadflow.jobs.router import router as jobs_router
 from leadflow.leads import subscriptions as leads_subscriptions
 from leadflow.leads.router import labels_router as lead_labels_router
 from leadflow.leads.router import router as leads_router
+from leadflow.merge.router import router as merge_router
 from leadflow.logs import configure_logging
 from leadflow.middleware import HeadAsGet, RequestEnvelope
 from leadflow.pipelines.router import router as pipelines_router
@@ -109,6 +110,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     reports_router,
     search_router,
     sync_router,
+    merge_router,
     invoices_router,
     projects_router,
     documents_router,

@@ -21,6 +21,7 @@ from leadflow.imports.models import DataImport, DataImportRecord, DataImportRow
 from leadflow.invoices.models import Invoice, InvoiceNumbering
 from leadflow.jobs.models import Job
 from leadflow.leads.models import Lead, LeadLabel, LeadReadiness
+from leadflow.merged import MergedRecord
 from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.products.models import Product
 from leadflow.projects.models import (
@@ -60,6 +61,7 @@ __all__ = [
     "Form",
     "IdempotencyRecord",
     "Invoice",
+    "MergedRecord",
     "InvoiceNumbering",
     "Job",
     "Lead",

@@ -206,6 +206,35 @@ async def move_activities_to_lead(
     )
 
 
+async def move_to_survivor(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    column: str,
+    from_id: uuid.UUID,
+    to_id: uuid.UUID,
+) -> tuple[list[uuid.UUID], list[tuple[uuid.UUID, bool]]]:
+    """A merge: every note and activity on `from_id` (a lead, person or organization by
+    `column`) goes to `to_id`, one UPDATE each; comments and mentions follow their notes.
+    Unlike a conversion's move this is an edit of the row (its parent changed), so
+    `updated_at` moves. The notes' ids, and the activities' ids with whether each is done."""
+    assert column in ("lead_id", "person_id", "organization_id")
+    notes = await session.execute(
+        update(Note)
+        .where(Note.company_id == company_id, getattr(Note, column) == from_id)
+        .values({column: to_id, "updated_at": func.now()})
+        .returning(Note.id)
+        .execution_options(synchronize_session=False)
+    )
+    activities = await session.execute(
+        update(Activity)
+        .where(Activity.company_id == company_id, getattr(Activity, column) == from_id)
+        .values({column: to_id, "updated_at": func.now()})
+        .returning(Activity.id, Activity.done)
+        .execution_options(synchronize_session=False)
+    )
+    return list(notes.scalars()), [(row.id, row.done) for row in activities]
+
+
 async def _count(
     session: AsyncSession, company_id: uuid.UUID, column: str, record_id: uuid.UUID
 ) -> Moves:

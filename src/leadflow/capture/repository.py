@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.auth.models import User
 from leadflow.capture.models import CaptureDelivery, Form
-from leadflow.db import new_id
+from leadflow.db import move_references, new_id
 from leadflow.deals.repository import stage_for_new_deal
 from leadflow.leads.repository import insert_when, rules_enabled
 from leadflow.pipelines.models import Stage
@@ -178,6 +178,14 @@ def _claim_with_lead_statement(names: tuple[str, ...]) -> Select[tuple[uuid.UUID
 # created. A signature older than signing.TIMESTAMP_TOLERANCE_SECONDS is refused, so an
 # older webhook-id can never be accepted again; a day keeps a wide margin for clocks.
 DELIVERY_RETENTION = timedelta(hours=24)
+
+
+async def move_deliveries(
+    session: AsyncSession, company_id: uuid.UUID, from_lead_id: uuid.UUID, to_lead_id: uuid.UUID
+) -> None:
+    """A lead merge: deliveries that made the merged lead name the survivor, so that a
+    retried delivery answers the lead its capture lives on now."""
+    await move_references(session, CaptureDelivery, "lead_id", company_id, from_lead_id, to_lead_id)
 
 
 async def purge_deliveries(session: AsyncSession, limit: int) -> int:

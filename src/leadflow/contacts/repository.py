@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.contacts.models import Organization, Person
-from leadflow.db import json_rows, rows_of
+from leadflow.db import json_rows, move_references, rows_of
 from leadflow.fields import storage
 from leadflow.normalize import (
     normalize_email,
@@ -207,6 +207,15 @@ class PersonRepository:
         await self.session.refresh(person)
         return person
 
+    async def move_organization(
+        self, from_id: uuid.UUID, to_id: uuid.UUID
+    ) -> list[uuid.UUID]:
+        """An organization merge: the company's persons of `from_id` are of `to_id`,
+        whoever may see them; their ids."""
+        return await move_references(
+            self.session, Person, "organization_id", self.caller.company_id, from_id, to_id
+        )
+
     async def delete(self, person_id: uuid.UUID) -> bool:
         """False when no such person is visible to the caller."""
         deleted = await self.session.scalar(
@@ -299,6 +308,14 @@ class ContactFieldValues:
         self.session = session
         self.caller = caller
         self.model = model
+
+    async def move_custom_references(
+        self, keys: Sequence[str], from_id: uuid.UUID, to_id: uuid.UUID
+    ) -> list[uuid.UUID]:
+        """A merge: values of `person`/`organization` fields `keys` naming `from_id`."""
+        return await storage.move_custom_references(
+            self.session, self.model, self.caller.company_id, keys, from_id, to_id
+        )
 
     async def retire_custom_field(self, key: str) -> None:
         model = self.model

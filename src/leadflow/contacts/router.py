@@ -16,7 +16,8 @@ from leadflow.contacts.schemas import (
     PersonUpdate,
 )
 from leadflow.deps import AppSettings, CurrentCaller, Session
-from leadflow.errors import found, responses
+from leadflow.errors import RecordMerged, responses
+from leadflow.merged import gone_or_not_found
 from leadflow.fields.filters import CustomFieldsFilter, parse_query
 from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
@@ -103,18 +104,21 @@ async def list_persons(
     "/persons/{person_id}",
     name="persons:get",
     response_model=PersonRead,
-    responses=responses(401, 404, 422),
+    responses=responses(401, 404, 422, RecordMerged),
 )
 async def get_person(person_id: uuid.UUID, session: Session, caller: CurrentCaller) -> Response:
     """One person."""
-    return json_response(found(await reads.contact(session, caller, Person, person_id), "person"))
+    answer = await reads.contact(session, caller, Person, person_id)
+    if answer is None:
+        raise await gone_or_not_found(session, caller, Person, person_id, "person")
+    return json_response(answer)
 
 
 @router.patch(
     "/persons/{person_id}",
     name="persons:update",
     response_model=PersonRead,
-    responses=responses(401, 404, 422),
+    responses=responses(401, 404, 422, RecordMerged),
 )
 async def update_person(
     person_id: uuid.UUID,
@@ -135,7 +139,7 @@ async def update_person(
     name="persons:delete",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=responses(401, 404, 422),
+    responses=responses(401, 404, 422, RecordMerged),
 )
 async def delete_person(person_id: uuid.UUID, session: Session, caller: CurrentCaller) -> None:
     """Delete a person."""
@@ -193,21 +197,25 @@ async def list_organizations(
     "/organizations/{organization_id}",
     name="organizations:get",
     response_model=OrganizationRead,
-    responses=responses(401, 404, 422),
+    responses=responses(401, 404, 422, RecordMerged),
 )
 async def get_organization(
     organization_id: uuid.UUID, session: Session, caller: CurrentCaller
 ) -> Response:
     """One organization."""
     answer = await reads.contact(session, caller, Organization, organization_id)
-    return json_response(found(answer, "organization"))
+    if answer is None:
+        raise await gone_or_not_found(
+            session, caller, Organization, organization_id, "organization"
+        )
+    return json_response(answer)
 
 
 @router.patch(
     "/organizations/{organization_id}",
     name="organizations:update",
     response_model=OrganizationRead,
-    responses=responses(401, 404, 422),
+    responses=responses(401, 404, 422, RecordMerged),
 )
 async def update_organization(
     organization_id: uuid.UUID,
@@ -228,7 +236,7 @@ async def update_organization(
     name="organizations:delete",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=responses(401, 404, 422),
+    responses=responses(401, 404, 422, RecordMerged),
 )
 async def delete_organization(
     organization_id: uuid.UUID, session: Session, caller: CurrentCaller

@@ -17,7 +17,7 @@ from leadflow.contacts.schemas import (
     PersonCreate,
     PersonUpdate,
 )
-from leadflow.errors import NOT_A_PHONE_NUMBER, InvalidInput, NotFound, found
+from leadflow.errors import NOT_A_PHONE_NUMBER, InvalidInput
 from leadflow.events import (
     OrganizationChanged,
     OrganizationCreated,
@@ -29,6 +29,7 @@ from leadflow.events import (
     publish,
 )
 from leadflow.fields import values
+from leadflow.merged import gone_or_not_found
 from leadflow.normalize import normalize_phone
 from leadflow.tenancy import Caller
 
@@ -93,7 +94,9 @@ async def update_person(
     phone_region: str | None,
 ) -> Person:
     persons = PersonRepository(session, caller)
-    person = found(await persons.get_for_update(person_id), "person")
+    person = await persons.get_for_update(person_id)
+    if person is None:
+        raise await gone_or_not_found(session, caller, Person, person_id, "person")
     changes = _changes(data)
     if "custom_fields" in changes:
         custom = await values.validate(session, caller, "person", data.custom_fields, phone_region)
@@ -119,7 +122,7 @@ async def update_person(
 
 async def delete_person(session: AsyncSession, caller: Caller, person_id: uuid.UUID) -> None:
     if not await PersonRepository(session, caller).delete(person_id):
-        raise NotFound("person")
+        raise await gone_or_not_found(session, caller, Person, person_id, "person")
     await publish(session, PersonDeleted(id=person_id, company_id=caller.company_id, actor=caller))
 
 
@@ -157,7 +160,11 @@ async def update_organization(
     phone_region: str | None = None,
 ) -> Organization:
     organizations = OrganizationRepository(session, caller)
-    organization = found(await organizations.get_for_update(organization_id), "organization")
+    organization = await organizations.get_for_update(organization_id)
+    if organization is None:
+        raise await gone_or_not_found(
+            session, caller, Organization, organization_id, "organization"
+        )
     changes = _changes(data)
     if "custom_fields" in changes:
         custom = await values.validate(
@@ -182,7 +189,9 @@ async def delete_organization(
     session: AsyncSession, caller: Caller, organization_id: uuid.UUID
 ) -> None:
     if not await OrganizationRepository(session, caller).delete(organization_id):
-        raise NotFound("organization")
+        raise await gone_or_not_found(
+            session, caller, Organization, organization_id, "organization"
+        )
     await publish(
         session,
         OrganizationDeleted(id=organization_id, company_id=caller.company_id, actor=caller),

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import functools
+import uuid
 
 from sqlalchemy import CTE, ColumnElement, func, insert, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.conversion.models import Conversion
-from leadflow.db import rows_of
+from leadflow.db import move_references, rows_of
 
 _CONVERSION_COLUMNS = (
     "id",
@@ -45,3 +47,11 @@ def conversions_insert(moved_notes: CTE, moved_activities: CTE) -> CTE:
         .returning(*Conversion.__table__.c)
         .cte("new_conversion")
     )
+
+
+async def move_lead(
+    session: AsyncSession, company_id: uuid.UUID, from_lead_id: uuid.UUID, to_lead_id: uuid.UUID
+) -> None:
+    """A lead merge: the merged lead's conversion history (a deal it came back from)
+    is the survivor's; kept rather than cascaded away with the merged lead."""
+    await move_references(session, Conversion, "lead_id", company_id, from_lead_id, to_lead_id)

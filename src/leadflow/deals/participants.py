@@ -15,9 +15,10 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 from pydantic import Field
-from sqlalchemy import DateTime, Integer, and_, bindparam, delete, select, tuple_
+from sqlalchemy import DateTime, Integer, and_, bindparam, delete, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from leadflow.contacts.models import Person
 from leadflow.db import new_id
@@ -96,6 +97,28 @@ class ParticipantRepository:
             .returning(DealParticipant.id)
         )
         return deleted is not None
+
+    @staticmethod
+    async def move_person(
+        session: AsyncSession, company_id: uuid.UUID, from_id: uuid.UUID, to_id: uuid.UUID
+    ) -> None:
+        """A merge: every deal `from_id` takes part in has `to_id` instead; where `to_id`
+        already takes part, the merged person's row goes (a person takes part once)."""
+        survivor = aliased(DealParticipant)
+        await session.execute(
+            delete(DealParticipant).where(
+                DealParticipant.company_id == company_id,
+                DealParticipant.person_id == from_id,
+                select(survivor.id)
+                .where(survivor.deal_id == DealParticipant.deal_id, survivor.person_id == to_id)
+                .exists(),
+            )
+        )
+        await session.execute(
+            update(DealParticipant)
+            .where(DealParticipant.company_id == company_id, DealParticipant.person_id == from_id)
+            .values(person_id=to_id)
+        )
 
     async def visible_persons(self, person_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
         """Names of those of `person_ids` the caller may see."""

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from leadflow.auth.models import Company
-from leadflow.db import json_rows, new_id, rows_of
+from leadflow.db import json_rows, move_references, new_id, rows_of
 from leadflow.deals import changelog
 from leadflow.deals.access import visible_deal
 from leadflow.deals.models import Deal, DealChange, DealFile, DealStatus
@@ -91,6 +91,33 @@ class DealRepository:
         await self.session.refresh(deal)
         await changelog.record_snapshot_changes(self.session, deal, before, self.caller.user_id)
         return deal
+
+    async def move_references(
+        self, column: str, from_id: uuid.UUID, to_id: uuid.UUID
+    ) -> list[uuid.UUID]:
+        """A merge: the company's deals whose `column` (`person_id`, `organization_id`,
+        `source_lead_id`, `converted_lead_id`) names `from_id` name `to_id` instead,
+        whoever may see them; a tracked field's move is in each deal's changelog. Their ids."""
+        assert column in ("person_id", "organization_id", "source_lead_id", "converted_lead_id")
+        moved = await move_references(
+            self.session, Deal, column, self.caller.company_id, from_id, to_id
+        )
+        if column in changelog.TRACKED_FIELDS:
+            await changelog.record_many(
+                self.session,
+                self.caller.company_id,
+                self.caller.user_id,
+                ((deal_id, column, from_id, to_id) for deal_id in moved),
+            )
+        return moved
+
+    async def move_custom_references(
+        self, keys: Sequence[str], from_id: uuid.UUID, to_id: uuid.UUID
+    ) -> list[uuid.UUID]:
+        """A merge: values of `person`/`organization` fields `keys` naming `from_id`."""
+        return await storage.move_custom_references(
+            self.session, Deal, self.caller.company_id, keys, from_id, to_id
+        )
 
     async def mark_converted_to_lead(self, deal: Deal, lead_id: uuid.UUID) -> None:
         """The deal went back to the inbox as `lead_id`: it leaves the deal lists."""

@@ -4,6 +4,7 @@ runs over them when a field is deleted or loses options."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
@@ -18,8 +19,10 @@ from sqlalchemy import (
     literal,
     literal_column,
     text,
+    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, JSONPATH, array
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from leadflow.errors import Conflict
@@ -111,6 +114,38 @@ def options_cleared(
         (kept == literal_column("'[]'::jsonb"), emptied),
         else_=func.jsonb_set(model.custom_fields, array([literal(key, String)]), kept),
     )
+
+
+async def move_custom_references(
+    session: AsyncSession,
+    model: Any,
+    company_id: uuid.UUID,
+    keys: Sequence[str],
+    from_id: uuid.UUID,
+    to_id: uuid.UUID,
+) -> list[uuid.UUID]:
+    """A merge: the values of `person` or `organization` fields `keys` that name `from_id`
+    name `to_id` instead, on the company's records of `model` (one statement per key,
+    each a containment look-up on the GIN index); the ids of the records changed. Called
+    by the repository that writes `model` (one writer per record)."""
+    moved: list[uuid.UUID] = []
+    for key in keys:
+        replaced = func.jsonb_build_object(literal(key, String), literal(str(to_id), String))
+        rows = await session.execute(
+            update(model)
+            .where(
+                model.company_id == company_id,
+                model.custom_fields.contains({key: str(from_id)}),
+            )
+            .values(
+                custom_fields=model.custom_fields.op("||", return_type=JSONB)(replaced),
+                updated_at=func.now(),
+            )
+            .returning(model.id)
+            .execution_options(synchronize_session=False)
+        )
+        moved.extend(row.id for row in rows)
+    return list(dict.fromkeys(moved))
 
 
 class Carrier(Protocol):

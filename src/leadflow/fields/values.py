@@ -158,6 +158,24 @@ async def definitions(
     }
 
 
+async def reference_keys(
+    session: AsyncSession, company_id: uuid.UUID, field_type: str
+) -> dict[str, list[str]]:
+    """The keys of the company's live fields of `field_type` (`person`, `organization`),
+    by the entity that carries them, in one statement: what a merge re-points."""
+    rows = await session.execute(
+        select(FieldDefinition.entity, FieldDefinition.key).where(
+            FieldDefinition.company_id == company_id,
+            FieldDefinition.field_type == field_type,
+            FieldDefinition.deleted_at.is_(None),
+        )
+    )
+    keys: dict[str, list[str]] = {}
+    for entity, key in rows:
+        keys.setdefault(entity, []).append(key)
+    return keys
+
+
 class _Refused(ValueError):
     def __init__(self, msg: str, type: str = INVALID_CUSTOM_FIELD) -> None:
         super().__init__(msg)

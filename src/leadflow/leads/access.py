@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.interfaces import ORMOption
 
-from leadflow.errors import DomainError, found
+from leadflow.errors import DomainError
 from leadflow.leads.models import Lead
+from leadflow.merged import gone_or_not_found
 from leadflow.tenancy import Caller, visible_to_caller
 
 
@@ -33,11 +34,14 @@ async def visible_lead(
     allow_converted: bool = False,
     options: Sequence[ORMOption] = (),
 ) -> Lead:
-    """The lead if the caller may see it, else 404; a converted lead is 410 unless allowed."""
+    """The lead if the caller may see it, else 404 (410 when it was merged into a lead the
+    caller may see); a converted lead is 410 unless allowed."""
     stmt = select(Lead).options(*options).where(visible_to_caller(Lead, caller), Lead.id == lead_id)
     if for_update:
         stmt = stmt.with_for_update()
-    lead = found(await session.scalar(stmt), "lead")
+    lead = await session.scalar(stmt)
+    if lead is None:
+        raise await gone_or_not_found(session, caller, Lead, lead_id, "lead")
     if lead.converted_deal_id is not None and not allow_converted:
         raise LeadConverted(lead.converted_deal_id)
     return lead

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
-from leadflow.db import json_rows, new_id, rows_of
+from leadflow.db import json_rows, move_references, new_id, rows_of
 from leadflow.errors import UnknownReference
 from leadflow.fields import storage
 from leadflow.leads.models import CONVERSION_RULE, Lead, LeadLabel
@@ -105,6 +105,24 @@ class LeadRepository:
             .returning(Lead.id)
         )
         return deleted is not None
+
+    async def move_references(
+        self, column: str, from_id: uuid.UUID, to_id: uuid.UUID
+    ) -> list[uuid.UUID]:
+        """A merge: the company's leads whose `column` (`person_id`, `organization_id`)
+        names `from_id` name `to_id` instead, whoever may see them; their ids."""
+        assert column in ("person_id", "organization_id")
+        return await move_references(
+            self.session, Lead, column, self.caller.company_id, from_id, to_id
+        )
+
+    async def move_custom_references(
+        self, keys: Sequence[str], from_id: uuid.UUID, to_id: uuid.UUID
+    ) -> list[uuid.UUID]:
+        """A merge: values of `person`/`organization` fields `keys` naming `from_id`."""
+        return await storage.move_custom_references(
+            self.session, Lead, self.caller.company_id, keys, from_id, to_id
+        )
 
     async def retire_custom_field(self, key: str) -> None:
         """A deleted custom field's values leave the leads' answers, kept for history."""

@@ -13,6 +13,7 @@ from leadflow.errors import (
     CONFLICTING_PARAMETERS,
     InvalidInput,
     NotFound,
+    RecordMerged,
     found,
     problem_model,
     responses,
@@ -21,6 +22,7 @@ from leadflow.fields.filters import CustomFieldsFilter, parse_query
 from leadflow.leads import labels, service
 from leadflow.leads.access import LeadConverted, visible_lead
 from leadflow.leads.models import Lead
+from leadflow.merged import gone_or_not_found
 from leadflow.leads.reads import InboxShape, lead_by_id, lead_json, lead_page, read_lead
 from leadflow.leads.repository import LeadRepository
 from leadflow.leads.schemas import (
@@ -218,12 +220,14 @@ async def _convert_is_not_a_lead_id() -> None:
     "/leads/{lead_id}",
     name="leads:get",
     response_model=LeadRead,
-    responses=responses(401, 404, 422, LeadConverted),
+    responses=responses(401, 404, 422, LeadConverted, RecordMerged),
 )
 async def get_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) -> Response:
     """One lead; its owner opening it marks it seen. A converted lead is 410 with `deal_id`."""
     params = {**viewer_params(caller), "lead_id": lead_id}
-    row = found(await lead_by_id(Viewer.of(caller)).fetchrow(session, params), "lead")
+    row = await lead_by_id(Viewer.of(caller)).fetchrow(session, params)
+    if row is None:
+        raise await gone_or_not_found(session, caller, Lead, lead_id, "lead")
     if row["converted_deal_id"] is not None:
         raise LeadConverted(uuid.UUID(row["converted_deal_id"]))
     lead = lead_json(row)
@@ -237,7 +241,9 @@ async def get_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) 
     "/leads/{lead_id}",
     name="leads:update",
     response_model=LeadRead,
-    responses=responses(401, 404, 409, 422, CapabilityNotSupported, LabelNameTaken, LeadConverted),
+    responses=responses(
+        401, 404, 409, 422, CapabilityNotSupported, LabelNameTaken, LeadConverted, RecordMerged
+    ),
 )
 async def update_lead(
     lead: LeadToUpdate,
@@ -256,7 +262,7 @@ async def update_lead(
     name="leads:delete",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=responses(401, 404, 422, LeadConverted),
+    responses=responses(401, 404, 422, LeadConverted, RecordMerged),
 )
 async def delete_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) -> None:
     """Delete a lead with its notes and activities; a converted lead stays as history (410)."""
@@ -268,7 +274,7 @@ async def delete_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCalle
     "/leads/{lead_id}/archive",
     name="leads:archive",
     response_model=LeadRead,
-    responses=responses(401, 404, 422, LeadConverted),
+    responses=responses(401, 404, 422, LeadConverted, RecordMerged),
 )
 async def archive_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) -> LeadRead:
     """Move a lead out of the inbox into the archive; sets `archived_at`."""
@@ -282,7 +288,7 @@ async def archive_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCall
     "/leads/{lead_id}/unarchive",
     name="leads:unarchive",
     response_model=LeadRead,
-    responses=responses(401, 404, 422, LeadConverted),
+    responses=responses(401, 404, 422, LeadConverted, RecordMerged),
 )
 async def unarchive_lead(lead_id: uuid.UUID, session: Session, caller: CurrentCaller) -> LeadRead:
     """Bring an archived lead back to the inbox; clears `archived_at`."""

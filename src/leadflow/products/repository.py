@@ -95,6 +95,14 @@ class ProductFieldValues:
         self.session = session
         self.caller = caller
 
+    async def move_custom_references(
+        self, keys: Sequence[str], from_id: uuid.UUID, to_id: uuid.UUID
+    ) -> list[uuid.UUID]:
+        """A merge: values of `person`/`organization` fields `keys` naming `from_id`."""
+        return await storage.move_custom_references(
+            self.session, Product, self.caller.company_id, keys, from_id, to_id
+        )
+
     async def retire_custom_field(self, key: str) -> None:
         await self.session.execute(
             update(Product)

@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.db import move_references
 from leadflow.deals.models import Deal
 from leadflow.pipelines.models import Pipeline
 from leadflow.projects.models import (
@@ -180,6 +181,16 @@ class ProjectRepository:
             .returning(Project.id)
         )
         return deleted is not None
+
+    async def move_references(
+        self, column: str, from_id: uuid.UUID, to_id: uuid.UUID
+    ) -> list[uuid.UUID]:
+        """A merge: the company's projects whose `column` (`person_id`, `organization_id`)
+        names `from_id` name `to_id` instead, whoever may see them; their ids."""
+        assert column in ("person_id", "organization_id")
+        return await move_references(
+            self.session, Project, column, self.caller.company_id, from_id, to_id
+        )
 
     async def visible_deals(self, deal_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these deals the caller may see (converted ones included: history)."""

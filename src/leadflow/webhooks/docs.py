@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Response
 
+from leadflow.merged import MERGEABLE
 from leadflow.webhooks.outbox import EVENT_TYPES, TEST_EVENT
 from leadflow.webhooks.schemas import (
     ActivityEventPayload,
@@ -141,6 +142,8 @@ def describe_webhooks(app: FastAPI) -> None:
             endpoint = _ENDPOINTS[entity]
             name = "custom field definition" if entity == "field" else entity
             summary = f"{_ARTICLES.get(entity, 'A')} {name} {_DESCRIPTIONS[action]}"
+            if action == "deleted" and entity in MERGEABLE:
+                summary += ", or merged into another (`related.merged_into`)"
         app.webhooks.add_api_route(
             event_type,
             endpoint,

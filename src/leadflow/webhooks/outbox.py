@@ -36,7 +36,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from leadflow import events
 from leadflow.db import new_id
-from leadflow.events import Change, DealConverted, DomainEvent, LeadConverted
+from leadflow.events import (
+    Change,
+    DealConverted,
+    DomainEvent,
+    LeadConverted,
+    LeadMerged,
+    OrganizationMerged,
+    PersonMerged,
+)
 from leadflow.readpath import ReadStatement
 from leadflow.webhooks import listening
 from leadflow.webhooks.models import SUBSCRIBED_CHANNEL, WAKE_CHANNEL
@@ -139,6 +147,8 @@ def _related(event: DomainEvent) -> dict[str, Any] | None:
         }
     if isinstance(event, DealConverted):
         return {"lead_id": str(event.lead_id), "conversion_id": str(event.conversion_id)}
+    if isinstance(event, LeadMerged | PersonMerged | OrganizationMerged):
+        return {"merged_into": str(event.into_id)}
     return None
 
 

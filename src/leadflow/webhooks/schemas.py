@@ -231,7 +231,9 @@ class EventPayload(Output):
     )
     related: dict[str, str | None] | None = Field(
         default=None,
-        description="For a conversion: `deal_id` (or `lead_id`), `conversion_id`, `rule_id`.",
+        description="For a conversion: `deal_id` (or `lead_id`), `conversion_id`, `rule_id`. "
+        "For the deletion of a lead, person or organization merged into another: "
+        "`merged_into`, the survivor's id.",
     )
 
 
