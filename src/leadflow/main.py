@@ -43,8 +43,8 @@ from leadflow.jobs.router import router as jobs_router
 from leadflow.leads import subscriptions as leads_subscriptions
 from leadflow.leads.router import labels_router as lead_labels_router
 from leadflow.leads.router import router as leads_router
-from leadflow.merge.router import router as merge_router
 from leadflow.logs import configure_logging
+from leadflow.merge.router import router as merge_router
 from leadflow.middleware import HeadAsGet, RequestEnvelope
 from leadflow.pipelines.router import router as pipelines_router
 from leadflow.products import subscriptions as products_subscriptions

@@ -65,7 +65,8 @@ async def test_deal_without_pipeline_or_stage_goes_to_first_stage_of_default_pip
         "status", "lost_reason", "value", "value_from_products", "probability",
         "expected_close_date", "won_at", "lost_at", "closed_at", "stage_changed_at", "rotten",
         "label_ids", "visible_to", "source_lead_id", "fields", "custom_fields", "created_at",
-        "updated_at",
+        "updated_at", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+        "channel",
     }  # fmt: skip
 
 

@@ -23,6 +23,12 @@ from tests.leads.helpers import mark_converted
 
 LEAD_FIELDS = {
     "custom_fields",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "channel",
     "id",
     "title",
     "owner_id",

@@ -57,9 +57,7 @@ async def test_person_merge_moves_every_reference_to_the_survivor(
     merged = (await create_person(client, admin, "Ana Silva"))["id"]
     survivor = (await create_person(client, admin, "Ana M. Silva"))["id"]
     deal_field = (await create_field(client, admin, "deal", name="Referrer", type="person"))["key"]
-    person_field = (await create_field(client, admin, "person", name="Buddy", type="person"))[
-        "key"
-    ]
+    person_field = (await create_field(client, admin, "person", name="Buddy", type="person"))["key"]
     lead = await create_lead(client, admin, person_id=merged)
     deal = await create_deal(client, admin, person_id=merged)
     shared = await create_deal(client, admin, custom_fields={deal_field: merged})
@@ -78,11 +76,21 @@ async def test_person_merge_moves_every_reference_to_the_survivor(
     assert answer.status_code == 200, answer.text
     assert answer.json()["id"] == survivor
     one = {"id": merged}
-    assert await _column(connection, "SELECT person_id::text FROM lead WHERE id = :id", id=lead["id"]) == [survivor]  # noqa: E501
-    assert await _column(connection, "SELECT person_id::text FROM deal WHERE id = :id", id=deal["id"]) == [survivor]  # noqa: E501
-    assert await _column(connection, "SELECT person_id::text FROM note WHERE id = :id", id=note["id"]) == [survivor]  # noqa: E501
-    assert await _column(connection, "SELECT person_id::text FROM activity WHERE id = :id", id=activity["id"]) == [survivor]  # noqa: E501
-    assert await _column(connection, "SELECT person_id::text FROM project WHERE id = :id", id=project["id"]) == [survivor]  # noqa: E501
+    assert await _column(
+        connection, "SELECT person_id::text FROM lead WHERE id = :id", id=lead["id"]
+    ) == [survivor]
+    assert await _column(
+        connection, "SELECT person_id::text FROM deal WHERE id = :id", id=deal["id"]
+    ) == [survivor]
+    assert await _column(
+        connection, "SELECT person_id::text FROM note WHERE id = :id", id=note["id"]
+    ) == [survivor]
+    assert await _column(
+        connection, "SELECT person_id::text FROM activity WHERE id = :id", id=activity["id"]
+    ) == [survivor]
+    assert await _column(
+        connection, "SELECT person_id::text FROM project WHERE id = :id", id=project["id"]
+    ) == [survivor]
     # A deal the survivor already took part in keeps one participation; the other moves.
     assert sorted(
         await _column(
@@ -91,10 +99,15 @@ async def test_person_merge_moves_every_reference_to_the_survivor(
             p=survivor,
         )
     ) == sorted([shared["id"], deal["id"]])
-    assert await _column(connection, "SELECT count(*) FROM deal_participant WHERE person_id = :id", **one) == [0]  # noqa: E501
+    assert await _column(
+        connection, "SELECT count(*) FROM deal_participant WHERE person_id = :id", **one
+    ) == [0]
     # Custom field values naming the merged person name the survivor.
     assert await _column(
-        connection, "SELECT custom_fields->>:k FROM deal WHERE id = :id", k=deal_field, id=shared["id"]
+        connection,
+        "SELECT custom_fields->>:k FROM deal WHERE id = :id",
+        k=deal_field,
+        id=shared["id"],
     ) == [survivor]
     assert await _column(
         connection,
@@ -247,7 +260,10 @@ async def test_organization_merge_moves_every_reference(
     deal = await create_deal(client, admin, organization_id=merged, custom_fields={field: merged})
     note = await _post(client, admin, "/notes", {"content": "HQ moved", "organization_id": merged})
     activity = await _post(
-        client, admin, "/activities", {"type": "meeting", "subject": "Visit", "organization_id": merged}
+        client,
+        admin,
+        "/activities",
+        {"type": "meeting", "subject": "Visit", "organization_id": merged},
     )
     project = await _project(client, admin, organization_id=merged)
 
@@ -265,7 +281,9 @@ async def test_organization_merge_moves_every_reference(
         ("project", project),
     ):
         moved = await _column(
-            connection, f"SELECT organization_id::text FROM {table} WHERE id = :id", id=row["id"]
+            connection,
+            f"SELECT organization_id::text FROM {table} WHERE id = :id",  # noqa: S608
+            id=row["id"],
         )
         assert moved == [survivor], table
     assert await _column(
@@ -305,7 +323,9 @@ async def test_lead_merge_moves_notes_activities_and_unites_labels(
     assert lead["value"] == {"amount": "1500.00", "currency": "EUR"}
     for table, row in (("note", note), ("activity", activity)):
         moved = await _column(
-            connection, f"SELECT lead_id::text FROM {table} WHERE id = :id", id=row["id"]
+            connection,
+            f"SELECT lead_id::text FROM {table} WHERE id = :id",  # noqa: S608
+            id=row["id"],
         )
         assert moved == [survivor["id"]], table
     notes = await client.get(
@@ -331,7 +351,9 @@ async def test_lead_merge_into_a_converted_lead_is_409(client: httpx.AsyncClient
     answer = await _merge(client, admin, "leads", merged["id"], converted["id"])
 
     assert answer.status_code == 409
-    assert (await client.get(f"{API}/leads/{merged['id']}", headers=admin.headers)).status_code == 200
+    assert (
+        await client.get(f"{API}/leads/{merged['id']}", headers=admin.headers)
+    ).status_code == 200
 
 
 async def test_too_many_emails_together_is_409_and_nothing_moves(
@@ -339,12 +361,8 @@ async def test_too_many_emails_together_is_409_and_nothing_moves(
 ) -> None:
     """Too many emails together: 409, and the lead still names the merged person."""
     admin = await create_company(client)
-    merged = await create_person(
-        client, admin, emails=[f"a{i}@example.com" for i in range(15)]
-    )
-    survivor = await create_person(
-        client, admin, emails=[f"b{i}@example.com" for i in range(15)]
-    )
+    merged = await create_person(client, admin, emails=[f"a{i}@example.com" for i in range(15)])
+    survivor = await create_person(client, admin, emails=[f"b{i}@example.com" for i in range(15)])
     lead = await create_lead(client, admin, person_id=merged["id"])
 
     answer = await _merge(client, admin, "persons", merged["id"], survivor["id"])

@@ -26,6 +26,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from leadflow import attribution
 from leadflow.capture import service
 from leadflow.capture.models import Form
 from leadflow.capture.ratelimit import TooManyRequests, limiter_for
@@ -96,6 +97,7 @@ def _form_page(
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
+    tracking: dict[str, str] | None = None,
 ) -> HTMLResponse:
     return _html(
         "form.html",
@@ -106,6 +108,7 @@ def _form_page(
         token=token,
         values=values or {},
         errors=errors or {},
+        tracking=tracking or {},
     )
 
 
@@ -129,7 +132,10 @@ async def form_page(form_id: str, request: Request, session: Session) -> Respons
         return _not_found()
     form, _ = found
     token = keyring_for(request.app.state).page_token(form.id, int(time.time()))
-    return _form_page(form, token)
+    # The page's own query string (`?utm_source=news&utm_campaign=spring`), carried as
+    # hidden fields into the submission: rendered here, so no script is needed (the
+    # page's policy allows none) and it works with JavaScript off.
+    return _form_page(form, token, tracking=attribution.from_query(request.query_params))
 
 
 @router.post("/f/{form_id}", name="pages:submit", response_class=HTMLResponse)
@@ -146,12 +152,17 @@ async def submit(
     if found is None:
         return _not_found()
     form, owner_id = found
-    submitted = await request.form(max_files=0, max_fields=len(FIELDS) + 4)
+    submitted = await request.form(
+        max_files=0, max_fields=len(FIELDS) + len(attribution.FIELDS) + 4
+    )
     values = {
         f.name: text.strip()
         for f in FIELDS
         if isinstance(text := submitted.get(f.name), str) and text.strip()
     }
+    tracking = attribution.from_query(
+        {name: text for name in attribution.FIELDS if isinstance(text := submitted.get(name), str)}
+    )
     thanks = RedirectResponse(_thanks_url(request, form), status_code=status.HTTP_303_SEE_OTHER)
     if str(submitted.get(HONEYPOT) or "").strip():
         return thanks
@@ -165,13 +176,21 @@ async def submit(
         fresh = keyring.page_token(form.id, int(now))
         message = "This page was open too long. Please check your details and send them again."
         return _form_page(
-            form, fresh, values, {"form": message}, status.HTTP_422_UNPROCESSABLE_CONTENT
+            form,
+            fresh,
+            values,
+            {"form": message},
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            tracking,
         )
     if now - issued.issued_at < settings.form_page_min_fill_seconds:
         return thanks
     prospect, errors = _validate(values, settings.default_phone_region)
     if prospect is None:
-        return _form_page(form, token, values, errors, status.HTTP_422_UNPROCESSABLE_CONTENT)
+        return _form_page(
+            form, token, values, errors, status.HTTP_422_UNPROCESSABLE_CONTENT, tracking
+        )
+    prospect.attribution = {name: tracking.get(name) for name in attribution.FIELDS}
     try:
         await limiter.hit_form("page", str(form.id))
     except TooManyRequests as exc:

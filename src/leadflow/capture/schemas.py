@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
+from leadflow.attribution import AttributionInput
 from leadflow.fields.keys import KEY_PATTERN
 from leadflow.schemas import (
     NOT_BLANK,
@@ -230,10 +231,12 @@ class FormWithSecret(FormRead):
     )
 
 
-class CaptureBody(Input):
+class CaptureBody(AttributionInput):
     """A captured submission. Empty strings count as not given. At least one of
     `person_name`, `email` or `organization_name` must be given (directly or through
-    the form's `field_map`)."""
+    the form's `field_map`). Attribution (`utm_*`, `channel`) is taken from the body, else
+    from a `fields` entry of the same name (a form tool passing its page's UTM parameters
+    as hidden fields); the lead, or the deal, carries it."""
 
     model_config = ConfigDict(
         json_schema_extra={

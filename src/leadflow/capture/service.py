@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow import attribution
 from leadflow.activities.parents import Parent, ParentKind
 from leadflow.activities.repository import NoteRepository
 from leadflow.auth.repository import UserRepository
@@ -198,6 +199,8 @@ class Prospect:
     phone_region: str | None = None
     # The names of the `fields` entries that filled an attribute through the field map.
     used: set[str] = field(default_factory=set)
+    # utm_* and channel (`leadflow.attribution`), None where not given.
+    attribution: dict[str, str | None] = field(default_factory=dict)
 
     def names_someone(self) -> bool:
         return any((self.person_name, self.email, self.organization_name))
@@ -226,6 +229,7 @@ def prospect_from_capture(
         value=body.value,
         fields=dict(body.fields),
         phone_region=phone_region,
+        attribution=_attribution(body),
     )
     known = FieldMap.model_fields.keys() - {"custom_fields"}  # those fill custom fields
     for attribute, source in field_map.items():
@@ -245,6 +249,16 @@ def prospect_from_capture(
     if not prospect.names_someone():
         raise InvalidInput(["body"], _NAMES_NO_ONE)
     return prospect
+
+
+def _attribution(body: CaptureBody) -> dict[str, str | None]:
+    """The body's attribution; a value it leaves out is taken from a `fields` entry of
+    the same name when that is a usable string (one that is not stays in `fields` only)."""
+    given: dict[str, str | None] = {name: getattr(body, name) for name in attribution.FIELDS}
+    from_fields = attribution.from_query(
+        {n: v for n, v in body.fields.items() if n in given and isinstance(v, str)}
+    )
+    return {name: value or from_fields.get(name) for name, value in given.items()}
 
 
 def _mapped_value(attribute: str, source: str, raw: Any) -> Any:
@@ -394,6 +408,8 @@ async def _lead_columns(
         "is_archived": False,
         "was_seen": False,
         **({"custom_fields": custom} if custom else {}),
+        # Every one, null when not given: one statement per form's set of columns.
+        **{name: prospect.attribution.get(name) for name in attribution.FIELDS},
     }
 
 
@@ -527,6 +543,7 @@ async def create_captured_deal(
                 "visible_to": "company",
                 "custom_fields": got.values,
                 "fields": _kept(prospect, got),
+                **{name: prospect.attribution.get(name) for name in attribution.FIELDS},
             }
         ],
     )

@@ -207,9 +207,7 @@ class PersonRepository:
         await self.session.refresh(person)
         return person
 
-    async def move_organization(
-        self, from_id: uuid.UUID, to_id: uuid.UUID
-    ) -> list[uuid.UUID]:
+    async def move_organization(self, from_id: uuid.UUID, to_id: uuid.UUID) -> list[uuid.UUID]:
         """An organization merge: the company's persons of `from_id` are of `to_id`,
         whoever may see them; their ids."""
         return await move_references(

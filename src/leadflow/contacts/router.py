@@ -17,8 +17,8 @@ from leadflow.contacts.schemas import (
 )
 from leadflow.deps import AppSettings, CurrentCaller, Session
 from leadflow.errors import RecordMerged, responses
-from leadflow.merged import gone_or_not_found
 from leadflow.fields.filters import CustomFieldsFilter, parse_query
+from leadflow.merged import gone_or_not_found
 from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
 from leadflow.schemas import Email

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow import attribution
 from leadflow.activities.repository import move_activities_to_lead, move_notes_to_lead
 from leadflow.capabilities import TABLE, Capability, Entity
 from leadflow.conversion.errors import DealNotOpen
@@ -80,6 +81,8 @@ async def convert_deal(
         custom_fields=custom_fields,
         # What a capture kept goes back with the deal.
         fields=dict(deal.fields or {}),
+        # The attribution the deal got from its lead (or capture) goes back with it.
+        **attribution.of(deal),
         source="deal",
         visible_to=deal.visible_to,
         source_deal_id=deal.id,

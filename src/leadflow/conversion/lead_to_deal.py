@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from leadflow import attribution
 from leadflow.activities.repository import count_for_lead, moves_to_deals
 from leadflow.auth.repository import UserRepository
 from leadflow.contacts.repository import organization_rows, organizations_insert, persons_insert
@@ -422,6 +423,8 @@ async def _insert_contacts_and_deals(
                 "custom_fields": custom_fields,
                 # What a capture kept of the lead's answers stays readable on the deal.
                 "fields": dict(p.lead.fields or {}),
+                # Where the lead came from: the deal's revenue is the campaign's.
+                **attribution.of(p.lead),
             }
         )
     deal_ids, deal_json = deal_rows(caller.company_id, rows)

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
+from leadflow.attribution import AttributionColumns
 from leadflow.db import Base, Timestamps, new_id
 from leadflow.fields.storage import CustomFieldColumns, custom_fields_index
 from leadflow.money import AMOUNT, MoneyColumns, money_check
@@ -42,7 +43,7 @@ class DealStatus(enum.StrEnum):
 COUNTS_AS_OPEN = text("status = 'open' AND converted_lead_id IS NULL")
 
 
-class Deal(Timestamps, MoneyColumns, CustomFieldColumns, Base):
+class Deal(Timestamps, MoneyColumns, CustomFieldColumns, AttributionColumns, Base):
     __tablename__ = "deal"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

@@ -34,7 +34,7 @@ from sqlalchemy import column as named_column
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow import sorting
+from leadflow import attribution, sorting
 from leadflow.contacts.search import linked_matches
 from leadflow.deals.access import DealConverted
 from leadflow.deals.models import Deal, DealChange, DealStageTotal, DealStatus
@@ -94,6 +94,7 @@ def _deal_columns(rotten_days: Any) -> tuple[Any, ...]:
         as_text(Deal.source_lead_id),
         Deal.fields,
         Deal.custom_fields,
+        *(getattr(Deal, name) for name in attribution.FIELDS),
         Deal.created_at,
         Deal.updated_at,
     )

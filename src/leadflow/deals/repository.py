@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from leadflow import attribution
 from leadflow.auth.models import Company
 from leadflow.db import json_rows, move_references, new_id, rows_of
 from leadflow.deals import changelog
@@ -432,6 +433,7 @@ _NEW_DEAL_COLUMNS = (
     "source_lead_id",
     "custom_fields",
     "fields",
+    *attribution.FIELDS,
 )
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, StrictBool, StringConstraints
 
+from leadflow import attribution
 from leadflow.deals.models import DealStatus
 from leadflow.fields.values import CustomFieldsInput, CustomFieldsRead
 from leadflow.schemas import (
@@ -176,6 +177,14 @@ class DealRead(Output):
             "conversion keeps every value); a field without a value is absent."
         )
     )
+    # Read-only on deals: the attribution of the lead a deal was converted from (or of
+    # the capture that made it), kept when the deal goes back to the inbox.
+    utm_source: str | None = attribution.read_field("utm_source")
+    utm_medium: str | None = attribution.read_field("utm_medium")
+    utm_campaign: str | None = attribution.read_field("utm_campaign")
+    utm_term: str | None = attribution.read_field("utm_term")
+    utm_content: str | None = attribution.read_field("utm_content")
+    channel: str | None = attribution.read_field("channel")
     created_at: datetime
     updated_at: datetime
 

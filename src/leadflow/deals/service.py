@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow import capabilities
+from leadflow import attribution, capabilities
 from leadflow.auth.repository import UserRepository
 from leadflow.capabilities import Capability, Entity
 from leadflow.contacts.access import ensure_links_visible
@@ -114,6 +114,7 @@ def deal_read(deal: Deal, rotten_days: int | None, now: datetime | None = None) 
         source_lead_id=deal.source_lead_id,
         fields=deal.fields,
         custom_fields=deal.custom_fields,
+        **attribution.of(deal),
         created_at=deal.created_at,
         updated_at=deal.updated_at,
     )

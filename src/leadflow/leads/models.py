@@ -23,6 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, query_expression
 
+from leadflow import attribution
+from leadflow.attribution import AttributionColumns
 from leadflow.db import Base, Timestamps, new_id
 from leadflow.fields.storage import CustomFieldColumns, custom_fields_index
 from leadflow.money import MoneyColumns, money_check
@@ -39,6 +41,19 @@ CONVERSION_RULE: TableClause = table(
     column("enabled", Boolean),
 )
 VISIBLE_TO_CHECK = "visible_to IN ('owner', 'group', 'company')"
+
+
+def attribution_index(name: str) -> Index:
+    return Index(
+        f"ix_lead_{name}",
+        "company_id",
+        name,
+        text("created_at DESC"),
+        text("id DESC"),
+        postgresql_where=text(f"{name} IS NOT NULL"),
+    )
+
+
 # The inbox: neither archived nor converted. Its indexes are partial on this predicate.
 IN_INBOX = text("NOT is_archived AND converted_deal_id IS NULL")
 
@@ -56,7 +71,7 @@ class LeadLabel(Timestamps, Base):
     __table_args__ = (Index("ix_lead_label_company_id_name", "company_id", "name", "id"),)
 
 
-class Lead(Timestamps, MoneyColumns, CustomFieldColumns, Base):
+class Lead(Timestamps, MoneyColumns, CustomFieldColumns, AttributionColumns, Base):
     __tablename__ = "lead"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -158,6 +173,9 @@ class Lead(Timestamps, MoneyColumns, CustomFieldColumns, Base):
         Index("ix_lead_organization_id", "organization_id"),
         Index("ix_lead_converted_deal_id", "converted_deal_id"),
         Index("ix_lead_source_deal_id", "source_deal_id"),
+        # GET /leads?utm_source= (and each other attribution filter): the company's leads
+        # of one value, newest first; partial, so leads without it cost no index entry.
+        *(attribution_index(name) for name in attribution.FIELDS),
     )
 
 

@@ -37,7 +37,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from leadflow import sorting
+from leadflow import attribution, sorting
 from leadflow.contacts.search import linked_matches
 from leadflow.fields import filters as custom_filters
 from leadflow.fields.filters import CustomShape
@@ -228,6 +228,7 @@ def lead_columns(lead: Any, readiness: Any) -> tuple[Any, ...]:
         readiness.label("readiness"),
         lead.fields,
         lead.custom_fields,
+        *(getattr(lead, name) for name in attribution.FIELDS),
         lead.created_at,
         lead.updated_at,
     )
@@ -282,6 +283,8 @@ class InboxShape:
     email: bool = False
     ready: bool = False
     search: bool = False  # `q` (`leadflow.textsearch`)
+    # The attribution filters given (`utm_source`, ..., `channel`), in `FIELDS` order.
+    attribution: tuple[str, ...] = ()
     updated_since: bool = False
     column_sort: ColumnSort | None = None  # `sort` by a column (`leadflow.sorting`)
     custom: CustomShape | None = None  # `custom_fields` filters, a custom field sort
@@ -307,6 +310,8 @@ def inbox_page(viewer: Viewer, shape: InboxShape) -> ReadStatement:
         stmt = stmt.where(Lead.organization_id == bindparam("organization_id", type_=Uuid))
     if shape.source:
         stmt = stmt.where(Lead.source == bindparam("source", type_=String))
+    for name in shape.attribution:  # exact match: ix_lead_<name>
+        stmt = stmt.where(getattr(Lead, name) == bindparam(name, type_=String))
     if shape.custom is not None:  # containment: ix_lead_custom_fields (GIN, jsonb_path_ops)
         stmt = custom_filters.filtered(stmt, Lead, DEAL_FIELDS, shape.custom)
     if shape.search:  # ix_lead_search_doc, or the linked contacts' (leadflow.textsearch)

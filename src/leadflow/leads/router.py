@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from starlette.exceptions import HTTPException
 
+from leadflow import attribution
 from leadflow.capabilities import Capability, CapabilityNotSupported, Entity, require
 from leadflow.deps import AppSettings, CurrentCaller, Session
 from leadflow.errors import (
@@ -22,7 +23,6 @@ from leadflow.fields.filters import CustomFieldsFilter, parse_query
 from leadflow.leads import labels, service
 from leadflow.leads.access import LeadConverted, visible_lead
 from leadflow.leads.models import Lead
-from leadflow.merged import gone_or_not_found
 from leadflow.leads.reads import InboxShape, lead_by_id, lead_json, lead_page, read_lead
 from leadflow.leads.repository import LeadRepository
 from leadflow.leads.schemas import (
@@ -35,6 +35,7 @@ from leadflow.leads.schemas import (
     LeadUpdate,
 )
 from leadflow.leads.service import LabelNameTaken
+from leadflow.merged import gone_or_not_found
 from leadflow.pagination import Page, PageParams
 from leadflow.readpath import json_response
 from leadflow.sorting import ListSort, UpdatedSince, aware, split_sort
@@ -79,6 +80,14 @@ async def _lead_to_update(
 
 
 LeadToUpdate = Annotated[Lead, Depends(_lead_to_update)]
+
+
+def _attribution_query(name: str) -> Any:
+    return Query(
+        min_length=1,
+        max_length=attribution.MAX_LENGTH,
+        description=f"Leads whose `{name}` is exactly this (case counts).",
+    )
 
 
 @router.post(
@@ -158,6 +167,12 @@ async def list_leads(
     updated_since: UpdatedSince = None,
     custom_fields: CustomFieldsFilter = None,
     sort: ListSort = None,
+    utm_source: Annotated[str | None, _attribution_query("utm_source")] = None,
+    utm_medium: Annotated[str | None, _attribution_query("utm_medium")] = None,
+    utm_campaign: Annotated[str | None, _attribution_query("utm_campaign")] = None,
+    utm_term: Annotated[str | None, _attribution_query("utm_term")] = None,
+    utm_content: Annotated[str | None, _attribution_query("utm_content")] = None,
+    channel: Annotated[str | None, _attribution_query("channel")] = None,
 ) -> Response:
     """The inbox: leads neither archived nor converted, newest first (or by `sort`)."""
     if ready and archived:
@@ -183,6 +198,12 @@ async def list_leads(
         "email": email,
         "q": None if q is None else words(q),
         "updated_since": None if updated_since is None else aware(updated_since),
+        "utm_source": utm_source,
+        "utm_medium": utm_medium,
+        "utm_campaign": utm_campaign,
+        "utm_term": utm_term,
+        "utm_content": utm_content,
+        "channel": channel,
     }
     filters = {name: value for name, value in given.items() if value is not None}
     if custom is not None:
@@ -197,6 +218,7 @@ async def list_leads(
         email="email" in filters,
         search="q" in filters,
         updated_since="updated_since" in filters,
+        attribution=tuple(name for name in attribution.FIELDS if name in filters),
         column_sort=column_sort,
         custom=None if custom is None else custom.shape,
         ready=ready,

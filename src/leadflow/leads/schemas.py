@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
+from leadflow import attribution
+from leadflow.attribution import AttributionInput
 from leadflow.fields.values import CustomFieldsInput, CustomFieldsRead
 from leadflow.leads.models import Lead
 from leadflow.schemas import (
@@ -115,7 +117,7 @@ class Prospect(Input):
     organization_name: LongName | None = None
 
 
-class LeadCreate(Input):
+class LeadCreate(AttributionInput):
     """A lead names a person or an organization: at least one of `person_id`,
     `organization_id`, `prospect.person_name`, `prospect.email`,
     `prospect.organization_name`. `stage_id`, `pipeline_id` and `status` are refused with
@@ -176,11 +178,12 @@ class LeadCreate(Input):
     custom_fields: CustomFieldsInput = Field(default_factory=dict)
 
 
-class LeadUpdate(Patch):
+class LeadUpdate(AttributionInput, Patch):
     """Only the fields sent change; null clears `person_id`, `organization_id`, `value`,
-    `expected_close_date`, and `prospect` (all of it). A `prospect` object changes only the
-    details it names. The result must still name a person or an organization. `source`
-    cannot change; `stage_id`, `pipeline_id` and `status` are refused with 409."""
+    `expected_close_date`, `prospect` (all of it) and each attribution field (`utm_*`,
+    `channel`). A `prospect` object changes only the details it names. The result must
+    still name a person or an organization. `source` cannot change; `stage_id`,
+    `pipeline_id` and `status` are refused with 409."""
 
     model_config = ConfigDict(
         json_schema_extra={"example": {"title": "Pipes and More: 60 valves", "label_ids": []}}
@@ -266,6 +269,12 @@ class LeadRead(Output):
             "conversion keeps every value); a field without a value is absent."
         )
     )
+    utm_source: str | None = attribution.read_field("utm_source")
+    utm_medium: str | None = attribution.read_field("utm_medium")
+    utm_campaign: str | None = attribution.read_field("utm_campaign")
+    utm_term: str | None = attribution.read_field("utm_term")
+    utm_content: str | None = attribution.read_field("utm_content")
+    channel: str | None = attribution.read_field("channel")
     created_at: datetime
     updated_at: datetime
 
@@ -296,6 +305,7 @@ class LeadRead(Output):
             readiness=readiness or [],
             fields=dict(lead.fields),
             custom_fields=dict(lead.custom_fields),
+            **attribution.of(lead),
             created_at=lead.created_at,
             updated_at=lead.updated_at,
         )

@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow import attribution
 from leadflow.auth.repository import UserRepository, user_in_company
 from leadflow.capabilities import PIPELINE_FIELDS, Capability, Entity, require
 from leadflow.contacts.access import ensure_links_visible, link_visible
@@ -142,6 +143,7 @@ _CREATE_COLUMNS = (
     "source",
     "visible_to",
     "custom_fields",
+    *attribution.FIELDS,
 )
 
 
@@ -219,6 +221,7 @@ async def create_lead(
         "source": data.source.value,
         "visible_to": data.visible_to.value,
         "custom_fields": values.merged({}, custom),
+        **{name: getattr(data, name) for name in attribution.FIELDS},
     }
     _check_names_someone(columns)
     checks = {
@@ -261,7 +264,14 @@ async def update_lead(
     sent = data.model_dump(exclude_unset=True)
     changes: dict[str, Any] = {
         key: sent[key]
-        for key in ("title", "owner_id", "person_id", "organization_id", "expected_close_date")
+        for key in (
+            "title",
+            "owner_id",
+            "person_id",
+            "organization_id",
+            "expected_close_date",
+            *attribution.FIELDS,
+        )
         if key in sent
     }
     if "visible_to" in sent:

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow import attribution
 from leadflow.activities import repository as activities
 from leadflow.capture.repository import move_deliveries
 from leadflow.contacts.models import Organization, Person
@@ -60,6 +61,8 @@ from leadflow.products.repository import ProductFieldValues
 from leadflow.projects.repository import ProjectRepository
 from leadflow.tenancy import Caller, visible_to_caller
 
+T = TypeVar("T")
+
 
 class MergeRefused(Conflict):
     """The two records cannot become one (409): the survivor was itself merged or
@@ -93,10 +96,10 @@ async def _survivor_missing(
 async def _locked_pair(
     record_id: uuid.UUID,
     into_id: uuid.UUID,
-    lock: Callable[[uuid.UUID], Awaitable[Any]],
-) -> tuple[Any, Any]:
+    lock: Callable[[uuid.UUID], Awaitable[T | None]],
+) -> tuple[T | None, T | None]:
     """Both rows locked for update, the lower id first; None for a row not found."""
-    rows: dict[uuid.UUID, Any] = {}
+    rows: dict[uuid.UUID, T | None] = {}
     for row_id in sorted((record_id, into_id)):
         rows[row_id] = await lock(row_id)
     return rows[record_id], rows[into_id]
@@ -156,9 +159,7 @@ async def _move_custom_references(
             values = ContactFieldValues(session, caller, model)
             for record_id in await values.move_custom_references(entity_keys, from_id, to_id):
                 if record_id != from_id:  # the merged record is going
-                    events.append(
-                        changed(id=record_id, company_id=caller.company_id, actor=caller)
-                    )
+                    events.append(changed(id=record_id, company_id=caller.company_id, actor=caller))
     if product_keys := keys.get("product"):
         await ProductFieldValues(session, caller).move_custom_references(
             product_keys, from_id, to_id
@@ -200,7 +201,7 @@ async def _move_notes_and_activities(
 # Persons
 
 
-def _united(first: list[str], second: list[str]) -> list[str]:
+def _united(first: list[T], second: list[T]) -> list[T]:
     return list(dict.fromkeys([*first, *second]))
 
 
@@ -347,7 +348,9 @@ async def merge_organization(
         OrganizationMerged(
             id=organization_id, company_id=caller.company_id, actor=caller, into_id=into_id
         ),
-        OrganizationChanged(id=into_id, company_id=caller.company_id, actor=caller, changes=changed),
+        OrganizationChanged(
+            id=into_id, company_id=caller.company_id, actor=caller, changes=changed
+        ),
         *events,
     )
     return survivor
@@ -364,6 +367,7 @@ _LEAD_FILLED = (
     "prospect_phone_e164",
     "prospect_organization_name",
     "expected_close_date",
+    *attribution.FIELDS,
 )
 
 
@@ -377,9 +381,7 @@ async def merge_lead(
     async def lock(row_id: uuid.UUID) -> Lead | None:
         # Converted leads too: which side is converted decides the answer below.
         return await session.scalar(
-            select(Lead)
-            .where(visible_to_caller(Lead, caller), Lead.id == row_id)
-            .with_for_update()
+            select(Lead).where(visible_to_caller(Lead, caller), Lead.id == row_id).with_for_update()
         )
 
     merged, survivor = await _locked_pair(lead_id, into_id, lock)
