@@ -53,7 +53,8 @@ LEAD_COLUMNS = """
     x.prospect_email, x.prospect_phone, x.prospect_phone_e164, x.prospect_organization_name,
     x.value_amount, x.value_currency, x.expected_close_date, x.label_ids, x.source,
     x.is_archived, x.archived_at, x.was_seen, x.visible_to, x.source_deal_id,
-    x.fields::text AS fields, x.custom_fields::text AS custom_fields, x.created_at,
+    x.fields::text AS fields, x.custom_fields::text AS custom_fields, x.utm_source,
+    x.utm_medium, x.utm_campaign, x.utm_term, x.utm_content, x.channel, x.created_at,
     x.updated_at, x.converted_deal_id,
     (SELECT json_agg(json_build_object('rule_id', r.rule_id, 'name', cr.name,
                                        'since', r.since, 'blocked_reason', r.blocked_reason)
@@ -94,7 +95,8 @@ SELECT x.id, x.title, x.owner_id, x.person_id, x.organization_id, x.pipeline_id,
        x.status, x.lost_reason, x.value_amount, x.value_currency, x.value_from_products,
        x.probability, x.expected_close_date, x.won_at, x.lost_at, x.closed_at,
        x.stage_changed_at, x.label_ids, x.visible_to, x.source_lead_id,
-       x.fields::text AS fields, x.custom_fields::text AS custom_fields, x.created_at,
+       x.fields::text AS fields, x.custom_fields::text AS custom_fields, x.utm_source,
+       x.utm_medium, x.utm_campaign, x.utm_term, x.utm_content, x.channel, x.created_at,
        x.updated_at,
        (x.status = 'open' AND s.rotten_days IS NOT NULL
         AND coalesce(x.stage_changed_at, x.created_at)
@@ -110,7 +112,8 @@ SELECT x.* FROM caller c CROSS JOIN LATERAL (
            x.stage_id, x.status, x.lost_reason, x.value_amount, x.value_currency,
            x.value_from_products, x.probability, x.expected_close_date, x.won_at, x.lost_at,
            x.closed_at, x.stage_changed_at, x.label_ids, x.visible_to, x.source_lead_id,
-           x.fields::text AS fields, x.custom_fields::text AS custom_fields, x.created_at,
+           x.fields::text AS fields, x.custom_fields::text AS custom_fields, x.utm_source,
+           x.utm_medium, x.utm_campaign, x.utm_term, x.utm_content, x.channel, x.created_at,
            x.updated_at,
            (x.status = 'open' AND s.rotten_days IS NOT NULL
             AND coalesce(x.stage_changed_at, x.created_at)
@@ -231,16 +234,18 @@ def _lead(row: asyncpg.Record) -> dict[str, Any]:
         "readiness": json.loads(row["readiness"]) if row["readiness"] else [],
         "fields": json.loads(row["fields"]),
         "custom_fields": json.loads(row["custom_fields"]),
+        **{name: row[name] for name in ATTRIBUTION},
         "created_at": row["created_at"].isoformat(),
         "updated_at": row["updated_at"].isoformat(),
     }
 
 
+ATTRIBUTION = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "channel")
 DEAL_FIELDS = (
     "id", "title", "owner_id", "person_id", "organization_id", "pipeline_id", "stage_id",
     "status", "lost_reason", "value_from_products", "probability", "expected_close_date",
     "won_at", "lost_at", "closed_at", "stage_changed_at", "visible_to", "source_lead_id",
-    "created_at", "updated_at",
+    "created_at", "updated_at", *ATTRIBUTION,
 )  # fmt: skip
 
 

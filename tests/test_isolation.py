@@ -280,6 +280,9 @@ WRITE_BODIES: dict[str, Any] = {
     "document-templates:update": {"name": "pwned"},
     "deals:documents:create": {"template_id": "@template"},
     "imports:mapping": {"columns": [{"column": "Name", "entity": "person", "field": "name"}]},
+    "persons:merge": {"into": "@person"},
+    "organizations:merge": {"into": "@organization"},
+    "leads:merge": {"into": "@lead"},
 }
 
 # Owner-visibility scenario: routes whose every path parameter is one of these.

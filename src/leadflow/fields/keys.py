@@ -30,6 +30,8 @@ _DEAL = frozenset(
         "readiness", "source_deal_id", "converted_deal_id", "converted_at",
         # what formulas read besides the custom fields
         "weighted_value", "products_total", "activities_count", "done_activities_count",
+        # attribution (leads and deals)
+        "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "channel",
     }
 )  # fmt: skip
 _PERSON = frozenset({"name", "emails", "phones", "phones_e164", "organization_id"})

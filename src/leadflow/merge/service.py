@@ -98,9 +98,10 @@ async def _locked_pair(
     into_id: uuid.UUID,
     lock: Callable[[uuid.UUID], Awaitable[T | None]],
 ) -> tuple[T | None, T | None]:
-    """Both rows locked for update, the lower id first; None for a row not found."""
+    """Both rows locked for update, the lower id first; None for a row not found (the
+    same id twice is looked up once: the caller refuses it once it knows the record)."""
     rows: dict[uuid.UUID, T | None] = {}
-    for row_id in sorted((record_id, into_id)):
+    for row_id in sorted({record_id, into_id}):
         rows[row_id] = await lock(row_id)
     return rows[record_id], rows[into_id]
 
@@ -218,11 +219,11 @@ def _united_phones(survivor: Person, merged: Person) -> tuple[list[str], list[st
 async def merge_person(
     session: AsyncSession, caller: Caller, person_id: uuid.UUID, into_id: uuid.UUID
 ) -> Person:
-    _refuse_self(person_id, into_id, "person")
     persons = PersonRepository(session, caller)
     merged, survivor = await _locked_pair(person_id, into_id, persons.get_for_update)
     if merged is None:
         raise await gone_or_not_found(session, caller, Person, person_id, "person")
+    _refuse_self(person_id, into_id, "person")
     if survivor is None:
         raise await _survivor_missing(session, caller, Person, into_id, "person")
 
@@ -290,13 +291,13 @@ async def merge_person(
 async def merge_organization(
     session: AsyncSession, caller: Caller, organization_id: uuid.UUID, into_id: uuid.UUID
 ) -> Organization:
-    _refuse_self(organization_id, into_id, "organization")
     organizations = OrganizationRepository(session, caller)
     merged, survivor = await _locked_pair(organization_id, into_id, organizations.get_for_update)
     if merged is None:
         raise await gone_or_not_found(
             session, caller, Organization, organization_id, "organization"
         )
+    _refuse_self(organization_id, into_id, "organization")
     if survivor is None:
         raise await _survivor_missing(session, caller, Organization, into_id, "organization")
 
@@ -376,7 +377,6 @@ async def merge_lead(
 ) -> Lead:
     """A converted lead is history of its deal: neither side of a merge (410 for the
     merged one, as for any write to it; 409 for the survivor)."""
-    _refuse_self(lead_id, into_id, "lead")
 
     async def lock(row_id: uuid.UUID) -> Lead | None:
         # Converted leads too: which side is converted decides the answer below.
@@ -387,6 +387,7 @@ async def merge_lead(
     merged, survivor = await _locked_pair(lead_id, into_id, lock)
     if merged is None:
         raise await gone_or_not_found(session, caller, Lead, lead_id, "lead")
+    _refuse_self(lead_id, into_id, "lead")
     if merged.converted_deal_id is not None:
         raise LeadConverted(merged.converted_deal_id)
     if survivor is None:
