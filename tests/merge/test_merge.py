@@ -9,6 +9,9 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from leadflow import events
+from leadflow.errors import Conflict
+from leadflow.events import PersonMerged
 from tests.factories import (
     API,
     Actor,
@@ -165,6 +168,12 @@ async def test_merged_person_answers_410_with_the_survivor_and_leaves_lists(
         assert answer.json()["merged_into"] == survivor
     listed = await client.get(f"{API}/persons", headers=admin.headers)
     assert [p["id"] for p in listed.json()["data"]] == [survivor]
+    deleted = await client.get(
+        f"{API}/deleted",
+        params={"since": "2000-01-01T00:00:00Z", "types": "person"},
+        headers=admin.headers,
+    )
+    assert [row["id"] for row in deleted.json()["data"]] == [merged]
     found = await client.get(f"{API}/search", params={"q": "zebulon"}, headers=admin.headers)
     assert [hit["id"] for hit in found.json()["data"]] == [survivor]
     # Merging it again is 410 as well: it is gone.
@@ -371,3 +380,39 @@ async def test_too_many_emails_together_is_409_and_nothing_moves(
     assert await _column(
         connection, "SELECT person_id::text FROM lead WHERE id = :id", id=lead["id"]
     ) == [merged["id"]]
+
+
+async def test_a_merge_refused_after_its_moves_leaves_every_reference_in_place(
+    client: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    """One transaction: a listener refusing the merge's event (published after every
+    move and the deletion) rolls all of it back."""
+    admin = await create_company(client)
+    merged = (await create_person(client, admin))["id"]
+    survivor = (await create_person(client, admin))["id"]
+    lead = await create_lead(client, admin, person_id=merged)
+    note = await _post(client, admin, "/notes", {"content": "Hi", "person_id": merged})
+
+    async def refuse(session: Any, event: PersonMerged) -> None:
+        raise Conflict("Refused by a listener.")
+
+    events.subscribe(PersonMerged, refuse)
+    try:
+        answer = await _merge(client, admin, "persons", merged, survivor)
+    finally:
+        events.publisher.unsubscribe(PersonMerged, refuse)
+
+    assert answer.status_code == 409
+    for table, row_id in (("lead", lead["id"]), ("note", note["id"])):
+        kept = await _column(
+            connection,
+            f"SELECT person_id::text FROM {table} WHERE id = :id",  # noqa: S608
+            id=row_id,
+        )
+        assert kept == [merged], table
+    assert (await client.get(f"{API}/persons/{merged}", headers=admin.headers)).status_code == 200
+    assert await _column(
+        connection,
+        "SELECT count(*) FROM merged_record WHERE company_id = :c",
+        c=admin.company_id,
+    ) == [0]
