@@ -280,3 +280,29 @@ async def test_email_filter_is_one_index_look_up(
         client, connection, statements, admin, email="Ana.Silva@example.com"
     )
     assert "ix_lead_prospect_email" in [node.get("Index Name") for node in _nodes(plan)], plan
+
+
+@pytest.mark.parametrize(
+    "name", ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "channel"]
+)
+async def test_each_attribution_filter_is_an_index_look_up(
+    client: httpx.AsyncClient, connection: AsyncConnection, statements: Statements, name: str
+) -> None:
+    admin = await create_company(client)
+    await create_lead(client, admin, **{name: "value 7"})
+    await connection.execute(
+        text(
+            f"INSERT INTO lead (id, company_id, title, owner_id, source, visible_to, {name},"  # noqa: S608
+            " prospect_person_name, created_at, updated_at)"
+            " SELECT gen_random_uuid(), :company_id, 'Bulk ' || i, :owner_id, 'api',"
+            " 'company', CASE WHEN i % 4 = 0 THEN NULL ELSE 'value ' || (i % 500) END, 'Ana',"
+            " now() - i * interval '1 minute', now()"
+            " FROM generate_series(1, 5000) AS i"
+        ),
+        {"company_id": admin.company_id, "owner_id": admin.user_id},
+    )
+    await connection.execute(text("ANALYZE lead"))
+    plan = await _plan_of_list_request(client, connection, statements, admin, **{name: "value 7"})
+    assert f"ix_lead_{name}" in [node.get("Index Name") for node in _nodes(plan)], plan
+    found = await client.get(f"{API}/leads", params={name: "value 7"}, headers=admin.headers)
+    assert len(found.json()["data"]) == 11  # the API's lead and 10 of the bulk
