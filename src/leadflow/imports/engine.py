@@ -71,6 +71,9 @@ CUSTOM_TYPES = frozenset(
     }
 )
 ENTITY_ORDER = (ImportEntity.organization, ImportEntity.person, ImportEntity.lead)
+# Each entity's name, looked up per row (an enum's `.value` costs an attribute lookup
+# through the enum machinery, a few hundred ns: thousands of rows, three entities each).
+_NAMES = {entity: entity.value for entity in ImportEntity}
 
 
 @dataclass(frozen=True)
@@ -555,8 +558,8 @@ async def write(
     await insert_imported(session, Person, person_rows)
     await insert_leads(session, lead_rows)
     records = [
-        {"entity": e.value, "record_id": i, "action": "created", "before": None, "after": None}
-        for e in ImportEntity
+        {"entity": name, "record_id": i, "action": "created", "before": None, "after": None}
+        for e, name in _NAMES.items()
         for i in writes.creates[e]
     ]
     changed = await _updates(session, ctx, writes)
@@ -577,7 +580,9 @@ async def write(
                 "row_no": p.row_no,
                 "status": "error" if status == "failed" else status,
                 "errors": p.errors,
-                "entities": {e.value: {"id": str(p.ids[e]), "action": p.actions[e]} for e in p.ids},
+                "entities": {
+                    _NAMES[e]: {"id": str(i), "action": p.actions[e]} for e, i in p.ids.items()
+                },
             }
         )
     await repo.record_rows(ctx.import_id, outcomes)
