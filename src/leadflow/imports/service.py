@@ -44,7 +44,8 @@ from leadflow.tenancy import USERS, Caller
 
 RUN_JOB = "import.run"
 REVERT_JOB = "import.revert"
-CHUNK = 500
+# Rows per chunk of a run: `import_chunk_rows` of the settings unless set here (tests).
+CHUNK: int | None = None
 REVERT_CHUNK = 500
 REVERT_DAYS = 30
 MAX_REPORTED_ROWS = 1_000
@@ -329,7 +330,7 @@ async def _job_import(session: AsyncSession, job: JobContext) -> tuple[Caller, D
 
 
 async def run_step(session: AsyncSession, job: JobContext) -> Step:
-    """One chunk of CHUNK rows after the checkpoint, in the runner's transaction with its
+    """One chunk of rows after the checkpoint, in the runner's transaction with its
     counts: a crash resumes after the last committed chunk, never writing a row twice."""
     caller, row = await _job_import(session, job)
     if row is None or row.state not in (ImportState.queued, ImportState.running):
@@ -339,11 +340,12 @@ async def run_step(session: AsyncSession, job: JobContext) -> Step:
     if row.state == ImportState.queued:
         await repo.change(row.id, state=ImportState.running.value, started_at=datetime.now(UTC))
     ctx = await _context(session, caller, row)
-    rows = await repo.rows_after(row.id, after, CHUNK)
+    size = CHUNK or get_settings().import_chunk_rows
+    rows = await repo.rows_after(row.id, after, size)
     if not rows:
         await repo.change(row.id, state=ImportState.completed.value, finished_at=datetime.now(UTC))
         return Step(total=row.row_count, result=job.result, finished=True)
-    done_chunks = after // CHUNK
+    done_chunks = after // size
     if done_chunks and done_chunks & (done_chunks - 1) == 0:
         # After 1, 2, 4, 8... chunks the contacts have doubled: fresh statistics for the
         # duplicate search (log-many ANALYZEs, a few hundred ms each at most).
@@ -352,7 +354,7 @@ async def run_step(session: AsyncSession, job: JobContext) -> Step:
     await repo.count_progress(row.id, len(rows), counts)
     result = {k: int(job.result.get(k, 0)) + v for k, v in counts.items()}
     last = rows[-1][0]
-    finished = len(rows) < CHUNK
+    finished = len(rows) < size
     if finished:
         await repo.change(row.id, state=ImportState.completed.value, finished_at=datetime.now(UTC))
     return Step(
