@@ -384,3 +384,41 @@ async def _drain(app: FastAPI) -> None:
     loop = JobLoop(app.state.session_factory, HANDLERS)
     while await loop.run_once():
         pass
+
+
+async def test_formula_fields_of_imported_deals_are_computed_as_a_deal_write_does(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    admin = await create_company(client)
+    crm = await create_field(client, admin, name="CRM id", type="text")
+    await create_field(client, admin, name="Double", type="formula", formula="#value * 2")
+    await create_field(
+        client,
+        admin,
+        name="Open tasks",
+        type="formula",
+        formula="#activities_count - #done_activities_count",
+    )
+    mapping = _mapping(crm["key"], deal={"on_match": "update", "match_key": crm["key"]})
+    mapping["columns"] = [c for c in mapping["columns"] if c["entity"] in ("deal", "activity")]
+    rows = [
+        _row(deal="With tasks", value="100 EUR", crm_id="F-1", task="Call"),
+        _row(deal="With tasks", crm_id="F-1", task="Mail", done="yes"),
+        _row(deal="Bare", crm_id="F-2"),
+    ]
+    result = await _imported(client, app, admin, rows, mapping)
+    # The second row made an activity on the first row's deal: created too.
+    assert (result["created"], result["failed"]) == (3, 0)
+    deals = (await client.get(f"{API}/deals?limit=10", headers=admin.headers)).json()["data"]
+    fields = {d["title"]: d["custom_fields"] for d in deals}
+    assert fields["With tasks"]["double"] == {"amount": "200.00", "currency": "EUR"}
+    assert fields["With tasks"]["open_tasks"] == "1"
+    assert fields["Bare"]["open_tasks"] == "0" and "double" not in fields["Bare"]
+
+    # A matched deal's new value computes its formulas anew, in the same update.
+    again = await _imported(client, app, admin, [_row(deal="Bare", value="7 EUR", crm_id="F-2")],
+                            mapping)  # fmt: skip
+    assert again["updated"] == 1
+    deals = (await client.get(f"{API}/deals?limit=10", headers=admin.headers)).json()["data"]
+    bare = next(d for d in deals if d["title"] == "Bare")
+    assert bare["custom_fields"]["double"] == {"amount": "14.00", "currency": "EUR"}

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -36,6 +37,7 @@ from leadflow.contacts.repository import (
     update_contacts,
 )
 from leadflow.db import new_id
+from leadflow.deals.formulas import deal_counts, deal_formulas, with_formulas
 from leadflow.deals.models import COUNTS_AS_OPEN, Deal
 from leadflow.deals.repository import insert_imported_deals, update_deals
 from leadflow.errors import InvalidInput
@@ -55,6 +57,7 @@ from leadflow.events import (
     publish,
 )
 from leadflow.fields import values as custom_values
+from leadflow.fields.formulas import Amount
 from leadflow.fields.models import FieldDefinition
 from leadflow.imports import cells
 from leadflow.imports.repository import ImportRepository
@@ -408,6 +411,9 @@ def _place(ctx: Context, planned: Planned, deal: dict[str, Any]) -> None:
     targets = ctx.deals
     assert targets is not None
     defaults = ctx.mapping.defaults
+    # The defaults were the company's when mapped; one deleted since is no default.
+    default_stage = defaults.stage_id if defaults.stage_id in targets.stage_of else None
+    default_pipeline = defaults.pipeline_id if defaults.pipeline_id in targets.first_stage else None
     pipeline_name = deal.pop("pipeline", None)
     stage_name = deal.pop("stage", None)
     if pipeline_name is not None:
@@ -416,10 +422,10 @@ def _place(ctx: Context, planned: Planned, deal: dict[str, Any]) -> None:
             planned.error(_column_of(ctx, "pipeline"), "unknown_pipeline", pipeline_name,
                           "No pipeline of this name.")  # fmt: skip
             return
-    elif defaults.stage_id is not None and stage_name is None:
-        pipeline = targets.stage_of[defaults.stage_id][0]
+    elif default_stage is not None and stage_name is None:
+        pipeline = targets.stage_of[default_stage][0]
     else:
-        pipeline = defaults.pipeline_id or targets.default_pipeline
+        pipeline = default_pipeline or targets.default_pipeline
     if pipeline is None:
         planned.error(None, "required", None, "The company has no pipeline for deals.")
         return
@@ -431,9 +437,8 @@ def _place(ctx: Context, planned: Planned, deal: dict[str, Any]) -> None:
             return
         stage, probability = found
     else:
-        default = defaults.stage_id
-        if default is not None and targets.stage_of[default][0] == pipeline:
-            stage = default
+        if default_stage is not None and targets.stage_of[default_stage][0] == pipeline:
+            stage = default_stage
         elif pipeline in targets.first_stage:
             stage = targets.first_stage[pipeline]
         else:
@@ -834,8 +839,11 @@ async def write(
     await insert_imported(session, Organization, org_rows)
     await insert_imported(session, Person, person_rows)
     await insert_leads(session, lead_rows)
-    await insert_imported_deals(session, company, caller.user_id, _deal_rows(ctx, writes, by_id))
     attached = _attached_rows(ctx, writes, by_id)
+    deal_rows = _deal_rows(ctx, writes, by_id)
+    if deal_rows:
+        await _formulas_of_new(session, company, deal_rows, attached[ImportEntity.activity])
+    await insert_imported_deals(session, company, caller.user_id, deal_rows)
     await insert_imported_notes(session, attached[ImportEntity.note])
     await insert_imported_activities(session, attached[ImportEntity.activity])
     records = [
@@ -914,6 +922,71 @@ def _deal_rows(
     return rows
 
 
+async def _formulas_of_new(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    deals: list[dict[str, Any]],
+    activities: list[dict[str, Any]],
+) -> None:
+    """The formula fields of new deals, in their `custom_fields` before the INSERT, as a
+    deal's creation computes them: over the deal's value, probability and custom fields,
+    no line items, and the activities the chunk puts on it."""
+    found = await deal_formulas(session, company_id)
+    if not found.trees:
+        return
+    counts: dict[uuid.UUID, list[int]] = {}
+    for activity in activities:
+        if activity["deal_id"] is not None:
+            counted = counts.setdefault(activity["deal_id"], [0, 0])
+            counted[0] += 1
+            counted[1] += int(activity["done"])
+    for deal in deals:
+        n, done = counts.get(deal["id"], [0, 0])
+        deal["custom_fields"] = with_formulas(
+            found,
+            value_amount=deal["value_amount"],
+            value_currency=deal["value_currency"],
+            probability=deal["probability"],
+            custom_fields=deal["custom_fields"],
+            counted={
+                "products_total": None,
+                "activities_count": Amount(Decimal(n)),
+                "done_activities_count": Amount(Decimal(done)),
+            },
+        )
+
+
+async def _formulas_of_updated(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    changes: list[tuple[uuid.UUID, dict[str, Any]]],
+    befores: dict[uuid.UUID, dict[str, Any]],
+    current: dict[uuid.UUID, Any],
+) -> None:
+    """A matched deal's formula fields computed anew over what the update leaves, written
+    by the same UPDATE (as a deal's update does); its previous values recorded."""
+    found = await deal_formulas(session, company_id)
+    if not found.trees:
+        return
+    counted = (
+        await deal_counts(session, company_id, [i for i, _ in changes]) if found.counted else {}
+    )
+    for record_id, new in changes:
+        row = current[record_id]
+        fields = new.get("custom_fields", row.custom_fields) or {}
+        computed = with_formulas(
+            found,
+            value_amount=new.get("value_amount", row.value_amount),
+            value_currency=new.get("value_currency", row.value_currency),
+            probability=row.probability,
+            custom_fields=fields,
+            counted=counted.get(record_id),
+        )
+        if computed != fields:
+            new["custom_fields"] = computed
+            befores[record_id].setdefault("custom_fields", row.custom_fields)
+
+
 def _parent(planned: Planned) -> dict[str, uuid.UUID | None]:
     """The four parent columns of a row's note or activity: its deal, else its lead,
     else its person, else its organization."""
@@ -965,10 +1038,11 @@ async def _updates(session: AsyncSession, ctx: Context, writes: Writes) -> dict[
             continue
         model = _MODELS[entity]
         names = _CONTACT_COLUMNS[entity]
+        read = (*names, "probability") if entity is ImportEntity.deal else names
         current = {
             row.id: row
             for row in await session.execute(
-                select(model.id, *(getattr(model, n) for n in names)).where(
+                select(model.id, *(getattr(model, n) for n in read)).where(
                     model.company_id == company, model.id.in_(list(wanted))
                 )
             )
@@ -1001,6 +1075,7 @@ async def _updates(session: AsyncSession, ctx: Context, writes: Writes) -> dict[
         if entity is ImportEntity.lead:
             await update_leads(session, company, changes)
         elif entity is ImportEntity.deal:
+            await _formulas_of_updated(session, company, changes, befores, current)
             await update_deals(
                 session,
                 company,
