@@ -6,12 +6,14 @@ deals by external key, the open-deal limit, events, and revert."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from leadflow.job_kinds import HANDLERS
 from leadflow.jobs.runner import JobLoop
@@ -422,3 +424,35 @@ async def test_formula_fields_of_imported_deals_are_computed_as_a_deal_write_doe
     deals = (await client.get(f"{API}/deals?limit=10", headers=admin.headers)).json()["data"]
     bare = next(d for d in deals if d["title"] == "Bare")
     assert bare["custom_fields"]["double"] == {"amount": "14.00", "currency": "EUR"}
+
+
+async def test_a_chunk_of_deals_with_activities_costs_the_same_statements_for_any_rows(
+    client: httpx.AsyncClient, app: FastAPI, engine: AsyncEngine
+) -> None:
+    admin = await create_company(client)
+    crm = await create_field(client, admin, name="CRM id", type="text")
+    mapping = _mapping(crm["key"])
+    mapping["columns"] = [c for c in mapping["columns"] if c["entity"] in ("deal", "activity")]
+    counts = []
+    for n in (3, 40):
+        rows = [_row(deal=f"Deal {i}", task=f"Task {i}", done="yes") for i in range(n)]
+        with statements_of(engine) as seen:
+            result = await _imported(client, app, admin, rows, mapping)
+        assert result["created"] == n
+        counts.append(len(seen))
+    assert counts[0] == counts[1], counts
+
+
+@contextmanager
+def statements_of(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The statements SQLAlchemy sends while in the block."""
+    seen: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
