@@ -148,3 +148,53 @@ async def test_an_api_lead_is_still_judged_by_the_one_statement_path(
     assert created.status_code == 201, created.text
     assert [r["rule_id"] for r in created.json()["readiness"]] == [rule["id"]]
     assert len(seen) == 2, seen  # the rules with the lead's facts; the readiness upsert
+
+
+async def test_done_activities_imported_onto_existing_leads_are_judged_together(
+    client: httpx.AsyncClient, app: FastAPI, engine: AsyncEngine, connection: AsyncConnection
+) -> None:
+    admin = await create_company(client)
+    rule = await create_rule(client, admin, {"type": "activity_done", "activity_type": "call"})
+    counts = []
+    for n in (2, 30):
+        leads = []
+        for i in range(n):
+            created = await client.post(
+                f"{API}/leads",
+                json={"title": f"Lead {n}-{i}", "prospect": {"person_name": "Ana"}},
+                headers=admin.headers,
+            )
+            assert created.status_code == 201, created.text
+            leads.append(created.json()["id"])
+        # A call done on each lead, and an email on the first (no rule names emails).
+        rows = [[lead, "Called", "call", "yes"] for lead in leads]
+        rows.append([leads[0], "Mailed", "email", "yes"])
+        answer = await uploaded(
+            client, admin, csv_bytes([["Lead id", "Subject", "Type", "Done"], *rows])
+        )
+        mapping = {
+            "columns": columns(
+                ("Lead id", "lead", "id"),
+                ("Subject", "activity", "subject"),
+                ("Type", "activity", "type"),
+                ("Done", "activity", "done"),
+            ),
+            "lead": {"on_match": "skip"},
+        }
+        await mapped(client, admin, answer["id"], mapping)
+        with rule_statements(engine) as seen:
+            started = await client.post(f"{IMPORTS}/{answer['id']}/run", headers=admin.headers)
+            assert started.status_code == 202, started.text
+            loop = JobLoop(app.state.session_factory, HANDLERS)
+            while await loop.run_once():
+                pass
+        counts.append(len(seen))
+        ready = await connection.scalar(
+            text(
+                "SELECT count(*) FROM lead_readiness WHERE rule_id = :r "
+                "AND lead_id = ANY(CAST(:leads AS uuid[]))"
+            ),
+            {"r": uuid.UUID(rule["id"]), "leads": leads},
+        )
+        assert ready == n
+    assert counts[0] == counts[1] and counts[0] <= 4, counts
