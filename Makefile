@@ -109,6 +109,10 @@ bench-instructions: install ## instructions per request under valgrind's callgri
 bench-rules: install ## marking an activity done with 0 and with 50 enabled conversion rules
 	$(BIN)/python -m bench.rules $(BENCH_ARGS)
 
+.PHONY: bench-imports
+bench-imports: install ## import of 50,000 rows (person + organization + lead each) by a worker vs COPY of the same rows (own database on DATABASE_URL's server; BENCH_ARGS=--silent, --rows N)
+	$(BIN)/python -m bench.imports $(BENCH_ARGS)
+
 .PHONY: bench-fields
 bench-fields: install ## custom fields: an equality filter at 10,000 vs 1,000,000 leads; a deal write with 0 vs 10 formulas (BENCH_ARGS=--quick: 1,000 / 10,000 leads)
 	$(BIN)/python -m bench.fields $(BENCH_ARGS)

@@ -76,7 +76,7 @@ TABLE: Final[dict[Capability, Row]] = {
     Capability.formula_fields: Row(_DEAL, "Formula fields."),
     Capability.changelog: Row(_DEAL, "Changelog (field-level history)."),
     Capability.open_deal_limit: Row(_DEAL, "Counted against the plan's open-deal limit."),
-    Capability.import_: Row(_BOTH, "Can be imported from CSV / XLSX.", built=False),
+    Capability.import_: Row(_BOTH, "Can be imported from CSV / XLSX."),
 }
 
 # Capabilities of the mission not built yet, in the table's order.

@@ -315,12 +315,16 @@ async def _import_file(
                     session, caller, settings, upload, args.encoding, args.delimiter
                 )
             if mapping is None:
+                # Headers suggest lead fields for what a lead and a deal share (title,
+                # value...): asked for deals and not leads, those columns go to the deal.
+                as_deal = "deal" in entities and "lead" not in entities
+                suggested = [
+                    s.model_dump(mode="json")
+                    | ({"entity": "deal"} if as_deal and s.entity.value == "lead" else {})
+                    for s in uploaded.suggested_mapping
+                ]
                 mapping = {
-                    "columns": [
-                        s.model_dump(mode="json")
-                        for s in uploaded.suggested_mapping
-                        if not entities or s.entity.value in entities
-                    ]
+                    "columns": [s for s in suggested if not entities or s["entity"] in entities]
                 }
             await service.set_mapping(
                 session, caller, uploaded.id, ImportMapping.model_validate(mapping)
@@ -442,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     imports.add_argument(
         "--entity",
         action="append",
-        choices=("person", "organization", "lead"),
+        choices=("person", "organization", "lead", "deal", "note", "activity"),
         help="without --mapping: map the suggested columns of these entities (repeatable)",
     )
     imports.add_argument("--encoding", help="the CSV's encoding (default UTF-8)")

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     # Imports (CSV/XLSX): the file's size (413 over it) and its data rows (422 over them).
     import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     import_max_rows: int = Field(default=50_000, ge=1)
+    # Rows per chunk of an import's run: one transaction each, the unit a crash resumes
+    # from (smaller: less redone after a crash and finer progress; larger: fewer round
+    # trips per row).
+    import_chunk_rows: int = Field(default=500, ge=1, le=5_000)
     default_phone_region: str | None = Field(default=None, min_length=2, max_length=2)
     log_level: str = "INFO"
     log_json: bool = True

@@ -13,7 +13,9 @@ exception in one aborts the write that published (the request answers its error 
 the transaction rolls back), as if the write itself had failed. A batch subscriber
 (`subscribe_batch`: the webhook outbox) receives all the events of one `publish` call
 at once, before the per-event subscribers, so that it can write them in one statement
-whatever their number (a bulk conversion publishes two per lead).
+whatever their number (a bulk conversion publishes two per lead). A group subscriber
+(`subscribe_group`: the conversion rules) receives the events of its types of one
+`publish` call together, where the first of them comes.
 """
 
 from __future__ import annotations
@@ -404,11 +406,34 @@ class Publisher:
         self._handlers: dict[type[DomainEvent], list[Handler]] = {}
         self._routes: dict[type[DomainEvent], tuple[Handler, ...]] = {}
         self._batch_handlers: list[BatchHandler] = []
+        self._group_handlers: dict[type[DomainEvent], list[BatchHandler]] = {}
+        self._group_routes: dict[type[DomainEvent], tuple[BatchHandler, ...]] = {}
 
     def subscribe_batch(self, handler: BatchHandler) -> None:
         """`handler` receives every `publish` call's events together (idempotent)."""
         if handler not in self._batch_handlers:
             self._batch_handlers.append(handler)
+
+    def subscribe_group(self, event_type: type[DomainEvent], handler: BatchHandler) -> None:
+        """`handler` receives, once per `publish` call, every event of that call of
+        `event_type` (or a subclass, or another type it is subscribed to), in their
+        order; it runs where the first of them comes among the per-event handlers
+        (idempotent). For a subscriber that can do the work of many events at once (the
+        conversion rules over an import's leads) and whose events are independent."""
+        handlers = self._group_handlers.setdefault(event_type, [])
+        if handler not in handlers:
+            handlers.append(handler)
+            self._group_routes.clear()
+
+    def group_handlers_of(self, event_type: type[DomainEvent]) -> tuple[BatchHandler, ...]:
+        route = self._group_routes.get(event_type)
+        if route is None:
+            found: dict[BatchHandler, None] = {}
+            for cls in event_type.__mro__:
+                found.update(dict.fromkeys(self._group_handlers.get(cls, ())))
+            route = tuple(found)
+            self._group_routes[event_type] = route
+        return route
 
     def subscribe(
         self, event_type: type[E], handler: Callable[[AsyncSession, E], Awaitable[None]]
@@ -437,9 +462,17 @@ class Publisher:
     async def publish(self, session: AsyncSession, *events: DomainEvent) -> None:
         for batch_handler in self._batch_handlers:
             await batch_handler(session, events)
+        grouped: set[BatchHandler] = set()
         for event in events:
             for handler in self.handlers_of(type(event)):
                 await handler(session, event)
+            for group_handler in self.group_handlers_of(type(event)):
+                if group_handler not in grouped:
+                    grouped.add(group_handler)
+                    await group_handler(
+                        session,
+                        [e for e in events if group_handler in self.group_handlers_of(type(e))],
+                    )
 
 
 publisher = Publisher()

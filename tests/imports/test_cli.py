@@ -60,3 +60,32 @@ def test_leadflow_import_dry_runs_then_runs_a_file(
     summary = json.loads(out[out.index("{") :])
     assert (summary["state"], summary["created"], summary["failed"]) == ("completed", 1, 1)
     assert main(["import", str(file), "--company", company, "--entity", "person"]) == 0
+
+
+def test_leadflow_import_maps_suggested_deal_and_note_columns(
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    request.addfinalizer(get_settings.cache_clear)
+    assert main(["create-company", "--name", "Deals", "--admin-email", "deals@example.com"]) == 0
+    company = json.loads(capsys.readouterr().out)["company"]["id"]
+    file = tmp_path / "deals.csv"
+    rows = [["Organization", "Title", "Value", "Stage", "Status", "Notes"]]
+    rows += [["Acme", "Acme deal", "100 EUR", "Demo scheduled", "open", "Met them"]]
+    rows += [["Beta", "Beta deal", "5 EUR", "No such stage", "open", ""]]
+    file.write_bytes(csv_bytes(rows))
+    args = ["import", str(file), "--company", company]
+    entities = ["--entity", "organization", "--entity", "deal", "--entity", "note"]
+    assert main([*args, *entities, "--dry-run"]) == 0
+    dry = json.loads(capsys.readouterr().out)
+    assert (dry["would_create"], dry["errors"]) == (1, 1)
+    assert dry["first_errors"][0]["errors"][0]["code"] == "unknown_stage"
+    assert main([*args, *entities]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out[out.index("{") :])
+    assert (summary["state"], summary["created"], summary["failed"]) == ("completed", 1, 1)

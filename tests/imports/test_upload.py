@@ -37,6 +37,7 @@ async def test_a_utf8_csv_with_bom_answers_columns_preview_and_a_suggested_mappi
         "Organizacja": ("organization", "name"),
         "Titel": ("lead", "title"),
         "Wartość": ("lead", "value"),
+        "Notes": ("note", "content"),
     }
     assert answer["same_file_imports"] == []
     again = await uploaded(client, admin, csv_bytes(rows))

@@ -189,7 +189,7 @@ async def test_capabilities_serves_the_table(client: httpx.AsyncClient) -> None:
     for segment in DEAL_ONLY_SEGMENTS:
         assert table["lead"][segment] is False
         assert table["deal"][segment] is True
-    assert table["planned"] == ["import"]
+    assert table["planned"] == []
     assert table["lead"]["archiving"] is True and table["deal"]["archiving"] is False
     assert table["lead"]["pipeline"] is False and table["deal"]["pipeline"] is True
     assert table["lead"]["notes"] is table["deal"]["notes"] is True
@@ -313,11 +313,9 @@ SERVED_BY: dict[Capability, dict[Entity, tuple[ServedBy, ...]]] = {
             ServedBy("/leads/{lead_id}/convert", "POST", status=403),
         )
     },
-    # One capability of both entities, built when both import: `/imports` maps columns
-    # to persons, organizations and leads today (issue 17), deals not yet, so it stays
-    # planned until the mapping accepts a deal column.
+    # One capability of both entities: `/imports` maps columns to leads and to deals.
     Capability.import_: {
-        Entity.lead: (_import_mapping_of("deal"),),
+        Entity.lead: (_import_mapping_of("lead"),),
         Entity.deal: (_import_mapping_of("deal"),),
     },
 }

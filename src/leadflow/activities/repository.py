@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CTE, Uuid, bindparam, delete, func, select, update
+from sqlalchemy import CTE, Uuid, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -291,3 +291,48 @@ def moves_to_deals() -> tuple[CTE, CTE]:
             .cte(name)
         )
     return moved[0], moved[1]
+
+
+# The set-based writes of an import (`leadflow.imports`): notes and activities of one
+# company, each row naming its one parent, ids chosen by the caller.
+
+
+async def insert_imported_notes(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Notes (id, company_id, content, and the four parent columns, one set) in one
+    statement; no author (`user_id` null), as a captured message's."""
+    if rows:
+        await session.execute(insert(Note), rows)
+
+
+async def insert_imported_activities(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Activities (id, company_id, type, subject, due_date, done, done_at, owner_id and
+    the four parent columns) in one statement."""
+    if rows:
+        await session.execute(insert(Activity), rows)
+
+
+async def delete_notes(
+    session: AsyncSession, company_id: uuid.UUID, ids: list[uuid.UUID]
+) -> list[uuid.UUID]:
+    """Delete the company's notes of `ids` (their comments go with them); those deleted."""
+    if not ids:
+        return []
+    return list(
+        await session.scalars(
+            delete(Note).where(Note.company_id == company_id, Note.id.in_(ids)).returning(Note.id)
+        )
+    )
+
+
+async def delete_activities(
+    session: AsyncSession, company_id: uuid.UUID, ids: list[uuid.UUID]
+) -> list[uuid.UUID]:
+    if not ids:
+        return []
+    return list(
+        await session.scalars(
+            delete(Activity)
+            .where(Activity.company_id == company_id, Activity.id.in_(ids))
+            .returning(Activity.id)
+        )
+    )

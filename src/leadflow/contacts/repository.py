@@ -43,9 +43,12 @@ _PHONE_LIKE = re.compile(r"^\+?[\d\s().\-/]*$")
 _NORMALIZED_NAME_MAX = 300
 
 
+@functools.lru_cache(maxsize=16_384)
 def organization_key(name: str) -> str:
     """What organizations are told apart by (`name_normalized`): the normalized name, cut
-    to the column's length. Duplicate matching compares exactly this."""
+    to the column's length. Duplicate matching compares exactly this. Cached: an
+    import's chunk asks it several times per organization (matching, the same-file
+    key, the insert), and names repeat across rows."""
     return normalize_organization_name(name)[:_NORMALIZED_NAME_MAX]
 
 

@@ -159,6 +159,14 @@ def _stored(result: formulas.Amount | None) -> Any:
     return "0" if number == 0 else f"{number:f}"
 
 
+async def deal_counts(
+    session: AsyncSession, company_id: uuid.UUID, deal_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """What formulas count on these deals (line items, activities), in one statement: for
+    writers that compute formulas of many deals at once (an import's matched deals)."""
+    return await _counts(session, company_id, deal_ids)
+
+
 def with_formulas(
     found: DealFormulas,
     *,

@@ -8,11 +8,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     CTE,
     Select,
+    Table,
     Uuid,
     bindparam,
     delete,
@@ -465,3 +466,118 @@ def deal_rows(company_id: uuid.UUID, rows: Sequence[dict[str, Any]]) -> tuple[li
     row gives every column of `_NEW_DEAL_COLUMNS` but `id` and `company_id`."""
     full = [{"id": new_id(), "company_id": company_id, **row} for row in rows]
     return [row["id"] for row in full], json_rows(full)
+
+
+# The set-based writes of an import (`leadflow.imports`): many deals of one company per
+# statement, ids chosen by the caller.
+
+
+async def insert_imported_deals(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    rows: Sequence[dict[str, Any]],
+) -> list[uuid.UUID]:
+    """Deals of an import in one INSERT (every row with the same columns: its id, status
+    and, for a won or lost deal, `won_at`/`lost_at` and `closed_at`), and their first
+    changelog entries in one more; their ids in the order of `rows`."""
+    if not rows:
+        return []
+    deals = list(
+        await session.scalars(
+            insert(Deal)
+            .values(company_id=company_id, stage_changed_at=func.now())
+            .returning(Deal, sort_by_parameter_order=True)
+            .execution_options(render_nulls=True),
+            list(rows),
+        )
+    )
+    await changelog.record_creations(session, deals, user_id)
+    ids = [deal.id for deal in deals]
+    for deal in deals:  # nothing reads them again: a chunk's session stays small
+        session.expunge(deal)
+    return ids
+
+
+async def update_deals(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    changes: Sequence[tuple[uuid.UUID, dict[str, Any], dict[str, Any]]],
+) -> None:
+    """Apply each (id, old values, new values) to the company's deal, one UPDATE per set
+    of columns, and record each changed field in the changelog (one statement)."""
+    if not changes:
+        return
+    table = cast(Table, Deal.__table__)
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for record_id, _, values in changes:
+        by_columns.setdefault(tuple(sorted(values)), []).append(
+            {"b_id": record_id, "b_company": company_id, **values}
+        )
+    for columns, params in by_columns.items():
+        statement = (
+            update(table)
+            .where(
+                table.c.company_id == bindparam("b_company", type_=Uuid),
+                table.c.id == bindparam("b_id", type_=Uuid),
+            )
+            .values({**{name: bindparam(name) for name in columns}, "updated_at": func.now()})
+        )
+        await session.execute(statement, params)
+    await changelog.record_many(
+        session,
+        company_id,
+        user_id,
+        [entry for record_id, old, new in changes for entry in _logged(record_id, old, new)],
+    )
+
+
+def _logged(
+    deal_id: uuid.UUID, old: dict[str, Any], new: dict[str, Any]
+) -> list[tuple[uuid.UUID, str, Any, Any]]:
+    """Changed columns as the changelog names its fields: `value` as amount and currency,
+    each custom field as `custom_fields.<key>`."""
+    entries: list[tuple[uuid.UUID, str, Any, Any]] = []
+    for name, value in new.items():
+        if name == "custom_fields":
+            before = old.get(name) or {}
+            entries.extend(
+                (deal_id, f"{changelog.CUSTOM_FIELD}{key}", before.get(key), item)
+                for key, item in value.items()
+            )
+        elif name == "value_amount":
+            entries.append((deal_id, "value", _money(old), _money(new)))
+        elif name != "value_currency":
+            entries.append((deal_id, name, old.get(name), value))
+    return entries
+
+
+def _money(values: dict[str, Any]) -> dict[str, Any] | None:
+    amount, currency = values.get("value_amount"), values.get("value_currency")
+    return None if amount is None or currency is None else {"amount": amount, "currency": currency}
+
+
+async def delete_unused_deals(
+    session: AsyncSession, company_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """Delete the company's deals of `ids` that hold no file (a file added since is the
+    user's: those deals are kept, their files' bytes untouched); (deleted, kept)."""
+    if not ids:
+        return [], []
+    with_files = set(
+        await session.scalars(
+            select(DealFile.deal_id).where(DealFile.deal_id.in_(list(ids))).distinct()
+        )
+    )
+    wanted = [i for i in ids if i not in with_files]
+    deleted = list(
+        await session.scalars(
+            delete(Deal)
+            .where(Deal.company_id == company_id, Deal.id.in_(wanted))
+            .returning(Deal.id)
+        )
+        if wanted
+        else []
+    )
+    return deleted, [i for i in ids if i in with_files]

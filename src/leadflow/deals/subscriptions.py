@@ -5,6 +5,9 @@ deleted or losing options. Registered at start-up."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow import events
@@ -16,6 +19,7 @@ from leadflow.events import (
     ActivityEvent,
     Change,
     DealLabelRemoved,
+    DomainEvent,
     FieldDeleted,
     FieldOptionsRemoved,
     FormulaChanged,
@@ -62,19 +66,32 @@ async def _options_removed(session: AsyncSession, event: FieldOptionsRemoved) ->
         await storage.on_options_removed(DealRepository(session, event.actor), event)
 
 
-async def _activity_changed(session: AsyncSession, event: ActivityEvent) -> None:
-    """A deal's activities are inputs of its formulas (`#activities_count`, ...)."""
-    if event.deal_id is None or event.actor is None:
-        return
-    found = await formulas.deal_formulas(session, event.company_id)
-    if not found.counted & {"activities_count", "done_activities_count"}:
-        return
-    deal = await DealRepository(session, event.actor).get(
-        event.deal_id, for_update=True, allow_converted=True
-    )
-    before = snapshot(deal)
-    await formulas.refresh(session, event.actor, deal)
-    await publish_changed(session, event.actor, [(deal, before)], event.source)
+async def _activities_changed(session: AsyncSession, published: Sequence[DomainEvent]) -> None:
+    """A deal's activities are inputs of its formulas (`#activities_count`, ...). The
+    activity events of one publish together (an import's chunk: hundreds): the company's
+    formulas read once, and only when one counts activities, each deal refreshed once
+    (after every activity of the publish is written, a second refresh changes nothing)."""
+    on_deals = [
+        event
+        for event in published
+        if isinstance(event, ActivityEvent) and event.deal_id is not None and event.actor
+    ]
+    for company_id in dict.fromkeys(event.company_id for event in on_deals):
+        found = await formulas.deal_formulas(session, company_id)
+        if not found.counted & {"activities_count", "done_activities_count"}:
+            continue
+        first: dict[uuid.UUID, ActivityEvent] = {}
+        for event in on_deals:
+            if event.company_id == company_id and event.deal_id is not None:
+                first.setdefault(event.deal_id, event)
+        for deal_id, event in first.items():
+            assert event.actor is not None
+            deal = await DealRepository(session, event.actor).get(
+                deal_id, for_update=True, allow_converted=True
+            )
+            before = snapshot(deal)
+            await formulas.refresh(session, event.actor, deal)
+            await publish_changed(session, event.actor, [(deal, before)], event.source)
 
 
 async def _formula_changed(session: AsyncSession, event: FormulaChanged) -> None:
@@ -83,7 +100,7 @@ async def _formula_changed(session: AsyncSession, event: FormulaChanged) -> None
 
 
 def subscribe(publisher: events.Publisher = events.publisher) -> None:
-    publisher.subscribe(ActivityEvent, _activity_changed)
+    publisher.subscribe_group(ActivityEvent, _activities_changed)
     publisher.subscribe(FormulaChanged, _formula_changed)
     publisher.subscribe(LeadLabelDeleted, _label_deleted)
     publisher.subscribe(PipelineVacating, _pipeline_vacating)

@@ -18,11 +18,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.activities.models import ACTIVITY_TYPES
+from leadflow.activities.repository import insert_imported_activities, insert_imported_notes
+from leadflow.activities.sanitize import sanitize_html
+from leadflow.auth.models import Company, User
 from leadflow.contacts.duplicates import Candidate, Identity, find_duplicates, first_match
 from leadflow.contacts.models import Organization, Person
 from leadflow.contacts.repository import (
@@ -31,12 +37,19 @@ from leadflow.contacts.repository import (
     update_contacts,
 )
 from leadflow.db import new_id
+from leadflow.deals.formulas import deal_counts, deal_formulas, with_formulas
+from leadflow.deals.models import COUNTS_AS_OPEN, Deal
+from leadflow.deals.repository import insert_imported_deals, update_deals
 from leadflow.errors import InvalidInput
 from leadflow.events import (
+    ActivityCreated,
     ChangeSource,
+    DealChanged,
+    DealCreated,
     DomainEvent,
     LeadChanged,
     LeadCreated,
+    NoteCreated,
     OrganizationChanged,
     OrganizationCreated,
     PersonChanged,
@@ -44,6 +57,7 @@ from leadflow.events import (
     publish,
 )
 from leadflow.fields import values as custom_values
+from leadflow.fields.formulas import Amount
 from leadflow.fields.models import FieldDefinition
 from leadflow.imports import cells
 from leadflow.imports.repository import ImportRepository
@@ -52,6 +66,7 @@ from leadflow.imports.targets import FIELDS_OF, SYSTEM_FIELDS, ImportEntity, Kin
 from leadflow.leads.models import Lead
 from leadflow.leads.repository import insert_leads, update_leads
 from leadflow.leads.schemas import LeadSource
+from leadflow.pipelines.models import Pipeline, Stage
 from leadflow.tenancy import Caller, visible_to_caller
 
 # Types a cell can fill; references (user, person, organization) and formulas cannot.
@@ -70,7 +85,23 @@ CUSTOM_TYPES = frozenset(
         "boolean",
     }
 )
-ENTITY_ORDER = (ImportEntity.organization, ImportEntity.person, ImportEntity.lead)
+ENTITY_ORDER = (
+    ImportEntity.organization,
+    ImportEntity.person,
+    ImportEntity.lead,
+    ImportEntity.deal,
+    ImportEntity.note,
+    ImportEntity.activity,
+)
+# Records matched by `id` or an external key, and records always created (attached to
+# the row's record).
+KEYED = (ImportEntity.lead, ImportEntity.deal)
+ATTACHED = (ImportEntity.note, ImportEntity.activity)
+# A note's or an activity's parent: the row's first record of these.
+PARENTS = (ImportEntity.deal, ImportEntity.lead, ImportEntity.person, ImportEntity.organization)
+# Each entity's name, looked up per row (an enum's `.value` costs an attribute lookup
+# through the enum machinery, a few hundred ns: thousands of rows, three entities each).
+_NAMES = {entity: entity.value for entity in ImportEntity}
 
 
 @dataclass(frozen=True)
@@ -90,6 +121,7 @@ class Context:
     known: dict[ImportEntity, dict[str, custom_values.Definition]]
     region: str | None
     owner_id: uuid.UUID
+    deals: DealTargets | None = None
 
     def policy(self, entity: ImportEntity) -> OnMatch:
         on_match: OnMatch = getattr(self.mapping, entity.value).on_match
@@ -98,6 +130,90 @@ class Context:
     @property
     def entities(self) -> set[ImportEntity]:
         return {column.entity for column in self.mapping.columns}
+
+
+@dataclass(frozen=True)
+class DealTargets:
+    """What a deal's cells name, read once per chunk: pipelines and stages by name (case
+    ignored), the company's users by e-mail address and by name, the default pipeline
+    and the first stage of each, the open-deal limit."""
+
+    pipelines: dict[str, uuid.UUID]
+    stages: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, int]]
+    stage_of: dict[uuid.UUID, tuple[uuid.UUID, int]]  # stage id -> (pipeline, probability)
+    first_stage: dict[uuid.UUID, uuid.UUID]
+    default_pipeline: uuid.UUID | None
+    users: dict[str, uuid.UUID]
+    max_open_deals: int | None
+    open_deals: int
+
+
+async def deal_targets(session: AsyncSession, company_id: uuid.UUID) -> DealTargets:
+    pipelines = (
+        await session.execute(
+            select(Pipeline.id, Pipeline.name)
+            .where(Pipeline.company_id == company_id)
+            .order_by(Pipeline.position, Pipeline.id)
+        )
+    ).all()
+    stages = (
+        await session.execute(
+            select(Stage.id, Stage.pipeline_id, Stage.name, Stage.probability)
+            .where(Stage.company_id == company_id)
+            .order_by(Stage.position, Stage.id)
+        )
+    ).all()
+    users = (
+        await session.execute(
+            select(User.id, User.email, User.name)
+            .where(User.company_id == company_id, User.deactivated_at.is_(None))
+            .order_by(User.created_at)
+        )
+    ).all()
+    by_user: dict[str, uuid.UUID] = {}
+    for user in users:
+        by_user.setdefault(user.email.casefold(), user.id)
+    for user in users:
+        if user.name:
+            by_user.setdefault(user.name.strip().casefold(), user.id)
+    first: dict[uuid.UUID, uuid.UUID] = {}
+    for stage in stages:
+        first.setdefault(stage.pipeline_id, stage.id)
+    by_pipeline: dict[str, uuid.UUID] = {}
+    for pipeline in pipelines:
+        by_pipeline.setdefault(pipeline.name.strip().casefold(), pipeline.id)
+    by_stage: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, int]] = {}
+    for stage in stages:
+        by_stage.setdefault(
+            (stage.pipeline_id, stage.name.strip().casefold()), (stage.id, stage.probability)
+        )
+    # As a deal's creation does (`deals.limits`): the company's row locked against other
+    # openings until the chunk commits, then the open deals counted.
+    limit = await session.scalar(
+        select(Company.max_open_deals)
+        .where(Company.id == company_id)
+        .with_for_update(key_share=True)
+    )
+    open_deals = 0
+    if limit is not None:
+        open_deals = (
+            await session.scalar(
+                select(func.count())
+                .select_from(Deal)
+                .where(Deal.company_id == company_id, COUNTS_AS_OPEN)
+            )
+            or 0
+        )
+    return DealTargets(
+        pipelines=by_pipeline,
+        stages=by_stage,
+        stage_of={stage.id: (stage.pipeline_id, stage.probability) for stage in stages},
+        first_stage=first,
+        default_pipeline=pipelines[0].id if pipelines else None,
+        users=by_user,
+        max_open_deals=limit,
+        open_deals=open_deals,
+    )
 
 
 async def custom_fields(
@@ -169,13 +285,27 @@ def check_mapping(
         if target in targets:
             raise InvalidInput([*loc, "field"], "Two columns map to this field.", "duplicate_field")
         targets.add(target)
-    key = mapping.lead.match_key
-    if key is not None:
-        definition = custom[ImportEntity.lead].get(key)
-        if definition is None or definition.field_type != "text":
-            raise InvalidInput(
-                ["body", "lead", "match_key"], "Not a text custom field of leads.", "unknown_field"
-            )
+    entities = {entity for entity, _ in targets}
+    if {ImportEntity.lead, ImportEntity.deal} <= entities:
+        raise InvalidInput(
+            ["body", "columns"], "A row makes a lead or a deal, not both.", "lead_or_deal"
+        )
+    if entities & set(ATTACHED) and not entities & set(PARENTS):
+        raise InvalidInput(
+            ["body", "columns"],
+            "Notes and activities need a deal, lead, person or organization in the row.",
+            "no_parent",
+        )
+    for entity in KEYED:
+        key = getattr(mapping, entity.value).match_key
+        if key is not None:
+            definition = custom[entity].get(key)
+            if definition is None or definition.field_type != "text":
+                raise InvalidInput(
+                    ["body", entity.value, "match_key"],
+                    f"Not a text custom field of {entity.value}s.",
+                    "unknown_field",
+                )
 
 
 @dataclass
@@ -232,17 +362,39 @@ def prepare(ctx: Context, row_no: int, row: list[str | None]) -> Planned:
         except InvalidInput as invalid:
             error = invalid.extensions["errors"][0]  # a custom field's value refused
             planned.error(column.column, str(error["type"]), raw, str(error["msg"]))
-    lead_mapped = ImportEntity.lead in ctx.entities
-    if lead_mapped and not planned.errors:
-        lead = planned.values.setdefault(ImportEntity.lead, {})
-        if "title" not in lead:
+    for keyed in KEYED:
+        if keyed not in ctx.entities or planned.errors:
+            continue
+        record = planned.values.setdefault(keyed, {})
+        if "title" not in record:
             title = planned.values.get(ImportEntity.organization, {}).get(
                 "name"
             ) or planned.values.get(ImportEntity.person, {}).get("name")
             if title:
-                lead["title"] = title
-            elif "id" not in lead and not _key_of(ctx, lead):
-                planned.error(None, "required", None, "A lead needs a title (or a contact's name).")
+                record["title"] = title
+            elif "id" not in record and not _key_of(ctx, record, keyed):
+                planned.error(
+                    None,
+                    "required",
+                    None,
+                    f"A {keyed.value} needs a title (or a contact's name).",
+                )
+    deal = planned.values.get(ImportEntity.deal)
+    if deal is not None and not planned.errors:
+        _place(ctx, planned, deal)
+    activity = planned.values.get(ImportEntity.activity)
+    if activity is not None:
+        if "subject" not in activity:
+            planned.error(None, "required", None, "An activity needs a subject.")
+        activity.setdefault("type", "task")
+        activity.setdefault("done", False)
+    note = planned.values.get(ImportEntity.note)
+    if note is not None and not note.get("content", "").strip():
+        planned.values.pop(ImportEntity.note)
+    if (ATTACHED[0] in planned.values or ATTACHED[1] in planned.values) and not any(
+        parent in planned.values for parent in PARENTS
+    ):
+        planned.error(None, "required", None, "A note or an activity needs a record to go on.")
     org = planned.values.get(ImportEntity.organization)
     if org is not None and "name" not in org:
         planned.error(None, "required", None, "Organization name must be given.")
@@ -252,8 +404,82 @@ def prepare(ctx: Context, row_no: int, row: list[str | None]) -> Planned:
     return planned
 
 
+def _place(ctx: Context, planned: Planned, deal: dict[str, Any]) -> None:
+    """A deal's pipeline and stage ids (and the stage's probability) from the names in its
+    row, else the mapping's defaults, else the company's default pipeline and its first
+    stage; a name that is none of the company's is the row's error."""
+    targets = ctx.deals
+    assert targets is not None
+    defaults = ctx.mapping.defaults
+    # The defaults were the company's when mapped; one deleted since is no default.
+    default_stage = defaults.stage_id if defaults.stage_id in targets.stage_of else None
+    default_pipeline = defaults.pipeline_id if defaults.pipeline_id in targets.first_stage else None
+    pipeline_name = deal.pop("pipeline", None)
+    stage_name = deal.pop("stage", None)
+    if pipeline_name is not None:
+        pipeline = targets.pipelines.get(pipeline_name.strip().casefold())
+        if pipeline is None:
+            planned.error(_column_of(ctx, "pipeline"), "unknown_pipeline", pipeline_name,
+                          "No pipeline of this name.")  # fmt: skip
+            return
+    elif default_stage is not None and stage_name is None:
+        pipeline = targets.stage_of[default_stage][0]
+    else:
+        pipeline = default_pipeline or targets.default_pipeline
+    if pipeline is None:
+        planned.error(None, "required", None, "The company has no pipeline for deals.")
+        return
+    if stage_name is not None:
+        found = targets.stages.get((pipeline, stage_name.strip().casefold()))
+        if found is None:
+            planned.error(_column_of(ctx, "stage"), "unknown_stage", stage_name,
+                          "No stage of this name in the deal's pipeline.")  # fmt: skip
+            return
+        stage, probability = found
+    else:
+        if default_stage is not None and targets.stage_of[default_stage][0] == pipeline:
+            stage = default_stage
+        elif pipeline in targets.first_stage:
+            stage = targets.first_stage[pipeline]
+        else:
+            planned.error(None, "required", None, "The deal's pipeline has no stage.")
+            return
+        probability = targets.stage_of[stage][1]
+    deal["placed"] = (pipeline, stage, probability)
+
+
+def _column_of(ctx: Context, field_name: str) -> str | None:
+    for column in ctx.mapping.columns:
+        if column.entity is ImportEntity.deal and column.field == field_name:
+            return column.column
+    return None
+
+
 def _system(kind: Kind, limit: int, raw: str, column: Any, ctx: Context) -> Any:
     match kind:
+        case Kind.boolean:
+            value = cells.custom_value(raw, "boolean", {}, column)
+            return value
+        case Kind.status:
+            status = raw.strip().casefold()
+            if status not in ("open", "won", "lost"):
+                raise cells.CellRefused("unknown_status", "not open, won or lost")
+            return status
+        case Kind.activity_type:
+            activity_type = raw.strip().casefold()
+            if activity_type not in ACTIVITY_TYPES:
+                raise cells.CellRefused(
+                    "unknown_activity_type", f"not one of {', '.join(ACTIVITY_TYPES)}"
+                )
+            return activity_type
+        case Kind.user:
+            assert ctx.deals is not None
+            user = ctx.deals.users.get(raw.strip().casefold())
+            if user is None:
+                raise cells.CellRefused("unknown_user", "no user of this e-mail address or name")
+            return user
+        case Kind.name:
+            return cells.text(raw, limit)
         case Kind.text:
             return cells.text(raw, limit)
         case Kind.email:
@@ -272,14 +498,16 @@ def _system(kind: Kind, limit: int, raw: str, column: Any, ctx: Context) -> Any:
             try:
                 return uuid.UUID(raw.strip())
             except ValueError:
-                raise cells.CellRefused("not_an_id", "not a lead id") from None
+                raise cells.CellRefused("not_an_id", "not an id") from None
 
 
-def _key_of(ctx: Context, lead: dict[str, Any]) -> str | None:
-    key = ctx.mapping.lead.match_key
+def _key_of(
+    ctx: Context, record: dict[str, Any], entity: ImportEntity = ImportEntity.lead
+) -> str | None:
+    key = getattr(ctx.mapping, entity.value).match_key
     if key is None:
         return None
-    value = lead.get("custom_fields", {}).get(key)
+    value = record.get("custom_fields", {}).get(key)
     return str(value) if value else None
 
 
@@ -325,8 +553,9 @@ async def resolve(
         ImportEntity.person: {c.id for d in duplicates.values() for c in d.person},
         ImportEntity.organization: {c.id for d in duplicates.values() for c in d.organization},
     }
-    existing_leads = await _matching_leads(session, ctx, valid)
-    candidates[ImportEntity.lead] = set(existing_leads.values())
+    existing = {entity: await _matching(session, ctx, valid, entity) for entity in KEYED}
+    for entity in KEYED:
+        candidates[entity] = set(existing[entity].values())
     ours = {
         entity: await repo.created_by(ctx.import_id, entity.value, ids)
         for entity, ids in candidates.items()
@@ -348,25 +577,46 @@ async def resolve(
                 key = values.get("email") or (phone[1] if phone else None)
                 cands = dups.person if dups else []
                 match = first_match(cands) if cands else None
-            else:
-                key = values.get("id") or _key_of(ctx, values)
-                match = existing_leads.get(values["id"]) if "id" in values else None
-                if match is None and (external := _key_of(ctx, values)):
-                    match = existing_leads.get(external)
+            elif entity in KEYED:
+                found = existing[entity]
+                key = values.get("id") or _key_of(ctx, values, entity)
+                match = found.get(values["id"]) if "id" in values else None
+                if match is None and (external := _key_of(ctx, values, entity)):
+                    match = found.get(external)
                 if "id" in values and match is None:
-                    p.error(None, "not_found", str(values["id"]), "Lead not found.")
+                    p.error(
+                        None, "not_found", str(values["id"]), f"{entity.value.title()} not found."
+                    )
                     break
                 cands = []
+            else:  # a note or an activity: always a new one, on the row's record
+                record_id = new_id()
+                writes.creates[entity][record_id] = dict(values)
+                p.actions[entity], p.ids[entity] = "created", record_id
+                continue
             # A record this import made (an earlier chunk) is the one a same-file row means.
             same = [c.id for c in cands if c.id in ours[entity]]
             if same:
                 match = same[0]
             _decide(ctx, p, entity, key, match, ours[entity], same_file[entity], writes)
+    _open_deal_limit(ctx, valid, writes)
+    dropped: set[uuid.UUID] = set()
     for p in valid:
-        if p.errors:  # a lead not found: nothing of the row is written
+        if p.errors:  # a record not found, the limit: nothing of the row is written
             for entity, record_id in p.ids.items():
                 if p.actions.get(entity) == "created":
                     writes.creates[entity].pop(record_id, None)
+                    dropped.add(record_id)
+            p.actions.clear()
+            p.ids.clear()
+    for p in valid:
+        if dropped and any(record_id in dropped for record_id in p.ids.values()):
+            # It named a record an earlier row of the chunk was to create, which failed.
+            p.error(None, "linked_row_failed", None, "The row it shares a record with failed.")
+            for entity, record_id in p.ids.items():
+                if p.actions.get(entity) == "created":
+                    writes.creates[entity].pop(record_id, None)
+                    dropped.add(record_id)
             p.actions.clear()
             p.ids.clear()
 
@@ -417,28 +667,50 @@ def _decide(
         same_file[key] = match
 
 
-async def _matching_leads(
-    session: AsyncSession, ctx: Context, rows: Sequence[Planned]
+def _open_deal_limit(ctx: Context, rows: Sequence[Planned], writes: Writes) -> None:
+    """Under the company's open-deal limit, the rows whose new open deal would pass it
+    fail (`open-deal-limit`), in row order: the deals of the rows before fit. The count
+    of open deals is read here, in the chunk's transaction, as a deal's creation does."""
+    targets = ctx.deals
+    if targets is None or targets.max_open_deals is None:
+        return
+    room = targets.max_open_deals - targets.open_deals
+    for p in rows:
+        deal_id = p.ids.get(ImportEntity.deal)
+        if p.actions.get(ImportEntity.deal) != "created" or deal_id is None:
+            continue
+        if writes.creates[ImportEntity.deal][deal_id].get("status", "open") != "open":
+            continue
+        if room > 0:
+            room -= 1
+            continue
+        p.error(
+            None,
+            "open-deal-limit",
+            None,
+            f"The plan allows {targets.max_open_deals} open deals; this one would pass it.",
+        )
+
+
+async def _matching(
+    session: AsyncSession, ctx: Context, rows: Sequence[Planned], entity: ImportEntity
 ) -> dict[Any, uuid.UUID]:
-    """Visible leads named by the rows' `id` or external key: id or key -> lead id."""
-    ids = {
-        p.values[ImportEntity.lead]["id"]
-        for p in rows
-        if "id" in p.values.get(ImportEntity.lead, {})
-    }
-    key = ctx.mapping.lead.match_key
-    externals = {k for p in rows if (k := _key_of(ctx, p.values.get(ImportEntity.lead, {})))}
+    """Visible leads or deals named by the rows' `id` or external key: id or key -> id."""
+    model: Any = Lead if entity is ImportEntity.lead else Deal
+    ids = {p.values[entity]["id"] for p in rows if "id" in p.values.get(entity, {})}
+    key = getattr(ctx.mapping, entity.value).match_key
+    externals = {k for p in rows if (k := _key_of(ctx, p.values.get(entity, {}), entity))}
     if not ids and not externals:
         return {}
     conditions = []
     if ids:
-        conditions.append(Lead.id.in_(sorted(ids)))
+        conditions.append(model.id.in_(sorted(ids)))
     if externals and key is not None:
-        conditions.append(Lead.custom_fields[key].astext.in_(sorted(externals)))
+        conditions.append(model.custom_fields[key].astext.in_(sorted(externals)))
     statement = (
-        select(Lead.id, Lead.custom_fields[key].astext if key else Lead.id)
-        .where(visible_to_caller(Lead, ctx.caller), or_(*conditions))
-        .order_by(Lead.created_at)
+        select(model.id, model.custom_fields[key].astext if key else model.id)
+        .where(visible_to_caller(model, ctx.caller), or_(*conditions))
+        .order_by(model.created_at)
     )
     found: dict[Any, uuid.UUID] = {}
     for lead_id, external in await session.execute(statement):
@@ -467,11 +739,22 @@ _CONTACT_COLUMNS = {
         "expected_close_date",
         "custom_fields",
     ),
+    # A matched deal's pipeline, stage and status are not changed by an import (a move
+    # or a close is a use case of its own, with its events); the rest is.
+    ImportEntity.deal: (
+        "title",
+        "value_amount",
+        "value_currency",
+        "expected_close_date",
+        "custom_fields",
+        "owner_id",
+    ),
 }
 _MODELS: dict[ImportEntity, Any] = {
     ImportEntity.person: Person,
     ImportEntity.organization: Organization,
     ImportEntity.lead: Lead,
+    ImportEntity.deal: Deal,
 }
 
 
@@ -484,9 +767,11 @@ def _columns(entity: ImportEntity, values: dict[str, Any]) -> dict[str, Any]:
         elif entity is ImportEntity.person and name == "phone":
             columns["phones"] = [value[0]]
             columns["phones_e164"] = [value[1]] if value[1] else []
-        elif entity is ImportEntity.lead and name == "value":
+        elif entity in KEYED and name == "value":
             columns["value_amount"], columns["value_currency"] = value
-        elif name == "id":
+        elif entity is ImportEntity.deal and name == "owner":
+            columns["owner_id"] = value
+        elif name in ("id", "placed", "status"):
             continue
         else:
             columns[name] = value
@@ -554,9 +839,16 @@ async def write(
     await insert_imported(session, Organization, org_rows)
     await insert_imported(session, Person, person_rows)
     await insert_leads(session, lead_rows)
+    attached = _attached_rows(ctx, writes, by_id)
+    deal_rows = _deal_rows(ctx, writes, by_id)
+    if deal_rows:
+        await _formulas_of_new(session, company, deal_rows, attached[ImportEntity.activity])
+    await insert_imported_deals(session, company, caller.user_id, deal_rows)
+    await insert_imported_notes(session, attached[ImportEntity.note])
+    await insert_imported_activities(session, attached[ImportEntity.activity])
     records = [
-        {"entity": e.value, "record_id": i, "action": "created", "before": None, "after": None}
-        for e in ImportEntity
+        {"entity": name, "record_id": i, "action": "created", "before": None, "after": None}
+        for e, name in _NAMES.items()
         for i in writes.creates[e]
     ]
     changed = await _updates(session, ctx, writes)
@@ -577,13 +869,161 @@ async def write(
                 "row_no": p.row_no,
                 "status": "error" if status == "failed" else status,
                 "errors": p.errors,
-                "entities": {e.value: {"id": str(p.ids[e]), "action": p.actions[e]} for e in p.ids},
+                "entities": {
+                    _NAMES[e]: {"id": str(i), "action": p.actions[e]} for e, i in p.ids.items()
+                },
             }
         )
     await repo.record_rows(ctx.import_id, outcomes)
     if not ctx.mapping.silent:
-        await _publish(session, ctx, writes, changed["changes"])
+        await _publish(
+            session,
+            ctx,
+            writes,
+            changed["changes"],
+            {row["id"]: row for row in attached[ImportEntity.activity]},
+        )
     return counts
+
+
+def _deal_rows(
+    ctx: Context, writes: Writes, by_id: dict[ImportEntity, dict[uuid.UUID, Planned]]
+) -> list[dict[str, Any]]:
+    rows = []
+    now = datetime.now(UTC)
+    for i, v in writes.creates[ImportEntity.deal].items():
+        planned = by_id[ImportEntity.deal][i]
+        pipeline, stage, probability = v["placed"]
+        status = v.get("status", "open")
+        rows.append(
+            {
+                "id": i,
+                "title": v["title"],
+                "owner_id": ctx.owner_id,
+                "value_amount": None,
+                "value_currency": None,
+                "expected_close_date": None,
+                "custom_fields": {},
+                **_columns(ImportEntity.deal, v),
+                "person_id": planned.ids.get(ImportEntity.person),
+                "organization_id": planned.ids.get(ImportEntity.organization),
+                "pipeline_id": pipeline,
+                "stage_id": stage,
+                "probability": probability,
+                "status": status,
+                "won_at": now if status == "won" else None,
+                "lost_at": now if status == "lost" else None,
+                "closed_at": now if status != "open" else None,
+                "label_ids": [],
+                "visible_to": "company",
+                "fields": {},
+            }
+        )
+    return rows
+
+
+async def _formulas_of_new(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    deals: list[dict[str, Any]],
+    activities: list[dict[str, Any]],
+) -> None:
+    """The formula fields of new deals, in their `custom_fields` before the INSERT, as a
+    deal's creation computes them: over the deal's value, probability and custom fields,
+    no line items, and the activities the chunk puts on it."""
+    found = await deal_formulas(session, company_id)
+    if not found.trees:
+        return
+    counts: dict[uuid.UUID, list[int]] = {}
+    for activity in activities:
+        if activity["deal_id"] is not None:
+            counted = counts.setdefault(activity["deal_id"], [0, 0])
+            counted[0] += 1
+            counted[1] += int(activity["done"])
+    for deal in deals:
+        n, done = counts.get(deal["id"], [0, 0])
+        deal["custom_fields"] = with_formulas(
+            found,
+            value_amount=deal["value_amount"],
+            value_currency=deal["value_currency"],
+            probability=deal["probability"],
+            custom_fields=deal["custom_fields"],
+            counted={
+                "products_total": None,
+                "activities_count": Amount(Decimal(n)),
+                "done_activities_count": Amount(Decimal(done)),
+            },
+        )
+
+
+async def _formulas_of_updated(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    changes: list[tuple[uuid.UUID, dict[str, Any]]],
+    befores: dict[uuid.UUID, dict[str, Any]],
+    current: dict[uuid.UUID, Any],
+) -> None:
+    """A matched deal's formula fields computed anew over what the update leaves, written
+    by the same UPDATE (as a deal's update does); its previous values recorded."""
+    found = await deal_formulas(session, company_id)
+    if not found.trees:
+        return
+    counted = (
+        await deal_counts(session, company_id, [i for i, _ in changes]) if found.counted else {}
+    )
+    for record_id, new in changes:
+        row = current[record_id]
+        fields = new.get("custom_fields", row.custom_fields) or {}
+        computed = with_formulas(
+            found,
+            value_amount=new.get("value_amount", row.value_amount),
+            value_currency=new.get("value_currency", row.value_currency),
+            probability=row.probability,
+            custom_fields=fields,
+            counted=counted.get(record_id),
+        )
+        if computed != fields:
+            new["custom_fields"] = computed
+            befores[record_id].setdefault("custom_fields", row.custom_fields)
+
+
+def _parent(planned: Planned) -> dict[str, uuid.UUID | None]:
+    """The four parent columns of a row's note or activity: its deal, else its lead,
+    else its person, else its organization."""
+    parent = next(entity for entity in PARENTS if entity in planned.ids)
+    return {f"{entity.value}_id": planned.ids[parent] if entity is parent else None
+            for entity in PARENTS}  # fmt: skip
+
+
+def _attached_rows(
+    ctx: Context, writes: Writes, by_id: dict[ImportEntity, dict[uuid.UUID, Planned]]
+) -> dict[ImportEntity, list[dict[str, Any]]]:
+    company = ctx.caller.company_id
+    notes = [
+        {
+            "id": i,
+            "company_id": company,
+            "content": sanitize_html(v["content"]),
+            **_parent(by_id[ImportEntity.note][i]),
+        }
+        for i, v in writes.creates[ImportEntity.note].items()
+    ]
+    now = datetime.now(UTC)
+    activities = [
+        {
+            "id": i,
+            "company_id": company,
+            "type": v["type"],
+            "subject": v["subject"],
+            "due_date": v.get("due_date"),
+            "done": v["done"],
+            "done_at": now if v["done"] else None,
+            "owner_id": ctx.owner_id,
+            **_parent(by_id[ImportEntity.activity][i]),
+        }
+        for i, v in writes.creates[ImportEntity.activity].items()
+    ]
+    return {ImportEntity.note: notes, ImportEntity.activity: activities}
 
 
 async def _updates(session: AsyncSession, ctx: Context, writes: Writes) -> dict[str, Any]:
@@ -594,14 +1034,15 @@ async def _updates(session: AsyncSession, ctx: Context, writes: Writes) -> dict[
     company = ctx.caller.company_id
     for entity in ENTITY_ORDER:
         wanted = writes.updates[entity]
-        if not wanted:
+        if not wanted or entity in ATTACHED:
             continue
         model = _MODELS[entity]
         names = _CONTACT_COLUMNS[entity]
+        read = (*names, "probability") if entity is ImportEntity.deal else names
         current = {
             row.id: row
             for row in await session.execute(
-                select(model.id, *(getattr(model, n) for n in names)).where(
+                select(model.id, *(getattr(model, n) for n in read)).where(
                     model.company_id == company, model.id.in_(list(wanted))
                 )
             )
@@ -633,6 +1074,14 @@ async def _updates(session: AsyncSession, ctx: Context, writes: Writes) -> dict[
             continue
         if entity is ImportEntity.lead:
             await update_leads(session, company, changes)
+        elif entity is ImportEntity.deal:
+            await _formulas_of_updated(session, company, changes, befores, current)
+            await update_deals(
+                session,
+                company,
+                ctx.caller.user_id,
+                [(record_id, befores[record_id], new) for record_id, new in changes],
+            )
         else:
             await update_contacts(session, model, company, changes)
         after: dict[uuid.UUID, Any] = _pairs(
@@ -672,11 +1121,14 @@ _CREATED: dict[ImportEntity, type[DomainEvent]] = {
     ImportEntity.organization: OrganizationCreated,
     ImportEntity.person: PersonCreated,
     ImportEntity.lead: LeadCreated,
+    ImportEntity.deal: DealCreated,
+    ImportEntity.note: NoteCreated,
 }
 _CHANGED: dict[ImportEntity, type[DomainEvent]] = {
     ImportEntity.organization: OrganizationChanged,
     ImportEntity.person: PersonChanged,
     ImportEntity.lead: LeadChanged,
+    ImportEntity.deal: DealChanged,
 }
 
 
@@ -685,10 +1137,13 @@ async def _publish(
     ctx: Context,
     writes: Writes,
     changes: dict[ImportEntity, dict[uuid.UUID, dict[str, Any]]],
+    activities: dict[uuid.UUID, dict[str, Any]],
 ) -> None:
     events: list[DomainEvent] = []
     company, source = ctx.caller.company_id, ChangeSource.import_
     for entity in ENTITY_ORDER:
+        if entity is ImportEntity.activity:
+            continue
         events.extend(
             _CREATED[entity](id=i, company_id=company, actor=ctx.caller, source=source)
             for i in writes.creates[entity]
@@ -696,6 +1151,18 @@ async def _publish(
         events.extend(
             _CHANGED[entity](id=i, company_id=company, actor=ctx.caller, source=source)
             for i in changes.get(entity, {})
+        )
+    for i, attached in activities.items():
+        events.append(
+            ActivityCreated(
+                id=i,
+                company_id=company,
+                actor=ctx.caller,
+                source=source,
+                lead_id=attached["lead_id"],
+                deal_id=attached["deal_id"],
+                done=attached["done"],
+            )
         )
     if events:
         await publish(session, *events)

@@ -39,8 +39,11 @@ class ColumnMapping(Input):
     field: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
         description=(
             "A system field (person: name, email, phone; organization: name, address, "
-            "website; lead: id, title, value, expected_close_date) or a custom field's key "
-            "(a lead takes the deal fields)."
+            "website; lead: id, title, value, expected_close_date; deal: id, title, value, "
+            "expected_close_date, status (open, won, lost), pipeline and stage (by name), "
+            "owner (a user's e-mail address or name); note: content; activity: subject, "
+            "type (call, meeting, task, deadline, email, lunch), due_date, done) or a custom "
+            "field's key (a lead and a deal take the deal fields)."
         ),
         examples=["email"],
     )
@@ -73,8 +76,9 @@ class EntityPolicy(Input):
     match_key: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
         default=None,
         description=(
-            "Leads only: the key of a text custom field holding an external id, matched "
-            "besides `id`. Persons match by email then phone, organizations by normalized name."
+            "Leads and deals only: the key of a text custom field (of deals) holding an "
+            "external id, matched besides `id`. Persons match by email then phone, "
+            "organizations by normalized name."
         ),
     )
 
@@ -87,6 +91,17 @@ class MappingDefaults(Input):
     currency: Currency | None = Field(
         default=None, description="The currency of amounts that name none."
     )
+    pipeline_id: uuid.UUID | None = Field(
+        default=None,
+        description="Pipeline of created deals whose row names none (default: the company's).",
+    )
+    stage_id: uuid.UUID | None = Field(
+        default=None,
+        description=(
+            "Stage of created deals whose row names none (default: the first stage of their "
+            "pipeline)."
+        ),
+    )
 
 
 class ImportMapping(Input):
@@ -94,6 +109,7 @@ class ImportMapping(Input):
     person: EntityPolicy = EntityPolicy()
     organization: EntityPolicy = EntityPolicy()
     lead: EntityPolicy = Field(default_factory=lambda: EntityPolicy(on_match=OnMatch.create))
+    deal: EntityPolicy = Field(default_factory=lambda: EntityPolicy(on_match=OnMatch.create))
     defaults: MappingDefaults = MappingDefaults()
     silent: bool = Field(
         default=False,
@@ -162,6 +178,9 @@ class RowResult(Output):
     person: str | None = Field(description="created, updated, linked, skipped or null")
     organization: str | None
     lead: str | None
+    deal: str | None = None
+    note: str | None = None
+    activity: str | None = None
     errors: list[CellError]
 
 

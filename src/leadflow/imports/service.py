@@ -16,10 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
+from leadflow.activities.models import Activity, Note
+from leadflow.activities.repository import delete_activities, delete_notes
 from leadflow.config import Settings, get_settings
 from leadflow.contacts.models import Organization, Person
 from leadflow.contacts.repository import delete_contacts, refresh_statistics, update_contacts
 from leadflow.deals.models import Deal
+from leadflow.deals.repository import delete_unused_deals, update_deals
 from leadflow.errors import Conflict, InvalidInput, PayloadTooLarge, UnknownReference, found
 from leadflow.imports import engine, parse
 from leadflow.imports.models import DataImport, ImportState
@@ -44,7 +47,8 @@ from leadflow.tenancy import USERS, Caller
 
 RUN_JOB = "import.run"
 REVERT_JOB = "import.revert"
-CHUNK = 500
+# Rows per chunk of a run: `import_chunk_rows` of the settings unless set here (tests).
+CHUNK: int | None = None
 REVERT_CHUNK = 500
 REVERT_DAYS = 30
 MAX_REPORTED_ROWS = 1_000
@@ -198,6 +202,7 @@ async def set_mapping(
             raise UnknownReference(
                 ["body", "defaults", "owner_id"], "No such user in your company."
             )
+    await _check_placement(session, caller, mapping)
     labels = mapping.defaults.lead_label_ids
     existing = await existing_label_ids(session, caller.company_id, labels)
     for n, label in enumerate(labels):
@@ -210,10 +215,28 @@ async def set_mapping(
     return await _read(session, caller, row)
 
 
+async def _check_placement(session: AsyncSession, caller: Caller, mapping: ImportMapping) -> None:
+    """The default pipeline and stage of deals, when given, are the company's; the stage
+    of the pipeline when both are."""
+    defaults = mapping.defaults
+    if defaults.pipeline_id is None and defaults.stage_id is None:
+        return
+    targets = await engine.deal_targets(session, caller.company_id)
+    if defaults.pipeline_id is not None and defaults.pipeline_id not in targets.first_stage:
+        raise UnknownReference(["body", "defaults", "pipeline_id"], "No such pipeline.")
+    if defaults.stage_id is not None:
+        placed = targets.stage_of.get(defaults.stage_id)
+        if placed is None or defaults.pipeline_id not in (None, placed[0]):
+            raise UnknownReference(
+                ["body", "defaults", "stage_id"], "No such stage (of that pipeline)."
+            )
+
+
 async def _context(session: AsyncSession, caller: Caller, row: DataImport) -> engine.Context:
     mapping = ImportMapping.model_validate(row.mapping)
     custom = await engine.custom_fields(session, caller.company_id)
     engine.check_mapping(mapping, row.columns, custom)
+    mapped = {column.entity for column in mapping.columns}
     return engine.Context(
         caller=caller,
         import_id=row.id,
@@ -223,6 +246,11 @@ async def _context(session: AsyncSession, caller: Caller, row: DataImport) -> en
         known=engine.definitions_of(custom),
         region=get_settings().default_phone_region,
         owner_id=mapping.defaults.owner_id or caller.user_id,
+        deals=(
+            await engine.deal_targets(session, caller.company_id)
+            if ImportEntity.deal in mapped
+            else None
+        ),
     )
 
 
@@ -242,6 +270,9 @@ async def validate(session: AsyncSession, caller: Caller, import_id: uuid.UUID) 
                 person=p.actions.get(ImportEntity.person),
                 organization=p.actions.get(ImportEntity.organization),
                 lead=p.actions.get(ImportEntity.lead),
+                deal=p.actions.get(ImportEntity.deal),
+                note=p.actions.get(ImportEntity.note),
+                activity=p.actions.get(ImportEntity.activity),
                 errors=[CellError.model_validate(e) for e in p.errors],
             )
             for p in planned[:MAX_REPORTED_ROWS]
@@ -329,7 +360,7 @@ async def _job_import(session: AsyncSession, job: JobContext) -> tuple[Caller, D
 
 
 async def run_step(session: AsyncSession, job: JobContext) -> Step:
-    """One chunk of CHUNK rows after the checkpoint, in the runner's transaction with its
+    """One chunk of rows after the checkpoint, in the runner's transaction with its
     counts: a crash resumes after the last committed chunk, never writing a row twice."""
     caller, row = await _job_import(session, job)
     if row is None or row.state not in (ImportState.queued, ImportState.running):
@@ -339,11 +370,12 @@ async def run_step(session: AsyncSession, job: JobContext) -> Step:
     if row.state == ImportState.queued:
         await repo.change(row.id, state=ImportState.running.value, started_at=datetime.now(UTC))
     ctx = await _context(session, caller, row)
-    rows = await repo.rows_after(row.id, after, CHUNK)
+    size = CHUNK or get_settings().import_chunk_rows
+    rows = await repo.rows_after(row.id, after, size)
     if not rows:
         await repo.change(row.id, state=ImportState.completed.value, finished_at=datetime.now(UTC))
         return Step(total=row.row_count, result=job.result, finished=True)
-    done_chunks = after // CHUNK
+    done_chunks = after // size
     if done_chunks and done_chunks & (done_chunks - 1) == 0:
         # After 1, 2, 4, 8... chunks the contacts have doubled: fresh statistics for the
         # duplicate search (log-many ANALYZEs, a few hundred ms each at most).
@@ -352,7 +384,7 @@ async def run_step(session: AsyncSession, job: JobContext) -> Step:
     await repo.count_progress(row.id, len(rows), counts)
     result = {k: int(job.result.get(k, 0)) + v for k, v in counts.items()}
     last = rows[-1][0]
-    finished = len(rows) < CHUNK
+    finished = len(rows) < size
     if finished:
         await repo.change(row.id, state=ImportState.completed.value, finished_at=datetime.now(UTC))
     return Step(
@@ -370,6 +402,10 @@ async def run_step(session: AsyncSession, job: JobContext) -> Step:
 _PHASES = (
     (ImportEntity.lead, "created"),
     (ImportEntity.lead, "updated"),
+    (ImportEntity.deal, "created"),
+    (ImportEntity.deal, "updated"),
+    (ImportEntity.note, "created"),
+    (ImportEntity.activity, "created"),
     (ImportEntity.person, "created"),
     (ImportEntity.person, "updated"),
     (ImportEntity.organization, "created"),
@@ -377,6 +413,9 @@ _PHASES = (
 )
 _MODELS: dict[ImportEntity, Any] = {
     ImportEntity.lead: Lead,
+    ImportEntity.deal: Deal,
+    ImportEntity.note: Note,
+    ImportEntity.activity: Activity,
     ImportEntity.person: Person,
     ImportEntity.organization: Organization,
 }
@@ -385,9 +424,12 @@ _MODELS: dict[ImportEntity, Any] = {
 async def _in_use(
     session: AsyncSession, company_id: uuid.UUID, entity: ImportEntity, ids: list[uuid.UUID]
 ) -> set[uuid.UUID]:
-    """Of the contacts `ids`, those a lead, a deal (or, for an organization, a person) names."""
+    """Of the contacts `ids`, those a lead, a deal, a note, an activity (or, for an
+    organization, a person) names: the import's own were deleted before."""
     column = "person_id" if entity is ImportEntity.person else "organization_id"
-    users: list[Any] = [Lead, Deal] + ([Person] if entity is ImportEntity.organization else [])
+    users: list[Any] = [Lead, Deal, Note, Activity] + (
+        [Person] if entity is ImportEntity.organization else []
+    )
     used: set[uuid.UUID] = set()
     for model in users:
         ref = getattr(model, column)
@@ -420,6 +462,15 @@ async def revert_step(session: AsyncSession, job: JobContext) -> Step:
         if action == "created":
             if entity is ImportEntity.lead:
                 result["deleted"] += len(await delete_leads(session, company, ids))
+            elif entity is ImportEntity.deal:
+                deleted, kept = await delete_unused_deals(session, company, ids)
+                result["deleted"] += len(deleted)
+                result["kept"] += len(kept)
+            elif entity is ImportEntity.note:
+                # Those of deleted deals and leads went with them (ON DELETE CASCADE).
+                result["deleted"] += len(await delete_notes(session, company, ids))
+            elif entity is ImportEntity.activity:
+                result["deleted"] += len(await delete_activities(session, company, ids))
             else:
                 used = await _in_use(session, company, entity, ids)
                 result["kept"] += len(used)
@@ -445,6 +496,14 @@ async def revert_step(session: AsyncSession, job: JobContext) -> Step:
                 restore.append((record_id, _typed(entity, before or {})))
             if entity is ImportEntity.lead:
                 await update_leads(session, company, restore)
+            elif entity is ImportEntity.deal:
+                current = await _current(session, company, restore)
+                await update_deals(
+                    session,
+                    company,
+                    caller.user_id,
+                    [(i, current.get(i, {}), values) for i, values in restore],
+                )
             else:
                 await update_contacts(session, model, company, restore)
             result["restored"] += len(restore)
@@ -465,14 +524,30 @@ def _typed(entity: ImportEntity, before: dict[str, Any]) -> dict[str, Any]:
     from decimal import Decimal
 
     values = dict(before)
-    if entity is ImportEntity.lead:
+    if entity in (ImportEntity.lead, ImportEntity.deal):
         if values.get("value_amount") is not None:
             values["value_amount"] = Decimal(values["value_amount"])
         if values.get("expected_close_date") is not None:
             values["expected_close_date"] = date.fromisoformat(values["expected_close_date"])
-    if "organization_id" in values and values["organization_id"] is not None:
-        values["organization_id"] = uuid.UUID(values["organization_id"])
+    for name in ("organization_id", "owner_id"):
+        if values.get(name) is not None:
+            values[name] = uuid.UUID(values[name])
     return values
+
+
+async def _current(
+    session: AsyncSession, company_id: uuid.UUID, restore: list[tuple[uuid.UUID, dict[str, Any]]]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """The values a restore replaces on deals, for their changelog."""
+    names = sorted({name for _, values in restore for name in values})
+    if not names:
+        return {}
+    rows = await session.execute(
+        select(Deal.id, *(getattr(Deal, name) for name in names)).where(
+            Deal.company_id == company_id, Deal.id.in_([i for i, _ in restore])
+        )
+    )
+    return {row[0]: dict(zip(names, row[1:], strict=True)) for row in rows}
 
 
 def _pairs(rows: Any) -> dict[Any, Any]:

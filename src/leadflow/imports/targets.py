@@ -2,7 +2,9 @@
 
 A target is a field of one entity: a system field (below) or a custom field by its key
 (persons' and organizations' own fields; a lead carries the deal fields, as it does
-everywhere). Headers are compared normalized: case, accents, spaces and punctuation
+everywhere). A row makes at most a person, an organization, a lead or a deal, and a note
+and an activity attached to the row's deal or lead (else its person, else its
+organization). Headers are compared normalized: case, accents, spaces and punctuation
 ignored, so "E-Mail", "e-mail" and "Email" are one; synonyms in English and in the
 languages of the seed articles (Dutch, German, Italian, French, Polish), and the
 common ones of Spanish and Portuguese.
@@ -19,6 +21,9 @@ class ImportEntity(enum.StrEnum):
     person = "person"
     organization = "organization"
     lead = "lead"
+    deal = "deal"
+    note = "note"
+    activity = "activity"
 
 
 class Kind(enum.StrEnum):
@@ -29,6 +34,11 @@ class Kind(enum.StrEnum):
     money = "money"
     date = "date"
     id = "id"
+    boolean = "boolean"
+    status = "status"  # a deal's: open, won, lost
+    activity_type = "activity_type"
+    user = "user"  # by e-mail address or name
+    name = "name"  # a pipeline or a stage, by its name
 
 
 # (entity, field) -> (kind, max length for text)
@@ -43,6 +53,19 @@ SYSTEM_FIELDS: dict[tuple[ImportEntity, str], tuple[Kind, int]] = {
     (ImportEntity.lead, "title"): (Kind.text, 300),
     (ImportEntity.lead, "value"): (Kind.money, 0),
     (ImportEntity.lead, "expected_close_date"): (Kind.date, 0),
+    (ImportEntity.deal, "id"): (Kind.id, 36),
+    (ImportEntity.deal, "title"): (Kind.text, 300),
+    (ImportEntity.deal, "value"): (Kind.money, 0),
+    (ImportEntity.deal, "expected_close_date"): (Kind.date, 0),
+    (ImportEntity.deal, "status"): (Kind.status, 0),
+    (ImportEntity.deal, "pipeline"): (Kind.name, 255),
+    (ImportEntity.deal, "stage"): (Kind.name, 255),
+    (ImportEntity.deal, "owner"): (Kind.user, 254),
+    (ImportEntity.note, "content"): (Kind.text, 100_000),
+    (ImportEntity.activity, "subject"): (Kind.text, 300),
+    (ImportEntity.activity, "type"): (Kind.activity_type, 16),
+    (ImportEntity.activity, "due_date"): (Kind.date, 0),
+    (ImportEntity.activity, "done"): (Kind.boolean, 0),
 }
 
 # The entity whose custom field definitions an entity's records carry.
@@ -50,6 +73,7 @@ FIELDS_OF = {
     ImportEntity.person: "person",
     ImportEntity.organization: "organization",
     ImportEntity.lead: "deal",
+    ImportEntity.deal: "deal",
 }
 
 _SYNONYMS: dict[tuple[ImportEntity, str], tuple[str, ...]] = {
@@ -216,6 +240,34 @@ _SYNONYMS: dict[tuple[ImportEntity, str], tuple[str, ...]] = {
         "data zamknięcia",
         "fecha de cierre",
     ),
+    (ImportEntity.deal, "status"): ("status", "deal status", "state", "statut", "stato"),
+    (ImportEntity.deal, "pipeline"): ("pipeline", "sales pipeline", "lejek"),
+    (ImportEntity.deal, "stage"): ("stage", "deal stage", "phase", "fase", "etap", "étape"),
+    (ImportEntity.deal, "owner"): ("owner", "deal owner", "eigenaar", "besitzer", "proprietario"),
+    (ImportEntity.note, "content"): (
+        "note",
+        "notes",
+        "comment",
+        "comments",
+        "notitie",
+        "opmerking",
+        "notiz",
+        "bemerkung",
+        "remarque",
+        "nota",
+        "notatka",
+        "uwagi",
+    ),
+    (ImportEntity.activity, "subject"): (
+        "activity",
+        "task",
+        "activity subject",
+        "aufgabe",
+        "tâche",
+    ),
+    (ImportEntity.activity, "type"): ("activity type",),
+    (ImportEntity.activity, "due_date"): ("due date", "due", "fällig", "échéance", "scadenza"),
+    (ImportEntity.activity, "done"): ("done", "completed", "erledigt", "fait", "fatto"),
 }
 
 
@@ -271,6 +323,8 @@ _PREFIXES = {
     "company": ImportEntity.organization,
     "lead": ImportEntity.lead,
     "deal": ImportEntity.lead,
+    "note": ImportEntity.note,
+    "activity": ImportEntity.activity,
 }
 _FIELD_WORDS: dict[ImportEntity, dict[str, str]] = {entity: {} for entity in ImportEntity}
 for (_entity, _field), _words in _SYNONYMS.items():

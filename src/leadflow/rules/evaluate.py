@@ -21,7 +21,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -44,6 +44,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    tuple_,
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect as sa_inspect
@@ -306,6 +307,36 @@ def _rules_and_facts_statement() -> Select[Any]:
             Text,
         )
     ).scalar_subquery()
+    return select(rules_json, *_facts_columns()).where(
+        Lead.company_id == company_id,
+        Lead.id == lead_id,
+        exists(select(rules.c.id)),
+    )
+
+
+def _rules_json() -> Any:
+    """The company's enabled rules as one JSON text (oldest first), NULL without any."""
+    return cast(
+        func.json_agg(
+            aggregate_order_by(
+                func.json_build_array(
+                    ConversionRule.id,
+                    ConversionRule.name,
+                    ConversionRule.action,
+                    ConversionRule.pipeline_id,
+                    ConversionRule.stage_id,
+                    ConversionRule.conditions,
+                ),
+                ConversionRule.created_at,
+                ConversionRule.id,
+            )
+        ),
+        Text,
+    )
+
+
+def _facts_columns() -> tuple[Any, ...]:
+    """What the conditions look at on a lead, in the order `_facts` reads them."""
     done_types = (
         select(func.array_agg(distinct(Activity.type)))
         .where(Activity.lead_id == Lead.id, Activity.done)
@@ -316,8 +347,7 @@ def _rules_and_facts_statement() -> Select[Any]:
         .where(LeadReadiness.lead_id == Lead.id)
         .scalar_subquery()
     )
-    return select(
-        rules_json,
+    return (
         Lead.id,
         Lead.company_id,
         in_inbox(),
@@ -331,11 +361,46 @@ def _rules_and_facts_statement() -> Select[Any]:
         cast(Lead.fields, Text),  # parsed only if a has_link condition needs it
         done_types,
         ready,
-    ).where(
-        Lead.company_id == company_id,
-        Lead.id == lead_id,
-        exists(select(rules.c.id)),
     )
+
+
+@functools.cache
+def _batch_statements() -> tuple[Select[Any], Select[Any]]:
+    """Built once, for many leads: the company's enabled rules (one row, NULL without
+    any), then the facts of the leads `lead_ids` of company `company_id` (one statement
+    whatever their number)."""
+    company_id = bindparam("company_id", type_=Uuid)
+    lead_ids = bindparam("lead_ids", type_=ARRAY(UUID(as_uuid=True)))
+    rules = select(_rules_json()).where(
+        ConversionRule.company_id == company_id, ConversionRule.enabled
+    )
+    facts = select(*_facts_columns()).where(
+        Lead.company_id == company_id, Lead.id == func.any(lead_ids)
+    )
+    return rules, facts
+
+
+def _facts(row: Any, links: bool) -> LeadFacts:
+    """A row of `_facts_columns` (from its first column on) as the facts of its lead."""
+    return LeadFacts(
+        id=row[0],
+        company_id=row[1],
+        in_inbox=row[2],
+        source=row[3],
+        label_ids=frozenset(row[4] or ()),
+        value_amount=row[5],
+        value_currency=row[6],
+        organization_name=row[7],
+        prospect_person_name=row[8],
+        prospect_organization_name=row[9],
+        fields=json.loads(row[10]) if links and row[10] else {},
+        done_types=frozenset(row[11] or ()),
+        ready_rule_ids=frozenset(row[12] or ()),
+    )
+
+
+def _has_links(rules: Sequence[Rule]) -> bool:
+    return any(c["type"] == "has_link" for rule in rules for c in rule.conditions)
 
 
 async def rules_and_facts(
@@ -356,23 +421,25 @@ async def rules_and_facts(
     if row is None:
         return None
     parsed = _parse_rules(row[0])
-    links = any(c["type"] == "has_link" for rule in parsed for c in rule.conditions)
-    facts = LeadFacts(
-        id=row[1],
-        company_id=row[2],
-        in_inbox=row[3],
-        source=row[4],
-        label_ids=frozenset(row[5] or ()),
-        value_amount=row[6],
-        value_currency=row[7],
-        organization_name=row[8],
-        prospect_person_name=row[9],
-        prospect_organization_name=row[10],
-        fields=json.loads(row[11]) if links and row[11] else {},
-        done_types=frozenset(row[12] or ()),
-        ready_rule_ids=frozenset(row[13] or ()),
+    return parsed, _facts(row[1:], _has_links(parsed))
+
+
+async def rules_and_facts_of_many(
+    session: AsyncSession, company_id: uuid.UUID, lead_ids: Sequence[uuid.UUID]
+) -> tuple[tuple[Rule, ...], list[LeadFacts]] | None:
+    """`rules_and_facts` for many leads in two statements whatever their number: the
+    rules, then (only when there is one) the leads' facts, in the order of `lead_ids`."""
+    rules_statement, facts_statement = _batch_statements()
+    document = await session.scalar(rules_statement, {"company_id": company_id})
+    if document is None or not lead_ids:
+        return None
+    parsed = _parse_rules(document)
+    links = _has_links(parsed)
+    rows = await session.execute(
+        facts_statement, {"company_id": company_id, "lead_ids": list(lead_ids)}
     )
-    return parsed, facts
+    by_id = {facts.id: facts for facts in (_facts(row, links) for row in rows)}
+    return parsed, [by_id[i] for i in lead_ids if i in by_id]
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,6 +553,90 @@ async def evaluate_lead(
     rules, lead = loaded
     if not lead.in_inbox:
         return None
+    writes = _ReadinessWrites()
+    outcome = await _judge(session, company_id, actor, rules, lead, writes)
+    await writes.apply(session)
+    return outcome
+
+
+async def evaluate_leads(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    actor: Caller | None,
+    lead_ids: Sequence[uuid.UUID],
+) -> dict[uuid.UUID, Outcome]:
+    """`evaluate_lead` for many leads of one company written by one actor (an import's
+    chunk, any batch publisher), in a few statements whatever their number: the rules,
+    the leads' facts, then one DELETE per kind and one upsert of the readiness they all
+    need. Only a `convert` rule that holds runs per lead (each conversion is a use case
+    in its own savepoint, tried in the leads' order, as one write after another would).
+    Returns the outcome of each lead in the inbox (none when no rule is enabled)."""
+    unique = list(dict.fromkeys(lead_ids))
+    loaded = await rules_and_facts_of_many(session, company_id, unique)
+    if loaded is None:
+        return {}
+    rules, leads = loaded
+    writes = _ReadinessWrites()
+    outcomes: dict[uuid.UUID, Outcome] = {}
+    for lead in leads:
+        if lead.in_inbox:
+            outcomes[lead.id] = await _judge(session, company_id, actor, rules, lead, writes)
+    await writes.apply(session)
+    return outcomes
+
+
+@dataclass(slots=True)
+class _ReadinessWrites:
+    """What evaluations change in readiness, written together (leads are independent:
+    each statement touches only the rows of the leads it names)."""
+
+    left_inbox: list[uuid.UUID] = field(default_factory=list)
+    stale: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    forget: list[uuid.UUID] = field(default_factory=list)
+
+    async def apply(self, session: AsyncSession) -> None:
+        if self.left_inbox:
+            await session.execute(
+                delete(LeadReadiness).where(LeadReadiness.lead_id.in_(self.left_inbox))
+            )
+        for start in range(0, len(self.stale), _PAIRS_PER_STATEMENT):
+            pairs = self.stale[start : start + _PAIRS_PER_STATEMENT]
+            if len({lead for lead, _ in pairs}) == 1:  # one lead: the single write's form
+                await session.execute(
+                    delete(LeadReadiness).where(
+                        LeadReadiness.lead_id == pairs[0][0],
+                        LeadReadiness.rule_id.in_([rule for _, rule in pairs]),
+                    )
+                )
+            else:
+                await session.execute(
+                    delete(LeadReadiness).where(
+                        tuple_(LeadReadiness.lead_id, LeadReadiness.rule_id).in_(pairs)
+                    )
+                )
+        for start in range(0, len(self.rows), _ROWS_PER_UPSERT):
+            await upsert_readiness(session, self.rows[start : start + _ROWS_PER_UPSERT])
+        for lead_id in self.forget:
+            _forget_loaded_readiness(session, lead_id)
+
+
+# Bounds on one statement's bind parameters (PostgreSQL takes at most 32,767).
+_PAIRS_PER_STATEMENT = 5_000
+_ROWS_PER_UPSERT = 2_000
+
+
+async def _judge(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    actor: Caller | None,
+    rules: Sequence[Rule],
+    lead: LeadFacts,
+    writes: _ReadinessWrites,
+) -> Outcome:
+    """The rules over one inbox lead: its conversion (when a `convert` rule holds and
+    an actor can convert), and the readiness it needs, added to `writes`."""
+    lead_id = lead.id
     holding = [rule for rule in rules if rule_holds(rule.conditions, lead)]
     outcome = Outcome(marked=[], cleared=[], blocked={})
     blocked: dict[uuid.UUID, Block] = {}
@@ -508,18 +659,14 @@ async def evaluate_lead(
         await reload_stale(session, converted=left_inbox)
     if left_inbox:
         # Readiness is for inbox leads: a converted lead keeps none.
-        await session.execute(delete(LeadReadiness).where(LeadReadiness.lead_id == lead_id))
+        writes.left_inbox.append(lead_id)
         outcome.cleared = sorted(lead.ready_rule_ids)
-        _forget_loaded_readiness(session, lead_id)
+        writes.forget.append(lead_id)
         return outcome
     held = {rule.id for rule in holding}
     stale = lead.ready_rule_ids - held
     if stale:
-        await session.execute(
-            delete(LeadReadiness).where(
-                LeadReadiness.lead_id == lead_id, LeadReadiness.rule_id.in_(stale)
-            )
-        )
+        writes.stale.extend((lead_id, rule_id) for rule_id in sorted(stale))
         outcome.cleared = sorted(stale)
     # Rows to write: new mark_ready readiness, and every blocked conversion (its reason
     # may have changed); rows already there keep their `since`.
@@ -529,14 +676,13 @@ async def evaluate_lead(
         if rule.id in blocked
         or (rule.action == RuleAction.mark_ready and rule.id not in lead.ready_rule_ids)
     ]
-    await upsert_readiness(
-        session,
-        [readiness_row(company_id, lead_id, rule.id, blocked.get(rule.id)) for rule in to_mark],
+    writes.rows.extend(
+        readiness_row(company_id, lead_id, rule.id, blocked.get(rule.id)) for rule in to_mark
     )
     outcome.marked = [rule.id for rule in to_mark if rule.id not in lead.ready_rule_ids]
     outcome.blocked = {rule_id: block.reason for rule_id, block in blocked.items()}
     if stale or to_mark:
-        _forget_loaded_readiness(session, lead_id)
+        writes.forget.append(lead_id)
     return outcome
 
 

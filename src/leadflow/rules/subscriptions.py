@@ -8,6 +8,9 @@ holds converts it there. A new company gets the disabled example rule.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow import events
@@ -17,24 +20,41 @@ from leadflow.events import (
     ActivityDeleted,
     ActivityEvent,
     CompanyCreated,
+    DomainEvent,
     LeadChanged,
     LeadCreated,
     LeadLabelDeleted,
     LeadLabelRemoved,
 )
-from leadflow.rules.evaluate import clear_readiness_of_label, evaluate_lead
+from leadflow.rules.evaluate import clear_readiness_of_label, evaluate_lead, evaluate_leads
 from leadflow.rules.service import add_example_rule
+from leadflow.tenancy import Caller
 
 # The activity fields an `activity_done` condition looks at.
 _CONDITION_FIELDS = frozenset({"done", "type"})
 
 
-async def _lead_written(session: AsyncSession, event: LeadCreated | LeadChanged) -> None:
+def _needs_rules(event: DomainEvent) -> bool:
     if isinstance(event, LeadCreated) and not event.rules_enabled:
-        return  # the lead's INSERT saw no enabled rule in its company
-    if isinstance(event, LeadLabelRemoved):
-        return  # answered once for all leads: `_label_deleted`
-    await evaluate_lead(session, event.company_id, event.actor, event.id)
+        return False  # the lead's INSERT saw no enabled rule in its company
+    # A label taken off leads is answered once for all leads: `_label_deleted`.
+    return not isinstance(event, LeadLabelRemoved)
+
+
+async def _leads_written(session: AsyncSession, published: Sequence[DomainEvent]) -> None:
+    """The leads created or changed by one `publish` call, evaluated together per
+    company and actor (an import's chunk: a few statements, not a few per lead); a
+    single write's lead by the one-statement path."""
+    events = [event for event in published if _needs_rules(event)]
+    if len(events) == 1:
+        event = events[0]
+        await evaluate_lead(session, event.company_id, event.actor, event.id)
+        return
+    groups: dict[tuple[uuid.UUID, Caller | None], list[uuid.UUID]] = {}
+    for event in events:
+        groups.setdefault((event.company_id, event.actor), []).append(event.id)
+    for (company_id, actor), lead_ids in groups.items():
+        await evaluate_leads(session, company_id, actor, lead_ids)
 
 
 async def _label_deleted(session: AsyncSession, event: LeadLabelDeleted) -> None:
@@ -44,15 +64,27 @@ async def _label_deleted(session: AsyncSession, event: LeadLabelDeleted) -> None
     await clear_readiness_of_label(session, event.company_id, event.id)
 
 
-async def _activity_written(session: AsyncSession, event: ActivityEvent) -> None:
-    if event.lead_id is None:
-        return
+def _counts_for_rules(event: DomainEvent) -> bool:
+    if not isinstance(event, ActivityEvent) or event.lead_id is None:
+        return False
     if isinstance(event, ActivityChanged):
-        relevant = bool(_CONDITION_FIELDS & event.changes.keys())
-    else:  # created or deleted: only a done one counts
-        relevant = event.done
-    if relevant:
-        await evaluate_lead(session, event.company_id, event.actor, event.lead_id)
+        return bool(_CONDITION_FIELDS & event.changes.keys())
+    return event.done  # created or deleted: only a done one counts
+
+
+async def _activities_written(session: AsyncSession, published: Sequence[DomainEvent]) -> None:
+    """The leads whose activities one publish wrote (an import's chunk of done activities
+    on leads: together, as `_leads_written`; a single write: the one-statement path)."""
+    events = [event for event in published if _counts_for_rules(event)]
+    groups: dict[tuple[uuid.UUID, Caller | None], list[uuid.UUID]] = {}
+    for event in events:
+        assert isinstance(event, ActivityEvent) and event.lead_id is not None
+        groups.setdefault((event.company_id, event.actor), []).append(event.lead_id)
+    for (company_id, actor), lead_ids in groups.items():
+        if len(lead_ids) == 1:
+            await evaluate_lead(session, company_id, actor, lead_ids[0])
+        else:
+            await evaluate_leads(session, company_id, actor, lead_ids)
 
 
 async def _company_created(session: AsyncSession, event: CompanyCreated) -> None:
@@ -60,10 +92,10 @@ async def _company_created(session: AsyncSession, event: CompanyCreated) -> None
 
 
 def subscribe(publisher: events.Publisher = events.publisher) -> None:
-    publisher.subscribe(LeadCreated, _lead_written)
-    publisher.subscribe(LeadChanged, _lead_written)
-    publisher.subscribe(ActivityCreated, _activity_written)
-    publisher.subscribe(ActivityChanged, _activity_written)
-    publisher.subscribe(ActivityDeleted, _activity_written)
+    publisher.subscribe_group(LeadCreated, _leads_written)
+    publisher.subscribe_group(LeadChanged, _leads_written)
+    publisher.subscribe_group(ActivityCreated, _activities_written)
+    publisher.subscribe_group(ActivityChanged, _activities_written)
+    publisher.subscribe_group(ActivityDeleted, _activities_written)
     publisher.subscribe(CompanyCreated, _company_created)
     publisher.subscribe(LeadLabelDeleted, _label_deleted)
