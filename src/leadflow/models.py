@@ -30,7 +30,7 @@ from leadflow.projects.models import (
     ProjectDeal,
     ProjectPhase,
 )
-from leadflow.reports.models import DealHistory
+from leadflow.reports.models import DealHistory, LeadDayTotal
 from leadflow.rules.models import ConversionRule
 from leadflow.sync.models import DeletedRecord
 from leadflow.webhooks.models import Webhook, WebhookDelivery, WebhookEvent
@@ -63,6 +63,7 @@ __all__ = [
     "InvoiceNumbering",
     "Job",
     "Lead",
+    "LeadDayTotal",
     "LeadLabel",
     "LeadReadiness",
     "Note",
