@@ -89,6 +89,7 @@ _TRIGGERS = {
 }
 
 _CONVERTED = "converted_deal_id IS NOT NULL"
+_LEAD_COUNTED_BY = ["source", "owner_id", "visible_to", "is_archived", "converted_deal_id"]
 _IS_DEAL = "converted_lead_id IS NULL"
 _WHO = ["pipeline_id", "owner_id", "visible_to"]
 # The deal reports' indexes: each covers what its report reads (index-only scans of the
@@ -152,6 +153,14 @@ def upgrade() -> None:
         unique=True,
         postgresql_nulls_not_distinct=True,
     )
+    # The leads of the days a boundary cuts, counted index-only (was without INCLUDE).
+    op.drop_index("ix_lead_company_id_created_at", table_name="lead")
+    op.create_index(
+        "ix_lead_company_id_created_at",
+        "lead",
+        ["company_id", "created_at"],
+        postgresql_include=_LEAD_COUNTED_BY,
+    )
     op.create_index(
         "ix_lead_converted_created_at",
         "lead",
@@ -196,7 +205,9 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER {name} ON lead")
     op.execute("DROP FUNCTION lead_day_total_apply()")
     op.drop_index(
-        "ix_conversion_rule_id", table_name="conversion", postgresql_where=sa.text("rule_id IS NOT NULL")
+        "ix_conversion_rule_id",
+        table_name="conversion",
+        postgresql_where=sa.text("rule_id IS NOT NULL"),
     )
     for name, _, _, where in reversed(_DEAL_INDEXES):
         op.drop_index(name, table_name="deal", postgresql_where=sa.text(where))
@@ -210,5 +221,7 @@ def downgrade() -> None:
     op.drop_index(
         "ix_lead_converted_created_at", table_name="lead", postgresql_where=sa.text(_CONVERTED)
     )
+    op.drop_index("ix_lead_company_id_created_at", table_name="lead")
+    op.create_index("ix_lead_company_id_created_at", "lead", ["company_id", "created_at"])
     op.drop_index("ux_lead_day_total", table_name="lead_day_total")
     op.drop_table("lead_day_total")

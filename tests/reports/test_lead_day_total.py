@@ -122,9 +122,7 @@ async def test_kept_lead_counts_follow_bulk_statements(
     for _ in range(3):
         await create_lead(client, admin)
     await connection.execute(
-        text(
-            "UPDATE lead SET created_at = '2026-01-10T23:30:00-02:00' WHERE company_id = :c"
-        ),
+        text("UPDATE lead SET created_at = '2026-01-10T23:30:00-02:00' WHERE company_id = :c"),
         {"c": admin.company_id},
     )
     kept = await _holds(connection, admin)

@@ -494,24 +494,21 @@ def lead_counts_statement(viewer: Viewer) -> ReadStatement:
         .cte("boundary_day")
     )
     total = LeadDayTotal
-    whole_days = (
-        select(
-            _period(_local_day(_utc_midnight(total.day))).label("start"),
-            total.source,
-            total.owner_id,
-            total.created,
-            total.converted,
-            total.archived,
-        )
-        .where(
-            *_lead_filters(total, viewer),
-            # From the first day that begins in the range to the last that ends in it.
-            total.day
-            >= _utc_day(_range_start() - literal_column("interval '1 microsecond'"))
-            + literal_column("1", Integer),
-            total.day < _utc_day(_range_end()),
-            ~select(boundary.c.day).where(boundary.c.day == total.day).exists(),
-        )
+    whole_days = select(
+        _period(_local_day(_utc_midnight(total.day))).label("start"),
+        total.source,
+        total.owner_id,
+        total.created,
+        total.converted,
+        total.archived,
+    ).where(
+        *_lead_filters(total, viewer),
+        # From the first day that begins in the range to the last that ends in it.
+        total.day
+        >= _utc_day(_range_start() - literal_column("interval '1 microsecond'"))
+        + literal_column("1", Integer),
+        total.day < _utc_day(_range_end()),
+        ~select(boundary.c.day).where(boundary.c.day == total.day).exists(),
     )
     converted = Lead.converted_deal_id.is_not(None)
     cut_days = (
@@ -528,8 +525,7 @@ def lead_counts_statement(viewer: Viewer) -> ReadStatement:
                 Lead,
                 and_(
                     Lead.created_at >= _utc_midnight(boundary.c.day),
-                    Lead.created_at
-                    < _utc_midnight(boundary.c.day + literal_column("1", Integer)),
+                    Lead.created_at < _utc_midnight(boundary.c.day + literal_column("1", Integer)),
                 ),
             )
         )
@@ -709,6 +705,10 @@ async def lead_conversion(
 # Pipeline movement and conversion
 
 
+# grouping(before, reached, furthest, stage_id) of the pipeline report's two groupings.
+_SPANS, _STAYS = 0b0001, 0b1110
+
+
 @functools.cache
 def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
     """The funnel of one pipeline, its movements and the time spent in its stages.
@@ -781,12 +781,14 @@ def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
     # Every window of a deal's entries in one order (one sort): the furthest position
     # reached up to each entry (`reached`) and before it (`before`, -1 for the first),
     # the furthest of all, and when the deal left the entry's stage (`left_at`).
+    # `reached` and `left_at` share one window (lead() ignores the frame): one pass.
     furthest_yet = func.max(Stage.position).over(
         partition_by=by_deal, order_by=in_time, rows=(None, 0)
     )
     furthest_before = func.max(Stage.position).over(
         partition_by=by_deal, order_by=in_time, rows=(None, -1)
     )
+    left_at = func.lead(entries.c.at).over(partition_by=by_deal, order_by=in_time, rows=(None, 0))
     positioned = (
         select(
             entries.c.deal_id,
@@ -796,21 +798,47 @@ def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
             furthest_yet.label("reached"),
             func.coalesce(furthest_before, -1).label("before"),
             func.max(Stage.position).over(partition_by=by_deal).label("furthest"),
-            func.lead(entries.c.at).over(partition_by=by_deal, order_by=in_time).label("left_at"),
+            left_at.label("left_at"),
         )
         .join(Stage, and_(Stage.id == entries.c.stage_id, Stage.pipeline_id == pipeline))
-        .cte("positioned")
+        .subquery("positioned")
     )
-    records = positioned
+    # One pass over the entries, grouped two ways: those that reached further than
+    # before, in the range, per (positions before and after, furthest now), each then
+    # spread over the stages it reached (those past `before`, up to `reached`); and the
+    # stays in each stage that ended in the range. A few rows, however many deals.
+    newly = and_(positioned.c.reached > positioned.c.before, _in_range(positioned.c.at))
+    left = _in_range(positioned.c.left_at)
+    span_key = (positioned.c.before, positioned.c.reached, positioned.c.furthest)
+    tallied = (
+        select(
+            func.grouping(*span_key, positioned.c.stage_id).label("grouping"),
+            *span_key,
+            positioned.c.stage_id,
+            func.count().filter(newly).label("deals"),
+            func.count().filter(and_(newly, positioned.c.won)).label("won"),
+            func.count().filter(left).label("stays"),
+            func.avg(positioned.c.left_at - positioned.c.at).filter(left).label("stay"),
+        )
+        .group_by(func.grouping_sets(tuple_(*span_key), tuple_(positioned.c.stage_id)))
+        .cte("tallied")
+    )
+    spans = (
+        select(
+            tallied.c.before, tallied.c.reached, tallied.c.furthest, tallied.c.deals, tallied.c.won
+        )
+        .where(tallied.c.grouping == _SPANS, tallied.c.deals > 0)
+        .subquery("spans")
+    )
     stage = Stage.__table__.alias("pipeline_stage")
     firsts = (
-        select(stage.c.id.label("stage_id"), records.c.at, records.c.furthest, records.c.won)
+        select(stage.c.id.label("stage_id"), spans.c.furthest, spans.c.deals, spans.c.won)
         .join(
-            records,
-            and_(stage.c.position > records.c.before, stage.c.position <= records.c.reached),
+            spans,
+            and_(stage.c.position > spans.c.before, stage.c.position <= spans.c.reached),
         )
-        .where(stage.c.pipeline_id == pipeline, records.c.reached > records.c.before)
-        .cte("firsts")
+        .where(stage.c.pipeline_id == pipeline)
+        .subquery("firsts")
     )
 
     def row(kind: str, a: Any, b: Any, count: Any, *more: Any) -> list[Any]:
@@ -826,19 +854,15 @@ def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
             ),
         ]
 
-    reached = (
-        select(
-            *row(
-                "reached",
-                firsts.c.stage_id,
-                firsts.c.furthest,
-                func.count(),
-                func.count().filter(firsts.c.won),
-            )
+    reached = select(
+        *row(
+            "reached",
+            firsts.c.stage_id,
+            firsts.c.furthest,
+            cast(func.sum(firsts.c.deals), BigInteger),
+            func.sum(firsts.c.won),
         )
-        .where(_in_range(firsts.c.at))
-        .group_by(firsts.c.stage_id, firsts.c.furthest)
-    )
+    ).group_by(firsts.c.stage_id, firsts.c.furthest)
     added = select(
         *row(
             "added",
@@ -854,19 +878,9 @@ def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
         .where(~history.c.synthetic, _in_range(history.c.at))
         .group_by(history.c.from_stage_id, history.c.stage_id)
     )
-    stays = (
-        select(
-            *row(
-                "stay",
-                positioned.c.stage_id,
-                null(),
-                func.count(),
-                _days(func.avg(positioned.c.left_at - positioned.c.at)),
-            )
-        )
-        .where(positioned.c.left_at.is_not(None), _in_range(positioned.c.left_at))
-        .group_by(positioned.c.stage_id)
-    )
+    stays = select(
+        *row("stay", tallied.c.stage_id, null(), tallied.c.stays, _days(tallied.c.stay))
+    ).where(tallied.c.grouping == _STAYS, tallied.c.stays > 0)
     return ReadStatement(union_all(reached, added, moves, stays))
 
 
