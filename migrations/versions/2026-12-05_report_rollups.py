@@ -88,7 +88,7 @@ _TRIGGERS = {
     "lead_day_total_delete": "AFTER DELETE ON lead REFERENCING OLD TABLE AS old_leads",
 }
 
-_CONVERTED = "converted_deal_id IS NOT NULL"
+_CONVERTED = "converted_at IS NOT NULL"
 _LEAD_COUNTED_BY = ["source", "owner_id", "visible_to", "is_archived", "converted_deal_id"]
 _IS_DEAL = "converted_lead_id IS NULL"
 _WHO = ["pipeline_id", "owner_id", "visible_to"]

@@ -164,12 +164,14 @@ class Lead(Timestamps, MoneyColumns, CustomFieldColumns, Base):
         ),
         # The converted leads created in a range and their conversion times (the lead
         # conversion report's durations: 2 % of the leads of the bench, not all of them).
+        # On `converted_at`, set with `converted_deal_id` and kept when the deal is deleted
+        # (which empties `converted_deal_id`): the durations count those leads too.
         Index(
             "ix_lead_converted_created_at",
             "company_id",
             "created_at",
             postgresql_include=["converted_at", "source", "owner_id", "visible_to"],
-            postgresql_where=text("converted_deal_id IS NOT NULL"),
+            postgresql_where=text("converted_at IS NOT NULL"),
         ),
         # GET /leads?email=: a prospect's leads, found by one index look-up at any size.
         # Not partial, so that ANALYZE keeps statistics on lower(prospect_email): with

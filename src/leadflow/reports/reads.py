@@ -561,7 +561,9 @@ def lead_durations_statement(viewer: Viewer) -> ReadStatement:
             _median_days(to_convert, 0.9).label("p90"),
         )
         .where(
-            Lead.converted_deal_id.is_not(None),
+            # Every lead with a conversion time, as the durations always counted (a lead
+            # whose deal was deleted since keeps it), through the partial index.
+            Lead.converted_at.is_not(None),
             *_lead_filters(Lead, viewer),
             _in_range(Lead.created_at),
         )
