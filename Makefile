@@ -77,6 +77,10 @@ check: lint typecheck test
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
+.PHONY: bench-reports
+bench-reports: install ## each report's p50 at 10,000 and 1,000,000 leads and their ratio (BENCH_ARGS="--reuse --explain": the last run's database, and the plans)
+	$(BIN)/python -m bench.reports $(BENCH_ARGS)
+
 .PHONY: bench-inbox
 bench-inbox: install ## inbox first page vs deep page with 1,000,000 leads (own database on DATABASE_URL's server)
 	$(BIN)/python -m bench.inbox $(BENCH_ARGS)

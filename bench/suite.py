@@ -514,7 +514,8 @@ def ratio(row: Row, target: float | None, against: Figure | None = None) -> Row:
         row.note = f"{value:.2f}"
         if target is not None:
             row.target = f">= {target}"
-            row.met = value >= target
+            # Not one answer (e.g. every request timed out) is a miss, whatever the ceiling.
+            row.met = row.leadflow.rps > 0 and value >= target
     return row
 
 
@@ -781,7 +782,8 @@ def scale_curve(
                         bench.wrk.run(server.base, file, 1, 1)
                     figure = bench.wrk.run(server.base, file, 1, seconds)
                     kept = best.get((size, side))
-                    if kept is None or figure.p50_ms < kept.p50_ms:
+                    # A round that answered beats one that did not (whose p50 reads 0).
+                    if kept is None or _rank(figure) < _rank(kept):
                         best[(size, side)] = figure
         rows = []
         for size, (company, chosen) in enumerate(zip(companies, picks, strict=True)):
@@ -791,21 +793,40 @@ def scale_curve(
             rows.append(Row(what, best.get((size, 0)), best.get((size, 1))))
         side = 0 if on_leadflow else 1
         a, b = best[(0, side)], best[(len(files) - 1, side)]
-        growth = b.p50_ms / a.p50_ms if a.requests and b.requests else float("inf")
+        both = _clean(a) and _clean(b)
+        growth = b.p50_ms / a.p50_ms if both else float("inf")
         last = rows[-1]
         last.note = f"{growth:.2f}x" + ("" if on_leadflow else " (ceiling)")
-        if not b.requests:  # not one answer within the run: slower than the run is long
-            last.note = f"no answer in {seconds:.0f} s"
+        for figure, size_name in ((a, "smallest"), (b, "largest")):
+            if not _clean(figure):
+                # No answer within the run (slower than the run is long) or errors: its
+                # p50 means nothing, so the row is missed, never met.
+                last.note = _unclean(figure, seconds, size_name)
         if report:
             # A report aggregates every deal or lead of its range: it grows with them. Its
             # bar is the p50 at the largest company; the ratio is printed.
             last.target = f"p50 < {TARGETS['report_ms']} ms"
-            last.met = bool(b.requests) and b.p50_ms < TARGETS["report_ms"]
+            last.met = both and b.p50_ms < TARGETS["report_ms"]
         else:
             last.target = f"<= {TARGETS['scale']}x"
-            last.met = growth <= TARGETS["scale"] if on_leadflow else None
+            last.met = (both and growth <= TARGETS["scale"]) if on_leadflow else None
         for row in rows:
             bench.add(row)
+
+
+def _clean(figure: Figure) -> bool:
+    """Answered at least once, and never with an error (non-2xx, socket error, timeout)."""
+    return figure.requests > figure.failed == 0
+
+
+def _rank(figure: Figure) -> tuple[bool, float]:
+    return (not _clean(figure), figure.p50_ms)
+
+
+def _unclean(figure: Figure, seconds: float, size: str) -> str:
+    if figure.requests == figure.failed == 0:
+        return f"no answer in {seconds:.0f} s ({size})"
+    return f"{figure.failed} of {figure.requests} failed ({size})"
 
 
 def _email_search_supported(leadflow: Server, company: Company, picks: Picks) -> bool:

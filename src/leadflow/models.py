@@ -31,7 +31,7 @@ from leadflow.projects.models import (
     ProjectDeal,
     ProjectPhase,
 )
-from leadflow.reports.models import DealHistory
+from leadflow.reports.models import DealHistory, LeadDayTotal
 from leadflow.rules.models import ConversionRule
 from leadflow.sync.models import DeletedRecord
 from leadflow.webhooks.models import Webhook, WebhookDelivery, WebhookEvent
@@ -64,6 +64,7 @@ __all__ = [
     "InvoiceNumbering",
     "Job",
     "Lead",
+    "LeadDayTotal",
     "LeadLabel",
     "LeadReadiness",
     "MergedRecord",

@@ -42,4 +42,6 @@ class Conversion(Base):
         Index("ix_conversion_lead_id", "lead_id"),
         Index("ix_conversion_deal_id", "deal_id"),
         Index("ix_conversion_company_id_created_at", "company_id", "created_at", "id"),
+        # A rule's conversions (the lead conversion report per rule).
+        Index("ix_conversion_rule_id", "rule_id", postgresql_where=text("rule_id IS NOT NULL")),
     )

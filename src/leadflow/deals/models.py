@@ -39,6 +39,9 @@ class DealStatus(enum.StrEnum):
     lost = "lost"
 
 
+# The columns a report's covering index carries to apply the caller's visibility.
+_WHO = ["pipeline_id", "owner_id", "visible_to"]
+
 # Open and not converted back to a lead: what counts against `max_open_deals`.
 COUNTS_AS_OPEN = text("status = 'open' AND converted_lead_id IS NULL")
 
@@ -127,9 +130,66 @@ class Deal(Timestamps, MoneyColumns, CustomFieldColumns, AttributionColumns, Bas
         Index("ix_deal_open", "company_id", postgresql_where=COUNTS_AS_OPEN),
         # The board's counts and totals are kept in `deal_stage_total` (below).
         Index("ix_deal_label_ids", "label_ids", postgresql_using="gin"),
+        # The reports' indexes (migration 0019_report_rollups), each covering what its
+        # report reads with the visibility columns: index-only scans, no heap.
         # The deals won, or lost, in a range (forecast and outcomes reports).
-        Index("ix_deal_won_at", "company_id", "won_at", postgresql_where=text("status = 'won'")),
-        Index("ix_deal_lost_at", "company_id", "lost_at", postgresql_where=text("status = 'lost'")),
+        Index(
+            "ix_deal_won_at",
+            "company_id",
+            "won_at",
+            postgresql_include=[
+                "value_currency",
+                "value_amount",
+                "created_at",
+                "converted_lead_id",
+                *_WHO,
+            ],
+            postgresql_where=text("status = 'won'"),
+        ),
+        Index(
+            "ix_deal_lost_at",
+            "company_id",
+            "lost_at",
+            postgresql_include=[
+                "value_currency",
+                "value_amount",
+                "lost_reason",
+                "converted_lead_id",
+                *_WHO,
+            ],
+            postgresql_where=text("status = 'lost'"),
+        ),
+        # Open deals by expected close date (forecast).
+        Index(
+            "ix_deal_open_expected_close",
+            "company_id",
+            "expected_close_date",
+            postgresql_include=[
+                "stage_id",
+                "probability",
+                "value_currency",
+                "value_amount",
+                *_WHO,
+            ],
+            postgresql_where=COUNTS_AS_OPEN,
+        ),
+        # Every deal of a company or of one of its pipelines (summary, pipeline conversion).
+        Index(
+            "ix_deal_reports",
+            "company_id",
+            "pipeline_id",
+            "stage_id",
+            postgresql_include=[
+                "status",
+                "value_currency",
+                "value_amount",
+                "probability",
+                "created_at",
+                "owner_id",
+                "visible_to",
+            ],
+            postgresql_where=text("converted_lead_id IS NULL"),
+        ),
     )
 
 

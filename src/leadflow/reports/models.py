@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    SmallInteger,
+    String,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from leadflow.db import Base, new_id
@@ -41,4 +52,46 @@ class DealHistory(Base):
     __table_args__ = (
         Index("ix_deal_history_pipeline_at", "company_id", "pipeline_id", "at"),
         Index("ix_deal_history_deal_at", "deal_id", "at"),
+    )
+
+
+class LeadDayTotal(Base):
+    """The leads of a company created on a UTC day, counted per source, owner and
+    visibility: how many were created, how many of them are converted (to a deal, now),
+    how many archived without conversion. What the lead conversion report sums for the
+    days its periods hold whole, instead of every lead.
+
+    Kept by the database, not written by the application: statement-level triggers on
+    `lead` (migration 0019_report_rollups) add each statement's net change, as
+    `deal_stage_total` is kept. A key has up to 8 rows (`slot`, the writing backend's pid
+    modulo 8) so that concurrent writers of one key seldom wait for one row's lock; a
+    row's figures may be negative, the sum over the slots is the figure. No foreign
+    keys: a company's deletion cascades to its leads, whose triggers write here.
+    """
+
+    __tablename__ = "lead_day_total"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    company_id: Mapped[uuid.UUID] = mapped_column()
+    day: Mapped[date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(32))
+    owner_id: Mapped[uuid.UUID | None] = mapped_column()
+    visible_to: Mapped[str] = mapped_column(String(16))
+    slot: Mapped[int] = mapped_column(SmallInteger)
+    created: Mapped[int] = mapped_column(BigInteger)
+    converted: Mapped[int] = mapped_column(BigInteger)
+    archived: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index(
+            "ux_lead_day_total",
+            "company_id",
+            "day",
+            "source",
+            "owner_id",
+            "visible_to",
+            "slot",
+            unique=True,
+            postgresql_nulls_not_distinct=True,
+        ),
     )
