@@ -228,7 +228,14 @@ async def test_inbox_queries_can_use_their_partial_indexes(
     # The cursor bound is an index condition, so a deep page starts where it begins, and
     # the index gives the order: no sort.
     assert "ROW(created_at, id) < ROW(" in scans[0]["Index Cond"], scans[0]
-    assert "Sort" not in {node["Node Type"] for node in deep}, deep
+    # (A sort inside a subplan, e.g. of a lead's readiness rows, does not order the page.)
+    page_sorts = [
+        n for n in deep if n["Node Type"] == "Sort" and "created_at" in " ".join(n["Sort Key"])
+    ]
+    assert not page_sorts, [
+        (n["Node Type"], n.get("Relation Name"), n.get("Sort Key"), n.get("Subplan Name"))
+        for n in deep
+    ]
 
 
 async def test_email_filter_finds_a_prospects_leads_ignoring_case(
