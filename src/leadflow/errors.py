@@ -279,6 +279,11 @@ _CONFLICT_SQLSTATES = {"40P01", "40001"}
 # connections (53300).
 _UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
 _QUERY_CANCELED = "57014"
+# asyncpg's words for a connection the server ended under a statement, and the classes
+# (the driver's and SQLAlchemy's asyncpg adapter's, by name: neither is imported here)
+# that carry them.
+_CLOSED_CONNECTION = re.compile(r"connection is closed|connection was closed in the middle")
+_CLOSED_BY = frozenset({"InterfaceError", "ConnectionDoesNotExistError", "InternalClientError"})
 
 
 def unavailable(exc: BaseException) -> ServiceUnavailable | None:
@@ -291,13 +296,15 @@ def unavailable(exc: BaseException) -> ServiceUnavailable | None:
     response is sent (a failed commit) into a RuntimeError when a handler exists for it.
     """
     cause: BaseException | None = exc
-    for _ in range(4):
+    for _ in range(6):
         if cause is None:
             return None
         found = _unavailable(cause)
         if found is not None:
             return found
-        cause = cause.__cause__
+        # An error raised while another was being handled (a rollback on the connection
+        # that just died) carries that one as its context rather than its cause.
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
     return None
 
 
@@ -323,6 +330,10 @@ def _unavailable(exc: BaseException) -> ServiceUnavailable | None:
             return _database_unavailable()
         return None
     if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
+        return _database_unavailable()
+    if _CLOSED_CONNECTION.search(str(exc)) and type(exc).__name__ in _CLOSED_BY:
+        # The driver's InterfaceError (or SQLAlchemy's adapter's, raised by a BEGIN sent
+        # outside SQLAlchemy's execution) on a connection the server ended.
         return _database_unavailable()
     postgres_error = getattr(exc, "sqlstate", None)  # asyncpg errors raised while connecting
     if isinstance(postgres_error, str) and postgres_error.startswith(_UNAVAILABLE_SQLSTATES):

@@ -199,7 +199,7 @@ class RequestEnvelope:
             await session.rollback()
             raise
         except Exception as exc:
-            await _rollback(session)
+            await _rollback(session, exc)
             if held["done"]:
                 # The response has begun (a body streaming): the server can only drop the
                 # connection. Logged here, where the request id is known.
@@ -270,13 +270,14 @@ async def _nothing_to_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
-async def _rollback(session: AsyncSession) -> None:
+async def _rollback(session: AsyncSession, failure: Exception) -> None:
     """Roll back after a failure; on a connection the failure killed there is nothing to
-    roll back (the server ended the transaction), and that must not mask the failure."""
+    roll back (the server ended the transaction), and that must not mask the failure:
+    whatever the rollback raises then, the answer is the failure's 503."""
     try:
         await session.rollback()
     except Exception as exc:
-        if unavailable(exc) is None:
+        if unavailable(exc) is None and unavailable(failure) is None:
             raise
 
 

@@ -36,6 +36,7 @@ from sqlalchemy import (
     literal_column,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -58,6 +59,10 @@ _OPTIONS = orjson.OPT_UTC_Z
 # busy). Each invalidates the connection, so the pool never hands it out again, and
 # answers 503 as a lost connection does on the ORM path.
 _CONNECTION_LOST = (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
+# SQLAlchemy's asyncpg adapter raises its own DB-API classes from BEGIN (`_begun`), with
+# the driver's SQLSTATE; its InterfaceError is the closed connection.
+_AdaptedError = AsyncAdapt_asyncpg_dbapi.Error
+_AdaptedInterfaceError = AsyncAdapt_asyncpg_dbapi.InterfaceError
 
 
 # `:name` in SQL text, not a `::type` cast.
@@ -141,19 +146,32 @@ class ReadStatement:
                 await greenlet_spawn(lent.close)
         connection = await session.connection()
         raw = await connection.get_raw_connection()
-        await _begun(raw)
+        try:
+            await _begun(raw)
+        except (_AdaptedError, asyncpg.PostgresError, *_CONNECTION_LOST) as error:
+            # The pooled connection died before the write's first statement (a restarting
+            # server whose goodbye the checkout did not see yet): a lost connection, 503.
+            raise _database_error(raw, "BEGIN", [], error) from error
         return await self._on(raw, how, arguments)
 
     async def _on(self, raw: PoolProxiedConnection, how: str, arguments: list[Any]) -> Any:
         try:
             return await getattr(raw.driver_connection, how)(self.sql, *arguments)
         except (asyncpg.PostgresError, *_CONNECTION_LOST) as error:
-            lost = isinstance(error, _CONNECTION_LOST) or str(
-                getattr(error, "sqlstate", "")
-            ).startswith("08")
-            if lost:
-                raw.invalidate(error)
-            raise DBAPIError(self.sql, arguments, error, connection_invalidated=lost) from error
+            raise _database_error(raw, self.sql, arguments, error) from error
+
+
+def _database_error(
+    raw: PoolProxiedConnection, sql: str, arguments: list[Any], error: Exception
+) -> DBAPIError:
+    """The driver's `error` as SQLAlchemy raises it; a lost connection is invalidated, so
+    the pool never hands it out again."""
+    lost = isinstance(error, (*_CONNECTION_LOST, _AdaptedInterfaceError)) or str(
+        getattr(error, "sqlstate", None) or ""
+    ).startswith("08")
+    if lost:
+        raw.invalidate(error)
+    return DBAPIError(sql, arguments, error, connection_invalidated=lost)
 
 
 async def _begun(raw: PoolProxiedConnection) -> None:

@@ -93,6 +93,12 @@ class ApiServer:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    def error_lines(self) -> str:
+        """The log's ERROR lines (with their tracebacks): what a failed assertion shows,
+        where the tail of the log is only access lines."""
+        lines = self.log_text().splitlines()
+        return "\n".join(line for line in lines if '"level":"ERROR"' in line)[-12000:]
+
 
 async def create_company(client: httpx.AsyncClient) -> dict[str, str]:
     """A new company; the headers of its first admin."""

@@ -160,7 +160,7 @@ async def test_database_restart_under_load_is_503_then_recovers(
         for o in outcomes
         if o.response is not None and o.response.status_code not in {200, 201, 404, 503}
     ]
-    assert unexpected == [], (unexpected[:3], server.log_text()[-6000:])
+    assert unexpected == [], (unexpected[:3], server.error_lines())
     unavailable = [o.response for o in outcomes if o.response and o.response.status_code == 503]
     assert unavailable, "the load saw no 503 while the database was down"
     for response in unavailable:
