@@ -223,7 +223,8 @@ def main() -> None:
     try:
         ok = asyncio.run(run(db.url, args.small, args.large, args.requests))
     finally:
-        db.drop()
+        if os.environ.get("BENCH_KEEP", "") in ("", "0"):  # BENCH_KEEP=1: kept, to EXPLAIN
+            db.drop()
     sys.exit(0 if ok else 1)
 
 

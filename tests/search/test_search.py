@@ -238,3 +238,46 @@ async def test_converted_leads_are_not_hits(client: httpx.AsyncClient) -> None:
     assert [hit["type"] for hit in hits] == ["deal"]
     if deal_id is not None:
         assert hits[0]["id"] == deal_id
+
+
+async def _all_pages(client: httpx.AsyncClient, actor: Actor, **params: str) -> list[str]:
+    ids: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = {**params, **({"cursor": cursor} if cursor else {})}
+        response = await client.get(f"{API}/leads", params=page, headers=actor.headers)
+        assert response.status_code == 200, response.text
+        ids += [row["id"] for row in response.json()["data"]]
+        cursor = response.json()["next_cursor"]
+        if cursor is None:
+            return ids
+
+
+async def test_a_search_pages_the_same_whether_the_newest_leads_hold_it_or_not(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A search first walks the company's newest leads (a window, SEARCH_WINDOW of them at
+    # 1,000,000 leads), then the index: made small here, every page must still be the
+    # matches newest first, whether the window held a full page, part of one or none.
+    monkeypatch.setattr("leadflow.leads.reads.SEARCH_WINDOW", 4)
+    admin = await create_company(client)
+    colleague = await create_user(client, admin)
+    rare = await create_lead(client, admin, title="Quartz oldest", visible_to="company")
+    made: list[tuple[str, str]] = []
+    for i in range(14):
+        word = "Topaz" if i % 3 else "Basalt"
+        owner = colleague if i % 5 == 0 else admin
+        lead = await create_lead(client, owner, title=f"{word} {i}", visible_to="owner")
+        made.append((word, lead["id"]))
+    newest_first = made[::-1]
+    topaz = [lead_id for word, lead_id in newest_first if word == "Topaz"]
+    for limit in ("1", "2", "3", "50"):
+        assert await _all_pages(client, admin, q="topaz", limit=limit) == topaz, limit
+    assert await _all_pages(client, admin, q="basalt", limit="2") == [
+        lead_id for word, lead_id in newest_first if word == "Basalt"
+    ]
+    assert await _ids(client, admin, "/leads", q="quartz", limit="1") == [rare["id"]]
+    # The window counts every lead of the company; the answer only those the caller sees.
+    theirs = [lead_id for i, (word, lead_id) in enumerate(made) if i % 5 == 0 and word == "Topaz"]
+    assert theirs
+    assert await _all_pages(client, colleague, q="topaz", limit="1") == theirs[::-1]
