@@ -15,7 +15,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware.cors import CORSMiddleware
 
-from leadflow import errors, idempotency, models, openapi, ops
+from leadflow import errors, idempotency, models, openapi, ops, solving
 from leadflow.activities.router import router as activities_router
 from leadflow.auth.callers import AUTH_CHANNEL, CallerLookup
 from leadflow.auth.router import router as auth_router
@@ -263,6 +263,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
         redoc_url=None,
         static_url="/docs-assets",
+        # leadflow exports its own Prometheus metrics and configures no OpenTelemetry:
+        # FastAPI's native telemetry, on, asked the global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     # One per app: an S3 store keeps its HTTP connections between requests.
@@ -275,6 +278,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_routes(app, [capture_pages_router])
     methods = _route_methods(app)  # before the routes are grouped into an index
     index_routes(app)
+    # Dependencies solved from a plan per route (`leadflow.solving`); kept as FastAPI's own
+    # solving if this FastAPI's function is not the one it was written against.
+    solving.install()
     describe_webhooks(app)
     app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
     errors.install_error_handlers(app)
