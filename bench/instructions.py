@@ -11,11 +11,13 @@ kind runs twice under callgrind, 50 and 250 times after a warm-up; the differenc
 fixed. About two minutes per run.
 
     python -m bench.instructions              # GET /leads/{id} and the inbox page
-    BENCH_ONLY=lead,deal,page,healthz,create,convert python -m bench.instructions
+    BENCH_ONLY=lead,deal,page,healthz,create,convert,capture python -m bench.instructions
 
 `create` is `POST /leads` (a prospect with a name and an email, as `make bench` sends);
 `convert` is `POST /leads/{id}/convert` of a lead whose prospect becomes a new person
-and a new organization (each request converts a lead of its own, made beforehand).
+and a new organization (each request converts a lead of its own, made beforehand);
+`capture` is a signed `POST /capture/{form_id}` as bench/capture.py sends it (signed
+beforehand, outside the count).
 
 Needs valgrind (Debian: `apt-get install valgrind`). Run it from two checkouts to compare
 commits, one after the other or at once: each run has its own database,
@@ -40,9 +42,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import API, OPERATOR_TOKEN, BenchDatabase
+from bench.common import API, OPERATOR_TOKEN, BenchDatabase, signed
 
-KINDS = ("lead", "deal", "page", "healthz", "create", "convert")
+KINDS = ("lead", "deal", "page", "healthz", "create", "convert", "capture")
 FEW, MANY, WARM_UP = 50, 250, 20
 
 
@@ -52,7 +54,15 @@ def _app(url: str) -> Any:
     from leadflow.main import create_app
 
     engine = make_engine(url, pool_size=5)
-    app = create_app(Settings(database_url=url, admin_token=OPERATOR_TOKEN))
+    unlimited = "100000000/minute"  # the captures of a run come from one address
+    app = create_app(
+        Settings(
+            database_url=url,
+            admin_token=OPERATOR_TOKEN,
+            capture_rate_per_form=unlimited,
+            capture_rate_per_client=unlimited,
+        )
+    )
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.reader_factory = make_reader_factory(engine)
@@ -89,13 +99,29 @@ async def _fill(url: str) -> dict[str, str]:
             }
             answer = await client.post(f"{API}/leads", json=body, headers=headers)
             convertible.append(answer.json()["id"])
+        form = (await client.post(f"{API}/forms", json={"name": "F"}, headers=headers)).json()
     await app.state.engine.dispose()
+    # Signed here, so that the signing is not in the count: a capture as bench/capture.py
+    # sends it (a prospect with an organization and a message), each with its own id.
+    captures = []
+    for i in range(2 * WARM_UP + FEW + MANY):
+        raw = json.dumps(
+            {
+                "person_name": f"Prospect {i}",
+                "email": f"prospect{i}@example.com",
+                "organization_name": f"Organization {i % 500}",
+                "message": "Please call me back about your offer.",
+            }
+        ).encode()
+        captures.append((raw.decode(), signed(form["signing_secret"], raw)))
     return {
         "url": url,
         "token": token,
         "lead": leads[7],
         "deal": deal.json()["id"],
         "convertible": convertible,
+        "form": form["id"],
+        "captures": captures,
     }
 
 
@@ -117,12 +143,20 @@ async def _requests(state: dict[str, Any], kind: str, count: int) -> None:
     # Each run converts leads of its own: the short run the first ones, the long one the rest.
     convertible = iter(state["convertible"][: WARM_UP + FEW] if count == FEW
                        else state["convertible"][WARM_UP + FEW :])  # fmt: skip
+    captures = iter(state["captures"][: WARM_UP + FEW] if count == FEW
+                    else state["captures"][WARM_UP + FEW :])  # fmt: skip
+    capture_headers: dict[str, str] = {}
 
     def request(n: int) -> tuple[str, str, bytes | None]:
         if kind == "create":
             return _create(n)
         if kind == "convert":
             return "POST", f"{API}/leads/{next(convertible)}/convert", b"{}"
+        if kind == "capture":
+            raw, signature = next(captures)
+            capture_headers.clear()
+            capture_headers.update(signature)
+            return "POST", f"{API}/capture/{state['form']}", raw.encode()
         return "GET", {
             "lead": f"{API}/leads/{state['lead']}",
             "deal": f"{API}/deals/{state['deal']}",
@@ -135,11 +169,13 @@ async def _requests(state: dict[str, Any], kind: str, count: int) -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
         for n in range(WARM_UP):
             method, path, body = request(n)
-            await client.request(method, path, headers=headers, content=body)
+            await client.request(method, path, headers={**headers, **capture_headers}, content=body)
         leadflow_main._freeze_startup_objects()
         for n in range(count):
             method, path, body = request(WARM_UP + n)
-            response = await client.request(method, path, headers=headers, content=body)
+            response = await client.request(
+                method, path, headers={**headers, **capture_headers}, content=body
+            )
             assert response.status_code in (200, 201), response.text
     await app.state.engine.dispose()
 

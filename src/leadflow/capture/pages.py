@@ -28,9 +28,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from leadflow import attribution
 from leadflow.capture import service
-from leadflow.capture.models import Form
 from leadflow.capture.ratelimit import TooManyRequests, limiter_for
-from leadflow.capture.repository import CaptureRepository
+from leadflow.capture.repository import CaptureRepository, CapturingForm
 from leadflow.capture.signing import keyring_for
 from leadflow.deps import AppSettings, Session
 from leadflow.errors import DomainError
@@ -92,7 +91,7 @@ def _not_found() -> HTMLResponse:
 
 
 def _form_page(
-    form: Form,
+    form: CapturingForm,
     token: str,
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
@@ -112,7 +111,7 @@ def _form_page(
     )
 
 
-async def _form(session: Any, form_id: str) -> tuple[Form, uuid.UUID | None] | None:
+async def _form(session: Any, form_id: str) -> tuple[CapturingForm, uuid.UUID | None] | None:
     try:
         parsed = uuid.UUID(form_id)
     except ValueError:
@@ -120,7 +119,7 @@ async def _form(session: Any, form_id: str) -> tuple[Form, uuid.UUID | None] | N
     return await CaptureRepository(session).form_and_owner(parsed)
 
 
-def _thanks_url(request: Request, form: Form) -> str:
+def _thanks_url(request: Request, form: CapturingForm) -> str:
     return f"{request.scope.get('root_path', '')}/f/{form.id}/thanks"
 
 

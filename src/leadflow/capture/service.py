@@ -18,7 +18,7 @@ from leadflow.activities.parents import Parent, ParentKind
 from leadflow.activities.repository import NoteRepository
 from leadflow.auth.repository import UserRepository
 from leadflow.capture.models import Form
-from leadflow.capture.repository import CaptureRepository, FormRepository
+from leadflow.capture.repository import CaptureRepository, CapturingForm, FormRepository
 from leadflow.capture.schemas import CaptureBody, FieldMap, FormCreate, FormCreates, FormUpdate
 from leadflow.capture.signing import Keyring, new_signing_secret
 from leadflow.contacts.duplicates import Duplicates, Identity, find_duplicates, first_match
@@ -166,7 +166,7 @@ async def _check_custom_map(session: AsyncSession, caller: Caller, field_map: Fi
             raise InvalidInput(loc, why, INVALID_CUSTOM_FIELD)
 
 
-def signing_secrets(form: Form, keyring: Keyring, now: datetime) -> list[str]:
+def signing_secrets(form: CapturingForm, keyring: Keyring, now: datetime) -> list[str]:
     """The secrets a capture may be signed with: the current one, and the previous one
     while its grace period lasts."""
     valid = [keyring.unseal(form.signing_secret_sealed, form.id)]
@@ -288,7 +288,7 @@ def _mapped_value(attribute: str, source: str, raw: Any) -> Any:
 
 async def deliver(
     session: AsyncSession,
-    form: Form,
+    form: CapturingForm,
     owner_id: uuid.UUID | None,
     delivery_key: str,
     prospect: Prospect,
@@ -336,7 +336,7 @@ async def deliver(
     return Captured(lead_id=lead_id, deal_id=None, created=True)
 
 
-def _acting(form: Form, owner_id: uuid.UUID | None) -> Caller | None:
+def _acting(form: CapturingForm, owner_id: uuid.UUID | None) -> Caller | None:
     """Who a capture acts as, having no caller: the form's owner (else the company's first
     admin) with an admin's view of the company's records; None without either."""
     if owner_id is None:
@@ -344,7 +344,9 @@ def _acting(form: Form, owner_id: uuid.UUID | None) -> Caller | None:
     return Caller(company_id=form.company_id, user_id=owner_id, role=Role.admin, group_id=None)
 
 
-async def _first_delivery(captures: CaptureRepository, form: Form, delivery_key: str) -> Captured:
+async def _first_delivery(
+    captures: CaptureRepository, form: CapturingForm, delivery_key: str
+) -> Captured:
     lead_id, deal_id = await captures.delivered(form.id, delivery_key)
     # A deal form's delivery that holds a lead made it instead of a deal, at the limit.
     instead = (
@@ -364,7 +366,7 @@ def _title(prospect: Prospect, kind: str) -> str:
 
 async def create_captured_lead(
     session: AsyncSession,
-    form: Form,
+    form: CapturingForm,
     owner_id: uuid.UUID | None,
     prospect: Prospect,
     source: str,
@@ -380,7 +382,7 @@ async def create_captured_lead(
 
 async def _lead_columns(
     session: AsyncSession,
-    form: Form,
+    form: CapturingForm,
     owner_id: uuid.UUID | None,
     prospect: Prospect,
     source: str,
@@ -415,7 +417,7 @@ async def _lead_columns(
 
 async def _lead_instead(
     session: AsyncSession,
-    form: Form,
+    form: CapturingForm,
     actor: Caller,
     owner_id: uuid.UUID | None,
     prospect: Prospect,
@@ -456,7 +458,9 @@ def _kept(prospect: Prospect, got: values.Captured) -> dict[str, Any]:
     return kept
 
 
-async def _custom_fields(session: AsyncSession, form: Form, prospect: Prospect) -> values.Captured:
+async def _custom_fields(
+    session: AsyncSession, form: CapturingForm, prospect: Prospect
+) -> values.Captured:
     """The `deal` custom field values (leads and deals share the set) of the answers in
     `fields`: those the form's `field_map.custom_fields` maps, then those named by a field
     key, each checked as an API write checks it (`values.captured`). Every answer also
@@ -470,7 +474,7 @@ async def _custom_fields(session: AsyncSession, form: Form, prospect: Prospect) 
 
 
 async def create_captured_deal(
-    session: AsyncSession, form: Form, actor: Caller, prospect: Prospect
+    session: AsyncSession, form: CapturingForm, actor: Caller, prospect: Prospect
 ) -> uuid.UUID:
     """An open deal in the form's stage. A deal has no prospect details, so the person and
     organization are contacts: the oldest one matching (`contacts.duplicates`: a person by
@@ -558,12 +562,12 @@ async def create_captured_deal(
 
 
 def _created(
-    kind: type[DomainEvent], record_id: uuid.UUID, form: Form, actor: Caller
+    kind: type[DomainEvent], record_id: uuid.UUID, form: CapturingForm, actor: Caller
 ) -> DomainEvent:
     return kind(id=record_id, company_id=form.company_id, actor=actor, source=ChangeSource.capture)
 
 
-async def _labels_left(session: AsyncSession, form: Form) -> list[uuid.UUID]:
+async def _labels_left(session: AsyncSession, form: CapturingForm) -> list[uuid.UUID]:
     """The form's labels that still exist, in the form's order."""
     if not form.label_ids:
         return []
