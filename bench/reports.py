@@ -116,6 +116,13 @@ async def explain(dsn: str, company: Company) -> None:
     ]  # fmt: skip
     conn = await asyncpg.connect(dsn)
     try:
+        stages = await conn.fetch(
+            "SELECT id, position FROM stage WHERE pipeline_id = $1 ORDER BY position, id",
+            company.pipelines[0],
+        )
+        statements[-1][2].update(
+            stage_ids=[row["id"] for row in stages], positions=[row["position"] for row in stages]
+        )
         for title, statement, params in statements:
             rows = await conn.fetch(
                 "EXPLAIN (ANALYZE, BUFFERS) " + statement.sql, *statement.arguments(params)

@@ -48,8 +48,9 @@ from sqlalchemy import (
     within_group,
 )
 from sqlalchemy import column as named_column
-from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import Grouping
 
 from leadflow.auth.models import Company, User
 from leadflow.conversion.models import Conversion
@@ -707,8 +708,8 @@ async def lead_conversion(
 # Pipeline movement and conversion
 
 
-# grouping(before, reached, furthest, stage_id) of the pipeline report's two groupings.
-_SPANS, _STAYS = 0b0001, 0b1110
+# grouping(from_stage_id, stage_id) of the pipeline report's moves: per move, per stage left.
+_MOVES, _STAYS = 0b00, 0b01
 
 
 @functools.cache
@@ -719,134 +720,84 @@ def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
     move left, or its stage if it never moved), then each stage a move took it to; a deal
     recorded before history was kept enters at its synthetic row. It has *reached* every
     stage up to the furthest position it entered, so a deal that skipped stages counts
-    for each one it skipped; it reached a stage at the first entry that got it that far
-    (an entry that set a new furthest position reaches the stages between the old one
-    and it). Rows, by `kind`: `reached` (stage `a` reached in the range by `count` deals
-    whose furthest position now is `b`, `x` of them won), `added` (deals created in the
-    range: count, won, lost), `move` (moves from `a` to `b` in the range) and `stay` (moves
-    out of `a` in the range: average days spent in it).
+    for each one it skipped; it reached a stage at its first entry that far. So a deal
+    reached in the range the stages past the furthest position it had entered before
+    the range, up to the furthest it had entered by the end of it.
+
+    No order of a deal's entries is needed: a move's row holds both entries it joins (the
+    stage it left, entered at `from_stage_entered_at`, and the one it took, at `at`), so
+    those two furthest positions, and the furthest of all, are maxima over the deal's
+    rows: one pass over the pipeline's deals merge-joined with their stage rows, both in
+    deal order from covering indexes (ix_deal_pipeline_report,
+    ix_deal_history_pipeline_deal), grouped per deal as they come. Positions come as
+    bind parameters beside the stage ids (`stage_ids`, `positions`: the pipeline's stages
+    as the report read them); a stage of another pipeline has none and counts for no
+    position. Rows, by `kind`: `span` (`count` deals whose furthest position was `a`
+    before the range, -1 for none, and `b` at its end, `x` of them won, `y` their
+    furthest position now), `added` (deals created in the range: count, won, lost),
+    `move` (moves from `a` to `b` in the range) and `stay` (moves out of `a` in the range:
+    average days spent in it, from `from_stage_entered_at` to the move).
     """
     pipeline = bindparam("pipeline_id", type_=Uuid)
-    won_now = (Deal.status == DealStatus.won.value).label("won")
-    deals = (
-        select(Deal.id, Deal.status, Deal.created_at, Deal.stage_id, won_now)
-        .where(visible_to_viewer(Deal, viewer), _is_deal(), Deal.pipeline_id == pipeline)
-        .cte("deals")
+    stage_ids = bindparam("stage_ids", type_=ARRAY(Uuid))
+    positions = bindparam("positions", type_=ARRAY(Integer))
+
+    def position(stage_id: Any) -> Any:
+        return Grouping(positions)[func.array_position(stage_ids, stage_id)]
+
+    in_pipeline = (_is_deal(), Deal.pipeline_id == pipeline)
+    stage_rows = and_(
+        DealHistory.deal_id == Deal.id,
+        in_viewer_company(DealHistory),
+        DealHistory.pipeline_id == pipeline,
+        or_(DealHistory.from_stage_id.is_not(None), DealHistory.synthetic),
     )
-    # The pipeline's history through ix_deal_history_pipeline_at, kept for visible deals.
-    history = (
-        select(
-            DealHistory.deal_id,
-            DealHistory.at,
-            DealHistory.id,
-            DealHistory.from_stage_id,
-            DealHistory.stage_id,
-            DealHistory.synthetic,
-            deals.c.won,
-        )
-        .join(deals, deals.c.id == DealHistory.deal_id)
-        .where(
-            in_viewer_company(DealHistory),
-            DealHistory.pipeline_id == pipeline,
-            or_(DealHistory.from_stage_id.is_not(None), DealHistory.synthetic),
-        )
-        .cte("moves")
-    )
-    first_move = (
-        select(history.c.deal_id, history.c.from_stage_id)
-        .where(~history.c.synthetic)
-        .ext(distinct_on(history.c.deal_id))
-        .order_by(history.c.deal_id, history.c.at, history.c.id)
-        .cte("first_move")
-    )
-    recorded_before = (
-        select(history.c.deal_id).where(history.c.synthetic).distinct().cte("recorded_before")
-    )
-    created = (
-        select(
-            deals.c.id.label("deal_id"),
-            deals.c.created_at.label("at"),
-            func.coalesce(first_move.c.from_stage_id, deals.c.stage_id).label("stage_id"),
-            deals.c.won,
-        )
-        .select_from(
-            deals.outerjoin(first_move, first_move.c.deal_id == deals.c.id).outerjoin(
-                recorded_before, recorded_before.c.deal_id == deals.c.id
+    created_only = DealHistory.deal_id.is_(None)
+
+    def entered_by(bound: Any) -> Any:
+        """The furthest position the deal had entered before `bound` (null: none)."""
+        return func.max(
+            case(
+                (created_only, case((Deal.created_at < bound, position(Deal.stage_id)))),
+                else_=func.greatest(
+                    case(
+                        (
+                            DealHistory.from_stage_entered_at < bound,
+                            position(DealHistory.from_stage_id),
+                        )
+                    ),
+                    case((DealHistory.at < bound, position(DealHistory.stage_id))),
+                ),
             )
         )
-        .where(recorded_before.c.deal_id.is_(None))
-    )
-    entries = union_all(
-        created, select(history.c.deal_id, history.c.at, history.c.stage_id, history.c.won)
-    ).cte("entries")
-    by_deal, in_time = entries.c.deal_id, (entries.c.at, Stage.position)
-    # Every window of a deal's entries in one order (one sort): the furthest position
-    # reached up to each entry (`reached`) and before it (`before`, -1 for the first),
-    # the furthest of all, and when the deal left the entry's stage (`left_at`).
-    # `reached` and `left_at` share one window (lead() ignores the frame): one pass.
-    furthest_yet = func.max(Stage.position).over(
-        partition_by=by_deal, order_by=in_time, rows=(None, 0)
-    )
-    furthest_before = func.max(Stage.position).over(
-        partition_by=by_deal, order_by=in_time, rows=(None, -1)
-    )
-    left_at = func.lead(entries.c.at).over(partition_by=by_deal, order_by=in_time, rows=(None, 0))
-    positioned = (
-        select(
-            entries.c.deal_id,
-            entries.c.at,
-            entries.c.stage_id,
-            entries.c.won,
-            furthest_yet.label("reached"),
-            func.coalesce(furthest_before, -1).label("before"),
-            func.max(Stage.position).over(partition_by=by_deal).label("furthest"),
-            left_at.label("left_at"),
-        )
-        .join(Stage, and_(Stage.id == entries.c.stage_id, Stage.pipeline_id == pipeline))
-        .subquery("positioned")
-    )
-    # One pass over the entries, grouped two ways: those that reached further than
-    # before, in the range, per (positions before and after, furthest now), each then
-    # spread over the stages it reached (those past `before`, up to `reached`); and the
-    # stays in each stage that ended in the range. A few rows, however many deals.
-    newly = and_(positioned.c.reached > positioned.c.before, _in_range(positioned.c.at))
-    left = _in_range(positioned.c.left_at)
-    span_key = (positioned.c.before, positioned.c.reached, positioned.c.furthest)
-    tallied = (
-        select(
-            func.grouping(*span_key, positioned.c.stage_id).label("grouping"),
-            *span_key,
-            positioned.c.stage_id,
-            func.count().filter(newly).label("deals"),
-            func.count().filter(and_(newly, positioned.c.won)).label("won"),
-            func.count().filter(left).label("stays"),
-            func.avg(positioned.c.left_at - positioned.c.at).filter(left).label("stay"),
-        )
-        .group_by(func.grouping_sets(tuple_(*span_key), tuple_(positioned.c.stage_id)))
-        .cte("tallied")
-    )
-    spans = (
-        select(
-            tallied.c.before, tallied.c.reached, tallied.c.furthest, tallied.c.deals, tallied.c.won
-        )
-        .where(tallied.c.grouping == _SPANS, tallied.c.deals > 0)
-        .subquery("spans")
-    )
-    stage = Stage.__table__.alias("pipeline_stage")
-    firsts = (
-        select(stage.c.id.label("stage_id"), spans.c.furthest, spans.c.deals, spans.c.won)
-        .join(
-            spans,
-            and_(stage.c.position > spans.c.before, stage.c.position <= spans.c.reached),
-        )
-        .where(stage.c.pipeline_id == pipeline)
-        .subquery("firsts")
-    )
 
-    def row(kind: str, a: Any, b: Any, count: Any, *more: Any) -> list[Any]:
+    furthest_now = func.max(
+        case(
+            (created_only, position(Deal.stage_id)),
+            else_=func.greatest(
+                position(DealHistory.from_stage_id), position(DealHistory.stage_id)
+            ),
+        )
+    )
+    per_deal = (
+        select(
+            Deal.status,
+            func.coalesce(entered_by(_range_start()), -1).label("before"),
+            entered_by(_range_end()).label("reached"),
+            furthest_now.label("furthest"),
+        )
+        .select_from(Deal.__table__.outerjoin(DealHistory, stage_rows))
+        .where(visible_to_viewer(Deal, viewer), *in_pipeline)
+        .group_by(Deal.id)
+        .subquery("per_deal")
+    )
+    grew = per_deal.c.reached > per_deal.c.before
+    deals = func.count().filter(grew)
+
+    def row(kind: Any, a: Any, b: Any, count: Any, *more: Any) -> list[Any]:
         extra = list(more) + [null()] * (3 - len(more))
         return [
-            literal(kind).label("kind"),
+            (literal(kind) if isinstance(kind, str) else kind).label("kind"),
             cast(a, Text).label("a"),
             cast(b, Text).label("b"),
             count.label("count"),
@@ -856,34 +807,62 @@ def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
             ),
         ]
 
-    reached = select(
-        *row(
-            "reached",
-            firsts.c.stage_id,
-            firsts.c.furthest,
-            cast(func.sum(firsts.c.deals), BigInteger),
-            func.sum(firsts.c.won),
+    spans = (
+        select(
+            *row(
+                "span",
+                per_deal.c.before,
+                per_deal.c.reached,
+                deals,
+                func.count().filter(and_(grew, per_deal.c.status == DealStatus.won.value)),
+                per_deal.c.furthest,
+            )
         )
-    ).group_by(firsts.c.stage_id, firsts.c.furthest)
+        .group_by(per_deal.c.before, per_deal.c.reached, per_deal.c.furthest)
+        .having(deals > 0)
+    )
     added = select(
         *row(
             "added",
             null(),
             null(),
             func.count(),
-            func.count().filter(deals.c.status == DealStatus.won.value),
-            func.count().filter(deals.c.status == DealStatus.lost.value),
+            func.count().filter(Deal.status == DealStatus.won.value),
+            func.count().filter(Deal.status == DealStatus.lost.value),
         )
-    ).where(_in_range(deals.c.created_at))
-    moves = (
-        select(*row("move", history.c.from_stage_id, history.c.stage_id, func.count()))
-        .where(~history.c.synthetic, _in_range(history.c.at))
-        .group_by(history.c.from_stage_id, history.c.stage_id)
+    ).where(
+        visible_to_viewer(Deal, viewer), *in_pipeline, _in_range(Deal.created_at)
     )
-    stays = select(
-        *row("stay", tallied.c.stage_id, null(), tallied.c.stays, _days(tallied.c.stay))
-    ).where(tallied.c.grouping == _STAYS, tallied.c.stays > 0)
-    return ReadStatement(union_all(reached, added, moves, stays))
+    grouping = func.grouping(DealHistory.from_stage_id, DealHistory.stage_id)
+    stay = func.avg(DealHistory.at - DealHistory.from_stage_entered_at)
+    moves = (
+        select(
+            *row(
+                case((grouping == _MOVES, "move"), else_="stay"),
+                DealHistory.from_stage_id,
+                DealHistory.stage_id,
+                func.count(),
+                case((grouping == _STAYS, _days(stay))),
+            )
+        )
+        .join(Deal, Deal.id == DealHistory.deal_id)
+        .where(
+            in_viewer_company(DealHistory),
+            DealHistory.pipeline_id == pipeline,
+            DealHistory.from_stage_id.is_not(None),
+            ~DealHistory.synthetic,
+            _in_range(DealHistory.at),
+            visible_to_viewer(Deal, viewer),
+            *in_pipeline,
+        )
+        .group_by(
+            func.grouping_sets(
+                tuple_(DealHistory.from_stage_id, DealHistory.stage_id),
+                tuple_(DealHistory.from_stage_id),
+            )
+        )
+    )
+    return ReadStatement(union_all(spans, added, moves))
 
 
 async def pipeline_conversion(
@@ -895,18 +874,29 @@ async def pipeline_conversion(
     )
     if not stages:
         return None
-    rows = await _rows(
-        pipeline_conversion_statement, session, caller, {"pipeline_id": pipeline_id}, span
-    )
     order = [(row["id"], row["position"]) for row in stages if row["id"] is not None]
+    rows = await _rows(
+        pipeline_conversion_statement,
+        session,
+        caller,
+        {
+            "pipeline_id": pipeline_id,
+            "stage_ids": [stage_id for stage_id, _ in order],
+            "positions": [position for _, position in order],
+        },
+        span,
+    )
     # Per stage reached in the range: how many deals, by the furthest position they reached.
     by_furthest: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
     stays: dict[str, str] = {}
     movements = []
     added = {"count": 0, "won": 0, "lost": 0}
     for row in rows:
-        if row["kind"] == "reached":
-            by_furthest[row["a"]].append((int(row["b"]), row["count"], int(row["x"])))
+        if row["kind"] == "span":
+            before, reached = int(row["a"]), int(row["b"])
+            for stage_id, position in order:
+                if before < position <= reached:
+                    by_furthest[stage_id].append((int(row["y"]), row["count"], int(row["x"])))
         elif row["kind"] == "added":
             added = {"count": row["count"], "won": int(row["x"]), "lost": int(row["y"])}
         elif row["kind"] == "move":
