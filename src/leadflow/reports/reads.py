@@ -727,16 +727,17 @@ def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
     No order of a deal's entries is needed: a move's row holds both entries it joins (the
     stage it left, entered at `from_stage_entered_at`, and the one it took, at `at`), so
     those two furthest positions, and the furthest of all, are maxima over the deal's
-    rows: one pass over the pipeline's deals merge-joined with their stage rows, both in
-    deal order from covering indexes (ix_deal_pipeline_report,
-    ix_deal_history_pipeline_deal), grouped per deal as they come. Positions come as
-    bind parameters beside the stage ids (`stage_ids`, `positions`: the pipeline's stages
-    as the report read them); a stage of another pipeline has none and counts for no
-    position. Rows, by `kind`: `span` (`count` deals whose furthest position was `a`
-    before the range, -1 for none, and `b` at its end, `x` of them won, `y` their
+    stage rows. Those are grouped per deal as ix_deal_history_pipeline_deal gives them
+    (deal order), then merge-joined to the pipeline's deals read in id order from
+    ix_deal_pipeline_report (a deal without stage rows entered only the stage it was
+    created in); a few rows per (before, by the end, furthest) come out. Positions come
+    as bind parameters beside the stage ids (`stage_ids`, `positions`: the pipeline's
+    stages as the report read them); a stage of another pipeline has none and counts
+    for no position. Rows, by `kind`: `span` (`count` deals whose furthest position was
+    `a` before the range, -1 for none, and `b` at its end, `x` of them won, `y` their
     furthest position now), `added` (deals created in the range: count, won, lost),
-    `move` (moves from `a` to `b` in the range) and `stay` (moves out of `a` in the range:
-    average days spent in it, from `from_stage_entered_at` to the move).
+    `move` (moves from `a` to `b` in the range) and `stay` (moves out of `a` in the
+    range: average days spent in it, from `from_stage_entered_at` to the move).
     """
     pipeline = bindparam("pipeline_id", type_=Uuid)
     stage_ids = bindparam("stage_ids", type_=ARRAY(Uuid))
