@@ -313,12 +313,13 @@ FROM generate_series(1, $5::int) AS g
 
 # $1 company. Stage history of the filled deals, as the app records it: a move into
 # their stage from their pipeline's first stage an hour after creation (when they are
-# not in the first stage), and the status change of the won and lost ones.
+# not in the first stage; it entered the first stage at creation), and the status
+# change of the won and lost ones.
 FILL_HISTORY = """
 INSERT INTO deal_history (id, company_id, deal_id, pipeline_id, from_stage_id, stage_id,
-                          from_status, to_status, at)
+                          from_status, to_status, at, from_stage_entered_at)
 SELECT gen_random_uuid(), d.company_id, d.id, d.pipeline_id, first.id, d.stage_id, NULL, NULL,
-       d.created_at + interval '1 hour'
+       d.created_at + interval '1 hour', d.created_at
 FROM deal d
 CROSS JOIN LATERAL (
     SELECT id FROM stage WHERE pipeline_id = d.pipeline_id ORDER BY position, id LIMIT 1
@@ -326,7 +327,7 @@ CROSS JOIN LATERAL (
 WHERE d.company_id = $1 AND d.stage_id <> first.id
 UNION ALL
 SELECT gen_random_uuid(), d.company_id, d.id, d.pipeline_id, NULL, d.stage_id, 'open',
-       d.status, coalesce(d.won_at, d.lost_at)
+       d.status, coalesce(d.won_at, d.lost_at), NULL
 FROM deal d
 WHERE d.company_id = $1 AND d.status <> 'open'
 """

@@ -116,10 +116,20 @@ async def explain(dsn: str, company: Company) -> None:
     ]  # fmt: skip
     conn = await asyncpg.connect(dsn)
     try:
+        stages = await conn.fetch(
+            "SELECT id, position FROM stage WHERE pipeline_id = $1 ORDER BY position, id",
+            company.pipelines[0],
+        )
+        statements[-1][2].update(
+            stage_ids=[row["id"] for row in stages], positions=[row["position"] for row in stages]
+        )
         for title, statement, params in statements:
-            rows = await conn.fetch(
-                "EXPLAIN (ANALYZE, BUFFERS) " + statement.sql, *statement.arguments(params)
-            )
+            async with conn.transaction():  # with the statement's own settings, as served
+                if statement.settings:
+                    await conn.execute(statement.settings)
+                rows = await conn.fetch(
+                    "EXPLAIN (ANALYZE, BUFFERS) " + statement.sql, *statement.arguments(params)
+                )
             print(f"\n--- {title} ---")
             print("\n".join(row[0] for row in rows))
     finally:

@@ -116,3 +116,85 @@ def test_deals_made_before_history_get_one_synthetic_row_and_kept_totals(
         assert [tuple(row) for row in totals] == [(1, "10.00")]
     finally:
         _in_thread(lambda: asyncio.run(drop_database(scratch)))
+
+
+_HISTORY_BEFORE_ENTRIES = """
+WITH company AS (
+    INSERT INTO company (id, name) VALUES (gen_random_uuid(), 'Old') RETURNING id
+), pipeline AS (
+    INSERT INTO pipeline (id, company_id, name, position)
+    SELECT gen_random_uuid(), id, 'P', 0 FROM company RETURNING id, company_id
+), stage AS (
+    INSERT INTO stage (id, company_id, pipeline_id, name, position, probability)
+    SELECT gen_random_uuid(), company_id, id, 'S' || n, n, 100
+    FROM pipeline CROSS JOIN generate_series(1, 3) AS n
+    RETURNING id, company_id, pipeline_id, position
+), deal AS (
+    INSERT INTO deal (id, company_id, title, pipeline_id, stage_id, status, visible_to,
+                      created_at, updated_at)
+    SELECT gen_random_uuid(), company_id, 'Deal ' || kind, pipeline_id, id, 'open', 'company',
+           '2026-01-01T00:00:00Z', now()
+    FROM stage CROSS JOIN (VALUES ('recorded'), ('synthetic')) AS kind (kind)
+    WHERE position = 3
+    RETURNING id, company_id, pipeline_id, title
+)
+INSERT INTO deal_history (id, company_id, deal_id, pipeline_id, from_stage_id, stage_id,
+                          from_status, to_status, at, synthetic)
+SELECT gen_random_uuid(), deal.company_id, deal.id, deal.pipeline_id, step.from_stage,
+       step.to_stage, step.from_status, step.to_status, step.at::timestamptz, step.synthetic
+FROM deal CROSS JOIN LATERAL (
+    SELECT (SELECT id FROM stage WHERE position = f) AS from_stage,
+           (SELECT id FROM stage WHERE position = t) AS to_stage,
+           from_status, to_status, at, synthetic
+    FROM (VALUES
+        ('Deal recorded', 1, 2, NULL, NULL, '2026-01-02T00:00:00Z', false),
+        ('Deal recorded', NULL, 2, 'open', 'lost', '2026-01-03T00:00:00Z', false),
+        ('Deal recorded', 2, 3, 'lost', 'open', '2026-01-04T00:00:00Z', false),
+        ('Deal synthetic', NULL, 1, NULL, 'open', '2026-01-05T00:00:00Z', true),
+        ('Deal synthetic', 1, 3, NULL, NULL, '2026-01-06T00:00:00Z', false)
+    ) AS row (title, f, t, from_status, to_status, at, synthetic)
+    WHERE row.title = deal.title
+) AS step
+"""
+
+
+def test_moves_recorded_before_0021_get_when_they_entered_the_stage_they_left(
+    database_url: str,
+) -> None:
+    """0021 backfills `from_stage_entered_at` from the history: the deal's creation for
+    its first move, else the stage row before it (a move or the synthetic row; a status
+    change alone is no entry); nothing for rows that are not moves."""
+    url = make_url(database_url).set(database=f"leadflow_mig_{uuid.uuid4().hex[:8]}")
+    scratch = url.render_as_string(hide_password=False)
+    _in_thread(lambda: asyncio.run(ensure_database(scratch)))
+    try:
+        config = _config(scratch)
+        _in_thread(lambda: command.upgrade(config, "0019_report_rollups"))
+
+        async def run(sql: str) -> list[asyncpg.Record]:
+            conn = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
+            try:
+                return await conn.fetch(sql)
+            finally:
+                await conn.close()
+
+        _in_thread(lambda: asyncio.run(run(_HISTORY_BEFORE_ENTRIES)))
+        _in_thread(lambda: command.upgrade(config, "head"))
+        rows = _in_thread(
+            lambda: asyncio.run(
+                run(
+                    "SELECT d.title, to_char(h.at AT TIME ZONE 'UTC', 'MM-DD'),"
+                    " to_char(h.from_stage_entered_at AT TIME ZONE 'UTC', 'MM-DD')"
+                    " FROM deal_history h JOIN deal d ON d.id = h.deal_id ORDER BY h.at"
+                )
+            )
+        )
+        assert [tuple(row) for row in rows] == [
+            ("Deal recorded", "01-02", "01-01"),
+            ("Deal recorded", "01-03", None),
+            ("Deal recorded", "01-04", "01-02"),
+            ("Deal synthetic", "01-05", None),
+            ("Deal synthetic", "01-06", "01-05"),
+        ]
+    finally:
+        _in_thread(lambda: asyncio.run(drop_database(scratch)))

@@ -78,11 +78,16 @@ class ReadStatement:
     type, not `IN`: an expanding IN cannot be compiled once.
     """
 
-    __slots__ = ("_fixed", "_names", "sql")
+    __slots__ = ("_fixed", "_names", "_settings", "sql")
 
-    def __init__(self, statement: ClauseElement) -> None:
+    def __init__(self, statement: ClauseElement, settings: Mapping[str, str] | None = None) -> None:
+        """`settings`: planner settings this statement alone runs with (`SET LOCAL`, in a
+        transaction of its own on the read path; a write's transaction keeps its own)."""
         compiled = typed(SQLCompiler, statement.compile(dialect=_DIALECT))
         self.sql = str(compiled)
+        self._settings = "".join(
+            f"SET LOCAL {name} = '{value}';" for name, value in (settings or {}).items()
+        )
         self._names: tuple[str, ...] = tuple(compiled.positiontup or ())
         # Literals of the statement (strings, numbers, ids: no type needs a bind processor
         # in a read), kept; required bind parameters are given at each run.
@@ -110,7 +115,13 @@ class ReadStatement:
         composed.sql = _NAMED.sub(number, template).replace("{statement}", self.sql)
         composed._names = tuple(names)
         composed._fixed = dict(self._fixed)
+        composed._settings = self._settings
         return composed
+
+    @property
+    def settings(self) -> str:
+        """The `SET LOCAL` statements this statement runs after (empty: none)."""
+        return self._settings
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         return [params[name] if name in params else self._fixed[name] for name in self._names]
@@ -155,8 +166,13 @@ class ReadStatement:
         return await self._on(raw, how, arguments)
 
     async def _on(self, raw: PoolProxiedConnection, how: str, arguments: list[Any]) -> Any:
+        driver: Any = raw.driver_connection
         try:
-            return await getattr(raw.driver_connection, how)(self.sql, *arguments)
+            if self._settings and not driver.is_in_transaction():
+                async with driver.transaction():
+                    await driver.execute(self._settings)
+                    return await getattr(driver, how)(self.sql, *arguments)
+            return await getattr(driver, how)(self.sql, *arguments)
         except (asyncpg.PostgresError, *_CONNECTION_LOST) as error:
             raise _database_error(raw, self.sql, arguments, error) from error
 

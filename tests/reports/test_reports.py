@@ -457,6 +457,106 @@ async def test_pipeline_conversion_funnel_with_skipped_stages(
     assert hidden.status_code == 404
 
 
+async def test_pipeline_conversion_backward_moves_older_deals_and_deals_from_elsewhere(
+    client: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    """A deal moved back keeps the furthest stage it reached; a deal recorded before
+    history was kept entered its stage at its synthetic row (before the range: it counts
+    only for the stages it reached after); a deal moved in from another pipeline reached
+    every stage up to the one it arrived in, and its time in the other pipeline's stage
+    is no stay of this one."""
+    admin = await create_company(client)
+    pipeline = await create_pipeline(client, admin)
+    s1, s2, s3 = [(await create_stage(client, admin, pipeline["id"]))["id"] for _ in range(3)]
+    elsewhere = await create_pipeline(client, admin)
+    q1 = (await create_stage(client, admin, elsewhere["id"]))["id"]
+
+    async def deal(stage: str, created: str) -> str:
+        made = await create_deal(client, admin, stage_id=stage)
+        await _set(connection, "deal", made["id"], created_at=f"{created}T09:00:00+00:00")
+        return str(made["id"])
+
+    async def step(deal_id: str, at: str, **body: str) -> None:
+        moved = await client.patch(f"{API}/deals/{deal_id}", json=body, headers=admin.headers)
+        assert moved.status_code == 200, moved.text
+        await connection.execute(
+            text(
+                "UPDATE deal_history SET at = :at WHERE id = (SELECT id FROM deal_history"
+                " WHERE deal_id = :deal_id ORDER BY at DESC LIMIT 1)"  # the one made now
+            ),
+            {"deal_id": deal_id, "at": datetime.fromisoformat(f"{at}T09:00:00+00:00")},
+        )
+
+    e = await deal(s1, "2026-01-02")
+    await step(e, "2026-01-05", stage_id=s3)  # skips s2
+    await step(e, "2026-01-08", stage_id=s2)  # back
+    f = await deal(s2, "2025-11-01")
+    await connection.execute(
+        text(
+            "INSERT INTO deal_history (id, company_id, deal_id, pipeline_id, stage_id,"
+            " to_status, at, synthetic) SELECT gen_random_uuid(), company_id, id, pipeline_id,"
+            " stage_id, status, '2025-12-20T09:00:00+00:00', true FROM deal WHERE id = :id"
+        ),
+        {"id": f},
+    )
+    await step(f, "2026-01-10", stage_id=s3)
+    g = await deal(q1, "2026-01-03")
+    await step(g, "2026-01-06", stage_id=s2, pipeline_id=pipeline["id"])
+
+    report = await _get(
+        client,
+        admin,
+        f"/pipelines/{pipeline['id']}/conversion",
+        **{"from": "2026-01-01", "to": "2026-01-31"},
+    )
+
+    def reached(*pairs: tuple[str, int, str]) -> list[dict[str, Any]]:
+        return [{"stage_id": s, "count": n, "rate": r} for s, n, r in pairs]
+
+    assert report["stages"] == [
+        {
+            "stage_id": s1,
+            "entered": 2,  # e, and g arriving past it
+            "reached": reached((s2, 2, "1.0000"), (s3, 1, "0.5000")),
+            "won": 0,
+            "won_rate": "0.0000",
+            "days_in_stage_average": "3.00",  # e; g's days were in the other pipeline
+        },
+        {
+            "stage_id": s2,
+            "entered": 2,  # e (skipped it), g; f was in it before the range
+            "reached": reached((s3, 1, "0.5000")),
+            "won": 0,
+            "won_rate": "0.0000",
+            "days_in_stage_average": "21.00",  # f, from its synthetic row
+        },
+        {
+            "stage_id": s3,
+            "entered": 2,
+            "reached": [],
+            "won": 0,
+            "won_rate": "0.0000",
+            "days_in_stage_average": "3.00",  # e, before it moved back
+        },
+    ]
+    assert report["added"] == {
+        "count": 2,
+        "won": 0,
+        "lost": 0,
+        "won_rate": "0.0000",
+        "lost_rate": "0.0000",
+    }
+    assert report["movements"] == sorted(
+        [
+            {"from_stage_id": s1, "to_stage_id": s3, "count": 1},
+            {"from_stage_id": s3, "to_stage_id": s2, "count": 1},
+            {"from_stage_id": s2, "to_stage_id": s3, "count": 1},
+            {"from_stage_id": q1, "to_stage_id": s2, "count": 1},
+        ],
+        key=lambda m: (m["from_stage_id"], m["to_stage_id"]),
+    )
+
+
 async def test_lead_conversion_per_rule_ready_converted_and_won(
     client: httpx.AsyncClient,
 ) -> None:

@@ -190,6 +190,16 @@ class Deal(Timestamps, MoneyColumns, CustomFieldColumns, AttributionColumns, Bas
             ],
             postgresql_where=text("converted_lead_id IS NULL"),
         ),
+        # A pipeline's deals in id order, for the pipeline conversion report's merge join
+        # with their stage history (ix_deal_history_pipeline_deal).
+        Index(
+            "ix_deal_pipeline_report",
+            "company_id",
+            "pipeline_id",
+            "id",
+            postgresql_include=["created_at", "stage_id", "status", "owner_id", "visible_to"],
+            postgresql_where=text("converted_lead_id IS NULL"),
+        ),
     )
 
 

@@ -30,7 +30,11 @@ class DealHistory(Base):
     the deal was created (`deal.created_at`), the `from_stage_id` of its first move or,
     without one, its stage. Deals that existed before history was kept have one
     `synthetic` row: the stage and status they had then, at their last stage change.
-    Written only by `leadflow.reports.repository`, in the transaction of the change.
+    A move's `from_stage_entered_at` is when the deal entered the stage it left: the
+    time of its previous move (or synthetic row), else its creation; so one row holds
+    both of the deal's stage entries it joins (the pipeline conversion report reads
+    them without ordering a deal's rows). Written only by `leadflow.reports.repository`,
+    in the transaction of the change.
     """
 
     __tablename__ = "deal_history"
@@ -48,10 +52,27 @@ class DealHistory(Base):
         ForeignKey("app_user.id", ondelete="SET NULL")
     )
     synthetic: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    from_stage_entered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index("ix_deal_history_pipeline_at", "company_id", "pipeline_id", "at"),
         Index("ix_deal_history_deal_at", "deal_id", "at"),
+        # A pipeline's stage rows in deal order, for the pipeline conversion report's
+        # merge join with the pipeline's deals (ix_deal_pipeline_report).
+        Index(
+            "ix_deal_history_pipeline_deal",
+            "company_id",
+            "pipeline_id",
+            "deal_id",
+            postgresql_include=[
+                "at",
+                "from_stage_entered_at",
+                "from_stage_id",
+                "stage_id",
+                "synthetic",
+            ],
+            postgresql_where=text("from_stage_id IS NOT NULL OR synthetic"),
+        ),
     )
 
 

@@ -28,6 +28,7 @@ from sqlalchemy import (
     BigInteger,
     Date,
     DateTime,
+    Float,
     Integer,
     String,
     Text,
@@ -47,9 +48,11 @@ from sqlalchemy import (
     union_all,
     within_group,
 )
+from sqlalchemy import Interval as IntervalType
 from sqlalchemy import column as named_column
-from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import Grouping
 
 from leadflow.auth.models import Company, User
 from leadflow.conversion.models import Conversion
@@ -707,10 +710,6 @@ async def lead_conversion(
 # Pipeline movement and conversion
 
 
-# grouping(before, reached, furthest, stage_id) of the pipeline report's two groupings.
-_SPANS, _STAYS = 0b0001, 0b1110
-
-
 @functools.cache
 def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
     """The funnel of one pipeline, its movements and the time spent in its stages.
@@ -719,134 +718,109 @@ def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
     move left, or its stage if it never moved), then each stage a move took it to; a deal
     recorded before history was kept enters at its synthetic row. It has *reached* every
     stage up to the furthest position it entered, so a deal that skipped stages counts
-    for each one it skipped; it reached a stage at the first entry that got it that far
-    (an entry that set a new furthest position reaches the stages between the old one
-    and it). Rows, by `kind`: `reached` (stage `a` reached in the range by `count` deals
-    whose furthest position now is `b`, `x` of them won), `added` (deals created in the
-    range: count, won, lost), `move` (moves from `a` to `b` in the range) and `stay` (moves
-    out of `a` in the range: average days spent in it).
+    for each one it skipped; it reached a stage at its first entry that far. So a deal
+    reached in the range the stages past the furthest position it had entered before
+    the range, up to the furthest it had entered by the end of it.
+
+    No order of a deal's entries is needed: a move's row holds both entries it joins (the
+    stage it left, entered at `from_stage_entered_at`, and the one it took, at `at`), so
+    those two furthest positions, and the furthest of all, are maxima over the deal's
+    stage rows. Those are grouped per deal as ix_deal_history_pipeline_deal gives them
+    (deal order), then merge-joined to the pipeline's deals read in id order from
+    ix_deal_pipeline_report (a deal without stage rows entered only the stage it was
+    created in); a few rows per (before, by the end, furthest) come out. Positions come
+    as bind parameters beside the stage ids (`stage_ids`, `positions`: the pipeline's
+    stages as the report read them); a stage of another pipeline has none and counts
+    for no position. Rows, by `kind`: `span` (`count` deals whose furthest position was
+    `a` before the range, -1 for none, and `b` at its end, `x` of them won, `y` their
+    furthest position now), `added` (deals created in the range: count, won, lost),
+    `move` (moves from `a` to `b` in the range) and `stay` (moves out of `a` in the
+    range: average days spent in it, from `from_stage_entered_at` to the move).
     """
     pipeline = bindparam("pipeline_id", type_=Uuid)
-    won_now = (Deal.status == DealStatus.won.value).label("won")
-    deals = (
-        select(Deal.id, Deal.status, Deal.created_at, Deal.stage_id, won_now)
-        .where(visible_to_viewer(Deal, viewer), _is_deal(), Deal.pipeline_id == pipeline)
-        .cte("deals")
-    )
-    # The pipeline's history through ix_deal_history_pipeline_at, kept for visible deals.
-    history = (
+    stage_ids = bindparam("stage_ids", type_=ARRAY(Uuid))
+    positions = bindparam("positions", type_=ARRAY(Integer))
+
+    def position(stage_id: Any) -> Any:
+        return Grouping(positions)[func.array_position(stage_ids, stage_id)]
+
+    in_pipeline = (_is_deal(), Deal.pipeline_id == pipeline)
+    start, end = _range_start(), _range_end()
+
+    def entered(bound: Any | None) -> Any:
+        """The furthest position a stage row's entries reached before `bound` (or ever):
+        the stage a move left, entered at `from_stage_entered_at`, and the stage the row
+        took, at `at`."""
+        left, took = position(DealHistory.from_stage_id), position(DealHistory.stage_id)
+        if bound is None:
+            return func.max(func.greatest(left, took))
+        return func.max(
+            func.greatest(
+                case((DealHistory.from_stage_entered_at < bound, left)),
+                case((DealHistory.at < bound, took)),
+            )
+        )
+
+    # Per deal with stage rows, grouped as the index gives them (deal order, no sort).
+    moved = (
         select(
             DealHistory.deal_id,
-            DealHistory.at,
-            DealHistory.id,
-            DealHistory.from_stage_id,
-            DealHistory.stage_id,
-            DealHistory.synthetic,
-            deals.c.won,
+            entered(start).label("before"),
+            entered(end).label("reached"),
+            entered(None).label("furthest"),
         )
-        .join(deals, deals.c.id == DealHistory.deal_id)
         .where(
             in_viewer_company(DealHistory),
             DealHistory.pipeline_id == pipeline,
             or_(DealHistory.from_stage_id.is_not(None), DealHistory.synthetic),
         )
-        .cte("moves")
+        .group_by(DealHistory.deal_id)
+        .subquery("moved")
     )
-    first_move = (
-        select(history.c.deal_id, history.c.from_stage_id)
-        .where(~history.c.synthetic)
-        .ext(distinct_on(history.c.deal_id))
-        .order_by(history.c.deal_id, history.c.at, history.c.id)
-        .cte("first_move")
-    )
-    recorded_before = (
-        select(history.c.deal_id).where(history.c.synthetic).distinct().cte("recorded_before")
-    )
-    created = (
+    # A deal without stage rows entered only the stage it was created in (its stage).
+    never_moved, created_in = moved.c.deal_id.is_(None), position(Deal.stage_id)
+    per_deal = (
         select(
-            deals.c.id.label("deal_id"),
-            deals.c.created_at.label("at"),
-            func.coalesce(first_move.c.from_stage_id, deals.c.stage_id).label("stage_id"),
-            deals.c.won,
+            Deal.status,
+            _in_range(Deal.created_at).label("added"),
+            func.coalesce(
+                case(
+                    (never_moved, case((Deal.created_at < start, created_in))),
+                    else_=moved.c.before,
+                ),
+                -1,
+            ).label("before"),
+            case(
+                (never_moved, case((Deal.created_at < end, created_in))),
+                else_=moved.c.reached,
+            ).label("reached"),
+            case((never_moved, created_in), else_=moved.c.furthest).label("furthest"),
         )
-        .select_from(
-            deals.outerjoin(first_move, first_move.c.deal_id == deals.c.id).outerjoin(
-                recorded_before, recorded_before.c.deal_id == deals.c.id
-            )
-        )
-        .where(recorded_before.c.deal_id.is_(None))
+        .select_from(Deal.__table__.outerjoin(moved, moved.c.deal_id == Deal.id))
+        .where(visible_to_viewer(Deal, viewer), *in_pipeline)
+        .subquery("per_deal")
     )
-    entries = union_all(
-        created, select(history.c.deal_id, history.c.at, history.c.stage_id, history.c.won)
-    ).cte("entries")
-    by_deal, in_time = entries.c.deal_id, (entries.c.at, Stage.position)
-    # Every window of a deal's entries in one order (one sort): the furthest position
-    # reached up to each entry (`reached`) and before it (`before`, -1 for the first),
-    # the furthest of all, and when the deal left the entry's stage (`left_at`).
-    # `reached` and `left_at` share one window (lead() ignores the frame): one pass.
-    furthest_yet = func.max(Stage.position).over(
-        partition_by=by_deal, order_by=in_time, rows=(None, 0)
-    )
-    furthest_before = func.max(Stage.position).over(
-        partition_by=by_deal, order_by=in_time, rows=(None, -1)
-    )
-    left_at = func.lead(entries.c.at).over(partition_by=by_deal, order_by=in_time, rows=(None, 0))
-    positioned = (
-        select(
-            entries.c.deal_id,
-            entries.c.at,
-            entries.c.stage_id,
-            entries.c.won,
-            furthest_yet.label("reached"),
-            func.coalesce(furthest_before, -1).label("before"),
-            func.max(Stage.position).over(partition_by=by_deal).label("furthest"),
-            left_at.label("left_at"),
-        )
-        .join(Stage, and_(Stage.id == entries.c.stage_id, Stage.pipeline_id == pipeline))
-        .subquery("positioned")
-    )
-    # One pass over the entries, grouped two ways: those that reached further than
-    # before, in the range, per (positions before and after, furthest now), each then
-    # spread over the stages it reached (those past `before`, up to `reached`); and the
-    # stays in each stage that ended in the range. A few rows, however many deals.
-    newly = and_(positioned.c.reached > positioned.c.before, _in_range(positioned.c.at))
-    left = _in_range(positioned.c.left_at)
-    span_key = (positioned.c.before, positioned.c.reached, positioned.c.furthest)
-    tallied = (
-        select(
-            func.grouping(*span_key, positioned.c.stage_id).label("grouping"),
-            *span_key,
-            positioned.c.stage_id,
-            func.count().filter(newly).label("deals"),
-            func.count().filter(and_(newly, positioned.c.won)).label("won"),
-            func.count().filter(left).label("stays"),
-            func.avg(positioned.c.left_at - positioned.c.at).filter(left).label("stay"),
-        )
-        .group_by(func.grouping_sets(tuple_(*span_key), tuple_(positioned.c.stage_id)))
-        .cte("tallied")
-    )
+    grew, added_now = per_deal.c.reached > per_deal.c.before, per_deal.c.added
+    won = per_deal.c.status == DealStatus.won.value
+    lost = per_deal.c.status == DealStatus.lost.value
+    span_key = (per_deal.c.before, per_deal.c.reached, per_deal.c.furthest)
     spans = (
         select(
-            tallied.c.before, tallied.c.reached, tallied.c.furthest, tallied.c.deals, tallied.c.won
+            *span_key,
+            func.count().filter(grew).label("deals"),
+            func.count().filter(and_(grew, won)).label("won"),
+            func.count().filter(added_now).label("added"),
+            func.count().filter(and_(added_now, won)).label("added_won"),
+            func.count().filter(and_(added_now, lost)).label("added_lost"),
         )
-        .where(tallied.c.grouping == _SPANS, tallied.c.deals > 0)
-        .subquery("spans")
-    )
-    stage = Stage.__table__.alias("pipeline_stage")
-    firsts = (
-        select(stage.c.id.label("stage_id"), spans.c.furthest, spans.c.deals, spans.c.won)
-        .join(
-            spans,
-            and_(stage.c.position > spans.c.before, stage.c.position <= spans.c.reached),
-        )
-        .where(stage.c.pipeline_id == pipeline)
-        .subquery("firsts")
+        .group_by(*span_key)
+        .cte("spans")
     )
 
-    def row(kind: str, a: Any, b: Any, count: Any, *more: Any) -> list[Any]:
+    def row(kind: Any, a: Any, b: Any, count: Any, *more: Any) -> list[Any]:
         extra = list(more) + [null()] * (3 - len(more))
         return [
-            literal(kind).label("kind"),
+            (literal(kind) if isinstance(kind, str) else kind).label("kind"),
             cast(a, Text).label("a"),
             cast(b, Text).label("b"),
             count.label("count"),
@@ -857,33 +831,69 @@ def pipeline_conversion_statement(viewer: Viewer) -> ReadStatement:
         ]
 
     reached = select(
-        *row(
-            "reached",
-            firsts.c.stage_id,
-            firsts.c.furthest,
-            cast(func.sum(firsts.c.deals), BigInteger),
-            func.sum(firsts.c.won),
-        )
-    ).group_by(firsts.c.stage_id, firsts.c.furthest)
+        *row("span", spans.c.before, spans.c.reached, spans.c.deals, spans.c.won, spans.c.furthest)
+    ).where(spans.c.deals > 0)
+
+    def total(count: Any) -> Any:
+        return cast(func.coalesce(func.sum(count), 0), BigInteger)
+
     added = select(
         *row(
             "added",
             null(),
             null(),
-            func.count(),
-            func.count().filter(deals.c.status == DealStatus.won.value),
-            func.count().filter(deals.c.status == DealStatus.lost.value),
+            total(spans.c.added),
+            total(spans.c.added_won),
+            total(spans.c.added_lost),
         )
-    ).where(_in_range(deals.c.created_at))
-    moves = (
-        select(*row("move", history.c.from_stage_id, history.c.stage_id, func.count()))
-        .where(~history.c.synthetic, _in_range(history.c.at))
-        .group_by(history.c.from_stage_id, history.c.stage_id)
     )
+    # The moves of the range per (from, to) with their summed stays, one hash table;
+    # per stage left, the average is the summed stays over the moves (what avg() of
+    # the intervals computes), from those few rows.
+    pairs = (
+        select(
+            DealHistory.from_stage_id,
+            DealHistory.stage_id,
+            func.count().label("moves"),
+            func.sum(DealHistory.at - DealHistory.from_stage_entered_at).label("stayed"),
+        )
+        .join(Deal, Deal.id == DealHistory.deal_id)
+        .where(
+            in_viewer_company(DealHistory),
+            DealHistory.pipeline_id == pipeline,
+            DealHistory.from_stage_id.is_not(None),
+            ~DealHistory.synthetic,
+            _in_range(DealHistory.at),
+            visible_to_viewer(Deal, viewer),
+            *in_pipeline,
+        )
+        .group_by(DealHistory.from_stage_id, DealHistory.stage_id)
+        .cte("pairs")
+    )
+    moves = select(*row("move", pairs.c.from_stage_id, pairs.c.stage_id, pairs.c.moves))
+    moved_out = cast(func.sum(pairs.c.moves), BigInteger)
     stays = select(
-        *row("stay", tallied.c.stage_id, null(), tallied.c.stays, _days(tallied.c.stay))
-    ).where(tallied.c.grouping == _STAYS, tallied.c.stays > 0)
-    return ReadStatement(union_all(reached, added, moves, stays))
+        *row(
+            "stay",
+            pairs.c.from_stage_id,
+            null(),
+            moved_out,
+            _days(
+                func.sum(pairs.c.stayed).op("/", return_type=IntervalType)(cast(moved_out, Float))
+            ),
+        )
+    ).group_by(pairs.c.from_stage_id)
+    # The planner's default random_page_cost (4) prices the covering indexes' pages as
+    # seeks: it read both tables whole, hashed them, and ran three parallel workers
+    # each building the same hash (386 ms under load); priced as the cached pages they
+    # are, it merge-joins the two indexes in deal order with no sort or hash (213 ms).
+    # A custom plan each time: the generic plan the server switches to after five runs
+    # cannot fold the range's bounds (timezone(...) of parameters), so it computes them
+    # for every row, six times (556 ms against 215 ms, same connection and load).
+    return ReadStatement(
+        union_all(reached, added, moves, stays),
+        settings={"random_page_cost": "1.1", "plan_cache_mode": "force_custom_plan"},
+    )
 
 
 async def pipeline_conversion(
@@ -895,18 +905,29 @@ async def pipeline_conversion(
     )
     if not stages:
         return None
-    rows = await _rows(
-        pipeline_conversion_statement, session, caller, {"pipeline_id": pipeline_id}, span
-    )
     order = [(row["id"], row["position"]) for row in stages if row["id"] is not None]
+    rows = await _rows(
+        pipeline_conversion_statement,
+        session,
+        caller,
+        {
+            "pipeline_id": pipeline_id,
+            "stage_ids": [stage_id for stage_id, _ in order],
+            "positions": [position for _, position in order],
+        },
+        span,
+    )
     # Per stage reached in the range: how many deals, by the furthest position they reached.
     by_furthest: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
     stays: dict[str, str] = {}
     movements = []
     added = {"count": 0, "won": 0, "lost": 0}
     for row in rows:
-        if row["kind"] == "reached":
-            by_furthest[row["a"]].append((int(row["b"]), row["count"], int(row["x"])))
+        if row["kind"] == "span":
+            before, reached = int(row["a"]), int(row["b"])
+            for stage_id, position in order:
+                if before < position <= reached:
+                    by_furthest[stage_id].append((int(row["y"]), row["count"], int(row["x"])))
         elif row["kind"] == "added":
             added = {"count": row["count"], "won": int(row["x"]), "lost": int(row["y"])}
         elif row["kind"] == "move":

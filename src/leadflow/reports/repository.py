@@ -18,9 +18,11 @@ from sqlalchemy import (
     Table,
     Uuid,
     bindparam,
+    case,
     column,
     func,
     insert,
+    or_,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,11 +59,22 @@ _COLUMNS: tuple[tuple[str, Any], ...] = (
 @functools.cache
 def _statement() -> Insert:
     """The steps as arrays, joined to their deals for the company, the pipeline and the
-    stage each is in after the write."""
+    stage each is in after the write; a move also gets when its deal entered the stage
+    it left (its latest stage row before this one, else its creation)."""
     step = (
         func.unnest(*(bindparam(name, type_=ARRAY(kind)) for name, kind in _COLUMNS))
         .table_valued(*(column(name, kind) for name, kind in _COLUMNS))
         .render_derived(name="step")
+    )
+    earlier = cast(Table, DealHistory.__table__).alias("earlier")
+    entered = func.coalesce(
+        select(func.max(earlier.c.at))
+        .where(
+            earlier.c.deal_id == step.c.deal_id,
+            or_(earlier.c.from_stage_id.is_not(None), earlier.c.synthetic),
+        )
+        .scalar_subquery(),
+        Deal.created_at,
     )
     rows = select(
         step.c.id,
@@ -74,6 +87,7 @@ def _statement() -> Insert:
         step.c.to_status,
         step.c.at,
         step.c.user_id,
+        case((step.c.from_stage_id.is_not(None), entered)),
     ).select_from(step.join(Deal, Deal.id == step.c.deal_id))
     names = [
         "id",
@@ -86,6 +100,7 @@ def _statement() -> Insert:
         "to_status",
         "at",
         "user_id",
+        "from_stage_entered_at",
     ]
     # The Core table: the ORM would read the list parameters as a bulk of rows.
     return insert(cast(Table, DealHistory.__table__)).from_select(names, rows)
