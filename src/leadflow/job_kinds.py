@@ -19,6 +19,7 @@ from leadflow.jobs.repository import JobRepository
 from leadflow.jobs.runner import Handler, JobLoop, Periodic, SessionFactory, purging
 from leadflow.rules.service import APPLY_JOB, apply_step
 from leadflow.sync.repository import PURGE_JOB, purge_deletions
+from leadflow.webhooks import repository as webhooks
 
 # How often each purge runs (one at a time across all workers: `Periodic`).
 PURGE_EVERY = timedelta(hours=1)
@@ -37,6 +38,10 @@ HANDLERS: dict[str, Handler] = {
     "purge.capture_deliveries": purging(purge_deliveries),
     "purge.jobs": purging(_purge_jobs),
     PURGE_JOB: purging(purge_deletions),
+    # Deliveries before events: a run enqueues and claims them in this order, so the
+    # events whose last deliveries it deleted go in the same hour.
+    "purge.webhook_deliveries": purging(webhooks.purge_deliveries),
+    "purge.webhook_events": purging(webhooks.purge_events),
 }
 PERIODIC = tuple(Periodic(kind, PURGE_EVERY) for kind in HANDLERS if kind.startswith("purge."))
 

@@ -157,5 +157,14 @@ class WebhookDelivery(Base):
             "event_id",
             postgresql_where=text("status IN ('pending', 'in_flight')"),
         ),
+        # The purge of finished deliveries, oldest first (`repository.purge_deliveries`).
+        Index(
+            "ix_webhook_delivery_finished",
+            "created_at",
+            postgresql_where=text("status IN ('succeeded', 'failed')"),
+        ),
+        # An event's deliveries: the purge of events, and the foreign key's check when
+        # an event is deleted.
+        Index("ix_webhook_delivery_event_id", "event_id"),
         # `GET /webhooks/{id}/deliveries`, newest first, walks the unique (webhook, event).
     )

@@ -1,11 +1,12 @@
 """Writes of the webhook tables made by the API (subscriptions, manual retries, tests,
 replays). The outbox (`outbox.py`) inserts events and their first deliveries; the
-worker (`delivery.py`) records attempts."""
+worker (`delivery.py`) records attempts; the worker's periodic purges (`purge_deliveries`,
+`purge_events`) delete what outlived the replay window."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +15,72 @@ from leadflow.auth.models import User
 from leadflow.pipelines.models import Pipeline
 from leadflow.tenancy import Caller, in_company
 from leadflow.webhooks.models import SUBSCRIBED_CHANNEL, WAKE_CHANNEL, Webhook
+
+# What the purges keep: `POST /webhooks/{id}/replay` reaches this far back, and a
+# delivery's attempts are shown this long after its last one.
+RETENTION = timedelta(days=30)
+
+
+async def purge_deliveries(session: AsyncSession, limit: int) -> int:
+    """At most `limit` finished deliveries (succeeded or failed) whose last attempt is
+    past RETENTION. Pending ones stay whatever their age: a subscription disabled for
+    failing keeps them until it is enabled again."""
+    result = await session.execute(_PURGE_DELIVERIES, {"retention": RETENTION, "limit": limit})
+    return len(result.all())
+
+
+async def purge_events(session: AsyncSession, limit: int) -> int:
+    """At most `limit` events past RETENTION that no delivery refers to any more, except
+    the last event of a record that still exists: a deletion's `previous` and
+    visibility come from the record's last event (`outbox`), however old."""
+    before = id_before(datetime.now(UTC) - RETENTION)
+    result = await session.execute(_PURGE_EVENTS, {"before": before, "limit": limit})
+    return len(result.all())
+
+
+def id_before(at: datetime) -> uuid.UUID:
+    """The smallest UUIDv7 of `at`'s millisecond: every event id made earlier is below it,
+    so the age of an event is a range of the primary key (no index on its time)."""
+    millis = int(at.timestamp() * 1000)
+    return uuid.UUID(int=(millis << 80) | (0x7 << 76) | (0b10 << 62))
+
+
+# Both walk an index in age order and stop at `limit`: deliveries a partial one of the
+# finished (migration 0022), events their primary key (UUIDv7, time-ordered). A
+# delivery's `event_id` is indexed too, for the NOT EXISTS and the foreign key's check
+# when an event is deleted.
+_PURGE_DELIVERIES = text(
+    """
+    DELETE FROM webhook_delivery WHERE id IN (
+        SELECT id FROM webhook_delivery
+        WHERE status IN ('succeeded', 'failed')
+          AND created_at < now() - CAST(:retention AS interval)
+          AND coalesce(last_attempt_at, created_at) < now() - CAST(:retention AS interval)
+        ORDER BY created_at
+        LIMIT :limit
+    )
+    RETURNING 1
+    """
+)
+# "Later" is by id (UUIDv7, made in order by the writing process), not by `occurred_at`,
+# which is a transaction's start and equal for a record's events of one transaction.
+_PURGE_EVENTS = text(
+    """
+    DELETE FROM webhook_event WHERE id IN (
+        SELECT e.id FROM webhook_event e
+        WHERE e.id < :before
+          AND NOT EXISTS (SELECT 1 FROM webhook_delivery d WHERE d.event_id = e.id)
+          AND (e.entity_id IS NULL
+               OR split_part(e.type, '.', 2) = 'deleted'
+               OR EXISTS (SELECT 1 FROM webhook_event later
+                          WHERE later.company_id = e.company_id
+                            AND later.entity_id = e.entity_id AND later.id > e.id))
+        ORDER BY e.id
+        LIMIT :limit
+    )
+    RETURNING 1
+    """
+)
 
 
 class WebhookRepository:
