@@ -39,13 +39,13 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.pool import Pool, PoolProxiedConnection
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util.concurrency import greenlet_spawn
 from starlette.responses import Response
 
-from leadflow.db import LENDS_FROM_POOL
+from leadflow.db import ReaderSession
 from leadflow.pagination import PageRequest, encode_cursor
 
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
@@ -149,8 +149,8 @@ class ReadStatement:
         that they answer as any database error does (a NUL in a filter 422, the database
         gone or a statement timeout 503)."""
         arguments = self.arguments(params)
-        if session.info.get(LENDS_FROM_POOL) and not session.in_transaction():
-            lent = await greenlet_spawn(_pool_of(session).connect)
+        if isinstance(session, ReaderSession) and not session.in_transaction():
+            lent = await greenlet_spawn(session.pool.connect)
             try:
                 return await self._on(lent, how, arguments)
             finally:
@@ -199,12 +199,6 @@ async def _begun(raw: PoolProxiedConnection) -> None:
     adapted: Any = raw.dbapi_connection
     if getattr(adapted, "_transaction", False) is None:
         await adapted._start_transaction()
-
-
-def _pool_of(session: AsyncSession) -> Pool:
-    bind = session.bind
-    assert isinstance(bind, AsyncEngine), "a reader session is bound to the engine"
-    return bind.sync_engine.pool
 
 
 def rfc3339(column: Any) -> ColumnElement[str]:
