@@ -332,6 +332,17 @@ async def test_lead_conversion_per_period_source_and_owner(
     assert only_manual["total"]["days_to_convert_average"] is None
 
 
+async def test_a_report_with_no_row_still_names_its_csv_columns(
+    client: httpx.AsyncClient,
+) -> None:
+    admin = await create_company(client)
+    empty = await client.get(
+        f"{REPORTS}/deals/summary", headers={**admin.headers, "Accept": "text/csv"}
+    )
+    assert empty.status_code == 200, empty.text
+    assert empty.text.splitlines() == ["stage_id,currency,count,value,weighted_value"]
+
+
 @pytest.mark.parametrize(
     ("params", "loc"),
     [

@@ -9,7 +9,7 @@ import inspect
 import io
 import uuid
 import zoneinfo
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from typing import Annotated, Any, TypeVar
 
@@ -29,6 +29,7 @@ from leadflow.reports.schemas import (
     LeadConversion,
     Outcomes,
     PipelineConversion,
+    Totals,
     Usage,
 )
 
@@ -104,16 +105,29 @@ def _span(date_from: date, date_to: date, interval: Interval, timezone: str) -> 
     return reads.Range(date_from, date_to, interval, timezone)
 
 
-def _answer(request: Request, report: dict[str, Any], rows: list[dict[str, Any]]) -> Response:
-    """JSON, or the same figures as CSV rows when the client asks for `text/csv`."""
+def _answer(
+    request: Request,
+    report: dict[str, Any],
+    rows: list[dict[str, Any]],
+    columns: Sequence[str] = (),
+) -> Response:
+    """JSON, or the same figures as CSV rows when the client asks for `text/csv`. The
+    header starts with `columns`, so a report with no row still names its columns (a
+    spreadsheet's import keeps its mapping), then any other column the rows have."""
     if "text/csv" not in request.headers.get("accept", ""):
         return json_response(report)
     out = io.StringIO()
-    columns = list(dict.fromkeys(column for row in rows for column in row)) or ["empty"]
-    writer = csv.DictWriter(out, fieldnames=columns, restval="")
+    header = list(dict.fromkeys([*columns, *(column for row in rows for column in row)]))
+    writer = csv.DictWriter(out, fieldnames=header, restval="")
     writer.writeheader()
     writer.writerows(rows)
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
+
+
+# The columns of the reports whose CSV may have no row (no deal matched; a pipeline
+# without stages); the others always have one (a total, every period of the range).
+_SUMMARY_COLUMNS = ("stage_id", "currency", *Totals.model_fields)
+_PIPELINE_COLUMNS = ("stage_id", "entered", "won", "reached_stage_id", "reached", "rate")
 
 
 def _period_rows(
@@ -168,7 +182,7 @@ async def deal_summary(
             {"stage_id": stage["stage_id"], "currency": currency, **figures}
             for currency, figures in stage["by_currency"].items()
         ]
-    return _answer(request, report, rows)
+    return _answer(request, report, rows, _SUMMARY_COLUMNS)
 
 
 @report("/reports/deals/forecast", "reports:deals-forecast", Forecast)
@@ -300,7 +314,7 @@ async def pipeline_conversion(
         for stage in report["stages"]
         for later in stage["reached"] or [{"stage_id": "", "count": "", "rate": ""}]
     ]
-    return _answer(request, report, rows)
+    return _answer(request, report, rows, _PIPELINE_COLUMNS)
 
 
 @router.get(
