@@ -248,12 +248,71 @@ async def test_deleted_lists_each_type_for_the_company_and_what_the_caller_could
         assert response.status_code == 422, bad
 
 
+async def test_conversions_and_cleared_links_reach_a_sync_job(
+    live_client: httpx.AsyncClient,
+) -> None:
+    """A converted lead leaves the list and is logged `converted`; it is back (and no
+    longer logged) once its deal is deleted; a deleted contact's links are cleared on
+    the leads and deals that named it, which then count as changed."""
+    client = live_client  # committed writes: each its own transaction time
+    admin = await create_company(client)
+    person = await create_person(client, admin)
+    organization = await create_organization(client, admin)
+    linked = await create_lead(client, admin, title="Linked", person_id=person["id"])
+    deal = await create_deal(client, admin, title="Linked", organization_id=organization["id"])
+    converted = await create_lead(client, admin, title="Converted", person_id=person["id"])
+
+    def now_mark(rows: list[dict[str, Any]]) -> str:
+        latest = max(datetime.fromisoformat(r["updated_at"]) for r in rows)
+        return (latest + timedelta(microseconds=1)).astimezone(UTC).isoformat()
+
+    listed = [*(await _all(client, admin, "/leads")), *(await _all(client, admin, "/deals"))]
+    mark = now_mark(listed)
+    answer = await client.post(f"{API}/leads/{converted['id']}/convert", headers=admin.headers)
+    assert answer.status_code == 201, answer.text
+    new_deal = answer.json()["deal"]["id"]
+    gone = await _all(client, admin, "/deleted", since=mark)
+    assert [(r["type"], r["id"], r["reason"]) for r in gone] == [
+        ("lead", converted["id"], "converted")
+    ]
+    assert [r["id"] for r in await _all(client, admin, "/deals", updated_since=mark)] == [new_deal]
+
+    response = await client.delete(f"{API}/persons/{person['id']}", headers=admin.headers)
+    assert response.status_code == 204, response.text
+    response = await client.delete(
+        f"{API}/organizations/{organization['id']}", headers=admin.headers
+    )
+    assert response.status_code == 204, response.text
+    changed = await _all(client, admin, "/leads", updated_since=mark, sort="updated_at")
+    assert [(r["id"], r["person_id"]) for r in changed] == [(linked["id"], None)]
+    changed = await _all(client, admin, "/deals", updated_since=mark, sort="updated_at")
+    assert {(r["id"], r["organization_id"]) for r in changed} == {
+        (deal["id"], None),
+        (new_deal, None),
+    }
+
+    # The deal deleted, the lead is in the inbox again: changed, and no longer gone.
+    back_mark = now_mark(changed)
+    response = await client.delete(f"{API}/deals/{new_deal}", headers=admin.headers)
+    assert response.status_code == 204, response.text
+    again = await _all(client, admin, "/leads", updated_since=back_mark, sort="updated_at")
+    assert [r["id"] for r in again] == [converted["id"]]
+    gone = await _all(client, admin, "/deleted", since=mark)
+    assert [(r["type"], r["id"], r["reason"]) for r in gone] == [
+        ("person", person["id"], "deleted"),
+        ("organization", organization["id"], "deleted"),
+        ("deal", new_deal, "deleted"),
+    ]
+
+
 async def test_a_sync_job_keeps_an_exact_copy_through_creates_updates_and_deletes(
     live_client: httpx.AsyncClient,
 ) -> None:
     """A mirror kept in memory from `updated_since` + `sort=updated_at` and `GET /deleted`
     equals the lists after every round of random changes (committed writes: each its own
-    transaction time, as in production)."""
+    transaction time, as in production): creates (some linked to a person), updates,
+    deletes (a person's clears its links; a converted deal's brings its lead back) and
+    conversions."""
     client = live_client
     admin = await create_company(client)
     rng = random.Random(20)  # noqa: S311 - varied data, not secrets
@@ -277,15 +336,32 @@ async def test_a_sync_job_keeps_an_exact_copy_through_creates_updates_and_delete
             mirror[f"/{row['type']}s"].pop(row["id"], None)
             since["deleted"] = _later(since["deleted"], row["deleted_at"])
 
+    came_from: dict[str, str] = {}  # a deal made by a conversion: its lead
+    happened = {"converted": 0, "returned": 0, "unlinked": 0}
+    linked: set[str] = set()  # persons some lead or deal was linked to
+
     for _ in range(6):
         for _ in range(12):
             path = rng.choice(every)
-            action = rng.choice(["create", "create", "update", "delete"])
+            action = rng.choice(["create", "create", "update", "delete", "convert"])
             if action == "create" or not live[path]:
                 body = {TITLE[path]: f"R{rng.randrange(1000)}"}
+                if path in PATHS and live["/persons"] and rng.random() < 0.5:
+                    body["person_id"] = rng.choice(live["/persons"])  # cleared by its delete
                 created = await _create(client, admin, path, **body)
                 live[path].append(created["id"])
-            elif action == "update":
+                linked.add(body.get("person_id", ""))
+            elif action == "convert" and path == "/leads":
+                record_id = live[path].pop(rng.randrange(len(live[path])))
+                response = await client.post(
+                    f"{API}/leads/{record_id}/convert", headers=admin.headers
+                )
+                assert response.status_code == 201, response.text
+                deal_id = response.json()["deal"]["id"]
+                live["/deals"].append(deal_id)
+                came_from[deal_id] = record_id
+                happened["converted"] += 1
+            elif action in ("update", "convert"):
                 record_id = rng.choice(live[path])
                 body = {TITLE[path]: f"U{rng.randrange(1000)}"}
                 if path in PATHS and rng.random() < 0.5:
@@ -298,7 +374,14 @@ async def test_a_sync_job_keeps_an_exact_copy_through_creates_updates_and_delete
                 record_id = live[path].pop(rng.randrange(len(live[path])))
                 response = await client.delete(f"{API}{path}/{record_id}", headers=admin.headers)
                 assert response.status_code == 204, response.text
+                if record_id in came_from:  # its lead is back in the inbox
+                    live["/leads"].append(came_from.pop(record_id))
+                    happened["returned"] += 1
+                if path == "/persons" and record_id in linked:
+                    happened["unlinked"] += 1
         await sync()
         for path in every:
             server = {row["id"]: row for row in await _all(client, admin, path, limit=100)}
             assert mirror[path] == server, path
+    # The seed's changes include each case the copy must follow.
+    assert min(happened.values()) > 0, happened

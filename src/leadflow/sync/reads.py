@@ -28,6 +28,7 @@ def deleted_page(viewer: Viewer, after: bool) -> ReadStatement:
         as_text(row.record_id).label("id"),
         rfc3339(row.deleted_at).label("deleted_at"),
         row.deleted_at.label("deleted_at_key"),
+        row.reason,
     ).where(
         visible_to_viewer(row, viewer),
         row.record_type == any_(bindparam("types", type_=ARRAY(String()))),
@@ -55,5 +56,10 @@ async def deleted(
         rows,
         page,
         "deleted_at_key",
-        lambda row: {"type": row["type"], "id": row["id"], "deleted_at": row["deleted_at"]},
+        lambda row: {
+            "type": row["type"],
+            "id": row["id"],
+            "deleted_at": row["deleted_at"],
+            "reason": row["reason"],
+        },
     )
