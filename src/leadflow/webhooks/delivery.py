@@ -1,15 +1,19 @@
 """Sending deliveries: the webhook loop of `leadflow worker`.
 
-Each round claims due deliveries in one short transaction (`FOR UPDATE SKIP LOCKED`:
-several workers share the queue and none takes a delivery another holds), marks them in
-flight for a lease, sends them concurrently outside any transaction, and records each
-outcome in its own transaction. A worker that dies between the send and the record
+Each round first fans out the events written since (`repository.fan_out`: a delivery
+per matching subscription, in one transaction with the events marked done; workers skip
+the events another is fanning out), then claims due deliveries in one short transaction
+(`FOR UPDATE SKIP LOCKED`: several workers share the queue and none takes a delivery
+another holds), marks them in flight for a lease, sends them concurrently outside any
+transaction, and records each outcome in its own transaction. A worker that dies between the send and the record
 leaves the delivery in flight until its lease ends; another worker (or itself,
 restarted) then sends it again with the same `webhook-id`: delivery is at least once,
 and receivers dedupe by `webhook-id`.
 
 Per-record order: a delivery is not claimed while an earlier event of the same record
-to the same subscription is pending or in flight (including one waiting for a retry).
+to the same subscription is pending or in flight (including one waiting for a retry),
+nor while an earlier event of the record is not fanned out yet (another worker's
+fan-out under way: it may make such a delivery).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from leadflow import metrics
 from leadflow.capture.signing import sign
 from leadflow.config import Settings
-from leadflow.webhooks import listening, targets
+from leadflow.webhooks import listening, repository, targets
 from leadflow.webhooks.models import WAKE_CHANNEL
 from leadflow.webhooks.service import WebhookKeys
 
@@ -121,6 +125,10 @@ _CLAIM = text(
                   SELECT 1 FROM webhook_delivery p
                   WHERE p.webhook_id = c.webhook_id AND p.entity_id = c.entity_id
                     AND p.event_id < c.event_id AND p.status IN ('pending', 'in_flight'))
+              AND NOT EXISTS (
+                  SELECT 1 FROM webhook_event q
+                  WHERE q.fanned_out_at IS NULL AND q.company_id = c.company_id
+                    AND q.entity_id = c.entity_id AND q.id < c.event_id)
             ORDER BY c.next_attempt_at
             LIMIT :batch
             FOR UPDATE OF c SKIP LOCKED)
@@ -188,6 +196,7 @@ class DeliveryLoop:
         keys: WebhookKeys,
         *,
         batch: int = 20,
+        fan_out_batch: int = 500,
         client: httpx.AsyncClient | None = None,
         resolver: targets.Resolver = targets.system_resolver,
     ) -> None:
@@ -195,6 +204,7 @@ class DeliveryLoop:
         self.settings = settings
         self.keys = keys
         self.batch = batch
+        self.fan_out_batch = fan_out_batch
         self.resolver = resolver
         # No redirects (a 3xx is a failure), no proxy taken from the environment (it
         # would see the checked address, not the name), certificates verified against
@@ -203,8 +213,8 @@ class DeliveryLoop:
             timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False
         )
 
-        # Set when a transaction that made deliveries due commits (`listen`): the worker
-        # starts a round at once instead of at its next poll.
+        # Set when a transaction that wrote events or made deliveries due commits
+        # (`listen`): the worker starts a round at once instead of at its next poll.
         self.wakeup = asyncio.Event()
         self.listening = asyncio.Event()  # for tests: the LISTEN is in place
 
@@ -228,11 +238,19 @@ class DeliveryLoop:
             self.listening.clear()
 
     async def run_once(self) -> int:
-        """Claim up to `batch` due deliveries, send them, record them; how many."""
+        """Fan out up to `fan_out_batch` events, then claim up to `batch` due
+        deliveries, send them, record them; how many events and deliveries (a round
+        that fanned out a full batch is followed at once by the next)."""
+        fanned = await self.fan_out()
         claimed = await self.claim()
         if claimed:
             await asyncio.gather(*(self._deliver(c) for c in claimed))
-        return len(claimed)
+        return fanned + len(claimed)
+
+    async def fan_out(self) -> int:
+        """Deliveries for up to `fan_out_batch` events not fanned out yet; how many events."""
+        async with self.engine.begin() as conn:
+            return await repository.fan_out(conn, self.fan_out_batch)
 
     async def claim(self) -> list[Claimed]:
         async with self.engine.begin() as conn:

@@ -107,10 +107,16 @@ class WebhookEvent(Base):
     occurred_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    # When the worker made its deliveries (`repository.fan_out`); NULL until then.
+    fanned_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index("ix_webhook_event_company_id_occurred_at", "company_id", "occurred_at"),
         Index("ix_webhook_event_company_id_entity_id_id", "company_id", "entity_id", "id"),
+        # The fan-out's to-do list, oldest first: only the events not fanned out yet.
+        Index(
+            "ix_webhook_event_to_fan_out", "id", postgresql_where=text("fanned_out_at IS NULL")
+        ),
     )
 
 

@@ -1,7 +1,9 @@
 """The outbox: each domain event about a record the API shows (leads, deals, persons,
 organizations, notes, activities, products, pipelines, stages, custom field definitions)
-becomes one `webhook_event` row, written in the transaction of the change, with a
-delivery row per matching subscription.
+becomes one `webhook_event` row, written in the transaction of the change. Its
+deliveries (one per matching subscription) are made by the worker (`leadflow worker`:
+`repository.fan_out`, at the start of each round of `delivery.DeliveryLoop`), which the
+statement wakes at the commit: the request pays for the event only.
 
 A subscriber of `leadflow.events` (`subscribe()`, called at start-up before the other
 listeners, so that an event's `data` is the record as the change left it and not as a
@@ -12,7 +14,7 @@ Cost: one statement per `publish` call (a batch subscriber: a bulk conversion of
 number of leads is one call), whatever the kinds and number of its events. The records
 are read as the API shows them and written as JSON by the same statement
 (`readpath.json_record`: the read models' columns, shaped in SQL), the deleted ones'
-last states are looked up in it, and it inserts the events and their deliveries. It
+last states are looked up in it, and it inserts the events (not their deliveries). It
 writes nothing unless the company has a subscription (enabled or not: a disabled one
 may be replayed later), a condition PostgreSQL evaluates once before anything else, and
 it answers whether there is one: a process that LISTENs for new subscriptions then runs
@@ -271,13 +273,11 @@ async def _write(session: AsyncSession, company_id: uuid.UUID, batch: list[Domai
 _COMPANY_WIDE = ", ".join(f"'{k.entity}'" for k in KINDS.values() if k.facts is Facts.company)
 
 # The events, each with its record as the API shows it (`record`: none for a deletion,
-# whose `previous` and facts are those the last event about the record carried), and a
-# pending delivery for each matching enabled subscription: its event types, its filters
-# and its creator's visibility (the rule of `tenancy.visible_to_caller`, for the
-# creator: admins see all of the company; others what they own, what is shared with the
-# company, and group records of their group); workers are woken at the commit when it
-# made any delivery (WAKE_CHANNEL). The EXISTS is uncorrelated: PostgreSQL
-# runs it once, first, and reads nothing more when the company has no subscription.
+# whose `previous` and facts are those the last event about the record carried), and
+# the facts subscriptions are matched against (owner, pipeline, visibility). No
+# delivery: the worker makes them (`repository.fan_out`), woken at the commit when the
+# statement wrote an event (WAKE_CHANNEL). The EXISTS is uncorrelated: PostgreSQL runs
+# it once, first, and reads nothing more when the company has no subscription.
 _TEMPLATE = """
 WITH record AS ({statement}),
 event AS (
@@ -321,32 +321,10 @@ event AS (
     ) m
     WHERE (e.deleted OR r.id IS NOT NULL)
       AND EXISTS (SELECT 1 FROM webhook WHERE company_id = :viewer_company_id)
-    RETURNING id, company_id, type, entity, entity_id, owner_id, pipeline_id, visible_to
-),
-delivery AS (
-INSERT INTO webhook_delivery (id, company_id, webhook_id, event_id, entity_id, status,
-                              attempts, next_attempt_at, created_at)
-SELECT gen_random_uuid(), w.company_id, w.id, e.id, e.entity_id, 'pending', 0, now(), now()
-FROM event e
-JOIN webhook w ON w.company_id = e.company_id AND w.enabled
-JOIN app_user creator ON creator.id = w.created_by AND creator.company_id = w.company_id
-WHERE (e.type = ANY (w.event_types)
-       OR e.entity || '.*' = ANY (w.event_types)
-       OR '*' = ANY (w.event_types))
-  AND (w.pipeline_id IS NULL OR w.pipeline_id = e.pipeline_id)
-  AND (w.owner_id IS NULL OR w.owner_id = e.owner_id)
-  AND (creator.role = 'admin'
-       OR e.owner_id = creator.id
-       OR e.visible_to = 'company'
-       OR (e.visible_to = 'group' AND creator.group_id IS NOT NULL AND EXISTS (
-           SELECT 1 FROM app_user o
-           WHERE o.id = e.owner_id AND o.company_id = e.company_id
-             AND o.group_id = creator.group_id)))
-ORDER BY e.id
-RETURNING 1
+    RETURNING 1
 )
 SELECT EXISTS (SELECT 1 FROM webhook WHERE company_id = :viewer_company_id) AS subscribed,
-       CASE WHEN EXISTS (SELECT 1 FROM delivery) THEN pg_notify('{channel}', '') END AS woken
+       CASE WHEN EXISTS (SELECT 1 FROM event) THEN pg_notify('{channel}', '') END AS woken
 """.replace("{channel}", WAKE_CHANNEL).replace("{company_wide}", _COMPANY_WIDE)
 
 

@@ -1,7 +1,9 @@
 """Writes of the webhook tables made by the API (subscriptions, manual retries, tests,
-replays). The outbox (`outbox.py`) inserts events and their first deliveries; the
-worker (`delivery.py`) records attempts; the worker's periodic purges (`purge_deliveries`,
-`purge_events`) delete what outlived the replay window."""
+replays) and by the worker outside sending (the fan-out, the purges). The outbox
+(`outbox.py`) inserts events in the request's transaction; the worker fans each out into
+its deliveries (`fan_out`, run by `delivery.DeliveryLoop` before each claim), records
+attempts (`delivery.py`), and its periodic purges (`purge_deliveries`, `purge_events`)
+delete what outlived the replay window."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from leadflow.auth.models import User
 from leadflow.pipelines.models import Pipeline
@@ -21,6 +23,16 @@ from leadflow.webhooks.models import SUBSCRIBED_CHANNEL, WAKE_CHANNEL, Webhook
 RETENTION = timedelta(days=30)
 
 
+async def fan_out(conn: AsyncConnection, limit: int) -> int:
+    """Up to `limit` events not yet fanned out, oldest first, each given a pending
+    delivery per matching enabled subscription and marked fanned out, in the caller's
+    transaction; how many events. Events another transaction is fanning out are
+    skipped (`SKIP LOCKED`), and a delivery that exists already is kept (the unique
+    (webhook, event)): two workers never make one delivery twice."""
+    result = await conn.execute(_FAN_OUT, {"limit": limit})
+    return int(result.scalar_one())
+
+
 async def purge_deliveries(session: AsyncSession, limit: int) -> int:
     """At most `limit` finished deliveries (succeeded or failed) whose last attempt is
     past RETENTION. Pending ones stay whatever their age: a subscription disabled for
@@ -30,8 +42,8 @@ async def purge_deliveries(session: AsyncSession, limit: int) -> int:
 
 
 async def purge_events(session: AsyncSession, limit: int) -> int:
-    """At most `limit` events past RETENTION that no delivery refers to any more, except
-    the last event of a record that still exists: a deletion's `previous` and
+    """At most `limit` events past RETENTION, fanned out, that no delivery refers to any
+    more, except the last event of a record that still exists: a deletion's `previous` and
     visibility come from the record's last event (`outbox`), however old."""
     before = id_before(datetime.now(UTC) - RETENTION)
     result = await session.execute(_PURGE_EVENTS, {"before": before, "limit": limit})
@@ -69,6 +81,7 @@ _PURGE_EVENTS = text(
     DELETE FROM webhook_event WHERE id IN (
         SELECT e.id FROM webhook_event e
         WHERE e.id < :before
+          AND e.fanned_out_at IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM webhook_delivery d WHERE d.event_id = e.id)
           AND (e.entity_id IS NULL
                OR split_part(e.type, '.', 2) = 'deleted'
@@ -182,25 +195,68 @@ _RETRY = text(
     """
 )
 
-# The company's events since then that the subscription receives (its types, filters and
-# its creator's visibility, as when the outbox fans an event out), made pending again;
-# the deliveries they already have start over.
+# Whether subscription `w` (its creator `creator`) receives event `e`: its event types
+# (exact, `entity.*` or `*`), its filters and its creator's visibility (the rule of
+# `tenancy.visible_to_caller`, for the creator: admins see all of the company; others
+# what they own, what is shared with the company, and group records of their group).
+# One text for the fan-out and the replay, so that both send the same events.
+_MATCHES = """
+    e.type <> 'webhook.test'
+    AND (e.type = ANY (w.event_types) OR e.entity || '.*' = ANY (w.event_types)
+         OR '*' = ANY (w.event_types))
+    AND (w.pipeline_id IS NULL OR w.pipeline_id = e.pipeline_id)
+    AND (w.owner_id IS NULL OR w.owner_id = e.owner_id)
+    AND (creator.role = 'admin' OR e.owner_id = creator.id OR e.visible_to = 'company'
+         OR (e.visible_to = 'group' AND creator.group_id IS NOT NULL AND EXISTS (
+             SELECT 1 FROM app_user o WHERE o.id = e.owner_id
+               AND o.company_id = e.company_id AND o.group_id = creator.group_id)))
+"""
+
+# The fan-out: events committed in any order (their UUIDv7 ids are made before the
+# commit, so an id cursor could pass over one that commits late) are found by
+# `fanned_out_at IS NULL` (a partial index, migration 0023) and marked in the
+# transaction that inserts their deliveries. A subscription receives the events that
+# occurred from its creation on (`created_at`, both the transactions' start times),
+# older ones only by a replay. Deliveries are inserted in event order.
+_FAN_OUT = text(
+    """
+    WITH todo AS (
+        SELECT id FROM webhook_event
+        WHERE fanned_out_at IS NULL
+        ORDER BY id
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    ), e AS (
+        UPDATE webhook_event ev SET fanned_out_at = now()
+        FROM todo WHERE ev.id = todo.id
+        RETURNING ev.id, ev.company_id, ev.type, ev.entity, ev.entity_id, ev.owner_id,
+                  ev.pipeline_id, ev.visible_to, ev.occurred_at
+    ), made AS (
+        INSERT INTO webhook_delivery (id, company_id, webhook_id, event_id, entity_id, status,
+                                      attempts, next_attempt_at, created_at)
+        SELECT gen_random_uuid(), w.company_id, w.id, e.id, e.entity_id, 'pending', 0,
+               now(), now()
+        FROM e
+        JOIN webhook w ON w.company_id = e.company_id AND w.enabled
+                      AND w.created_at <= e.occurred_at
+        JOIN app_user creator ON creator.id = w.created_by AND creator.company_id = w.company_id
+        WHERE {matches}
+        ORDER BY e.id
+        ON CONFLICT (webhook_id, event_id) DO NOTHING
+    )
+    SELECT count(*) FROM e
+    """.replace("{matches}", _MATCHES)
+)
+
+# The company's events since then that the subscription receives (`_MATCHES`), made
+# pending again; the deliveries they already have start over.
 _REPLAY = text(
     """
     WITH matched AS (
         SELECT e.id, e.entity_id FROM webhook_event e
         JOIN webhook w ON w.id = :webhook_id AND w.company_id = e.company_id
         JOIN app_user creator ON creator.id = w.created_by AND creator.company_id = w.company_id
-        WHERE e.company_id = :company_id AND e.occurred_at >= :since
-          AND e.type <> 'webhook.test'
-          AND (e.type = ANY (w.event_types) OR e.entity || '.*' = ANY (w.event_types)
-               OR '*' = ANY (w.event_types))
-          AND (w.pipeline_id IS NULL OR w.pipeline_id = e.pipeline_id)
-          AND (w.owner_id IS NULL OR w.owner_id = e.owner_id)
-          AND (creator.role = 'admin' OR e.owner_id = creator.id OR e.visible_to = 'company'
-               OR (e.visible_to = 'group' AND creator.group_id IS NOT NULL AND EXISTS (
-                   SELECT 1 FROM app_user o WHERE o.id = e.owner_id
-                     AND o.company_id = e.company_id AND o.group_id = creator.group_id)))
+        WHERE e.company_id = :company_id AND e.occurred_at >= :since AND {matches}
     ), upserted AS (
         INSERT INTO webhook_delivery (id, company_id, webhook_id, event_id, entity_id, status,
                                       attempts, next_attempt_at, created_at)
@@ -213,14 +269,17 @@ _REPLAY = text(
         RETURNING 1
     )
     SELECT count(*) FROM upserted
-    """
+    """.replace("{matches}", _MATCHES)
 )
 
+# Fanned out at once: its one delivery is made here.
 _TEST = text(
     """
     WITH event AS (
-        INSERT INTO webhook_event (id, company_id, type, entity, payload, occurred_at)
-        VALUES (:event_id, :company_id, 'webhook.test', 'webhook', CAST(:payload AS jsonb), now())
+        INSERT INTO webhook_event (id, company_id, type, entity, payload, occurred_at,
+                                   fanned_out_at)
+        VALUES (:event_id, :company_id, 'webhook.test', 'webhook', CAST(:payload AS jsonb),
+                now(), now())
         RETURNING id
     )
     INSERT INTO webhook_delivery (id, company_id, webhook_id, event_id, status, attempts,
