@@ -5,10 +5,10 @@ per matching subscription, in one transaction with the events marked done; worke
 the events another is fanning out), then claims due deliveries in one short transaction
 (`FOR UPDATE SKIP LOCKED`: several workers share the queue and none takes a delivery
 another holds), marks them in flight for a lease, sends them concurrently outside any
-transaction, and records each outcome in its own transaction. A worker that dies between the send and the record
-leaves the delivery in flight until its lease ends; another worker (or itself,
-restarted) then sends it again with the same `webhook-id`: delivery is at least once,
-and receivers dedupe by `webhook-id`.
+transaction, and records each outcome in its own transaction. A worker that dies
+between the send and the record leaves the delivery in flight until its lease ends;
+another worker (or itself, restarted) then sends it again with the same `webhook-id`:
+delivery is at least once, and receivers dedupe by `webhook-id`.
 
 Per-record order: a delivery is not claimed while an earlier event of the same record
 to the same subscription is pending or in flight (including one waiting for a retry),
