@@ -17,7 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from standardwebhooks import Webhook as StandardWebhook
 from standardwebhooks import WebhookVerificationError
 from starlette.requests import Request
@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from leadflow.config import Settings
+from leadflow.webhooks import repository
 from leadflow.webhooks.delivery import DeliveryLoop
 from leadflow.webhooks.service import keys_from_settings
 from tests.factories import API, OPERATOR_TOKEN, Actor
@@ -140,6 +141,20 @@ async def drain(loop: DeliveryLoop) -> None:
     """Rounds until nothing is due."""
     while await loop.run_once():
         pass
+
+
+async def fan_out(bind: AsyncEngine | AsyncConnection) -> None:
+    """What a worker's round does first: the deliveries of the events written so far
+    (a test that looks at deliveries before any round, or changes subscriptions
+    before one, runs it where a worker would have). On the test's connection for the
+    `client` fixture's app, whose commits are savepoints of it."""
+    if isinstance(bind, AsyncConnection):
+        while await repository.fan_out(bind, 500):
+            pass
+        return
+    async with bind.begin() as conn:
+        while await repository.fan_out(conn, 500):
+            pass
 
 
 async def subscribe(

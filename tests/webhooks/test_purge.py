@@ -36,15 +36,19 @@ async def _event(
     entity_id: uuid.UUID | None,
     days: float,
     data: dict[str, Any] | None = None,
+    *,
+    fanned_out: bool = True,
 ) -> uuid.UUID:
+    """An event written `days` ago and, unless told otherwise, fanned out then."""
     event_id = _id_days_ago(days)
     body = {"id": str(event_id), "type": type_, "data": data, "previous": None}
     await connection.execute(
         text(
             "INSERT INTO webhook_event (id, company_id, type, entity, entity_id, owner_id,"
-            " visible_to, payload, occurred_at) VALUES (:id, :company, :type,"
-            " :entity, :entity_id, :owner, 'company', CAST(:body AS jsonb),"
-            " now() - make_interval(secs => :seconds))"
+            " visible_to, payload, occurred_at, fanned_out_at) VALUES (:id, :company,"
+            " :type, :entity, :entity_id, :owner, 'company', CAST(:body AS jsonb),"
+            " now() - make_interval(secs => :seconds),"
+            " CASE WHEN :fanned_out THEN now() - make_interval(secs => :seconds) END)"
         ),
         {
             "id": event_id,
@@ -55,6 +59,7 @@ async def _event(
             "owner": uuid.UUID(admin.user_id),
             "body": json.dumps(body),
             "seconds": days * DAY,
+            "fanned_out": fanned_out,
         },
     )
     return event_id
@@ -121,6 +126,9 @@ async def test_finished_deliveries_and_unneeded_events_past_30_days_are_purged(
     await _delivery(connection, admin, hook["id"], late_updated, "failed", 31)
     # A test event without deliveries: nothing refers to it.
     tested = await _event(connection, admin, "webhook.test", None, 40)
+    # An old event not fanned out yet (workers down for a month): its deliveries are
+    # still to be made, so it stays.
+    waiting = await _event(connection, admin, "lead.deleted", uuid.uuid4(), 40, fanned_out=False)
     # Younger than 30 days: kept, delivered or not.
     recent_created = await _event(connection, admin, "lead.created", recent, 2)
     recent_updated = await _event(connection, admin, "lead.updated", recent, 1)
@@ -144,7 +152,7 @@ async def test_finished_deliveries_and_unneeded_events_past_30_days_are_purged(
             text("SELECT id FROM webhook_event WHERE company_id = :company"), company
         )
     )
-    assert events == {last, held, recent_created, recent_updated}
+    assert events == {last, held, waiting, recent_created, recent_updated}
     for purged in (first, gone_created, gone_deleted, late_created, late_updated, late_deleted):
         assert purged not in events
     assert tested not in events

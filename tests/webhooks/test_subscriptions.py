@@ -17,6 +17,7 @@ from tests.factories import (
     create_pipeline,
     create_user,
 )
+from tests.webhooks.conftest import fan_out
 
 HOOK = {"url": "https://hooks.example.com/in", "event_types": ["lead.*"]}
 
@@ -115,6 +116,7 @@ async def test_a_write_of_a_subscribed_company_leaves_an_event_and_a_delivery(
         headers=admin.headers,
     )
     assert changed.status_code == 200, changed.text
+    await fan_out(connection)  # the worker's first step: a delivery per subscription
     rows = (
         await connection.execute(
             text(

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from leadflow.webhooks.delivery import DeliveryLoop
 from tests.factories import create_company, create_lead
-from tests.webhooks.conftest import Receiver, deliveries, drain
+from tests.webhooks.conftest import Receiver, deliveries, drain, fan_out
 
 # Names as a hostile DNS would answer them.
 FAKE_DNS = {
@@ -62,6 +62,7 @@ async def test_the_worker_refuses_local_and_private_addresses_at_every_send(
     real_dns = DeliveryLoop(engine, strict, worker.keys)
     try:
         await create_lead(client, admin)
+        await fan_out(engine)  # every subscription receives the lead.created
         async with engine.begin() as conn:  # `localhost` goes through the system resolver
             await conn.execute(
                 text("UPDATE webhook SET enabled = false WHERE id = :id"),
