@@ -7,8 +7,8 @@ starts) runs it inside the API process, on the app's engine. Each kind of work i
 one after the other, concurrently with the other loops, and a loop sleeps
 `poll_seconds` after a round that found nothing, unless woken sooner: a loop with a
 `wakeup` event and a `listen` task (the webhook deliveries: LISTEN/NOTIFY, the NOTIFY
-sent by the transaction that made deliveries due) starts its next round as soon as the
-event is set, the poll remaining the fallback. Several workers may run at once: every
+sent by the transaction that wrote events or made deliveries due) starts its next round
+as soon as the event is set, the poll remaining the fallback. Several workers may run at once: every
 loop claims its work with `FOR UPDATE SKIP LOCKED`.
 """
 

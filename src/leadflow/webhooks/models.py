@@ -2,8 +2,9 @@
 
 `webhook_event` is the transactional outbox: one row per domain event of a company that
 has at least one subscription, written in the transaction of the change (so a row exists
-if and only if the change committed). Matching subscriptions get a `webhook_delivery`
-row in the same statement; the worker (`leadflow worker`) sends those.
+if and only if the change committed). The worker (`leadflow worker`) fans each event out
+into a `webhook_delivery` row per matching subscription (`repository.fan_out`, marking
+the event `fanned_out_at`) and sends those.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ class DeliveryStatus(enum.StrEnum):
     failed = "failed"  # the schedule ran out, or the endpoint answered 410
 
 
-# The channel a transaction that made deliveries due NOTIFYs (delivered at its commit,
-# never for a rollback): workers LISTEN on it and start a round at once instead of at
+# The channel a transaction that wrote events or made deliveries due NOTIFYs (delivered
+# at its commit, never for a rollback): workers LISTEN on it and start a round at once instead of at
 # their next poll.
 WAKE_CHANNEL = "leadflow_webhook_due"
 
