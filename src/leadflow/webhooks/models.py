@@ -115,9 +115,7 @@ class WebhookEvent(Base):
         Index("ix_webhook_event_company_id_occurred_at", "company_id", "occurred_at"),
         Index("ix_webhook_event_company_id_entity_id_id", "company_id", "entity_id", "id"),
         # The fan-out's to-do list, oldest first: only the events not fanned out yet.
-        Index(
-            "ix_webhook_event_to_fan_out", "id", postgresql_where=text("fanned_out_at IS NULL")
-        ),
+        Index("ix_webhook_event_to_fan_out", "id", postgresql_where=text("fanned_out_at IS NULL")),
     )
 
 
