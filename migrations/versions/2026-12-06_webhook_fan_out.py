@@ -1,7 +1,7 @@
 """webhook fan-out in the worker: events not yet fanned out
 
-Revision ID: 0023_webhook_fan_out
-Revises: 0022_webhook_purge
+Revision ID: 0024_webhook_fan_out
+Revises: 0023_sync_leaving
 Create Date: 2026-12-06 03:00:00
 
 A write's transaction now inserts only its events; the worker makes their deliveries
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0023_webhook_fan_out"
-down_revision: str | None = "0022_webhook_purge"
+revision: str = "0024_webhook_fan_out"
+down_revision: str | None = "0023_sync_leaving"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

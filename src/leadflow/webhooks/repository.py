@@ -214,7 +214,7 @@ _MATCHES = """
 
 # The fan-out: events committed in any order (their UUIDv7 ids are made before the
 # commit, so an id cursor could pass over one that commits late) are found by
-# `fanned_out_at IS NULL` (a partial index, migration 0023) and marked in the
+# `fanned_out_at IS NULL` (a partial index, migration 0024) and marked in the
 # transaction that inserts their deliveries. A subscription receives the events that
 # occurred from its creation on (`created_at`, both the transactions' start times),
 # older ones only by a replay. Deliveries are inserted in event order.
