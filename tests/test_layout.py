@@ -25,6 +25,9 @@ COMMITS_ALLOWED = {
         "leadflow/cli.py",
         "_import_file",
     ): "`leadflow import`: its upload and mapping, outside any request",
+    ("leadflow/webhooks/delivery.py", "DeliveryLoop.fan_out"): (
+        "the worker's fan-out of new events into deliveries, outside any request"
+    ),
     ("leadflow/webhooks/delivery.py", "DeliveryLoop.claim"): (
         "the worker's claim of due deliveries, outside any request"
     ),
