@@ -52,7 +52,8 @@ WEBHOOK_DURATION = Histogram(
 )
 WEBHOOK_QUEUE = Gauge(
     "leadflow_webhook_queue_depth",
-    "Webhook deliveries waiting (pending, due or not) or in flight, at the last scrape.",
+    "Webhook events waiting for the worker's fan-out (to_fan_out), deliveries waiting"
+    " (pending, due or not) or in flight, at the last scrape.",
     ["status"],
     registry=REGISTRY,
 )

@@ -58,15 +58,19 @@ async def prometheus_metrics(request: Request) -> Response:
     return Response(content=body, media_type=content_type)
 
 
+# Events written but not yet made into deliveries by a worker's fan-out count as
+# `to_fan_out`. Each count walks a partial index holding exactly its rows.
 _QUEUE_DEPTH = text(
     "SELECT status, count(*) FROM webhook_delivery"
     " WHERE status IN ('pending', 'in_flight') GROUP BY status"
+    " UNION ALL SELECT 'to_fan_out', count(*) FROM webhook_event WHERE fanned_out_at IS NULL"
 )
 
 
 async def _webhook_queue_depth(state: object) -> None:
     """The open deliveries by status (the partial index of the worker's claim holds
-    exactly these rows); left as last seen when the database does not answer."""
+    exactly these rows) and the events still to fan out; left as last seen when the
+    database does not answer."""
     engine: AsyncEngine | None = getattr(state, "engine", None)
     if engine is None:
         return
@@ -77,5 +81,5 @@ async def _webhook_queue_depth(state: object) -> None:
     except Exception as exc:  # metrics must answer whatever the database does
         log.warning("webhook queue depth unknown (%s)", type(exc).__name__)
         return
-    for status in ("pending", "in_flight"):
+    for status in ("to_fan_out", "pending", "in_flight"):
         metrics.WEBHOOK_QUEUE.labels(status).set(counts.get(status, 0))

@@ -386,6 +386,10 @@ async def test_metrics_show_the_queue_and_the_outcomes(
         (await client.get("/metrics")).text, 'leadflow_webhook_queue_depth{status="pending"}'
     )
     assert pending >= 1
+    # Events a worker has yet to fan out are shown too (how many depends on other tests).
+    assert 'leadflow_webhook_queue_depth{status="to_fan_out"}' in (
+        await client.get("/metrics")
+    ).text
     await drain(worker)
     after = _metric((await client.get("/metrics")).text, 'outcome="succeeded"')
     assert after == before + 1
