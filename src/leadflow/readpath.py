@@ -177,6 +177,14 @@ class ReadStatement:
             raise _database_error(raw, self.sql, arguments, error) from error
 
 
+async def autoflushed(session: AsyncSession) -> None:
+    """What the ORM's autoflush does before its own statements, for a `ReadStatement` run
+    inside a write: the session's pending changes flushed, so that the statement sees
+    them. A clean session (the usual case) costs no round trip."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+
+
 def _database_error(
     raw: PoolProxiedConnection, sql: str, arguments: list[Any], error: Exception
 ) -> DBAPIError:

@@ -16,8 +16,8 @@ from leadflow.contacts.access import visible_ids
 from leadflow.contacts.duplicates import Candidate, Duplicates, Identity
 from leadflow.contacts.duplicates import find_duplicates as contact_duplicates
 from leadflow.contacts.models import Organization, Person
+from leadflow.conversion.leads import LeadToConvert
 from leadflow.db import new_id
-from leadflow.leads.models import Lead
 from leadflow.schemas import Input
 from leadflow.tenancy import Caller
 
@@ -84,17 +84,17 @@ def _by_name(candidate: Candidate) -> tuple[str, str]:
     return candidate.name.casefold(), str(candidate.id)
 
 
-def needs_person(lead: Lead) -> bool:
+def needs_person(lead: LeadToConvert) -> bool:
     return lead.person_id is None and bool(
         lead.prospect_person_name or lead.prospect_email or lead.prospect_phone_e164
     )
 
 
-def needs_organization(lead: Lead) -> bool:
+def needs_organization(lead: LeadToConvert) -> bool:
     return lead.organization_id is None and bool(lead.prospect_organization_name)
 
 
-def _identity(lead: Lead) -> Identity:
+def _identity(lead: LeadToConvert) -> Identity:
     """What the duplicate search looks for: only the contacts the lead still needs."""
     person = needs_person(lead)
     return Identity(
@@ -105,7 +105,7 @@ def _identity(lead: Lead) -> Identity:
 
 
 async def find_duplicates(
-    session: AsyncSession, caller: Caller, leads: Sequence[Lead]
+    session: AsyncSession, caller: Caller, leads: Sequence[LeadToConvert]
 ) -> dict[uuid.UUID, Duplicates]:
     """Candidates per lead (only leads with some), by name, as a dialog lists them."""
     found = await contact_duplicates(session, caller, {lead.id: _identity(lead) for lead in leads})
@@ -130,7 +130,7 @@ class ContactPlan:
 async def plan_contacts(
     session: AsyncSession,
     caller: Caller,
-    leads: Sequence[Lead],
+    leads: Sequence[LeadToConvert],
     resolutions: dict[uuid.UUID, Resolution],
 ) -> dict[uuid.UUID, ContactPlan]:
     duplicates = await find_duplicates(session, caller, leads)
@@ -168,7 +168,7 @@ async def plan_contacts(
 
 
 def planned_contact_rows(
-    caller: Caller, leads: Sequence[Lead], plans: dict[uuid.UUID, ContactPlan]
+    caller: Caller, leads: Sequence[LeadToConvert], plans: dict[uuid.UUID, ContactPlan]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The rows of the planned organizations and persons (persons linked to them); each
     plan gets the ids of the contacts it creates. The caller inserts them."""

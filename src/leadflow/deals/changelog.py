@@ -17,7 +17,7 @@ from sqlalchemy import CTE, func, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.db import json_rows, new_id, rows_of
-from leadflow.deals.models import Deal, DealChange
+from leadflow.deals.models import Deal, DealChange, NewDeal
 from leadflow.deals.schemas import TrackedField
 
 # The deal fields the changelog follows (`updated_at` and computed fields are left out):
@@ -95,7 +95,7 @@ async def record_changes(
 CUSTOM_FIELD = "custom_fields."
 
 
-def snapshot(deal: Deal) -> dict[str, Any]:
+def snapshot(deal: Deal | NewDeal) -> dict[str, Any]:
     """The tracked fields of a loaded deal, as they appear in the deal's JSON; each custom
     field value as its own field, `custom_fields.<key>`."""
     values: dict[str, Any] = {
@@ -130,7 +130,7 @@ async def record_snapshot_changes(
     )
 
 
-def _creation(deal: Deal) -> dict[str, Any]:
+def _creation(deal: Deal | NewDeal) -> dict[str, Any]:
     """A creation entry's `new`: the tracked fields, and `custom_fields` as one object."""
     values = {k: v for k, v in snapshot(deal).items() if not k.startswith(CUSTOM_FIELD)}
     return {**values, "custom_fields": dict(deal.custom_fields or {})}
@@ -178,7 +178,7 @@ def changes_insert() -> CTE:
     )
 
 
-def creation_rows(deals: Sequence[Deal], user_id: uuid.UUID | None) -> str:
+def creation_rows(deals: Sequence[Deal | NewDeal], user_id: uuid.UUID | None) -> str:
     """`changes_insert`'s `change_rows` for the first entry of each new deal (of one
     company), as `record_creations` writes it."""
     if not deals:
