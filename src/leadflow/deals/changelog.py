@@ -27,6 +27,8 @@ TRACKED_FIELDS: tuple[str, ...] = tuple(f for f in get_args(TrackedField) if f !
 
 def json_value(value: Any) -> Any:
     """A value as it appears in the deal's JSON (ids and dates as strings, money as an object)."""
+    if value is None or type(value) in _AS_THEY_ARE:
+        return value  # most values: none of the conversions below applies
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime):
@@ -40,6 +42,9 @@ def json_value(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: json_value(v) for k, v in value.items()}
     return value
+
+
+_AS_THEY_ARE = frozenset((str, int, bool, float))
 
 
 def _rows(
@@ -131,9 +136,20 @@ async def record_snapshot_changes(
 
 
 def _creation(deal: Deal | NewDeal) -> dict[str, Any]:
-    """A creation entry's `new`: the tracked fields, and `custom_fields` as one object."""
-    values = {k: v for k, v in snapshot(deal).items() if not k.startswith(CUSTOM_FIELD)}
-    return {**values, "custom_fields": dict(deal.custom_fields or {})}
+    """A creation entry's `new`: the tracked fields, and `custom_fields` as one object,
+    as they appear in the deal's JSON (`json_value`, once over the whole entry)."""
+    values: dict[str, Any] = {}
+    for field in TRACKED_FIELDS:
+        if field == "value":
+            values[field] = (
+                None
+                if deal.value_amount is None or deal.value_currency is None
+                else {"amount": deal.value_amount, "currency": deal.value_currency}
+            )
+        else:
+            values[field] = getattr(deal, field)
+    values["custom_fields"] = dict(deal.custom_fields or {})
+    return json_value(values)  # type: ignore[no-any-return]
 
 
 async def record_creations(
@@ -183,5 +199,20 @@ def creation_rows(deals: Sequence[Deal | NewDeal], user_id: uuid.UUID | None) ->
     company), as `record_creations` writes it."""
     if not deals:
         return "[]"
-    changes = ((deal.id, "created", None, _creation(deal)) for deal in deals)
-    return json_rows(_rows(deals[0].company_id, user_id, changes))
+    # The rows `_rows` makes of (deal id, "created", None, `_creation`), whose values
+    # are JSON already.
+    company_id = deals[0].company_id
+    return json_rows(
+        [
+            {
+                "id": new_id(),
+                "company_id": company_id,
+                "deal_id": deal.id,
+                "field": "created",
+                "old": None,
+                "new": _creation(deal),
+                "user_id": user_id,
+            }
+            for deal in deals
+        ]
+    )
