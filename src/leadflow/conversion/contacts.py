@@ -127,6 +127,11 @@ class ContactPlan:
     invalid: list[str] = field(default_factory=list)
 
 
+# Read only: a lead without choices or candidates (most) makes no model of its own.
+_NO_CHOICE = Resolution()
+_NO_DUPLICATES = Duplicates()
+
+
 async def plan_contacts(
     session: AsyncSession,
     caller: Caller,
@@ -144,8 +149,8 @@ async def plan_contacts(
 
     plans: dict[uuid.UUID, ContactPlan] = {}
     for lead in leads:
-        resolution = resolutions.get(lead.id, Resolution())
-        dups = duplicates.get(lead.id, Duplicates())
+        resolution = resolutions.get(lead.id) or _NO_CHOICE
+        dups = duplicates.get(lead.id) or _NO_DUPLICATES
         plan = ContactPlan(person_id=lead.person_id, organization_id=lead.organization_id)
         for kind, needed, visible in (
             ("person", needs_person(lead), visible_persons),
