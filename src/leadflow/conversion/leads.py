@@ -3,8 +3,8 @@ run on the driver, and each lead as a row of the columns conversion uses (`LeadT
 
 No `Lead` entity: conversion only reads the lead (its update is `leads.repository`'s
 `converted_update`, in the conversion's last statement), and loading entities through
-the ORM (its execution, cache key and identity map, 35 columns a lead) was a fifth of a
-single conversion's CPU (py-spy, 2026-12).
+the ORM (its execution, cache key and identity map, 35 columns a lead) was about a fifth
+of a single conversion's CPU in issue 14's py-spy profile.
 """
 
 from __future__ import annotations
