@@ -65,6 +65,9 @@ _AdaptedError = AsyncAdapt_asyncpg_dbapi.Error
 _AdaptedInterfaceError = AsyncAdapt_asyncpg_dbapi.InterfaceError
 
 
+# In a write session's `info`: (its innermost transaction, the raw connection under it).
+_HELD = "leadflow.readpath.held_connection"
+
 # `:name` in SQL text, not a `::type` cast.
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 
@@ -155,15 +158,35 @@ class ReadStatement:
                 return await self._on(lent, how, arguments)
             finally:
                 await greenlet_spawn(lent.close)
-        connection = await session.connection()
-        raw = await connection.get_raw_connection()
+        # The write's connection, asked of the session once per transaction (and savepoint):
+        # each ask is two greenlet switches through the ORM's session and connection, and
+        # a conversion runs six statements here (its five and the webhook outbox's).
+        sync = session.sync_session
+        transaction = sync.get_nested_transaction() or sync.get_transaction()
+        held = session.info.get(_HELD)
+        if (
+            transaction is not None
+            and held is not None
+            and held[0] is transaction
+            and transaction.is_active
+        ):
+            raw = held[1]
+        else:
+            connection = await session.connection()
+            raw = await connection.get_raw_connection()
+            try:
+                await _begun(raw)
+            except (_AdaptedError, asyncpg.PostgresError, *_CONNECTION_LOST) as error:
+                # The pooled connection died before the write's first statement (a
+                # restarting server whose goodbye the checkout did not see yet): a lost
+                # connection, 503.
+                raise _database_error(raw, "BEGIN", [], error) from error
+            session.info[_HELD] = (sync.get_nested_transaction() or sync.get_transaction(), raw)
         try:
-            await _begun(raw)
-        except (_AdaptedError, asyncpg.PostgresError, *_CONNECTION_LOST) as error:
-            # The pooled connection died before the write's first statement (a restarting
-            # server whose goodbye the checkout did not see yet): a lost connection, 503.
-            raise _database_error(raw, "BEGIN", [], error) from error
-        return await self._on(raw, how, arguments)
+            return await self._on(raw, how, arguments)
+        except DBAPIError:
+            session.info.pop(_HELD, None)  # the next statement asks the session again
+            raise
 
     async def _on(self, raw: PoolProxiedConnection, how: str, arguments: list[Any]) -> Any:
         driver: Any = raw.driver_connection
@@ -175,6 +198,14 @@ class ReadStatement:
             return await getattr(driver, how)(self.sql, *arguments)
         except (asyncpg.PostgresError, *_CONNECTION_LOST) as error:
             raise _database_error(raw, self.sql, arguments, error) from error
+
+
+async def autoflushed(session: AsyncSession) -> None:
+    """What the ORM's autoflush does before its own statements, for a `ReadStatement` run
+    inside a write: the session's pending changes flushed, so that the statement sees
+    them. A clean session (the usual case) costs no round trip."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
 
 
 def _database_error(

@@ -16,8 +16,8 @@ from leadflow.contacts.access import visible_ids
 from leadflow.contacts.duplicates import Candidate, Duplicates, Identity
 from leadflow.contacts.duplicates import find_duplicates as contact_duplicates
 from leadflow.contacts.models import Organization, Person
+from leadflow.conversion.leads import LeadToConvert
 from leadflow.db import new_id
-from leadflow.leads.models import Lead
 from leadflow.schemas import Input
 from leadflow.tenancy import Caller
 
@@ -84,17 +84,17 @@ def _by_name(candidate: Candidate) -> tuple[str, str]:
     return candidate.name.casefold(), str(candidate.id)
 
 
-def needs_person(lead: Lead) -> bool:
+def needs_person(lead: LeadToConvert) -> bool:
     return lead.person_id is None and bool(
         lead.prospect_person_name or lead.prospect_email or lead.prospect_phone_e164
     )
 
 
-def needs_organization(lead: Lead) -> bool:
+def needs_organization(lead: LeadToConvert) -> bool:
     return lead.organization_id is None and bool(lead.prospect_organization_name)
 
 
-def _identity(lead: Lead) -> Identity:
+def _identity(lead: LeadToConvert) -> Identity:
     """What the duplicate search looks for: only the contacts the lead still needs."""
     person = needs_person(lead)
     return Identity(
@@ -105,7 +105,7 @@ def _identity(lead: Lead) -> Identity:
 
 
 async def find_duplicates(
-    session: AsyncSession, caller: Caller, leads: Sequence[Lead]
+    session: AsyncSession, caller: Caller, leads: Sequence[LeadToConvert]
 ) -> dict[uuid.UUID, Duplicates]:
     """Candidates per lead (only leads with some), by name, as a dialog lists them."""
     found = await contact_duplicates(session, caller, {lead.id: _identity(lead) for lead in leads})
@@ -127,10 +127,15 @@ class ContactPlan:
     invalid: list[str] = field(default_factory=list)
 
 
+# Read only: a lead without choices or candidates (most) makes no model of its own.
+_NO_CHOICE = Resolution()
+_NO_DUPLICATES = Duplicates()
+
+
 async def plan_contacts(
     session: AsyncSession,
     caller: Caller,
-    leads: Sequence[Lead],
+    leads: Sequence[LeadToConvert],
     resolutions: dict[uuid.UUID, Resolution],
 ) -> dict[uuid.UUID, ContactPlan]:
     duplicates = await find_duplicates(session, caller, leads)
@@ -144,8 +149,8 @@ async def plan_contacts(
 
     plans: dict[uuid.UUID, ContactPlan] = {}
     for lead in leads:
-        resolution = resolutions.get(lead.id, Resolution())
-        dups = duplicates.get(lead.id, Duplicates())
+        resolution = resolutions.get(lead.id) or _NO_CHOICE
+        dups = duplicates.get(lead.id) or _NO_DUPLICATES
         plan = ContactPlan(person_id=lead.person_id, organization_id=lead.organization_id)
         for kind, needed, visible in (
             ("person", needs_person(lead), visible_persons),
@@ -168,7 +173,7 @@ async def plan_contacts(
 
 
 def planned_contact_rows(
-    caller: Caller, leads: Sequence[Lead], plans: dict[uuid.UUID, ContactPlan]
+    caller: Caller, leads: Sequence[LeadToConvert], plans: dict[uuid.UUID, ContactPlan]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The rows of the planned organizations and persons (persons linked to them); each
     plan gets the ids of the contacts it creates. The caller inserts them."""

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from sqlalchemy import CTE, UUID, Select, any_, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import CTE, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm.util import identity_key
 
 from leadflow import attribution
 from leadflow.activities.repository import count_for_lead, moves_to_deals
@@ -37,8 +36,12 @@ from leadflow.conversion.errors import (
     DuplicateContacts,
     LeadAlreadyConverted,
 )
-from leadflow.conversion.models import Conversion
-from leadflow.conversion.repository import conversions_insert
+from leadflow.conversion.leads import LeadToConvert, leads_to_convert
+from leadflow.conversion.repository import (
+    CONVERSION_RECORD,
+    ConversionRecord,
+    conversions_insert,
+)
 from leadflow.conversion.schemas import (
     ConversionPreview,
     DealPreview,
@@ -51,7 +54,7 @@ from leadflow.deals.access import visible_deal
 from leadflow.deals.changelog import changes_insert, creation_rows
 from leadflow.deals.changes import publish_changed, snapshot
 from leadflow.deals.limits import ensure_open_deal_slot_under
-from leadflow.deals.models import Deal, DealStatus
+from leadflow.deals.models import NEW_DEAL_COLUMNS, Deal, DealStatus, NewDeal
 from leadflow.deals.repository import DealRepository, Destination, deal_rows, deals_insert
 from leadflow.deals.service import destination_of_new_deals
 from leadflow.errors import DomainError, NotFound, UnknownReference
@@ -70,8 +73,9 @@ from leadflow.events import (
 from leadflow.leads.models import Lead
 from leadflow.leads.repository import converted_update, set_converted
 from leadflow.pipelines.models import Stage
+from leadflow.readpath import ReadStatement
 from leadflow.schemas import Money
-from leadflow.tenancy import Caller, Viewer, Visibility, viewer_params, visible_to_viewer
+from leadflow.tenancy import Caller, Visibility
 
 
 @dataclass
@@ -84,7 +88,7 @@ class Order:
 
 @dataclass
 class Prepared:
-    lead: Lead
+    lead: LeadToConvert
     stage: Stage | Destination | None
     plan: ContactPlan
     choices: LeadConversionCreate
@@ -117,30 +121,12 @@ class Prepared:
 
 @dataclass
 class Converted:
-    conversion: Conversion
-    deal: Deal
+    conversion: ConversionRecord
+    deal: Deal | NewDeal
     rotten_days: int | None
     # The lead's notes and activities the conversion moved to the deal.
     moved_note_ids: Sequence[uuid.UUID] = ()
     moved_activity_ids: Sequence[uuid.UUID] = ()
-
-
-@functools.cache
-def _leads_statement(viewer: Viewer, lock: bool) -> Select[Lead]:
-    """The leads of `lead_ids` the viewer may see, in id order (the order locks are
-    taken in), built once per kind of caller."""
-    ids = bindparam("lead_ids", type_=ARRAY(UUID(as_uuid=True)))
-    stmt = select(Lead).where(visible_to_viewer(Lead, viewer), Lead.id == any_(ids))
-    stmt = stmt.order_by(Lead.id)
-    return stmt.with_for_update() if lock else stmt
-
-
-async def _leads(
-    session: AsyncSession, caller: Caller, lead_ids: Sequence[uuid.UUID], lock: bool
-) -> dict[uuid.UUID, Lead]:
-    params = {**viewer_params(caller), "lead_ids": list(lead_ids)}
-    leads = await session.scalars(_leads_statement(Viewer.of(caller), lock), params)
-    return {lead.id: lead for lead in leads}
 
 
 async def _check_owners(session: AsyncSession, caller: Caller, orders: Sequence[Order]) -> None:
@@ -152,7 +138,7 @@ async def _prepare(
     session: AsyncSession, caller: Caller, orders: Sequence[Order], *, lock: bool
 ) -> tuple[list[Prepared], dict[uuid.UUID, DomainError]]:
     """Everything a conversion decides, before any write; failures per lead id."""
-    leads = await _leads(session, caller, [o.lead_id for o in orders], lock)
+    leads = await leads_to_convert(session, caller, [o.lead_id for o in orders], lock)
     failures: dict[uuid.UUID, DomainError] = {}
     for order in orders:
         lead = leads.get(order.lead_id)
@@ -237,7 +223,7 @@ async def convert_leads(
         for p in prepared
     }
     conversions, moved = await _record_conversions(
-        session, caller, prepared, deal_of_lead, [deals[p.lead.id] for p in new_deals], rule_id
+        session, caller, deal_of_lead, [deals[p.lead.id] for p in new_deals], rule_id
     )
     for p in prepared:
         if p.into_deal is not None:
@@ -263,7 +249,7 @@ async def convert_leads(
 
 
 async def _carry_custom_fields(
-    session: AsyncSession, caller: Caller, lead: Lead, deal: Deal, source: ChangeSource
+    session: AsyncSession, caller: Caller, lead: LeadToConvert, deal: Deal, source: ChangeSource
 ) -> None:
     """A lead converted into an existing deal gives it the custom field values the deal
     lacks (the deal's own values stay); its formulas are computed anew. A deal that
@@ -358,11 +344,16 @@ def _plans(prepared: Sequence[Prepared]) -> dict[uuid.UUID, ContactPlan]:
 
 
 @functools.cache
-def _contacts_and_deals_statement() -> Select[Any]:
+def _contacts_and_deals_statement() -> ReadStatement:
     """The planned organizations and persons and the new deals naming them, in one
-    statement built once (each table's INSERT is its writer's)."""
-    deal = aliased(Deal, deals_insert())
-    return select(deal).add_cte(organizations_insert(), persons_insert())
+    statement built and compiled once (each table's INSERT is its writer's); returns the
+    new deals as `NewDeal` rows."""
+    deals = deals_insert()
+    return ReadStatement(
+        select(*(deals.c[name] for name in NEW_DEAL_COLUMNS)).add_cte(
+            organizations_insert(), persons_insert()
+        )
+    )
 
 
 async def _insert_contacts_and_deals(
@@ -370,7 +361,7 @@ async def _insert_contacts_and_deals(
     caller: Caller,
     prepared: Sequence[Prepared],
     new_deals: Sequence[Prepared],
-) -> tuple[dict[uuid.UUID, Deal], list[DomainEvent]]:
+) -> tuple[dict[uuid.UUID, NewDeal], list[DomainEvent]]:
     """The planned contacts and the new deals in one statement: the deals by lead id,
     and the contacts' creations to publish."""
     org_rows, person_rows = planned_contact_rows(
@@ -428,29 +419,28 @@ async def _insert_contacts_and_deals(
             }
         )
     deal_ids, deal_json = deal_rows(caller.company_id, rows)
-    loaded = await session.scalars(
-        _contacts_and_deals_statement(),
+    inserted = await _contacts_and_deals_statement().fetch(
+        session,
         {
             "organization_rows": organization_rows(org_rows),
             "person_rows": json_rows(person_rows),
             "deal_rows": deal_json,
         },
     )
-    by_id = {deal.id: deal for deal in loaded}
+    by_id = {row["id"]: NewDeal(*row) for row in inserted}
     deals = {p.lead.id: by_id[deal_id] for p, deal_id in zip(new_deals, deal_ids, strict=True)}
     return deals, contacts
 
 
 @functools.cache
-def _conversion_statement() -> Select[Any]:
-    """The rest of a conversion in one statement built once: the new deals' changelog,
-    the notes and activities moved to the deals, the leads marked converted and the
-    conversion rows (counting what moved). Returns each conversion with its lead's new
-    values."""
+def _conversion_statement() -> ReadStatement:
+    """The rest of a conversion in one statement built and compiled once: the new deals'
+    changelog, the notes and activities moved to the deals, the leads marked converted
+    and the conversion rows (counting what moved). Returns each conversion's columns
+    with its lead's new values."""
     notes, activities = moves_to_deals()
     leads = converted_update()
     conversions = conversions_insert(notes, activities)
-    conversion = aliased(Conversion, conversions)
 
     def moved(cte: CTE) -> Any:
         """The ids of the lead's notes (or activities) the statement moved."""
@@ -458,9 +448,9 @@ def _conversion_statement() -> Select[Any]:
             select(cte.c.id).where(cte.c.lead_id == conversions.c.lead_id).scalar_subquery()
         )
 
-    return (
+    return ReadStatement(
         select(
-            conversion,
+            *(conversions.c[name] for name in CONVERSION_RECORD),
             leads.c.converted_deal_id,
             leads.c.converted_at,
             leads.c.updated_at,
@@ -475,14 +465,16 @@ def _conversion_statement() -> Select[Any]:
 async def _record_conversions(
     session: AsyncSession,
     caller: Caller,
-    prepared: Sequence[Prepared],
     deal_of_lead: dict[uuid.UUID, uuid.UUID],
-    new_deals: Sequence[Deal],
+    new_deals: Sequence[NewDeal],
     rule_id: uuid.UUID | None,
-) -> tuple[dict[uuid.UUID, Conversion], dict[uuid.UUID, tuple[list[uuid.UUID], list[uuid.UUID]]]]:
+) -> tuple[
+    dict[uuid.UUID, ConversionRecord],
+    dict[uuid.UUID, tuple[list[uuid.UUID], list[uuid.UUID]]],
+]:
     """Changelog, moves, lead updates and one conversion row per lead, in one statement;
-    the loaded leads get their new values. With the conversions: the ids of the notes
-    and activities moved, by lead."""
+    a lead the session had loaded gets its new values. With the conversions: the ids of
+    the notes and activities moved, by lead."""
     rows = [
         {
             "id": new_id(),
@@ -498,8 +490,8 @@ async def _record_conversions(
     ]
     if not rows:
         return {}, {}
-    result = await session.execute(
-        _conversion_statement(),
+    result = await _conversion_statement().fetch(
+        session,
         {
             "move_company_id": caller.company_id,
             "pair_lead_ids": list(deal_of_lead),
@@ -508,14 +500,19 @@ async def _record_conversions(
             "conversion_rows": json_rows(rows),
         },
     )
-    leads = {p.lead.id: p.lead for p in prepared}
-    conversions: dict[uuid.UUID, Conversion] = {}
+    loaded = session.sync_session.identity_map
+    conversions: dict[uuid.UUID, ConversionRecord] = {}
     moved: dict[uuid.UUID, tuple[list[uuid.UUID], list[uuid.UUID]]] = {}
     for row in result:
-        conversion = row[0]
-        conversions[conversion.lead_id] = conversion
-        moved[conversion.lead_id] = (list(row.moved_note_ids), list(row.moved_activity_ids))
-        set_converted(leads[conversion.lead_id], row)
+        conversion = ConversionRecord(*(row[name] for name in CONVERSION_RECORD))
+        lead_id = conversion.lead_id
+        conversions[lead_id] = conversion
+        moved[lead_id] = (list(row["moved_note_ids"]), list(row["moved_activity_ids"]))
+        # Read as a row, the lead is no entity of the session; one loaded before (by a
+        # rule, say) is told what the statement wrote, as if the ORM had loaded it.
+        lead = loaded.get(identity_key(Lead, lead_id))
+        if lead is not None:
+            set_converted(lead, row)
     return {lead_id: conversions[lead_id] for lead_id in deal_of_lead}, moved
 
 

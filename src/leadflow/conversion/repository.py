@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import functools
 import uuid
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import CTE, ColumnElement, func, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +22,27 @@ _CONVERSION_COLUMNS = (
     "rule_id",
     "user_id",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionRecord:
+    """A conversion row as `conversions_insert` returns it (the columns of `Conversion`,
+    same names), for a write that runs on the driver and loads no entity."""
+
+    id: uuid.UUID
+    company_id: uuid.UUID
+    direction: str
+    lead_id: uuid.UUID
+    deal_id: uuid.UUID
+    status: str
+    moved: dict[str, Any]
+    left_on_deal: dict[str, Any]
+    rule_id: uuid.UUID | None
+    user_id: uuid.UUID | None
+    created_at: datetime
+
+
+CONVERSION_RECORD = tuple(field.name for field in fields(ConversionRecord))
 
 
 @functools.lru_cache(maxsize=4)

@@ -17,7 +17,7 @@ from sqlalchemy import CTE, func, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.db import json_rows, new_id, rows_of
-from leadflow.deals.models import Deal, DealChange
+from leadflow.deals.models import Deal, DealChange, NewDeal
 from leadflow.deals.schemas import TrackedField
 
 # The deal fields the changelog follows (`updated_at` and computed fields are left out):
@@ -27,6 +27,8 @@ TRACKED_FIELDS: tuple[str, ...] = tuple(f for f in get_args(TrackedField) if f !
 
 def json_value(value: Any) -> Any:
     """A value as it appears in the deal's JSON (ids and dates as strings, money as an object)."""
+    if value is None or type(value) in _AS_THEY_ARE:
+        return value  # most values: none of the conversions below applies
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime):
@@ -40,6 +42,9 @@ def json_value(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: json_value(v) for k, v in value.items()}
     return value
+
+
+_AS_THEY_ARE = frozenset((str, int, bool, float))
 
 
 def _rows(
@@ -95,7 +100,7 @@ async def record_changes(
 CUSTOM_FIELD = "custom_fields."
 
 
-def snapshot(deal: Deal) -> dict[str, Any]:
+def snapshot(deal: Deal | NewDeal) -> dict[str, Any]:
     """The tracked fields of a loaded deal, as they appear in the deal's JSON; each custom
     field value as its own field, `custom_fields.<key>`."""
     values: dict[str, Any] = {
@@ -130,10 +135,21 @@ async def record_snapshot_changes(
     )
 
 
-def _creation(deal: Deal) -> dict[str, Any]:
-    """A creation entry's `new`: the tracked fields, and `custom_fields` as one object."""
-    values = {k: v for k, v in snapshot(deal).items() if not k.startswith(CUSTOM_FIELD)}
-    return {**values, "custom_fields": dict(deal.custom_fields or {})}
+def _creation(deal: Deal | NewDeal) -> dict[str, Any]:
+    """A creation entry's `new`: the tracked fields, and `custom_fields` as one object,
+    as they appear in the deal's JSON (`json_value`, once over the whole entry)."""
+    values: dict[str, Any] = {}
+    for field in TRACKED_FIELDS:
+        if field == "value":
+            values[field] = (
+                None
+                if deal.value_amount is None or deal.value_currency is None
+                else {"amount": deal.value_amount, "currency": deal.value_currency}
+            )
+        else:
+            values[field] = getattr(deal, field)
+    values["custom_fields"] = dict(deal.custom_fields or {})
+    return json_value(values)  # type: ignore[no-any-return]
 
 
 async def record_creations(
@@ -178,10 +194,25 @@ def changes_insert() -> CTE:
     )
 
 
-def creation_rows(deals: Sequence[Deal], user_id: uuid.UUID | None) -> str:
+def creation_rows(deals: Sequence[Deal | NewDeal], user_id: uuid.UUID | None) -> str:
     """`changes_insert`'s `change_rows` for the first entry of each new deal (of one
     company), as `record_creations` writes it."""
     if not deals:
         return "[]"
-    changes = ((deal.id, "created", None, _creation(deal)) for deal in deals)
-    return json_rows(_rows(deals[0].company_id, user_id, changes))
+    # The rows `_rows` makes of (deal id, "created", None, `_creation`), whose values
+    # are JSON already.
+    company_id = deals[0].company_id
+    return json_rows(
+        [
+            {
+                "id": new_id(),
+                "company_id": company_id,
+                "deal_id": deal.id,
+                "field": "created",
+                "old": None,
+                "new": _creation(deal),
+                "user_id": user_id,
+            }
+            for deal in deals
+        ]
+    )

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Select,
     Table,
     Uuid,
+    any_,
     bindparam,
     delete,
     func,
@@ -24,7 +25,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -39,6 +40,7 @@ from leadflow.fields import storage
 from leadflow.fields.models import FieldDefinition
 from leadflow.pagination import Keyset
 from leadflow.pipelines.models import Pipeline, Stage
+from leadflow.readpath import ReadStatement
 from leadflow.tenancy import Caller, in_company, visible_to_caller
 
 # Deal lists and board columns: newest first (ix_deal_*_created_at and ix_deal_stage_id).
@@ -239,11 +241,9 @@ class DealRepository:
             kind, params = DestinationKind.pipeline, {"pipeline_id": pipeline_id}
         else:
             kind, params = DestinationKind.default, {}
-        row = (
-            await self.session.execute(
-                destination_statement(kind), {"company_id": self.caller.company_id, **params}
-            )
-        ).one_or_none()
+        row = await destination_statement(kind).fetchrow(
+            self.session, {"company_id": self.caller.company_id, **params}
+        )
         return None if row is None else Destination(*row)
 
     async def first_stage(self, pipeline_id: uuid.UUID) -> Stage | None:
@@ -325,10 +325,11 @@ class DestinationKind(enum.Enum):
 
 
 @functools.cache
-def destination_statement(kind: DestinationKind) -> Select[Any]:
-    """Where new deals go, built once per kind with bind parameters (`company_id` and
-    `stage_id` or `pipeline_id`): the default pipeline, its first stage and the limit in
-    one statement. The stage and its pipeline are locked FOR KEY SHARE (see `stage`)."""
+def destination_statement(kind: DestinationKind) -> ReadStatement:
+    """Where new deals go, built and compiled once per kind with bind parameters
+    (`company_id` and `stage_id` or `pipeline_id`): the default pipeline, its first stage
+    and the limit in one statement. The stage and its pipeline are locked FOR KEY SHARE
+    (see `stage`). It reads no entity and runs on the driver (`ReadStatement`)."""
     company_id = bindparam("company_id", type_=Uuid)
     limit = select(Company.max_open_deals).where(Company.id == company_id).scalar_subquery()
     fields = (
@@ -343,7 +344,8 @@ def destination_statement(kind: DestinationKind) -> Select[Any]:
             FieldDefinition.company_id == company_id,
             FieldDefinition.entity == "deal",
             FieldDefinition.deleted_at.is_(None),
-            FieldDefinition.field_type.in_(("number", "monetary", "formula")),
+            # Not IN (...): an expanding parameter cannot be compiled once.
+            FieldDefinition.field_type == any_(array(("number", "monetary", "formula"))),
         )
         .scalar_subquery()
     )
@@ -366,7 +368,7 @@ def destination_statement(kind: DestinationKind) -> Select[Any]:
             .scalar_subquery()
         )
         stmt = stmt.where(Stage.pipeline_id == pipeline_id).order_by(Stage.position, Stage.id)
-    return stmt.limit(1).with_for_update(key_share=True, read=True)
+    return ReadStatement(stmt.limit(1).with_for_update(key_share=True, read=True))
 
 
 def stage_for_new_deal(company_id: uuid.UUID, stage_id: uuid.UUID) -> Select[Stage]:

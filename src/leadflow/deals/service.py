@@ -23,7 +23,7 @@ from leadflow.deals import formulas as deal_formulas
 from leadflow.deals.changes import WATCHED
 from leadflow.deals.limits import OpenDealLimit, ensure_open_deal_slot
 from leadflow.deals.line_items.service import sync_deal_value
-from leadflow.deals.models import Deal, DealStatus
+from leadflow.deals.models import Deal, DealStatus, NewDeal
 from leadflow.deals.repository import DealRepository, Destination
 from leadflow.deals.schemas import (
     DealCreate,
@@ -81,7 +81,7 @@ class DealsInTheWay(Conflict):
         super().__init__(detail, open_deals=open_deals, deals=deals)
 
 
-def is_rotten(deal: Deal, rotten_days: int | None, now: datetime) -> bool:
+def is_rotten(deal: Deal | NewDeal, rotten_days: int | None, now: datetime) -> bool:
     """Open and in its stage (since it entered it, else since created) over `rotten_days`."""
     if deal.status != DealStatus.open or rotten_days is None:
         return False
@@ -89,7 +89,9 @@ def is_rotten(deal: Deal, rotten_days: int | None, now: datetime) -> bool:
     return now - since > timedelta(days=rotten_days)
 
 
-def deal_read(deal: Deal, rotten_days: int | None, now: datetime | None = None) -> DealRead:
+def deal_read(
+    deal: Deal | NewDeal, rotten_days: int | None, now: datetime | None = None
+) -> DealRead:
     return DealRead(
         id=deal.id,
         title=deal.title,

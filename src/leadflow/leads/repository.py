@@ -345,10 +345,10 @@ def converted_update() -> CTE:
     )
 
 
-def set_converted(lead: Lead, row: Any) -> None:
+def set_converted(lead: Lead, row: Mapping[str, Any]) -> None:
     """Give a loaded lead the values `converted_update` returned for it."""
     for column in ("converted_deal_id", "converted_at", "updated_at"):
-        set_committed_value(lead, column, getattr(row, column))
+        set_committed_value(lead, column, row[column])
 
 
 # Batch writes of an import (`leadflow.imports`): new leads in one statement, updates of

@@ -47,7 +47,7 @@ from leadflow.events import (
     OrganizationMerged,
     PersonMerged,
 )
-from leadflow.readpath import ReadStatement
+from leadflow.readpath import ReadStatement, autoflushed
 from leadflow.webhooks import listening
 from leadflow.webhooks.models import SUBSCRIBED_CHANNEL, WAKE_CHANNEL
 from leadflow.webhooks.records import (
@@ -214,8 +214,9 @@ unsubscribed = Unsubscribed()
 
 
 async def _write(session: AsyncSession, company_id: uuid.UUID, batch: list[DomainEvent]) -> None:
-    # The change's own rows must be in the database before the statement reads them.
-    await session.flush()
+    # The change's own rows must be in the database before the statement reads them
+    # (a flush only when the session holds changes: most writes made theirs in SQL).
+    await autoflushed(session)
     ids: list[uuid.UUID] = []
     types: list[str] = []
     entity_ids: list[uuid.UUID] = []
