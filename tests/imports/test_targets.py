@@ -439,7 +439,9 @@ async def test_a_chunk_of_deals_with_activities_costs_the_same_statements_for_an
         with statements_of(engine) as seen:
             result = await _imported(client, app, admin, rows, mapping)
         assert result["created"] == n
-        counts.append(len(seen))
+        # Not the token's look-up: the test app, which does not LISTEN, keeps a caller
+        # one second, so a slow run looks it up once more in one of the two imports.
+        counts.append(len([sql for sql in seen if "api_token" not in sql]))
     assert counts[0] == counts[1], counts
 
 
