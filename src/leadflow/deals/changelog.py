@@ -52,19 +52,22 @@ def _rows(
     user_id: uuid.UUID | None,
     changes: Iterable[tuple[uuid.UUID, str, Any, Any]],
 ) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": new_id(),
-            "company_id": company_id,
-            "deal_id": deal_id,
-            "field": field,
-            "old": json_value(old),
-            "new": json_value(new),
-            "user_id": user_id,
-        }
-        for deal_id, field, old, new in changes
-        if json_value(old) != json_value(new)
-    ]
+    rows = []
+    for deal_id, field, old, new in changes:
+        old_json, new_json = json_value(old), json_value(new)  # each once
+        if old_json != new_json:
+            rows.append(
+                {
+                    "id": new_id(),
+                    "company_id": company_id,
+                    "deal_id": deal_id,
+                    "field": field,
+                    "old": old_json,
+                    "new": new_json,
+                    "user_id": user_id,
+                }
+            )
+    return rows
 
 
 async def record_many(
@@ -106,6 +109,13 @@ def snapshot(deal: Deal | NewDeal) -> dict[str, Any]:
     values: dict[str, Any] = {
         f"{CUSTOM_FIELD}{key}": value for key, value in (deal.custom_fields or {}).items()
     }
+    values.update(_tracked(deal))
+    return json_value(values)  # type: ignore[no-any-return]
+
+
+def _tracked(deal: Deal | NewDeal) -> dict[str, Any]:
+    """The tracked fields' values as the deal holds them (`value` as one money object)."""
+    values: dict[str, Any] = {}
     for field in TRACKED_FIELDS:
         if field == "value":
             values[field] = (
@@ -115,7 +125,7 @@ def snapshot(deal: Deal | NewDeal) -> dict[str, Any]:
             )
         else:
             values[field] = getattr(deal, field)
-    return json_value(values)  # type: ignore[no-any-return]
+    return values
 
 
 async def record_snapshot_changes(
@@ -136,20 +146,9 @@ async def record_snapshot_changes(
 
 
 def _creation(deal: Deal | NewDeal) -> dict[str, Any]:
-    """A creation entry's `new`: the tracked fields, and `custom_fields` as one object,
-    as they appear in the deal's JSON (`json_value`, once over the whole entry)."""
-    values: dict[str, Any] = {}
-    for field in TRACKED_FIELDS:
-        if field == "value":
-            values[field] = (
-                None
-                if deal.value_amount is None or deal.value_currency is None
-                else {"amount": deal.value_amount, "currency": deal.value_currency}
-            )
-        else:
-            values[field] = getattr(deal, field)
-    values["custom_fields"] = dict(deal.custom_fields or {})
-    return json_value(values)  # type: ignore[no-any-return]
+    """A creation entry's `new`: the tracked fields, and `custom_fields` as one object
+    (made JSON by `_rows`, in one pass)."""
+    return {**_tracked(deal), "custom_fields": dict(deal.custom_fields or {})}
 
 
 async def record_creations(
@@ -199,20 +198,5 @@ def creation_rows(deals: Sequence[Deal | NewDeal], user_id: uuid.UUID | None) ->
     company), as `record_creations` writes it."""
     if not deals:
         return "[]"
-    # The rows `_rows` makes of (deal id, "created", None, `_creation`), whose values
-    # are JSON already.
-    company_id = deals[0].company_id
-    return json_rows(
-        [
-            {
-                "id": new_id(),
-                "company_id": company_id,
-                "deal_id": deal.id,
-                "field": "created",
-                "old": None,
-                "new": _creation(deal),
-                "user_id": user_id,
-            }
-            for deal in deals
-        ]
-    )
+    changes = ((deal.id, "created", None, _creation(deal)) for deal in deals)
+    return json_rows(_rows(deals[0].company_id, user_id, changes))
