@@ -38,7 +38,7 @@ async def purge_deliveries(session: AsyncSession, limit: int) -> int:
     past RETENTION. Pending ones stay whatever their age: a subscription disabled for
     failing keeps them until it is enabled again."""
     result = await session.execute(_PURGE_DELIVERIES, {"retention": RETENTION, "limit": limit})
-    return len(result.all())
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def purge_events(session: AsyncSession, limit: int) -> int:
@@ -47,7 +47,7 @@ async def purge_events(session: AsyncSession, limit: int) -> int:
     visibility come from the record's last event (`outbox`), however old."""
     before = id_before(datetime.now(UTC) - RETENTION)
     result = await session.execute(_PURGE_EVENTS, {"before": before, "limit": limit})
-    return len(result.all())
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def id_before(at: datetime) -> uuid.UUID:
@@ -71,7 +71,6 @@ _PURGE_DELIVERIES = text(
         ORDER BY created_at
         LIMIT :limit
     )
-    RETURNING 1
     """
 )
 # "Later" is by id (UUIDv7, made in order by the writing process), not by `occurred_at`,
@@ -91,7 +90,6 @@ _PURGE_EVENTS = text(
         ORDER BY e.id
         LIMIT :limit
     )
-    RETURNING 1
     """
 )
 
