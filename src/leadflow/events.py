@@ -74,6 +74,10 @@ class DomainEvent:
     source: ChangeSource = ChangeSource.api
     changes: Mapping[str, Change] = field(default_factory=dict)
     at: datetime = field(default_factory=_now)
+    # The record as the API shows it (its GET answer's fields), when the write's own
+    # statement returned it in that shape (a new lead): the webhook outbox then writes it
+    # instead of reading the record again. None: the outbox reads it.
+    shown: Mapping[str, Any] | None = None
 
     @property
     def user_id(self) -> uuid.UUID | None:

@@ -361,3 +361,46 @@ async def test_a_deleted_label_sends_an_update_of_each_lead_and_deal_that_carrie
         assert event["entity_id"] == record["id"]
         assert event["previous"] == {"label_ids": both}
         assert event["data"]["label_ids"] == [both[1]]
+
+
+async def test_a_new_lead_is_sent_as_its_get_shows_it(
+    live_client: httpx.AsyncClient, receiver: Receiver, worker: DeliveryLoop
+) -> None:
+    """A new lead's event carries the record its own INSERT answered (the outbox does not
+    read it again): the same as its GET, every field set, and its owner still chooses
+    the subscriptions that filter on it (visibility: test_delivery.py)."""
+    client = live_client
+    admin = await create_company(client)
+    other = await create_user(client, admin, role="admin")
+    await subscribe(client, admin, receiver, "/all", ["lead.created"])
+    await subscribe(client, admin, receiver, "/other", ["lead.created"], owner_id=other.user_id)
+    await subscribe(client, admin, receiver, "/mine", ["lead.created"], owner_id=admin.user_id)
+    body = {
+        "title": "Pipes and More: 40 valves",
+        "owner_id": other.user_id,
+        "visible_to": "owner",
+        "prospect": {
+            "person_name": "Ana Silva",
+            "email": "ana.silva@example.com",
+            "phone": "+33 6 12 34 56 78",
+            "organization_name": "Pipes and More",
+        },
+        "value": {"amount": "1500.5", "currency": "EUR"},
+        "expected_close_date": "2026-12-15",
+        "source": "manual",
+        "utm_campaign": "winter",
+    }
+    created = await client.post(f"{API}/leads", json=body, headers=admin.headers)
+    assert created.status_code == 201, created.text
+    lead_id = created.json()["id"]
+    shown = await client.get(f"{API}/leads/{lead_id}", headers=admin.headers)
+
+    await drain(worker)
+
+    (event,) = [r.body for r in receiver.of("/all")]
+    assert event["entity_id"] == lead_id and event["previous"] is None
+    assert event["data"] == shown.json() == created.json()
+    assert event["data"]["value"] == {"amount": "1500.50", "currency": "EUR"}
+    PAYLOADS["lead"].model_validate(event)
+    assert [r.body["entity_id"] for r in receiver.of("/other")] == [lead_id]
+    assert receiver.of("/mine") == []

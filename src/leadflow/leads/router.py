@@ -102,13 +102,15 @@ async def create_lead(
     data: LeadCreate, session: Session, caller: CurrentCaller, settings: AppSettings
 ) -> Response:
     """Add a lead to the inbox."""
-    row, rules_ran = await service.create_lead(session, caller, data, settings.default_phone_region)
+    lead, rules_ran = await service.create_lead(
+        session, caller, data, settings.default_phone_region
+    )
     if rules_ran:
         # Rules may have marked the lead ready or converted it: read it as it is now
         # (the caller wrote it, so it is answered even where they could not see it).
-        params = {**viewer_params(caller), "lead_id": uuid.UUID(row["id"])}
-        row = await lead_by_id(Viewer.admin).fetchrow(session, params)
-    return json_response(lead_json(row), status.HTTP_201_CREATED)
+        params = {**viewer_params(caller), "lead_id": uuid.UUID(lead["id"])}
+        lead = lead_json(await lead_by_id(Viewer.admin).fetchrow(session, params))
+    return json_response(lead, status.HTTP_201_CREATED)
 
 
 @router.get(

@@ -46,7 +46,7 @@ from leadflow.events import (
 )
 from leadflow.fields import values
 from leadflow.leads.models import Lead, LeadLabel
-from leadflow.leads.reads import NO_READINESS, lead_columns
+from leadflow.leads.reads import NO_READINESS, lead_columns, lead_json
 from leadflow.leads.repository import (
     LeadLabelRepository,
     LeadRepository,
@@ -201,9 +201,9 @@ async def create_lead(
     as `UserRepository.ensure_exist`, `ensure_links_visible` and `ensure_labels_exist` do.
     Custom fields, when sent, are checked first (their definitions: one statement more).
 
-    Returns the new lead's row as the lead answers show it (`reads.lead_json`), and
-    whether conversion rules ran on it (they may have marked or converted it: the row
-    then no longer tells the lead as it is)."""
+    Returns the new lead as the lead answers show it (`reads.lead_json`), and whether
+    conversion rules ran on it (they may have marked or converted it: the answer then
+    no longer tells the lead as it is)."""
     custom = await values.validate(
         session, caller, DEAL_FIELDS, data.custom_fields, phone_region, lead=True
     )
@@ -244,13 +244,18 @@ async def create_lead(
             ["body", "label_ids", row["unknown_label"]], "No such lead label in your company."
         )
     rules = bool(row["rules_enabled"])
+    shown = lead_json(row)
     await publish(
         session,
         LeadCreated(
-            id=uuid.UUID(row["id"]), company_id=caller.company_id, actor=caller, rules_enabled=rules
+            id=uuid.UUID(row["id"]),
+            company_id=caller.company_id,
+            actor=caller,
+            rules_enabled=rules,
+            shown=shown,  # the webhook outbox writes it as it is: no second read
         ),
     )
-    return row, rules
+    return shown, rules
 
 
 async def update_lead(

@@ -13,8 +13,11 @@ the change commits: a rolled-back request leaves nothing to send.
 Cost: one statement per `publish` call (a batch subscriber: a bulk conversion of any
 number of leads is one call), whatever the kinds and number of its events. The records
 are read as the API shows them and written as JSON by the same statement
-(`readpath.json_record`: the read models' columns, shaped in SQL), the deleted ones'
-last states are looked up in it, and it inserts the events (not their deliveries). It
+(`readpath.json_record`: the read models' columns, shaped in SQL), unless the event
+carries its record already (`DomainEvent.shown`: a new lead, whose INSERT returned it
+in the answer's shape; reading it again cost the write most of the statement's time), the
+deleted ones' last states are looked up in it, and it inserts the events (not their
+deliveries). It
 writes nothing unless the company has a subscription (enabled or not: a disabled one
 may be replayed later), a condition PostgreSQL evaluates once before anything else, and
 it answers whether there is one: a process that LISTENs for new subscriptions then runs
@@ -223,6 +226,10 @@ async def _write(session: AsyncSession, company_id: uuid.UUID, batch: list[Domai
     deleted: list[bool] = []
     envelopes: list[str] = []
     fills: list[str | None] = []
+    # The facts of a record the event carries (`DomainEvent.shown`), None for the others.
+    owners: list[Any] = []
+    pipelines: list[Any] = []
+    visible: list[str | None] = []
     read: dict[str, list[uuid.UUID]] = {}
     for event in batch:
         # Not `event.entity`: a field event has a field of that name (the field's entity).
@@ -237,7 +244,11 @@ async def _write(session: AsyncSession, company_id: uuid.UUID, batch: list[Domai
         types.append(event.type)
         entity_ids.append(event.id)
         deleted.append(action == "deleted")
-        if action != "deleted":
+        shown = _shown(event, kind) if action != "deleted" else None
+        owners.append(shown.get("owner_id") if shown is not None else None)
+        pipelines.append(shown.get("pipeline_id") if shown is not None else None)
+        visible.append(shown["visible_to"] if shown is not None else None)
+        if action != "deleted" and shown is None:
             read.setdefault(entity, []).append(event.id)
         envelopes.append(
             dumps(
@@ -247,7 +258,7 @@ async def _write(session: AsyncSession, company_id: uuid.UUID, batch: list[Domai
                     event=event,
                     company_id=company_id,
                     entity_id=event.id,
-                    data=None,
+                    data=shown,
                     previous=previous,
                     related=_related(event),
                 )
@@ -262,6 +273,9 @@ async def _write(session: AsyncSession, company_id: uuid.UUID, batch: list[Domai
         "deleted": deleted,
         "envelopes": envelopes,
         "fills": fills,
+        "owners": owners,
+        "pipelines": pipelines,
+        "visible": visible,
     }
     for entity, entity_record_ids in read.items():
         params[f"{entity}_ids"] = list(dict.fromkeys(entity_record_ids))
@@ -271,10 +285,21 @@ async def _write(session: AsyncSession, company_id: uuid.UUID, batch: list[Domai
         unsubscribed.note(company_id, seen)
 
 
+def _shown(event: DomainEvent, kind: Kind) -> Mapping[str, Any] | None:
+    """The record the event carries, when the outbox can take it as it is: a record with
+    facts of its own (owner and visibility are fields of its answer). A note's or an
+    activity's facts are its parent's, which only a read finds."""
+    if event.shown is None or kind.facts is not Facts.own or "visible_to" not in event.shown:
+        return None
+    return event.shown
+
+
 _COMPANY_WIDE = ", ".join(f"'{k.entity}'" for k in KINDS.values() if k.facts is Facts.company)
 
-# The events, each with its record as the API shows it (`record`: none for a deletion,
-# whose `previous` and facts are those the last event about the record carried), and
+# The events, each with its record as the API shows it (`record`, or the envelope's
+# `data` when the event carried it: `e.shown`, with its facts in `owners`, `pipelines`
+# and `visible`; none for a deletion, whose `previous` and facts are those the last
+# event about the record carried), and
 # the facts subscriptions are matched against (owner, pipeline, visibility). No
 # delivery: the worker makes them (`repository.fan_out`), woken at the commit when the
 # statement wrote an event (WAKE_CHANNEL). The EXISTS is uncorrelated: PostgreSQL runs
@@ -286,13 +311,16 @@ event AS (
         (id, company_id, type, entity, entity_id, owner_id, pipeline_id, visible_to,
          payload, occurred_at)
     SELECT e.id, :viewer_company_id, e.type, split_part(e.type, '.', 1), e.entity_id,
-           CASE WHEN e.deleted THEN l.owner_id ELSE r.owner_id END,
-           CASE WHEN e.deleted THEN l.pipeline_id ELSE r.pipeline_id END,
+           CASE WHEN e.deleted THEN l.owner_id WHEN e.shown THEN e.owner_id ELSE r.owner_id END,
+           CASE WHEN e.deleted THEN l.pipeline_id WHEN e.shown THEN e.pipeline_id
+                ELSE r.pipeline_id END,
            CASE WHEN e.deleted THEN coalesce(l.visible_to, CASE
                     WHEN split_part(e.type, '.', 1) IN ({company_wide}) THEN 'company' END)
+                WHEN e.shown THEN e.visible_to
                 ELSE r.visible_to END,
-           CAST(e.envelope AS jsonb) || jsonb_build_object(
-               'data', r.data,
+           CASE WHEN e.shown THEN CAST(e.envelope AS jsonb)
+                ELSE CAST(e.envelope AS jsonb) || jsonb_build_object('data', r.data) END
+           || jsonb_build_object(
                'previous', CASE
                    WHEN e.deleted THEN l.data
                    WHEN e.fill IS NULL THEN CAST(e.envelope AS jsonb) -> 'previous'
@@ -304,9 +332,12 @@ event AS (
            now()
     FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS varchar[]),
                 CAST(:entity_ids AS uuid[]), CAST(:deleted AS boolean[]),
-                CAST(:envelopes AS text[]), CAST(:fills AS text[]))
-         AS e(id, type, entity_id, deleted, envelope, fill)
-    LEFT JOIN record r ON r.id = e.entity_id AND NOT e.deleted
+                CAST(:envelopes AS text[]), CAST(:fills AS text[]),
+                CAST(:owners AS uuid[]), CAST(:pipelines AS uuid[]),
+                CAST(:visible AS text[]))
+         AS u(id, type, entity_id, deleted, envelope, fill, owner_id, pipeline_id, visible_to)
+    CROSS JOIN LATERAL (SELECT u.*, u.visible_to IS NOT NULL AS shown) e
+    LEFT JOIN record r ON r.id = e.entity_id AND NOT e.deleted AND NOT e.shown
     LEFT JOIN LATERAL (
         SELECT last.payload -> 'data' AS data, last.owner_id, last.pipeline_id,
                last.visible_to
@@ -316,11 +347,15 @@ event AS (
         ORDER BY last.id DESC LIMIT 1
     ) l ON true
     CROSS JOIN LATERAL (
-        SELECT jsonb_build_object('amount', r.data -> 'value' -> 'amount',
-                                  'currency', r.data -> 'value' -> 'currency')
+        SELECT CASE WHEN e.shown THEN CAST(e.envelope AS jsonb) -> 'data' ELSE r.data END
+               AS data
+    ) d
+    CROSS JOIN LATERAL (
+        SELECT jsonb_build_object('amount', d.data -> 'value' -> 'amount',
+                                  'currency', d.data -> 'value' -> 'currency')
                || CAST(e.fill AS jsonb) AS value
     ) m
-    WHERE (e.deleted OR r.id IS NOT NULL)
+    WHERE (e.deleted OR e.shown OR r.id IS NOT NULL)
       AND EXISTS (SELECT 1 FROM webhook WHERE company_id = :viewer_company_id)
     RETURNING 1
 )
