@@ -134,15 +134,23 @@ def ids_param(entity: str) -> Any:
 
 
 @functools.cache
-def records(entity: str) -> Any:
-    """The records of one kind among `<entity>_ids` of the company (`viewer_company_id`):
-    `id` (uuid), `data` (the JSON of the GET answer), `owner_id`, `pipeline_id`,
-    `visible_to`."""
+def records(entity: str, one: bool = False) -> Any:
+    """The records of one kind among `<entity>_ids` of the company (`viewer_company_id`),
+    or, `one`, the record `<entity>_id`: `id` (uuid), `data` (the JSON of the GET
+    answer), `owner_id`, `pipeline_id`, `visible_to`. (A statement prepared once is
+    planned for any value of its parameters: for `= ANY(:ids)` PostgreSQL assumes ten
+    ids, for `= :id` one, which is what lets it keep one plan for a single write's
+    record instead of planning it again at each run.)"""
     kind = KINDS[entity]
     rows = kind.rows()
     model = kind.model
+    wanted = (
+        model.id == bindparam(f"{entity}_id", type_=Uuid())
+        if one
+        else model.id == any_(ids_param(entity))
+    )
     stmt = rows.select.add_columns(model.id.label("record_id")).where(
-        in_viewer_company(model), model.id == any_(ids_param(entity))
+        in_viewer_company(model), wanted
     )
     visible_to: Any
     if kind.facts is Facts.own:
