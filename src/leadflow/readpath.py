@@ -211,8 +211,14 @@ def _raw_connection(sync: Session) -> PoolProxiedConnection:
 async def autoflushed(session: AsyncSession) -> None:
     """What the ORM's autoflush does before its own statements, for a `ReadStatement` run
     inside a write: the session's pending changes flushed, so that the statement sees
-    them. A clean session (the usual case) costs no round trip."""
-    if session.new or session.dirty or session.deleted:
+    them. A clean session (the usual case) costs no round trip.
+
+    Asked of the ORM session as its own flush asks (`Session._is_clean`): anything new,
+    deleted, or modified in the identity map. `session.dirty` built a set of the
+    modified objects through the async proxy for the same answer (a conversion asks
+    three times)."""
+    sync = session.sync_session
+    if sync.new or sync.deleted or sync.identity_map.check_modified():
         await session.flush()
 
 
