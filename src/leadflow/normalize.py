@@ -111,14 +111,21 @@ _SUFFIX_RE = re.compile(
 )
 
 
+# Compiled once: `re.sub` with a pattern string looks it up in re's cache on every call
+# (a conversion or a capture with an organization normalizes its name).
+_PUNCTUATION = re.compile(r"[^\w\s]")
+_SPACES = re.compile(r"\s+")
+_SINGLE_LETTER = re.compile(r"\b(\w) (?=\w\b)")
+
+
 def normalize_organization_name(raw: str) -> str:
     """Case, accents, punctuation, spacing and trailing legal forms ignored."""
     text = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode() or raw
     text = text.casefold().replace("&", " and ")
-    text = re.sub(r"[^\w\s]", " ", text)
-    text = re.sub(r"\s+", " ", text).strip()
+    text = _PUNCTUATION.sub(" ", text)
+    text = _SPACES.sub(" ", text).strip()
     # "B.V." became "b v": glue single letters so the suffix list can match them.
-    text = re.sub(r"\b(\w) (?=\w\b)", r"\1", text)
+    text = _SINGLE_LETTER.sub(r"\1", text)
     stripped = _SUFFIX_RE.sub("", text).strip()
     return stripped or text
 

@@ -40,6 +40,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util.concurrency import greenlet_spawn
@@ -159,8 +160,9 @@ class ReadStatement:
             finally:
                 await greenlet_spawn(lent.close)
         # The write's connection, asked of the session once per transaction (and savepoint):
-        # each ask is two greenlet switches through the ORM's session and connection, and
-        # a conversion runs six statements here (its five and the webhook outbox's).
+        # each ask is a greenlet switch through the ORM's session and connection
+        # (`_raw_connection`), and a conversion runs six statements here (its five and the
+        # webhook outbox's).
         sync = session.sync_session
         transaction = sync.get_nested_transaction() or sync.get_transaction()
         held = session.info.get(_HELD)
@@ -172,8 +174,7 @@ class ReadStatement:
         ):
             raw = held[1]
         else:
-            connection = await session.connection()
-            raw = await connection.get_raw_connection()
+            raw = await greenlet_spawn(_raw_connection, sync)
             try:
                 await _begun(raw)
             except (_AdaptedError, asyncpg.PostgresError, *_CONNECTION_LOST) as error:
@@ -200,11 +201,24 @@ class ReadStatement:
             raise _database_error(raw, self.sql, arguments, error) from error
 
 
+def _raw_connection(sync: Session) -> PoolProxiedConnection:
+    """The pooled connection under the session's transaction (begun if need be): what
+    `session.connection()` and `get_raw_connection()` find in two greenlet switches and
+    an AsyncConnection proxy, found in one."""
+    return sync.connection().connection
+
+
 async def autoflushed(session: AsyncSession) -> None:
     """What the ORM's autoflush does before its own statements, for a `ReadStatement` run
     inside a write: the session's pending changes flushed, so that the statement sees
-    them. A clean session (the usual case) costs no round trip."""
-    if session.new or session.dirty or session.deleted:
+    them. A clean session (the usual case) costs no round trip.
+
+    Asked of the ORM session as its own flush asks (`Session._is_clean`): anything new,
+    deleted, or modified in the identity map. `session.dirty` built a set of the
+    modified objects through the async proxy for the same answer (a conversion asks
+    three times)."""
+    sync = session.sync_session
+    if sync.new or sync.deleted or sync.identity_map.check_modified():
         await session.flush()
 
 

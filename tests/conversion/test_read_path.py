@@ -3,9 +3,14 @@ answers (lead to deal, in bulk, deal back to lead)."""
 
 from __future__ import annotations
 
-import httpx
+import json
 
-from tests.factories import API, create_company, create_lead, create_user
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from leadflow.conversion.schemas import LeadConverted
+from tests.factories import API, create_company, create_lead, create_lead_label, create_user
 
 
 async def test_conversions_read_the_same_from_their_write_by_id_and_in_pages(
@@ -66,3 +71,39 @@ async def test_conversions_read_the_same_from_their_write_by_id_and_in_pages(
     assert walked == everything
     bad = await client.get(f"{API}/conversions?cursor=nope", headers=admin.headers)
     assert bad.status_code == 422
+
+
+async def test_a_conversion_answers_as_its_models_write_it(
+    client: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    """The answer of a conversion is written straight to JSON: byte for byte what
+    `LeadConverted` writes (datetimes, amounts, dates, ids, captured values), also when a
+    captured value is an integer orjson cannot write (the models then write it)."""
+    admin = await create_company(client)
+    owner = await create_user(client, admin)
+    label = await create_lead_label(client, admin)
+    captured = {
+        "message": "Olá \u00e9\n\u2028\u007f\u001f",
+        "fields": {"n": 1.5e-07, "big": 1e16, "list": [1, None, True, "x"], "k": 0.1},
+    }
+    for big in (None, 2**70):
+        lead = await create_lead(
+            client,
+            admin,
+            owner_id=owner.user_id,
+            label_ids=[label["id"]],
+            value={"amount": "1500.5", "currency": "EUR"},
+            expected_close_date="2026-12-15",
+            prospect={"person_name": "Ana", "organization_name": f"Acme {big}"},
+        )
+        fields = {**captured, "count": big} if big else captured
+        await connection.execute(
+            text("UPDATE lead SET fields = CAST(:fields AS jsonb) WHERE id = :id"),
+            {"fields": json.dumps(fields), "id": lead["id"]},
+        )
+        answer = await client.post(f"{API}/leads/{lead['id']}/convert", headers=admin.headers)
+        assert answer.status_code == 201, answer.text
+        assert answer.headers["content-type"] == "application/json"
+        assert answer.json()["deal"]["fields"] == fields
+        models = LeadConverted.model_validate_json(answer.content)
+        assert answer.content == models.model_dump_json(by_alias=True).encode()

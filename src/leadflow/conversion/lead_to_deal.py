@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -217,7 +217,8 @@ async def convert_leads(
         await ensure_open_deal_slot_under(
             session, caller.company_id, destination.max_open_deals, adding=len(new_deals)
         )
-    deals, contacts = await _insert_contacts_and_deals(session, caller, prepared, new_deals)
+    source = ChangeSource.rule if rule_id is not None else ChangeSource.api
+    deals, contacts = await _insert_contacts_and_deals(session, caller, prepared, new_deals, source)
     deal_of_lead = {
         p.lead.id: (p.into_deal.id if p.into_deal is not None else deals[p.lead.id].id)
         for p in prepared
@@ -232,7 +233,7 @@ async def convert_leads(
                 caller,
                 p.lead,
                 p.into_deal,
-                ChangeSource.rule if rule_id is not None else ChangeSource.api,
+                source,
             )
     converted = [
         Converted(
@@ -279,15 +280,15 @@ async def _publish(
     rule_id: uuid.UUID | None,
     contacts: Sequence[DomainEvent] = (),
 ) -> None:
-    """The contacts' creations (`contacts`), `DealCreated` for each new deal, then
-    `LeadConverted` for each lead, then each moved note and activity changed: its
-    parent went from the lead to the deal."""
+    """The contacts' creations (`contacts`, made with the conversion's source),
+    `DealCreated` for each new deal, then `LeadConverted` for each lead, then each moved
+    note and activity changed: its parent went from the lead to the deal."""
     source = ChangeSource.rule if rule_id is not None else ChangeSource.api
     company_id = caller.company_id
     created = {p.lead.id for p in new_deals}
     await publish(
         session,
-        *(replace(event, source=source) for event in contacts),
+        *contacts,
         *(
             DealCreated(id=c.deal.id, company_id=company_id, actor=caller, source=source)
             for c in converted
@@ -361,9 +362,10 @@ async def _insert_contacts_and_deals(
     caller: Caller,
     prepared: Sequence[Prepared],
     new_deals: Sequence[Prepared],
+    source: ChangeSource,
 ) -> tuple[dict[uuid.UUID, NewDeal], list[DomainEvent]]:
     """The planned contacts and the new deals in one statement: the deals by lead id,
-    and the contacts' creations to publish."""
+    and the contacts' creations to publish (by `source`)."""
     org_rows, person_rows = planned_contact_rows(
         caller, [p.lead for p in prepared], _plans(prepared)
     )
@@ -371,11 +373,13 @@ async def _insert_contacts_and_deals(
         return {}, []
     contacts: list[DomainEvent] = [
         *(
-            OrganizationCreated(id=r["id"], company_id=caller.company_id, actor=caller)
+            OrganizationCreated(
+                id=r["id"], company_id=caller.company_id, actor=caller, source=source
+            )
             for r in org_rows
         ),
         *(
-            PersonCreated(id=r["id"], company_id=caller.company_id, actor=caller)
+            PersonCreated(id=r["id"], company_id=caller.company_id, actor=caller, source=source)
             for r in person_rows
         ),
     ]

@@ -13,6 +13,7 @@ from sqlalchemy import DateTime, Integer, Select, Uuid, bindparam, exists, or_, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.conversion.models import Conversion
+from leadflow.conversion.repository import ConversionRecord
 from leadflow.deals.models import Deal
 from leadflow.leads.models import Lead
 from leadflow.pagination import Keyset, PageRequest, decode_cursor
@@ -68,6 +69,25 @@ def conversion_json(row: Any) -> dict[str, Any]:
         "user_id": row["user_id"],
         "created_at": row["created_at"],
     }
+
+
+def record_json(record: ConversionRecord) -> dict[str, Any]:
+    """A conversion just written (its ids the driver's UUIDs) as `conversion_json`
+    spells it: `ConversionRead.of(record)` without the model."""
+    return conversion_json(
+        {
+            "id": str(record.id),
+            "direction": record.direction,
+            "lead_id": str(record.lead_id),
+            "deal_id": str(record.deal_id),
+            "status": record.status,
+            "moved": record.moved,
+            "left_on_deal": record.left_on_deal,
+            "rule_id": None if record.rule_id is None else str(record.rule_id),
+            "user_id": None if record.user_id is None else str(record.user_id),
+            "created_at": record.created_at,
+        }
+    )
 
 
 @functools.cache
