@@ -74,10 +74,12 @@ class DomainEvent:
     source: ChangeSource = ChangeSource.api
     changes: Mapping[str, Change] = field(default_factory=dict)
     at: datetime = field(default_factory=_now)
-    # The record as the API shows it (its GET answer's fields), when the write's own
-    # statement returned it in that shape (a new lead): the webhook outbox then writes it
-    # instead of reading the record again. None: the outbox reads it.
-    shown: Mapping[str, Any] | None = None
+    # The record as the API shows it (its GET answer's fields), or what makes it, when
+    # the write's own statement returned its columns (a new lead, a conversion's new
+    # deal): the webhook outbox then writes it instead of reading the record again (a
+    # callable is called only by an outbox that writes the event). None: the outbox
+    # reads it.
+    shown: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None
 
     @property
     def user_id(self) -> uuid.UUID | None:

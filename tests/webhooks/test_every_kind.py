@@ -363,16 +363,18 @@ async def test_a_deleted_label_sends_an_update_of_each_lead_and_deal_that_carrie
         assert event["data"]["label_ids"] == [both[1]]
 
 
-async def test_a_new_lead_is_sent_as_its_get_shows_it(
+async def test_a_new_lead_and_its_deal_are_sent_as_their_gets_show_them(
     live_client: httpx.AsyncClient, receiver: Receiver, worker: DeliveryLoop
 ) -> None:
-    """A new lead's event carries the record its own INSERT answered (the outbox does not
-    read it again): the same as its GET, every field set, and its owner still chooses
-    the subscriptions that filter on it (visibility: test_delivery.py)."""
+    """A new lead's event, and the event of the deal its conversion makes, carry the
+    record their own INSERT answered (the outbox does not read them again): the same as
+    their GET, every field set, and the owner still chooses the subscriptions that
+    filter on it (visibility: test_delivery.py)."""
     client = live_client
     admin = await create_company(client)
     other = await create_user(client, admin, role="admin")
     await subscribe(client, admin, receiver, "/all", ["lead.created"])
+    await subscribe(client, admin, receiver, "/deals", ["deal.created"], owner_id=other.user_id)
     await subscribe(client, admin, receiver, "/other", ["lead.created"], owner_id=other.user_id)
     await subscribe(client, admin, receiver, "/mine", ["lead.created"], owner_id=admin.user_id)
     body = {
@@ -394,6 +396,10 @@ async def test_a_new_lead_is_sent_as_its_get_shows_it(
     assert created.status_code == 201, created.text
     lead_id = created.json()["id"]
     shown = await client.get(f"{API}/leads/{lead_id}", headers=admin.headers)
+    converted = await client.post(f"{API}/leads/{lead_id}/convert", headers=admin.headers)
+    assert converted.status_code == 201, converted.text
+    deal_id = converted.json()["deal"]["id"]
+    deal = await client.get(f"{API}/deals/{deal_id}", headers=admin.headers)
 
     await drain(worker)
 
@@ -404,3 +410,9 @@ async def test_a_new_lead_is_sent_as_its_get_shows_it(
     PAYLOADS["lead"].model_validate(event)
     assert [r.body["entity_id"] for r in receiver.of("/other")] == [lead_id]
     assert receiver.of("/mine") == []
+    (made,) = [r.body for r in receiver.of("/deals")]
+    assert made["entity_id"] == deal_id and made["previous"] is None
+    assert made["data"] == deal.json() == converted.json()["deal"]
+    assert made["data"]["value"] == {"amount": "1500.50", "currency": "EUR"}
+    assert made["data"]["utm_campaign"] == "winter" and made["data"]["source_lead_id"] == lead_id
+    PAYLOADS["deal"].model_validate(made)

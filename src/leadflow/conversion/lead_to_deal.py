@@ -56,7 +56,7 @@ from leadflow.deals.changes import publish_changed, snapshot
 from leadflow.deals.limits import ensure_open_deal_slot_under
 from leadflow.deals.models import NEW_DEAL_COLUMNS, Deal, DealStatus, NewDeal
 from leadflow.deals.repository import DealRepository, Destination, deal_rows, deals_insert
-from leadflow.deals.service import destination_of_new_deals
+from leadflow.deals.service import deal_answer, destination_of_new_deals
 from leadflow.errors import DomainError, NotFound, UnknownReference
 from leadflow.events import (
     ActivityChanged,
@@ -290,7 +290,14 @@ async def _publish(
         session,
         *contacts,
         *(
-            DealCreated(id=c.deal.id, company_id=company_id, actor=caller, source=source)
+            DealCreated(
+                id=c.deal.id,
+                company_id=company_id,
+                actor=caller,
+                source=source,
+                # The new deal as its GET shows it, from the row its INSERT returned.
+                shown=functools.partial(deal_answer, c.deal, c.rotten_days),
+            )
             for c in converted
             if c.conversion.lead_id in created
         ),

@@ -245,25 +245,28 @@ async def _write(session: AsyncSession, company_id: uuid.UUID, batch: list[Domai
         entity_ids.append(event.id)
         deleted.append(action == "deleted")
         shown = _shown(event, kind) if action != "deleted" else None
+        envelope = payload(
+            event_id=event_id,
+            type_=event.type,
+            event=event,
+            company_id=company_id,
+            entity_id=event.id,
+            data=shown,
+            previous=previous,
+            related=_related(event),
+        )
+        try:
+            envelopes.append(dumps(envelope))
+        except orjson.JSONEncodeError:
+            # A value JSON text holds but orjson does not write (an integer beyond 64
+            # bits among captured `fields`): the statement reads the record instead.
+            shown = envelope["data"] = None
+            envelopes.append(dumps(envelope))
         owners.append(shown.get("owner_id") if shown is not None else None)
         pipelines.append(shown.get("pipeline_id") if shown is not None else None)
         visible.append(shown["visible_to"] if shown is not None else None)
         if action != "deleted" and shown is None:
             read.setdefault(entity, []).append(event.id)
-        envelopes.append(
-            dumps(
-                payload(
-                    event_id=event_id,
-                    type_=event.type,
-                    event=event,
-                    company_id=company_id,
-                    entity_id=event.id,
-                    data=shown,
-                    previous=previous,
-                    related=_related(event),
-                )
-            )
-        )
         fills.append(dumps(fill) if fill is not None else None)
     params: dict[str, Any] = {
         "viewer_company_id": company_id,
@@ -288,7 +291,16 @@ async def _write(session: AsyncSession, company_id: uuid.UUID, batch: list[Domai
     if read or any(deleted) or any(fill is not None for fill in fills):
         statement = _statement(tuple(sorted(read)), frozenset(single), any(deleted))
     else:
+        # Every event carries its record: one JSON text of them all (the driver encodes
+        # an array parameter element by element, with abstract-class checks on each).
         statement = _CARRIED
+        # The envelopes are JSON already: taken as they are (`Fragment`), not written again.
+        params["events"] = dumps(
+            [
+                {"envelope": orjson.Fragment(e), "owner_id": o, "pipeline_id": p, "visible_to": v}
+                for e, o, p, v in zip(envelopes, owners, pipelines, visible, strict=True)
+            ]
+        )
     row = await statement.fetchrow(session, params)
     if not row["subscribed"]:
         unsubscribed.note(company_id, seen)
@@ -298,9 +310,10 @@ def _shown(event: DomainEvent, kind: Kind) -> Mapping[str, Any] | None:
     """The record the event carries, when the outbox can take it as it is: a record with
     facts of its own (owner and visibility are fields of its answer). A note's or an
     activity's facts are its parent's, which only a read finds."""
-    if event.shown is None or kind.facts is not Facts.own or "visible_to" not in event.shown:
+    if event.shown is None or kind.facts is not Facts.own:
         return None
-    return event.shown
+    shown = event.shown() if callable(event.shown) else event.shown
+    return shown if "visible_to" in shown else None
 
 
 _COMPANY_WIDE = ", ".join(f"'{k.entity}'" for k in KINDS.values() if k.facts is Facts.company)
@@ -378,13 +391,11 @@ WITH event AS (
     INSERT INTO webhook_event
         (id, company_id, type, entity, entity_id, owner_id, pipeline_id, visible_to,
          payload, occurred_at)
-    SELECT e.id, :viewer_company_id, e.type, split_part(e.type, '.', 1), e.entity_id,
-           e.owner_id, e.pipeline_id, e.visible_to, CAST(e.envelope AS jsonb), now()
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS varchar[]),
-                CAST(:entity_ids AS uuid[]), CAST(:envelopes AS text[]),
-                CAST(:owners AS uuid[]), CAST(:pipelines AS uuid[]),
-                CAST(:visible AS text[]))
-         AS e(id, type, entity_id, envelope, owner_id, pipeline_id, visible_to)
+    SELECT CAST(e.envelope ->> 'id' AS uuid), :viewer_company_id, e.envelope ->> 'type',
+           e.envelope ->> 'entity', CAST(e.envelope ->> 'entity_id' AS uuid),
+           e.owner_id, e.pipeline_id, e.visible_to, e.envelope, now()
+    FROM jsonb_to_recordset(CAST(:events AS jsonb))
+         AS e(envelope jsonb, owner_id uuid, pipeline_id uuid, visible_to text)
     WHERE EXISTS (SELECT 1 FROM webhook WHERE company_id = :viewer_company_id)
     RETURNING 1
 )
