@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CTE, Select, Uuid, bindparam, delete, func, select, update
+from sqlalchemy import CTE, Uuid, bindparam, delete, func, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,9 +16,10 @@ from leadflow.auth.models import User
 from leadflow.capture.models import CaptureDelivery, Form
 from leadflow.db import move_references, new_id
 from leadflow.deals.repository import stage_for_new_deal
+from leadflow.leads.models import Lead
 from leadflow.leads.repository import insert_when, rules_enabled
 from leadflow.pipelines.models import Stage
-from leadflow.readpath import ReadStatement
+from leadflow.readpath import ReadStatement, autoflushed
 from leadflow.tenancy import Caller, Role, in_company
 
 
@@ -158,21 +161,19 @@ class CaptureRepository:
         nothing; the delivery names the lead's id up front, and its foreign key is
         checked at the end of the statement, when the lead exists.
         """
-        params = {f"lead_{name}": value for name, value in lead.items()}
-        row = (
-            await self.session.execute(
-                _claim_with_lead_statement(tuple(lead)),
-                {
-                    **params,
-                    "delivery_id": new_id(),
-                    "company_id": form.company_id,
-                    "form_id": form.id,
-                    "webhook_id": webhook_id,
-                    "lead_id": lead["id"],
-                },
-            )
-        ).one_or_none()
-        return None if row is None else (row.id, row.rules_enabled)
+        await autoflushed(self.session)
+        row = await _claim_with_lead_statement(tuple(lead)).fetchrow(
+            self.session,
+            {
+                **{f"lead_{name}": _driver_value(name, value) for name, value in lead.items()},
+                "delivery_id": new_id(),
+                "company_id": form.company_id,
+                "form_id": form.id,
+                "webhook_id": webhook_id,
+                "lead_id": lead["id"],
+            },
+        )
+        return None if row is None else (lead["id"], bool(row["rules_enabled"]))
 
     async def stage(self, company_id: uuid.UUID, stage_id: uuid.UUID) -> Stage | None:
         """The form's stage, locked as for any new deal: a pipeline or stage delete running
@@ -200,13 +201,26 @@ def _claim_statement() -> CTE:
 
 
 @functools.lru_cache(maxsize=64)
-def _claim_with_lead_statement(names: tuple[str, ...]) -> Select[tuple[uuid.UUID, bool]]:
-    """`claim_delivery_with_lead`'s statement for a lead of these columns, built once per
-    set of columns (a form gives the same set every time) with bind parameters. The lead
-    INSERT is the leads' writer's (`insert_when`), guarded by the claim."""
+def _claim_with_lead_statement(names: tuple[str, ...]) -> ReadStatement:
+    """`claim_delivery_with_lead`'s statement for a lead of these columns, built and
+    compiled once per set of columns (a form gives the same set every time) with bind
+    parameters, and run on the request's connection past the ORM: through
+    `session.execute` each capture paid the ORM's per-statement work (cache key, compile
+    lookup, ORM result) for a row of two values. The lead INSERT is the leads' writer's
+    (`insert_when`), guarded by the claim."""
     created = insert_when(_claim_statement(), names)
     company_id = bindparam("company_id", type_=Uuid)
-    return select(created.c.id, rules_enabled(company_id).label("rules_enabled"))
+    return ReadStatement(select(created.c.id, rules_enabled(company_id).label("rules_enabled")))
+
+
+# JSONB columns of a lead, which the driver takes as JSON text past SQLAlchemy's binds:
+# written by json.dumps, as SQLAlchemy's own JSON bind would write them (the answers of
+# `fields` are any JSON numbers, which json.dumps writes at any size).
+_LEAD_JSON = frozenset(c.key for c in Lead.__table__.c if isinstance(c.type, JSONB))
+
+
+def _driver_value(name: str, value: Any) -> Any:
+    return json.dumps(value) if name in _LEAD_JSON and value is not None else value
 
 
 # Deliveries are kept to answer a retried submission (same webhook-id) with what it
