@@ -75,6 +75,8 @@ def _app() -> FastAPI:
         tags: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies defaults
         session: Annotated[str | None, Cookie()] = None,
         x_trace: Annotated[str | None, Header()] = None,
+        x_tags: Annotated[list[str], Header()] = [],  # noqa: B006 - a header read as a list
+        x_count: Annotated[int | None, Header()] = None,
     ) -> dict[str, Any]:
         return {
             "item_id": item_id,
@@ -84,6 +86,8 @@ def _app() -> FastAPI:
             "tags": tags,
             "session": session,
             "trace": x_trace,
+            "header_tags": x_tags,
+            "count": x_count,
         }
 
     @app.post("/items", dependencies=[Depends(sets_headers)])
@@ -124,6 +128,12 @@ REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/items", {"headers": {"authorization": "Bearer good"}, "content": b"{nope"}),
     ("GET", "/resource", {}),
     ("GET", "/settings?limit=3", {}),
+    (
+        "GET",
+        "/items/3",
+        {"headers": [("authorization", "Bearer good"), ("x-tags", "p"), ("x-tags", "q")]},
+    ),
+    ("GET", "/items/3", {"headers": {"authorization": "Bearer good", "x-count": "many"}}),
 ]
 
 
@@ -168,6 +178,11 @@ async def test_planned_solving_answers_as_fastapis_own(monkeypatch: pytest.Monke
     assert reference[2][0] == 422 and len(reference[2][1]["detail"]) == 2
     assert reference[4][:3] == (203, reference[4][1], "yes") and reference[4][3][-1] == "after a"
     assert reference[7][3] == ["opened", "closed"]
+    assert reference[9][1]["header_tags"] == ["p", "q"]  # a repeated header, as a list
+    assert reference[10][0] == 422 and reference[10][1]["detail"][0]["loc"] == [
+        "header",
+        "x-count",
+    ]
 
 
 async def test_overrides_are_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
