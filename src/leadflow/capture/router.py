@@ -187,7 +187,6 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
 async def deliver(
     form_id: uuid.UUID,
     request: Request,
-    response: Response,
     session: Session,
     settings: AppSettings,
     keyring: Keys,
@@ -205,7 +204,7 @@ async def deliver(
             "keyed with the base64-decoded part of the secret after `whsec_`."
         ),
     ] = None,
-) -> CaptureAccepted:
+) -> Response:
     """Capture a lead (or a deal) from a form tool: no bearer token, a signed body."""
     await limiter.hit_client("capture", client_address(request))
     raw = await request.body()
@@ -229,10 +228,16 @@ async def deliver(
         ) from exc
     prospect = service.prospect_from_capture(body, form.field_map, settings.default_phone_region)
     captured = await service.deliver(session, form, owner_id, webhook_id, prospect, "webhook")
-    if not captured.created:
-        response.status_code = status.HTTP_200_OK
-    return CaptureAccepted(
-        lead_id=captured.lead_id,
-        deal_id=captured.deal_id,
-        instead_of_deal="open-deal-limit" if captured.instead_of_deal else None,
+    # `CaptureAccepted` as its JSON, written directly: the service built each value, and
+    # FastAPI's validation and serialization of the model through `response_model` (which
+    # still documents the answer) was work a capture did for nothing.
+    return json_response(
+        {
+            # As text: ids read back through the ORM may be the driver's UUID subclass,
+            # which orjson does not write.
+            "lead_id": None if captured.lead_id is None else str(captured.lead_id),
+            "deal_id": None if captured.deal_id is None else str(captured.deal_id),
+            "instead_of_deal": "open-deal-limit" if captured.instead_of_deal else None,
+        },
+        status.HTTP_201_CREATED if captured.created else status.HTTP_200_OK,
     )

@@ -61,6 +61,8 @@ _AMOUNT = r"\d+(?:\.\d{1,2})?"
 _MONEY_TEXT = re.compile(
     rf"^\s*(?:(?P<c1>[A-Za-z]{{3}})\s*(?P<a1>{_AMOUNT})|(?P<a2>{_AMOUNT})\s*(?P<c2>[A-Za-z]{{3}}))\s*$"
 )
+# The field map's entries that fill an attribute (`custom_fields` fills custom fields).
+_MAPPED_ATTRIBUTES = frozenset(FieldMap.model_fields) - {"custom_fields"}
 _MAX_LENGTHS = {
     "title": 300,
     "person_name": 300,
@@ -231,9 +233,8 @@ def prospect_from_capture(
         phone_region=phone_region,
         attribution=_attribution(body),
     )
-    known = FieldMap.model_fields.keys() - {"custom_fields"}  # those fill custom fields
     for attribute, source in field_map.items():
-        if attribute not in known or getattr(prospect, attribute) is not None:
+        if attribute not in _MAPPED_ATTRIBUTES or getattr(prospect, attribute) is not None:
             continue
         raw = body.fields.get(source)
         if raw is None or (isinstance(raw, str) and not raw.strip()):
