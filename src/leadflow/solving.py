@@ -167,6 +167,23 @@ def _make_plan(dependant: Dependant) -> _Plan | None:
     )
 
 
+def _read_planned(params: tuple[_Param, ...], received: Any, errors: list[Any]) -> dict[str, Any]:
+    """`request_params_to_args` for planned path or header parameters (a header of a
+    sequence type read with `getlist`, as `_get_multidict_value` reads it); their errors
+    go to `errors`."""
+    found: dict[str, Any] = {}
+    for param in params:
+        value = received.getlist(param.alias) if param.multi else received.get(param.alias)
+        if value is None or (param.sequence and len(value) == 0):
+            value = _UNDEFINED
+        valid, wrong = _validate(field=param.field, value=value, values=found, loc=param.loc)
+        if wrong:
+            errors.extend(wrong)
+        else:
+            found[param.field.name] = valid
+    return found
+
+
 @dataclass(slots=True)
 class _Solved:
     """What FastAPI's handler reads of a solved tree (its SolvedDependency's fields)."""
@@ -211,19 +228,8 @@ async def _solve_planned(
     # Each list read only when the tree has parameters of its kind: reading
     # `request.query_params` or `request.cookies` parses them.
     if plan.path:
-        # `request_params_to_args` for path parameters (a dict: no multi-values), as planned.
-        found: dict[str, Any] = {}
-        received = request.path_params
-        for param in plan.path:
-            value = received.get(param.alias)
-            if value is None or (param.sequence and len(value) == 0):
-                value = _UNDEFINED
-            valid, wrong = _validate(field=param.field, value=value, values=found, loc=param.loc)
-            if wrong:
-                errors.extend(wrong)
-            else:
-                found[param.field.name] = valid
-        values.update(found)
+        # A dict: no path parameter is planned `multi`.
+        values.update(_read_planned(plan.path, request.path_params, errors))
     elif dependant.path_params:
         found, wrong = request_params_to_args(dependant.path_params, request.path_params)
         values.update(found)
@@ -233,23 +239,7 @@ async def _solve_planned(
         values.update(found)
         errors += wrong
     if plan.headers:
-        # `request_params_to_args` for headers, as planned (`_get_multidict_value`'s read).
-        found = {}
-        received_headers = request.headers
-        for param in plan.headers:
-            value = (
-                received_headers.getlist(param.alias)
-                if param.multi
-                else received_headers.get(param.alias)
-            )
-            if value is None or (param.sequence and len(value) == 0):
-                value = _UNDEFINED
-            valid, wrong = _validate(field=param.field, value=value, values=found, loc=param.loc)
-            if wrong:
-                errors.extend(wrong)
-            else:
-                found[param.field.name] = valid
-        values.update(found)
+        values.update(_read_planned(plan.headers, request.headers, errors))
     elif dependant.header_params:
         found, wrong = request_params_to_args(dependant.header_params, request.headers)
         values.update(found)
