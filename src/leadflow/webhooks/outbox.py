@@ -14,12 +14,12 @@ Cost: one statement per `publish` call (a batch subscriber: a bulk conversion of
 number of leads is one call), whatever the kinds and number of its events. The records
 are read as the API shows them and written as JSON by the same statement
 (`readpath.json_record`: the read models' columns, shaped in SQL), unless the event
-carries its record already (`DomainEvent.shown`: a new lead, whose INSERT returned it
-in the answer's shape; reading it again cost the write most of the statement's time), the
-deleted ones' last states are looked up in it, and it inserts the events (not their
-deliveries). It
-writes nothing unless the company has a subscription (enabled or not: a disabled one
-may be replayed later), a condition PostgreSQL evaluates once before anything else, and
+carries its record already (`DomainEvent.shown`: a new lead, a conversion's new deal,
+whose INSERT returned it; reading it again cost the write most of the statement's
+time), the deleted ones' last states are looked up in it, and it inserts the events
+(not their deliveries). It writes nothing unless the company has a subscription
+(enabled or not: a disabled one may be replayed later), a condition PostgreSQL
+evaluates once before anything else, and
 it answers whether there is one: a process that LISTENs for new subscriptions then runs
 no statement at all for that company's writes (`Unsubscribed`), and any replica's new
 subscription is known to every process at its commit (a NOTIFY).
